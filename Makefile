@@ -1,0 +1,45 @@
+# upnext — see README.md. `make run` and `make test` are all a newcomer needs.
+.PHONY: run test install build train eval bench loadtest clean check-cycles
+
+NODE ?= node
+TSC  := node_modules/.bin/tsc
+
+## install: Debian packages, npm packages and the faiss-node build (only what is missing)
+install:
+	@scripts/install.sh
+
+## build: compile TypeScript to dist/
+build: install
+	@$(TSC) -p tsconfig.json
+
+## run: build, prepare the default world and models (cached), start a local cluster, show it serving
+run: build
+	@$(NODE) dist/cluster/local/main.js $(ARGS)
+
+## test: unit + integration tests against real nats-server, faiss, ONNX Runtime and gRPC
+test: build check-cycles
+	@scripts/run-tests.sh
+
+## check-cycles: fail on import cycles (keeps the layering honest)
+check-cycles: build
+	@dirs=$$(for d in core actors cluster shardmap offline loadtest; do [ -d dist/$$d ] && echo dist/$$d; done); \
+	node_modules/.bin/madge --circular --extensions js $$dirs >/dev/null 2>&1 || { node_modules/.bin/madge --circular --extensions js $$dirs; exit 1; }
+
+## train: default world + KuaiRand -> models/ and reports/eval.json
+train: build
+	@$(NODE) dist/offline/cli.js train $(ARGS)
+
+## eval: offline evaluation of the current models -> reports/eval.json
+eval: build
+	@$(NODE) dist/offline/cli.js eval $(ARGS)
+
+## bench: component benchmarks and the end-to-end ceiling ratio -> reports/bench.json
+bench: build
+	@$(NODE) dist/loadtest/bench.js $(ARGS)
+
+## loadtest: a named scenario (SCENARIO=ramp) against a local cluster -> reports/loadtest/
+loadtest: build
+	@$(NODE) dist/loadtest/cli.js $(or $(SCENARIO),ramp) $(ARGS)
+
+clean:
+	rm -rf dist run

@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "faiss-node",
+      "sources": ["src/faiss.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-include", "<(module_root_dir)/upnext_compat.h"],
+      "libraries": ["-lfaiss", "-lblas", "-llapack", "-lgomp"]
+    }
+  ]
+}
