@@ -1,0 +1,36 @@
+/**
+ * NATS addressing. One subject per virtual shard / partition; replicas of one shard subscribe with
+ * the same queue group so NATS balances across them and fails over when one dies. The cluster name
+ * scopes everything, so two clusters (e.g. two integration tests) never collide on one server.
+ */
+
+/** NATS subject tokens may not contain '.', '*', '>' or whitespace. */
+export function validateClusterName(name: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+    throw new TypeError(`cluster name must match [A-Za-z0-9_-]{1,64}, got "${name}"`);
+  }
+  return name;
+}
+
+export const Subjects = {
+  /** ShardSearchRequest → ShardSearchReply. */
+  itemSearch: (cluster: string, shard: number) => `upnext.${cluster}.item.${shard}.search`,
+  /** ItemAdminRequest → ItemAdminReply (add/remove items: cold start). */
+  itemAdmin: (cluster: string, shard: number) => `upnext.${cluster}.item.${shard}.admin`,
+  /** UserStateRequest → UserStateReply. */
+  userGet: (cluster: string, partition: number) => `upnext.${cluster}.user.${partition}.get`,
+  /** Event stream subject of one user partition (JetStream). */
+  events: (cluster: string, partition: number) => `upnext.${cluster}.events.${partition}`,
+  /** Wildcard covering every partition's events (the stream's subject filter). */
+  allEvents: (cluster: string) => `upnext.${cluster}.events.>`,
+  /** Popular/trending lists (PopularRequest → CandidateBatch reply). */
+  popular: (cluster: string) => `upnext.${cluster}.popular.get`,
+  /** Queue group shared by the replicas of one virtual shard or partition. */
+  queueGroup: (cluster: string, kind: 'item' | 'user' | 'popular', index: number) => `${cluster}-${kind}-${index}`,
+} as const;
+
+/** JetStream stream holding the interaction events of one cluster. */
+export const eventStreamName = (cluster: string) => `UPNEXT_${cluster.replace(/-/g, '_').toUpperCase()}_EVENTS`;
+/** KV bucket holding the shard map (key "map") and the current model version (key "model"). */
+export const clusterKvBucket = (cluster: string) => `upnext_${cluster.replace(/-/g, '_')}_cluster`;
+export const KV_KEYS = { shardMap: 'map', model: 'model' } as const;

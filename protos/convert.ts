@@ -1,0 +1,115 @@
+/**
+ * Conversions between wire messages (protos/codec.ts) and the domain types of core/. Kept beside
+ * the codecs so every actor converts the same way.
+ */
+import type { InteractionEvent, RequestContext } from '../core/events.js';
+import { UNKNOWN_CONTEXT } from '../core/events.js';
+import type { ItemFeatures } from '../core/features/item.js';
+import type { UserView } from '../core/features/towers.js';
+import type { StatusObject } from '../core/status.js';
+import type { CandidateBatchMsg, ContextMsg, InteractionEventMsg, StatusMsg, UserStateReplyMsg } from './codec.js';
+
+export function emptyCandidateBatch(): CandidateBatchMsg {
+  return {
+    videoIds: [],
+    scores: [],
+    creatorIds: [],
+    categories: [],
+    durationS: [],
+    uploadTsMs: [],
+    impressions: [],
+    clicks: [],
+    watches: [],
+    watchRatioSums: [],
+  };
+}
+
+/** Appends one candidate (features + retrieval score) to a columnar batch. */
+export function pushCandidate(batch: CandidateBatchMsg, item: ItemFeatures, score: number): void {
+  batch.videoIds.push(item.videoId);
+  batch.scores.push(score);
+  batch.creatorIds.push(item.creatorId);
+  batch.categories.push(item.category);
+  batch.durationS.push(item.durationS);
+  batch.uploadTsMs.push(item.uploadTsMs);
+  batch.impressions.push(item.impressions);
+  batch.clicks.push(item.clicks);
+  batch.watches.push(item.watches);
+  batch.watchRatioSums.push(item.watchRatioSum);
+}
+
+/** Candidate `i` of a columnar batch as ItemFeatures. */
+export function candidateAt(batch: CandidateBatchMsg, i: number): ItemFeatures {
+  return {
+    videoId: batch.videoIds[i] ?? 0,
+    creatorId: batch.creatorIds[i] ?? 0,
+    category: batch.categories[i] ?? 0,
+    durationS: batch.durationS[i] ?? 0,
+    uploadTsMs: batch.uploadTsMs[i] ?? 0,
+    impressions: batch.impressions[i] ?? 0,
+    clicks: batch.clicks[i] ?? 0,
+    watches: batch.watches[i] ?? 0,
+    watchRatioSum: batch.watchRatioSums[i] ?? 0,
+  };
+}
+
+export function contextFromMsg(ctx: ContextMsg | null | undefined): RequestContext {
+  if (!ctx) return UNKNOWN_CONTEXT;
+  return { device: ctx.device || 'unknown', country: ctx.country || '', localHour: ctx.localHour ?? 12 };
+}
+
+export function contextToMsg(ctx: RequestContext): ContextMsg {
+  return { device: ctx.device, country: ctx.country, localHour: ctx.localHour };
+}
+
+/** The UserView (features' input) carried by a user-state reply. */
+export function userViewFromReply(reply: UserStateReplyMsg, numCategories: number): UserView {
+  const aff = new Float32Array(numCategories);
+  aff.set(reply.categoryAffinity.slice(0, numCategories));
+  return {
+    userId: reply.userId,
+    recentVideoIds: reply.recentVideoIds,
+    recentCreatorIds: reply.recentCreatorIds,
+    categoryAffinity: aff,
+    impressions: reply.impressions,
+    clicks: reply.clicks,
+    watches: reply.watches,
+    watchSeconds: reply.watchSeconds,
+  };
+}
+
+export function statusToMsg(status: StatusObject): StatusMsg {
+  return status.details === undefined
+    ? { code: status.code, message: status.message }
+    : { code: status.code, message: status.message, details: status.details };
+}
+
+export function eventToMsg(e: InteractionEvent): InteractionEventMsg {
+  return {
+    eventId: e.eventId,
+    userId: e.userId,
+    videoId: e.videoId,
+    type: e.type,
+    tsMs: e.tsMs,
+    position: e.position,
+    watchSeconds: e.watchSeconds,
+    context: contextToMsg(e.context),
+    surface: e.surface,
+    requestId: e.requestId,
+  };
+}
+
+export function eventFromMsg(m: InteractionEventMsg): InteractionEvent {
+  return {
+    eventId: m.eventId,
+    userId: m.userId,
+    videoId: m.videoId,
+    type: m.type,
+    tsMs: m.tsMs,
+    position: m.position,
+    watchSeconds: m.watchSeconds,
+    context: contextFromMsg(m.context),
+    surface: m.surface,
+    requestId: m.requestId,
+  };
+}
