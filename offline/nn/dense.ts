@@ -31,6 +31,11 @@ export class Dense {
     return [this.weight, this.bias];
   }
 
+  /** The input of the last {@link forward} call. */
+  get lastInput(): Float32Array {
+    return this.#x;
+  }
+
   /**
    * Forward pass over `batch` rows of `x` ([batch, inDim]). Returns a buffer owned by the layer
    * (overwritten by the next call) and remembers `x` for {@link backward}.

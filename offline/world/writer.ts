@@ -21,7 +21,8 @@ const CHUNK_CHARS = 1 << 20;
 export class NdjsonWriter {
   readonly path: string;
   #stream: WriteStream;
-  #chunk = '';
+  #chunk: string[] = [];
+  #chunkChars = 0;
   #lines = 0;
   #bytes = 0;
   #error: Error | undefined;
@@ -45,14 +46,22 @@ export class NdjsonWriter {
     return this.#bytes;
   }
 
+  /**
+   * Buffers `line` (no newline inside it) synchronously; returns true when the chunk is full and
+   * the caller must `await flush()` before pushing more. The hot-path alternative to
+   * {@link writeLine}: no promise per line.
+   */
+  push(line: string): boolean {
+    if (this.#closed) throw new Error(`${this.path}: write after close`);
+    this.#chunk.push(line);
+    this.#chunkChars += line.length + 1;
+    this.#lines += 1;
+    return this.#chunkChars >= CHUNK_CHARS;
+  }
+
   /** Appends `line` (no newline inside it) and a newline; resolves once it is safe to continue. */
   async writeLine(line: string): Promise<void> {
-    if (this.#error !== undefined) throw this.#error;
-    if (this.#closed) throw new Error(`${this.path}: write after close`);
-    this.#chunk += line;
-    this.#chunk += '\n';
-    this.#lines += 1;
-    if (this.#chunk.length >= CHUNK_CHARS) await this.#flush();
+    if (this.push(line)) await this.flush();
   }
 
   /** Appends `JSON.stringify(record)` as a line. */
@@ -63,22 +72,36 @@ export class NdjsonWriter {
   /** Flushes, ends the stream and waits until the file is closed. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.#flush();
+    await this.flush();
     this.#closed = true;
     this.#stream.end();
     if (!this.#stream.closed) await once(this.#stream, 'close');
     if (this.#error !== undefined) throw this.#error;
   }
 
-  async #flush(): Promise<void> {
+  /** Resolves on `drain`, or on `close` after an error (rethrown by the caller); leaves no listener. */
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#stream.off('drain', done);
+        this.#stream.off('close', done);
+        resolve();
+      };
+      this.#stream.on('drain', done);
+      this.#stream.on('close', done);
+    });
+  }
+
+  /** Hands buffered lines to the file; resolves when the stream can take more (backpressure). */
+  async flush(): Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
     if (this.#chunk.length === 0) return;
-    const chunk = this.#chunk;
-    this.#chunk = '';
+    this.#chunk.push('');
+    const chunk = this.#chunk.join('\n');
+    this.#chunk = [];
+    this.#chunkChars = 0;
     this.#bytes += Buffer.byteLength(chunk);
-    if (!this.#stream.write(chunk)) {
-      // Either drain or error ends the wait; an error is rethrown below.
-      await Promise.race([once(this.#stream, 'drain'), once(this.#stream, 'close')]);
-    }
+    if (!this.#stream.write(chunk)) await this.#drained();
     if (this.#error !== undefined) throw this.#error;
   }
 }
@@ -91,6 +114,13 @@ export class EventFileWriter {
   }
   write(event: InteractionEvent): Promise<void> {
     return this.#out.writeLine(encodeEvent(event));
+  }
+  /** Synchronous buffering; true when the caller must `await flush()` (see NdjsonWriter.push). */
+  push(event: InteractionEvent): boolean {
+    return this.#out.push(encodeEvent(event));
+  }
+  flush(): Promise<void> {
+    return this.#out.flush();
   }
   get lines(): number {
     return this.#out.lines;
@@ -143,6 +173,12 @@ export class WorldWriter {
   /** Writer for `events/day-NNN.ndjson`; write events in time order. */
   day(day: number): EventFileWriter {
     return this.#track(new EventFileWriter(join(this.stagingDir, WORLD_FILES.eventsDir, dayFileName(day))));
+  }
+
+  /** Writes a small extra file (e.g. README.md, LICENSE) into the world directory. */
+  async writeText(name: string, text: string): Promise<void> {
+    if (name.includes('/') || name === WORLD_FILES.manifest) throw new TypeError(`writeText: ${name} is not a plain extra file name`);
+    await writeFile(join(this.stagingDir, name), text);
   }
 
   /** Bytes written by writers closed so far. */

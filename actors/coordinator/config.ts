@@ -1,0 +1,225 @@
+/**
+ * The coordinator's knobs: defaults, then validation (a TypeError naming the bad option), then a
+ * resolved, fully-populated type. cluster/config.ts composes {@link CoordinatorConfig} into the one
+ * node/cluster config; nothing here reads the environment.
+ */
+
+/** Objective blend of one product surface: utility = click·P(click) + watch·f(E[watch]). */
+export interface SurfaceWeights {
+  /** Weight of the calibrated P(click), in [0, ∞). */
+  readonly click: number;
+  /** Weight of the normalised expected watch time f(E[watch]) (see policy.ts), in [0, ∞). */
+  readonly watch: number;
+}
+
+/** Per-stage budgets of the Recommend pipeline (DESIGN.md §4), in milliseconds. */
+export interface StageBudgets {
+  /** User-state lookup (one NATS request). Default 10 ms. */
+  readonly userStateMs: number;
+  /** Scatter/gather over every item shard, plus trending candidates. Default 30 ms. */
+  readonly retrievalMs: number;
+  /** One batched call to a ranker replica. Default 40 ms. */
+  readonly rankingMs: number;
+  /** Policy (blend, exploration, diversity). Pure CPU, measured, never pre-empted. Default 2 ms. */
+  readonly policyMs: number;
+  /** How long a fallback answer may wait for the popular list (cold cache only). Default 20 ms. */
+  readonly fallbackMs: number;
+}
+
+/** Exploration slots (epsilon-greedy, deterministic per request). */
+export interface ExplorationConfig {
+  /** Probability that an eligible slot is an exploration slot, in [0, 1]. Default 0.05. */
+  readonly epsilon: number;
+  /** Leading slots never used for exploration (the top slot stays exploitative). Default 1. */
+  readonly protectedTopSlots: number;
+}
+
+/** Diversity of the head of the list. */
+export interface DiversityConfig {
+  /** Head of the list where the per-category cap applies, in slots. Default 10. */
+  readonly window: number;
+  /** At most this many items of one category inside the window (when candidates allow). Default 3. */
+  readonly maxPerCategory: number;
+}
+
+/**
+ * Admission control: at most `maxConcurrent` requests run the pipeline; up to `maxQueue` more wait
+ * (FIFO, at most `maxQueueWaitMs`); the rest are served the cached popular list at once.
+ */
+export interface AdmissionConfig {
+  /** Requests in the pipeline at once. Default 256. */
+  readonly maxConcurrent: number;
+  /** Requests waiting for a slot; 0 = no queue. Default 256. */
+  readonly maxQueue: number;
+  /** Longest wait for a slot before the request is shed, in ms. Default 20 ms. */
+  readonly maxQueueWaitMs: number;
+}
+
+/** Optional caller authentication on the public RPC. */
+export interface AuthConfig {
+  /** When set, every call needs metadata `authorization: Bearer <token>`. Default unset. */
+  readonly token?: string | undefined;
+}
+
+/** Everything a caller may set; every field optional (see {@link DEFAULT_COORDINATOR_CONFIG}). */
+export interface CoordinatorConfig {
+  /** Overall deadline when the client sets none, in ms. Default 150 ms. */
+  readonly defaultDeadlineMs?: number;
+  /** Per-stage budgets, in ms. */
+  readonly budgets?: Partial<StageBudgets>;
+  /** Candidates asked from each item shard (k'). Default 200. */
+  readonly perShardK?: number;
+  /** Candidates kept after merging the shards' lists (~500). Default 500. */
+  readonly mergeLimit?: number;
+  /** Trending candidates added to the pool for exploration / cold start. Default 50. */
+  readonly trendingCandidates?: number;
+  /** Objective weights per surface; unknown surfaces use `default`. */
+  readonly surfaces?: Readonly<Record<string, SurfaceWeights>>;
+  /**
+   * Expected watch time that maps to f = 1 in the blend, in seconds: f(w) = min(1, log1p(w) /
+   * log1p(watchNormS)). Default 600 s.
+   */
+  readonly watchNormS?: number;
+  readonly exploration?: Partial<ExplorationConfig>;
+  readonly diversity?: Partial<DiversityConfig>;
+  readonly admission?: Partial<AdmissionConfig>;
+  readonly auth?: AuthConfig;
+  /** Largest request message accepted by the public server, in bytes. Default 4 MiB. */
+  readonly maxReceiveMessageBytes?: number;
+  /** Timeout of one JetStream publish ack in LogEvents, in ms. Default 5000 ms. */
+  readonly publishAckTimeoutMs?: number;
+}
+
+/** The validated config every part of the coordinator reads. */
+export interface ResolvedCoordinatorConfig {
+  readonly defaultDeadlineMs: number;
+  readonly budgets: StageBudgets;
+  readonly perShardK: number;
+  readonly mergeLimit: number;
+  readonly trendingCandidates: number;
+  readonly surfaces: Readonly<Record<string, SurfaceWeights>> & { readonly default: SurfaceWeights };
+  readonly watchNormS: number;
+  readonly exploration: ExplorationConfig;
+  readonly diversity: DiversityConfig;
+  readonly admission: AdmissionConfig;
+  readonly auth: AuthConfig;
+  readonly maxReceiveMessageBytes: number;
+  readonly publishAckTimeoutMs: number;
+}
+
+/**
+ * Defaults. Surface weights lean on watch time (the north star) while keeping P(click) in the blend;
+ * `up_next` leans further on watch because the user is already watching.
+ */
+export const DEFAULT_COORDINATOR_CONFIG: ResolvedCoordinatorConfig = Object.freeze({
+  defaultDeadlineMs: 150,
+  budgets: Object.freeze({ userStateMs: 10, retrievalMs: 30, rankingMs: 40, policyMs: 2, fallbackMs: 20 }),
+  perShardK: 200,
+  mergeLimit: 500,
+  trendingCandidates: 50,
+  surfaces: Object.freeze({
+    default: Object.freeze({ click: 0.5, watch: 0.5 }),
+    home: Object.freeze({ click: 0.6, watch: 0.4 }),
+    up_next: Object.freeze({ click: 0.3, watch: 0.7 }),
+  }),
+  watchNormS: 600,
+  exploration: Object.freeze({ epsilon: 0.05, protectedTopSlots: 1 }),
+  diversity: Object.freeze({ window: 10, maxPerCategory: 3 }),
+  admission: Object.freeze({ maxConcurrent: 256, maxQueue: 256, maxQueueWaitMs: 20 }),
+  auth: Object.freeze({}),
+  maxReceiveMessageBytes: 4 * 1024 * 1024,
+  publishAckTimeoutMs: 5000,
+});
+
+function positiveNumber(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new TypeError(`coordinator option ${name} must be a positive finite number, got ${String(v)}`);
+  }
+  return v;
+}
+
+function nonNegativeNumber(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new TypeError(`coordinator option ${name} must be a non-negative finite number, got ${String(v)}`);
+  }
+  return v;
+}
+
+function positiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+    throw new TypeError(`coordinator option ${name} must be an integer in 1..${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function nonNegativeInt(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw new TypeError(`coordinator option ${name} must be a non-negative integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+function weights(name: string, w: unknown): SurfaceWeights {
+  if (typeof w !== 'object' || w === null) throw new TypeError(`coordinator option ${name} must be {click, watch}`);
+  const { click, watch } = w as { click?: unknown; watch?: unknown };
+  const c = nonNegativeNumber(`${name}.click`, click);
+  const wt = nonNegativeNumber(`${name}.watch`, watch);
+  if (c + wt === 0) throw new TypeError(`coordinator option ${name} must have click + watch > 0`);
+  return Object.freeze({ click: c, watch: wt });
+}
+
+/** Merges `config` over the defaults and validates every knob (TypeError naming the option). */
+export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): ResolvedCoordinatorConfig {
+  const d = DEFAULT_COORDINATOR_CONFIG;
+  const b = { ...d.budgets, ...config.budgets };
+  const budgets: StageBudgets = Object.freeze({
+    userStateMs: positiveNumber('budgets.userStateMs', b.userStateMs),
+    retrievalMs: positiveNumber('budgets.retrievalMs', b.retrievalMs),
+    rankingMs: positiveNumber('budgets.rankingMs', b.rankingMs),
+    policyMs: positiveNumber('budgets.policyMs', b.policyMs),
+    fallbackMs: positiveNumber('budgets.fallbackMs', b.fallbackMs),
+  });
+  const surfacesIn: Record<string, unknown> = { ...d.surfaces, ...config.surfaces };
+  const surfaces: Record<string, SurfaceWeights> = {};
+  for (const [name, w] of Object.entries(surfacesIn)) surfaces[name] = weights(`surfaces.${name}`, w);
+  const e = { ...d.exploration, ...config.exploration };
+  const epsilon = nonNegativeNumber('exploration.epsilon', e.epsilon);
+  if (epsilon > 1) throw new TypeError(`coordinator option exploration.epsilon must be in [0, 1], got ${epsilon}`);
+  const dv = { ...d.diversity, ...config.diversity };
+  const a = { ...d.admission, ...config.admission };
+  const token = config.auth?.token;
+  if (token !== undefined && (typeof token !== 'string' || token.length === 0)) {
+    throw new TypeError('coordinator option auth.token must be a non-empty string when set');
+  }
+  const perShardK = positiveInt('perShardK', config.perShardK ?? d.perShardK, 2000);
+  return Object.freeze({
+    defaultDeadlineMs: positiveNumber('defaultDeadlineMs', config.defaultDeadlineMs ?? d.defaultDeadlineMs),
+    budgets,
+    perShardK,
+    mergeLimit: positiveInt('mergeLimit', config.mergeLimit ?? d.mergeLimit, 100_000),
+    trendingCandidates: nonNegativeInt('trendingCandidates', config.trendingCandidates ?? d.trendingCandidates),
+    surfaces: Object.freeze(surfaces) as ResolvedCoordinatorConfig['surfaces'],
+    watchNormS: positiveNumber('watchNormS', config.watchNormS ?? d.watchNormS),
+    exploration: Object.freeze({
+      epsilon,
+      protectedTopSlots: nonNegativeInt('exploration.protectedTopSlots', e.protectedTopSlots),
+    }),
+    diversity: Object.freeze({
+      window: nonNegativeInt('diversity.window', dv.window),
+      maxPerCategory: positiveInt('diversity.maxPerCategory', dv.maxPerCategory),
+    }),
+    admission: Object.freeze({
+      maxConcurrent: positiveInt('admission.maxConcurrent', a.maxConcurrent),
+      maxQueue: nonNegativeInt('admission.maxQueue', a.maxQueue),
+      maxQueueWaitMs: nonNegativeNumber('admission.maxQueueWaitMs', a.maxQueueWaitMs),
+    }),
+    auth: Object.freeze(token === undefined ? {} : { token }),
+    maxReceiveMessageBytes: positiveInt('maxReceiveMessageBytes', config.maxReceiveMessageBytes ?? d.maxReceiveMessageBytes),
+    publishAckTimeoutMs: positiveNumber('publishAckTimeoutMs', config.publishAckTimeoutMs ?? d.publishAckTimeoutMs),
+  });
+}
+
+/** The weights of `surface`, or the `default` surface's when it has none. */
+export function surfaceWeights(config: ResolvedCoordinatorConfig, surface: string): SurfaceWeights {
+  return Object.hasOwn(config.surfaces, surface) ? (config.surfaces[surface] ?? config.surfaces.default) : config.surfaces.default;
+}

@@ -1,0 +1,115 @@
+/**
+ * LogEvents' sink: validated interaction events are appended to the cluster's JetStream event
+ * stream, one message per event on its user partition's subject, with `Nats-Msg-Id = event_id` so
+ * a retried event inside the stream's duplicate window is stored once. The call returns after every
+ * ack: an accepted event is durable (to the extent the server's fsync policy makes it so; see
+ * docs/operations.md: production needs nats-server ≥ 2.12.3 with `sync_interval: always`).
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import { nanos } from '@nats-io/nats-core';
+import type { JetStreamClient, JetStreamManager, StreamConfig } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { InteractionEvent } from '../../core/events.js';
+import { userPartitionOf } from '../../core/hash.js';
+import { StatusCode, UpnextError } from '../../core/status.js';
+import { Subjects, eventStreamName } from '../../core/subjects.js';
+import { Codecs } from '../../protos/codec.js';
+import { eventToMsg } from '../../protos/convert.js';
+
+/** De-duplication window of the event stream, in ms (JetStream's own default is also 2 minutes). */
+export const EVENT_DUPLICATE_WINDOW_MS = 120_000;
+
+/** The event stream's configuration for `cluster`. */
+export function eventStreamConfig(cluster: string): Partial<StreamConfig> & { name: string } {
+  return {
+    name: eventStreamName(cluster),
+    subjects: [Subjects.allEvents(cluster)],
+    storage: StorageType.File,
+    duplicate_window: nanos(EVENT_DUPLICATE_WINDOW_MS),
+  };
+}
+
+/**
+ * Creates the event stream when it does not exist; an existing stream is left as it is (another
+ * node or actor may have created it first, and its config is the same by construction).
+ */
+export async function ensureEventStream(jsm: JetStreamManager, cluster: string): Promise<void> {
+  const config = eventStreamConfig(cluster);
+  try {
+    await jsm.streams.info(config.name);
+    return;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+  }
+  try {
+    await jsm.streams.add(config);
+  } catch (err) {
+    // Lost a creation race with another coordinator: fine if the stream is there now.
+    await jsm.streams.info(config.name).catch(() => {
+      throw err;
+    });
+  }
+}
+
+/** Outcome of one LogEvents call. */
+export interface PublishResult {
+  /** Events stored now. */
+  readonly accepted: number;
+  /** Events the stream had already stored under the same event_id. */
+  readonly duplicates: number;
+}
+
+/** Publishes validated events to the event stream. One per coordinator. */
+export class EventPublisher {
+  readonly #js: JetStreamClient;
+  readonly #cluster: string;
+  readonly #partitions: number;
+  readonly #ackTimeoutMs: number;
+
+  private constructor(js: JetStreamClient, cluster: string, partitions: number, ackTimeoutMs: number) {
+    this.#js = js;
+    this.#cluster = cluster;
+    this.#partitions = partitions;
+    this.#ackTimeoutMs = ackTimeoutMs;
+  }
+
+  /** Ensures the stream exists, then returns a publisher. */
+  static async create(nc: NatsConnection, cluster: string, partitions: number, ackTimeoutMs: number): Promise<EventPublisher> {
+    await ensureEventStream(await jetstreamManager(nc), cluster);
+    return new EventPublisher(jetstream(nc), cluster, partitions, ackTimeoutMs);
+  }
+
+  /**
+   * Publishes every event concurrently and waits for all acks. Rejects with UNAVAILABLE when any
+   * publish fails: the caller retries the whole call, and de-duplication makes that safe.
+   */
+  async publish(events: readonly InteractionEvent[]): Promise<PublishResult> {
+    const acks = await Promise.allSettled(
+      events.map((e) =>
+        this.#js.publish(
+          Subjects.events(this.#cluster, userPartitionOf(e.userId, this.#partitions)),
+          Codecs.eventEnvelope.encode({ event: eventToMsg(e) }),
+          { msgID: e.eventId, timeout: this.#ackTimeoutMs },
+        ),
+      ),
+    );
+    let accepted = 0;
+    let duplicates = 0;
+    let failed = 0;
+    let firstError = '';
+    for (const a of acks) {
+      if (a.status === 'rejected') {
+        failed++;
+        firstError ||= a.reason instanceof Error ? a.reason.message : String(a.reason);
+      } else if (a.value.duplicate) duplicates++;
+      else accepted++;
+    }
+    if (failed > 0) {
+      throw new UpnextError(
+        StatusCode.UNAVAILABLE,
+        `${failed} of ${events.length} events were not acknowledged by the event stream (${firstError}); retry the call: duplicates are dropped`,
+      );
+    }
+    return { accepted, duplicates };
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The coordinator actor: a stateless public endpoint composing the Recommend pipeline (pipeline.ts)
+ * over NATS (user state, item shards), the ranker client (KServe v2 gRPC) and the popular lists, and
+ * the public gRPC server (server.ts). Runs on the node's main event loop: every stage is I/O the
+ * event loop multiplexes; the CPU parts (merge, ranker rows, policy) cost well under a millisecond
+ * per request, so a worker hop would cost more than it saves.
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Clock } from '../../core/clock.js';
+import { Deadline } from '../../core/deadline.js';
+import { systemClock } from '../../core/clock.js';
+import type { ModelManifest } from '../../core/model/contract.js';
+import { validateClusterName } from '../../core/subjects.js';
+import { PopularCache } from '../popular/popular-cache.js';
+import { RankerClient } from '../ranker/client.js';
+import { AdmissionController } from './admission.js';
+import type { CoordinatorConfig, ResolvedCoordinatorConfig } from './config.js';
+import { resolveCoordinatorConfig } from './config.js';
+import { EventPublisher } from './events.js';
+import { loadServingModel, servingModelFromManifest } from './model.js';
+import { NatsShardSearcher, NatsUserStateSource } from './nats-ports.js';
+import { RecommendPipeline } from './pipeline.js';
+import { StageTimer } from './stage-timer.js';
+import type { PipelinePorts, ServingModel } from './ports.js';
+import type { RecommenderServer } from './server.js';
+import { startRecommenderServer } from './server.js';
+import type { CoordinatorStats } from './stats.js';
+import { PipelineCounters, STAGES } from './stats.js';
+import type { HistogramSnapshot, Stage } from './stats.js';
+
+export { Limits } from './validate.js';
+export { DEFAULT_COORDINATOR_CONFIG, resolveCoordinatorConfig } from './config.js';
+export type { CoordinatorConfig, ResolvedCoordinatorConfig, SurfaceWeights, StageBudgets } from './config.js';
+export type { CoordinatorStats, HistogramSnapshot } from './stats.js';
+export type { PipelinePorts, PopularSource, RankerScorer, ShardSearcher, UserStateSource, ServingModel } from './ports.js';
+export { RECOMMENDER_SERVICE, loadRecommenderPackage } from './server.js';
+export { Source } from './types.js';
+
+/** Options of {@link startCoordinator}. */
+export interface CoordinatorOptions {
+  /** An already-connected NATS connection (not closed by stop()). Required. */
+  readonly nc: NatsConnection;
+  /** Cluster name scoping every subject. Required. */
+  readonly cluster: string;
+  /** S: virtual item shards. Required. */
+  readonly itemShards: number;
+  /** P: virtual user partitions. Required. */
+  readonly userPartitions: number;
+  /**
+   * Ranker replica addresses (host:port), read on every pick so the client follows shard-map
+   * changes, e.g. `() => rankerAddresses(map)`. Required unless `ports.ranker` is given.
+   */
+  readonly rankerAddresses?: () => readonly string[];
+  /** `models/<version>/` holding manifest.json. One of modelDir / manifest is required. */
+  readonly modelDir?: string;
+  readonly manifest?: ModelManifest;
+  /** Bind address of the public server. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Public server port; 0 picks a free one. Default 0. */
+  readonly port?: number;
+  /** Knobs (see config.ts for every default). */
+  readonly config?: CoordinatorConfig;
+  /**
+   * Replacements for the pipeline's collaborators. Defaults: NATS user state and item-shard search,
+   * a RankerClient over `rankerAddresses`, and a PopularCache (actors/popular) holding up to
+   * max(mergeLimit, trendingCandidates) candidates per (country, device, list). Tests swap in fakes.
+   */
+  readonly ports?: Partial<PipelinePorts>;
+  /** Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+/** A running coordinator. */
+export interface CoordinatorHandle {
+  /** host:port of the public gRPC server. */
+  readonly address: string;
+  readonly port: number;
+  /** Stops serving: health NOT_SERVING, waits for in-flight calls (≤ 2 s), closes the ranker client. Idempotent. */
+  stop(): Promise<void>;
+  stats(): CoordinatorStats;
+  /** Follows a shard-map change of S (requests in flight keep the old S). */
+  setShardCount(itemShards: number): void;
+  /** Hot-swaps the model (its version and calibration) from a directory or a manifest. */
+  setModel(model: string | ModelManifest): Promise<void>;
+}
+
+/** Longest start-up wait for the warm-up request, ms. */
+const WARM_UP_MS = 250;
+
+function positiveInt(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TypeError(`options.${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+async function resolveModel(model: string | ModelManifest): Promise<ServingModel> {
+  return typeof model === 'string' ? loadServingModel(model) : servingModelFromManifest(model);
+}
+
+/** Validates options, loads the model, ensures the event stream, and starts the public server. */
+export async function startCoordinator(opts: CoordinatorOptions): Promise<CoordinatorHandle> {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
+  if (typeof opts.nc?.request !== 'function') throw new TypeError('options.nc must be a connected NatsConnection');
+  if (typeof opts.cluster !== 'string') throw new TypeError('options.cluster must be a string');
+  try {
+    validateClusterName(opts.cluster);
+  } catch (err) {
+    throw new TypeError(`options.cluster: ${(err as Error).message}`);
+  }
+  const itemShards = positiveInt('itemShards', opts.itemShards);
+  const userPartitions = positiveInt('userPartitions', opts.userPartitions);
+  if (opts.ports?.ranker === undefined && typeof opts.rankerAddresses !== 'function') {
+    throw new TypeError('options.rankerAddresses must be a function returning host:port strings');
+  }
+  if (opts.modelDir === undefined && opts.manifest === undefined) throw new TypeError('options.modelDir or options.manifest is required');
+  const config: ResolvedCoordinatorConfig = resolveCoordinatorConfig(opts.config);
+  const clock = opts.clock ?? systemClock;
+  const model = await resolveModel(opts.manifest ?? (opts.modelDir as string));
+
+  const { nc, cluster } = opts;
+  const rankerClient = opts.ports?.ranker === undefined ? new RankerClient({ addresses: opts.rankerAddresses!, clock }) : undefined;
+  const popularCache =
+    opts.ports?.popular === undefined ? new PopularCache({ nc, cluster, fetchSize: Math.max(config.mergeLimit, config.trendingCandidates), clock }) : undefined;
+  const ports: PipelinePorts = {
+    userState: opts.ports?.userState ?? new NatsUserStateSource(nc, cluster, userPartitions),
+    shards: opts.ports?.shards ?? new NatsShardSearcher(nc, cluster),
+    ranker: opts.ports?.ranker ?? rankerClient!,
+    popular: opts.ports?.popular ?? popularCache!,
+  };
+  // Best-effort warm-up: the first NATS request sets up the client's reply subscription and the
+  // first decode JITs the codecs; doing it here keeps the first real request inside its budgets
+  // (and fills a popular cache). Bounded, and its outcome does not matter.
+  const warmUp = new StageTimer(Deadline.after(WARM_UP_MS, clock));
+  await warmUp.settle<unknown>(() => (popularCache !== undefined ? popularCache.warm() : ports.popular.get('', 'unknown', 1, false)));
+  warmUp.cancel();
+  const counters = new PipelineCounters();
+  const admission = new AdmissionController(config.admission, () => clock.monotonicMs());
+  const pipeline = new RecommendPipeline({ ports, config, model, itemShards, clock, counters, admission });
+  let publisher: EventPublisher;
+  try {
+    publisher = await EventPublisher.create(nc, cluster, userPartitions, config.publishAckTimeoutMs);
+  } catch (err) {
+    rankerClient?.close();
+    throw err;
+  }
+  const events = { accepted: 0, duplicates: 0, failedCalls: 0 };
+  let server: RecommenderServer;
+  try {
+    server = await startRecommenderServer({
+      host: opts.host ?? '127.0.0.1',
+      port: opts.port ?? 0,
+      config,
+      clock,
+      backend: {
+        recommend: (q, deadline) => pipeline.recommend(q, deadline),
+        logEvents: async (evs) => {
+          try {
+            const r = await publisher.publish(evs);
+            events.accepted += r.accepted;
+            events.duplicates += r.duplicates;
+            return r;
+          } catch (err) {
+            events.failedCalls++;
+            throw err;
+          }
+        },
+        onRejected: () => {
+          counters.rejected++;
+        },
+      },
+    });
+  } catch (err) {
+    rankerClient?.close();
+    throw err;
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    address: server.address,
+    port: server.port,
+    stop: () => {
+      stopped ??= (async () => {
+        admission.drainQueue();
+        await server.stop();
+        rankerClient?.close();
+      })();
+      return stopped;
+    },
+    stats: (): CoordinatorStats => {
+      const latencyMs = {} as Record<Stage, HistogramSnapshot>;
+      for (const s of STAGES) latencyMs[s] = counters.latency[s].snapshot();
+      const a = admission.stats();
+      return {
+        requests: { ...counters.outcomes, rejected: counters.rejected },
+        degradations: { ...counters.degradations },
+        latencyMs,
+        meanCoverage: counters.coverageCount > 0 ? counters.coverageSum / counters.coverageCount : 1,
+        lastCoverage: counters.lastCoverage,
+        admission: { inFlight: a.inFlight, queued: a.queued, shedOverload: a.shedOverload, shedQueueTimeout: a.shedQueueTimeout },
+        events: { ...events },
+        itemShards: pipeline.itemShards,
+        modelVersion: pipeline.model.version,
+        ...(popularCache !== undefined ? { popularCache: popularCache.stats() } : {}),
+      };
+    },
+    setShardCount: (s) => pipeline.setShardCount(s),
+    setModel: async (m) => pipeline.setModel(await resolveModel(m)),
+  };
+}

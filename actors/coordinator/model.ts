@@ -1,0 +1,49 @@
+/**
+ * The model the coordinator serves with: version (echoed in responses), feature spec (ranker rows)
+ * and P(click) calibration. A manifest whose feature-spec hash does not match this build's feature
+ * code for its spec is refused (FAILED_PRECONDITION), as DESIGN.md §5 requires.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { specHash } from '../../core/features/index.js';
+import { validateFeatureSpec } from '../../core/features/spec.js';
+import type { FeatureSpec } from '../../core/features/spec.js';
+import type { ModelManifest } from '../../core/model/contract.js';
+import { MODEL_FILES } from '../../core/model/contract.js';
+import { failedPrecondition } from '../../core/status.js';
+import { loadModelManifest } from '../../offline/onnx/load.js';
+import type { ServingModel } from './ports.js';
+
+/** Checks a manifest against this build's feature code and extracts what serving needs. */
+export function servingModelFromManifest(manifest: ModelManifest): ServingModel {
+  let spec: FeatureSpec;
+  try {
+    spec = validateFeatureSpec(manifest.featureSpec);
+  } catch (err) {
+    throw failedPrecondition(`model ${String(manifest.version)}: ${(err as Error).message}`);
+  }
+  const computed = specHash(spec);
+  if (computed !== manifest.featureSpecHash) {
+    throw failedPrecondition(
+      `model ${manifest.version} was trained with feature code ${manifest.featureSpecHash}, this build computes ${computed} for its spec: refusing it`,
+    );
+  }
+  const calibration = manifest.calibration?.click ?? { type: 'identity' as const };
+  return Object.freeze({ version: manifest.version, spec, calibration });
+}
+
+/**
+ * Reads `modelDir/manifest.json` (NOT_FOUND when missing) and checks it (FAILED_PRECONDITION on a
+ * feature-spec mismatch).
+ */
+export async function loadServingModel(modelDir: string): Promise<ServingModel> {
+  // The running spec is the manifest's own spec: what must match is the code hashing it.
+  let spec: FeatureSpec | undefined;
+  try {
+    spec = (JSON.parse(await readFile(path.join(modelDir, MODEL_FILES.manifest), 'utf8')) as Partial<ModelManifest>).featureSpec;
+  } catch {
+    // loadModelManifest reports the missing or unreadable file with the right code.
+  }
+  const manifest = await loadModelManifest(modelDir, spec === undefined ? '' : specHash(spec));
+  return servingModelFromManifest(manifest);
+}

@@ -1,0 +1,114 @@
+/**
+ * Counters and small latency histograms the coordinator keeps for stats() (the node's /metrics
+ * renders them as Prometheus text). Fixed cumulative-friendly buckets: cheap to update on the hot
+ * path, directly usable as a Prometheus histogram.
+ */
+import type { RecommendOutcome } from './types.js';
+
+/** Bucket upper bounds in milliseconds (the last bucket is +Inf). */
+export const LATENCY_BUCKETS_MS: readonly number[] = Object.freeze([
+  0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000,
+]);
+
+/** A snapshot of one histogram: `counts[i]` observations ≤ `bucketsMs[i]`, non-cumulative; the last is +Inf. */
+export interface HistogramSnapshot {
+  readonly bucketsMs: readonly number[];
+  /** length bucketsMs.length + 1 (the +Inf bucket last). */
+  readonly counts: readonly number[];
+  readonly count: number;
+  /** Sum of observations, ms. */
+  readonly sumMs: number;
+  /** Estimated quantiles from the buckets (upper bound of the bucket holding the quantile), ms. */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+/** A fixed-bucket latency histogram. */
+export class LatencyHistogram {
+  readonly #counts = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
+  #count = 0;
+  #sum = 0;
+
+  record(ms: number): void {
+    let i = 0;
+    while (i < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[i]!) i++;
+    this.#counts[i]!++;
+    this.#count++;
+    this.#sum += ms;
+  }
+
+  #quantile(q: number): number {
+    if (this.#count === 0) return 0;
+    const target = q * this.#count;
+    let acc = 0;
+    for (let i = 0; i < this.#counts.length; i++) {
+      acc += this.#counts[i]!;
+      if (acc >= target) return LATENCY_BUCKETS_MS[i] ?? Infinity;
+    }
+    return Infinity;
+  }
+
+  snapshot(): HistogramSnapshot {
+    return {
+      bucketsMs: LATENCY_BUCKETS_MS,
+      counts: [...this.#counts],
+      count: this.#count,
+      sumMs: this.#sum,
+      p50Ms: this.#quantile(0.5),
+      p99Ms: this.#quantile(0.99),
+    };
+  }
+}
+
+/** The pipeline stages that have a histogram. */
+export const STAGES = ['admission', 'userState', 'retrieval', 'ranking', 'policy', 'total'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** What the pipeline counts (one instance per coordinator). */
+export class PipelineCounters {
+  readonly outcomes: Record<RecommendOutcome, number> = { ok: 0, degraded: 0, fallback: 0, shed: 0 };
+  /** Requests rejected by validation or authentication (never reached the pipeline). */
+  rejected = 0;
+  /** Stage-level degradations by kind. */
+  readonly degradations = { userState: 0, shardMiss: 0, rankingSkipped: 0, trending: 0, filledFromPopular: 0 };
+  readonly latency: Record<Stage, LatencyHistogram> = {
+    admission: new LatencyHistogram(),
+    userState: new LatencyHistogram(),
+    retrieval: new LatencyHistogram(),
+    ranking: new LatencyHistogram(),
+    policy: new LatencyHistogram(),
+    total: new LatencyHistogram(),
+  };
+  /** Sum of coverage over requests that ran retrieval, and how many did. */
+  coverageSum = 0;
+  coverageCount = 0;
+  /** Coverage of the latest request that ran retrieval. */
+  lastCoverage = 1;
+
+  recordCoverage(c: number): void {
+    this.coverageSum += c;
+    this.coverageCount++;
+    this.lastCoverage = c;
+  }
+}
+
+/** Plain-data counters of one coordinator. */
+export interface CoordinatorStats {
+  readonly requests: Readonly<Record<RecommendOutcome, number>> & { readonly rejected: number };
+  readonly degradations: Readonly<PipelineCounters['degradations']>;
+  readonly latencyMs: Readonly<Record<Stage, HistogramSnapshot>>;
+  /** Mean coverage over requests that ran retrieval (1 when none did yet). */
+  readonly meanCoverage: number;
+  readonly lastCoverage: number;
+  readonly admission: {
+    readonly inFlight: number;
+    readonly queued: number;
+    readonly shedOverload: number;
+    readonly shedQueueTimeout: number;
+  };
+  readonly events: { readonly accepted: number; readonly duplicates: number; readonly failedCalls: number };
+  readonly itemShards: number;
+  readonly modelVersion: string;
+  /** The default PopularCache's counters (absent when a popular source was injected). */
+  readonly popularCache?: { readonly entries: number; readonly fetches: number; readonly failures: number };
+}

@@ -1,0 +1,310 @@
+/**
+ * The item-shard actor: answers `Subjects.itemSearch(cluster, s)` and `Subjects.itemAdmin(cluster, s)`
+ * for virtual shard `s` of `S` (DESIGN §2).
+ *
+ * Threading: the NATS subscriptions live on the node's main thread and hand the raw request bytes
+ * to one worker thread that owns the faiss index and the item-tower session; the worker decodes,
+ * searches, encodes and returns reply bytes, which the main thread sends. The main loop therefore
+ * only moves bytes (a postMessage round trip, tens of µs), while every CPU-heavy step — protobuf,
+ * faiss, ONNX — runs off it. Replicas of a shard scale by more nodes in the queue group (DESIGN:
+ * replicate for throughput), not by threads sharing one index.
+ */
+import { Worker } from 'node:worker_threads';
+import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
+import { Subjects, validateClusterName } from '../../core/subjects.js';
+import { StatusCode, UpnextError } from '../../core/status.js';
+import type { StatusObject } from '../../core/status.js';
+import { Codecs } from '../../protos/codec.js';
+import { statusToMsg } from '../../protos/convert.js';
+import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
+import { resolveIndexOptions } from './index-options.js';
+import { pinFaissToOneThread } from './faiss.js';
+import type { FromItemWorker, ItemShardReadyInfo, ItemWorkerGauges, ToItemWorker } from './protocol.js';
+
+/** Options of {@link startItemShard}. */
+export interface ItemShardOptions {
+  /** Already-connected NATS connection (not closed by stop()). */
+  readonly nc: NatsConnection;
+  /** Cluster name scoping every subject. */
+  readonly cluster: string;
+  /** This shard's index s, 0 ≤ s < shardCount. */
+  readonly shard: number;
+  /** S, the number of virtual item shards. */
+  readonly shardCount: number;
+  /** World directory (offline/world format) the shard is built from. */
+  readonly worldDir: string;
+  /** Model directory holding item_tower.onnx and manifest.json. */
+  readonly modelDir: string;
+  /** Snapshot folder; omit to build every time without writing a snapshot. */
+  readonly snapshotDir?: string;
+  /** ANN index options (see index-options.ts). Default: 'auto'. */
+  readonly index?: IndexOptions;
+  /** Requests queued to the worker beyond which new searches get RESOURCE_EXHAUSTED. Default 256. */
+  readonly maxInFlight?: number;
+  /** Items per item-tower run at build. Default 4096. */
+  readonly towerBatchRows?: number;
+  /** Searches whose latency is kept for the p50 in stats(). Default 1024. */
+  readonly latencyWindow?: number;
+}
+
+/** {@link ItemShardOptions} after defaults and validation. */
+export interface ResolvedItemShardOptions {
+  readonly cluster: string;
+  readonly shard: number;
+  readonly shardCount: number;
+  readonly worldDir: string;
+  readonly modelDir: string;
+  readonly snapshotDir: string | undefined;
+  readonly index: ResolvedIndexOptions;
+  readonly maxInFlight: number;
+  readonly towerBatchRows: number;
+  readonly latencyWindow: number;
+}
+
+function requireInt(name: string, v: unknown, min: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+    throw new TypeError(`option ${name} must be an integer >= ${min}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function requireString(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0) throw new TypeError(`option ${name} must be a non-empty string`);
+  return v;
+}
+
+/** Defaults, then validation (TypeError naming the option), then the resolved type. */
+export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): ResolvedItemShardOptions {
+  const shardCount = requireInt('shardCount', o.shardCount, 1);
+  const shard = requireInt('shard', o.shard, 0);
+  if (shard >= shardCount) throw new TypeError(`option shard must be < shardCount (${shardCount}), got ${shard}`);
+  try {
+    validateClusterName(o.cluster);
+  } catch (err) {
+    throw new TypeError(`option cluster: ${(err as Error).message}`);
+  }
+  return {
+    cluster: o.cluster,
+    shard,
+    shardCount,
+    worldDir: requireString('worldDir', o.worldDir),
+    modelDir: requireString('modelDir', o.modelDir),
+    snapshotDir: o.snapshotDir === undefined ? undefined : requireString('snapshotDir', o.snapshotDir),
+    index: resolveIndexOptions(o.index),
+    maxInFlight: requireInt('maxInFlight', o.maxInFlight ?? 256, 1),
+    towerBatchRows: requireInt('towerBatchRows', o.towerBatchRows ?? 4096, 1),
+    latencyWindow: requireInt('latencyWindow', o.latencyWindow ?? 1024, 1),
+  };
+}
+
+/** Counters and sizes for /metrics. */
+export interface ItemShardStats {
+  readonly shard: number;
+  readonly items: number;
+  /** Estimated bytes of index + features (worker heap and faiss). */
+  readonly memoryBytes: number;
+  /** Searches answered (errors included). */
+  readonly searches: number;
+  /** Requests dropped because their deadline had passed. */
+  readonly dropped: number;
+  /** Searches refused with RESOURCE_EXHAUSTED (worker queue full). */
+  readonly rejected: number;
+  readonly adminRequests: number;
+  /** Median in-worker search time over the last `latencyWindow` searches, ms. */
+  readonly searchP50Ms?: number;
+  readonly inFlight: number;
+  readonly restored: boolean;
+  readonly factory: string;
+  readonly startup: ItemShardReadyInfo['timings'];
+}
+
+export interface ItemShardHandle {
+  readonly info: ItemShardReadyInfo;
+  stats(): ItemShardStats;
+  /** Writes a snapshot of the current state (after upserts/removes); resolves to its folder. */
+  snapshot(): Promise<string>;
+  /** Unsubscribes and terminates the worker. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+/** Starts the worker, opens (restores or builds) the shard, then subscribes. */
+export async function startItemShard(opts: ItemShardOptions): Promise<ItemShardHandle> {
+  const nc = opts.nc;
+  const o = resolveItemShardOptions(opts);
+  pinFaissToOneThread();
+  const worker = new Worker(WORKER_URL);
+  const info = await new Promise<ItemShardReadyInfo>((resolve, reject) => {
+    const onMessage = (m: FromItemWorker) => {
+      if (m.type === 'ready') {
+        cleanup();
+        resolve(m.info);
+      } else if (m.type === 'initFailed') {
+        cleanup();
+        reject(UpnextError.fromStatus(m.status));
+      }
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    const init: ToItemWorker = {
+      type: 'init',
+      config: {
+        shard: o.shard,
+        shardCount: o.shardCount,
+        worldDir: o.worldDir,
+        modelDir: o.modelDir,
+        snapshotDir: o.snapshotDir,
+        index: o.index,
+        towerBatchRows: o.towerBatchRows,
+      },
+    };
+    worker.postMessage(init);
+  }).catch(async (err: unknown) => {
+    await worker.terminate();
+    throw err;
+  });
+  return new ItemShardImpl(nc, o, worker, info);
+}
+
+type Pending = { readonly kind: 'msg'; readonly msg: Msg } | { readonly kind: 'snapshot'; resolve(path: string): void; reject(err: Error): void };
+
+class ItemShardImpl implements ItemShardHandle {
+  readonly info: ItemShardReadyInfo;
+  readonly #o: ResolvedItemShardOptions;
+  readonly #worker: Worker;
+  readonly #subs: Subscription[];
+  readonly #pending = new Map<number, Pending>();
+  readonly #latencies: Float64Array;
+  #latencyCount = 0;
+  #nextId = 1;
+  #gauges: ItemWorkerGauges;
+  #searches = 0;
+  #dropped = 0;
+  #rejected = 0;
+  #admin = 0;
+  #stopped: Promise<void> | undefined;
+
+  constructor(nc: NatsConnection, o: ResolvedItemShardOptions, worker: Worker, info: ItemShardReadyInfo) {
+    this.#o = o;
+    this.#worker = worker;
+    this.info = info;
+    this.#gauges = { items: info.items, memoryBytes: info.memoryBytes };
+    this.#latencies = new Float64Array(o.latencyWindow);
+    worker.on('message', (m: FromItemWorker) => this.#onWorker(m));
+    worker.on('error', (err) => this.#failAll({ code: StatusCode.INTERNAL, message: `item-shard worker crashed: ${err.message}` }));
+    const queue = Subjects.queueGroup(o.cluster, 'item', o.shard);
+    this.#subs = [
+      nc.subscribe(Subjects.itemSearch(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onSearch(msg)) }),
+      nc.subscribe(Subjects.itemAdmin(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onAdmin(msg)) }),
+    ];
+  }
+
+  #onSearch(msg: Msg): void {
+    if (this.#pending.size >= this.#o.maxInFlight) {
+      this.#rejected++;
+      const status = { code: StatusCode.RESOURCE_EXHAUSTED, message: `item shard ${this.#o.shard} has ${this.#pending.size} requests queued` };
+      msg.respond(Codecs.shardSearchReply.encode({ status: statusToMsg(status), shard: this.#o.shard, candidates: null, shardSize: this.#gauges.items, searchMs: 0 }));
+      return;
+    }
+    const id = this.#nextId++;
+    this.#pending.set(id, { kind: 'msg', msg });
+    this.#post({ type: 'search', id, request: msg.data });
+  }
+
+  #onAdmin(msg: Msg): void {
+    this.#admin++;
+    const id = this.#nextId++;
+    this.#pending.set(id, { kind: 'msg', msg });
+    this.#post({ type: 'admin', id, request: msg.data });
+  }
+
+  #post(m: ToItemWorker): void {
+    this.#worker.postMessage(m);
+  }
+
+  #onWorker(m: FromItemWorker): void {
+    switch (m.type) {
+      case 'reply': {
+        const p = this.#pending.get(m.id);
+        this.#pending.delete(m.id);
+        this.#gauges = m.gauges;
+        if (p?.kind !== 'msg') return;
+        if (m.reply === null) {
+          this.#dropped++;
+          return;
+        }
+        if (m.searchMs > 0) {
+          this.#searches++;
+          this.#latencies[this.#latencyCount++ % this.#latencies.length] = m.searchMs;
+        }
+        if (this.#stopped === undefined) p.msg.respond(m.reply);
+        return;
+      }
+      case 'snapshotDone': {
+        const p = this.#pending.get(m.id);
+        this.#pending.delete(m.id);
+        if (p?.kind !== 'snapshot') return;
+        if (m.path !== null) p.resolve(m.path);
+        else p.reject(UpnextError.fromStatus(m.status ?? { code: StatusCode.INTERNAL, message: 'snapshot failed' }));
+        return;
+      }
+      case 'ready':
+      case 'initFailed':
+        return;
+    }
+  }
+
+  #failAll(status: StatusObject): void {
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      if (p.kind === 'snapshot') p.reject(UpnextError.fromStatus(status));
+    }
+  }
+
+  stats(): ItemShardStats {
+    const n = Math.min(this.#latencyCount, this.#latencies.length);
+    const base = {
+      shard: this.#o.shard,
+      items: this.#gauges.items,
+      memoryBytes: this.#gauges.memoryBytes,
+      searches: this.#searches,
+      dropped: this.#dropped,
+      rejected: this.#rejected,
+      adminRequests: this.#admin,
+      inFlight: this.#pending.size,
+      restored: this.info.restored,
+      factory: this.info.factory,
+      startup: this.info.timings,
+    };
+    if (n === 0) return base;
+    const sorted = this.#latencies.slice(0, n).sort();
+    return { ...base, searchP50Ms: sorted[Math.floor(n / 2)] ?? 0 };
+  }
+
+  snapshot(): Promise<string> {
+    if (this.#stopped !== undefined) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'item shard stopped'));
+    return new Promise<string>((resolve, reject) => {
+      const id = this.#nextId++;
+      this.#pending.set(id, { kind: 'snapshot', resolve, reject });
+      this.#post({ type: 'snapshot', id });
+    });
+  }
+
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      for (const s of this.#subs) s.unsubscribe();
+      this.#failAll({ code: StatusCode.UNAVAILABLE, message: 'item shard stopped' });
+      await this.#worker.terminate();
+    })();
+    return this.#stopped;
+  }
+}

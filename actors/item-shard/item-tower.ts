@@ -1,0 +1,87 @@
+/**
+ * The item tower (item_tower.onnx) under onnxruntime-node: ItemMeta rows → L2-normalised vectors,
+ * in batches. Used at shard build and for cold-start upserts. onnxruntime-node runs `session.run`
+ * synchronously on the calling thread (after a setImmediate), so this lives in the shard's worker.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { ItemMeta } from '../../core/features/item.js';
+import type { FeatureSpec } from '../../core/features/spec.js';
+import { specHash } from '../../core/features/index.js';
+import { itemDenseWidth, writeItemTowerInputs } from '../../core/features/towers.js';
+import type { ModelManifest } from '../../core/model/contract.js';
+import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
+import { failedPrecondition } from '../../core/status.js';
+import { loadModelManifest } from '../../offline/onnx/load.js';
+
+/**
+ * Reads `modelDir/manifest.json` and refuses it (FAILED_PRECONDITION) when the feature-spec hash it
+ * records differs from what this build's feature code computes for the manifest's spec.
+ */
+export async function loadServingManifest(modelDir: string): Promise<ModelManifest> {
+  let spec: FeatureSpec;
+  try {
+    spec = (JSON.parse(await readFile(path.join(modelDir, MODEL_FILES.manifest), 'utf8')) as { featureSpec: FeatureSpec }).featureSpec;
+  } catch {
+    // loadModelManifest reports the precise problem (missing file, bad JSON).
+    return loadModelManifest(modelDir, '');
+  }
+  if (spec === undefined) throw failedPrecondition(`${modelDir}: manifest has no featureSpec`);
+  return loadModelManifest(modelDir, specHash(spec));
+}
+
+/** Session options for serving: one intra-op thread (actors scale by workers, not ORT threads). */
+export const SERVING_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+};
+
+export class ItemTower {
+  readonly manifest: ModelManifest;
+  readonly spec: FeatureSpec;
+  readonly dim: number;
+  readonly #session: ort.InferenceSession;
+
+  private constructor(manifest: ModelManifest, session: ort.InferenceSession) {
+    this.manifest = manifest;
+    this.spec = manifest.featureSpec;
+    this.dim = manifest.featureSpec.embeddingDim;
+    this.#session = session;
+  }
+
+  static async load(modelDir: string): Promise<ItemTower> {
+    const manifest = await loadServingManifest(modelDir);
+    const session = await ort.InferenceSession.create(path.join(modelDir, MODEL_FILES.itemTower), SERVING_SESSION_OPTIONS);
+    return new ItemTower(manifest, session);
+  }
+
+  /** Vectors of `items`, `items.length × dim` row-major, computed `batchRows` rows per ORT run. */
+  async encode(items: readonly ItemMeta[], batchRows = 4096): Promise<Float32Array> {
+    const out = new Float32Array(items.length * this.dim);
+    const t = TENSORS.itemTower;
+    const w = itemDenseWidth(this.spec);
+    for (let start = 0; start < items.length; start += batchRows) {
+      const b = Math.min(batchRows, items.length - start);
+      const itemIds = new BigInt64Array(b * 2);
+      const creatorIds = new BigInt64Array(b);
+      const dense = new Float32Array(b * w);
+      for (let r = 0; r < b; r++) writeItemTowerInputs(items[start + r] as ItemMeta, this.spec, r, itemIds, creatorIds, dense);
+      const result = await this.#session.run({
+        [t.itemIds]: new ort.Tensor('int64', itemIds, [b, 2]),
+        [t.creatorIds]: new ort.Tensor('int64', creatorIds, [b]),
+        [t.itemDense]: new ort.Tensor('float32', dense, [b, w]),
+      });
+      const vec = result[t.itemVec];
+      if (vec === undefined) throw failedPrecondition(`item tower has no output ${t.itemVec}`);
+      out.set(vec.data as Float32Array, start * this.dim);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.#session.release();
+  }
+}

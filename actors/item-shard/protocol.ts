@@ -1,0 +1,52 @@
+/**
+ * Messages between an item shard's main-thread facade (item-shard.ts) and its worker (worker.ts).
+ * NATS payloads cross as the raw protobuf bytes: the worker decodes and encodes, so the main loop
+ * only moves bytes. Failures cross as plain StatusObjects (never `instanceof`).
+ */
+import type { StatusObject } from '../../core/status.js';
+import type { ResolvedIndexOptions } from './index-options.js';
+import type { ShardStartupTimings } from './bootstrap.js';
+
+/** Everything the worker needs to open its shard (structured-clone safe). */
+export interface ItemShardWorkerConfig {
+  readonly shard: number;
+  readonly shardCount: number;
+  readonly worldDir: string;
+  readonly modelDir: string;
+  readonly snapshotDir: string | undefined;
+  readonly index: ResolvedIndexOptions;
+  readonly towerBatchRows: number;
+}
+
+export type ToItemWorker =
+  | { readonly type: 'init'; readonly config: ItemShardWorkerConfig }
+  /** A ShardSearchRequest as received from NATS. */
+  | { readonly type: 'search'; readonly id: number; readonly request: Uint8Array }
+  /** An ItemAdminRequest as received from NATS. */
+  | { readonly type: 'admin'; readonly id: number; readonly request: Uint8Array }
+  | { readonly type: 'snapshot'; readonly id: number };
+
+/** Worker state reported with every answer, for stats() without a round trip. */
+export interface ItemWorkerGauges {
+  readonly items: number;
+  readonly memoryBytes: number;
+}
+
+export interface ItemShardReadyInfo extends ItemWorkerGauges {
+  readonly restored: boolean;
+  readonly factory: string;
+  readonly dim: number;
+  readonly modelVersion: string;
+  readonly timings: ShardStartupTimings;
+  readonly snapshotPath: string | undefined;
+}
+
+export type FromItemWorker =
+  | { readonly type: 'ready'; readonly info: ItemShardReadyInfo }
+  | { readonly type: 'initFailed'; readonly status: StatusObject }
+  /**
+   * Encoded reply for request `id`, or null when the request is dropped (deadline passed).
+   * `searchMs` is the time spent searching (0 for admin requests and drops).
+   */
+  | { readonly type: 'reply'; readonly id: number; readonly reply: Uint8Array | null; readonly searchMs: number; readonly gauges: ItemWorkerGauges }
+  | { readonly type: 'snapshotDone'; readonly id: number; readonly path: string | null; readonly status: StatusObject | null };

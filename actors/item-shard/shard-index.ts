@@ -1,0 +1,224 @@
+/**
+ * The in-process core of an item shard: a faiss index over L2-normalised item vectors (inner
+ * product = cosine) plus the items' features in columns. No I/O besides snapshots, no NATS, no
+ * threads: the worker (worker.ts) wraps it, and benchmarks call it directly for the in-process
+ * ceiling.
+ *
+ * faiss labels are column rows, not video ids: a hit maps to its features by index, and a row is
+ * never reused (an upsert of a known item tombstones its row and appends a new one), so indexes that
+ * cannot remove vectors (HNSW) stay correct by filtering tombstoned rows.
+ */
+import type { ItemFeatures, ItemMeta } from '../../core/features/item.js';
+import { emptyItemStats } from '../../core/features/item.js';
+import type { InteractionEvent } from '../../core/events.js';
+import { invalidArgument } from '../../core/status.js';
+import type { CandidateBatchMsg } from '../../protos/codec.js';
+import { emptyCandidateBatch } from '../../protos/convert.js';
+import { ItemColumns } from './columns.js';
+import type { FaissIndex } from './faiss.js';
+import { faissFromFactory } from './faiss.js';
+import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
+import { factoryFor, nlistOf, nprobeFor, resolveIndexOptions } from './index-options.js';
+
+/** Largest k a shard search accepts (DESIGN §6: sizes bounded). */
+export const MAX_SEARCH_K = 2000;
+/** Largest exclusion list a shard search accepts. */
+export const MAX_EXCLUDE_IDS = 10_000;
+
+/** Validates a search's inputs; throws INVALID_ARGUMENT naming the wire field. */
+export function validateSearch(dim: number, vectorLength: number, k: number, excludeCount: number): void {
+  if (vectorLength !== dim) throw invalidArgument('user_vector', `must have ${dim} floats, got ${vectorLength}`);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_SEARCH_K) {
+    throw invalidArgument('k', `must be in 1..${MAX_SEARCH_K}, got ${k}`);
+  }
+  if (excludeCount > MAX_EXCLUDE_IDS) {
+    throw invalidArgument('exclude_video_ids', `at most ${MAX_EXCLUDE_IDS} ids, got ${excludeCount}`);
+  }
+}
+
+/** What an index was built from; stored in snapshots. */
+export interface ItemShardIndexInfo {
+  readonly dim: number;
+  /** Concrete faiss factory string. */
+  readonly factory: string;
+}
+
+export class ItemShardIndex {
+  readonly dim: number;
+  readonly factory: string;
+  readonly #faiss: FaissIndex;
+  readonly #columns: ItemColumns;
+  /** Rows whose vector is still in a faiss index that cannot remove (HNSW). */
+  #deadInIndex = 0;
+  readonly #opts: ResolvedIndexOptions;
+  /** nprobe currently set on the faiss index (IVF only). */
+  #nprobe: number | undefined;
+
+  private constructor(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, opts: ResolvedIndexOptions) {
+    this.#faiss = faiss;
+    this.#columns = columns;
+    this.dim = info.dim;
+    this.factory = info.factory;
+    this.#deadInIndex = Math.max(0, faiss.ntotal() - columns.size);
+    this.#opts = opts;
+    if (info.factory.includes('HNSW')) faiss.setParam('efSearch', opts.efSearch);
+  }
+
+  /**
+   * Builds an index over `items` whose vectors are rows of `vectors` (`items.length × dim`, unit
+   * norm). IVF indexes are trained on an evenly spaced sample of `trainPerList × nlist` vectors.
+   */
+  static build(items: readonly ItemFeatures[], vectors: Float32Array, dim: number, options: IndexOptions = {}): ItemShardIndex {
+    if (vectors.length !== items.length * dim) {
+      throw new TypeError(`vectors must hold items.length × dim = ${items.length * dim} floats, got ${vectors.length}`);
+    }
+    const opts = resolveIndexOptions(options);
+    const factory = factoryFor(items.length, opts);
+    const faiss = faissFromFactory(dim, factory);
+    if (factory.includes('HNSW')) faiss.setParam('efConstruction', opts.efConstruction);
+    const columns = new ItemColumns(items.length);
+    const keep: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (item === undefined || columns.rowOf(item.videoId) !== undefined) continue; // first wins
+      columns.append(item, item);
+      keep.push(i);
+    }
+    const vecs = keep.length === items.length ? vectors : gatherRows(vectors, keep, dim);
+    if (!faiss.isTrained()) {
+      const nlist = nlistOf(factory) ?? 1;
+      faiss.trainF32(sampleRows(vecs, dim, Math.max(nlist, nlist * opts.trainPerList)));
+    }
+    if (keep.length > 0) faiss.addWithIds(vecs, rowLabels(0, keep.length));
+    return new ItemShardIndex(faiss, columns, { dim, factory }, opts);
+  }
+
+  /** Wraps parts read from a snapshot (snapshot.ts). */
+  static fromParts(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, options: IndexOptions = {}): ItemShardIndex {
+    return new ItemShardIndex(faiss, columns, info, resolveIndexOptions(options));
+  }
+
+  /** Live items. */
+  get size(): number {
+    return this.#columns.size;
+  }
+
+  get columns(): ItemColumns {
+    return this.#columns;
+  }
+
+  get faiss(): FaissIndex {
+    return this.#faiss;
+  }
+
+  has(videoId: number): boolean {
+    return this.#columns.rowOf(videoId) !== undefined;
+  }
+
+  /**
+   * Top-`k` items by inner product with `query`, best first, none of `exclude`. Over-fetches by the
+   * number of excluded ids (and of dead vectors left in an HNSW index) so up to k survive.
+   */
+  search(query: Float32Array, k: number, exclude: readonly number[] = []): CandidateBatchMsg {
+    validateSearch(this.dim, query.length, k, exclude.length);
+    const batch = emptyCandidateBatch();
+    const ntotal = this.#faiss.ntotal();
+    if (ntotal === 0) return batch;
+    const excluded = exclude.length > 0 ? new Set(exclude) : undefined;
+    const fetch = Math.min(ntotal, k + exclude.length + this.#deadInIndex);
+    const nprobe = nprobeFor(this.factory, this.#opts, fetch, ntotal);
+    if (nprobe !== undefined && nprobe !== this.#nprobe) {
+      this.#faiss.setParam('nprobe', nprobe);
+      this.#nprobe = nprobe;
+    }
+    const { distances, labels } = this.#faiss.searchF32(query, fetch);
+    for (let i = 0; i < labels.length && batch.videoIds.length < k; i++) {
+      const label = labels[i] ?? -1n;
+      if (label < 0n) break;
+      const row = Number(label);
+      const videoId = this.#columns.videoIdAt(row);
+      if (videoId < 0 || excluded?.has(videoId)) continue;
+      this.#columns.pushCandidate(batch, row, distances[i] ?? 0);
+    }
+    return batch;
+  }
+
+  /**
+   * Adds or replaces items with their vectors (`items.length × dim`): recommendable at once. A
+   * known item keeps its counters. Returns the number of items written.
+   */
+  upsert(items: readonly ItemMeta[], vectors: Float32Array): number {
+    if (vectors.length !== items.length * this.dim) {
+      throw new TypeError(`vectors must hold ${items.length * this.dim} floats, got ${vectors.length}`);
+    }
+    const first = this.#columns.rows;
+    const replaced: number[] = [];
+    for (const item of items) {
+      const old = this.#columns.rowOf(item.videoId);
+      const stats = old === undefined ? emptyItemStats() : this.#columns.statsAt(old);
+      if (old !== undefined) {
+        this.#columns.remove(item.videoId);
+        replaced.push(old);
+      }
+      this.#columns.append(item, stats);
+    }
+    this.#dropFromIndex(replaced);
+    if (items.length > 0) this.#faiss.addWithIds(vectors, rowLabels(first, items.length));
+    return items.length;
+  }
+
+  /** Removes items; unknown ids are ignored. Returns how many were removed. */
+  remove(videoIds: readonly number[]): number {
+    const rows: number[] = [];
+    for (const id of videoIds) {
+      const row = this.#columns.remove(id);
+      if (row !== undefined) rows.push(row);
+    }
+    this.#dropFromIndex(rows);
+    return rows.length;
+  }
+
+  /** Moves the counters of the event's video when it lives here (stream consumer hook). */
+  applyEvent(event: InteractionEvent): boolean {
+    return this.#columns.applyEvent(event);
+  }
+
+  /** Estimated bytes: columns + faiss vectors and ids (+ IVF centroids). */
+  memoryBytes(): number {
+    const n = this.#faiss.ntotal();
+    const centroids = (nlistOf(this.factory) ?? 0) * this.dim * 4;
+    return this.#columns.memoryBytes() + n * (this.dim * 4 + 8) + centroids;
+  }
+
+  /** Removes the vectors of already-tombstoned rows (one faiss call: Flat removal is O(n)). */
+  #dropFromIndex(rows: readonly number[]): void {
+    if (rows.length === 0) return;
+    try {
+      const removed = this.#faiss.removeIdsI64(BigInt64Array.from(rows, (r) => BigInt(r)));
+      this.#deadInIndex += rows.length - removed;
+    } catch {
+      // HNSW cannot remove: the vectors stay and searches skip the tombstoned rows.
+      this.#deadInIndex += rows.length;
+    }
+  }
+}
+
+function rowLabels(first: number, count: number): BigInt64Array {
+  const ids = new BigInt64Array(count);
+  for (let i = 0; i < count; i++) ids[i] = BigInt(first + i);
+  return ids;
+}
+
+function gatherRows(vectors: Float32Array, rows: readonly number[], dim: number): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => out.set(vectors.subarray(r * dim, (r + 1) * dim), i * dim));
+  return out;
+}
+
+function sampleRows(vectors: Float32Array, dim: number, want: number): Float32Array {
+  const n = vectors.length / dim;
+  if (n <= want) return vectors;
+  const step = n / want;
+  const rows = Array.from({ length: want }, (_, i) => Math.floor(i * step));
+  return gatherRows(vectors, rows, dim);
+}

@@ -1,0 +1,71 @@
+/**
+ * A ranker replica: the in-process scorer (worker pool + dynamic batcher) behind a KServe v2 gRPC
+ * server. Stateless; the node process starts one when the shard map lists it under `rankers` and
+ * advertises `address` as its NodeInfo.rankerAddress.
+ */
+import type { KServeServerStats } from './kserve-server.js';
+import { startKServeServer } from './kserve-server.js';
+import type { RankerOptions } from './options.js';
+import { resolveRankerOptions } from './options.js';
+import type { RankerScorerInternals, RankerScorerStats } from './scorer.js';
+import { openRankerScorer } from './scorer.js';
+
+export interface RankerReplicaStats extends RankerScorerStats {
+  readonly server: KServeServerStats;
+  /** process.memoryUsage() of the hosting process, bytes. */
+  readonly memory: { readonly rss: number; readonly heapUsed: number; readonly external: number; readonly arrayBuffers: number };
+}
+
+export interface RankerHandle {
+  /** host:port of the KServe v2 server. */
+  readonly address: string;
+  /** The provider the workers actually run on. */
+  readonly executionProvider: 'cuda' | 'cpu';
+  /** Version of the model now serving (changes after reload). */
+  readonly modelVersion: string;
+  /** Hot-swaps the model; see RankerScorer.reload. */
+  reload(modelDir: string): Promise<void>;
+  stats(): RankerReplicaStats;
+  /** Stops the server (in-flight calls get shutdownGraceMs), then the batcher and workers. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts a ranker replica. Throws TypeError naming a bad option, UpnextError if the model is refused. */
+export async function startRanker(options: RankerOptions, internals: RankerScorerInternals = {}): Promise<RankerHandle> {
+  const opts = resolveRankerOptions(options);
+  const scorer = await openRankerScorer(opts, internals);
+  let server;
+  try {
+    server = await startKServeServer(scorer, { host: opts.host, port: opts.port });
+  } catch (err) {
+    await scorer.close();
+    throw err;
+  }
+  const srv = server;
+  let stopping: Promise<void> | undefined;
+  return {
+    address: srv.address,
+    get executionProvider() {
+      return scorer.executionProvider;
+    },
+    get modelVersion() {
+      return scorer.model.version;
+    },
+    reload: (modelDir) => scorer.reload(modelDir),
+    stats: () => {
+      const m = process.memoryUsage();
+      return {
+        ...scorer.stats(),
+        server: srv.stats(),
+        memory: { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers },
+      };
+    },
+    stop: () => {
+      stopping ??= (async () => {
+        await srv.stop(opts.shutdownGraceMs);
+        await scorer.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,438 @@
+/**
+ * THE config of an upnext node and of a local cluster: defaults, then validation (a TypeError
+ * naming the bad option), then a resolved type with every field present. It composes the actors'
+ * own option types (each actor folder owns its knobs and their resolver; this module only nests
+ * them and adds the node's and the cluster's). Loaded from a JSON file and/or `--set key=value`
+ * flags; nothing reads the environment.
+ *
+ * Every knob is listed by {@link describeConfig} (key, default, unit, doc) — the README's knob
+ * table is generated from it, and a unit test checks that no resolved knob is missing from it.
+ */
+import { readFile } from 'node:fs/promises';
+import { validateClusterName } from '../core/subjects.js';
+import { DEFAULT_COORDINATOR_CONFIG, resolveCoordinatorConfig } from '../actors/coordinator/config.js';
+import type { CoordinatorConfig, ResolvedCoordinatorConfig } from '../actors/coordinator/config.js';
+import { DEFAULT_BATCHING, resolveBatchingOptions } from '../actors/ranker/options.js';
+import type { BatchingOptions, ExecutionProviderChoice, ResolvedBatchingOptions } from '../actors/ranker/options.js';
+import { resolveItemShardOptions } from '../actors/item-shard/item-shard.js';
+import type { ItemShardOptions } from '../actors/item-shard/item-shard.js';
+import type { ResolvedIndexOptions } from '../actors/item-shard/index-options.js';
+import { resolveUserPartitionOptions } from '../actors/user-state/user-state.js';
+import type { UserPartitionOptions } from '../actors/user-state/user-state.js';
+import { resolvePopularIndexOptions } from '../actors/popular/popular-index.js';
+import type { PopularIndexOptions, ResolvedPopularIndexOptions } from '../actors/popular/popular-index.js';
+
+/** Shape of the cluster the local launcher creates (the shard map's fixed parameters). */
+export interface ClusterShapeConfig {
+  /** Cluster name: scopes NATS subjects and the KV bucket. Default "local". */
+  readonly name: string;
+  /** Node processes the local launcher starts. Default 3. */
+  readonly nodes: number;
+  /** S: virtual item shards. Default 2. */
+  readonly itemShards: number;
+  /** P: virtual user partitions. Default 16. */
+  readonly userPartitions: number;
+  /** R: replicas of each shard and partition. Default 1. */
+  readonly replicas: number;
+  /** Nodes hosting a ranker replica: "all" or a comma-separated list of node names. Default "all". */
+  readonly rankers: string;
+  /** Nodes hosting a coordinator: comma-separated node names. Default "n1". */
+  readonly coordinators: string;
+}
+
+/** The node process's own knobs. */
+export interface NodeProcessConfig {
+  /** Host the node's servers bind to and advertise in the shard map. Default "127.0.0.1". */
+  readonly host: string;
+  /** Port of the Prometheus /metrics server; 0 picks a free one. Default 0. */
+  readonly metricsPort: number;
+  /** How often the node writes its load report to KV (for `shardmap show`), ms; 0 = never. Default 5000. */
+  readonly loadReportIntervalMs: number;
+  /** How long a graceful stop (SIGTERM) lets in-flight work finish before forcing, ms. Default 5000. */
+  readonly drainTimeoutMs: number;
+  /** Where the popular/trending actor runs: on nodes hosting a coordinator, or on every node. Default "coordinators". */
+  readonly popularOn: 'coordinators' | 'all';
+  /** Item shards / user partitions a node builds at once when it starts (each in its own worker). Default 2. */
+  readonly startConcurrency: number;
+}
+
+/** Public Recommend server of a coordinator, plus the coordinator's pipeline knobs. */
+export interface CoordinatorSection extends ResolvedCoordinatorConfig {
+  /** Port of the public gRPC server; 0 picks a free one. Default 50051. */
+  readonly port: number;
+}
+
+/** Ranker replica knobs (see actors/ranker/options.ts). */
+export interface RankerSection {
+  /** Worker threads, each with its own ONNX Runtime session. Default 1. */
+  readonly workers: number;
+  /** ONNX Runtime intra-op threads per session. Default 1. */
+  readonly intraOpNumThreads: number;
+  /** "auto" picks CUDA when present, else CPU. Default "auto". */
+  readonly executionProvider: ExecutionProviderChoice;
+  /** Port of the KServe v2 gRPC server; 0 picks a free one. Default 0. */
+  readonly port: number;
+  readonly batching: ResolvedBatchingOptions;
+}
+
+/** Item-shard knobs (see actors/item-shard/item-shard.ts and index-options.ts). */
+export interface ItemShardSection {
+  readonly index: ResolvedIndexOptions;
+  readonly maxInFlight: number;
+  readonly towerBatchRows: number;
+  readonly latencyWindow: number;
+}
+
+/** User-partition knobs (see actors/user-state/user-state.ts). */
+export interface UserStateSection {
+  readonly embeddingCacheSize: number;
+  readonly thread: 'worker' | 'inline';
+  readonly maxInFlight: number;
+}
+
+/** Popular/trending knobs (see actors/popular/). */
+export interface PopularSection {
+  readonly lists: ResolvedPopularIndexOptions;
+  /** How often lists are recomputed, ms. Default 5000. */
+  readonly refreshIntervalMs: number;
+  /** What "now" is when lists are computed: the newest event's time, or the wall clock. Default "events". */
+  readonly timeBase: 'events' | 'clock';
+}
+
+/** The whole resolved config. */
+export interface UpnextConfig {
+  readonly cluster: ClusterShapeConfig;
+  readonly node: NodeProcessConfig;
+  readonly coordinator: CoordinatorSection;
+  readonly ranker: RankerSection;
+  readonly itemShard: ItemShardSection;
+  readonly userState: UserStateSection;
+  readonly popular: PopularSection;
+}
+
+/** What a config file or flags may set: every field optional, nested. */
+export interface UpnextConfigInput {
+  readonly cluster?: Partial<ClusterShapeConfig>;
+  readonly node?: Partial<NodeProcessConfig>;
+  readonly coordinator?: CoordinatorConfig & { readonly port?: number };
+  readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
+  readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow'>;
+  readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight'>;
+  readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock' };
+}
+
+export const DEFAULT_CLUSTER_SHAPE: ClusterShapeConfig = Object.freeze({
+  name: 'local',
+  nodes: 3,
+  itemShards: 2,
+  userPartitions: 16,
+  replicas: 1,
+  rankers: 'all',
+  coordinators: 'n1',
+});
+
+export const DEFAULT_NODE_PROCESS: NodeProcessConfig = Object.freeze({
+  host: '127.0.0.1',
+  metricsPort: 0,
+  loadReportIntervalMs: 5000,
+  drainTimeoutMs: 5000,
+  popularOn: 'coordinators',
+  startConcurrency: 2,
+});
+
+const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular'] as const;
+
+function int(key: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new TypeError(`config ${key} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function str(key: string, v: unknown, re?: RegExp): string {
+  if (typeof v !== 'string' || v.length === 0 || (re && !re.test(v))) {
+    throw new TypeError(`config ${key} must be a non-empty string${re ? ` matching ${re}` : ''}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(key: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new TypeError(`config ${key} must be one of ${allowed.join('|')}, got ${JSON.stringify(v)}`);
+  }
+  return v as T;
+}
+
+function section(key: string, v: unknown): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`config ${key} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function noUnknownKeys(key: string, input: Record<string, unknown>, known: readonly string[]): void {
+  for (const k of Object.keys(input)) {
+    if (!known.includes(k)) throw new TypeError(`config ${key ? `${key}.` : ''}${k} is not a known option`);
+  }
+}
+
+/**
+ * Merges `input` over the defaults and validates every knob. Throws a TypeError naming the bad
+ * option (`config cluster.itemShards must be …`). Unknown top-level or cluster/node keys are errors
+ * (a typo must not silently fall back to a default).
+ */
+export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
+  const root = section('', input);
+  noUnknownKeys('', root, SECTIONS);
+
+  const c = section('cluster', root.cluster);
+  noUnknownKeys('cluster', c, Object.keys(DEFAULT_CLUSTER_SHAPE));
+  const cm = { ...DEFAULT_CLUSTER_SHAPE, ...c };
+  const name = str('cluster.name', cm.name);
+  try {
+    validateClusterName(name);
+  } catch {
+    throw new TypeError(`config cluster.name must match [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(name)}`);
+  }
+  const nodes = int('cluster.nodes', cm.nodes, 1, 64);
+  const cluster: ClusterShapeConfig = Object.freeze({
+    name,
+    nodes,
+    itemShards: int('cluster.itemShards', cm.itemShards, 1, 1024),
+    userPartitions: int('cluster.userPartitions', cm.userPartitions, 1, 65_536),
+    replicas: int('cluster.replicas', cm.replicas, 1, nodes),
+    rankers: str('cluster.rankers', cm.rankers, /^(all|[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*)$/),
+    coordinators: str('cluster.coordinators', cm.coordinators, /^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$/),
+  });
+
+  const n = section('node', root.node);
+  noUnknownKeys('node', n, Object.keys(DEFAULT_NODE_PROCESS));
+  const nm = { ...DEFAULT_NODE_PROCESS, ...n };
+  const node: NodeProcessConfig = Object.freeze({
+    host: str('node.host', nm.host),
+    metricsPort: int('node.metricsPort', nm.metricsPort, 0, 65_535),
+    loadReportIntervalMs: int('node.loadReportIntervalMs', nm.loadReportIntervalMs, 0, 3_600_000),
+    drainTimeoutMs: int('node.drainTimeoutMs', nm.drainTimeoutMs, 0, 600_000),
+    popularOn: oneOf('node.popularOn', nm.popularOn, ['coordinators', 'all'] as const),
+    startConcurrency: int('node.startConcurrency', nm.startConcurrency, 1, 64),
+  });
+
+  const co = section('coordinator', root.coordinator);
+  const { port: coPort, ...coRest } = co;
+  let coordinatorCfg: ResolvedCoordinatorConfig;
+  try {
+    coordinatorCfg = resolveCoordinatorConfig(coRest as CoordinatorConfig);
+  } catch (err) {
+    // The coordinator names the option relative to itself; name it from the root.
+    throw new TypeError(String((err as Error).message).replace(/^coordinator option /, 'config coordinator.'));
+  }
+  const coordinator: CoordinatorSection = Object.freeze({
+    ...coordinatorCfg,
+    port: int('coordinator.port', coPort ?? 50051, 0, 65_535),
+  });
+
+  const r = section('ranker', root.ranker);
+  noUnknownKeys('ranker', r, ['workers', 'intraOpNumThreads', 'executionProvider', 'port', 'batching']);
+  let batching: ResolvedBatchingOptions;
+  try {
+    batching = resolveBatchingOptions(section('ranker.batching', r.batching) as BatchingOptions);
+  } catch (err) {
+    throw new TypeError(String((err as Error).message).replace(/^options\.batching\./, 'config ranker.batching.'));
+  }
+  const ranker: RankerSection = Object.freeze({
+    workers: int('ranker.workers', r.workers ?? 1, 1, 64),
+    intraOpNumThreads: int('ranker.intraOpNumThreads', r.intraOpNumThreads ?? 1, 1, 64),
+    executionProvider: oneOf('ranker.executionProvider', r.executionProvider ?? 'auto', ['auto', 'cpu', 'cuda'] as const),
+    port: int('ranker.port', r.port ?? 0, 0, 65_535),
+    batching,
+  });
+
+  // The actor folders validate their own knobs; the placeholders fill the per-instance fields.
+  const renamed = (err: unknown, key: string) =>
+    new TypeError(String((err as Error).message).replace(/^option /, `config ${key}.`));
+  const is = section('itemShard', root.itemShard);
+  noUnknownKeys('itemShard', is, ['index', 'maxInFlight', 'towerBatchRows', 'latencyWindow']);
+  let itemShard: ItemShardSection;
+  try {
+    const r = resolveItemShardOptions({ ...(is as Partial<ItemShardOptions>), cluster: 'x', shard: 0, shardCount: 1, worldDir: '.', modelDir: '.' });
+    itemShard = Object.freeze({ index: r.index, maxInFlight: r.maxInFlight, towerBatchRows: r.towerBatchRows, latencyWindow: r.latencyWindow });
+  } catch (err) {
+    throw renamed(err, 'itemShard');
+  }
+  const us = section('userState', root.userState);
+  noUnknownKeys('userState', us, ['embeddingCacheSize', 'thread', 'maxInFlight']);
+  let userState: UserStateSection;
+  try {
+    const r = resolveUserPartitionOptions({ ...(us as Partial<UserPartitionOptions>), cluster: 'x', partition: 0, partitionCount: 1, modelDir: '.' });
+    userState = Object.freeze({ embeddingCacheSize: r.embeddingCacheSize, thread: r.thread, maxInFlight: r.maxInFlight });
+  } catch (err) {
+    throw renamed(err, 'userState');
+  }
+  const po = section('popular', root.popular);
+  noUnknownKeys('popular', po, ['lists', 'refreshIntervalMs', 'timeBase']);
+  let lists: ResolvedPopularIndexOptions;
+  try {
+    lists = resolvePopularIndexOptions(section('popular.lists', po.lists) as PopularIndexOptions);
+  } catch (err) {
+    throw new TypeError(String((err as Error).message).replace(/^(option |options\.)?/, 'config popular.lists.'));
+  }
+  const popular: PopularSection = Object.freeze({
+    lists,
+    refreshIntervalMs: int('popular.refreshIntervalMs', po.refreshIntervalMs ?? 5000, 1, 3_600_000),
+    timeBase: oneOf('popular.timeBase', po.timeBase ?? 'events', ['events', 'clock'] as const),
+  });
+
+  return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular });
+}
+
+/**
+ * Applies `key=value` overrides (dotted keys, e.g. `coordinator.budgets.rankingMs=25`) to a config
+ * input. Values parse as JSON when they can (numbers, booleans, objects), else stay strings.
+ */
+export function applyOverrides(input: UpnextConfigInput, overrides: readonly string[]): UpnextConfigInput {
+  const out = structuredClone(input) as Record<string, unknown>;
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new TypeError(`config override must be key=value, got ${JSON.stringify(o)}`);
+    const path = o.slice(0, eq).split('.');
+    const raw = o.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      /* a plain string */
+    }
+    let obj = out;
+    for (const p of path.slice(0, -1)) {
+      if (p === '__proto__' || p === 'constructor') throw new TypeError(`config override key ${JSON.stringify(o)} is not allowed`);
+      const next = obj[p];
+      if (next === undefined) obj[p] = {};
+      else if (typeof next !== 'object' || next === null) throw new TypeError(`config ${path.join('.')}: ${p} is not an object`);
+      obj = obj[p] as Record<string, unknown>;
+    }
+    obj[path[path.length - 1]!] = value;
+  }
+  return out as UpnextConfigInput;
+}
+
+/** Reads a JSON config file (no defaults applied: pass the result to {@link resolveConfig}). */
+export async function readConfigFile(file: string): Promise<UpnextConfigInput> {
+  const text = await readFile(file, 'utf8');
+  try {
+    return JSON.parse(text) as UpnextConfigInput;
+  } catch (err) {
+    throw new TypeError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** One documented knob. */
+export interface KnobDescription {
+  /** Dotted key, as used in the config file and in `--set key=value`. */
+  readonly key: string;
+  /** Default value, JSON-encoded. */
+  readonly default: string;
+  /** Unit ("ms", "count", "bytes", "s", "" for names and enums). */
+  readonly unit: string;
+  readonly doc: string;
+}
+
+/** key → [unit, doc]; defaults are read from the resolved default config so they never drift. */
+const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
+  'cluster.name': ['', 'Cluster name: scopes NATS subjects and the KV bucket.'],
+  'cluster.nodes': ['count', 'Node processes the local launcher starts.'],
+  'cluster.itemShards': ['count', 'S: virtual item shards (fixed at creation; every request touches all of them, so keep it small).'],
+  'cluster.userPartitions': ['count', 'P: virtual user partitions (fixed at creation; fine-grained for moves and fast replay).'],
+  'cluster.replicas': ['count', 'R: replicas of each item shard and user partition (≤ nodes).'],
+  'cluster.rankers': ['', 'Nodes hosting a ranker replica: "all" or comma-separated node names.'],
+  'cluster.coordinators': ['', 'Nodes hosting a coordinator (public Recommend endpoint), comma-separated.'],
+  'node.host': ['', 'Address the node binds its servers to and advertises in the shard map.'],
+  'node.metricsPort': ['port', 'Prometheus /metrics port; 0 picks a free one (printed in the ready line).'],
+  'node.loadReportIntervalMs': ['ms', 'How often the node writes its load report to KV for `shardmap show`; 0 = never.'],
+  'node.drainTimeoutMs': ['ms', 'Graceful stop: how long in-flight work may finish before the node forces shutdown.'],
+  'node.popularOn': ['', 'Where the popular/trending actor runs: "coordinators" (nodes with a coordinator) or "all".'],
+  'node.startConcurrency': ['count', 'Item shards / user partitions a node builds at once at start (each in its own worker thread).'],
+  'coordinator.port': ['port', 'Public gRPC (Recommend, LogEvents, health, reflection) port of the coordinator; 0 = free port.'],
+  'coordinator.defaultDeadlineMs': ['ms', 'Overall Recommend deadline when the client sets none.'],
+  'coordinator.budgets.userStateMs': ['ms', 'User-state lookup budget (one NATS request); missed → treated as a new user.'],
+  'coordinator.budgets.retrievalMs': ['ms', 'Scatter/gather budget over every item shard; missed shards lower coverage.'],
+  'coordinator.budgets.rankingMs': ['ms', 'Ranker call budget; missed → retrieval order (degraded).'],
+  'coordinator.budgets.policyMs': ['ms', 'Policy stage budget (blend, exploration, diversity).'],
+  'coordinator.budgets.fallbackMs': ['ms', 'How long a fallback answer may wait for the popular list (cold cache only).'],
+  'coordinator.perShardK': ['count', "Candidates asked from each item shard (k')."],
+  'coordinator.mergeLimit': ['count', 'Candidates kept after merging the shard lists.'],
+  'coordinator.trendingCandidates': ['count', 'Trending candidates added for exploration / cold start.'],
+  'coordinator.surfaces.default.click': ['weight', 'Weight of calibrated P(click) for surfaces without their own weights.'],
+  'coordinator.surfaces.default.watch': ['weight', 'Weight of normalised E[watch] for surfaces without their own weights.'],
+  'coordinator.surfaces.home.click': ['weight', 'Weight of P(click) on the "home" surface.'],
+  'coordinator.surfaces.home.watch': ['weight', 'Weight of normalised E[watch] on the "home" surface.'],
+  'coordinator.surfaces.up_next.click': ['weight', 'Weight of P(click) on the "up_next" surface.'],
+  'coordinator.surfaces.up_next.watch': ['weight', 'Weight of normalised E[watch] on the "up_next" surface.'],
+  'coordinator.watchNormS': ['s', 'Expected watch time that maps to 1 in the blend: f(w) = min(1, log1p(w)/log1p(watchNormS)).'],
+  'coordinator.exploration.epsilon': ['share', 'Probability an eligible slot is an exploration slot.'],
+  'coordinator.exploration.protectedTopSlots': ['count', 'Leading slots never used for exploration.'],
+  'coordinator.diversity.window': ['count', 'Head of the list where the per-category cap applies.'],
+  'coordinator.diversity.maxPerCategory': ['count', 'Most items of one category inside the diversity window.'],
+  'coordinator.admission.maxConcurrent': ['count', 'Requests running the pipeline at once.'],
+  'coordinator.admission.maxQueue': ['count', 'Requests waiting for a slot; beyond it requests are shed to the popular list.'],
+  'coordinator.admission.maxQueueWaitMs': ['ms', 'Longest wait for a slot before a request is shed.'],
+  'coordinator.auth.token': ['', 'When set, callers must send `authorization: Bearer <token>`. Default unset.'],
+  'coordinator.maxReceiveMessageBytes': ['bytes', 'Largest request message the public server accepts.'],
+  'coordinator.publishAckTimeoutMs': ['ms', 'Timeout of one JetStream publish ack in LogEvents.'],
+  'ranker.workers': ['count', 'Ranker worker threads per node, each with its own ONNX Runtime session.'],
+  'ranker.intraOpNumThreads': ['count', 'ONNX Runtime intra-op threads per session.'],
+  'ranker.executionProvider': ['', '"auto" (CUDA when present, else CPU), "cpu" or "cuda".'],
+  'ranker.port': ['port', 'KServe v2 gRPC port of the ranker replica; 0 = free port (advertised in the shard map).'],
+  'ranker.batching.maxBatchRows': ['rows', 'Most rows merged into one ONNX Runtime run.'],
+  'ranker.batching.maxDelayMs': ['ms', 'How long the oldest request may wait for others to join its batch; 0 = at once.'],
+  'ranker.batching.maxQueueRows': ['rows', 'Rows allowed to wait; beyond it a request fails RESOURCE_EXHAUSTED (the coordinator degrades).'],
+  'ranker.batching.batchesPerWorker': ['count', 'Batches in flight per worker.'],
+  'itemShard.index.factory': ['', "faiss factory string, or 'auto' (IDMap,Flat up to flatMaxItems, else IVF{≈4√n},Flat)."],
+  'itemShard.index.nprobe': ['lists', "IVF lists probed per query, or 'auto' (scales with k and nlist)."],
+  'itemShard.index.efSearch': ['count', 'HNSW search breadth (HNSW factories only).'],
+  'itemShard.index.efConstruction': ['count', 'HNSW build breadth (HNSW factories only).'],
+  'itemShard.index.flatMaxItems': ['items', "Largest shard that 'auto' indexes exactly (flat)."],
+  'itemShard.index.trainPerList': ['vectors', 'IVF training vectors per list.'],
+  'itemShard.maxInFlight': ['count', 'Searches queued to the shard worker; beyond it RESOURCE_EXHAUSTED.'],
+  'itemShard.towerBatchRows': ['rows', 'Items per item-tower ONNX run while building a shard.'],
+  'itemShard.latencyWindow': ['count', 'Searches kept for the p50 in stats().'],
+  'userState.embeddingCacheSize': ['entries', 'Cached user embeddings (user × context bucket × profile version) per partition.'],
+  'userState.thread': ['', '"worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],
+  'userState.maxInFlight': ['count', 'Requests queued per partition; beyond it RESOURCE_EXHAUSTED.'],
+  'popular.lists.popularHalfLifeMs': ['ms', 'Half-life of the popular (all-time) counter.'],
+  'popular.lists.trendingHalfLifeMs': ['ms', 'Half-life of the trending (recent) counter.'],
+  'popular.lists.freshnessMs': ['ms', 'Age scale of the new-video boost in trending.'],
+  'popular.lists.listSize': ['count', 'Entries kept per (country, device) list.'],
+  'popular.lists.minTrendingCount': ['count', 'Smallest recent count for a video to be trending.'],
+  'popular.refreshIntervalMs': ['ms', 'How often the popular/trending lists are recomputed.'],
+  'popular.timeBase': ['', '"events" (now = newest event time, for replayed worlds) or "clock" (wall clock).'],
+};
+
+function leaves(prefix: string, v: unknown, out: Map<string, unknown>): void {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0) {
+    for (const [k, x] of Object.entries(v)) leaves(prefix ? `${prefix}.${k}` : k, x, out);
+  } else if (!(typeof v === 'object' && v !== null && Object.keys(v).length === 0)) {
+    out.set(prefix, v);
+  }
+}
+
+/** The resolved default config as dotted key → value (objects flattened). */
+export function flattenConfig(config: UpnextConfig): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  leaves('', config, out);
+  return out;
+}
+
+/** Every knob with its default, unit and doc, in a stable order. */
+export function describeConfig(): KnobDescription[] {
+  const defaults = flattenConfig(resolveConfig());
+  return Object.entries(KNOB_DOCS).map(([key, [unit, doc]]) => ({
+    key,
+    default: defaults.has(key) ? JSON.stringify(defaults.get(key)) : 'unset',
+    unit,
+    doc,
+  }));
+}
+
+/** The default coordinator knobs, re-exported so the launcher and docs need only this module. */
+export const COORDINATOR_DEFAULTS = DEFAULT_COORDINATOR_CONFIG;
+/** The default ranker batching knobs. */
+export const RANKER_BATCHING_DEFAULTS = DEFAULT_BATCHING;

@@ -1,0 +1,268 @@
+/**
+ * A whole upnext cluster on one machine, as real processes: one nats-server (JetStream) and N node
+ * processes (`cluster/node/main.ts`), wired through the shard map in NATS KV. Used by `make run`
+ * (cluster/local/main.ts), the end-to-end tests and the load tests (`loadtest/` plugs it in as a
+ * Target: address, processes, killNode, restartNode).
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { startNatsServer } from '../nats/server.js';
+import type { NatsServerHandle } from '../nats/server.js';
+import { applyOverrides, resolveConfig } from '../config.js';
+import type { UpnextConfig, UpnextConfigInput } from '../config.js';
+import { createShardMap } from '../../shardmap/assign.js';
+import { ShardMapStore } from '../../shardmap/kv-store.js';
+import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
+import { StatusCode, UpnextError } from '../../core/status.js';
+
+/** Options of {@link startLocalCluster}. */
+export interface LocalClusterOptions {
+  /** Working directory: nats data, node logs, item-shard snapshots, the config file. Created if missing. */
+  readonly runDir: string;
+  /** World directory (offline/world format). */
+  readonly worldDir: string;
+  /** Model directory `models/<version>/`. */
+  readonly modelDir: string;
+  /** Config overrides (cluster shape, actor knobs); see cluster/config.ts. Default: the defaults. */
+  readonly config?: UpnextConfigInput;
+  /** Convenience overrides of `config`: */
+  /** Node processes. Default config.cluster.nodes (3). */
+  readonly nodes?: number;
+  /** S. Default config.cluster.itemShards (2). */
+  readonly itemShards?: number;
+  /** P. Default config.cluster.userPartitions (16). */
+  readonly userPartitions?: number;
+  /** R. Default config.cluster.replicas (1). */
+  readonly replicas?: number;
+  /** Port of the first coordinator's public gRPC server; 0 = free port. Default config.coordinator.port (50051). */
+  readonly grpcPort?: number;
+  /** How long to wait for every node's ready line, ms. Default 600000 (a first start builds indexes). */
+  readonly readyTimeoutMs?: number;
+  /** Called with every line a node writes on stderr (its structured log), e.g. for progress. Default: none. */
+  readonly onNodeLog?: (node: string, line: string) => void;
+  /** Extra Node.js flags for node processes (e.g. ['--max-old-space-size=8192']). Default none. */
+  readonly nodeArgs?: readonly string[];
+}
+
+/** One node process of the cluster. */
+export interface LocalNodeInfo {
+  readonly name: string;
+  readonly pid: number;
+  /** host:port of its /metrics, from its ready line. */
+  readonly metricsAddress: string;
+  /** The actors it reported in its ready line. */
+  readonly actors: readonly string[];
+  /** Time from spawn to its ready line, ms. */
+  readonly readyMs: number;
+}
+
+/** A running local cluster. */
+export interface LocalClusterHandle {
+  /** host:port of the (first) coordinator's public gRPC server. */
+  readonly grpcAddress: string;
+  readonly natsUrl: string;
+  readonly natsPid: number;
+  readonly cluster: string;
+  readonly config: UpnextConfig;
+  /** The nodes as they are now (pids change on restart). */
+  readonly nodes: readonly LocalNodeInfo[];
+  /** The shard map as written at start (addresses are registered by the nodes afterwards). */
+  readonly initialMap: ShardMapSnapshot;
+  /** SIGKILL a node (a crash: no drain). Resolves when the process is gone. */
+  killNode(name: string): Promise<void>;
+  /** Starts a killed or stopped node again and waits for its ready line. */
+  restartNode(name: string): Promise<LocalNodeInfo>;
+  /** Graceful stop of every node (SIGTERM, drain), then nats-server. Idempotent. */
+  stop(): Promise<void>;
+}
+
+interface NodeProc {
+  name: string;
+  child: ChildProcess;
+  info: LocalNodeInfo;
+  exited: Promise<void>;
+}
+
+const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
+
+/** Node names of a cluster of `n` nodes: n1, n2, … */
+export function nodeNames(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `n${i + 1}`);
+}
+
+function listOrAll(value: string, all: readonly string[]): string[] {
+  return value === 'all' ? [...all] : value.split(',').filter(Boolean);
+}
+
+/** Starts nats-server, writes the shard map, spawns the nodes and waits until all are ready. */
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalClusterHandle> {
+  const shape = {
+    ...opts.config?.cluster,
+    ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}),
+    ...(opts.itemShards !== undefined ? { itemShards: opts.itemShards } : {}),
+    ...(opts.userPartitions !== undefined ? { userPartitions: opts.userPartitions } : {}),
+    ...(opts.replicas !== undefined ? { replicas: opts.replicas } : {}),
+  };
+  const input: UpnextConfigInput = {
+    ...opts.config,
+    cluster: shape,
+    ...(opts.grpcPort !== undefined ? { coordinator: { ...opts.config?.coordinator, port: opts.grpcPort } } : {}),
+  };
+  const config = resolveConfig(input);
+  const names = nodeNames(config.cluster.nodes);
+  const map = createShardMap({
+    cluster: config.cluster.name,
+    itemShards: config.cluster.itemShards,
+    userPartitions: config.cluster.userPartitions,
+    replicas: config.cluster.replicas,
+    nodes: names,
+    rankers: listOrAll(config.cluster.rankers, names),
+    coordinators: listOrAll(config.cluster.coordinators, names),
+  });
+  const runDir = path.resolve(opts.runDir);
+  await mkdir(path.join(runDir, 'logs'), { recursive: true });
+  const configFile = path.join(runDir, 'config.json');
+  await writeFile(configFile, `${JSON.stringify(input, null, 2)}\n`);
+
+  const nats: NatsServerHandle = await startNatsServer({ dataDir: path.join(runDir, 'nats') });
+  const procs = new Map<string, NodeProc>();
+  let stopped: Promise<void> | undefined;
+  const nc = await connect({ servers: nats.url, name: 'local-launcher' });
+  let initialMap: ShardMapSnapshot;
+  try {
+    const store = await ShardMapStore.open(nc, config.cluster.name);
+    // A local start is a new cluster: replace whatever map a previous run left in run/nats.
+    initialMap = await store.put(map);
+  } catch (err) {
+    await nc.close().catch(() => {});
+    await nats.stop();
+    throw err;
+  }
+
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 600_000;
+  const firstCoordinator = map.coordinators[0];
+
+  const spawnNode = (name: string): Promise<NodeProc> => {
+    const args = [
+      ...(opts.nodeArgs ?? []),
+      NODE_MAIN,
+      '--name', name,
+      '--nats', nats.url,
+      '--cluster', config.cluster.name,
+      '--world', path.resolve(opts.worldDir),
+      '--models', path.resolve(opts.modelDir),
+      '--run-dir', runDir,
+      '--config', configFile,
+      // Only the first coordinator gets the fixed public port; others on this host take a free one.
+      ...(name === firstCoordinator ? [] : ['--set', 'coordinator.port=0']),
+    ];
+    const t0 = Date.now();
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const logFile = createWriteStream(path.join(runDir, 'logs', `${name}.log`), { flags: 'a' });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      logFile.write(`${line}\n`);
+      opts.onNodeLog?.(name, line);
+    });
+    void exited.then(() => logFile.end());
+    return new Promise<NodeProc>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, `node ${name} not ready after ${readyTimeoutMs} ms (see ${runDir}/logs/${name}.log)`));
+      }, readyTimeoutMs);
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        let msg: { event?: string; metricsAddress?: string; actors?: string[] };
+        try {
+          msg = JSON.parse(line) as typeof msg;
+        } catch {
+          return;
+        }
+        if (msg.event !== 'ready') return;
+        clearTimeout(timer);
+        const proc: NodeProc = {
+          name,
+          child,
+          exited,
+          info: { name, pid: child.pid ?? -1, metricsAddress: msg.metricsAddress ?? '', actors: msg.actors ?? [], readyMs: Date.now() - t0 },
+        };
+        procs.set(name, proc);
+        resolve(proc);
+      });
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new UpnextError(StatusCode.UNAVAILABLE, `node ${name} exited with ${child.exitCode ?? child.signalCode} before it was ready (see ${runDir}/logs/${name}.log)`));
+      });
+    });
+  };
+
+  const stopNodeProc = async (p: NodeProc, signal: NodeJS.Signals) => {
+    if (p.child.exitCode === null && p.child.signalCode === null) {
+      p.child.kill(signal);
+      // a node that does not drain in time is killed (its own drain timeout is shorter)
+      const force = setTimeout(() => p.child.kill('SIGKILL'), config.node.drainTimeoutMs + 5000);
+      await p.exited;
+      clearTimeout(force);
+    }
+  };
+
+  const stop = () => {
+    stopped ??= (async () => {
+      await Promise.all([...procs.values()].map((p) => stopNodeProc(p, 'SIGTERM')));
+      await nc.close().catch(() => {});
+      await nats.stop();
+    })();
+    return stopped;
+  };
+
+  let grpcAddress = '';
+  try {
+    const started = await Promise.allSettled(names.map((n) => spawnNode(n)));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    // The recommend address is registered in the map by its node before it reports ready.
+    const store = await ShardMapStore.open(nc, config.cluster.name);
+    const current = await store.read();
+    grpcAddress = (firstCoordinator && current?.nodes[firstCoordinator]?.recommendAddress) || '';
+    if (!grpcAddress) throw new UpnextError(StatusCode.INTERNAL, 'no coordinator registered a Recommend address');
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  return {
+    grpcAddress,
+    natsUrl: nats.url,
+    natsPid: nats.pid,
+    cluster: config.cluster.name,
+    config,
+    initialMap,
+    get nodes() {
+      return names.flatMap((n) => {
+        const p = procs.get(n);
+        return p ? [p.info] : [];
+      });
+    },
+    killNode: async (name) => {
+      const p = procs.get(name);
+      if (!p) throw new TypeError(`no running node named ${name}`);
+      procs.delete(name);
+      await stopNodeProc(p, 'SIGKILL');
+    },
+    restartNode: async (name) => {
+      if (!names.includes(name)) throw new TypeError(`no node named ${name} in this cluster`);
+      const old = procs.get(name);
+      if (old) {
+        procs.delete(name);
+        await stopNodeProc(old, 'SIGTERM');
+      }
+      return (await spawnNode(name)).info;
+    },
+    stop,
+  };
+}

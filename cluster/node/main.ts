@@ -1,0 +1,133 @@
+/**
+ * The node process:
+ *
+ *   node dist/cluster/node/main.js --name n1 --nats nats://127.0.0.1:4222 --cluster local \
+ *     --world data/worlds/default --models models/<v> --run-dir run/local [--config file] [--set key=value]...
+ *
+ * Connects to NATS, checks the model's feature-spec hash against the running code, runs the actors
+ * the shard map assigns it (cluster/node/node.ts), prints ONE JSON line `{"event":"ready",…}` on
+ * stdout when they are all up (the local launcher waits for it), logs JSON lines on stderr, and on
+ * SIGTERM/SIGINT drains: coordinator first (stop accepting, finish in flight), then the other
+ * actors, then the NATS connection. Exit code 0 after a clean drain, 1 on a failed start or a drain
+ * that overran `node.drainTimeoutMs`.
+ */
+import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { applyOverrides, readConfigFile, resolveConfig } from '../config.js';
+import type { UpnextConfigInput } from '../config.js';
+import { toStatus } from '../../core/status.js';
+import { loadServingModel } from './model.js';
+import { startNode } from './node.js';
+import { createRealLauncher } from './real-launcher.js';
+
+/** Parsed command line of the node process. */
+export interface NodeArgs {
+  readonly name: string;
+  readonly nats: string;
+  readonly cluster: string | undefined;
+  readonly world: string;
+  readonly models: string;
+  readonly runDir: string;
+  readonly config: string | undefined;
+  readonly set: readonly string[];
+}
+
+/** Parses the node's flags; throws a TypeError naming a missing or unknown flag. */
+export function parseNodeArgs(argv: readonly string[]): NodeArgs {
+  const values = new Map<string, string>();
+  const set: string[] = [];
+  const known = ['name', 'nats', 'cluster', 'world', 'models', 'run-dir', 'config', 'set'];
+  for (let i = 0; i < argv.length; i += 2) {
+    const flag = argv[i]!;
+    const value = argv[i + 1];
+    if (!flag.startsWith('--') || !known.includes(flag.slice(2))) throw new TypeError(`unknown flag ${flag}`);
+    if (value === undefined) throw new TypeError(`${flag} needs a value`);
+    if (flag === '--set') set.push(value);
+    else values.set(flag.slice(2), value);
+  }
+  const need = (k: string) => {
+    const v = values.get(k);
+    if (!v) throw new TypeError(`--${k} is required`);
+    return v;
+  };
+  return {
+    name: need('name'),
+    nats: values.get('nats') ?? 'nats://127.0.0.1:4222',
+    cluster: values.get('cluster'),
+    world: need('world'),
+    models: need('models'),
+    runDir: values.get('run-dir') ?? 'run/local',
+    config: values.get('config'),
+    set,
+  };
+}
+
+const log = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), ...event })}\n`);
+
+async function main(): Promise<number> {
+  const args = parseNodeArgs(process.argv.slice(2));
+  let input: UpnextConfigInput = args.config ? await readConfigFile(args.config) : {};
+  if (args.cluster) input = applyOverrides(input, [`cluster.name=${args.cluster}`]);
+  const config = resolveConfig(applyOverrides(input, args.set));
+  const model = await loadServingModel(path.resolve(args.models));
+  const nc = await connect({ servers: args.nats, name: `upnext-${config.cluster.name}-${args.name}` });
+  const launcher = createRealLauncher({
+    nc,
+    config,
+    node: args.name,
+    worldDir: path.resolve(args.world),
+    modelDir: path.resolve(args.models),
+    runDir: path.resolve(args.runDir),
+    model,
+    log,
+  });
+  const node = await startNode({ name: args.name, nc, config, launcher, modelVersion: model.version, log });
+
+  let shuttingDown: Promise<number> | undefined;
+  const shutdown = (signal: string) => {
+    shuttingDown ??= (async () => {
+      log({ event: 'draining', node: args.name, signal });
+      let timer: NodeJS.Timeout | undefined;
+      const overran = new Promise<number>((resolve) => {
+        timer = setTimeout(() => resolve(1), config.node.drainTimeoutMs);
+      });
+      const drained = (async () => {
+        await node.stop();
+        await nc.drain().catch(() => {});
+        return 0;
+      })();
+      const code = await Promise.race([drained, overran]);
+      clearTimeout(timer);
+      log({ event: 'stopped', node: args.name, clean: code === 0 });
+      return code;
+    })();
+    return shuttingDown;
+  };
+  const exitAfter = (signal: string) => void shutdown(signal).then((code) => process.exit(code));
+  process.once('SIGTERM', () => exitAfter('SIGTERM'));
+  process.once('SIGINT', () => exitAfter('SIGINT'));
+
+  try {
+    const ready = await node.ready;
+    process.stdout.write(`${JSON.stringify({ event: 'ready', ...ready, modelVersion: model.version, pid: process.pid })}\n`);
+  } catch (err) {
+    const status = toStatus(err);
+    log({ event: 'start_failed', node: args.name, code: status.code, message: status.message });
+    await shutdown('start_failed');
+    return 1;
+  }
+  // Keep running until a signal: the NATS connection and servers hold the event loop open.
+  return new Promise<number>(() => {});
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      const status = toStatus(err);
+      log({ event: 'fatal', code: status.code, message: status.message });
+      process.exit(1);
+    },
+  );
+}

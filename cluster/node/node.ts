@@ -1,0 +1,364 @@
+/**
+ * One upnext node: reads and watches the shard map in NATS KV, runs exactly the actors the map
+ * assigns it (starting new ones, stopping ones it no longer owns), advertises its ranker and
+ * Recommend addresses in the map (CAS), serves /metrics, and drains on stop.
+ *
+ * Reconciliation is serialised (one pass at a time, always against the newest map seen), so a burst
+ * of map changes never starts an actor twice. The map itself is an immutable snapshot: a request in
+ * flight keeps the snapshot it started with.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
+import { assignmentOf, rankerAddresses } from '../../shardmap/snapshot.js';
+import { withNodeInfo } from '../../shardmap/assign.js';
+import { ShardMapStore } from '../../shardmap/kv-store.js';
+import type { ShardMapWatch } from '../../shardmap/kv-store.js';
+import type { NodeLoad } from '../../shardmap/format.js';
+import { toStatus } from '../../core/status.js';
+import type { UpnextConfig } from '../config.js';
+import type { ActorKey, ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
+import { describeActorKey } from './actor-launcher.js';
+import { renderMetrics } from './metrics.js';
+import type { ActorStatsEntry, ProcessSample } from './metrics.js';
+
+/** Options of {@link startNode}. */
+export interface NodeOptions {
+  /** Node name as it appears in the shard map. */
+  readonly name: string;
+  /** Already-connected NATS connection; the node does not close it (the caller owns it). */
+  readonly nc: NatsConnection;
+  readonly config: UpnextConfig;
+  readonly launcher: ActorLauncher;
+  /** Model version served, for /metrics. Default "". */
+  readonly modelVersion?: string;
+  /** Structured log sink (one object per event). Default: JSON lines on stderr. */
+  readonly log?: (event: Record<string, unknown>) => void;
+  /** How long to wait for the first shard map to appear in KV, ms. Default 30000. */
+  readonly mapWaitMs?: number;
+}
+
+/** A running node. */
+export interface NodeHandle {
+  readonly name: string;
+  /** host:port of /metrics. */
+  readonly metricsAddress: string;
+  /** Resolves when every actor of the first map the node saw is serving; rejects if one fails to start. */
+  readonly ready: Promise<ReadySummary>;
+  /** The map version the node last reconciled to. */
+  mapVersion(): number;
+  /** Keys of the actors running now, e.g. ["coordinator", "item:0", "ranker", "user:3"]. */
+  actors(): ActorKey[];
+  /** Addresses of the servers this node runs. */
+  addresses(): { ranker?: string; recommend?: string };
+  /** The Prometheus text of /metrics. */
+  metrics(): string;
+  /** Graceful: stop accepting (coordinator first), finish in flight, stop actors, deregister. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** What the ready line reports. */
+export interface ReadySummary {
+  readonly node: string;
+  readonly mapVersion: number;
+  readonly actors: ActorKey[];
+  readonly recommendAddress?: string;
+  readonly rankerAddress?: string;
+  readonly metricsAddress: string;
+  readonly startMs: number;
+}
+
+const defaultLog = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(event)}\n`);
+
+/** Which actors `node` should run under `map`, in start order (ranker before the coordinator that calls it). */
+export function desiredActors(map: ShardMapSnapshot, node: string, popularOn: 'coordinators' | 'all'): ActorKey[] {
+  if (!map.nodes[node]) return [];
+  const a = assignmentOf(map, node);
+  const keys: ActorKey[] = [];
+  if (a.ranker) keys.push('ranker');
+  for (const s of a.itemShards) keys.push(`item:${s}`);
+  for (const p of a.userPartitions) keys.push(`user:${p}`);
+  if (popularOn === 'all' || a.coordinator) keys.push('popular');
+  if (a.coordinator) keys.push('coordinator');
+  return keys;
+}
+
+function processSampler(): () => ProcessSample {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  return () => {
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    const p99 = loop.percentile(99) / 1e6;
+    loop.reset();
+    return {
+      cpuSecondsTotal: (cpu.user + cpu.system) / 1e6,
+      rssBytes: mem.rss,
+      heapUsedBytes: mem.heapUsed,
+      eventLoopDelayP99Ms: Number.isFinite(p99) ? p99 : 0,
+      uptimeSeconds: process.uptime(),
+    };
+  };
+}
+
+function numberAt(v: unknown, key: string): number {
+  if (typeof v !== 'object' || v === null) return 0;
+  const x = (v as Record<string, unknown>)[key];
+  return typeof x === 'number' ? x : 0;
+}
+
+/** Starts a node. Resolves once its /metrics server listens; `handle.ready` tells when actors are up. */
+export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
+  const { name, nc, config, launcher } = opts;
+  const log = opts.log ?? defaultLog;
+  const startMs = Date.now();
+  const store = await ShardMapStore.open(nc, config.cluster.name);
+  const running = new Map<ActorKey, RunningActor>();
+  let map: ShardMapSnapshot | undefined;
+  let appliedVersion = 0;
+  let stopping = false;
+  const sample = processSampler();
+
+  const actorStats = (): ActorStatsEntry[] =>
+    [...running].map(([key, actor]) => {
+      let stats: unknown;
+      try {
+        stats = actor.stats();
+      } catch (err) {
+        stats = { statsError: toStatus(err).message };
+      }
+      return { ...describeActorKey(key), stats };
+    });
+  const metricsText = () =>
+    renderMetrics({
+      node: name,
+      cluster: config.cluster.name,
+      mapVersion: appliedVersion,
+      modelVersion: opts.modelVersion ?? '',
+      process: sample(),
+      actors: actorStats(),
+    });
+
+  const server = http.createServer((req, res) => {
+    if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(metricsText());
+    } else if (req.url === '/healthz') {
+      res.writeHead(readyDone && !stopping ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(readyDone && !stopping ? 'ok\n' : 'not ready\n');
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.node.metricsPort, config.node.host, () => resolve());
+  });
+  const metricsAddress = `${config.node.host}:${(server.address() as AddressInfo).port}`;
+
+  const serverAddress = (key: 'ranker' | 'coordinator') => (running.get(key) as RunningServerActor | undefined)?.address;
+
+  /** Advertise (or withdraw) this node's addresses when they differ from the map's. */
+  const register = async () => {
+    const ranker = serverAddress('ranker');
+    const recommend = serverAddress('coordinator');
+    await store.update((m) => {
+      const info = m.nodes[name];
+      if (!info) return null;
+      if (info.rankerAddress === ranker && info.recommendAddress === recommend) return null;
+      const { rankerAddress: _r, recommendAddress: _c, ...rest } = info;
+      return withNodeInfo({ ...m, nodes: { ...m.nodes, [name]: rest } }, name, {
+        ...(ranker ? { rankerAddress: ranker } : {}),
+        ...(recommend ? { recommendAddress: recommend } : {}),
+      });
+    });
+  };
+
+  const startActor = async (key: ActorKey, m: ShardMapSnapshot): Promise<RunningActor> => {
+    if (key === 'ranker') return launcher.ranker(m);
+    if (key === 'coordinator') return launcher.coordinator(m, () => (map ? rankerAddresses(map) : []));
+    if (key === 'popular') return launcher.popular(m);
+    const { index } = describeActorKey(key);
+    return key.startsWith('item:') ? launcher.itemShard(index!, m) : launcher.userPartition(index!, m);
+  };
+
+  /** One pass: bring the running set in line with the newest map. */
+  const reconcile = async (): Promise<void> => {
+    const target = map;
+    if (!target || stopping || target.version === appliedVersion) return;
+    const desired = desiredActors(target, name, config.node.popularOn);
+    const toStop = [...running.keys()].filter((k) => !desired.includes(k));
+    // The coordinator stops first so it stops accepting before what it calls goes away.
+    toStop.sort((a, b) => (a === 'coordinator' ? -1 : b === 'coordinator' ? 1 : 0));
+    for (const key of toStop) {
+      const actor = running.get(key)!;
+      running.delete(key);
+      log({ event: 'actor_stopping', node: name, actor: key, mapVersion: target.version });
+      await actor.stop();
+    }
+    const start = async (key: ActorKey) => {
+      if (running.has(key) || stopping) return;
+      const t0 = Date.now();
+      log({ event: 'actor_starting', node: name, actor: key, mapVersion: target.version });
+      const actor = await startActor(key, target);
+      if (stopping) return void (await actor.stop());
+      running.set(key, actor);
+      log({ event: 'actor_started', node: name, actor: key, ms: Date.now() - t0 });
+    };
+    // Ranker first and coordinator last (it calls the others); shards and partitions in between,
+    // `startConcurrency` at a time: each builds in its own worker thread, so starts overlap.
+    const middle = desired.filter((k) => k !== 'ranker' && k !== 'coordinator');
+    if (desired.includes('ranker')) await start('ranker');
+    let next = 0;
+    let failure: unknown;
+    const lane = async () => {
+      while (next < middle.length && failure === undefined) {
+        const key = middle[next++]!;
+        try {
+          await start(key);
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(config.node.startConcurrency, middle.length) }, lane));
+    if (failure !== undefined) throw failure;
+    if (desired.includes('coordinator')) await start('coordinator');
+    if (stopping) return;
+    appliedVersion = target.version;
+    await register();
+  };
+
+  let chain: Promise<void> = Promise.resolve();
+  let readyDone = false;
+  let resolveReady!: (s: ReadySummary) => void;
+  let rejectReady!: (e: unknown) => void;
+  const ready = new Promise<ReadySummary>((res, rej) => {
+    resolveReady = res;
+    rejectReady = rej;
+  });
+  ready.catch(() => {}); // the caller observes it; never an unhandled rejection here
+  const schedule = () => {
+    chain = chain
+      .then(reconcile)
+      .then(() => {
+        if (!readyDone && appliedVersion > 0) {
+          readyDone = true;
+          const recommendAddress = serverAddress('coordinator');
+          const rankerAddress = serverAddress('ranker');
+          resolveReady({
+            node: name,
+            mapVersion: appliedVersion,
+            actors: [...running.keys()].sort(),
+            ...(recommendAddress ? { recommendAddress } : {}),
+            ...(rankerAddress ? { rankerAddress } : {}),
+            metricsAddress,
+            startMs: Date.now() - startMs,
+          });
+        }
+      })
+      .catch((err: unknown) => {
+        const status = toStatus(err);
+        log({ event: 'reconcile_failed', node: name, code: status.code, message: status.message });
+        if (!readyDone) rejectReady(err);
+      });
+  };
+
+  // Wait for the first map (the launcher writes it before starting nodes; an operator may be later).
+  const mapWaitMs = opts.mapWaitMs ?? 30_000;
+  let firstMap: () => void = () => {};
+  const gotFirst = new Promise<void>((r) => (firstMap = r));
+  const watch: ShardMapWatch = await store.watch(
+    (m) => {
+      if (map && m.version <= map.version) return;
+      map = m;
+      firstMap();
+      schedule();
+    },
+    (err) => log({ event: 'shard_map_invalid', node: name, message: toStatus(err).message }),
+  );
+  let mapTimer: NodeJS.Timeout | undefined;
+  void Promise.race([
+    gotFirst,
+    new Promise<void>((_, rej) => {
+      mapTimer = setTimeout(() => rej(new Error(`no shard map for cluster ${config.cluster.name} after ${mapWaitMs} ms`)), mapWaitMs);
+    }),
+  ]).then(
+    () => clearTimeout(mapTimer),
+    (err: unknown) => rejectReady(err),
+  );
+
+  // Optional load report for `shardmap show`.
+  let lastCpu = process.cpuUsage();
+  let lastAt = Date.now();
+  const loadTimer =
+    config.node.loadReportIntervalMs > 0
+      ? setInterval(() => {
+          const cpu = process.cpuUsage();
+          const now = Date.now();
+          const stats = actorStats();
+          const load: NodeLoad = {
+            atMs: now,
+            cpuCores: (cpu.user + cpu.system - lastCpu.user - lastCpu.system) / 1000 / Math.max(1, now - lastAt),
+            rssBytes: process.memoryUsage().rss,
+            items: stats.filter((s) => s.kind === 'item_shard').reduce((n, s) => n + numberAt(s.stats, 'items'), 0),
+            recommends: stats
+              .filter((s) => s.kind === 'coordinator')
+              .reduce((n, s) => {
+                const r = (s.stats as { requests?: Record<string, unknown> } | null)?.requests ?? {};
+                return n + ['ok', 'degraded', 'fallback', 'shed'].reduce((a, k) => a + numberAt(r, k), 0);
+              }, 0),
+          };
+          lastCpu = cpu;
+          lastAt = now;
+          store.putLoad(name, load).catch(() => {});
+        }, config.node.loadReportIntervalMs)
+      : undefined;
+  loadTimer?.unref();
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      stopping = true;
+      clearTimeout(mapTimer);
+      if (loadTimer) clearInterval(loadTimer);
+      await watch.stop();
+      await chain; // let a pass in progress finish (it sees `stopping` and starts nothing more)
+      const order = [...running.keys()].sort((a, b) => (a === 'coordinator' ? -1 : b === 'coordinator' ? 1 : 0));
+      const coordinator = running.get('coordinator');
+      if (coordinator && order[0] === 'coordinator') {
+        running.delete('coordinator');
+        await coordinator.stop();
+      }
+      await Promise.all(
+        [...running].map(async ([key, actor]) => {
+          running.delete(key);
+          await actor.stop();
+        }),
+      );
+      // Withdraw our addresses so clients stop picking us (best effort: NATS may be gone).
+      await register().catch(() => {});
+      await new Promise<void>((r) => server.close(() => r()));
+      if (!readyDone) rejectReady(new Error('node stopped before it was ready'));
+    })();
+    return stopped;
+  };
+
+  return {
+    name,
+    metricsAddress,
+    ready,
+    mapVersion: () => appliedVersion,
+    actors: () => [...running.keys()].sort(),
+    addresses: () => {
+      const ranker = serverAddress('ranker');
+      const recommend = serverAddress('coordinator');
+      return { ...(ranker ? { ranker } : {}), ...(recommend ? { recommend } : {}) };
+    },
+    metrics: metricsText,
+    stop,
+  };
+}

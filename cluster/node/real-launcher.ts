@@ -1,0 +1,99 @@
+/**
+ * The production {@link ActorLauncher}: starts the real actors from the actor folders with the
+ * node's config. One NATS connection per node is shared by every actor it hosts (each actor's
+ * subscriptions live on the node's main thread and hand work to its worker threads).
+ */
+import path from 'node:path';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { ModelManifest } from '../../core/model/contract.js';
+import { startItemShard } from '../../actors/item-shard/item-shard.js';
+import { startRanker } from '../../actors/ranker/replica.js';
+import { startUserPartition } from '../../actors/user-state/user-state.js';
+import { startPopular } from '../../actors/popular/popular.js';
+import { startCoordinator } from '../../actors/coordinator/index.js';
+import type { UpnextConfig } from '../config.js';
+import type { ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
+
+/** What the real launcher needs. */
+export interface RealLauncherOptions {
+  readonly nc: NatsConnection;
+  readonly config: UpnextConfig;
+  readonly node: string;
+  readonly worldDir: string;
+  readonly modelDir: string;
+  /** Item-shard snapshots go to `<runDir>/snapshots`. */
+  readonly runDir: string;
+  readonly model: ModelManifest;
+  readonly log: (event: Record<string, unknown>) => void;
+}
+
+export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
+  const cluster = o.config.cluster.name;
+  const host = o.config.node.host;
+  const { itemShard: is, userState: us, popular: po, coordinator: co } = o.config;
+  return {
+    itemShard: async (shard, map): Promise<RunningActor> =>
+      startItemShard({
+        index: is.index,
+        maxInFlight: is.maxInFlight,
+        towerBatchRows: is.towerBatchRows,
+        latencyWindow: is.latencyWindow,
+        nc: o.nc,
+        cluster,
+        shard,
+        shardCount: map.itemShards,
+        worldDir: o.worldDir,
+        modelDir: o.modelDir,
+        snapshotDir: path.join(o.runDir, 'snapshots'),
+      }),
+    userPartition: async (partition, map): Promise<RunningActor> =>
+      startUserPartition({
+        nc: o.nc,
+        cluster,
+        partition,
+        partitionCount: map.userPartitions,
+        worldDir: o.worldDir,
+        modelDir: o.modelDir,
+        embeddingCacheSize: us.embeddingCacheSize,
+        thread: us.thread,
+        maxInFlight: us.maxInFlight,
+      }),
+    popular: async (): Promise<RunningActor> =>
+      startPopular({
+        nc: o.nc,
+        cluster,
+        worldDir: o.worldDir,
+        lists: po.lists,
+        refreshIntervalMs: po.refreshIntervalMs,
+        timeBase: po.timeBase,
+      }),
+    ranker: async (): Promise<RunningServerActor> => {
+      const r = o.config.ranker;
+      const h = await startRanker({
+        modelDir: o.modelDir,
+        host,
+        port: r.port,
+        workers: r.workers,
+        intraOpNumThreads: r.intraOpNumThreads,
+        executionProvider: r.executionProvider,
+        batching: r.batching,
+      });
+      o.log({ event: 'ranker_execution_provider', node: o.node, executionProvider: h.executionProvider });
+      return h;
+    },
+    coordinator: async (map, rankerAddresses): Promise<RunningServerActor> => {
+      const { port, ...config } = co;
+      return startCoordinator({
+        nc: o.nc,
+        cluster,
+        itemShards: map.itemShards,
+        userPartitions: map.userPartitions,
+        rankerAddresses,
+        manifest: o.model,
+        host,
+        port,
+        config,
+      });
+    },
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * The end-to-end ceiling ratio and the `reports/bench.json` writer. The ceiling is the QPS per core
+ * of the Recommend pipeline run in-process with no transports (what the same code could do with
+ * zero network and serialisation cost); the ratio end-to-end / ceiling says how much of the CPU
+ * the distributed system spends on being distributed. 1.0 would be free distribution.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** end_to_end.qps_per_core / ceiling.qps_per_core; undefined when either is missing or ≤ 0. */
+export function ceilingRatio(endToEndQpsPerCore: number | undefined, ceilingQpsPerCore: number | undefined): number | undefined {
+  if (endToEndQpsPerCore === undefined || ceilingQpsPerCore === undefined) return undefined;
+  if (!(endToEndQpsPerCore > 0) || !(ceilingQpsPerCore > 0)) return undefined;
+  return endToEndQpsPerCore / ceilingQpsPerCore;
+}
+
+/** QPS per core from a throughput and the CPU seconds spent over a wall time. */
+export function qpsPerCore(requests: number, cpuSeconds: number): number | undefined {
+  return cpuSeconds > 0 ? requests / cpuSeconds : undefined;
+}
+
+/** The shape of reports/bench.json; `null` marks a figure not measured in this run. */
+export interface BenchReport {
+  readonly end_to_end: {
+    readonly qps_per_core: number | null;
+    readonly p50_ms: number | null;
+    readonly p99_ms: number | null;
+    readonly items: number | null;
+    readonly recall_at_100: number | null;
+  };
+  readonly ceiling: { readonly qps_per_core: number | null };
+  readonly ceiling_ratio: number | null;
+  readonly ranker: { readonly candidates_per_s_per_core_batch1: number | null; readonly candidates_per_s_per_core_batch512: number | null };
+  readonly faiss: { readonly qps_per_core: number | null; readonly recall_at_100: number | null };
+  readonly conditions: Readonly<Record<string, unknown>>;
+}
+
+/** Parts a bench run may have measured. */
+export interface BenchParts {
+  readonly endToEnd?: { readonly qpsPerCore: number; readonly p50Ms: number; readonly p99Ms: number; readonly items: number; readonly recallAt100?: number };
+  readonly ceilingQpsPerCore?: number;
+  readonly ranker?: { readonly batch1?: number; readonly batch512?: number };
+  readonly faiss?: { readonly qpsPerCore: number; readonly recallAt100: number };
+  readonly conditions: Readonly<Record<string, unknown>>;
+}
+
+const nul = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
+
+/** Assembles the report object from whatever parts were measured. */
+export function benchReport(p: BenchParts): BenchReport {
+  return {
+    end_to_end: {
+      qps_per_core: nul(p.endToEnd?.qpsPerCore),
+      p50_ms: nul(p.endToEnd?.p50Ms),
+      p99_ms: nul(p.endToEnd?.p99Ms),
+      items: nul(p.endToEnd?.items),
+      recall_at_100: nul(p.endToEnd?.recallAt100),
+    },
+    ceiling: { qps_per_core: nul(p.ceilingQpsPerCore) },
+    ceiling_ratio: nul(ceilingRatio(p.endToEnd?.qpsPerCore, p.ceilingQpsPerCore)),
+    ranker: { candidates_per_s_per_core_batch1: nul(p.ranker?.batch1), candidates_per_s_per_core_batch512: nul(p.ranker?.batch512) },
+    faiss: { qps_per_core: nul(p.faiss?.qpsPerCore), recall_at_100: nul(p.faiss?.recallAt100) },
+    conditions: p.conditions,
+  };
+}
+
+/** Writes the report as pretty JSON (creating the folder); returns the path. */
+export async function writeBenchReport(report: BenchReport, file: string): Promise<string> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}

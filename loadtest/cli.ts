@@ -1,0 +1,129 @@
+/**
+ * `node dist/loadtest/cli.js <scenario> [--target host:port | --start-cluster] [--duration s]
+ *  [--out reports/loadtest] [--processes n] [--rate r] [--pid name=pid ...] [--world name]`
+ *
+ * Runs a named scenario (loadtest/scenarios/<name>.json, or a path to a .json file) and writes
+ * `<out>/<scenario>.json` and `.html`. See docs/loadtest.md.
+ */
+import path from 'node:path';
+import { REPO_ROOT } from './paths.js';
+import { writeReport } from './report/html.js';
+import { runScenario } from './runner/scenario-runner.js';
+import { listScenarios, loadScenario, ScenarioConfigError } from './scenarios/config.js';
+import type { Scenario } from './scenarios/config.js';
+import type { ProcessRef, Target } from './target.js';
+import { startLocalClusterTarget, staticTarget } from './target.js';
+
+/** Parsed command line. */
+export interface CliArgs {
+  readonly scenario: string;
+  readonly target: string | undefined;
+  readonly startCluster: boolean;
+  readonly durationS: number | undefined;
+  readonly out: string;
+  readonly processes: number | undefined;
+  readonly rate: number | undefined;
+  readonly world: string | undefined;
+  readonly pids: readonly ProcessRef[];
+}
+
+const USAGE = `usage: node dist/loadtest/cli.js <scenario> [--target host:port | --start-cluster] [--duration s] [--out dir]
+       [--processes n] [--rate r] [--world name] [--pid name=pid ...]
+scenarios: ${listScenarios().join(', ')}`;
+
+/** Parses argv (without node and script); throws TypeError naming the bad flag. */
+export function parseArgs(argv: readonly string[]): CliArgs {
+  let scenario: string | undefined;
+  let target: string | undefined;
+  let startCluster = false;
+  let durationS: number | undefined;
+  let out = path.join(REPO_ROOT, 'reports', 'loadtest');
+  let processes: number | undefined;
+  let rate: number | undefined;
+  let world: string | undefined;
+  const pids: ProcessRef[] = [];
+  const num = (flag: string, v: string | undefined) => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n <= 0) throw new TypeError(`${flag} needs a number > 0, got ${v}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = () => argv[++i];
+    switch (a) {
+      case '--target': target = next(); if (!target || !/^[^:]+:\d+$/.test(target.replace(/^\[.*\]/, 'h'))) throw new TypeError(`--target needs host:port, got ${target}`); break;
+      case '--start-cluster': startCluster = true; break;
+      case '--duration': durationS = num(a, next()); break;
+      case '--out': out = path.resolve(next() ?? out); break;
+      case '--processes': processes = num(a, next()); break;
+      case '--rate': rate = num(a, next()); break;
+      case '--world': world = next(); break;
+      case '--pid': {
+        const v = next() ?? '';
+        const m = /^([^=]+)=(\d+)$/.exec(v);
+        if (!m) throw new TypeError(`--pid needs name=pid, got ${v}`);
+        pids.push({ name: m[1]!, pid: Number(m[2]) });
+        break;
+      }
+      default:
+        if (a.startsWith('--')) throw new TypeError(`unknown flag ${a}`);
+        if (scenario !== undefined) throw new TypeError(`one scenario at a time, got ${scenario} and ${a}`);
+        scenario = a;
+    }
+  }
+  if (scenario === undefined) throw new TypeError('a scenario name is required');
+  if (target !== undefined && startCluster) throw new TypeError('--target and --start-cluster exclude each other');
+  return { scenario, target, startCluster, durationS, out, processes, rate, world, pids };
+}
+
+/** Applies --processes, --rate and --world to a scenario. */
+export function applyOverrides(sc: Scenario, args: CliArgs): Scenario {
+  let load = sc.load;
+  if (args.rate !== undefined && 'rate' in load) load = { ...load, rate: args.rate };
+  return {
+    ...sc,
+    load,
+    world: args.world ?? sc.world,
+    generator: { ...sc.generator, processes: args.processes ?? sc.generator.processes },
+  };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let args: CliArgs;
+  let scenario: Scenario;
+  try {
+    args = parseArgs(argv);
+    scenario = applyOverrides(loadScenario(args.scenario), args);
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof ScenarioConfigError) {
+      process.stderr.write(`${err.message}\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  let target: Target;
+  if (args.target) target = staticTarget(args.target, args.pids);
+  else target = await startLocalClusterTarget();
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    log(`scenario ${scenario.name} (${scenario.load.kind}) against ${target.address}`);
+    const report = await runScenario({ scenario, target, ...(args.durationS !== undefined ? { durationS: args.durationS } : {}), log });
+    const files = await writeReport(report, args.out);
+    for (const w of report.warnings) log(`warning: ${w}`);
+    log(`report: ${files.html}\n        ${files.json}`);
+    return 0;
+  } finally {
+    await target.stop?.();
+  }
+}
+
+// Run only as a program, not when imported by tests.
+if (process.argv[1] && import.meta.url === new URL(`file://${path.resolve(process.argv[1])}`).href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

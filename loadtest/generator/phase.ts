@@ -1,0 +1,131 @@
+/**
+ * One load phase as plain data ({@link PhaseSpec}: it crosses process boundaries), and the
+ * in-process runner that executes it against a gRPC address.
+ */
+import { SeededRng } from '../../core/clock.js';
+import { RecommenderClientPool } from '../client/recommender-client.js';
+import { PhaseRecorder } from '../measure/recorder.js';
+import type { RateSegment } from './arrivals.js';
+import { PoissonSchedule } from './arrivals.js';
+import { runClosedLoop, runOpenLoop } from './loops.js';
+import type { HotWindow, RequestMixSpec } from './request-mix.js';
+import { RequestMix } from './request-mix.js';
+import type { IdSource, LoadedIds } from './world-ids.js';
+import { loadUserIds, loadVideoIds } from './world-ids.js';
+
+/** Everything one generator process needs to run one phase. */
+export interface PhaseSpec {
+  readonly name: string;
+  /** gRPC `host:port`. */
+  readonly address: string;
+  /** "open": Poisson arrivals at `segments`; "closed": `concurrency` callers back to back. */
+  readonly mode: 'open' | 'closed';
+  /** Open loop: arrival rate (req/s) over time, starting at 0 ms. */
+  readonly segments: readonly RateSegment[];
+  /** Closed loop: number of concurrent callers. */
+  readonly concurrency: number;
+  readonly durationMs: number;
+  /** Outstanding Recommend calls beyond which arrivals are dropped by the generator. */
+  readonly maxInFlight: number;
+  /** gRPC connections. */
+  readonly channels: number;
+  /** Per-call deadline, ms. */
+  readonly deadlineMs: number;
+  readonly mix: RequestMixSpec;
+  readonly users: IdSource;
+  readonly videos: IdSource;
+  readonly hot?: HotWindow;
+  /** Concurrent LogEvents stream: batches per second and events per batch. */
+  readonly events?: { readonly rate: number; readonly batchSize: number };
+  readonly seed: number;
+  /** Prefix of generated event ids (unique per process and run). */
+  readonly idPrefix: string;
+  /** Wall-clock epoch ms at which to start (aligns several generator processes). */
+  readonly startAtEpochMs?: number;
+}
+
+/** What one phase produced in one process. */
+export interface PhaseRun {
+  readonly recorder: PhaseRecorder;
+  /** CPU seconds (user + system) the generator process spent in the phase. */
+  readonly generatorCpuSeconds: number;
+  /** Wall time of the phase, ms (schedule plus draining the last answers). */
+  readonly wallMs: number;
+  /** Epoch ms the phase started. */
+  readonly startedAtEpochMs: number;
+  readonly userIdsOrigin: string;
+}
+
+/** Runs phases in this process; keeps loaded ids and connections across phases. */
+export class PhaseRunner {
+  readonly #ids = new Map<string, Promise<LoadedIds>>();
+  #pool: { key: string; pool: RecommenderClientPool } | undefined;
+
+  async run(spec: PhaseSpec, onTick?: (tMs: number) => void): Promise<PhaseRun> {
+    const users = await this.#load('u', spec.users, loadUserIds);
+    const videos = await this.#load('v', spec.videos, loadVideoIds);
+    const pool = await this.#poolFor(spec);
+    const rng = new SeededRng(spec.seed);
+    const mix = new RequestMix(spec.mix, users.ids, videos.ids, rng, spec.hot, spec.idPrefix);
+    const recorder = new PhaseRecorder();
+    if (spec.startAtEpochMs !== undefined) {
+      const wait = spec.startAtEpochMs - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const startedAtEpochMs = Date.now();
+    if (spec.mode === 'open') {
+      const events = spec.events && spec.events.rate > 0
+        ? { schedule: PoissonSchedule.constant(spec.events.rate, new SeededRng(spec.seed ^ 0x5bd1e995)), batchSize: spec.events.batchSize, maxInFlight: 64 }
+        : undefined;
+      await runOpenLoop({
+        schedule: new PoissonSchedule(spec.segments, new SeededRng(spec.seed ^ 0x9e3779b9)),
+        durationMs: spec.durationMs,
+        maxInFlight: spec.maxInFlight,
+        mix,
+        transport: pool,
+        recorder,
+        ...(events ? { events } : {}),
+        ...(onTick ? { onTick } : {}),
+      });
+    } else {
+      await runClosedLoop({ concurrency: spec.concurrency, durationMs: spec.durationMs, mix, transport: pool, recorder });
+    }
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      recorder,
+      generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
+      wallMs: performance.now() - t0,
+      startedAtEpochMs,
+      userIdsOrigin: users.origin,
+    };
+  }
+
+  close(): void {
+    this.#pool?.pool.close();
+    this.#pool = undefined;
+  }
+
+  #load(kind: string, src: IdSource, loader: (s: IdSource) => Promise<LoadedIds>): Promise<LoadedIds> {
+    const key = `${kind}:${JSON.stringify(src)}`;
+    let p = this.#ids.get(key);
+    if (!p) {
+      p = loader(src);
+      this.#ids.set(key, p);
+    }
+    return p;
+  }
+
+  async #poolFor(spec: PhaseSpec): Promise<RecommenderClientPool> {
+    const key = `${spec.address}|${spec.channels}|${spec.deadlineMs}`;
+    if (this.#pool?.key !== key) {
+      this.#pool?.pool.close();
+      const pool = new RecommenderClientPool({ address: spec.address, channels: spec.channels, deadlineMs: spec.deadlineMs });
+      this.#pool = { key, pool };
+      // Connect before the clock starts, so the first requests do not pay for the handshake.
+      await pool.waitForReady().catch(() => undefined);
+    }
+    return this.#pool.pool;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * What the generator asks for: users drawn Zipf-like from a world's user ids, a share of unknown
+ * (new) users, k and surface drawn from weights, a device/country/hour context, and LogEvents
+ * batches over the world's videos. A "hot window" concentrates a share of traffic on a few users
+ * and items (the flash-crowd scenario). Pure: ids and randomness are handed in.
+ */
+import type { Rng } from '../../core/clock.js';
+import type { InteractionEventMessage, RecommendRequestMessage } from '../client/recommender-client.js';
+import { WeightedChoice, ZipfSampler } from './zipf.js';
+
+/** The request mix as plain data (scenario JSON `mix`, resolved with defaults). */
+export interface RequestMixSpec {
+  /** Zipf exponent for user popularity. Default 0.9. */
+  readonly userZipfExponent: number;
+  /** Zipf exponent for video popularity in LogEvents. Default 1.0. */
+  readonly videoZipfExponent: number;
+  /** Share of Recommend calls for users the cluster has never seen, 0..1. Default 0.05. */
+  readonly newUserShare: number;
+  /** Weights of k values, e.g. `{ "20": 0.6, "50": 0.4 }`. Default `{ "20": 1 }`. */
+  readonly k: Readonly<Record<string, number>>;
+  /** Weights of surfaces. Default `{ "home": 0.7, "up_next": 0.3 }`. */
+  readonly surfaces: Readonly<Record<string, number>>;
+  /** Weights of devices. Default ios 0.35, android 0.4, web 0.15, tv 0.1. */
+  readonly devices: Readonly<Record<string, number>>;
+  /** Countries drawn uniformly. Default ["US", "BR", "IN", "DE", "JP"]. */
+  readonly countries: readonly string[];
+  /** Share of LogEvents events per type. Default impressions 0.6, clicks 0.15, watches 0.2, likes 0.03, skips 0.02. */
+  readonly eventTypes: Readonly<Record<string, number>>;
+}
+
+export const DEFAULT_MIX: RequestMixSpec = {
+  userZipfExponent: 0.9,
+  videoZipfExponent: 1.0,
+  newUserShare: 0.05,
+  k: { '20': 1 },
+  surfaces: { home: 0.7, up_next: 0.3 },
+  devices: { ios: 0.35, android: 0.4, web: 0.15, tv: 0.1 },
+  countries: ['US', 'BR', 'IN', 'DE', 'JP'],
+  eventTypes: { IMPRESSION: 0.6, CLICK: 0.15, WATCH: 0.2, LIKE: 0.03, SKIP: 0.02 },
+};
+
+/** A window (ms from the phase start) in which `share` of traffic goes to a few hot users/items. */
+export interface HotWindow {
+  readonly startMs: number;
+  readonly endMs: number;
+  /** Share of requests (and events) in the window drawn from the hot set, 0..1. */
+  readonly share: number;
+  /** How many users form the hot set. */
+  readonly users: number;
+  /** How many videos form the hot set (LogEvents). */
+  readonly items: number;
+}
+
+/** New users get ids far above any world id (worlds number users from 0), below 2^53. */
+const NEW_USER_BASE = 2 ** 52;
+/** Integer uniform in [0, n). */
+function intBelow(rng: Rng, n: number): number {
+  return Math.floor(rng.next() * n);
+}
+
+const EVENT_TYPES = ['IMPRESSION', 'CLICK', 'WATCH', 'LIKE', 'SKIP'] as const;
+
+export class RequestMix {
+  readonly #spec: RequestMixSpec;
+  readonly #rng: Rng;
+  readonly #userIds: ArrayLike<number>;
+  readonly #videoIds: ArrayLike<number>;
+  readonly #users: ZipfSampler;
+  readonly #videos: ZipfSampler;
+  readonly #k: WeightedChoice<number>;
+  readonly #surface: WeightedChoice<string>;
+  readonly #device: WeightedChoice<string>;
+  readonly #eventType: WeightedChoice<(typeof EVENT_TYPES)[number]>;
+  readonly #hot: HotWindow | undefined;
+  readonly #hotUsers: readonly number[];
+  readonly #hotVideos: readonly number[];
+  readonly #idPrefix: string;
+  #seq = 0;
+
+  /**
+   * `userIds` and `videoIds` are in popularity order as far as the caller knows (rank 0 = most
+   * popular); `idPrefix` makes event ids unique across generator processes.
+   */
+  constructor(spec: RequestMixSpec, userIds: ArrayLike<number>, videoIds: ArrayLike<number>, rng: Rng, hot?: HotWindow, idPrefix = 'lt') {
+    if (userIds.length === 0) throw new TypeError('userIds must not be empty');
+    if (videoIds.length === 0) throw new TypeError('videoIds must not be empty');
+    this.#spec = spec;
+    this.#rng = rng;
+    this.#userIds = userIds;
+    this.#videoIds = videoIds;
+    this.#users = new ZipfSampler(userIds.length, spec.userZipfExponent);
+    this.#videos = new ZipfSampler(videoIds.length, spec.videoZipfExponent);
+    this.#k = new WeightedChoice(Object.entries(spec.k).map(([k, w]) => [Number(k), w] as const));
+    this.#surface = new WeightedChoice(Object.entries(spec.surfaces));
+    this.#device = new WeightedChoice(Object.entries(spec.devices));
+    this.#eventType = new WeightedChoice(
+      EVENT_TYPES.map((t) => [t, spec.eventTypes[t] ?? 0] as const),
+    );
+    this.#hot = hot;
+    // The hot set is drawn once, from the tail as much as the head: a flash crowd is about
+    // something suddenly popular, not the usual favourites.
+    this.#hotUsers = hot ? Array.from({ length: Math.min(hot.users, userIds.length) }, () => userIds[intBelow(rng, userIds.length)]!) : [];
+    this.#hotVideos = hot ? Array.from({ length: Math.min(hot.items, videoIds.length) }, () => videoIds[intBelow(rng, videoIds.length)]!) : [];
+    this.#idPrefix = idPrefix;
+  }
+
+  /** True when `tMs` falls in the hot window. */
+  isHot(tMs: number): boolean {
+    return this.#hot !== undefined && tMs >= this.#hot.startMs && tMs < this.#hot.endMs;
+  }
+
+  /** A Recommend request for an arrival intended at `tMs` (ms from the phase start). */
+  recommendRequest(tMs: number): RecommendRequestMessage {
+    const rng = this.#rng;
+    let userId: number;
+    if (this.isHot(tMs) && this.#hotUsers.length > 0 && rng.next() < this.#hot!.share) {
+      userId = this.#hotUsers[intBelow(rng, this.#hotUsers.length)]!;
+    } else if (rng.next() < this.#spec.newUserShare) {
+      userId = NEW_USER_BASE + intBelow(rng, 2 ** 31);
+    } else {
+      userId = this.#userIds[this.#users.sample(rng)]!;
+    }
+    return {
+      userId,
+      k: this.#k.pick(rng),
+      context: this.#context(),
+      surface: this.#surface.pick(rng),
+    };
+  }
+
+  /** A LogEvents batch of `size` events intended at `tMs`. */
+  eventBatch(tMs: number, size: number, nowEpochMs: number): InteractionEventMessage[] {
+    const rng = this.#rng;
+    const hot = this.isHot(tMs) && this.#hotVideos.length > 0;
+    const out: InteractionEventMessage[] = [];
+    for (let i = 0; i < size; i++) {
+      const videoId = hot && rng.next() < this.#hot!.share ? this.#hotVideos[intBelow(rng, this.#hotVideos.length)]! : this.#videoIds[this.#videos.sample(rng)]!;
+      const type = this.#eventType.pick(rng);
+      out.push({
+        eventId: `${this.#idPrefix}-${this.#seq++}`,
+        userId: this.#userIds[this.#users.sample(rng)]!,
+        videoId,
+        type,
+        tsMs: nowEpochMs,
+        position: intBelow(rng, 20),
+        watchSeconds: type === 'WATCH' ? 1 + intBelow(rng, 600) : 0,
+        context: this.#context(),
+        surface: this.#surface.pick(rng),
+      });
+    }
+    return out;
+  }
+
+  #context(): { device: string; country: string; localHour: number } {
+    const countries = this.#spec.countries;
+    return {
+      device: this.#device.pick(this.#rng),
+      country: countries.length > 0 ? countries[intBelow(this.#rng, countries.length)]! : '',
+      localHour: intBelow(this.#rng, 24),
+    };
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Ids the generator draws from: a world's users.ndjson / videos.ndjson when the world exists
+ * (data/worlds/<name>/), else a numeric range. Streams the file and keeps at most `max` ids, so a
+ * 100M-user world does not have to fit the generator.
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** Where ids come from. */
+export interface IdSource {
+  /** World directory (e.g. data/worlds/default); when it lacks the file, the range is used. */
+  readonly worldDir?: string;
+  /** First id of the fallback range. Default 0. */
+  readonly rangeStart: number;
+  /** Size of the fallback range. */
+  readonly rangeCount: number;
+  /** At most this many ids are read from the world. Default 1,000,000. */
+  readonly max?: number;
+}
+
+/** The ids and where they came from (for the report's conditions). */
+export interface LoadedIds {
+  readonly ids: Float64Array;
+  readonly origin: string;
+}
+
+async function readIds(file: string, field: 'userId' | 'videoId', max: number): Promise<Float64Array> {
+  const ids: number[] = [];
+  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line.length === 0) continue;
+    const id = (JSON.parse(line) as Record<string, unknown>)[field];
+    if (typeof id === 'number') ids.push(id);
+    if (ids.length >= max) break;
+  }
+  lines.close();
+  return Float64Array.from(ids);
+}
+
+function range(start: number, count: number): Float64Array {
+  const ids = new Float64Array(count);
+  for (let i = 0; i < count; i++) ids[i] = start + i;
+  return ids;
+}
+
+/** User ids from `<worldDir>/users.ndjson`, else the range. */
+export async function loadUserIds(src: IdSource): Promise<LoadedIds> {
+  return load(src, 'users.ndjson', 'userId');
+}
+
+/** Video ids from `<worldDir>/videos.ndjson`, else the range. */
+export async function loadVideoIds(src: IdSource): Promise<LoadedIds> {
+  return load(src, 'videos.ndjson', 'videoId');
+}
+
+async function load(src: IdSource, fileName: string, field: 'userId' | 'videoId'): Promise<LoadedIds> {
+  if (src.worldDir !== undefined) {
+    const file = path.join(src.worldDir, fileName);
+    if (existsSync(file)) {
+      const ids = await readIds(file, field, src.max ?? 1_000_000);
+      if (ids.length > 0) return { ids, origin: `${file} (${ids.length} ids)` };
+    }
+  }
+  return { ids: range(src.rangeStart, src.rangeCount), origin: `range ${src.rangeStart}..${src.rangeStart + src.rangeCount - 1}` };
+}

@@ -1,0 +1,204 @@
+/**
+ * The report page: one self-contained HTML file (inline CSS and SVG, no scripts) a capacity
+ * planner can read without tools: verdict per phase, latency vs offered load, latency over time
+ * with events marked, CPU and memory per process, and the capacity model with its assumptions.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fmt, fmtBytes } from './capacity.js';
+import { esc, lineChart } from './svg.js';
+import type { Series } from './svg.js';
+import type { LoadtestReport } from './types.js';
+
+const n1 = (v: number | undefined) => (v === undefined ? '—' : fmt(v));
+const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>, cls = ''): string {
+  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+/** Latency percentiles against offered load, one point per phase (sorted by offered rate). */
+function latencyVsLoad(r: LoadtestReport): string {
+  const phases = [...r.phases].sort((a, b) => a.offeredRate - b.offeredRate);
+  const pick = (f: (p: (typeof phases)[number]) => number) => phases.map((p) => [p.offeredRate, f(p)] as const);
+  return lineChart({
+    title: 'Latency vs offered load (from intended send time)',
+    xLabel: 'offered load, req/s',
+    yLabel: 'latency, ms',
+    logY: true,
+    series: [
+      { name: 'p50', points: pick((p) => p.latencyMs.p50) },
+      { name: 'p90', points: pick((p) => p.latencyMs.p90) },
+      { name: 'p99', points: pick((p) => p.latencyMs.p99) },
+      { name: 'p99.9', points: pick((p) => p.latencyMs.p999) },
+    ],
+    hLine: { y: r.slo.p99Ms, label: `SLO p99 ${r.slo.p99Ms} ms` },
+  });
+}
+
+function throughputVsLoad(r: LoadtestReport): string {
+  const phases = [...r.phases].sort((a, b) => a.offeredRate - b.offeredRate);
+  return lineChart({
+    title: 'Throughput and goodput vs offered load',
+    xLabel: 'offered load, req/s',
+    yLabel: 'req/s',
+    series: [
+      { name: 'offered', points: phases.map((p) => [p.offeredRate, p.offeredRate] as const), dashed: true, color: '#999' },
+      { name: 'answered', points: phases.map((p) => [p.offeredRate, p.throughput] as const) },
+      { name: 'goodput (ranked+degraded)', points: phases.map((p) => [p.offeredRate, p.goodput] as const) },
+    ],
+  });
+}
+
+function latencyOverTime(r: LoadtestReport): string {
+  const markers = [...r.events.map((e) => ({ x: e.tS, label: e.label })), ...r.phases.slice(1).map((p) => ({ x: p.startS, label: p.name }))];
+  return lineChart({
+    title: 'Latency over time (per second of intended send time)',
+    xLabel: 'time, s',
+    yLabel: 'latency, ms',
+    logY: true,
+    series: [
+      { name: 'p50', points: r.timeline.map((t) => [t.tS, t.p50Ms] as const) },
+      { name: 'p99', points: r.timeline.map((t) => [t.tS, t.p99Ms] as const) },
+    ],
+    markers,
+    hLine: { y: r.slo.p99Ms, label: `SLO ${r.slo.p99Ms} ms` },
+  });
+}
+
+function rateOverTime(r: LoadtestReport): string {
+  return lineChart({
+    title: 'Offered, answered, fallback and errors per second',
+    xLabel: 'time, s',
+    yLabel: 'req/s',
+    series: [
+      { name: 'offered', points: r.timeline.map((t) => [t.tS, t.offered] as const), dashed: true, color: '#999' },
+      { name: 'answered', points: r.timeline.map((t) => [t.tS, t.completed] as const) },
+      { name: 'fallback', points: r.timeline.map((t) => [t.tS, t.fallback] as const) },
+      { name: 'errors', points: r.timeline.map((t) => [t.tS, t.errors] as const), color: '#d62728' },
+      { name: 'dropped by generator', points: r.timeline.map((t) => [t.tS, t.dropped] as const), color: '#8c564b' },
+    ],
+    markers: r.events.map((e) => ({ x: e.tS, label: e.label })),
+  });
+}
+
+function cpuPerProcess(r: LoadtestReport): string {
+  const series: Series[] = r.processes.map((p) => ({ name: `${p.name} (${p.pid})`, points: p.points.map((q) => [q.tS, q.cpuCores] as const) }));
+  return lineChart({ title: 'CPU per process', xLabel: 'time, s', yLabel: 'cores', series, markers: r.events.map((e) => ({ x: e.tS, label: e.label })) });
+}
+
+function rssPerProcess(r: LoadtestReport): string {
+  const series: Series[] = r.processes.map((p) => ({ name: `${p.name} (${p.pid})`, points: p.points.map((q) => [q.tS, q.rssMiB] as const) }));
+  return lineChart({ title: 'Resident memory per process', xLabel: 'time, s', yLabel: 'RSS, MiB', series });
+}
+
+function phaseTable(r: LoadtestReport): string {
+  return table(
+    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'gen lag p99', 'verdict'],
+    r.phases.map((p) => [
+      esc(p.name), n1(p.offeredRate), n1(p.throughput), n1(p.goodput), ms(p.latencyMs.p50), ms(p.latencyMs.p90), ms(p.latencyMs.p99), ms(p.latencyMs.p999),
+      `${(p.errorRate * 100).toFixed(2)}%`, n1(p.outcomes['fallback'] ?? 0), n1(p.dropped), p.coverage ? p.coverage.mean.toFixed(3) : '—',
+      p.serverCpuCores === undefined ? '—' : p.serverCpuCores.toFixed(2), n1(p.qpsPerServerCore), `${ms(p.lagMs.p99)}${p.generatorSaturated ? ' ⚠' : ''}`,
+      `<span class="${p.sloMet ? 'ok' : 'bad'}">${esc(p.sloVerdict)}</span>`,
+    ]),
+  );
+}
+
+function outcomeTable(r: LoadtestReport): string {
+  const rows: string[][] = [];
+  for (const p of r.phases) {
+    for (const [k, q] of Object.entries(p.byOutcome)) rows.push([esc(p.name), esc(k), n1(q.count), ms(q.p50), ms(q.p99), ms(q.max)]);
+    rows.push([esc(p.name), '<i>naive (from actual send)</i>', n1(p.serviceMs.count), ms(p.serviceMs.p50), ms(p.serviceMs.p99), ms(p.serviceMs.max)]);
+  }
+  return table(['phase', 'outcome', 'count', 'p50 ms', 'p99 ms', 'max ms'], rows);
+}
+
+function capacitySection(r: LoadtestReport): string {
+  const c = r.capacity;
+  const i = c.inputs;
+  const mem = c.memory;
+  const rows: Array<[string, string]> = [
+    ['max QPS at SLO (this test)', c.measured ? `${n1(c.measured.qps)} req/s in phase ${esc(c.measured.phase)}` : 'no phase met the SLO'],
+    ['server cores used there', c.measured?.serverCpuCores === undefined ? '—' : c.measured.serverCpuCores.toFixed(2)],
+    ['QPS per core at SLO', n1(c.measured?.qpsPerCore)],
+    [`QPS per node (${i.coresPerNode} cores)`, n1(c.qpsPerNode)],
+    [`usable QPS per node (${Math.round(i.headroom * 100)}% headroom)`, n1(c.usableQpsPerNode)],
+    [`nodes for ${fmt(i.targetQps)} QPS (CPU)`, n1(c.nodesForTargetQps)],
+    ['memory per million items', mem.bytesPerMillionItems === undefined ? '—' : fmtBytes(mem.bytesPerMillionItems)],
+    ['memory per million users', mem.bytesPerMillionUsers === undefined ? '—' : fmtBytes(mem.bytesPerMillionUsers)],
+    ['memory source', esc(mem.source)],
+    [`items (${fmt(i.items)})`, mem.itemBytes === undefined ? '—' : fmtBytes(mem.itemBytes)],
+    [`users (${fmt(i.users)}, ×${i.userReplicas} replicas)`, mem.userBytesAllReplicas === undefined ? '—' : fmtBytes(mem.userBytesAllReplicas)],
+    [`memory budget per node (${i.memoryPerNodeGiB} GiB, ${Math.round(i.headroom * 100)}% headroom)`, fmtBytes(mem.budgetBytesPerNode)],
+    ['item groups', n1(mem.itemGroups)],
+    [`nodes for ${fmt(i.items)} items and ${fmt(i.users)} users (memory)`, n1(mem.nodesForMemory)],
+    [`<b>nodes needed</b> (${fmt(i.targetQps)} QPS, ${fmt(i.items)} items, ${fmt(i.users)} users)`, `<b>${n1(c.nodesNeeded)}</b>`],
+  ];
+  return `${table(['quantity', 'value'], rows.map(([a, b]) => [a, b]), 'kv')}<ul class="notes">${c.notes.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>`;
+}
+
+function conditions(r: LoadtestReport): string {
+  const c = r.conditions;
+  const rows: Array<[string, string]> = [
+    ['target', esc(r.target)],
+    ['started', esc(r.startedAt)],
+    ['duration', `${r.durationS.toFixed(0)} s`],
+    ['host', `${esc(c.host)}: ${c.cpus} CPUs (${esc(c.cpuModel)}), ${c.memoryGiB} GiB, Node ${esc(c.node)}`],
+    ['generator', `${c.generatorProcesses} process(es) × ${c.channelsPerProcess} gRPC channels, max ${c.maxInFlight} in flight, deadline ${c.deadlineMs} ms, seed ${c.seed}${c.generatorOnTargetHost ? '; <b>shares the host with the target</b>' : ''}`],
+    ['users', esc(c.users)],
+    ['videos', esc(c.videos)],
+    ['LogEvents stream', `${c.eventsPerSecond} events/s`],
+    ['SLO', `p99 ≤ ${r.slo.p99Ms} ms from intended send time, error rate < ${(r.slo.maxErrorRate * 100).toFixed(2)}%`],
+  ];
+  return table(['condition', 'value'], rows, 'kv');
+}
+
+/** Renders the report as a self-contained HTML document. */
+export function renderHtml(r: LoadtestReport): string {
+  const warnings = r.warnings.length
+    ? `<div class="warn"><b>Warnings</b><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul></div>`
+    : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>upnext load test: ${esc(r.scenario)}</title>
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;font-size:12px;margin:6px 0}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}table.kv td{text-align:left}
+.ok{color:#1a7f37}.bad{color:#c62828}.warn{background:#fff4e5;border:1px solid #f0b35b;padding:8px 12px;margin:12px 0}
+.charts svg{display:block;margin:10px 0}.notes{font-size:13px}.muted{color:#666;font-size:13px}
+</style></head><body>
+<h1>upnext load test: ${esc(r.scenario)} <span class="muted">(${esc(r.kind)})</span></h1>
+<p class="muted">${esc(r.description)}</p>
+${warnings}
+<h2>Phases</h2>
+${phaseTable(r)}
+<h2>Latency and throughput vs offered load</h2>
+<div class="charts">${latencyVsLoad(r)}${throughputVsLoad(r)}</div>
+<h2>Over time</h2>
+<div class="charts">${latencyOverTime(r)}${rateOverTime(r)}</div>
+<h2>Server processes</h2>
+<div class="charts">${cpuPerProcess(r)}${rssPerProcess(r)}</div>
+${table(['process', 'pid', 'CPU s', 'max RSS'], r.processes.map((p) => [esc(p.name), String(p.pid), p.cpuSeconds.toFixed(1), fmtBytes(p.maxRssBytes)]))}
+<h2>Capacity model</h2>
+${capacitySection(r)}
+<h2>Latency by outcome</h2>
+<p class="muted">"naive" is latency from the actual send time: what a generator with coordinated omission would report.</p>
+${outcomeTable(r)}
+<h2>Conditions</h2>
+${conditions(r)}
+</body></html>
+`;
+}
+
+/** Writes `<outDir>/<scenario>.json` and `.html`; returns both paths. */
+export async function writeReport(r: LoadtestReport, outDir: string): Promise<{ json: string; html: string }> {
+  await mkdir(outDir, { recursive: true });
+  const json = path.join(outDir, `${r.scenario}.json`);
+  const html = path.join(outDir, `${r.scenario}.html`);
+  await writeFile(json, `${JSON.stringify(r, null, 2)}\n`);
+  await writeFile(html, renderHtml(r));
+  return { json, html };
+}

@@ -1,0 +1,123 @@
+/**
+ * The load-test report as data: written as JSON beside the HTML page, read back by tools that
+ * compare runs. Times are seconds from the run's start unless a field says otherwise; latencies
+ * are milliseconds from the intended send time.
+ */
+import type { Percentiles } from '../measure/recorder.js';
+import type { CapacityReport } from './capacity.js';
+
+export type { Percentiles };
+
+/** One phase (a ramp step, the whole steady run, one overload level). */
+export interface PhaseResult {
+  readonly name: string;
+  readonly mode: 'open' | 'closed';
+  /** Mean intended arrival rate, req/s (closed loop: the achieved rate). */
+  readonly offeredRate: number;
+  /** Closed loop: callers; open loop: 0. */
+  readonly concurrency: number;
+  readonly startS: number;
+  readonly durationS: number;
+  readonly sent: number;
+  /** Arrivals the generator could not send (maxInFlight reached). */
+  readonly dropped: number;
+  readonly completed: number;
+  /** Answers of any kind per second. */
+  readonly throughput: number;
+  /** Ranked + degraded answers per second (personalised answers). */
+  readonly goodput: number;
+  /** Count per outcome key: ranked, degraded, fallback, error:<CODE>. */
+  readonly outcomes: Readonly<Record<string, number>>;
+  /** Errors / completed. */
+  readonly errorRate: number;
+  readonly latencyMs: Percentiles;
+  /** From actual send time: what a generator with coordinated omission would report. */
+  readonly serviceMs: Percentiles;
+  /** Generator lag: actual minus intended send time. */
+  readonly lagMs: Percentiles;
+  readonly byOutcome: Readonly<Record<string, Percentiles>>;
+  readonly coverage: { readonly mean: number; readonly min: number } | undefined;
+  readonly logEvents: { readonly batches: number; readonly events: number; readonly failedBatches: number; readonly droppedBatches: number; readonly latencyMs: Percentiles };
+  /** CPU cores used by each target process over the phase. */
+  readonly cpuCoresByProcess: Readonly<Record<string, number>>;
+  /** Sum over the target's processes (nats-server included); undefined when none is sampled. */
+  readonly serverCpuCores: number | undefined;
+  /** Throughput / serverCpuCores. */
+  readonly qpsPerServerCore: number | undefined;
+  /** Highest RSS per process in the phase, bytes. */
+  readonly rssBytesByProcess: Readonly<Record<string, number>>;
+  /** CPU cores used by the generator process(es). */
+  readonly generatorCpuCores: number;
+  readonly generatorProcesses: number;
+  /** True when the generator could not keep its schedule; the phase then understates capacity. */
+  readonly generatorSaturated: boolean;
+  readonly sloMet: boolean;
+  /** Why the SLO was or was not met, in words. */
+  readonly sloVerdict: string;
+}
+
+/** One second of the run. */
+export interface TimelinePoint {
+  readonly tS: number;
+  readonly phase: string;
+  readonly offered: number;
+  readonly completed: number;
+  readonly errors: number;
+  readonly fallback: number;
+  readonly dropped: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+/** Something that happened during the run (node killed, spike started). */
+export interface TimelineEvent {
+  readonly tS: number;
+  readonly label: string;
+}
+
+/** CPU (cores) and RSS of one process over the run. */
+export interface ProcessSeriesReport {
+  readonly name: string;
+  readonly pid: number;
+  readonly points: ReadonlyArray<{ readonly tS: number; readonly cpuCores: number; readonly rssMiB: number }>;
+  readonly cpuSeconds: number;
+  readonly maxRssBytes: number;
+}
+
+/** Conditions of the run, so numbers are never quoted without them. */
+export interface RunConditions {
+  readonly host: string;
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly memoryGiB: number;
+  readonly node: string;
+  readonly generatorProcesses: number;
+  readonly channelsPerProcess: number;
+  readonly maxInFlight: number;
+  readonly deadlineMs: number;
+  readonly seed: number;
+  readonly users: string;
+  readonly videos: string;
+  readonly eventsPerSecond: number;
+  /** True when the generator shares the machine with the target (local runs). */
+  readonly generatorOnTargetHost: boolean;
+}
+
+export interface LoadtestReport {
+  readonly version: 1;
+  readonly scenario: string;
+  readonly kind: string;
+  readonly description: string;
+  /** ISO-8601. */
+  readonly startedAt: string;
+  readonly durationS: number;
+  readonly target: string;
+  readonly slo: { readonly p99Ms: number; readonly maxErrorRate: number };
+  readonly conditions: RunConditions;
+  readonly phases: readonly PhaseResult[];
+  readonly timeline: readonly TimelinePoint[];
+  readonly events: readonly TimelineEvent[];
+  readonly processes: readonly ProcessSeriesReport[];
+  readonly capacity: CapacityReport;
+  readonly warnings: readonly string[];
+}

@@ -1,0 +1,82 @@
+/**
+ * A stand-in Recommender (gRPC, real grpc-js) for testing the load generator itself and for
+ * smoke-testing a load-test setup without a cluster. It answers from memory in microseconds and can
+ * be told to misbehave: a fixed delay, a share of fallback answers, or one event-loop stall.
+ */
+import grpc from '@grpc/grpc-js';
+import { loadRecommenderService } from '../client/recommender-client.js';
+
+/** Options for {@link startStubRecommender}. */
+export interface StubOptions {
+  /** Bind host. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Port; 0 picks a free one. Default 0. */
+  readonly port?: number;
+  /** Delay before each answer, ms (timer, not CPU). Default 0. */
+  readonly delayMs?: number;
+  /** Every Nth answer is a fallback (source FALLBACK); 0 = never. Default 0. */
+  readonly fallbackEvery?: number;
+  /** Every Nth answer is degraded; 0 = never. Default 0. */
+  readonly degradedEvery?: number;
+}
+
+export interface StubRecommender {
+  /** `host:port`. */
+  readonly address: string;
+  /** Recommend calls answered so far. */
+  recommendCalls(): number;
+  /** LogEvents events accepted so far. */
+  eventsAccepted(): number;
+  /** Blocks this process's event loop for `ms` when the next Recommend call arrives (once). */
+  stallOnNextCall(ms: number): void;
+  stop(): Promise<void>;
+}
+
+interface RecommendReq { userId: number; k: number }
+
+export async function startStubRecommender(opts: StubOptions = {}): Promise<StubRecommender> {
+  const server = new grpc.Server();
+  let calls = 0;
+  let events = 0;
+  let stallMs = 0;
+  const delay = opts.delayMs ?? 0;
+  server.addService(loadRecommenderService(), {
+    Recommend: (call: grpc.ServerUnaryCall<RecommendReq, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      calls++;
+      if (stallMs > 0) {
+        // A busy wait on purpose: it stands for a GC pause or a blocked event loop, during which
+        // nothing else in the process (a co-located generator included) can run.
+        const until = performance.now() + stallMs;
+        stallMs = 0;
+        while (performance.now() < until) { /* stall */ }
+      }
+      const k = Math.min(Math.max(call.request.k || 10, 1), 1000);
+      const fallback = (opts.fallbackEvery ?? 0) > 0 && calls % opts.fallbackEvery! === 0;
+      const degraded = (opts.degradedEvery ?? 0) > 0 && calls % opts.degradedEvery! === 0;
+      const items = Array.from({ length: k }, (_, i) => ({
+        videoId: (call.request.userId * 31 + i) % 1_000_000, score: 1 - i / k, pClick: 0.1, expectedWatchSeconds: 30,
+        source: fallback ? 'FALLBACK' : 'RETRIEVAL', shard: i % 4,
+      }));
+      const res = { items, coverage: degraded ? 0.75 : 1, degraded: degraded ? ['shard 3 timed out'] : [], modelVersion: 'stub', requestId: '' };
+      if (delay > 0) setTimeout(() => cb(null, res), delay);
+      else cb(null, res);
+    },
+    LogEvents: (call: grpc.ServerUnaryCall<{ events: unknown[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      events += call.request.events.length;
+      cb(null, { accepted: call.request.events.length, duplicates: 0 });
+    },
+  });
+  const host = opts.host ?? '127.0.0.1';
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    address: `${host}:${port}`,
+    recommendCalls: () => calls,
+    eventsAccepted: () => events,
+    stallOnNextCall: (ms) => {
+      stallMs = ms;
+    },
+    stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The offline evaluation report `reports/eval.json`:
+ * `{ "<dataset>": { "<model>": { recall_at_10, recall_at_100, auc, logloss, weighted_auc, mae, ece, ece_raw } } }`.
+ * Tools merge their results in (a model's metrics replace that model's previous ones, other
+ * entries are kept) and print a table.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** Metric names the report knows, in table order. Omit the ones that do not apply. */
+export const REPORT_METRICS = ['recall_at_10', 'recall_at_100', 'auc', 'logloss', 'weighted_auc', 'mae', 'ece', 'ece_raw'] as const;
+export type ReportMetric = (typeof REPORT_METRICS)[number];
+
+/** Metrics of one model on one dataset. */
+export type ModelMetrics = Partial<Record<ReportMetric, number>>;
+
+/** The whole report: dataset → model → metrics. */
+export type EvalReport = Record<string, Record<string, ModelMetrics>>;
+
+/** Default path, relative to the repository root. */
+export const DEFAULT_REPORT_PATH = 'reports/eval.json';
+
+/** Reads a report; an absent file is an empty report. */
+export async function readReport(path = DEFAULT_REPORT_PATH): Promise<EvalReport> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as EvalReport;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+}
+
+/** Pure merge: `update`'s (dataset, model) entries replace those in `base`; non-finite values are dropped. */
+export function mergeReports(base: EvalReport, update: EvalReport): EvalReport {
+  const out: EvalReport = {};
+  for (const [ds, models] of Object.entries(base)) out[ds] = { ...models };
+  for (const [ds, models] of Object.entries(update)) {
+    const target = (out[ds] ??= {});
+    for (const [model, metrics] of Object.entries(models)) {
+      const clean: ModelMetrics = {};
+      for (const key of REPORT_METRICS) {
+        const v = metrics[key];
+        if (typeof v === 'number' && Number.isFinite(v)) clean[key] = Math.round(v * 1e6) / 1e6;
+      }
+      target[model] = clean;
+    }
+  }
+  return out;
+}
+
+/** Merges `update` into the report file (written atomically) and returns the merged report. */
+export async function mergeIntoReport(update: EvalReport, path = DEFAULT_REPORT_PATH): Promise<EvalReport> {
+  const merged = mergeReports(await readReport(path), update);
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify(merged, null, 2) + '\n');
+  await rename(tmp, path);
+  return merged;
+}
+
+/** A readable fixed-width table of the report (one block per dataset). */
+export function formatReport(report: EvalReport): string {
+  const lines: string[] = [];
+  for (const [ds, models] of Object.entries(report)) {
+    const cols = REPORT_METRICS.filter((m) => Object.values(models).some((mm) => mm[m] !== undefined));
+    const nameWidth = Math.max(5, ...Object.keys(models).map((m) => m.length));
+    lines.push(`${ds}`);
+    lines.push(`  ${'model'.padEnd(nameWidth)}  ${cols.map((c) => c.padStart(13)).join('')}`);
+    for (const [model, metrics] of Object.entries(models)) {
+      const cells = cols.map((c) => {
+        const v = metrics[c];
+        return (v === undefined ? '-' : v.toFixed(4)).padStart(13);
+      });
+      lines.push(`  ${model.padEnd(nameWidth)}  ${cells.join('')}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,28 @@
+/**
+ * Calibration of each ranker's P(click), fitted on the validation days (never the test days) and
+ * stored in the manifest as `calibration.click`.
+ */
+import type { Calibration } from '../../core/model/contract.js';
+import { rankerRowWidth } from '../../core/features/ranker-row.js';
+import type { ExampleSet } from './examples.js';
+import { SplitId } from './examples.js';
+import { predictRows, splitRows } from './evaluate.js';
+import type { ScoringModels } from './scoring.js';
+
+/** Calibration per ranker name, fitted on the validation split. */
+export async function fitCalibrations(set: ExampleSet, scoring: ScoringModels, itemVecs: Float32Array): Promise<Record<string, Calibration>> {
+  const rows = await splitRows(set, SplitId.VALID, scoring, itemVecs);
+  const out: Record<string, Calibration> = {};
+  if (rows.idx.length === 0) return out;
+  const f = rankerRowWidth(set.spec);
+  for (const [name, rank] of Object.entries(scoring.rankers)) {
+    const pred = await predictRows(rank, rows, f);
+    out[name] = fitClick(rows.click, pred.pClick);
+  }
+  return out;
+}
+
+/** Placeholder until offline/calibration lands: identity. */
+function fitClick(_labels: Float32Array, _probs: Float32Array): Calibration {
+  return { type: 'identity' };
+}

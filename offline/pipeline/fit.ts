@@ -1,0 +1,233 @@
+/**
+ * Training loops over an {@link ExampleSet}: the two-tower on engaged train impressions, the rankers
+ * on every train impression. Each loop is seeded (shuffle order and init), so a run is reproducible.
+ */
+import { SeededRng } from '../../core/clock.js';
+import { hashId } from '../../core/hash.js';
+import { rankerRowWidth } from '../../core/features/ranker-row.js';
+import { MmoeModel } from '../models/mmoe.js';
+import type { MmoeOptions } from '../models/mmoe.js';
+import { SingleTaskModel } from '../models/single-task.js';
+import { TwoTowerModel } from '../models/two-tower.js';
+import type { TwoTowerOptions } from '../models/two-tower.js';
+import { ProgressBar } from '../nn/progress.js';
+import type { ExampleSet } from './examples.js';
+import { RETRIEVAL_SCORE_COLUMN, SplitId, indicesOf, itemBatch, newUserRows, userBatch } from './examples.js';
+
+/** In-place Fisher-Yates shuffle with a seeded generator. */
+export function shuffle(a: Int32Array, rng: SeededRng): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    const t = a[i]!;
+    a[i] = a[j]!;
+    a[j] = t;
+  }
+}
+
+/** Throughput of one training run. */
+export interface FitStats {
+  readonly examples: number;
+  readonly epochs: number;
+  readonly seconds: number;
+  /** Examples processed per second (single thread: per core). */
+  readonly examplesPerSecond: number;
+  readonly finalLoss: number;
+}
+
+export interface FitTwoTowerOptions extends TwoTowerOptions {
+  readonly epochs?: number;
+  /** In-batch softmax batch size. Default 256. */
+  readonly batchSize?: number;
+  readonly progress?: boolean;
+  /** Train on these example indices instead of every engaged train impression. */
+  readonly positives?: Int32Array;
+  /** Progress-bar label. Default 'two-tower'. */
+  readonly label?: string;
+}
+
+/** Engaged (clicked or watched) train impressions: the two-tower's positives. */
+export function twoTowerPositives(set: ExampleSet): Int32Array {
+  const train = indicesOf(set, SplitId.TRAIN);
+  return train.filter((i) => set.click[i] === 1 || set.watchS[i]! > 0);
+}
+
+/** Trains the two-tower with in-batch softmax and log-Q correction. */
+export function fitTwoTower(set: ExampleSet, opts: FitTwoTowerOptions = {}): { model: TwoTowerModel; stats: FitStats } {
+  const spec = set.spec;
+  const model = new TwoTowerModel(spec, opts);
+  const pos = (opts.positives ?? twoTowerPositives(set)).slice();
+  const counts = new Float64Array(set.catalogue.videos.length);
+  for (const i of pos) counts[set.videoIndex[i]!]! += 1;
+  const epochs = opts.epochs ?? 3;
+  const bs = Math.min(opts.batchSize ?? 256, Math.max(2, pos.length));
+  const rng = new SeededRng((opts.seed ?? 1) + 101);
+  const bar = new ProgressBar(opts.label ?? 'two-tower', pos.length * epochs, opts.progress ?? false);
+  const scratch = newUserRows(bs, spec);
+  const key = new Int32Array(bs);
+  const logQ = new Float32Array(bs);
+  const vidx = new Int32Array(bs);
+  const start = performance.now();
+  let loss = NaN;
+  let seen = 0;
+  for (let e = 0; e < epochs; e++) {
+    shuffle(pos, rng);
+    let sum = 0;
+    let steps = 0;
+    for (let s = 0; s + bs <= pos.length; s += bs) {
+      const idx = pos.subarray(s, s + bs);
+      for (let k = 0; k < bs; k++) {
+        const v = set.videoIndex[idx[k]!]!;
+        vidx[k] = v;
+        key[k] = v;
+        logQ[k] = Math.log(counts[v]! / pos.length);
+      }
+      sum += model.trainStep(userBatch(set.users, idx, spec, scratch), itemBatch(set.catalogue, vidx, spec), key, logQ, bs);
+      steps++;
+      seen += bs;
+      bar.tick(bs, `loss ${(sum / steps).toFixed(3)}`);
+    }
+    loss = steps > 0 ? sum / steps : NaN;
+  }
+  const seconds = (performance.now() - start) / 1000;
+  bar.finish(`loss ${loss.toFixed(3)}`);
+  return { model, stats: { examples: pos.length, epochs, seconds, examplesPerSecond: seen / Math.max(seconds, 1e-9), finalLoss: loss } };
+}
+
+/** Item vectors of the whole catalogue [videos, D]. */
+export function catalogueVectors(model: TwoTowerModel, set: ExampleSet, batch = 1024): Float32Array {
+  const n = set.catalogue.videos.length;
+  const d = set.spec.embeddingDim;
+  const out = new Float32Array(n * d);
+  for (let s = 0; s < n; s += batch) {
+    const b = Math.min(batch, n - s);
+    const idx = Int32Array.from({ length: b }, (_, k) => s + k);
+    out.set(model.item.forward(itemBatch(set.catalogue, idx, set.spec), b), s * d);
+  }
+  return out;
+}
+
+/**
+ * Writes the two-tower score u·v into every ranker row's retrieval-score column: what serving
+ * passes to writeRankerRow for a retrieved candidate.
+ */
+export function fillRetrievalScores(model: TwoTowerModel, set: ExampleSet, itemVecs: Float32Array, rows?: Int32Array, batch = 1024): void {
+  const f = rankerRowWidth(set.spec);
+  const d = set.spec.embeddingDim;
+  const scratch = newUserRows(batch, set.spec);
+  const all = rows ?? Int32Array.from({ length: set.count }, (_, i) => i);
+  for (let s = 0; s < all.length; s += batch) {
+    const idx = all.subarray(s, Math.min(all.length, s + batch));
+    const b = idx.length;
+    const u = model.user.forward(userBatch(set.users, idx, set.spec, scratch), b);
+    for (let k = 0; k < b; k++) {
+      const r = idx[k]!;
+      const vo = set.videoIndex[r]! * d;
+      let dot = 0;
+      for (let c = 0; c < d; c++) dot += u[k * d + c]! * itemVecs[vo + c]!;
+      set.ranker[r * f + RETRIEVAL_SCORE_COLUMN] = dot;
+    }
+  }
+}
+
+/** Fold (0 or 1) of a user for out-of-fold retrieval scores. */
+export function userFold(userId: number, seed: number): number {
+  return hashId(userId, seed ^ 0x0f01d) & 1;
+}
+
+/**
+ * Out-of-fold retrieval scores for the ranker's training rows. A two-tower scores its own training
+ * pairs far higher than unseen ones, so a ranker trained on in-sample scores learns to over-trust
+ * the feature and is miscalibrated on later days. Users are split in two folds by hash; the model
+ * trained on one fold's positives scores the other fold's train rows. Validation and test rows are
+ * scored by the final model (trained on every train positive), as serving would.
+ */
+export function fillOutOfFoldScores(set: ExampleSet, opts: FitTwoTowerOptions): FitStats[] {
+  const seed = opts.seed ?? 1;
+  const pos = twoTowerPositives(set);
+  const train = indicesOf(set, SplitId.TRAIN);
+  const stats: FitStats[] = [];
+  for (const fold of [0, 1]) {
+    const mine = pos.filter((i) => userFold(set.userId[i]!, seed) === fold);
+    const fit = fitTwoTower(set, { ...opts, positives: mine, seed: seed + 17 * (fold + 1), label: `two-tower fold ${fold}` });
+    const others = train.filter((i) => userFold(set.userId[i]!, seed) !== fold);
+    fillRetrievalScores(fit.model, set, catalogueVectors(fit.model, set), others);
+    stats.push(fit.stats);
+  }
+  return stats;
+}
+
+export interface FitRankerOptions {
+  readonly epochs?: number;
+  /** Default 512. */
+  readonly batchSize?: number;
+  readonly seed?: number;
+  readonly progress?: boolean;
+  readonly mmoe?: MmoeOptions;
+}
+
+/** The trained rankers: the MMoE and the two single-task baselines. */
+export interface Rankers {
+  readonly mmoe: MmoeModel;
+  readonly singleClick: SingleTaskModel;
+  readonly singleWatch: SingleTaskModel;
+  readonly stats: { readonly mmoe: FitStats; readonly singleTask: FitStats };
+}
+
+/** Gathers rows `idx` of the ranker matrix and labels into batch buffers. */
+function gather(set: ExampleSet, idx: Int32Array, x: Float32Array, click: Float32Array, watch: Float32Array): void {
+  const f = rankerRowWidth(set.spec);
+  for (let k = 0; k < idx.length; k++) {
+    const r = idx[k]!;
+    x.set(set.ranker.subarray(r * f, (r + 1) * f), k * f);
+    click[k] = set.click[r]!;
+    watch[k] = Math.log1p(set.watchS[r]!);
+  }
+}
+
+/** Trains the MMoE and, on the same batches, the single-task click and watch MLPs. */
+export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Rankers {
+  const f = rankerRowWidth(set.spec);
+  const seed = opts.seed ?? 1;
+  const mmoe = new MmoeModel(f, { seed, ...opts.mmoe });
+  const singleClick = new SingleTaskModel('click', f, { seed: seed + 1 });
+  const singleWatch = new SingleTaskModel('watch', f, { seed: seed + 2 });
+  const train = indicesOf(set, SplitId.TRAIN);
+  const epochs = opts.epochs ?? 2;
+  const bs = opts.batchSize ?? 512;
+  const rng = new SeededRng(seed + 202);
+  const x = new Float32Array(bs * f);
+  const click = new Float32Array(bs);
+  const watch = new Float32Array(bs);
+  const bar = new ProgressBar('ranker', train.length * epochs, opts.progress ?? false);
+  let tMmoe = 0;
+  let tSingle = 0;
+  let lossM = NaN;
+  let lossS = NaN;
+  let seen = 0;
+  for (let e = 0; e < epochs; e++) {
+    shuffle(train, rng);
+    let sumM = 0;
+    let sumS = 0;
+    let steps = 0;
+    for (let s = 0; s < train.length; s += bs) {
+      const idx = train.subarray(s, Math.min(train.length, s + bs));
+      const b = idx.length;
+      gather(set, idx, x, click, watch);
+      const xs = x.subarray(0, b * f);
+      const t0 = performance.now();
+      sumM += mmoe.trainStep(xs, click.subarray(0, b), watch.subarray(0, b), b);
+      const t1 = performance.now();
+      sumS += singleClick.trainStep(xs, click.subarray(0, b), b) + 0.2 * singleWatch.trainStep(xs, watch.subarray(0, b), b);
+      tSingle += performance.now() - t1;
+      tMmoe += t1 - t0;
+      steps++;
+      seen += b;
+      bar.tick(b, `mmoe loss ${(sumM / steps).toFixed(3)}`);
+    }
+    lossM = sumM / Math.max(1, steps);
+    lossS = sumS / Math.max(1, steps);
+  }
+  bar.finish(`mmoe loss ${lossM.toFixed(3)}`);
+  const stat = (ms: number, loss: number): FitStats => ({ examples: train.length, epochs, seconds: ms / 1000, examplesPerSecond: seen / Math.max(ms / 1000, 1e-9), finalLoss: loss });
+  return { mmoe, singleClick, singleWatch, stats: { mmoe: stat(tMmoe, lossM), singleTask: stat(tSingle, lossS) } };
+}

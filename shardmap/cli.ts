@@ -1,0 +1,109 @@
+/**
+ * Shard-map CLI.
+ *
+ *   node dist/shardmap/cli.js show --nats nats://127.0.0.1:4222 --cluster local [--json]
+ *   node dist/shardmap/cli.js init --nats ... --cluster local --nodes n1,n2,n3
+ *        --item-shards 2 --partitions 16 --replicas 1 [--rankers n1,n2] [--coordinators n1] [--force]
+ *
+ * `show` prints the map, every node's assignment and (when nodes publish it) their load. `init`
+ * writes a new balanced map (refuses to replace an existing one unless --force). Live moves
+ * (`move`, `drain`, `add-node`) are the next step: each will be a pure function ShardMapSnapshot →
+ * ShardMapSnapshot applied with `ShardMapStore.update` (CAS, safe to retry) — that is the seam.
+ */
+import { connect } from '@nats-io/transport-node';
+import { createShardMap } from './assign.js';
+import { formatShardMap } from './format.js';
+import { ShardMapStore } from './kv-store.js';
+
+const USAGE = `usage:
+  shardmap show --nats <url> --cluster <name> [--json]
+  shardmap init --nats <url> --cluster <name> --nodes n1,n2 --item-shards S --partitions P --replicas R
+                [--rankers n1,n2] [--coordinators n1] [--force]`;
+
+/** Parses `--key value` and `--flag` arguments. Exported for tests. */
+export function parseFlags(argv: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new TypeError(`unexpected argument "${a}"`);
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith('--')) out.set(a.slice(2), 'true');
+    else {
+      out.set(a.slice(2), next);
+      i++;
+    }
+  }
+  return out;
+}
+
+function required(flags: Map<string, string>, name: string): string {
+  const v = flags.get(name);
+  if (v === undefined || v === 'true') throw new TypeError(`--${name} is required`);
+  return v;
+}
+
+function list(v: string | undefined): string[] | undefined {
+  return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command !== 'show' && command !== 'init') {
+    process.stderr.write(`${USAGE}\n`);
+    return command === undefined || command === '--help' ? 0 : 2;
+  }
+  const flags = parseFlags(rest);
+  const cluster = required(flags, 'cluster');
+  const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}` });
+  try {
+    const store = await ShardMapStore.open(nc, cluster);
+    if (command === 'init') {
+      const map = createShardMap({
+        cluster,
+        nodes: list(required(flags, 'nodes')) ?? [],
+        itemShards: Number(required(flags, 'item-shards')),
+        userPartitions: Number(required(flags, 'partitions')),
+        replicas: Number(flags.get('replicas') ?? '1'),
+        ...(flags.has('rankers') ? { rankers: list(flags.get('rankers')) ?? [] } : {}),
+        ...(flags.has('coordinators') ? { coordinators: list(flags.get('coordinators')) ?? [] } : {}),
+      });
+      if (flags.get('force') === 'true') {
+        const stored = await store.put(map);
+        process.stdout.write(`${formatShardMap(stored)}\n`);
+        return 0;
+      }
+      const { snapshot, created } = await store.createIfAbsent(map);
+      if (!created) {
+        process.stderr.write(`cluster ${cluster} already has a map (version ${snapshot.version}); use --force to replace it\n`);
+        return 1;
+      }
+      process.stdout.write(`${formatShardMap(snapshot)}\n`);
+      return 0;
+    }
+    const map = await store.read();
+    if (!map) {
+      process.stderr.write(`cluster ${cluster} has no shard map (bucket empty)\n`);
+      return 1;
+    }
+    const loads = await store.readLoads(Object.keys(map.nodes));
+    if (flags.get('json') === 'true') {
+      process.stdout.write(`${JSON.stringify({ map, loads: Object.fromEntries(loads) }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${formatShardMap(map, loads)}\n`);
+    }
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`shardmap: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

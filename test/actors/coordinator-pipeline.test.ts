@@ -1,0 +1,233 @@
+import t from 'tap';
+import { Deadline } from '../../core/deadline.js';
+import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
+import { rankerRowWidth } from '../../core/features/ranker-row.js';
+import { UpnextError, StatusCode } from '../../core/status.js';
+import type { CoordinatorConfig } from '../../actors/coordinator/config.js';
+import { resolveCoordinatorConfig } from '../../actors/coordinator/config.js';
+import { RecommendPipeline } from '../../actors/coordinator/pipeline.js';
+import type { PipelinePorts, RankerScores, ServingModel } from '../../actors/coordinator/ports.js';
+import { Source } from '../../actors/coordinator/types.js';
+import type { RecommendResult } from '../../actors/coordinator/types.js';
+import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
+import type { CandidateBatchMsg, ShardSearchReplyMsg, UserStateReplyMsg } from '../../protos/codec.js';
+import { emptyCandidateBatch } from '../../protos/convert.js';
+
+const spec = DEFAULT_FEATURE_SPEC;
+const model: ServingModel = { version: 'test-v1', spec, calibration: { type: 'identity' } };
+const NEVER = new Promise<never>(() => {});
+
+function batchOf(ids: number[], score: (id: number, i: number) => number): CandidateBatchMsg {
+  const b = emptyCandidateBatch();
+  ids.forEach((id, i) => {
+    b.videoIds.push(id);
+    b.scores.push(score(id, i));
+    b.creatorIds.push(id % 97);
+    b.categories.push(id % spec.numCategories);
+    b.durationS.push(30 + (id % 600));
+    b.uploadTsMs.push(1_700_000_000_000);
+    b.impressions.push(100);
+    b.clicks.push(5);
+    b.watches.push(3);
+    b.watchRatioSums.push(1.5);
+  });
+  return b;
+}
+
+/** Shard s owns ids s*1000+1 .. s*1000+perShard; scores fall with the id inside a shard. */
+function shardBatch(s: number, perShard: number, excludes: readonly number[]): CandidateBatchMsg {
+  const ex = new Set(excludes);
+  const ids = Array.from({ length: perShard }, (_, i) => s * 1000 + i + 1).filter((id) => !ex.has(id));
+  return batchOf(ids, (id) => 1 - (id % 1000) / 1000 - s * 0.0001);
+}
+
+function userReply(userId: number, recent: number[]): UserStateReplyMsg {
+  return {
+    known: true,
+    userId,
+    recentVideoIds: recent,
+    recentCreatorIds: recent.map((id) => id % 97),
+    categoryAffinity: Array.from({ length: spec.numCategories }, (_, c) => c % 3),
+    impressions: 10,
+    clicks: 2,
+    watches: 3,
+    watchSeconds: 100,
+    embedding: Array.from({ length: spec.embeddingDim }, () => 1 / Math.sqrt(spec.embeddingDim)),
+    completeness: 1,
+    partition: 0,
+    appliedSeq: 0,
+  };
+}
+
+interface FakeOptions {
+  shards?: number;
+  perShard?: number;
+  slowShards?: number[];
+  ranker?: 'ok' | 'fail' | 'hang' | 'garbage';
+  userState?: 'ok' | 'fail' | 'hang';
+  recent?: number[];
+  popularSize?: number;
+}
+
+function fakes(o: FakeOptions = {}) {
+  const calls = { ranker: 0, shards: [] as number[], rankerRows: 0, rankerWidth: 0 };
+  const perShard = o.perShard ?? 50;
+  const popularIds = Array.from({ length: o.popularSize ?? 300 }, (_, i) => 90_000 + i);
+  const trendingIds = Array.from({ length: 30 }, (_, i) => 80_000 + i);
+  const ports: PipelinePorts = {
+    userState: {
+      get: (userId) =>
+        o.userState === 'hang' ? NEVER : o.userState === 'fail' ? Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'no responders')) : Promise.resolve(userReply(userId, o.recent ?? [])),
+    },
+    shards: {
+      search: (shard, req): Promise<ShardSearchReplyMsg> => {
+        calls.shards.push(shard);
+        if (o.slowShards?.includes(shard)) return NEVER;
+        return Promise.resolve({ shard, shardSize: perShard, searchMs: 0.1, candidates: shardBatch(shard, Math.min(perShard, req.k), req.excludeVideoIds) });
+      },
+    },
+    ranker: {
+      score: (rows: Float32Array, nRows: number): Promise<RankerScores> => {
+        calls.ranker++;
+        calls.rankerRows = nRows;
+        calls.rankerWidth = rows.length / nRows;
+        if (o.ranker === 'fail') return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'no ranker replica'));
+        if (o.ranker === 'hang') return NEVER;
+        if (o.ranker === 'garbage') return Promise.resolve({} as RankerScores);
+        // Reverse of the pool order: ranking visibly changes the retrieval order.
+        const pClick = new Float32Array(nRows).map((_, i) => 0.05 + (0.5 * i) / nRows);
+        const watchLog1p = new Float32Array(nRows).map((_, i) => Math.log1p(10 + (300 * i) / nRows));
+        return Promise.resolve({ pClick, watchLog1p });
+      },
+    },
+    popular: {
+      get: (_c, _d, n, trending) => Promise.resolve(trending ? batchOf(trendingIds.slice(0, n), (_id, i) => 100 - i) : batchOf(popularIds.slice(0, n), (_id, i) => 1000 - i)),
+    },
+  };
+  return { ports, calls };
+}
+
+const quiet: CoordinatorConfig = { exploration: { epsilon: 0 }, diversity: { window: 0 } };
+
+function pipeline(ports: PipelinePorts, shards: number, config: CoordinatorConfig = {}) {
+  return new RecommendPipeline({ ports, config: resolveCoordinatorConfig(config), model, itemShards: shards });
+}
+
+function query(k: number, extra: Record<string, unknown> = {}) {
+  return validateRecommendRequest({ userId: '7', k, context: { device: 'web', country: 'BR', localHour: 20 }, surface: 'home', requestId: 'req-1', ...extra });
+}
+
+/** What is wrong with an answer: not exactly k, duplicates, unsorted, or a banned id (empty when fine). */
+function listProblems(r: RecommendResult, k: number, banned: number[]): string[] {
+  const problems: string[] = [];
+  if (r.items.length !== k) problems.push(`${r.items.length} items, wanted exactly ${k}`);
+  const ids = r.items.map((i) => i.videoId);
+  if (new Set(ids).size !== ids.length) problems.push('duplicates');
+  for (let i = 1; i < r.items.length; i++) if (r.items[i - 1]!.score < r.items[i]!.score) problems.push(`not sorted by score at ${i}`);
+  for (const id of ids) if (banned.includes(id)) problems.push(`watched or excluded id ${id} served`);
+  return problems;
+}
+
+t.test('healthy pipeline: k distinct items sorted by score, filters applied, full coverage', async (t) => {
+  const { ports, calls } = fakes({ shards: 3, recent: [1001, 2002] });
+  const p = pipeline(ports, 3);
+  const r = await p.recommend(query(20, { excludeVideoIds: ['1', '2'], debug: true }), Deadline.after(1000));
+  t.same(listProblems(r, 20, [1, 2, 1001, 2002]), [], 'k distinct items, sorted, filters applied');
+  t.equal(r.coverage, 1);
+  t.same(r.degraded, []);
+  t.equal(r.outcome, 'ok');
+  t.equal(r.modelVersion, 'test-v1');
+  t.equal(r.requestId, 'req-1');
+  t.same([...calls.shards].sort(), [0, 1, 2], 'every shard asked once');
+  t.equal(calls.ranker, 1, 'one batched ranker call');
+  t.equal(calls.rankerWidth, rankerRowWidth(spec), 'rows have the ranker width');
+  t.equal(calls.rankerRows, 150 - 4 + 30, 'pool = merged retrieval + trending, minus filtered');
+  t.ok(r.timings && r.timings.totalMs >= 0, 'timings when debug');
+  t.ok(r.items.every((i) => i.source === Source.RETRIEVAL || i.source === Source.TRENDING));
+  const noDebug = await p.recommend(query(5), Deadline.after(1000));
+  t.equal(noDebug.timings, undefined, 'no timings without debug');
+});
+
+t.test('a slow shard: coverage (S-1)/S and a degraded reason, still k items', async (t) => {
+  const { ports } = fakes({ shards: 4, slowShards: [2] });
+  const p = pipeline(ports, 4, { budgets: { retrievalMs: 30 } });
+  const r = await p.recommend(query(30), Deadline.after(1000));
+  t.same(listProblems(r, 30, []), [], 'k distinct items, sorted, filters applied');
+  t.equal(r.coverage, 0.75);
+  t.ok(r.degraded.some((d) => d === 'shard 2 timed out'), `degraded: ${r.degraded.join('; ')}`);
+  t.equal(r.outcome, 'degraded');
+  t.notOk(r.items.some((i) => i.shard === 2 && i.source === Source.RETRIEVAL), 'nothing retrieved from the missing shard');
+  t.equal(p.counters.lastCoverage, 0.75);
+});
+
+t.test('a failing ranker: retrieval order and a degraded reason', async (t) => {
+  const { ports } = fakes({ shards: 2, ranker: 'fail' });
+  const p = pipeline(ports, 2, { ...quiet, trendingCandidates: 0 });
+  const r = await p.recommend(query(10), Deadline.after(1000));
+  t.same(listProblems(r, 10, []), [], 'k distinct items, sorted, filters applied');
+  t.ok(r.degraded.some((d) => d.startsWith('ranking skipped:')), r.degraded.join('; '));
+  // Merged retrieval order: shard 0 and 1 interleave by score (1 - i/1000 - s*0.0001).
+  t.same(r.items.map((i) => i.videoId), [1, 1001, 2, 1002, 3, 1003, 4, 1004, 5, 1005]);
+  const healthy = await pipeline(fakes({ shards: 2 }).ports, 2, { ...quiet, trendingCandidates: 0 }).recommend(query(10), Deadline.after(1000));
+  t.notSame(healthy.items.map((i) => i.videoId), r.items.map((i) => i.videoId), 'a working ranker reorders');
+  const hang = await pipeline(fakes({ shards: 2, ranker: 'hang' }).ports, 2, { ...quiet, budgets: { rankingMs: 20 } }).recommend(query(10), Deadline.after(1000));
+  t.ok(hang.degraded.includes('ranking skipped: timed out'), 'a hung ranker costs its budget, then retrieval order');
+  t.equal(hang.items.length, 10);
+});
+
+t.test('user state missing: new-user path with popular + trending candidates', async (t) => {
+  for (const mode of ['fail', 'hang'] as const) {
+    const { ports, calls } = fakes({ shards: 2, userState: mode });
+    const r = await pipeline(ports, 2, { budgets: { userStateMs: 20 } }).recommend(query(15, { excludeVideoIds: ['90000'] }), Deadline.after(1000));
+    t.same(listProblems(r, 15, [90000]), [], 'k distinct items, sorted, filters applied');
+    t.ok(r.degraded.some((d) => d.startsWith('user state') && d.endsWith('treated as a new user')), r.degraded.join('; '));
+    t.ok(r.degraded.includes('retrieval skipped: no user embedding'));
+    t.equal(calls.shards.length, 0, 'no shard searched without an embedding');
+    t.equal(r.coverage, 0);
+    t.ok(r.items.every((i) => i.source !== Source.RETRIEVAL));
+    t.equal(calls.ranker, 1, 'popular candidates are still ranked');
+  }
+});
+
+t.test('too few candidates: the tail is filled from the popular list', async (t) => {
+  const { ports } = fakes({ shards: 1, perShard: 5 });
+  const r = await pipeline(ports, 1, { trendingCandidates: 0 }).recommend(query(12), Deadline.after(1000));
+  t.same(listProblems(r, 12, []), [], 'k distinct items, sorted, filters applied');
+  t.equal(r.items.filter((i) => i.source === Source.FALLBACK).length, 7);
+  t.ok(r.degraded.includes('filled 7 of 12 slots from the popular list'));
+});
+
+t.test('admission sheds beyond the limit with the popular list at once', async (t) => {
+  const { ports } = fakes({ shards: 1, userState: 'hang' });
+  const p = pipeline(ports, 1, { admission: { maxConcurrent: 1, maxQueue: 0 }, budgets: { userStateMs: 50 } });
+  const first = p.recommend(query(5), Deadline.after(1000));
+  const shed = await p.recommend(query(5, { excludeVideoIds: ['90001'] }), Deadline.after(1000));
+  t.equal(shed.outcome, 'shed');
+  t.ok(shed.degraded.includes('shed: overload'));
+  t.same(listProblems(shed, 5, [90001]), [], 'k distinct items, sorted, filters applied');
+  t.ok(shed.items.every((i) => i.source === Source.FALLBACK));
+  t.equal((await first).items.length, 5, 'the admitted request still completes');
+  t.equal(p.counters.outcomes.shed, 1);
+  t.equal(p.admission.stats().inFlight, 0, 'slot released');
+});
+
+t.test('an unexpected failure still answers with the fallback list', async (t) => {
+  const { ports } = fakes({ shards: 2, ranker: 'garbage' });
+  const p = pipeline(ports, 2);
+  const r = await p.recommend(query(8), Deadline.after(1000));
+  t.equal(r.outcome, 'fallback');
+  t.ok(r.degraded.some((d) => d.startsWith('internal:')), r.degraded.join('; '));
+  t.same(listProblems(r, 8, []), [], 'k distinct items, sorted, filters applied');
+  t.equal(p.admission.stats().inFlight, 0);
+});
+
+t.test('setModel and setShardCount apply to the next request', async (t) => {
+  const { ports, calls } = fakes({ shards: 3 });
+  const p = pipeline(ports, 2);
+  p.setShardCount(3);
+  p.setModel({ ...model, version: 'test-v2' });
+  const r = await p.recommend(query(5), Deadline.after(1000));
+  t.equal(r.modelVersion, 'test-v2');
+  t.same([...calls.shards].sort(), [0, 1, 2]);
+  t.throws(() => p.setShardCount(0), TypeError);
+});

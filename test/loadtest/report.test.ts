@@ -1,0 +1,118 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bytesPerMillion, capacityModel, findCapacity } from '../../loadtest/report/capacity.js';
+import { renderHtml, writeReport } from '../../loadtest/report/html.js';
+import { runScenario } from '../../loadtest/runner/scenario-runner.js';
+import { parseScenario } from '../../loadtest/scenarios/config.js';
+import type { Target } from '../../loadtest/target.js';
+
+const stubMain = fileURLToPath(new URL('../../loadtest/stub/main.js', import.meta.url));
+
+/** The stub Recommender in its own process, so its CPU and RSS can be sampled. */
+async function startStubProcess(t: { teardown(fn: () => unknown): void }): Promise<{ address: string; pid: number }> {
+  const child = spawn(process.execPath, [stubMain, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => new Promise<void>((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  }));
+  const line = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+  const m = /on (\S+) \(pid (\d+)\)/.exec(line);
+  if (!m) throw new Error(`unexpected stub output ${line}`);
+  return { address: m[1]!, pid: Number(m[2]) };
+}
+
+t.test('capacity model arithmetic', async (t) => {
+  const slo = { p99Ms: 50, maxErrorRate: 0.001 };
+  const phases = [
+    { name: 'a', throughput: 100, errorRate: 0, latencyMs: { p99: 10 }, serverCpuCores: 0.5, generatorSaturated: false },
+    { name: 'b', throughput: 200, errorRate: 0, latencyMs: { p99: 40 }, serverCpuCores: 1.0, generatorSaturated: false },
+    { name: 'c', throughput: 250, errorRate: 0, latencyMs: { p99: 80 }, serverCpuCores: 1.2, generatorSaturated: false },
+    { name: 'd', throughput: 300, errorRate: 0.01, latencyMs: { p99: 20 }, serverCpuCores: 1.2, generatorSaturated: false },
+  ];
+  const m = findCapacity(phases, slo)!;
+  t.equal(m.phase, 'b', 'highest throughput meeting both p99 and error rate');
+  t.equal(m.qpsPerCore, 200);
+  t.equal(bytesPerMillion([{ count: 100_000, rssBytes: 500e6 }, { count: 200_000, rssBytes: 600e6 }]), 1e9);
+  const inputs = parseScenario({
+    kind: 'steady', load: { rate: 1, durationS: 1 },
+    capacity: { targetQps: 50_000, headroom: 0.3, coresPerNode: 16, memoryPerNodeGiB: 64, items: 10e6, users: 100e6, userReplicas: 2,
+      memory: { bytesPerMillionItems: 1e9, bytesPerMillionUsers: 0.5e9, baseBytesPerNode: 1e9 } },
+  }).capacity;
+  const c = capacityModel(inputs, m);
+  t.equal(c.qpsPerNode, 3200);
+  t.equal(c.nodesForTargetQps, Math.ceil(50_000 / (3200 * 0.7)), 'headroom applied');
+  // Budget 64 GiB × 0.7 = 44.8 GiB; items 10 GB fit; users 100 GB × 2 replicas over what is left.
+  const free = 64 * 2 ** 30 * 0.7 - 1e9 - 10e9;
+  t.equal(c.memory.itemGroups, 1);
+  t.equal(c.memory.nodesForMemory, Math.ceil(100e9 / free));
+  t.equal(c.nodesNeeded, Math.max(c.nodesForTargetQps!, c.memory.nodesForMemory!));
+  const none = capacityModel(inputs, undefined);
+  t.equal(none.nodesNeeded, undefined);
+  t.match(none.notes.join(' '), /No phase met the SLO/);
+});
+
+t.test('a ramp against a real gRPC server yields a report whose HTML holds the SVG plots', async (t) => {
+  const stub = await startStubProcess(t);
+  const events: string[] = [];
+  const target: Target = {
+    address: stub.address,
+    processes: () => [{ name: 'stub', pid: stub.pid }],
+    killNode: async (name) => void events.push(`kill ${name}`),
+    restartNode: async (name) => void events.push(`restart ${name}`),
+  };
+  const scenario = parseScenario({
+    name: 'ramp-test', kind: 'ramp', users: { count: 500 }, videos: { count: 500 }, events: { rate: 20, batchSize: 5 },
+    load: { startRate: 50, stepRate: 50, maxRate: 100, stepDurationS: 1 },
+    capacity: { memory: { itemSizes: [{ count: 1e5, rssBytes: 4e8 }, { count: 2e5, rssBytes: 5e8 }], bytesPerMillionUsers: 2e8 } },
+  });
+  const report = await runScenario({ scenario, target, sampleIntervalMs: 200 });
+  t.equal(report.phases.length, 2, 'two ramp steps');
+  t.same(report.phases.map((p) => p.name), ['step-50', 'step-100']);
+  for (const p of report.phases) {
+    t.ok(p.completed > 0 && p.completed === p.sent, `${p.name}: every request answered`);
+    t.equal(p.outcomes['ranked'], p.completed, `${p.name}: stub answers are ranked`);
+  }
+  t.ok(report.processes.some((p) => p.name === 'stub' && p.maxRssBytes > 10 * 2 ** 20), 'stub process sampled');
+  t.ok(report.timeline.length >= 2, 'timeline per second');
+  t.equal(report.capacity.memory.bytesPerMillionItems, 1e9, 'memory per million items from two sizes');
+
+  const html = renderHtml(report);
+  t.ok((html.match(/<svg /g) ?? []).length >= 6, 'six SVG charts');
+  t.match(html, /Latency vs offered load/);
+  t.match(html, /Latency over time/);
+  t.match(html, /CPU per process/);
+  t.match(html, /Capacity model/);
+  t.match(html, /<path d="M/, 'lines drawn');
+  t.notMatch(html, /<script|<link |src="http/, 'self-contained: no scripts, no external resources');
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lt-report-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const files = await writeReport(report, dir);
+  const back = JSON.parse(await readFile(files.json, 'utf8')) as typeof report;
+  t.equal(back.phases.length, 2);
+  t.ok((await readFile(files.html, 'utf8')).startsWith('<!doctype html>'));
+});
+
+t.test('node-loss kills and restarts through the Target and marks both on the timeline', async (t) => {
+  const stub = await startStubProcess(t);
+  const calls: string[] = [];
+  const target: Target = {
+    address: stub.address,
+    processes: () => [{ name: 'node-1', pid: stub.pid }, { name: 'nats-server', pid: process.pid }],
+    killNode: async (name) => void calls.push(`kill ${name}`),
+    restartNode: async (name) => void calls.push(`restart ${name}`),
+  };
+  const scenario = parseScenario({ kind: 'node-loss', users: { count: 100 }, videos: { count: 100 }, load: { rate: 50, durationS: 10, killAtS: 3, restartAtS: 6 } });
+  const report = await runScenario({ scenario, target, durationS: 1.5, sampleIntervalMs: 200 });
+  t.same(calls, ['kill node-1', 'restart node-1']);
+  const labels = report.events.map((e) => e.label);
+  t.ok(labels.includes('kill node-1 (start)') && labels.includes('restart node-1 (done)'), labels.join(', '));
+  const kill = report.events.find((e) => e.label === 'kill node-1 (start)')!;
+  t.ok(kill.tS >= 0.4 && kill.tS < 1.5, `kill at ${kill.tS} s (0.45 s into a scaled run)`);
+  t.match(renderHtml(report), /class="marker"/, 'events drawn as markers');
+});
