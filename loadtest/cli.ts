@@ -101,10 +101,8 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  let target: Target;
-  if (args.target) target = staticTarget(args.target, args.pids);
-  else target = await startLocalClusterTarget();
   const log = (line: string) => process.stdout.write(`${line}\n`);
+  const target: Target = args.target ? staticTarget(args.target, args.pids) : await startLocalClusterTarget({ log });
   try {
     log(`scenario ${scenario.name} (${scenario.load.kind}) against ${target.address}`);
     const report = await runScenario({ scenario, target, ...(args.durationS !== undefined ? { durationS: args.durationS } : {}), log });

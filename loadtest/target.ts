@@ -21,6 +21,8 @@ export interface Target {
   killNode?(name: string): Promise<void>;
   /** Restarts a node killed by {@link killNode}. */
   restartNode?(name: string): Promise<void>;
+  /** The world the target serves (data/worlds/<name>/), so generated ids exist there; optional. */
+  readonly worldDir?: string;
   /** Releases what the target started (a local cluster); absent for external targets. */
   stop?(): Promise<void>;
 }
@@ -40,12 +42,13 @@ export interface LocalClusterHandle {
   readonly natsPid?: number;
   stop(): Promise<void>;
   killNode?(name: string): Promise<void>;
-  restartNode?(name: string): Promise<void>;
+  restartNode?(name: string): Promise<unknown>;
 }
 
 /** Adapts a started local cluster to a {@link Target}. */
-export function clusterTarget(cluster: LocalClusterHandle): Target {
+export function clusterTarget(cluster: LocalClusterHandle, worldDir?: string): Target {
   const target: Target = {
+    ...(worldDir !== undefined ? { worldDir } : {}),
     address: cluster.grpcAddress,
     processes: () => {
       const nodes = typeof cluster.nodes === 'function' ? cluster.nodes() : cluster.nodes;
@@ -55,32 +58,24 @@ export function clusterTarget(cluster: LocalClusterHandle): Target {
     stop: () => cluster.stop(),
   };
   if (cluster.killNode) target.killNode = (name) => cluster.killNode!(name);
-  if (cluster.restartNode) target.restartNode = (name) => cluster.restartNode!(name);
+  if (cluster.restartNode) target.restartNode = async (name) => void (await cluster.restartNode!(name));
   return target;
 }
 
-/** Module specifiers tried, in order, for the local launcher (it is written by another team). */
-const LOCAL_CLUSTER_MODULES = ['../cluster/local/index.js', '../cluster/local/cluster.js', '../cluster/local/launcher.js'];
-
 /**
- * Starts the local cluster through cluster/local/'s `startLocalCluster(opts)` and adapts it.
- * Throws FAILED_PRECONDITION-style `Error` naming the modules tried when the launcher is missing.
+ * Starts the local cluster the way `make run` does (cluster/local/: `ensureLocalAssets()` for the
+ * default world and models, cached; then `startLocalCluster({ runDir, worldDir, modelDir })`) and
+ * adapts it. Loaded dynamically so loadtest builds and tests without the cluster code.
+ * `runDir` defaults to run/loadtest-cluster.
  */
-export async function startLocalClusterTarget(opts: Readonly<Record<string, unknown>> = {}): Promise<Target> {
-  const tried: string[] = [];
-  for (const spec of LOCAL_CLUSTER_MODULES) {
-    let mod: { startLocalCluster?: (o: unknown) => Promise<LocalClusterHandle> };
-    try {
-      mod = (await import(new URL(spec, import.meta.url).href)) as typeof mod;
-    } catch (err) {
-      tried.push(`${spec} (${(err as Error).message.split('\n')[0]})`);
-      continue;
-    }
-    if (typeof mod.startLocalCluster !== 'function') {
-      tried.push(`${spec} (no startLocalCluster export)`);
-      continue;
-    }
-    return clusterTarget(await mod.startLocalCluster(opts));
+export async function startLocalClusterTarget(opts: { readonly runDir?: string; readonly nodes?: number; readonly log?: (line: string) => void } = {}): Promise<Target> {
+  type Assets = { worldDir: string; modelDir: string };
+  const assets = (await import(new URL('../cluster/local/assets.js', import.meta.url).href)) as { ensureLocalAssets?: (o?: unknown) => Promise<Assets> };
+  const launcher = (await import(new URL('../cluster/local/launcher.js', import.meta.url).href)) as { startLocalCluster?: (o: unknown) => Promise<LocalClusterHandle> };
+  if (typeof assets.ensureLocalAssets !== 'function' || typeof launcher.startLocalCluster !== 'function') {
+    throw new Error('--start-cluster: cluster/local/ lacks ensureLocalAssets or startLocalCluster');
   }
-  throw new Error(`--start-cluster: no local cluster launcher found; tried ${tried.join('; ')}`);
+  const { worldDir, modelDir } = await assets.ensureLocalAssets(opts.log ? { log: opts.log } : {});
+  const runDir = opts.runDir ?? new URL('../../run/loadtest-cluster', import.meta.url).pathname;
+  return clusterTarget(await launcher.startLocalCluster({ runDir, worldDir, modelDir, ...(opts.nodes ? { nodes: opts.nodes } : {}) }), worldDir);
 }

@@ -47,6 +47,7 @@ export interface ShardStartupTimings {
   totalMs: number;
 }
 
+/** A shard ready to serve, and how it got there. */
 export interface OpenedShard {
   readonly index: ItemShardIndex;
   readonly restored: boolean;
@@ -55,6 +56,7 @@ export interface OpenedShard {
   readonly snapshotPath: string | undefined;
 }
 
+/** Inputs of {@link openItemShard}. */
 export interface OpenShardOptions {
   readonly worldDir: string;
   readonly shard: number;

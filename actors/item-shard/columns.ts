@@ -22,6 +22,7 @@ export interface ItemColumnArrays {
   readonly watchRatioSums: Float32Array;
 }
 
+/** Column names in snapshot (columns.bin) order. */
 export const COLUMN_NAMES = [
   'videoIds',
   'creatorIds',

@@ -37,6 +37,7 @@ export interface IndexOptions {
   readonly trainPerList?: number;
 }
 
+/** {@link IndexOptions} with every default filled in. */
 export interface ResolvedIndexOptions {
   readonly factory: 'auto' | string;
   readonly nprobe: number | 'auto';
@@ -46,6 +47,7 @@ export interface ResolvedIndexOptions {
   readonly trainPerList: number;
 }
 
+/** Defaults of {@link IndexOptions} (see the module comment for the measurements behind them). */
 export const DEFAULT_INDEX_OPTIONS: ResolvedIndexOptions = Object.freeze({
   factory: 'auto',
   nprobe: 'auto',

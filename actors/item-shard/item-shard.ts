@@ -118,6 +118,7 @@ export interface ItemShardStats {
   readonly startup: ItemShardReadyInfo['timings'];
 }
 
+/** A running item shard. */
 export interface ItemShardHandle {
   readonly info: ItemShardReadyInfo;
   stats(): ItemShardStats;

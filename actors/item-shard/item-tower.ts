@@ -39,6 +39,7 @@ export const SERVING_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   graphOptimizationLevel: 'all',
 };
 
+/** The item tower of one model version, one ORT session (intra-op threads 1). */
 export class ItemTower {
   readonly manifest: ModelManifest;
   readonly spec: FeatureSpec;

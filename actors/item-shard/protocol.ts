@@ -18,6 +18,7 @@ export interface ItemShardWorkerConfig {
   readonly towerBatchRows: number;
 }
 
+/** Main thread → worker. */
 export type ToItemWorker =
   | { readonly type: 'init'; readonly config: ItemShardWorkerConfig }
   /** A ShardSearchRequest as received from NATS. */
@@ -32,6 +33,7 @@ export interface ItemWorkerGauges {
   readonly memoryBytes: number;
 }
 
+/** What the worker reports once the shard is open. */
 export interface ItemShardReadyInfo extends ItemWorkerGauges {
   readonly restored: boolean;
   readonly factory: string;
@@ -41,6 +43,7 @@ export interface ItemShardReadyInfo extends ItemWorkerGauges {
   readonly snapshotPath: string | undefined;
 }
 
+/** Worker → main thread. */
 export type FromItemWorker =
   | { readonly type: 'ready'; readonly info: ItemShardReadyInfo }
   | { readonly type: 'initFailed'; readonly status: StatusObject }

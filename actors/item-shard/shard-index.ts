@@ -43,6 +43,7 @@ export interface ItemShardIndexInfo {
   readonly factory: string;
 }
 
+/** One shard's ANN index and item features (see the module comment). */
 export class ItemShardIndex {
   readonly dim: number;
   readonly factory: string;

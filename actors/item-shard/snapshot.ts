@@ -19,6 +19,7 @@ import { ItemShardIndex } from './shard-index.js';
 /** Bump when the snapshot layout changes; older snapshots are then ignored (rebuilt). */
 export const ITEM_SNAPSHOT_FORMAT = 1;
 
+/** `meta.json` of a snapshot. */
 export interface ItemShardSnapshotMeta {
   readonly format: number;
   readonly shard: number;

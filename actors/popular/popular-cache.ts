@@ -19,6 +19,7 @@ import { Codecs } from '../../protos/codec.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
 import { emptyCandidateBatch } from '../../protos/convert.js';
 
+/** Options of {@link PopularCache}. */
 export interface PopularCacheOptions {
   readonly nc: NatsConnection;
   readonly cluster: string;
@@ -36,6 +37,7 @@ export interface PopularCacheOptions {
 
 const GLOBAL = { country: '', device: '' };
 
+/** See the module comment. */
 export class PopularCache {
   readonly #cache: LRUCache<string, CandidateBatchMsg>;
   readonly #nc: NatsConnection;

@@ -21,6 +21,7 @@ import { applyEventToItem, emptyItemStats } from '../../core/features/item.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
 import { emptyCandidateBatch, pushCandidate } from '../../protos/convert.js';
 
+/** Options of {@link PopularIndex} (all optional). */
 export interface PopularIndexOptions {
   /** Half-life of the popular counter. Default 86400000 (24 h). */
   readonly popularHalfLifeMs?: number;
@@ -34,6 +35,7 @@ export interface PopularIndexOptions {
   readonly minTrendingCount?: number;
 }
 
+/** {@link PopularIndexOptions} with defaults filled in. */
 export interface ResolvedPopularIndexOptions {
   readonly popularHalfLifeMs: number;
   readonly trendingHalfLifeMs: number;
@@ -42,6 +44,7 @@ export interface ResolvedPopularIndexOptions {
   readonly minTrendingCount: number;
 }
 
+/** Defaults, then validation (TypeError naming the option). */
 export function resolvePopularIndexOptions(o: PopularIndexOptions = {}): ResolvedPopularIndexOptions {
   const r = {
     popularHalfLifeMs: o.popularHalfLifeMs ?? 86_400_000,
@@ -78,6 +81,7 @@ export interface RankedList {
   readonly scores: readonly number[];
 }
 
+/** Counters and materialised lists (see the module comment). */
 export class PopularIndex {
   readonly options: ResolvedPopularIndexOptions;
   readonly #counters = new Map<string, Map<number, Counter>>();

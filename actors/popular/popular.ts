@@ -29,6 +29,7 @@ import { PopularIndex, resolvePopularIndexOptions } from './popular-index.js';
 /** Largest `n` a PopularRequest may ask for. */
 export const MAX_POPULAR_N = 1000;
 
+/** Options of {@link startPopular}. */
 export interface PopularOptions {
   readonly nc: NatsConnection;
   readonly cluster: string;
@@ -44,6 +45,7 @@ export interface PopularOptions {
   readonly clock?: Clock;
 }
 
+/** Counters for /metrics. */
 export interface PopularStats {
   readonly items: number;
   readonly counterEntries: number;
@@ -53,6 +55,7 @@ export interface PopularStats {
   readonly eventsApplied: number;
 }
 
+/** A running popular/trending actor. */
 export interface PopularHandle {
   /** The in-process index (read-only use: benches, tests). */
   readonly index: PopularIndex;
@@ -74,6 +77,7 @@ export async function popularIndexFromWorld(worldDir: string, options: PopularIn
   return index;
 }
 
+/** Builds the lists from the world (when given), then subscribes. */
 export async function startPopular(opts: PopularOptions): Promise<PopularHandle> {
   try {
     validateClusterName(opts.cluster);

@@ -3,6 +3,7 @@ import { UserStatePartition } from './partition.js';
 import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
 import { UserTower } from './user-tower.js';
 
+/** Loads the tower, builds the partition and replays the world (when configured). */
 export async function openUserPartition(config: UserPartitionWorkerConfig): Promise<{ partition: UserStatePartition; tower: UserTower; info: UserPartitionReadyInfo }> {
   const tower = await UserTower.load(config.modelDir);
   const partition = new UserStatePartition({

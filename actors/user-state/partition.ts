@@ -36,6 +36,7 @@ export interface ApplyResult {
   readonly appliedSeq: number;
 }
 
+/** Options of {@link UserStatePartition}. */
 export interface UserStatePartitionOptions {
   readonly partition: number;
   readonly partitionCount: number;
@@ -63,6 +64,7 @@ export interface UserPartitionCounters {
   readonly memoryBytes: number;
 }
 
+/** Profiles and embedding cache of one partition (see the module comment). */
 export class UserStatePartition {
   readonly partition: number;
   readonly partitionCount: number;

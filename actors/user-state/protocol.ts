@@ -2,6 +2,7 @@
 import type { StatusObject } from '../../core/status.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters } from './partition.js';
 
+/** Everything a host needs to open a partition (structured-clone safe). */
 export interface UserPartitionWorkerConfig {
   readonly partition: number;
   readonly partitionCount: number;
@@ -20,11 +21,13 @@ export interface UserPartitionReadyInfo {
   readonly replayMs: number;
 }
 
+/** Main thread → worker. */
 export type ToUserWorker =
   | { readonly type: 'init'; readonly config: UserPartitionWorkerConfig }
   | { readonly type: 'get'; readonly id: number; readonly request: Uint8Array }
   | { readonly type: 'apply'; readonly id: number; readonly events: readonly SequencedEvent[] };
 
+/** Worker → main thread (counters ride along for stats()). */
 export type FromUserWorker =
   | { readonly type: 'ready'; readonly info: UserPartitionReadyInfo; readonly counters: UserPartitionCounters }
   | { readonly type: 'initFailed'; readonly status: StatusObject }

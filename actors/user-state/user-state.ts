@@ -45,6 +45,7 @@ export interface UserPartitionOptions {
   readonly maxInFlight?: number;
 }
 
+/** {@link UserPartitionOptions} after defaults and validation. */
 export interface ResolvedUserPartitionOptions {
   readonly cluster: string;
   readonly partition: number;
@@ -87,6 +88,7 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
   };
 }
 
+/** Counters and sizes for /metrics. */
 export interface UserPartitionStats extends UserPartitionCounters {
   readonly partition: number;
   readonly dropped: number;
@@ -95,6 +97,7 @@ export interface UserPartitionStats extends UserPartitionCounters {
   readonly thread: 'worker' | 'inline';
 }
 
+/** A running user partition. */
 export interface UserPartitionHandle {
   readonly info: UserPartitionReadyInfo;
   /** Applies stream events in order (skipping seq ≤ appliedSeq); ack after it resolves. */

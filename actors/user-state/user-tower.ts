@@ -22,6 +22,7 @@ export interface UserEmbedder {
   embed(users: readonly UserView[], contexts: readonly RequestContext[]): Promise<Float32Array>;
 }
 
+/** The user tower of one model version, one ORT session (intra-op threads 1). */
 export class UserTower implements UserEmbedder {
   readonly manifest: ModelManifest;
   readonly spec: FeatureSpec;

@@ -41,7 +41,8 @@ interface PlannedPhase {
 export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   const { scenario: sc, target } = opts;
   const log = opts.log ?? (() => undefined);
-  const worldDir = sc.world !== undefined ? path.join(opts.worldsDir ?? path.join(REPO_ROOT, 'data', 'worlds'), sc.world) : undefined;
+  // A started cluster knows its world: its ids are the ones worth asking for.
+  const worldDir = target.worldDir ?? (sc.world !== undefined ? path.join(opts.worldsDir ?? path.join(REPO_ROOT, 'data', 'worlds'), sc.world) : undefined);
   const base: Omit<PhaseSpec, 'name' | 'segments' | 'durationMs'> = {
     address: target.address,
     mode: 'open',

@@ -65,11 +65,11 @@ export function formatReport(report: EvalReport): string {
     const cols = REPORT_METRICS.filter((m) => Object.values(models).some((mm) => mm[m] !== undefined));
     const nameWidth = Math.max(5, ...Object.keys(models).map((m) => m.length));
     lines.push(`${ds}`);
-    lines.push(`  ${'model'.padEnd(nameWidth)}  ${cols.map((c) => c.padStart(13)).join('')}`);
+    lines.push(`  ${'model'.padEnd(nameWidth)}  ${cols.map((c) => c.padStart(15)).join('')}`);
     for (const [model, metrics] of Object.entries(models)) {
       const cells = cols.map((c) => {
         const v = metrics[c];
-        return (v === undefined ? '-' : v.toFixed(4)).padStart(13);
+        return (v === undefined ? '-' : v.toFixed(4)).padStart(15);
       });
       lines.push(`  ${model.padEnd(nameWidth)}  ${cells.join('')}`);
     }

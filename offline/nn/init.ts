@@ -17,3 +17,9 @@ export function normalInit(out: Float32Array, std: number, rng: SeededRng): Floa
   for (let i = 0; i < out.length; i++) out[i] = rng.normal() * std;
   return out;
 }
+
+/** Uniform entries in ±limit. */
+export function uniformInit(out: Float32Array, limit: number, rng: SeededRng): Float32Array {
+  for (let i = 0; i < out.length; i++) out[i] = (rng.next() * 2 - 1) * limit;
+  return out;
+}

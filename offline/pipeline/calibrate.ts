@@ -6,6 +6,7 @@ import type { Calibration } from '../../core/model/contract.js';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
 import type { ExampleSet } from './examples.js';
 import { SplitId } from './examples.js';
+import { fitIsotonic, fitTemperature } from '../calibration/index.js';
 import { predictRows, splitRows } from './evaluate.js';
 import type { ScoringModels } from './scoring.js';
 
@@ -22,7 +23,13 @@ export async function fitCalibrations(set: ExampleSet, scoring: ScoringModels, i
   return out;
 }
 
-/** Placeholder until offline/calibration lands: identity. */
-function fitClick(_labels: Float32Array, _probs: Float32Array): Calibration {
-  return { type: 'identity' };
+/** Validation rows from which isotonic regression is preferred over temperature scaling. 2000. */
+export const MIN_ISOTONIC_ROWS = 2000;
+
+/**
+ * Isotonic regression (offline/calibration) when the validation day has enough rows for a stable
+ * step function; temperature scaling (one parameter, cannot overfit) otherwise.
+ */
+function fitClick(labels: Float32Array, probs: Float32Array): Calibration {
+  return labels.length >= MIN_ISOTONIC_ROWS ? fitIsotonic(probs, labels) : fitTemperature(probs, labels);
 }

@@ -14,6 +14,12 @@ import { ProgressBar } from '../nn/progress.js';
 import type { ExampleSet } from './examples.js';
 import { RETRIEVAL_SCORE_COLUMN, SplitId, indicesOf, itemBatch, newUserRows, userBatch } from './examples.js';
 
+/** CPU seconds (user + system) of this process since `start`. */
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+}
+
 /** In-place Fisher-Yates shuffle with a seeded generator. */
 export function shuffle(a: Int32Array, rng: SeededRng): void {
   for (let i = a.length - 1; i > 0; i--) {
@@ -28,9 +34,15 @@ export function shuffle(a: Int32Array, rng: SeededRng): void {
 export interface FitStats {
   readonly examples: number;
   readonly epochs: number;
+  /** Wall seconds of the training loop. */
   readonly seconds: number;
-  /** Examples processed per second (single thread: per core). */
+  /** Examples processed per wall second. */
   readonly examplesPerSecond: number;
+  /**
+   * Examples per CPU second of this process: the per-core rate (the engine is single-threaded),
+   * robust to other processes sharing the machine.
+   */
+  readonly examplesPerCpuSecond: number;
   readonly finalLoss: number;
 }
 
@@ -67,6 +79,7 @@ export function fitTwoTower(set: ExampleSet, opts: FitTwoTowerOptions = {}): { m
   const logQ = new Float32Array(bs);
   const vidx = new Int32Array(bs);
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   let loss = NaN;
   let seen = 0;
   for (let e = 0; e < epochs; e++) {
@@ -89,8 +102,12 @@ export function fitTwoTower(set: ExampleSet, opts: FitTwoTowerOptions = {}): { m
     loss = steps > 0 ? sum / steps : NaN;
   }
   const seconds = (performance.now() - start) / 1000;
+  const cpu = cpuSecondsSince(cpu0);
   bar.finish(`loss ${loss.toFixed(3)}`);
-  return { model, stats: { examples: pos.length, epochs, seconds, examplesPerSecond: seen / Math.max(seconds, 1e-9), finalLoss: loss } };
+  return {
+    model,
+    stats: { examples: pos.length, epochs, seconds, examplesPerSecond: seen / Math.max(seconds, 1e-9), examplesPerCpuSecond: seen / Math.max(cpu, 1e-9), finalLoss: loss },
+  };
 }
 
 /** Item vectors of the whole catalogue [videos, D]. */
@@ -201,6 +218,8 @@ export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Ranker
   const bar = new ProgressBar('ranker', train.length * epochs, opts.progress ?? false);
   let tMmoe = 0;
   let tSingle = 0;
+  let cMmoe = 0;
+  let cSingle = 0;
   let lossM = NaN;
   let lossS = NaN;
   let seen = 0;
@@ -215,11 +234,15 @@ export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Ranker
       gather(set, idx, x, click, watch);
       const xs = x.subarray(0, b * f);
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       sumM += mmoe.trainStep(xs, click.subarray(0, b), watch.subarray(0, b), b);
       const t1 = performance.now();
+      const c1 = process.cpuUsage();
       sumS += singleClick.trainStep(xs, click.subarray(0, b), b) + 0.2 * singleWatch.trainStep(xs, watch.subarray(0, b), b);
       tSingle += performance.now() - t1;
       tMmoe += t1 - t0;
+      cSingle += cpuSecondsSince(c1);
+      cMmoe += (c1.user - c0.user + c1.system - c0.system) / 1e6;
       steps++;
       seen += b;
       bar.tick(b, `mmoe loss ${(sumM / steps).toFixed(3)}`);
@@ -228,6 +251,13 @@ export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Ranker
     lossS = sumS / Math.max(1, steps);
   }
   bar.finish(`mmoe loss ${lossM.toFixed(3)}`);
-  const stat = (ms: number, loss: number): FitStats => ({ examples: train.length, epochs, seconds: ms / 1000, examplesPerSecond: seen / Math.max(ms / 1000, 1e-9), finalLoss: loss });
-  return { mmoe, singleClick, singleWatch, stats: { mmoe: stat(tMmoe, lossM), singleTask: stat(tSingle, lossS) } };
+  const stat = (ms: number, cpu: number, loss: number): FitStats => ({
+    examples: train.length,
+    epochs,
+    seconds: ms / 1000,
+    examplesPerSecond: seen / Math.max(ms / 1000, 1e-9),
+    examplesPerCpuSecond: seen / Math.max(cpu, 1e-9),
+    finalLoss: loss,
+  });
+  return { mmoe, singleClick, singleWatch, stats: { mmoe: stat(tMmoe, cMmoe, lossM), singleTask: stat(tSingle, cSingle, lossS) } };
 }

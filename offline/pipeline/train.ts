@@ -129,9 +129,9 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
   const metrics: ModelManifest['metrics'] = {
     ...(await evaluateAll({ set, scoring, calibration: calibrations, ...(opts.evalUsers === undefined ? {} : { evalUsers: opts.evalUsers }) })),
     training: {
-      two_tower_examples_per_s: tt.stats.examplesPerSecond,
-      mmoe_examples_per_s: rankers.stats.mmoe.examplesPerSecond,
-      single_task_examples_per_s: rankers.stats.singleTask.examplesPerSecond,
+      two_tower_examples_per_cpu_s: tt.stats.examplesPerCpuSecond,
+      mmoe_examples_per_cpu_s: rankers.stats.mmoe.examplesPerCpuSecond,
+      single_task_examples_per_cpu_s: rankers.stats.singleTask.examplesPerCpuSecond,
       two_tower_final_loss: tt.stats.finalLoss,
       mmoe_final_loss: rankers.stats.mmoe.finalLoss,
     },

@@ -78,7 +78,7 @@ t.test('real run: 500 req/s for 2 s against a gRPC server sends the scheduled co
   t.teardown(() => stub.stop());
   const spec: PhaseSpec = {
     name: 'rate', address: stub.address, mode: 'open', segments: [{ startMs: 0, rate: 500 }], concurrency: 0, durationMs: 2000,
-    maxInFlight: 1000, channels: 2, deadlineMs: 2000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
+    maxInFlight: 1000, channels: 2, deadlineMs: 20000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
     videos: { rangeStart: 0, rangeCount: 1000 }, events: { rate: 10, batchSize: 5 }, seed: 11, idPrefix: 't',
   };
   const fleet = new GeneratorFleet(1);
@@ -97,7 +97,7 @@ t.test('two generator processes split the rate and their histograms merge', asyn
   t.teardown(() => stub.stop());
   const spec: PhaseSpec = {
     name: 'fleet', address: stub.address, mode: 'open', segments: [{ startMs: 0, rate: 400 }], concurrency: 0, durationMs: 1500,
-    maxInFlight: 1000, channels: 1, deadlineMs: 2000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
+    maxInFlight: 1000, channels: 1, deadlineMs: 20000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
     videos: { rangeStart: 0, rangeCount: 1000 }, seed: 5, idPrefix: 'f',
   };
   const fleet = new GeneratorFleet(2);

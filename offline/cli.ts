@@ -1,0 +1,149 @@
+/**
+ * Offline commands:
+ *   node dist/offline/cli.js train [--world default] [--videos N --users N --days N] [--out models]
+ *   node dist/offline/cli.js eval  [--world default] [--models models] [--version V]
+ *
+ * `train` generates the synthetic world if it is missing, converts KuaiRand if it is missing,
+ * trains on both (the synthetic world's models are published to models/<version> and LATEST;
+ * KuaiRand's are evaluated only), and merges every metric, with the popularity and MF baselines,
+ * into reports/eval.json. `eval` re-evaluates the current version's ONNX files (what serving runs)
+ * on its world and updates the report.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { specHash } from '../core/features/index.js';
+import { DEFAULT_FEATURE_SPEC } from '../core/features/spec.js';
+import { DEFAULT_REPORT_PATH, formatReport, mergeIntoReport } from './eval/report.js';
+import { convertKuaiRand } from './kuairand/convert.js';
+import { loadModelManifest, readLatestVersion } from './onnx/load.js';
+import { onnxScoring } from './onnx/sessions.js';
+import { fitCalibrations } from './pipeline/calibrate.js';
+import { evaluateAll } from './pipeline/evaluate.js';
+import { buildExamples } from './pipeline/examples.js';
+import { baselineRows, reportFor, reportRows } from './pipeline/report.js';
+import { trainModels } from './pipeline/train.js';
+import { generateWorld } from './world/generate.js';
+import { progressBar } from './world/progress.js';
+import { worldExists } from './world/reader.js';
+
+/** Size of the default synthetic world when `train` has to generate it. */
+const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
+
+const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
+                    [--seed 1] [--epochs 3] [--ranker-epochs 2] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--no-kuairand] [--quiet]
+       cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]`;
+
+function intOption(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new TypeError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+async function train(values: Record<string, string | boolean | undefined>): Promise<void> {
+  const worldsDir = String(values['worlds-dir'] ?? 'data/worlds');
+  const name = String(values['world'] ?? 'default');
+  const worldDir = join(worldsDir, name);
+  const seed = intOption('seed', values['seed'] as string | undefined, 1);
+  const progress = values['quiet'] !== true;
+  if (!(await worldExists(worldDir))) {
+    log(`generating world ${worldDir}`);
+    await generateWorld({
+      name,
+      outDir: worldsDir,
+      videos: intOption('videos', values['videos'] as string | undefined, DEFAULT_WORLD_SIZE.videos),
+      users: intOption('users', values['users'] as string | undefined, DEFAULT_WORLD_SIZE.users),
+      days: intOption('days', values['days'] as string | undefined, DEFAULT_WORLD_SIZE.days),
+      seed,
+      ...(progress ? { onProgress: progressBar() } : {}),
+    });
+  } else if (values['videos'] !== undefined || values['users'] !== undefined || values['days'] !== undefined) {
+    log(`world ${worldDir} exists: --videos/--users/--days ignored (delete it or pick another --world to regenerate)`);
+  }
+  const reportPath = String(values['report'] ?? DEFAULT_REPORT_PATH);
+  const common = {
+    seed,
+    epochs: intOption('epochs', values['epochs'] as string | undefined, 3),
+    rankerEpochs: intOption('ranker-epochs', values['ranker-epochs'] as string | undefined, 2),
+    progress,
+    log,
+  };
+  const res = await trainModels({ worldDir, outDir: String(values['out'] ?? 'models'), ...common });
+  log(`published ${res.dir} (timings ${JSON.stringify(res.timings)})`);
+  let report = await mergeIntoReport(reportFor(name, { ...reportRows(res.metrics), ...(await baselineRows(worldDir)) }), reportPath);
+
+  if (values['no-kuairand'] !== true) {
+    const kuaiDir = join(worldsDir, 'kuairand');
+    if (!(await worldExists(kuaiDir))) {
+      log(`converting KuaiRand into ${kuaiDir}`);
+      await convertKuaiRand({ outDir: kuaiDir });
+    }
+    // KuaiRand has other ids and no serving use: evaluate only, publish nothing.
+    const kr = await trainModels({ worldDir: kuaiDir, outDir: String(values['out'] ?? 'models'), exportOnnx: false, ...common });
+    report = await mergeIntoReport(reportFor('kuairand', { ...reportRows(kr.metrics), ...(await baselineRows(kuaiDir)) }), reportPath);
+  }
+  process.stdout.write(`${formatReport(report)}\n`);
+}
+
+async function evaluate(values: Record<string, string | boolean | undefined>): Promise<void> {
+  const modelsDir = String(values['models'] ?? 'models');
+  const version = typeof values['version'] === 'string' ? values['version'] : await readLatestVersion(modelsDir);
+  const dir = join(modelsDir, version);
+  const manifest = await loadModelManifest(dir, specHash(DEFAULT_FEATURE_SPEC));
+  const name = String(values['world'] ?? manifest.trainingData['world'] ?? 'default');
+  const worldDir = join(String(values['worlds-dir'] ?? 'data/worlds'), name);
+  log(`evaluating ${dir} on ${worldDir}`);
+  const set = await buildExamples(worldDir, manifest.featureSpec);
+  const scoring = await onnxScoring(dir, manifest.featureSpec);
+  try {
+    const itemVecs = await scoring.itemVectors(set.catalogue);
+    // The MMoE's calibration is the manifest's; the baselines' is refitted on the same validation day.
+    const calibration = { ...(await fitCalibrations(set, scoring, itemVecs)), mmoe: manifest.calibration.click };
+    const metrics = await evaluateAll({ set, scoring, calibration });
+    const report = await mergeIntoReport(reportFor(name, { ...reportRows(metrics), ...(await baselineRows(worldDir)) }), String(values['report'] ?? DEFAULT_REPORT_PATH));
+    process.stdout.write(`${formatReport(report)}\n`);
+  } finally {
+    await scoring.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      world: { type: 'string' },
+      'worlds-dir': { type: 'string' },
+      videos: { type: 'string' },
+      users: { type: 'string' },
+      days: { type: 'string' },
+      seed: { type: 'string' },
+      epochs: { type: 'string' },
+      'ranker-epochs': { type: 'string' },
+      out: { type: 'string' },
+      models: { type: 'string' },
+      version: { type: 'string' },
+      report: { type: 'string' },
+      'no-kuairand': { type: 'boolean' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  const command = positionals[0];
+  if (values.help === true || command === undefined) {
+    console.log(USAGE);
+    return;
+  }
+  if (command === 'train') await train(values);
+  else if (command === 'eval') await evaluate(values);
+  else throw new TypeError(`unknown command ${JSON.stringify(command)}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  console.error(USAGE);
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+/**
+ * Turning trained-model metrics and the popularity / matrix-factorisation baselines into
+ * reports/eval.json entries (offline/eval/report.ts owns the file format and the merge).
+ */
+import { MatrixFactorization } from '../baselines/matrix-factorization.js';
+import { PopularityRecommender } from '../baselines/popularity.js';
+import type { EvalReport, ModelMetrics } from '../eval/report.js';
+import { evaluateRetrieval, loadRetrievalTask } from '../eval/retrieval.js';
+import { DEFAULT_EVAL_USERS } from './evaluate.js';
+import type { MetricTable } from './evaluate.js';
+
+/**
+ * Report rows of our models. Ranker columns: `auc`, `weighted_auc` (watch-weighted), `logloss` and
+ * `ece` of the CALIBRATED P(click) (what serving outputs), `ece_raw` before calibration, `mae` of
+ * the watch prediction in log1p(seconds) (the regression target).
+ */
+export function reportRows(metrics: Readonly<MetricTable>): Record<string, ModelMetrics> {
+  const out: Record<string, ModelMetrics> = {};
+  const tt = metrics['two_tower'];
+  if (tt !== undefined) out['two_tower'] = { recall_at_10: tt['recall_at_10'] ?? NaN, recall_at_100: tt['recall_at_100'] ?? NaN };
+  for (const name of ['mmoe', 'single_task']) {
+    const m = metrics[name];
+    if (m === undefined) continue;
+    out[name] = {
+      auc: m['click_auc'] ?? NaN,
+      weighted_auc: m['click_weighted_auc'] ?? NaN,
+      logloss: m['click_log_loss_calibrated'] ?? NaN,
+      ece: m['ece_calibrated'] ?? NaN,
+      ece_raw: m['ece_raw'] ?? NaN,
+      mae: m['watch_mae_log1p'] ?? NaN,
+    };
+  }
+  return out;
+}
+
+/** Recall@10/@100 of popularity and MF on the world, under the same task as the two-tower. */
+export async function baselineRows(worldDir: string, maxUsers = DEFAULT_EVAL_USERS): Promise<Record<string, ModelMetrics>> {
+  const task = await loadRetrievalTask(worldDir, { maxUsers });
+  const pop = await PopularityRecommender.fit(worldDir);
+  const mf = await MatrixFactorization.fit(worldDir);
+  const p = await evaluateRetrieval(task, (u, k, ex) => pop.recommend(u, k, ex));
+  const m = await evaluateRetrieval(task, (u, k, ex) => mf.recommend(u, k, true, ex));
+  return {
+    popularity: { recall_at_10: p.recall_at_10, recall_at_100: p.recall_at_100 },
+    mf: { recall_at_10: m.recall_at_10, recall_at_100: m.recall_at_100 },
+  };
+}
+
+/** One dataset's block of the report. */
+export function reportFor(dataset: string, rows: Record<string, ModelMetrics>): EvalReport {
+  return { [dataset]: rows };
+}

@@ -1,0 +1,158 @@
+// End to end, real everything: nats-server, node processes, faiss item shards, ONNX user towers and
+// rankers, the coordinator's public gRPC server — started by the local launcher on a tiny world.
+import t from 'tap';
+import type { Test } from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ensureTinyAssets } from '../fixtures/assets.js';
+import { startLocalCluster } from '../../cluster/local/launcher.js';
+import { connectRecommender } from '../../cluster/local/client.js';
+import type { RecommendReply } from '../../cluster/local/client.js';
+import { readEvents, readVideos } from '../../offline/world/reader.js';
+import { DEFAULT_FEATURE_SPEC, applyEventToUser, newUserProfile } from '../../core/features/index.js';
+import type { UserProfile } from '../../core/features/index.js';
+import { assignmentOf } from '../../shardmap/snapshot.js';
+
+const assets = await ensureTinyAssets();
+const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-e2e-'));
+// Generous budgets: this test checks behaviour, not speed, on a shared 2-core machine.
+const cluster = await startLocalCluster({
+  runDir,
+  worldDir: assets.worldDir,
+  modelDir: assets.modelDir,
+  nodes: 2,
+  itemShards: 2,
+  userPartitions: 4,
+  replicas: 1,
+  grpcPort: 0,
+  config: {
+    cluster: { name: `e2e-${process.pid}` },
+    coordinator: { defaultDeadlineMs: 20_000, budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 } },
+    node: { loadReportIntervalMs: 0 },
+  },
+});
+const client = connectRecommender(cluster.grpcAddress);
+t.teardown(async () => {
+  client.close();
+  await cluster.stop();
+  await rm(runDir, { recursive: true, force: true });
+});
+
+// The user's recent watches, replayed with the same feature code the user-state actor runs.
+const videos = new Map<number, { category: number; creatorId: number }>();
+for await (const v of readVideos(assets.worldDir)) videos.set(v.videoId, { category: v.category, creatorId: v.creatorId });
+const profiles = new Map<number, UserProfile>();
+for await (const e of readEvents(assets.worldDir)) {
+  let p = profiles.get(e.userId);
+  if (!p) profiles.set(e.userId, (p = newUserProfile(e.userId, DEFAULT_FEATURE_SPEC)));
+  applyEventToUser(p, e, videos.get(e.videoId), DEFAULT_FEATURE_SPEC);
+}
+const [userId, profile] = [...profiles].sort((a, b) => b[1].recentVideoIds.length - a[1].recentVideoIds.length)[0]!;
+const ctx = { device: 'ios', country: 'US', localHour: 20 };
+
+function checkList(t: Test, r: RecommendReply, k: number, banned: ReadonlySet<number>): void {
+  t.equal(r.items.length, k, `exactly k=${k} items`);
+  const ids = r.items.map((i) => i.videoId);
+  t.equal(new Set(ids).size, ids.length, 'distinct');
+  for (let i = 1; i < r.items.length; i++) {
+    if (r.items[i]!.score > r.items[i - 1]!.score) t.fail(`not sorted by score at ${i}`);
+  }
+  const bad = ids.filter((id) => banned.has(id));
+  t.same(bad, [], 'none watched or excluded');
+  for (const it of r.items) t.ok(['RETRIEVAL', 'TRENDING', 'EXPLORATION', 'FALLBACK'].includes(it.source), `source ${it.source}`);
+}
+
+t.test('Recommend: k distinct items sorted by score, none watched or excluded, coverage 1', async (t) => {
+  t.ok(profile.recentVideoIds.length > 0, `user ${userId} has history`);
+  const first = await client.recommend({ userId, k: 10, context: ctx, surface: 'home', debug: true });
+  checkList(t, first, 10, new Set(profile.recentVideoIds));
+  t.equal(first.coverage, 1);
+  t.same(first.degraded, []);
+  t.equal(first.modelVersion, assets.manifest.version);
+  t.ok(first.timings && first.timings.totalMs! > 0, 'debug timings');
+  t.ok(first.items.some((i) => i.source === 'RETRIEVAL'), 'retrieval candidates present');
+  // Excluding the first answer's top 3 removes exactly them.
+  const exclude = first.items.slice(0, 3).map((i) => i.videoId);
+  const second = await client.recommend({ userId, k: 25, context: ctx, excludeVideoIds: exclude });
+  checkList(t, second, 25, new Set([...profile.recentVideoIds, ...exclude]));
+  // An unknown user is normal: a full answer.
+  const unknown = await client.recommend({ userId: 987_654_321_987, k: 5, context: ctx });
+  checkList(t, unknown, 5, new Set());
+});
+
+t.test('bad requests are INVALID_ARGUMENT naming the field', async (t) => {
+  const cases: [Parameters<typeof client.recommend>[0], RegExp][] = [
+    [{ userId, k: 0 }, /k/],
+    [{ userId, k: 1001 }, /k/],
+    [{ userId, k: 5, context: { localHour: 24 } }, /local_?[hH]our/],
+    [{ userId, k: 5, excludeVideoIds: Array.from({ length: 1001 }, (_, i) => i + 1) }, /exclude_?[vV]ideo_?[iI]ds/],
+    [{ userId, k: 5, surface: 'x'.repeat(65) }, /surface/],
+  ];
+  for (const [req, field] of cases) {
+    await t.rejects(client.recommend(req), { code: grpc.status.INVALID_ARGUMENT, details: field }, JSON.stringify(req).slice(0, 80));
+  }
+});
+
+t.test('health is SERVING and reflection lists upnext.v1.Recommender', async (t) => {
+  const require = createRequire(import.meta.url);
+  const healthDef = protoLoader.loadSync(require('grpc-health-check').protoPath as string, { enums: String });
+  const Health = (grpc.loadPackageDefinition(healthDef) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1.Health;
+  const health = new Health(cluster.grpcAddress, grpc.credentials.createInsecure());
+  for (const service of ['', 'upnext.v1.Recommender']) {
+    const r = await new Promise<{ status: string }>((resolve, reject) =>
+      (health as unknown as { check: (req: unknown, cb: (e: Error | null, r: { status: string }) => void) => void }).check({ service }, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    t.equal(r.status, 'SERVING', `health "${service}"`);
+  }
+  health.close();
+  const reflPath = path.join(path.dirname(require.resolve('@grpc/reflection')), '..', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
+  const reflDef = protoLoader.loadSync(reflPath, { keepCase: true, defaults: true, oneofs: true });
+  const Reflection = (grpc.loadPackageDefinition(reflDef) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } }).grpc.reflection.v1.ServerReflection;
+  const refl = new Reflection(cluster.grpcAddress, grpc.credentials.createInsecure());
+  const list = await new Promise<{ list_services_response?: { service: { name: string }[] } }>((resolve, reject) => {
+    const stream = (refl as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, never> }).ServerReflectionInfo();
+    stream.on('data', (d) => {
+      resolve(d);
+      stream.end();
+    });
+    stream.on('error', reject);
+    stream.write({ list_services: '' });
+  });
+  const names = list.list_services_response?.service.map((s) => s.name) ?? [];
+  t.ok(names.includes('upnext.v1.Recommender'), `services: ${names.join(', ')}`);
+  refl.close();
+});
+
+t.test('/metrics of the coordinator node shows outcomes and shard sizes', async (t) => {
+  const n1 = cluster.nodes.find((n) => n.name === 'n1')!;
+  const text = await (await fetch(`http://${n1.metricsAddress}/metrics`)).text();
+  t.match(text, /^upnext_coordinator_requests_ok\{[^}]*\} [1-9]\d*$/m, 'ok outcomes counted');
+  t.match(text, /^upnext_item_shard_items\{[^}]*index="0"\} [1-9]\d*$/m, 'item shard 0 size');
+  t.match(text, new RegExp(`^upnext_node_info\\{[^}]*model_version="${assets.manifest.version}"\\} 1$`, 'm'));
+  t.match(text, /^process_resident_memory_bytes\{[^}]*\} \d+$/m);
+});
+
+t.test('killing the node of one item shard (R=1): still answers, coverage (S-1)/S, degraded', async (t) => {
+  const victim = 'n2';
+  const lost = assignmentOf(cluster.initialMap, victim).itemShards;
+  t.same(lost, [1], 'n2 hosts item shard 1 and not the coordinator');
+  await cluster.killNode(victim);
+  const r = await client.recommend({ userId, k: 10, context: ctx });
+  checkList(t, r, 10, new Set(profile.recentVideoIds));
+  t.equal(r.coverage, 0.5, 'coverage (S-1)/S');
+  t.ok(r.degraded.some((d) => /shard 1\b/.test(d)), `degraded names shard 1: ${r.degraded.join('; ')}`);
+  t.ok(r.items.every((i) => i.source === 'FALLBACK' || i.shard !== 1 || i.source !== 'RETRIEVAL'), 'no retrieval result from the lost shard');
+
+  // Restart: the node rebuilds (or restores) its shard and coverage returns to 1.
+  await cluster.restartNode(victim);
+  let coverage = 0;
+  for (let i = 0; i < 50 && coverage < 1; i++) {
+    coverage = (await client.recommend({ userId, k: 10, context: ctx })).coverage;
+    if (coverage < 1) await new Promise((res) => setTimeout(res, 100));
+  }
+  t.equal(coverage, 1, 'full coverage after restart');
+});
