@@ -1,5 +1,5 @@
 # upnext — see README.md. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test install build train eval bench loadtest clean check-cycles
+.PHONY: run test install build train eval bench loadtest world kuairand shardmap clean check-cycles
 
 NODE ?= node
 TSC  := node_modules/.bin/tsc
@@ -34,12 +34,25 @@ eval: build
 	@$(NODE) dist/offline/cli.js eval $(ARGS)
 
 ## bench: component benchmarks and the end-to-end ceiling ratio -> reports/bench.json
+## (faiss runs single-threaded: OpenMP's one-thread-per-core default made one search 20x slower)
 bench: build
-	@$(NODE) dist/loadtest/bench.js $(ARGS)
+	@OMP_NUM_THREADS=1 $(NODE) dist/loadtest/bench.js $(ARGS)
 
 ## loadtest: a named scenario (SCENARIO=ramp) against a local cluster -> reports/loadtest/
 loadtest: build
 	@$(NODE) dist/loadtest/cli.js $(or $(SCENARIO),ramp) $(ARGS)
+
+## world: generate a synthetic world (ARGS="--name default --videos 1000000 --users 20000 --days 5")
+world: build
+	@$(NODE) dist/offline/world/cli.js $(ARGS)
+
+## kuairand: convert ../shared/data/kuairand into data/worlds/kuairand
+kuairand: build
+	@$(NODE) dist/offline/kuairand/cli.js $(ARGS)
+
+## shardmap: show the shard map of a running cluster (ARGS="show --nats nats://127.0.0.1:4222 --cluster local")
+shardmap: build
+	@$(NODE) dist/shardmap/cli.js $(or $(ARGS),show)
 
 clean:
 	rm -rf dist run

@@ -105,7 +105,7 @@ export async function ensureLocalAssets(o: LocalAssetsOptions = {}): Promise<Loc
   }
 
   const hash = specHash(DEFAULT_FEATURE_SPEC).slice(0, 12);
-  const modelVersion = `local-${worldName === 'default' ? paramName : worldName}-${hash}`;
+  const modelVersion = `${worldName === 'default' ? paramName : worldName}-${hash}`;
   const modelDir = path.join(modelsDir, modelVersion);
   let trainMs = 0;
   let cached = false;
@@ -120,7 +120,8 @@ export async function ensureLocalAssets(o: LocalAssetsOptions = {}): Promise<Loc
   if (!cached) {
     log(`training models ${modelVersion} on ${worldName}`);
     const t0 = Date.now();
-    await trainModels({ worldDir, outDir: modelsDir, version: modelVersion, seed, setLatest: false, progress: o.progress ?? false, log });
+    // 500 evaluation users (default 3000) keep the offline metrics pass short on a 1M-video corpus; `make eval` gives the full figures.
+    await trainModels({ worldDir, outDir: modelsDir, version: modelVersion, seed, setLatest: false, evalUsers: 500, progress: o.progress ?? false, log });
     trainMs = Date.now() - t0;
     log(`models ready in ${(trainMs / 1000).toFixed(1)} s: ${modelDir}`);
   } else {

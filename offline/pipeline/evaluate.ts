@@ -22,13 +22,24 @@ export type MetricTable = Record<string, Record<string, number>>;
 export const DEFAULT_EVAL_USERS = 3000;
 
 /**
+ * Budget of user·item dot products for Recall@K: large catalogues get fewer users (1M videos →
+ * 150 users) so evaluation stays well under a minute. 1.5e8.
+ */
+export const EVAL_DOT_BUDGET = 1.5e8;
+
+/** Users to score for a catalogue of `videos`: min(requested, budget / videos), at least 50. */
+export function evalUserCount(videos: number, requested = DEFAULT_EVAL_USERS): number {
+  return Math.min(requested, Math.max(50, Math.floor(EVAL_DOT_BUDGET / Math.max(1, videos))));
+}
+
+/**
  * Recall@10/@100 of the two-tower under the world helper's rule (offline/eval/retrieval.ts):
  * positives are test-day clicks, each user's training-period videos are excluded, exact top-k over
  * every catalogue item by u·v. The user vector comes from the user's state when the test days
  * begin (a brand-new profile for a user never seen before).
  */
 export async function twoTowerRecall(set: ExampleSet, scoring: ScoringModels, itemVecs: Float32Array, maxUsers = DEFAULT_EVAL_USERS): Promise<RetrievalResult> {
-  const task = await loadRetrievalTask(set.worldDir, { maxUsers });
+  const task = await loadRetrievalTask(set.worldDir, { maxUsers: evalUserCount(set.catalogue.videos.length, maxUsers) });
   const rows = usersAtTestRows(set, task.userIds);
   const userVecs = await scoring.userVectors(rows, Int32Array.from({ length: rows.count }, (_, i) => i));
   const d = set.spec.embeddingDim;
@@ -126,12 +137,14 @@ export interface EvaluateInput {
   /** Calibration of each ranker's P(click), by ranker name (identity when absent). */
   readonly calibration: Readonly<Record<string, Calibration>>;
   readonly evalUsers?: number;
+  /** Catalogue vectors already computed by `scoring` (skips a pass over the catalogue). */
+  readonly itemVectors?: Float32Array;
 }
 
 /** Two-tower and ranker metrics on the test days. */
 export async function evaluateAll(input: EvaluateInput): Promise<MetricTable> {
   const { set, scoring } = input;
-  const itemVecs = await scoring.itemVectors(set.catalogue);
+  const itemVecs = input.itemVectors ?? (await scoring.itemVectors(set.catalogue));
   const out: MetricTable = { two_tower: { ...(await twoTowerRecall(set, scoring, itemVecs, input.evalUsers)) } };
   const rows = await splitRows(set, SplitId.TEST, scoring, itemVecs);
   const f = rankerRowWidth(set.spec);

@@ -6,7 +6,8 @@ import { MatrixFactorization } from '../baselines/matrix-factorization.js';
 import { PopularityRecommender } from '../baselines/popularity.js';
 import type { EvalReport, ModelMetrics } from '../eval/report.js';
 import { evaluateRetrieval, loadRetrievalTask } from '../eval/retrieval.js';
-import { DEFAULT_EVAL_USERS } from './evaluate.js';
+import { readWorldManifest } from '../world/reader.js';
+import { DEFAULT_EVAL_USERS, evalUserCount } from './evaluate.js';
 import type { MetricTable } from './evaluate.js';
 
 /**
@@ -35,7 +36,8 @@ export function reportRows(metrics: Readonly<MetricTable>): Record<string, Model
 
 /** Recall@10/@100 of popularity and MF on the world, under the same task as the two-tower. */
 export async function baselineRows(worldDir: string, maxUsers = DEFAULT_EVAL_USERS): Promise<Record<string, ModelMetrics>> {
-  const task = await loadRetrievalTask(worldDir, { maxUsers });
+  const videos = (await readWorldManifest(worldDir)).numVideos;
+  const task = await loadRetrievalTask(worldDir, { maxUsers: evalUserCount(videos, maxUsers) });
   const pop = await PopularityRecommender.fit(worldDir);
   const mf = await MatrixFactorization.fit(worldDir);
   const p = await evaluateRetrieval(task, (u, k, ex) => pop.recommend(u, k, ex));

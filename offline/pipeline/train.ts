@@ -127,7 +127,7 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
   const calibrations = await fitCalibrations(set, scoring, itemVectors);
   const calibration: Calibration = calibrations['mmoe'] ?? { type: 'identity' };
   const metrics: ModelManifest['metrics'] = {
-    ...(await evaluateAll({ set, scoring, calibration: calibrations, ...(opts.evalUsers === undefined ? {} : { evalUsers: opts.evalUsers }) })),
+    ...(await evaluateAll({ set, scoring, calibration: calibrations, itemVectors, ...(opts.evalUsers === undefined ? {} : { evalUsers: opts.evalUsers }) })),
     training: {
       two_tower_examples_per_cpu_s: tt.stats.examplesPerCpuSecond,
       mmoe_examples_per_cpu_s: rankers.stats.mmoe.examplesPerCpuSecond,

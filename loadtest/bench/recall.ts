@@ -1,0 +1,182 @@
+/**
+ * Recall@k of the sharded search against exact brute force over the same vectors, on the real
+ * corpus: the world's items encoded by the model's item tower, split into S shards by
+ * `itemShardOf` and indexed exactly as an item shard builds them (same items, same order, same
+ * {@link ItemShardIndex.build}, the configured index options), queried with real user vectors from
+ * the user tower. The union of every shard's top-k' (k' = the coordinator's perShardK), merged by
+ * score, cut to k, is compared with the exact top-k over all vectors (faiss IDMap,Flat). The same
+ * loop times the sharded search: faiss QPS per core at the configured search parameters.
+ *
+ * The serving issue's target: recall@100 ≥ 0.95 at the configured parameters.
+ */
+import type { ItemFeatures } from '../../core/features/item.js';
+import { loadShardItems } from '../../actors/item-shard/bootstrap.js';
+import { faissFromFactory } from '../../actors/item-shard/faiss.js';
+import type { IndexOptions } from '../../actors/item-shard/index-options.js';
+import { nprobeFor, resolveIndexOptions } from '../../actors/item-shard/index-options.js';
+import type { ItemTower } from '../../actors/item-shard/item-tower.js';
+import { ItemShardIndex } from '../../actors/item-shard/shard-index.js';
+import type { UserStatePartition } from '../../actors/user-state/partition.js';
+import { SeededRng } from '../../core/clock.js';
+import { readUsers } from '../../offline/world/reader.js';
+import { contextToMsg } from '../../protos/convert.js';
+import { cpuSecondsSince } from './table.js';
+
+/** The shards of a corpus built the way item shards build them, with their vectors kept for brute force. */
+export interface EncodedShards {
+  readonly shards: readonly ItemShardIndex[];
+  /** Per shard: `items.length × dim` unit vectors, row i = items[i]. */
+  readonly vectors: readonly Float32Array[];
+  readonly items: readonly (readonly ItemFeatures[])[];
+  readonly dim: number;
+  /** Wall ms: reading the world, the item tower, the index builds. */
+  readonly timingsMs: { readonly readWorld: number; readonly tower: number; readonly build: number };
+}
+
+/**
+ * Reads shard s's items with `loadShardItems`, encodes them with the item tower and builds the
+ * shard's index with {@link ItemShardIndex.build} — openItemShard's build path without the snapshot —
+ * keeping the vectors, which a built faiss index does not give back.
+ */
+export async function buildEncodedShards(o: {
+  readonly worldDir: string;
+  readonly tower: ItemTower;
+  readonly shardCount: number;
+  readonly index?: IndexOptions;
+  /** Items per item-tower run. Default 4096. */
+  readonly towerBatchRows?: number;
+}): Promise<EncodedShards> {
+  const timingsMs = { readWorld: 0, tower: 0, build: 0 };
+  const shards: ItemShardIndex[] = [];
+  const vectors: Float32Array[] = [];
+  const items: ItemFeatures[][] = [];
+  for (let s = 0; s < o.shardCount; s++) {
+    let t = performance.now();
+    const its = await loadShardItems(o.worldDir, s, o.shardCount);
+    timingsMs.readWorld += performance.now() - t;
+    t = performance.now();
+    const vecs = await o.tower.encode(its, o.towerBatchRows ?? 4096);
+    timingsMs.tower += performance.now() - t;
+    t = performance.now();
+    shards.push(ItemShardIndex.build(its, vecs, o.tower.dim, o.index ?? {}));
+    timingsMs.build += performance.now() - t;
+    vectors.push(vecs);
+    items.push(its);
+  }
+  return { shards, vectors, items, dim: o.tower.dim, timingsMs };
+}
+
+/**
+ * Fresh user vectors (the user tower, through the partition's own `get`) for `count` users drawn
+ * uniformly without replacement from the world's users.ndjson, each in its own country/device at
+ * hour 20. Returns `count × dim` floats (fewer rows when the world has fewer users).
+ */
+export async function sampleUserVectors(partition: UserStatePartition, worldDir: string, count: number, seed = 11): Promise<Float32Array> {
+  const users: Array<{ userId: number; country: string; device: string }> = [];
+  for await (const u of readUsers(worldDir)) users.push({ userId: u.userId, country: u.country, device: u.device });
+  const rng = new SeededRng(seed);
+  for (let i = users.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [users[i], users[j]] = [users[j]!, users[i]!];
+  }
+  const picked = users.slice(0, Math.min(count, users.length));
+  const rows: number[][] = [];
+  for (const u of picked) {
+    const reply = await partition.get({ userId: u.userId, context: contextToMsg({ device: u.device, country: u.country, localHour: 20 }), deadlineMs: 0 });
+    rows.push(reply.embedding);
+  }
+  const dim = rows[0]?.length ?? 0;
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => out.set(r, i * dim));
+  return out;
+}
+
+/** What {@link measureShardedRecall} found. */
+export interface ShardedRecallResult {
+  /** Mean over queries of |sharded top-k ∩ exact top-k| / k. */
+  readonly recallAtK: number;
+  readonly k: number;
+  /** Candidates asked of each shard (k'). */
+  readonly perShardK: number;
+  readonly queries: number;
+  /** Whole-corpus queries (one search in every shard) per CPU second of this thread. */
+  readonly qpsPerCore: number;
+  /** Single-shard searches per CPU second. */
+  readonly shardSearchesPerCore: number;
+  /** Wall ms of one whole-corpus query (all shards, sequentially), p50 / p99. */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Exact brute force over all vectors, ms per query (batched). */
+  readonly exactMsPerQuery: number;
+  readonly items: number;
+  readonly shards: ReadonlyArray<{ readonly factory: string; readonly size: number; readonly nprobe: number | undefined }>;
+}
+
+/**
+ * Recall@k of the union of per-shard top-`perShardK` (merged by score, cut to k) against exact
+ * top-k over every shard's vectors, for each row of `queries` (`nq × dim`). Searches run one query
+ * at a time on this thread, as a shard serves them.
+ */
+export function measureShardedRecall(
+  enc: EncodedShards,
+  queries: Float32Array,
+  o: { readonly k?: number; readonly perShardK?: number; readonly index?: IndexOptions } = {},
+): ShardedRecallResult {
+  const k = o.k ?? 100;
+  const perShardK = o.perShardK ?? k;
+  const dim = enc.dim;
+  const nq = Math.floor(queries.length / dim);
+  if (nq === 0) throw new TypeError('measureShardedRecall: no query vectors');
+  const exact = faissFromFactory(dim, 'IDMap,Flat');
+  let items = 0;
+  enc.items.forEach((its, s) => {
+    exact.addWithIds(enc.vectors[s]!, BigInt64Array.from(its, (it) => BigInt(it.videoId)));
+    items += its.length;
+  });
+  const te = performance.now();
+  const truth = exact.searchF32(queries.subarray(0, nq * dim), Math.min(k, items)).labels;
+  const exactMsPerQuery = (performance.now() - te) / nq;
+  const kk = Math.min(k, items);
+
+  let hits = 0;
+  const perQueryMs = new Float64Array(nq);
+  const cpu0 = process.cpuUsage();
+  for (let q = 0; q < nq; q++) {
+    const query = queries.subarray(q * dim, (q + 1) * dim);
+    const t0 = performance.now();
+    const ids: number[] = [];
+    const scores: number[] = [];
+    for (const shard of enc.shards) {
+      const b = shard.search(query, perShardK);
+      for (let i = 0; i < b.videoIds.length; i++) {
+        ids.push(b.videoIds[i]!);
+        scores.push(b.scores[i]!);
+      }
+    }
+    perQueryMs[q] = performance.now() - t0;
+    const order = ids.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+    const want = new Set<number>();
+    for (let i = 0; i < kk; i++) {
+      const l = truth[q * kk + i] ?? -1n;
+      if (l >= 0n) want.add(Number(l));
+    }
+    for (const i of order.slice(0, kk)) if (want.has(ids[i]!)) hits++;
+  }
+  const cpuS = Math.max(cpuSecondsSince(cpu0), 1e-9);
+  perQueryMs.sort();
+  const pct = (p: number) => perQueryMs[Math.min(nq - 1, Math.floor(p * nq))] ?? 0;
+  const resolved = resolveIndexOptions(o.index);
+  return {
+    recallAtK: hits / (nq * kk),
+    k,
+    perShardK,
+    queries: nq,
+    qpsPerCore: nq / cpuS,
+    shardSearchesPerCore: (nq * enc.shards.length) / cpuS,
+    p50Ms: pct(0.5),
+    p99Ms: pct(0.99),
+    exactMsPerQuery,
+    items,
+    shards: enc.shards.map((s) => ({ factory: s.factory, size: s.size, nprobe: nprobeFor(s.factory, resolved, perShardK, s.size) })),
+  };
+}
