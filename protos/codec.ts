@@ -7,12 +7,10 @@
  * instead of Long objects: decoding then yields numbers with no conversion pass.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { PROTO_DIR } from '../core/paths.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** Folder holding the .proto files, both from source (protos/) and from the build (dist/protos/). */
-export const PROTO_DIR = here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(here, '..', '..', 'protos') : here;
+export { PROTO_DIR };
 
 // Plain numbers for int64/uint64 in this protobufjs instance (see module comment).
 (protobuf.util as { Long: unknown }).Long = undefined;

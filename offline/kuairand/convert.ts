@@ -1,5 +1,5 @@
 /**
- * Converts the KuaiRand sample (/work/shared/data/kuairand, CC BY-SA 4.0) into a world directory
+ * Converts the KuaiRand sample (../shared/data/kuairand, CC BY-SA 4.0) into a world directory
  * (offline/world/format.ts) so every downstream tool treats it like any world.
  *
  * Mapping (one input row = one impression of `video_id` to `user_id` at `time_ms`):
@@ -30,9 +30,10 @@ import type { UserRecord, VideoRecord, WorldManifest, WorldSplit } from '../worl
 import { DAY_MS, dayOf } from '../world/format.js';
 import { WorldWriter, userLine, videoLine } from '../world/writer.js';
 import { parseTable } from './csv.js';
+import { SHARED_DIR } from '../../core/paths.js';
 
-/** Where the sample lives in this workspace. */
-export const KUAIRAND_SOURCE_DIR = '/work/shared/data/kuairand';
+/** Where the sample lives: ../shared/data/kuairand beside the checkout. */
+export const KUAIRAND_SOURCE_DIR = join(SHARED_DIR, 'data', 'kuairand');
 /** 2022-04-07T00:00:00Z, day 0 of the converted world. */
 export const KUAIRAND_START_MS = Date.UTC(2022, 3, 7);
 /** Days 0..14 = 2022-04-07..21; train ≤ 04-17 (days 0..10), valid 04-18 (11), test 04-19..21 (12..14). */
