@@ -37,13 +37,13 @@ export interface EndToEndOptions {
   readonly runDir: string;
   /** Cluster config (shape, actor knobs); the ceiling must use the same. Default: the defaults. */
   readonly config?: UpnextConfigInput;
-  /** First open-loop rate, req/s. Default 100. */
+  /** First open-loop rate, req/s. Default 25. */
   readonly startRate?: number;
-  /** Rate added per step, req/s. Default 100. */
+  /** Rate added per step, req/s. Default 25. */
   readonly stepRate?: number;
   /** Highest rate tried, req/s. Default 2000. */
   readonly maxRate?: number;
-  /** Seconds per step. Default 10. */
+  /** Seconds per step. Default 8. */
   readonly stepS?: number;
   /** P99 bound of the SLO, ms. Default 50. */
   readonly p99Ms?: number;
@@ -110,10 +110,10 @@ function scenarioJson(o: BenchScenarioOptions): Record<string, unknown> {
     generator: { processes: 1, channels: 4, maxInFlight: 2000, deadlineMs: 1000, seed: o.seed ?? 1 },
     mix: BENCH_MIX_JSON,
     load: {
-      startRate: o.startRate ?? 100,
-      stepRate: o.stepRate ?? 100,
+      startRate: o.startRate ?? 25,
+      stepRate: o.stepRate ?? 25,
       maxRate: o.maxRate ?? 2000,
-      stepDurationS: o.stepS ?? 10,
+      stepDurationS: o.stepS ?? 8,
       stopAfterBreaches: o.stopAfterBreaches ?? 2,
     },
   };

@@ -112,31 +112,52 @@ export interface ShardedRecallResult {
   readonly shards: ReadonlyArray<{ readonly factory: string; readonly size: number; readonly nprobe: number | undefined }>;
 }
 
-/**
- * Recall@k of the union of per-shard top-`perShardK` (merged by score, cut to k) against exact
- * top-k over every shard's vectors, for each row of `queries` (`nq × dim`). Searches run one query
- * at a time on this thread, as a shard serves them.
- */
-export function measureShardedRecall(
-  enc: EncodedShards,
-  queries: Float32Array,
-  o: { readonly k?: number; readonly perShardK?: number; readonly index?: IndexOptions } = {},
-): ShardedRecallResult {
-  const k = o.k ?? 100;
-  const perShardK = o.perShardK ?? k;
+/** Exact top-k (video ids, best first) of every query over all shards' vectors (faiss IDMap,Flat, batched). */
+export interface ExactTopK {
+  readonly labels: BigInt64Array;
+  /** k actually used: min(k, items). */
+  readonly k: number;
+  readonly items: number;
+  readonly msPerQuery: number;
+}
+
+/** Brute force over every vector of every shard. */
+export function exactTopK(enc: EncodedShards, queries: Float32Array, k: number): ExactTopK {
   const dim = enc.dim;
   const nq = Math.floor(queries.length / dim);
-  if (nq === 0) throw new TypeError('measureShardedRecall: no query vectors');
   const exact = faissFromFactory(dim, 'IDMap,Flat');
   let items = 0;
   enc.items.forEach((its, s) => {
     exact.addWithIds(enc.vectors[s]!, BigInt64Array.from(its, (it) => BigInt(it.videoId)));
     items += its.length;
   });
-  const te = performance.now();
-  const truth = exact.searchF32(queries.subarray(0, nq * dim), Math.min(k, items)).labels;
-  const exactMsPerQuery = (performance.now() - te) / nq;
   const kk = Math.min(k, items);
+  const t0 = performance.now();
+  const labels = exact.searchF32(queries.subarray(0, nq * dim), kk).labels;
+  return { labels, k: kk, items, msPerQuery: (performance.now() - t0) / Math.max(1, nq) };
+}
+
+/**
+ * Recall@k of the union of per-shard top-`perShardK` (merged by score, cut to k) against exact
+ * top-k over every shard's vectors, for each row of `queries` (`nq × dim`). Searches run one query
+ * at a time on this thread, as a shard serves them. Pass `truth` to reuse one brute force across
+ * several settings.
+ */
+export function measureShardedRecall(
+  enc: EncodedShards,
+  queries: Float32Array,
+  o: { readonly k?: number; readonly perShardK?: number; readonly index?: IndexOptions; readonly truth?: ExactTopK } = {},
+): ShardedRecallResult {
+  const k = o.k ?? 100;
+  const perShardK = o.perShardK ?? k;
+  const dim = enc.dim;
+  const nq = Math.floor(queries.length / dim);
+  if (nq === 0) throw new TypeError('measureShardedRecall: no query vectors');
+  const exact = o.truth ?? exactTopK(enc, queries, k);
+  const truth = exact.labels;
+  const kk = exact.k;
+  const items = exact.items;
+  const exactMsPerQuery = exact.msPerQuery;
 
   let hits = 0;
   const perQueryMs = new Float64Array(nq);
@@ -179,4 +200,31 @@ export function measureShardedRecall(
     items,
     shards: enc.shards.map((s) => ({ factory: s.factory, size: s.size, nprobe: nprobeFor(s.factory, resolved, perShardK, s.size) })),
   };
+}
+
+/** One setting of {@link sweepNprobe}. */
+export interface NprobePoint {
+  readonly nprobe: number;
+  readonly recallAtK: number;
+  readonly qpsPerCore: number;
+  readonly p50Ms: number;
+}
+
+/**
+ * Recall and speed of the same IVF shards at several fixed nprobe values (the indexes are shared,
+ * only the search parameter changes), to show where the recall target is met. Empty for non-IVF
+ * shards.
+ */
+export function sweepNprobe(
+  enc: EncodedShards,
+  queries: Float32Array,
+  o: { readonly k?: number; readonly perShardK?: number; readonly index?: IndexOptions; readonly nprobes: readonly number[] },
+): NprobePoint[] {
+  if (!enc.shards.every((s) => s.factory.includes('IVF'))) return [];
+  const truth = exactTopK(enc, queries, o.k ?? 100);
+  return o.nprobes.map((nprobe) => {
+    const shards = enc.shards.map((s) => ItemShardIndex.fromParts(s.faiss, s.columns, { dim: s.dim, factory: s.factory }, { ...o.index, nprobe }));
+    const r = measureShardedRecall({ ...enc, shards }, queries, { ...o, truth });
+    return { nprobe, recallAtK: r.recallAtK, qpsPerCore: r.qpsPerCore, p50Ms: r.p50Ms };
+  });
 }
