@@ -222,9 +222,17 @@ export function sweepNprobe(
 ): NprobePoint[] {
   if (!enc.shards.every((s) => s.factory.includes('IVF'))) return [];
   const truth = exactTopK(enc, queries, o.k ?? 100);
-  return o.nprobes.map((nprobe) => {
+  const points = o.nprobes.map((nprobe) => {
     const shards = enc.shards.map((s) => ItemShardIndex.fromParts(s.faiss, s.columns, { dim: s.dim, factory: s.factory }, { ...o.index, nprobe }));
     const r = measureShardedRecall({ ...enc, shards }, queries, { ...o, truth });
     return { nprobe, recallAtK: r.recallAtK, qpsPerCore: r.qpsPerCore, p50Ms: r.p50Ms };
   });
+  // The wrappers share the faiss indexes: put back the nprobe the shards' own ItemShardIndex last
+  // set (it caches it and would not set it again), i.e. the configured one for a perShardK search.
+  const resolved = resolveIndexOptions(o.index);
+  for (const s of enc.shards) {
+    const nprobe = nprobeFor(s.factory, resolved, o.perShardK ?? o.k ?? 100, s.size);
+    if (nprobe !== undefined) s.faiss.setParam('nprobe', nprobe);
+  }
+  return points;
 }

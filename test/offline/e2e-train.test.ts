@@ -20,7 +20,7 @@ import { SINGLE_TASK_RANKER_FILE } from '../../offline/onnx/sessions.js';
 import { trainModels } from '../../offline/pipeline/train.js';
 import { generateWorld } from '../../offline/world/generate.js';
 
-t.test('tiny world: train, export, load, and beat popularity', async (t) => {
+t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_000 }, async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'upnext-e2e-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   const world = await generateWorld({ name: 'tiny', outDir: join(root, 'worlds'), videos: 2000, users: 1000, days: 5, seed: 7, createdAt: '2024-01-01T00:00:00Z' });
