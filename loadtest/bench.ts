@@ -14,7 +14,8 @@
  *
  * Flags: --world, --models, --items, --users, --quick, --only e2e,recall,ceiling,onnx,nats,grpc[,faiss-synthetic],
  * --nodes, --shards, --rates start,step,max (req/s), --step-s, --p99 (ms), --ceiling-requests,
- * --recall-queries, --profile (node --cpu-prof of every cluster node; top frames in the output),
+ * --recall-queries, --profile (node --cpu-prof of every cluster node; top frames in the output — it
+ * roughly doubles the nodes' CPU, measured, so take the end-to-end figures from a run without it),
  * --run-dir (cluster working dir, default run/bench-cluster), --out (default reports/bench.json);
  * synthetic faiss: --n, --queries, --recall, --spread, --skip-hnsw.
  */
@@ -157,6 +158,7 @@ async function main(): Promise<void> {
       printTable(`CPU profile of the cluster nodes during the ramp (node --cpu-prof, ${files.length} thread profiles), self time`, ['frame', 'sampled ms', 'share %'], prof.top.map((e) => [e.frame, e.selfMs, e.share * 100]), { dir: profileDir }, out);
       printTable('... per thread (0 = main thread, 1.. = workers in start order)', ['node', 'thread', 'sampled ms', 'heaviest frames'], prof.threads.slice(0, 12).map((th) => [names.get(th.pid) ?? String(th.pid), th.thread, th.sampledMs, th.top.map((e) => `${e.frame.split(' (')[0]} ${(e.share * 100).toFixed(0)}%`).join(', ')]), { note: 'V8 samples wall time of running threads: on a contended machine ms overstate CPU' }, out);
       conditions['end_to_end_profile'] = { dir: profileDir, ...prof };
+      conditions['end_to_end_profiled'] = 'yes: node --cpu-prof inflates the nodes\' CPU (about 2× measured); end_to_end.qps_per_core of this run understates';
     }
   }
 

@@ -20,7 +20,7 @@ import { onnxScoring } from './onnx/sessions.js';
 import { fitCalibrations } from './pipeline/calibrate.js';
 import { evaluateAll } from './pipeline/evaluate.js';
 import { buildExamples } from './pipeline/examples.js';
-import { baselineRows, reportFor, reportRows } from './pipeline/report.js';
+import { baselineRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
 import { generateWorld } from './world/generate.js';
 import { progressBar } from './world/progress.js';
@@ -74,7 +74,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   };
   const res = await trainModels({ worldDir, outDir: String(values['out'] ?? 'models'), ...common });
   log(`published ${res.dir} (timings ${JSON.stringify(res.timings)})`);
-  let report = await mergeIntoReport(reportFor(name, { ...reportRows(res.metrics), ...(await baselineRows(worldDir)) }), reportPath);
+  let report = await mergeIntoReport(reportFor(reportDatasetKey(name), { ...reportRows(res.metrics), ...(await baselineRows(worldDir)) }), reportPath);
 
   if (values['no-kuairand'] !== true) {
     const kuaiDir = join(worldsDir, 'kuairand');
@@ -84,7 +84,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
     }
     // KuaiRand has other ids and no serving use: evaluate only, publish nothing.
     const kr = await trainModels({ worldDir: kuaiDir, outDir: String(values['out'] ?? 'models'), exportOnnx: false, ...common });
-    report = await mergeIntoReport(reportFor('kuairand', { ...reportRows(kr.metrics), ...(await baselineRows(kuaiDir)) }), reportPath);
+    report = await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), { ...reportRows(kr.metrics), ...(await baselineRows(kuaiDir)) }), reportPath);
   }
   process.stdout.write(`${formatReport(report)}\n`);
 }
@@ -104,7 +104,7 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
     // The MMoE's calibration is the manifest's; the baselines' is refitted on the same validation day.
     const calibration = { ...(await fitCalibrations(set, scoring, itemVecs)), mmoe: manifest.calibration.click };
     const metrics = await evaluateAll({ set, scoring, calibration });
-    const report = await mergeIntoReport(reportFor(name, { ...reportRows(metrics), ...(await baselineRows(worldDir)) }), String(values['report'] ?? DEFAULT_REPORT_PATH));
+    const report = await mergeIntoReport(reportFor(reportDatasetKey(name), { ...reportRows(metrics), ...(await baselineRows(worldDir)) }), String(values['report'] ?? DEFAULT_REPORT_PATH));
     process.stdout.write(`${formatReport(report)}\n`);
   } finally {
     await scoring.close();

@@ -14,7 +14,10 @@ export interface SurfaceWeights {
 
 /** Per-stage budgets of the Recommend pipeline (DESIGN.md §4), in milliseconds. */
 export interface StageBudgets {
-  /** User-state lookup (one NATS request). Default 10 ms. */
+  /**
+   * User-state lookup (one NATS request). Default 20 ms: DESIGN.md budgets 5 ms at fleet P99; the
+   * default leaves room for GC pauses and CPU contention of several nodes on one small machine.
+   */
   readonly userStateMs: number;
   /** Scatter/gather over every item shard, plus trending candidates. Default 30 ms. */
   readonly retrievalMs: number;
@@ -113,7 +116,7 @@ export interface ResolvedCoordinatorConfig {
  */
 export const DEFAULT_COORDINATOR_CONFIG: ResolvedCoordinatorConfig = Object.freeze({
   defaultDeadlineMs: 150,
-  budgets: Object.freeze({ userStateMs: 10, retrievalMs: 30, rankingMs: 40, policyMs: 2, fallbackMs: 20 }),
+  budgets: Object.freeze({ userStateMs: 20, retrievalMs: 30, rankingMs: 40, policyMs: 2, fallbackMs: 20 }),
   perShardK: 200,
   mergeLimit: 500,
   trendingCandidates: 50,

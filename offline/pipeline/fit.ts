@@ -55,6 +55,11 @@ export interface FitTwoTowerOptions extends TwoTowerOptions {
   readonly positives?: Int32Array;
   /** Progress-bar label. Default 'two-tower'. */
   readonly label?: string;
+  /**
+   * Strength α of the log-Q correction: each logit minus α·log q(item). Default 1 (the unbiased
+   * full-softmax estimate); 0 turns it off.
+   */
+  readonly logQWeight?: number;
 }
 
 /** Engaged (clicked or watched) train impressions: the two-tower's positives. */
@@ -71,6 +76,7 @@ export function fitTwoTower(set: ExampleSet, opts: FitTwoTowerOptions = {}): { m
   const counts = new Float64Array(set.catalogue.videos.length);
   for (const i of pos) counts[set.videoIndex[i]!]! += 1;
   const epochs = opts.epochs ?? 3;
+  const logQWeight = opts.logQWeight ?? 1;
   const bs = Math.min(opts.batchSize ?? 256, Math.max(2, pos.length));
   const rng = new SeededRng((opts.seed ?? 1) + 101);
   const bar = new ProgressBar(opts.label ?? 'two-tower', pos.length * epochs, opts.progress ?? false);
@@ -92,7 +98,7 @@ export function fitTwoTower(set: ExampleSet, opts: FitTwoTowerOptions = {}): { m
         const v = set.videoIndex[idx[k]!]!;
         vidx[k] = v;
         key[k] = v;
-        logQ[k] = Math.log(counts[v]! / pos.length);
+        logQ[k] = logQWeight * Math.log(counts[v]! / pos.length);
       }
       sum += model.trainStep(userBatch(set.users, idx, spec, scratch), itemBatch(set.catalogue, vidx, spec), key, logQ, bs);
       steps++;

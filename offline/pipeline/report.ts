@@ -48,6 +48,15 @@ export async function baselineRows(worldDir: string, maxUsers = DEFAULT_EVAL_USE
   };
 }
 
+/**
+ * The report's key for a world: the issue names the default synthetic world `synthetic` and the
+ * converted KuaiRand sample `kuairand`; any other world keeps its own name, so a side experiment
+ * never overwrites the headline rows.
+ */
+export function reportDatasetKey(worldName: string): string {
+  return worldName === 'default' ? 'synthetic' : worldName;
+}
+
 /** One dataset's block of the report. */
 export function reportFor(dataset: string, rows: Record<string, ModelMetrics>): EvalReport {
   return { [dataset]: rows };
