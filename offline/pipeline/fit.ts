@@ -46,7 +46,14 @@ export interface FitStats {
   readonly finalLoss: number;
 }
 
+/**
+ * Two-tower epochs. 1: on the default world a second pass over the 62k positives lowers the loss
+ * (4.66 → 3.67) but memorises id embeddings, and Recall@100 falls (0.172 → 0.155; 3 epochs 0.130).
+ */
+export const DEFAULT_TWO_TOWER_EPOCHS = 1;
+
 export interface FitTwoTowerOptions extends TwoTowerOptions {
+  /** Passes over the positives. Default {@link DEFAULT_TWO_TOWER_EPOCHS} (1). */
   readonly epochs?: number;
   /** In-batch softmax batch size. Default 256. */
   readonly batchSize?: number;
@@ -75,7 +82,7 @@ export function fitTwoTower(set: ExampleSet, opts: FitTwoTowerOptions = {}): { m
   const pos = (opts.positives ?? twoTowerPositives(set)).slice();
   const counts = new Float64Array(set.catalogue.videos.length);
   for (const i of pos) counts[set.videoIndex[i]!]! += 1;
-  const epochs = opts.epochs ?? 3;
+  const epochs = opts.epochs ?? DEFAULT_TWO_TOWER_EPOCHS;
   const logQWeight = opts.logQWeight ?? 1;
   const bs = Math.min(opts.batchSize ?? 256, Math.max(2, pos.length));
   const rng = new SeededRng((opts.seed ?? 1) + 101);

@@ -26,7 +26,7 @@ import { evaluateAll } from './evaluate.js';
 import { fitCalibrations } from './calibrate.js';
 import { trainedScoring } from './scoring.js';
 import type { FitStats, Rankers } from './fit.js';
-import { catalogueVectors, fillOutOfFoldScores, fillRetrievalScores, fitRankers, fitTwoTower } from './fit.js';
+import { DEFAULT_TWO_TOWER_EPOCHS, catalogueVectors, fillOutOfFoldScores, fillRetrievalScores, fitRankers, fitTwoTower } from './fit.js';
 import { SplitId, indicesOf } from './examples.js';
 import type { TwoTowerModel } from '../models/two-tower.js';
 
@@ -38,7 +38,7 @@ export interface TrainOptions {
   readonly outDir: string;
   /** Seed of every initialisation and shuffle. Default 1. */
   readonly seed?: number;
-  /** Two-tower epochs. Default 3. */
+  /** Two-tower epochs. Default DEFAULT_TWO_TOWER_EPOCHS (1). */
   readonly epochs?: number;
   /** Ranker epochs (MMoE and single-task). Default 2. */
   readonly rankerEpochs?: number;
@@ -110,7 +110,7 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
   log(`examples: ${set.count} impressions, ${set.catalogue.videos.length} videos`);
   if (set.count === 0) throw new UpnextError(StatusCode.FAILED_PRECONDITION, `world ${opts.worldDir} has no impressions to train on`);
 
-  const ttOpts = { seed, epochs: opts.epochs ?? 3, progress: opts.progress ?? false, ...opts.twoTower };
+  const ttOpts = { seed, epochs: opts.epochs ?? DEFAULT_TWO_TOWER_EPOCHS, progress: opts.progress ?? false, ...opts.twoTower };
   const tt = fitTwoTower(set, ttOpts);
   const itemVectors = catalogueVectors(tt.model, set);
   fillRetrievalScores(tt.model, set, itemVectors, Int32Array.from(indicesOfSplits(set, [SplitId.VALID, SplitId.TEST, SplitId.OTHER])));
