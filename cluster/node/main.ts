@@ -70,7 +70,12 @@ async function main(): Promise<number> {
   if (args.cluster) input = applyOverrides(input, [`cluster.name=${args.cluster}`]);
   const config = resolveConfig(applyOverrides(input, args.set));
   const model = await loadServingModel(path.resolve(args.models));
-  const nc = await connect({ servers: args.nats, name: `upnext-${config.cluster.name}-${args.name}` });
+  const nc = await connect({
+    servers: args.nats,
+    name: `upnext-${config.cluster.name}-${args.name}`,
+    // Async stack capture costs ~15 µs of CPU per request/reply on the hot path (measured by make bench).
+    noAsyncTraces: true,
+  });
   const launcher = createRealLauncher({
     nc,
     config,

@@ -152,10 +152,10 @@ t.test('index options: defaults, auto rule, validation naming the option', async
   t.equal(factoryFor(20_000, d), 'IDMap,Flat');
   t.equal(factoryFor(100_000, d), 'IVF1024,Flat');
   t.equal(nlistFor(1_250_000), 4096);
-  t.equal(nprobeFor('IVF1024,Flat', d), 64);
+  t.equal(nprobeFor('IVF1024,Flat', d), 128);
   t.equal(nprobeFor("IVF64,Flat", d), 8);
   t.equal(nprobeFor("IVF256,Flat", d, 100, 6000), 171, "small shard: scan 40·k vectors");
-  t.equal(nprobeFor("IVF4096,Flat", d, 100, 1_250_000), 256, "large shard: nlist/16");
+  t.equal(nprobeFor("IVF4096,Flat", d, 100, 1_250_000), 512, "large shard: nlist/8");
   t.equal(nprobeFor('IVF64,Flat', resolveIndexOptions({ nprobe: 500 })), 64, 'clamped to nlist');
   t.equal(nprobeFor('IDMap,Flat', d), undefined);
   t.equal(factoryFor(10, resolveIndexOptions({ factory: 'HNSW32' })), 'IDMap,HNSW32');
