@@ -1,9 +1,17 @@
-/** Opening a user partition: load the user tower, then replay the world for this partition. */
+/**
+ * Opening a user partition: load the user tower, then restore the profiles from the partition's
+ * snapshot when one matches (world, feature spec, P), else replay the world and write the snapshot.
+ */
+import { specHash } from '../../core/features/index.js';
+import { toStatus } from '../../core/status.js';
+import { ItemCatalogue, worldIdentity } from './catalogue.js';
 import { UserStatePartition } from './partition.js';
 import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
+import type { UserSnapshotKey } from './snapshot.js';
+import { readUserSnapshot, writeUserSnapshot } from './snapshot.js';
 import { UserTower } from './user-tower.js';
 
-/** Loads the tower, builds the partition and replays the world (when configured). */
+/** Loads the tower, builds the partition and restores or replays the world (when configured). */
 export async function openUserPartition(config: UserPartitionWorkerConfig): Promise<{ partition: UserStatePartition; tower: UserTower; info: UserPartitionReadyInfo }> {
   const tower = await UserTower.load(config.modelDir);
   const partition = new UserStatePartition({
@@ -11,12 +19,60 @@ export async function openUserPartition(config: UserPartitionWorkerConfig): Prom
     partitionCount: config.partitionCount,
     embedder: tower,
     embeddingCacheSize: config.embeddingCacheSize,
+    ...(config.catalogue === undefined ? {} : { catalogue: new ItemCatalogue(config.catalogue) }),
   });
-  const t0 = performance.now();
-  const loaded = config.worldDir === undefined ? { users: 0, events: 0 } : await partition.loadWorld(config.worldDir);
+  let snapshot: UserPartitionReadyInfo['snapshot'] = 'off';
+  let snapshotRefused: string | undefined;
+  let restoreMs = 0;
+  let replayMs = 0;
+  let snapshotWriteMs = 0;
+  let events = 0;
+  if (config.worldDir !== undefined) {
+    const key: UserSnapshotKey | undefined =
+      config.snapshotDir === undefined
+        ? undefined
+        : { partition: config.partition, partitionCount: config.partitionCount, source: await worldIdentity(config.worldDir), featureSpecHash: specHash(tower.spec) };
+    if (key !== undefined && config.snapshotDir !== undefined) {
+      const t0 = performance.now();
+      const read = await readUserSnapshot(config.snapshotDir, key);
+      if (read.columns !== undefined) {
+        try {
+          partition.restoreProfiles(read.columns);
+          snapshot = 'restored';
+          restoreMs = performance.now() - t0;
+        } catch (err) {
+          snapshotRefused = toStatus(err).message;
+        }
+      } else {
+        snapshotRefused = read.refused;
+      }
+    }
+    if (snapshot !== 'restored') {
+      const t0 = performance.now();
+      events = (await partition.loadWorld(config.worldDir)).events;
+      replayMs = performance.now() - t0;
+      if (key !== undefined && config.snapshotDir !== undefined) {
+        const t1 = performance.now();
+        await writeUserSnapshot(config.snapshotDir, key, partition.exportProfiles());
+        snapshotWriteMs = performance.now() - t1;
+        snapshot = 'built';
+      }
+    }
+  }
   return {
     partition,
     tower,
-    info: { users: loaded.users, replayedEvents: loaded.events, modelVersion: tower.manifest.version, dim: tower.dim, replayMs: performance.now() - t0 },
+    info: {
+      users: partition.counters().users,
+      replayedEvents: events,
+      modelVersion: tower.manifest.version,
+      dim: tower.dim,
+      replayMs,
+      snapshot,
+      snapshotRefused,
+      restoreMs,
+      snapshotWriteMs,
+      appliedSeq: partition.appliedSeq,
+    },
   };
 }

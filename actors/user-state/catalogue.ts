@@ -18,7 +18,16 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EventItemInfo } from '../../core/features/user.js';
 import type { ItemMeta } from '../../core/features/item.js';
-import { readVideoBatches } from '../../offline/world/reader.js';
+import { readVideoBatches, readWorldManifest } from '../../offline/world/reader.js';
+
+/**
+ * A world's identity for snapshot matching: `name@createdAt`, the same string as item-shard's
+ * `worldSource` (restated here so user-state and popular need not load item-shard's faiss module).
+ */
+export async function worldIdentity(worldDir: string): Promise<string> {
+  const m = await readWorldManifest(worldDir);
+  return `${m.name}@${m.createdAt}`;
+}
 
 /** The catalogue's columns; row r describes video `ids[r]`, ids strictly ascending. */
 export interface CatalogueColumns {
@@ -50,16 +59,13 @@ export const CATALOGUE_ROW_BYTES = CATALOGUE_COLUMNS.reduce((s, c) => s + CTORS[
 
 /** Empty columns of `rows` rows; `shared` backs each with a SharedArrayBuffer (worker threads). */
 export function allocateCatalogueColumns(rows: number, shared: boolean): CatalogueColumns {
-  const make = <C extends (typeof CTORS)[keyof typeof CTORS]>(ctor: C): InstanceType<C> => {
-    const bytes = rows * ctor.BYTES_PER_ELEMENT;
-    return new ctor(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)) as InstanceType<C>;
-  };
+  const buffer = (bytesPerRow: number): ArrayBuffer => (shared ? new SharedArrayBuffer(rows * bytesPerRow) : new ArrayBuffer(rows * bytesPerRow)) as ArrayBuffer;
   return {
-    ids: make(CTORS.ids),
-    creatorIds: make(CTORS.creatorIds),
-    categories: make(CTORS.categories),
-    durationS: make(CTORS.durationS),
-    uploadTsMs: make(CTORS.uploadTsMs),
+    ids: new Float64Array(buffer(8)),
+    creatorIds: new Float64Array(buffer(8)),
+    categories: new Int16Array(buffer(2)),
+    durationS: new Float64Array(buffer(8)),
+    uploadTsMs: new Float64Array(buffer(8)),
   };
 }
 

@@ -5,6 +5,13 @@
  * user embedding. No NATS, no threads: user-state.ts hosts it (in a worker or inline) and the bench
  * calls it directly.
  *
+ * Catalogue: events name videos of every shard, so a partition needs every video's category and
+ * creator. It reads them from a compact {@link ItemCatalogue} (shared by all partitions of a node,
+ * catalogue-cache.ts); videos registered later through setItemInfo live in a small Map beside it.
+ *
+ * Snapshots: {@link UserStatePartition.exportProfiles} / {@link UserStatePartition.restoreProfiles}
+ * turn the profiles and appliedSeq into columns and back (snapshot.ts writes them).
+ *
  * Embedding cache: an LRU keyed by (user, profile version, device, hour bucket, country bucket).
  * Applying an event bumps the user's version, so the next request misses and recomputes: entries of
  * older versions are never read again and age out.
@@ -18,7 +25,10 @@ import { userPartitionOf } from '../../core/hash.js';
 import { invalidArgument } from '../../core/status.js';
 import type { UserStateReplyMsg, UserStateRequestMsg } from '../../protos/codec.js';
 import { contextFromMsg } from '../../protos/convert.js';
-import { readEventBatches, readVideoBatches } from '../../offline/world/reader.js';
+import { readEventBatches } from '../../offline/world/reader.js';
+import { ItemCatalogue, buildCatalogueColumns } from './catalogue.js';
+import type { UserProfileColumns } from './snapshot.js';
+import { USER_COUNTER_FIELDS } from './snapshot.js';
 import type { UserEmbedder } from './user-tower.js';
 
 /** An event with its event-stream sequence number (JetStream stream sequence). */
@@ -43,6 +53,8 @@ export interface UserStatePartitionOptions {
   readonly embedder: UserEmbedder;
   /** Cached embeddings (one per user × context bucket × version). Default 100000. */
   readonly embeddingCacheSize?: number;
+  /** Category and creator of the catalogue's videos (shared, read-only). Default: none until loadWorld. */
+  readonly catalogue?: ItemCatalogue;
 }
 
 interface Entry {
@@ -62,6 +74,8 @@ export interface UserPartitionCounters {
   readonly appliedSeq: number;
   readonly cachedEmbeddings: number;
   readonly memoryBytes: number;
+  /** Bytes of the catalogue this partition reads (shared by every partition of the node). */
+  readonly catalogueBytes: number;
 }
 
 /** Profiles and embedding cache of one partition (see the module comment). */
@@ -70,8 +84,10 @@ export class UserStatePartition {
   readonly partitionCount: number;
   readonly #embedder: UserEmbedder;
   readonly #users = new Map<number, Entry>();
-  /** Category and creator of every known video (events name videos of every shard). */
-  readonly #items = new Map<number, EventItemInfo>();
+  /** Category and creator of every catalogue video (events name videos of every shard). */
+  #catalogue: ItemCatalogue | undefined;
+  /** Videos registered after the catalogue was built (new uploads); checked first. */
+  readonly #uploads = new Map<number, EventItemInfo>();
   readonly #cache: LRUCache<string, Float32Array>;
   #appliedSeq = 0;
   #requests = 0;
@@ -87,13 +103,15 @@ export class UserStatePartition {
     this.partitionCount = opts.partitionCount;
     this.#embedder = opts.embedder;
     this.#cache = new LRUCache({ max: opts.embeddingCacheSize ?? 100_000 });
+    this.#catalogue = opts.catalogue;
   }
 
-  /** Loads the world's video catalogue and replays its events for this partition's users. */
+  /**
+   * Replays the world's events for this partition's users, after reading its video catalogue when
+   * the partition was given none.
+   */
   async loadWorld(worldDir: string): Promise<{ users: number; events: number }> {
-    for await (const batch of readVideoBatches(worldDir)) {
-      for (const v of batch) this.#items.set(v.videoId, { category: v.category, creatorId: v.creatorId });
-    }
+    this.#catalogue ??= new ItemCatalogue(await buildCatalogueColumns(worldDir, false));
     let events = 0;
     for await (const batch of readEventBatches(worldDir)) {
       for (const e of batch) if (this.#applyOne(e)) events++;
@@ -103,7 +121,71 @@ export class UserStatePartition {
 
   /** Registers a video's category and creator (new uploads) so later events update affinities. */
   setItemInfo(videoId: number, info: EventItemInfo): void {
-    this.#items.set(videoId, info);
+    this.#uploads.set(videoId, info);
+  }
+
+  /** Bytes of the (shared) catalogue this partition reads; 0 when it has none. */
+  get catalogueBytes(): number {
+    return this.#catalogue?.bytes ?? 0;
+  }
+
+  /** The profiles and appliedSeq as columns (for a snapshot); rows in ascending user id. */
+  exportProfiles(): UserProfileColumns {
+    const nc = this.#embedder.spec.numCategories;
+    const ids = [...this.#users.keys()].sort((a, b) => a - b);
+    const n = ids.length;
+    const userIds = new Float64Array(ids);
+    const counters = new Float64Array(n * USER_COUNTER_FIELDS.length);
+    const recentOffsets = new Uint32Array(n + 1);
+    const affinity = new Float32Array(n * nc);
+    let total = 0;
+    for (let u = 0; u < n; u++) total += (this.#users.get(ids[u] as number) as Entry).profile.recentVideoIds.length;
+    const recentVideoIds = new Float64Array(total);
+    const recentCreatorIds = new Float64Array(total);
+    let at = 0;
+    for (let u = 0; u < n; u++) {
+      const p = (this.#users.get(ids[u] as number) as Entry).profile;
+      USER_COUNTER_FIELDS.forEach((f, i) => (counters[u * USER_COUNTER_FIELDS.length + i] = p[f]));
+      recentOffsets[u] = at;
+      recentVideoIds.set(p.recentVideoIds, at);
+      recentCreatorIds.set(p.recentCreatorIds, at);
+      at += p.recentVideoIds.length;
+      affinity.set(p.categoryAffinity.subarray(0, nc), u * nc);
+    }
+    recentOffsets[n] = at;
+    return { numCategories: nc, appliedSeq: this.#appliedSeq, userIds, counters, recentOffsets, recentVideoIds, recentCreatorIds, affinity };
+  }
+
+  /**
+   * Replaces every profile and appliedSeq with a snapshot's (see exportProfiles). Throws a TypeError
+   * when its category count differs from the spec's or a user belongs to another partition.
+   */
+  restoreProfiles(cols: UserProfileColumns): void {
+    const spec = this.#embedder.spec;
+    if (cols.numCategories !== spec.numCategories) throw new TypeError(`snapshot has ${cols.numCategories} categories, the spec ${spec.numCategories}`);
+    this.#users.clear();
+    this.#cache.clear();
+    this.#recentEntries = 0;
+    const nc = cols.numCategories;
+    const w = USER_COUNTER_FIELDS.length;
+    for (let u = 0; u < cols.userIds.length; u++) {
+      const userId = cols.userIds[u] as number;
+      if (userPartitionOf(userId, this.partitionCount) !== this.partition) throw new TypeError(`snapshot user ${userId} belongs to another partition`);
+      const from = cols.recentOffsets[u] as number;
+      const to = cols.recentOffsets[u + 1] as number;
+      const profile = newUserProfile(userId, spec);
+      profile.impressions = cols.counters[u * w] as number;
+      profile.clicks = cols.counters[u * w + 1] as number;
+      profile.watches = cols.counters[u * w + 2] as number;
+      profile.watchSeconds = cols.counters[u * w + 3] as number;
+      profile.lastEventMs = cols.counters[u * w + 4] as number;
+      profile.recentVideoIds = Array.from(cols.recentVideoIds.subarray(from, to));
+      profile.recentCreatorIds = Array.from(cols.recentCreatorIds.subarray(from, to));
+      profile.categoryAffinity.set(cols.affinity.subarray(u * nc, (u + 1) * nc));
+      this.#recentEntries += to - from;
+      this.#users.set(userId, { profile, version: 0 });
+    }
+    this.#appliedSeq = cols.appliedSeq;
   }
 
   get appliedSeq(): number {
@@ -180,16 +262,22 @@ export class UserStatePartition {
       appliedSeq: this.#appliedSeq,
       cachedEmbeddings: this.#cache.size,
       memoryBytes: this.memoryBytes(),
+      catalogueBytes: this.catalogueBytes,
     };
   }
 
   /**
-   * Rough bytes held: per profile ~ (recent lists 2×8 B per entry + affinity 4 B per category + ~200 B
-   * of object and map overhead), per cached embedding dim×4 B + ~120 B, per catalogue entry ~90 B.
+   * Rough bytes this partition holds on its own: per profile ~ (recent lists 2×8 B per entry +
+   * affinity 4 B per category + ~200 B of object and map overhead), per cached embedding dim×4 B +
+   * ~120 B, per registered upload ~90 B. The shared catalogue is not counted (catalogueBytes).
    */
   memoryBytes(): number {
     const perUser = 200 + this.#embedder.spec.numCategories * 4;
-    return this.#users.size * perUser + this.#recentEntries * 16 + this.#cache.size * (this.#embedder.dim * 4 + 120) + this.#items.size * 90;
+    return this.#users.size * perUser + this.#recentEntries * 16 + this.#cache.size * (this.#embedder.dim * 4 + 120) + this.#uploads.size * 90;
+  }
+
+  #itemInfo(videoId: number): EventItemInfo | undefined {
+    return this.#uploads.get(videoId) ?? this.#catalogue?.eventInfo(videoId);
   }
 
   #applyOne(event: InteractionEvent): boolean {
@@ -200,7 +288,7 @@ export class UserStatePartition {
       this.#users.set(event.userId, entry);
     }
     const before = entry.profile.recentVideoIds.length;
-    applyEventToUser(entry.profile, event, this.#items.get(event.videoId), this.#embedder.spec);
+    applyEventToUser(entry.profile, event, this.#itemInfo(event.videoId), this.#embedder.spec);
     this.#recentEntries += entry.profile.recentVideoIds.length - before;
     entry.version++;
     this.#eventsApplied++;

@@ -11,6 +11,11 @@
  * only ~0.05–0.07 ms to the p50 of a NATS request (hit 0.28 → 0.35 ms, miss 0.41 → 0.46 ms, 10k
  * users), and keeps the loop free for the node's other actors. 'inline' runs the same code on the
  * main thread, for nodes that host nothing else and for measuring the hop.
+ *
+ * Start-up (option `snapshotDir`): profiles are restored from the partition's snapshot when it
+ * matches the world, feature spec and P (snapshot.ts), else rebuilt by replaying the world and the
+ * snapshot written. The catalogue the partition needs for new events is shared by every partition
+ * of the node (catalogue-cache.ts). Measured on the local 1M-video world: see docs/ in the report.
  */
 import { Worker } from 'node:worker_threads';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -19,6 +24,7 @@ import type { StatusObject } from '../../core/status.js';
 import { Subjects, validateClusterName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
 import { openUserPartition } from './bootstrap.js';
+import { acquireCatalogue } from './catalogue-cache.js';
 import { handleUserStateRequest, userErrorReply } from './handler.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters, UserStatePartition } from './partition.js';
 import type { FromUserWorker, ToUserWorker, UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
@@ -37,6 +43,11 @@ export interface UserPartitionOptions {
   readonly worldDir?: string;
   /** Model directory holding user_tower.onnx and manifest.json. */
   readonly modelDir: string;
+  /**
+   * Folder for profile snapshots (`user-partition-<p>-of-<P>-<world>/`) and the node's catalogue
+   * file; omit to replay the world at every start and write nothing.
+   */
+  readonly snapshotDir?: string;
   /** Cached embeddings (user × context bucket × profile version). Default 100000. */
   readonly embeddingCacheSize?: number;
   /** Where the partition runs: 'worker' (default) or 'inline' on the caller's thread. */
@@ -52,6 +63,7 @@ export interface ResolvedUserPartitionOptions {
   readonly partitionCount: number;
   readonly worldDir: string | undefined;
   readonly modelDir: string;
+  readonly snapshotDir: string | undefined;
   readonly embeddingCacheSize: number;
   readonly thread: 'worker' | 'inline';
   readonly maxInFlight: number;
@@ -74,6 +86,7 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
   }
   if (typeof o.modelDir !== 'string' || o.modelDir.length === 0) throw new TypeError('option modelDir must be a non-empty string');
   if (o.worldDir !== undefined && (typeof o.worldDir !== 'string' || o.worldDir.length === 0)) throw new TypeError('option worldDir must be a non-empty string');
+  if (o.snapshotDir !== undefined && (typeof o.snapshotDir !== 'string' || o.snapshotDir.length === 0)) throw new TypeError('option snapshotDir must be a non-empty string');
   const thread = o.thread ?? 'worker';
   if (thread !== 'worker' && thread !== 'inline') throw new TypeError(`option thread must be 'worker' or 'inline', got ${String(thread)}`);
   return {
@@ -82,6 +95,7 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
     partitionCount,
     worldDir: o.worldDir,
     modelDir: o.modelDir,
+    snapshotDir: o.snapshotDir,
     embeddingCacheSize: requireInt('embeddingCacheSize', o.embeddingCacheSize ?? 100_000, 1),
     thread,
     maxInFlight: requireInt('maxInFlight', o.maxInFlight ?? 512, 1),
@@ -217,26 +231,38 @@ class WorkerHost implements PartitionHost {
   }
 }
 
-/** Opens the partition (replaying the world), then subscribes to its subject. */
+/**
+ * Opens the partition (restoring its snapshot, or replaying the world and writing one), then
+ * subscribes to its subject.
+ */
 export async function startUserPartition(opts: UserPartitionOptions): Promise<UserPartitionHandle> {
   const o = resolveUserPartitionOptions(opts);
+  // The node's partitions share one catalogue (catalogue-cache.ts); released when this one stops.
+  const lease = o.worldDir === undefined ? undefined : await acquireCatalogue(o.worldDir, o.snapshotDir);
   const config: UserPartitionWorkerConfig = {
     partition: o.partition,
     partitionCount: o.partitionCount,
     worldDir: o.worldDir,
     modelDir: o.modelDir,
     embeddingCacheSize: o.embeddingCacheSize,
+    snapshotDir: o.snapshotDir,
+    catalogue: lease?.catalogue.columns,
   };
   let host: PartitionHost;
   let info: UserPartitionReadyInfo;
-  if (o.thread === 'worker') {
-    ({ host, info } = await WorkerHost.start(config));
-  } else {
-    const opened = await openUserPartition(config);
-    host = new InlineHost(opened.partition, opened.tower);
-    info = opened.info;
+  try {
+    if (o.thread === 'worker') {
+      ({ host, info } = await WorkerHost.start(config));
+    } else {
+      const opened = await openUserPartition(config);
+      host = new InlineHost(opened.partition, opened.tower);
+      info = opened.info;
+    }
+  } catch (err) {
+    lease?.release();
+    throw err;
   }
-  return new UserPartitionImpl(opts.nc, o, host, info);
+  return new UserPartitionImpl(opts.nc, o, host, info, () => lease?.release());
 }
 
 class UserPartitionImpl implements UserPartitionHandle {
@@ -248,9 +274,11 @@ class UserPartitionImpl implements UserPartitionHandle {
   #dropped = 0;
   #rejected = 0;
   #stopped: Promise<void> | undefined;
+  readonly #releaseCatalogue: () => void;
 
-  constructor(nc: NatsConnection, o: ResolvedUserPartitionOptions, host: PartitionHost, info: UserPartitionReadyInfo) {
+  constructor(nc: NatsConnection, o: ResolvedUserPartitionOptions, host: PartitionHost, info: UserPartitionReadyInfo, releaseCatalogue: () => void) {
     this.#o = o;
+    this.#releaseCatalogue = releaseCatalogue;
     this.#host = host;
     this.info = info;
     this.#sub = nc.subscribe(Subjects.userGet(o.cluster, o.partition), {
@@ -293,6 +321,7 @@ class UserPartitionImpl implements UserPartitionHandle {
     this.#stopped ??= (async () => {
       this.#sub.unsubscribe();
       await this.#host.close();
+      this.#releaseCatalogue();
     })();
     return this.#stopped;
   }

@@ -21,7 +21,7 @@ export interface RealLauncherOptions {
   readonly node: string;
   readonly worldDir: string;
   readonly modelDir: string;
-  /** Item-shard snapshots go to `<runDir>/snapshots`. */
+  /** Item-shard and user-partition snapshots (and the catalogue file) go to `<runDir>/snapshots`. */
   readonly runDir: string;
   readonly model: ModelManifest;
   readonly log: (event: Record<string, unknown>) => void;
@@ -57,6 +57,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         embeddingCacheSize: us.embeddingCacheSize,
         thread: us.thread,
         maxInFlight: us.maxInFlight,
+        snapshotDir: path.join(o.runDir, 'snapshots'),
       }),
     popular: async (): Promise<RunningActor> =>
       startPopular({
@@ -66,6 +67,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         lists: po.lists,
         refreshIntervalMs: po.refreshIntervalMs,
         timeBase: po.timeBase,
+        snapshotDir: path.join(o.runDir, 'snapshots'),
       }),
     ranker: async (): Promise<RunningServerActor> => {
       const r = o.config.ranker;

@@ -20,7 +20,7 @@ export interface TwoTowerOptions {
   readonly embDim?: number;
   /** Hidden widths of each tower's MLP. Default [128]. */
   readonly hidden?: readonly number[];
-  /** Softmax temperature τ on cosine logits. Default 0.05. */
+  /** Softmax temperature τ on cosine logits. Default 0.1 (0.05: same Recall@100, Recall@10 0.050 vs 0.055 on the default world). */
   readonly temperature?: number;
   /** Adam learning rate. Default 2e-3 (dense) and 2e-2 (embeddings). */
   readonly lr?: number;
@@ -44,7 +44,7 @@ export class TwoTowerModel {
     const rng = new SeededRng(opts.seed ?? 1);
     const embDim = opts.embDim ?? 32;
     const hidden = opts.hidden ?? [128];
-    this.temperature = opts.temperature ?? 0.05;
+    this.temperature = opts.temperature ?? 0.1;
     this.user = new Tower(
       {
         name: 'user',

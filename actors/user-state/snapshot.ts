@@ -1,0 +1,158 @@
+/**
+ * On-disk snapshot of a user partition's profiles, so a restart skips replaying the world (DESIGN
+ * §2: "rebuilt from snapshot + event-stream replay"; §6: "restore from snapshot, replay the stream
+ * from the snapshot's sequence"). Layout of `<snapshotDir>/user-partition-<p>-of-<P>-<world id>/`:
+ * - `profiles.bin` — {@link UserProfileColumns} as little-endian typed arrays back to back, in
+ *   {@link SECTIONS} order (no JSON per user);
+ * - `meta.json` — {@link UserSnapshotMeta}, written last, so its presence marks a complete snapshot.
+ * The folder is written under a temporary name and renamed into place.
+ *
+ * A snapshot is restored only when its partition, P, world identity and feature-spec hash all match
+ * (a profile's category affinities and recent-list semantics follow the spec); otherwise the
+ * partition is rebuilt from the world and the snapshot replaced.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Bump when the layout changes; older snapshots are then refused (rebuilt). */
+export const USER_SNAPSHOT_FORMAT = 1;
+
+/** What a snapshot must match to be restored. */
+export interface UserSnapshotKey {
+  readonly partition: number;
+  readonly partitionCount: number;
+  /** World identity (name@createdAt, see item-shard/bootstrap.ts worldSource). */
+  readonly source: string;
+  /** specHash of the feature spec the profiles were built with. */
+  readonly featureSpecHash: string;
+}
+
+/** `meta.json` of a snapshot. */
+export interface UserSnapshotMeta extends UserSnapshotKey {
+  readonly format: number;
+  readonly users: number;
+  readonly recentEntries: number;
+  readonly numCategories: number;
+  /** Highest event-stream sequence applied; the stream consumer resumes after it. */
+  readonly appliedSeq: number;
+  readonly createdAt: string;
+}
+
+/**
+ * Profiles of one partition as columns. Row u: user `userIds[u]`; its counters at
+ * `counters[u*5 ..]` (impressions, clicks, watches, watchSeconds, lastEventMs); its recent list at
+ * `recentVideoIds/recentCreatorIds[recentOffsets[u] .. recentOffsets[u+1])`, oldest first; its
+ * category affinities at `affinity[u*numCategories ..]`.
+ */
+export interface UserProfileColumns {
+  readonly numCategories: number;
+  readonly appliedSeq: number;
+  readonly userIds: Float64Array;
+  readonly counters: Float64Array;
+  readonly recentOffsets: Uint32Array;
+  readonly recentVideoIds: Float64Array;
+  readonly recentCreatorIds: Float64Array;
+  readonly affinity: Float32Array;
+}
+
+/** Counter columns per user, in order. */
+export const USER_COUNTER_FIELDS = ['impressions', 'clicks', 'watches', 'watchSeconds', 'lastEventMs'] as const;
+
+const SECTIONS = ['userIds', 'counters', 'recentOffsets', 'recentVideoIds', 'recentCreatorIds', 'affinity'] as const;
+type Section = (typeof SECTIONS)[number];
+const CTORS: Record<Section, Float64ArrayConstructor | Uint32ArrayConstructor | Float32ArrayConstructor> = {
+  userIds: Float64Array,
+  counters: Float64Array,
+  recentOffsets: Uint32Array,
+  recentVideoIds: Float64Array,
+  recentCreatorIds: Float64Array,
+  affinity: Float32Array,
+};
+
+function sectionLengths(users: number, recent: number, numCategories: number): Record<Section, number> {
+  return {
+    userIds: users,
+    counters: users * USER_COUNTER_FIELDS.length,
+    recentOffsets: users + 1,
+    recentVideoIds: recent,
+    recentCreatorIds: recent,
+    affinity: users * numCategories,
+  };
+}
+
+const pad8 = (n: number): number => (n + 7) & ~7;
+const FILES = { profiles: 'profiles.bin', meta: 'meta.json' } as const;
+
+/** `<snapshotDir>/user-partition-<p>-of-<P>-<world id>`. */
+export function userSnapshotPath(snapshotDir: string, key: Pick<UserSnapshotKey, 'partition' | 'partitionCount' | 'source'>): string {
+  const world = key.source.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return path.join(snapshotDir, `user-partition-${key.partition}-of-${key.partitionCount}-${world}`);
+}
+
+/** Writes `cols` as the snapshot for `key`, replacing an older one atomically (rename). */
+export async function writeUserSnapshot(snapshotDir: string, key: UserSnapshotKey, cols: UserProfileColumns): Promise<string> {
+  const final = userSnapshotPath(snapshotDir, key);
+  const tmp = `${final}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  await mkdir(tmp, { recursive: true });
+  const parts: Uint8Array[] = [];
+  for (const s of SECTIONS) {
+    const a = cols[s];
+    parts.push(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    // 8-byte alignment of every section lets a reader view the file without per-section copies.
+    const gap = pad8(a.byteLength) - a.byteLength;
+    if (gap > 0) parts.push(new Uint8Array(gap));
+  }
+  await writeFile(path.join(tmp, FILES.profiles), Buffer.concat(parts));
+  const meta: UserSnapshotMeta = {
+    format: USER_SNAPSHOT_FORMAT,
+    ...key,
+    users: cols.userIds.length,
+    recentEntries: cols.recentVideoIds.length,
+    numCategories: cols.numCategories,
+    appliedSeq: cols.appliedSeq,
+    createdAt: new Date().toISOString(),
+  };
+  await writeFile(path.join(tmp, FILES.meta), JSON.stringify(meta, null, 2));
+  await rm(final, { recursive: true, force: true });
+  await rename(tmp, final);
+  return final;
+}
+
+/** Result of {@link readUserSnapshot}: the profiles, or why there are none. */
+export type UserSnapshotRead = { readonly columns: UserProfileColumns; readonly path: string } | { readonly columns: undefined; readonly refused: string };
+
+/** Restores the snapshot for `key`, or says why not (none, other world/spec/P, other format). */
+export async function readUserSnapshot(snapshotDir: string, key: UserSnapshotKey): Promise<UserSnapshotRead> {
+  const dir = userSnapshotPath(snapshotDir, key);
+  if (!existsSync(path.join(dir, FILES.meta))) return { columns: undefined, refused: 'no snapshot' };
+  const meta = JSON.parse(await readFile(path.join(dir, FILES.meta), 'utf8')) as UserSnapshotMeta;
+  if (meta.format !== USER_SNAPSHOT_FORMAT) return { columns: undefined, refused: `format ${meta.format}, expected ${USER_SNAPSHOT_FORMAT}` };
+  for (const k of ['partition', 'partitionCount', 'source', 'featureSpecHash'] as const) {
+    if (meta[k] !== key[k]) return { columns: undefined, refused: `${k} is ${String(meta[k])}, expected ${String(key[k])}` };
+  }
+  const bytes = await readFile(path.join(dir, FILES.profiles));
+  const lengths = sectionLengths(meta.users, meta.recentEntries, meta.numCategories);
+  const expected = SECTIONS.reduce((s, k) => s + pad8(lengths[k] * CTORS[k].BYTES_PER_ELEMENT), 0);
+  if (bytes.length !== expected) return { columns: undefined, refused: `${FILES.profiles} holds ${bytes.length} bytes, expected ${expected}` };
+  // One aligned copy of the whole file; the sections are views into it.
+  const buf = new ArrayBuffer(bytes.length);
+  new Uint8Array(buf).set(bytes);
+  const views = {} as Record<Section, Float64Array | Uint32Array | Float32Array>;
+  let at = 0;
+  for (const s of SECTIONS) {
+    views[s] = new CTORS[s](buf, at, lengths[s]);
+    at += pad8(lengths[s] * CTORS[s].BYTES_PER_ELEMENT);
+  }
+  const columns: UserProfileColumns = {
+    numCategories: meta.numCategories,
+    appliedSeq: meta.appliedSeq,
+    userIds: views.userIds as Float64Array,
+    counters: views.counters as Float64Array,
+    recentOffsets: views.recentOffsets as Uint32Array,
+    recentVideoIds: views.recentVideoIds as Float64Array,
+    recentCreatorIds: views.recentCreatorIds as Float64Array,
+    affinity: views.affinity as Float32Array,
+  };
+  return { columns, path: dir };
+}

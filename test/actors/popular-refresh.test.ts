@@ -1,0 +1,112 @@
+/**
+ * Popular refresh: the bounded top-N selection and the sliced refresh give exactly the lists a full
+ * sort of every counted entry gives, and a catalogue-backed index answers like a setItem-backed one.
+ */
+import t from 'tap';
+import { SeededRng } from '../../core/clock.js';
+import { DEVICES, EventType } from '../../core/events.js';
+import type { InteractionEvent } from '../../core/events.js';
+import { allocateCatalogueColumns, ItemCatalogue } from '../../actors/user-state/catalogue.js';
+import { GLOBAL_KEY, PopularIndex, listKey } from '../../actors/popular/popular-index.js';
+
+const H = 3_600_000;
+const NOW = Date.UTC(2026, 5, 1);
+const VIDEOS = 3000;
+const COUNTRIES = ['BR', 'US', 'JP'];
+
+function fixedInput(): { metas: { videoId: number; creatorId: number; category: number; durationS: number; uploadTsMs: number }[]; events: InteractionEvent[] } {
+  const rng = new SeededRng(7);
+  const metas = Array.from({ length: VIDEOS }, (_, i) => ({ videoId: i + 1, creatorId: 100 + (i % 50), category: i % 32, durationS: 30 + (i % 200), uploadTsMs: NOW - rng.int(20 * 24) * H }));
+  const events: InteractionEvent[] = [];
+  for (let i = 0; i < 30_000; i++) {
+    // Skewed popularity (squared uniform) so lists have clear heads and many ties in the tail.
+    const videoId = 1 + Math.floor(rng.next() * rng.next() * VIDEOS);
+    const type = [EventType.CLICK, EventType.WATCH, EventType.IMPRESSION][rng.int(3)] as EventType;
+    events.push({
+      eventId: `e${i}`,
+      userId: 1 + rng.int(500),
+      videoId,
+      type,
+      tsMs: NOW - Math.floor(rng.next() * rng.next() * rng.next() * 72 * H), // most events recent: long trending lists
+      position: 0,
+      watchSeconds: type === EventType.WATCH ? rng.int(60) : 0,
+      context: { device: DEVICES[rng.int(DEVICES.length)] ?? 'web', country: COUNTRIES[rng.int(COUNTRIES.length)] ?? 'BR', localHour: 12 },
+      surface: 'home',
+      requestId: '',
+    });
+  }
+  return { metas, events };
+}
+
+function build(listSize: number, catalogue?: ItemCatalogue): PopularIndex {
+  const { metas, events } = fixedInput();
+  const idx = new PopularIndex({ listSize, minTrendingCount: 0.3 }, catalogue);
+  if (catalogue === undefined) for (const m of metas) idx.setItem(m);
+  for (const e of events) idx.applyEvent(e);
+  return idx;
+}
+
+const keys = [GLOBAL_KEY, ...COUNTRIES.flatMap((c) => DEVICES.map((d) => listKey(c, d)))];
+
+t.test('bounded top-N equals the head of a full sort', async (t) => {
+  const n = 25;
+  const small = build(n);
+  const full = build(1_000_000); // listSize above every list's length: every entry kept and sorted
+  small.refresh(NOW);
+  full.refresh(NOW);
+  let compared = 0;
+  for (const key of keys) {
+    for (const trending of [false, true]) {
+      const a = small.list(key, trending);
+      const b = full.list(key, trending);
+      t.ok(a !== undefined && b !== undefined, `${key} ${trending ? 'trending' : 'popular'} exists`);
+      if (a === undefined || b === undefined) continue;
+      t.ok(b.videoIds.length > n, `${key}: the full list is longer than n (${b.videoIds.length})`);
+      t.same(a.videoIds, b.videoIds.slice(0, n), `${key} ${trending ? 'trending' : 'popular'} ids`);
+      t.same(a.scores, b.scores.slice(0, n), 'scores bit-identical');
+      for (let i = 1; i < b.scores.length; i++) {
+        const ok = (b.scores[i - 1] as number) > (b.scores[i] as number) || ((b.scores[i - 1] as number) === (b.scores[i] as number) && (b.videoIds[i - 1] as number) < (b.videoIds[i] as number));
+        if (!ok) t.fail(`${key}: full list out of order at ${i}`);
+      }
+      compared++;
+    }
+  }
+  t.equal(compared, keys.length * 2);
+});
+
+t.test('sliced refresh equals the synchronous one', async (t) => {
+  const a = build(40);
+  const b = build(40);
+  a.refresh(NOW);
+  let slices = 0;
+  const steps = b.refreshSteps(NOW, 97);
+  while (!steps.next().done) {
+    slices++;
+    if (slices === 1) t.equal(b.list(GLOBAL_KEY, false), undefined, 'lists are swapped in only when the pass completes');
+  }
+  t.ok(slices > 10, `ran in ${slices} slices`);
+  for (const key of keys) for (const trending of [false, true]) t.same(b.list(key, trending), a.list(key, trending), `${key} ${trending}`);
+});
+
+t.test('a catalogue-backed index answers like a setItem-backed one', async (t) => {
+  const { metas } = fixedInput();
+  const cols = allocateCatalogueColumns(metas.length, false);
+  metas.forEach((m, r) => {
+    cols.ids[r] = m.videoId;
+    cols.creatorIds[r] = m.creatorId;
+    cols.categories[r] = m.category;
+    cols.durationS[r] = m.durationS;
+    cols.uploadTsMs[r] = m.uploadTsMs;
+  });
+  const a = build(60);
+  const b = build(60, new ItemCatalogue(cols));
+  a.refresh(NOW);
+  b.refresh(NOW);
+  for (const trending of [false, true]) {
+    for (const [c, d] of [['BR', 'ios'], ['', ''], ['JP', 'web']] as const) {
+      const ca = a.candidates(c, d, 50, trending);
+      t.ok(ca.videoIds.length > 0);
+      t.same(b.candidates(c, d, 50, trending), ca, `candidates ${c}/${d} trending=${trending}, features and counters included`);
+    }
+  }
+});

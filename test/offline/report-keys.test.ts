@@ -1,0 +1,26 @@
+// reports/eval.json keys the default synthetic world as `synthetic` and KuaiRand as `kuairand`
+// (the issue's names); other worlds keep their own name so they never overwrite those rows.
+import t from 'tap';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mergeIntoReport } from '../../offline/eval/report.js';
+import { reportDatasetKey, reportFor } from '../../offline/pipeline/report.js';
+
+t.test('dataset keys', async (t) => {
+  t.equal(reportDatasetKey('default'), 'synthetic');
+  t.equal(reportDatasetKey('kuairand'), 'kuairand');
+  t.equal(reportDatasetKey('tiny-2k'), 'tiny-2k');
+});
+
+t.test('the default world lands under `synthetic` in the report file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upnext-report-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'eval.json');
+  await mergeIntoReport(reportFor(reportDatasetKey('default'), { two_tower: { recall_at_100: 0.17 }, popularity: { recall_at_100: 0.07 } }), path);
+  await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), { mmoe: { auc: 0.78 } }), path);
+  const report = JSON.parse(await readFile(path, 'utf8')) as Record<string, Record<string, Record<string, number>>>;
+  t.same(Object.keys(report).sort(), ['kuairand', 'synthetic']);
+  t.equal(report['synthetic']?.['two_tower']?.['recall_at_100'], 0.17);
+  t.equal(report['kuairand']?.['mmoe']?.['auc'], 0.78);
+});
