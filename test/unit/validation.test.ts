@@ -75,7 +75,7 @@ t.test('LogEvents validation', async (t) => {
 
 t.test('coordinator options: defaults, then a TypeError naming the bad option', async (t) => {
   const cfg = resolveCoordinatorConfig();
-  t.equal(cfg.budgets.userStateMs, 10);
+  t.equal(cfg.budgets.userStateMs, 20);
   t.equal(cfg.budgets.retrievalMs, 30);
   t.equal(cfg.budgets.rankingMs, 40);
   t.equal(cfg.budgets.policyMs, 2);
