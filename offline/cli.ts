@@ -20,7 +20,7 @@ import { onnxScoring } from './onnx/sessions.js';
 import { fitCalibrations } from './pipeline/calibrate.js';
 import { evaluateAll } from './pipeline/evaluate.js';
 import { buildExamples } from './pipeline/examples.js';
-import { DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
+import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
 import { baselineRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
 import { generateWorld } from './world/generate.js';
@@ -31,7 +31,7 @@ import { worldExists } from './world/reader.js';
 const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
 
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
-                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs 2] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--no-kuairand] [--quiet]
+                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--no-kuairand] [--quiet]
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]`;
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
@@ -69,7 +69,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   const common = {
     seed,
     epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_TWO_TOWER_EPOCHS),
-    rankerEpochs: intOption('ranker-epochs', values['ranker-epochs'] as string | undefined, 2),
+    rankerEpochs: intOption('ranker-epochs', values['ranker-epochs'] as string | undefined, DEFAULT_RANKER_EPOCHS),
     progress,
     log,
   };

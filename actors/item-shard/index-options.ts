@@ -1,20 +1,28 @@
 /**
  * ANN index options of an item shard: defaults, validation, and the 'auto' factory rule.
  *
- * Why IVF by default (measured with bench-index.ts on this 2-vCPU machine, one thread, 64-d unit
- * vectors in 256 Gaussian clusters, k=100, 200 queries):
- * - 100k vectors, spread 0.06: exact Flat 3.5 ms/query; IVF1024,Flat nprobe 32 → recall@100 0.967
- *   at 0.20 ms, nprobe 64 → 0.994 at 0.34 ms; build (train + add) 1.5 s.
- * - HNSW32 (efConstruction 80) on the same 100k took 28.5 s to build and reached only 0.745 recall at
- *   efSearch 256 (1.2 ms) on near-uniform data (spread 0.15), where IVF1024 nprobe 64 gave 0.774 at
- *   0.35 ms. HNSW also cannot remove vectors (cold-start churn), and its cost grows with shard count.
- * So: exact Flat for small shards (recall 1, ≤ ~0.7 ms below 20k items), IVF above, with
- * nprobe = nlist/8 (≈ 12% of the vectors scanned), raised so a search scans at least 40·k vectors
- * (small shards: at 6000 items, IVF256, nlist/16 alone gave recall@100 0.86; with the k rule 0.9995).
- * Real two-tower embeddings are harder than the synthetic clusters: on the 1M-video local world
- * (2 shards of IVF2048, 200 candidates per shard, `make bench`) nlist/16 = 128 gave sharded
- * recall@100 0.922 vs exact, nlist/8 = 256 gave 0.969 at 1.7x the search cost; hence nlist/8.
- * HNSW stays available through `factory`.
+ * Chosen by measurement on the REAL vectors (docs/capacity.md "Index choice"): the 1M-video local
+ * world's item-tower vectors (64-d, unit norm) split by `itemShardOf`, 400 user-tower queries,
+ * recall@100 of the union of per-shard top-200 (the coordinator's perShardK) vs exact brute force,
+ * CPU per whole-corpus query (summed over shards), one thread, OMP_NUM_THREADS=1, 2-vCPU EPYC:
+ * - S=2 (500k per shard): IVF2048,Flat nprobe 128 → 0.922 @ 3.2 ms, **nprobe 256 → 0.968 @ 5.5 ms**;
+ *   IVF1024 nprobe 128 → 0.954 @ 5.1 ms; IVF4096 nprobe 256 → 0.945 @ 3.7 ms, 320 → 0.958 @ 4.8 ms,
+ *   384 → 0.968 @ 5.4 ms (same cost as IVF2048 at the same recall, 2.6× the build: 50 s vs 19 s);
+ *   IVF2048,SQ8 nprobe 256 → 0.961 @ 8.9 ms (decoding SQ8 costs more CPU than it saves; it only
+ *   saves memory: 64 vs 256 MiB of codes per 1M vectors).
+ * - S=1 (1M): IVF4096 nprobe 256 → 0.948 @ 3.0 ms, 512 → 0.982 @ 5.3 ms; IVF2048 nprobe 256 →
+ *   0.968 @ 4.9 ms. HNSW32 (efConstruction 40): efSearch 256 → 0.884 @ 2.2 ms, 512 → 0.940 @
+ *   3.9 ms, and the build took 403 CPU-s (585 s wall on the loaded machine) for 1M vectors.
+ * So HNSW loses on these embeddings (lower recall per ms, ~25× the build CPU of IVF, no faiss-side
+ * removal, and S HNSW shards cost ~S× one index), and finer IVF lists or SQ8 buy nothing at equal
+ * recall. 'auto' therefore stays: exact Flat up to 20k items (recall 1, ≤ ~0.7 ms), else
+ * IVF{≈4√n},Flat with nprobe = nlist/8 (≈ 12% of the vectors scanned), raised so a search scans at
+ * least 40·k vectors (small shards: at 6000 synthetic items, IVF256, nlist/16 gave recall@100 0.86;
+ * with the k rule 0.9995). Recall is set by the fraction of vectors scanned (≈ 6% → 0.92–0.95,
+ * 12% → 0.97), so retrieval CPU grows linearly with the corpus: at 1M items it is ~5 ms per
+ * request, far above the ~1.5 ms the 400 QPS/core goal leaves; no index choice measured here meets
+ * that goal at recall ≥ 0.95 (the lever left is the embeddings themselves, or fewer items per query).
+ * HNSW stays available through `factory` (removal by tombstones: see shard-index.ts).
  */
 
 /** Options of the ANN index (all optional; see {@link resolveIndexOptions} for defaults). */

@@ -199,7 +199,15 @@ export function fillOutOfFoldScores(set: ExampleSet, opts: FitTwoTowerOptions): 
   return stats;
 }
 
+/**
+ * Ranker epochs (MMoE and single-task alike). 3: on the default world a third epoch improved both
+ * models by the same amount (click AUC +0.0015, watch MAE −0.07 log1p s, seed 1) and kept the
+ * comparison between them unchanged.
+ */
+export const DEFAULT_RANKER_EPOCHS = 3;
+
 export interface FitRankerOptions {
+  /** Default {@link DEFAULT_RANKER_EPOCHS} (3). */
   readonly epochs?: number;
   /** Default 512. */
   readonly batchSize?: number;
@@ -235,7 +243,7 @@ export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Ranker
   const singleClick = new SingleTaskModel('click', f, { seed: seed + 1 });
   const singleWatch = new SingleTaskModel('watch', f, { seed: seed + 2 });
   const train = indicesOf(set, SplitId.TRAIN);
-  const epochs = opts.epochs ?? 2;
+  const epochs = opts.epochs ?? DEFAULT_RANKER_EPOCHS;
   const bs = opts.batchSize ?? 512;
   const rng = new SeededRng(seed + 202);
   const x = new Float32Array(bs * f);

@@ -26,7 +26,7 @@ import { evaluateAll } from './evaluate.js';
 import { fitCalibrations } from './calibrate.js';
 import { trainedScoring } from './scoring.js';
 import type { FitStats, Rankers } from './fit.js';
-import { DEFAULT_TWO_TOWER_EPOCHS, catalogueVectors, fillOutOfFoldScores, fillRetrievalScores, fitRankers, fitTwoTower } from './fit.js';
+import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS, catalogueVectors, fillOutOfFoldScores, fillRetrievalScores, fitRankers, fitTwoTower } from './fit.js';
 import { SplitId, indicesOf } from './examples.js';
 import type { TwoTowerModel } from '../models/two-tower.js';
 
@@ -40,7 +40,7 @@ export interface TrainOptions {
   readonly seed?: number;
   /** Two-tower epochs. Default DEFAULT_TWO_TOWER_EPOCHS (1). */
   readonly epochs?: number;
-  /** Ranker epochs (MMoE and single-task). Default 2. */
+  /** Ranker epochs (MMoE and single-task). Default DEFAULT_RANKER_EPOCHS (3). */
   readonly rankerEpochs?: number;
   /** Version name. Default `v<UTC yyyymmdd-HHMMSS>-<world name>`. */
   readonly version?: string;
@@ -121,7 +121,7 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
   } else {
     fillRetrievalScores(tt.model, set, itemVectors, indicesOf(set, SplitId.TRAIN));
   }
-  const rankers = fitRankers(set, { seed, epochs: opts.rankerEpochs ?? 2, progress: opts.progress ?? false, ...(opts.mmoe ? { mmoe: opts.mmoe } : {}) });
+  const rankers = fitRankers(set, { seed, epochs: opts.rankerEpochs ?? DEFAULT_RANKER_EPOCHS, progress: opts.progress ?? false, ...(opts.mmoe ? { mmoe: opts.mmoe } : {}) });
   lap('rankers');
   const scoring = trainedScoring(tt.model, rankers);
   const calibrations = await fitCalibrations(set, scoring, itemVectors);
