@@ -40,7 +40,7 @@ export interface TrainOptions {
   readonly seed?: number;
   /** Two-tower epochs. Default DEFAULT_TWO_TOWER_EPOCHS (1). */
   readonly epochs?: number;
-  /** Ranker epochs (MMoE and single-task). Default DEFAULT_RANKER_EPOCHS (3). */
+  /** Ranker epochs (MMoE and single-task). Default DEFAULT_RANKER_EPOCHS (2). */
   readonly rankerEpochs?: number;
   /** Version name. Default `v<UTC yyyymmdd-HHMMSS>-<world name>`. */
   readonly version?: string;
