@@ -30,8 +30,15 @@ import { worldExists } from './world/reader.js';
 /** Size of the default synthetic world when `train` has to generate it. */
 const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
 
+/**
+ * Two-tower epochs on KuaiRand. One epoch (the synthetic default, where more passes memorise the
+ * training pairs) underfits KuaiRand's 33k positives: Recall@100 0.049 at 1 epoch vs 0.069 at 3
+ * (popularity 0.043), measured 2026-11-25.
+ */
+const KUAIRAND_TWO_TOWER_EPOCHS = 3;
+
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
-                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--no-kuairand] [--quiet]
+                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]`;
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
@@ -84,7 +91,13 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
       await convertKuaiRand({ outDir: kuaiDir });
     }
     // KuaiRand has other ids and no serving use: evaluate only, publish nothing.
-    const kr = await trainModels({ worldDir: kuaiDir, outDir: String(values['out'] ?? 'models'), exportOnnx: false, ...common });
+    const kr = await trainModels({
+      worldDir: kuaiDir,
+      outDir: String(values['out'] ?? 'models'),
+      exportOnnx: false,
+      ...common,
+      epochs: intOption('kuairand-epochs', values['kuairand-epochs'] as string | undefined, KUAIRAND_TWO_TOWER_EPOCHS),
+    });
     report = await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), { ...reportRows(kr.metrics), ...(await baselineRows(kuaiDir)) }), reportPath);
   }
   process.stdout.write(`${formatReport(report)}\n`);
@@ -124,6 +137,7 @@ async function main(): Promise<void> {
       seed: { type: 'string' },
       epochs: { type: 'string' },
       'ranker-epochs': { type: 'string' },
+      'kuairand-epochs': { type: 'string' },
       out: { type: 'string' },
       models: { type: 'string' },
       version: { type: 'string' },
