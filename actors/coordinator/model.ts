@@ -3,15 +3,12 @@
  * and P(click) calibration. A manifest whose feature-spec hash does not match this build's feature
  * code for its spec is refused (FAILED_PRECONDITION), as DESIGN.md §5 requires.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { specHash } from '../../core/features/index.js';
 import { validateFeatureSpec } from '../../core/features/spec.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
 import type { ModelManifest } from '../../core/model/contract.js';
-import { MODEL_FILES } from '../../core/model/contract.js';
 import { failedPrecondition } from '../../core/status.js';
-import { loadModelManifest } from '../../offline/onnx/load.js';
+import { loadServingManifest } from '../../offline/onnx/load.js';
 import type { ServingModel } from './ports.js';
 
 /** Checks a manifest against this build's feature code and extracts what serving needs. */
@@ -37,13 +34,5 @@ export function servingModelFromManifest(manifest: ModelManifest): ServingModel 
  * feature-spec mismatch).
  */
 export async function loadServingModel(modelDir: string): Promise<ServingModel> {
-  // The running spec is the manifest's own spec: what must match is the code hashing it.
-  let spec: FeatureSpec | undefined;
-  try {
-    spec = (JSON.parse(await readFile(path.join(modelDir, MODEL_FILES.manifest), 'utf8')) as Partial<ModelManifest>).featureSpec;
-  } catch {
-    // loadModelManifest reports the missing or unreadable file with the right code.
-  }
-  const manifest = await loadModelManifest(modelDir, spec === undefined ? '' : specHash(spec));
-  return servingModelFromManifest(manifest);
+  return servingModelFromManifest(await loadServingManifest(modelDir));
 }

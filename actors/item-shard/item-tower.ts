@@ -3,33 +3,17 @@
  * in batches. Used at shard build and for cold-start upserts. onnxruntime-node runs `session.run`
  * synchronously on the calling thread (after a setImmediate), so this lives in the shard's worker.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ItemMeta } from '../../core/features/item.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
-import { specHash } from '../../core/features/index.js';
 import { itemDenseWidth, writeItemTowerInputs } from '../../core/features/towers.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
 import { failedPrecondition } from '../../core/status.js';
-import { loadModelManifest } from '../../offline/onnx/load.js';
+import { loadServingManifest } from '../../offline/onnx/load.js';
 
-/**
- * Reads `modelDir/manifest.json` and refuses it (FAILED_PRECONDITION) when the feature-spec hash it
- * records differs from what this build's feature code computes for the manifest's spec.
- */
-export async function loadServingManifest(modelDir: string): Promise<ModelManifest> {
-  let spec: FeatureSpec;
-  try {
-    spec = (JSON.parse(await readFile(path.join(modelDir, MODEL_FILES.manifest), 'utf8')) as { featureSpec: FeatureSpec }).featureSpec;
-  } catch {
-    // loadModelManifest reports the precise problem (missing file, bad JSON).
-    return loadModelManifest(modelDir, '');
-  }
-  if (spec === undefined) throw failedPrecondition(`${modelDir}: manifest has no featureSpec`);
-  return loadModelManifest(modelDir, specHash(spec));
-}
+export { loadServingManifest };
 
 /** Session options for serving: one intra-op thread (actors scale by workers, not ORT threads). */
 export const SERVING_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {

@@ -6,7 +6,7 @@
  * transforms' code of this build), and, when the running spec is given, its hash must equal the
  * manifest's.
  */
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { specHash } from '../../core/features/index.js';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
@@ -15,7 +15,7 @@ import { validateFeatureSpec } from '../../core/features/spec.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError, failedPrecondition } from '../../core/status.js';
-import { loadModelManifest } from '../../offline/onnx/load.js';
+import { loadModelManifest, loadServingManifest } from '../../offline/onnx/load.js';
 
 /** A ranker model ready to be loaded by the workers. */
 export interface RankerModel {
@@ -36,8 +36,10 @@ export async function readRankerModel(modelDir: string, runningSpec?: FeatureSpe
   const onnxPath = path.join(dir, MODEL_FILES.ranker);
   // Without a pinned running spec, the model's own spec is the one to run; this build's code must
   // still hash it to the manifest's hash (the hash covers the transforms' code).
-  const runningHash = runningSpec !== undefined ? specHash(checkedSpec(runningSpec, 'running feature spec')) : await manifestSpecHash(dir);
-  const manifest = await loadModelManifest(dir, runningHash);
+  const manifest =
+    runningSpec !== undefined
+      ? await loadModelManifest(dir, specHash(checkedSpec(runningSpec, 'running feature spec')))
+      : await loadServingManifest(dir);
   const spec = checkedSpec(manifest.featureSpec, `${dir}/${MODEL_FILES.manifest}`);
   const computed = specHash(spec);
   if (computed !== manifest.featureSpecHash) {
@@ -59,25 +61,4 @@ function checkedSpec(spec: FeatureSpec, where: string): FeatureSpec {
   } catch (err) {
     throw failedPrecondition(`${where}: ${(err as Error).message}`);
   }
-}
-
-/** specHash of the spec stored in the manifest (NOT_FOUND / FAILED_PRECONDITION like loadModelManifest). */
-async function manifestSpecHash(dir: string): Promise<string> {
-  const file = path.join(dir, MODEL_FILES.manifest);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new UpnextError(StatusCode.NOT_FOUND, `model manifest ${file} not found: ${(err as Error).message}`);
-  }
-  let parsed: { featureSpec?: FeatureSpec };
-  try {
-    parsed = JSON.parse(text) as { featureSpec?: FeatureSpec };
-  } catch (err) {
-    throw failedPrecondition(`model manifest ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || typeof parsed.featureSpec !== 'object' || parsed.featureSpec === null) {
-    throw failedPrecondition(`${file} has no featureSpec`);
-  }
-  return specHash(checkedSpec(parsed.featureSpec, file));
 }

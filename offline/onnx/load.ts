@@ -4,6 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { specHash } from '../../core/features/index.js';
+import type { FeatureSpec } from '../../core/features/spec.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError, failedPrecondition } from '../../core/status.js';
@@ -40,6 +42,25 @@ export async function loadModelManifest(dir: string, runningSpecHash: string): P
     );
   }
   return m as ModelManifest;
+}
+
+/**
+ * Loads a model directory for serving, when the caller runs whatever spec the model was trained
+ * with: the check is then that THIS build's feature code hashes the manifest's spec to the hash
+ * the manifest records (the hash covers the transforms' code, so a changed feature definition is
+ * refused). NOT_FOUND / FAILED_PRECONDITION as {@link loadModelManifest}.
+ */
+export async function loadServingManifest(dir: string): Promise<ModelManifest> {
+  let spec: FeatureSpec | undefined;
+  try {
+    spec = (JSON.parse(await readFile(join(dir, MODEL_FILES.manifest), 'utf8')) as Partial<ModelManifest>).featureSpec;
+  } catch {
+    // loadModelManifest reports the missing or unreadable file with the right code.
+  }
+  if (spec !== undefined && (typeof spec !== 'object' || spec === null)) {
+    throw failedPrecondition(`model manifest in ${dir}: featureSpec must be an object`);
+  }
+  return loadModelManifest(dir, spec === undefined ? '' : specHash(spec));
 }
 
 /** Name in `models/LATEST`, the text file naming the current version. */

@@ -3,11 +3,7 @@
  * Runtime (tiny untrained item tower from test/actors/fixtures.ts).
  */
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
 import { itemShardOf } from '../../core/hash.js';
 import { StatusCode } from '../../core/status.js';
 import { Subjects } from '../../core/subjects.js';
@@ -16,19 +12,13 @@ import type { ShardSearchReplyMsg, ShardSearchRequestMsg } from '../../protos/co
 import { startItemShard, resolveItemShardOptions } from '../../actors/item-shard/item-shard.js';
 import { ItemTower } from '../../actors/item-shard/item-tower.js';
 import { TINY_SPEC, writeTinyModel, writeTinyWorld } from './fixtures.js';
+import { natsFixture } from '../fixtures/nats.js';
 
 const SHARDS = 2;
 const SHARD = 1;
 
 t.test('item shard over NATS: search, exclusions, cold-start upsert, remove, errors, deadlines, snapshot', async (t) => {
-  const root = await mkdtemp(path.join(tmpdir(), 'upnext-item-nats-'));
-  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
-  const nc = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await nc.close();
-    await nats.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { root, nc } = await natsFixture(t, 'upnext-item-nats');
   const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: 400 });
   const modelDir = await writeTinyModel(path.join(root, 'model'));
   const cluster = `it${process.pid}`;

@@ -3,11 +3,7 @@
  * nats-server, and the coordinator-side PopularCache (serves without NATS after the first fill).
  */
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
 import { ManualClock } from '../../core/clock.js';
 import { EventType } from '../../core/events.js';
 import type { InteractionEvent } from '../../core/events.js';
@@ -18,6 +14,7 @@ import { GLOBAL_KEY, PopularIndex, listKey, resolvePopularIndexOptions } from '.
 import { startPopular } from '../../actors/popular/popular.js';
 import { PopularCache } from '../../actors/popular/popular-cache.js';
 import { writeTinyWorld } from './fixtures.js';
+import { natsFixture } from '../fixtures/nats.js';
 
 const H = 3_600_000;
 const NOW = Date.UTC(2026, 5, 1);
@@ -84,14 +81,7 @@ t.test('per (country, device) lists, topped up from the global list', async (t) 
 });
 
 t.test('popular actor over NATS and the coordinator cache', async (t) => {
-  const root = await mkdtemp(path.join(tmpdir(), 'upnext-pop-'));
-  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
-  const nc = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await nc.close();
-    await nats.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { root, nc } = await natsFixture(t, 'upnext-pop');
   const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: 20, numUsers: 30 });
   const cluster = `pop${process.pid}`;
   const actor = await startPopular({ nc, cluster, worldDir: world.dir });

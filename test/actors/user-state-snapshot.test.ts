@@ -7,8 +7,6 @@ import t from 'tap';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
 import { EventType } from '../../core/events.js';
 import { specHash } from '../../core/features/index.js';
 import { userPartitionOf } from '../../core/hash.js';
@@ -22,19 +20,13 @@ import { readUserSnapshot, writeUserSnapshot } from '../../actors/user-state/sna
 import { startUserPartition } from '../../actors/user-state/user-state.js';
 import { UserTower } from '../../actors/user-state/user-tower.js';
 import { TINY_SPEC, writeTinyModel, writeTinyWorld } from './fixtures.js';
+import { natsFixture } from '../fixtures/nats.js';
 
 const P = 2;
 const PART = 1;
 
 t.test('user partition snapshots', async (t) => {
-  const root = await mkdtemp(path.join(tmpdir(), 'upnext-usersnap-'));
-  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
-  const nc = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await nc.close();
-    await nats.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { root, nc } = await natsFixture(t, 'upnext-usersnap');
   const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: 200, numUsers: 30, days: 2 });
   const modelDir = await writeTinyModel(path.join(root, 'model'));
   const snapshotDir = path.join(root, 'snapshots');

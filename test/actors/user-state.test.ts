@@ -6,8 +6,6 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
 import { EventType } from '../../core/events.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { userPartitionOf } from '../../core/hash.js';
@@ -19,6 +17,7 @@ import { UserStatePartition } from '../../actors/user-state/partition.js';
 import { resolveUserPartitionOptions, startUserPartition } from '../../actors/user-state/user-state.js';
 import { UserTower } from '../../actors/user-state/user-tower.js';
 import { TINY_SPEC, writeTinyModel, writeTinyWorld } from './fixtures.js';
+import { natsFixture } from '../fixtures/nats.js';
 
 const P = 2;
 const PART = 0;
@@ -36,14 +35,7 @@ function norm(v: readonly number[]): number {
 }
 
 t.test('user partition over NATS (worker and inline)', async (t) => {
-  const root = await mkdtemp(path.join(tmpdir(), 'upnext-user-'));
-  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
-  const nc = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await nc.close();
-    await nats.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { root, nc } = await natsFixture(t, 'upnext-user');
   const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: NUM_VIDEOS, numUsers: 40, days: DAYS });
   const modelDir = await writeTinyModel(path.join(root, 'model'));
   const known = [...Array(40).keys()].map((i) => i + 1).filter((u) => userPartitionOf(u, P) === PART);
