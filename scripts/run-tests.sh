@@ -10,8 +10,9 @@ if [ -z "$files" ]; then echo "no test files under dist/test"; echo "0 passed, 1
 node_modules/.bin/tap --reporter=tap $files 2>&1 | tee run/test.tap
 status=${PIPESTATUS[0]}
 # Level-1 subtests (one per test() call in a file) are indented 4 spaces in tap's TAP stream.
-passed=$(grep -cE '^    ok [0-9]+ ' run/test.tap || true)
+passed=$(grep -E '^    ok [0-9]+ ' run/test.tap | grep -cv '# SKIP' || true)
+skipped=$(grep -E '^    ok [0-9]+ ' run/test.tap | grep -c '# SKIP' || true)
 failed=$(grep -cE '^    not ok [0-9]+ ' run/test.tap || true)
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
-echo "${passed} passed, ${failed} failed"
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$status"

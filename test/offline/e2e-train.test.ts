@@ -36,7 +36,11 @@ t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_00
   t.equal(manifest.featureSpecHash, specHash(DEFAULT_FEATURE_SPEC));
   t.ok(['isotonic', 'temperature', 'identity'].includes(manifest.calibration.click.type), 'calibration stored');
   t.equal(manifest.trainingData['world'], 'tiny');
-  for (const [k, v] of Object.entries(manifest.metrics['onnx_parity'] ?? {})) t.ok(v <= PARITY_TOLERANCE, `${k} = ${v}`);
+  const parity = manifest.metrics['onnx_parity'] ?? {};
+  for (const file of [MODEL_FILES.userTower, MODEL_FILES.itemTower, MODEL_FILES.ranker]) {
+    t.type(parity[file.replace('.onnx', '_max_abs_diff')], 'number', `parity of ${file} recorded`);
+  }
+  for (const [k, v] of Object.entries(parity)) t.ok(v <= PARITY_TOLERANCE, `${k} = ${v}`);
   t.same(JSON.parse(await readFile(join(models, 'v-tiny', MODEL_FILES.manifest), 'utf8')).tensors, manifest.tensors);
   await t.rejects(loadModelManifest(join(models, 'v-tiny'), specHash({ ...DEFAULT_FEATURE_SPEC, historyLength: 10 })), { code: StatusCode.FAILED_PRECONDITION });
 

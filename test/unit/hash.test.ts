@@ -1,6 +1,13 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { bucketOf, hashId, itemShardOf } from '../../core/hash.js';
+import { HashSeeds, bucketOf, hashId, itemShardOf, userPartitionOf } from '../../core/hash.js';
+
+t.test('hash values are pinned: a change re-shards every item and re-buckets every model', async (t) => {
+  t.same([0, 1, 42, 2 ** 32 + 7, 2 ** 53 - 1].map((id) => hashId(id, 123)), [3753932041, 1351517994, 3123263786, 2838307319, 3158482126]);
+  t.equal(bucketOf(123456789, 1 << 20, HashSeeds.VIDEO_ID), 84665);
+  t.equal(itemShardOf(1000, 8), 6);
+  t.equal(userPartitionOf(42, 256), 30);
+});
 
 t.test('hashId is stable across processes', async (t) => {
   const ids = [0, 1, 42, 2 ** 32 + 7, 2 ** 53 - 1];
