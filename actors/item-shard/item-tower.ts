@@ -3,7 +3,6 @@
  * in batches. Used at shard build and for cold-start upserts. onnxruntime-node runs `session.run`
  * synchronously on the calling thread (after a setImmediate), so this lives in the shard's worker.
  */
-import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ItemMeta } from '../../core/features/item.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
@@ -12,16 +11,9 @@ import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
 import { failedPrecondition } from '../../core/status.js';
 import { loadServingManifest } from '../../offline/onnx/load.js';
+import { openServingSession } from '../model/serving-session.js';
 
 export { loadServingManifest };
-
-/** Session options for serving: one intra-op thread (actors scale by workers, not ORT threads). */
-export const SERVING_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
-  intraOpNumThreads: 1,
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-};
 
 /** The item tower of one model version, one ORT session (intra-op threads 1). */
 export class ItemTower {
@@ -38,8 +30,7 @@ export class ItemTower {
   }
 
   static async load(modelDir: string): Promise<ItemTower> {
-    const manifest = await loadServingManifest(modelDir);
-    const session = await ort.InferenceSession.create(path.join(modelDir, MODEL_FILES.itemTower), SERVING_SESSION_OPTIONS);
+    const { manifest, session } = await openServingSession(modelDir, MODEL_FILES.itemTower);
     return new ItemTower(manifest, session);
   }
 

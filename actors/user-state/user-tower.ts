@@ -3,7 +3,6 @@
  * user vectors. `session.run` executes synchronously on the calling thread, so callers decide which
  * thread that is (see user-state.ts for the measured choice).
  */
-import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { RequestContext } from '../../core/events.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
@@ -12,7 +11,7 @@ import { userDenseWidth, writeUserTowerInputs } from '../../core/features/towers
 import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
 import { failedPrecondition } from '../../core/status.js';
-import { SERVING_SESSION_OPTIONS, loadServingManifest } from '../item-shard/item-tower.js';
+import { openServingSession } from '../model/serving-session.js';
 
 /** Computes user embeddings; the ONNX implementation is {@link UserTower}. */
 export interface UserEmbedder {
@@ -38,8 +37,7 @@ export class UserTower implements UserEmbedder {
 
   /** Loads `modelDir/user_tower.onnx` after the manifest's feature-spec check. */
   static async load(modelDir: string): Promise<UserTower> {
-    const manifest = await loadServingManifest(modelDir);
-    const session = await ort.InferenceSession.create(path.join(modelDir, MODEL_FILES.userTower), SERVING_SESSION_OPTIONS);
+    const { manifest, session } = await openServingSession(modelDir, MODEL_FILES.userTower);
     return new UserTower(manifest, session);
   }
 

@@ -2,25 +2,14 @@
 // covered by test/integration/cluster.test.ts): it starts what the map assigns, stops what it no
 // longer owns, registers its addresses with CAS, serves /metrics, and stops cleanly.
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
+import { natsFixture } from '../fixtures/nats.js';
 import { resolveConfig } from '../../cluster/config.js';
 import { startNode } from '../../cluster/node/node.js';
 import type { ActorLauncher, RunningActor, RunningServerActor } from '../../cluster/node/actor-launcher.js';
 import { createShardMap, withNodeInfo } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 
-const dir = await mkdtemp(path.join(tmpdir(), 'upnext-node-'));
-const server = await startNatsServer({ dataDir: dir });
-const nc = await connect({ servers: server.url });
-t.teardown(async () => {
-  await nc.close();
-  await server.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const { nc } = await natsFixture(t, 'upnext-node');
 
 class FakeLauncher implements ActorLauncher {
   readonly live = new Set<string>();

@@ -1,24 +1,14 @@
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
+import { natsFixture } from '../fixtures/nats.js';
 import { createShardMap, withNodeInfo } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
 import { StatusCode } from '../../core/status.js';
 
-const dir = await mkdtemp(path.join(tmpdir(), 'upnext-shardmap-'));
-const server = await startNatsServer({ dataDir: dir });
-const nc = await connect({ servers: server.url });
-t.teardown(async () => {
-  await nc.close();
-  await server.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const { nc, url } = await natsFixture(t, 'upnext-shardmap');
 
 const spec = { itemShards: 2, userPartitions: 8, replicas: 1, nodes: ['n1', 'n2'] };
 
@@ -40,7 +30,7 @@ t.test('concurrent CAS updates from two connections never lose a write', async (
   const cluster = 'kv-cas';
   const store = await ShardMapStore.open(nc, cluster);
   await store.put(createShardMap({ cluster, ...spec, nodes: ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'] }));
-  const nc2 = await connect({ servers: server.url });
+  const nc2 = await connect({ servers: url });
   t.teardown(() => nc2.close());
   const store2 = await ShardMapStore.open(nc2, cluster);
   // Six registrations racing through two stores: each must survive in the final map.
@@ -127,7 +117,7 @@ t.test('CLI: init then show prints the map and node assignment', async (t) => {
       child.stderr.on('data', (b: Buffer) => (err += b.toString()));
       child.on('exit', (code) => resolve({ code, out, err }));
     });
-  const common = ['--nats', server.url, '--cluster', 'kv-cli'];
+  const common = ['--nats', url, '--cluster', 'kv-cli'];
   const empty = await run(['show', ...common]);
   t.equal(empty.code, 1);
   t.match(empty.err, /no shard map/);
