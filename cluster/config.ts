@@ -18,7 +18,7 @@ import { resolveItemShardOptions } from '../actors/item-shard/item-shard.js';
 import type { ItemShardOptions } from '../actors/item-shard/item-shard.js';
 import type { ResolvedIndexOptions } from '../actors/item-shard/index-options.js';
 import { resolveUserPartitionOptions } from '../actors/user-state/user-state.js';
-import type { UserPartitionOptions } from '../actors/user-state/user-state.js';
+import type { UserPartitionOptions, UserStateThreadMode } from '../actors/user-state/user-state.js';
 import { resolvePopularIndexOptions } from '../actors/popular/popular-index.js';
 import type { PopularIndexOptions, ResolvedPopularIndexOptions } from '../actors/popular/popular-index.js';
 
@@ -60,7 +60,16 @@ export interface NodeProcessConfig {
 export interface CoordinatorSection extends ResolvedCoordinatorConfig {
   /** Port of the public gRPC server; 0 picks a free one. Default 50051. */
   readonly port: number;
+  /**
+   * 'prefer': rank on the node's own ranker replica in-process (no gRPC) when the node runs one,
+   * falling back to the other replicas over gRPC when it is overloaded or failing
+   * (actors/ranker/local-first.ts); 'off': always over gRPC. Default 'prefer'.
+   */
+  readonly localRanker: LocalRankerMode;
 }
+
+/** How a coordinator uses a ranker replica in its own process (see CoordinatorSection.localRanker). */
+export type LocalRankerMode = 'prefer' | 'off';
 
 /** Ranker replica knobs (see actors/ranker/options.ts). */
 export interface RankerSection {
@@ -86,7 +95,7 @@ export interface ItemShardSection {
 /** User-partition knobs (see actors/user-state/user-state.ts). */
 export interface UserStateSection {
   readonly embeddingCacheSize: number;
-  readonly thread: 'worker' | 'inline';
+  readonly thread: UserStateThreadMode;
   readonly maxInFlight: number;
 }
 
@@ -114,7 +123,7 @@ export interface UpnextConfig {
 export interface UpnextConfigInput {
   readonly cluster?: Partial<ClusterShapeConfig>;
   readonly node?: Partial<NodeProcessConfig>;
-  readonly coordinator?: CoordinatorConfig & { readonly port?: number };
+  readonly coordinator?: CoordinatorConfig & { readonly port?: number; readonly localRanker?: LocalRankerMode };
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
   readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow'>;
   readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight'>;
@@ -217,7 +226,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   });
 
   const co = section('coordinator', root.coordinator);
-  const { port: coPort, ...coRest } = co;
+  const { port: coPort, localRanker: coLocalRanker, ...coRest } = co;
   let coordinatorCfg: ResolvedCoordinatorConfig;
   try {
     coordinatorCfg = resolveCoordinatorConfig(coRest as CoordinatorConfig);
@@ -228,6 +237,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   const coordinator: CoordinatorSection = Object.freeze({
     ...coordinatorCfg,
     port: int('coordinator.port', coPort ?? 50051, 0, 65_535),
+    localRanker: oneOf('coordinator.localRanker', coLocalRanker ?? 'prefer', ['prefer', 'off'] as const),
   });
 
   const r = section('ranker', root.ranker);
@@ -349,8 +359,9 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'node.loadReportIntervalMs': ['ms', 'How often the node writes its load report to KV for `shardmap show`; 0 = never.'],
   'node.drainTimeoutMs': ['ms', 'Graceful stop: how long in-flight work may finish before the node forces shutdown.'],
   'node.popularOn': ['', 'Where the popular/trending actor runs: "coordinators" (nodes with a coordinator) or "all".'],
-  'node.startConcurrency': ['count', 'Item shards / user partitions a node builds at once at start (each in its own worker thread).'],
+  'node.startConcurrency': ['count', 'Item shards / user partitions a node builds at once at start (item shards each in their own worker thread; "shared" user partitions share the node\'s one user-state worker).'],
   'coordinator.port': ['port', 'Public gRPC (Recommend, LogEvents, health, reflection) port of the coordinator; 0 = free port.'],
+  'coordinator.localRanker': ['', '"prefer" (rank on the node\'s own ranker replica in-process, no gRPC; other replicas over gRPC when it is overloaded, failing or absent) or "off" (always over gRPC).'],
   'coordinator.defaultDeadlineMs': ['ms', 'Overall Recommend deadline when the client sets none.'],
   'coordinator.budgets.userStateMs': ['ms', 'User-state lookup budget (one NATS request); missed → treated as a new user.'],
   'coordinator.budgets.retrievalMs': ['ms', 'Scatter/gather budget over every item shard; missed shards lower coverage.'],
@@ -395,7 +406,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'itemShard.towerBatchRows': ['rows', 'Items per item-tower ONNX run while building a shard.'],
   'itemShard.latencyWindow': ['count', 'Searches kept for the p50 in stats().'],
   'userState.embeddingCacheSize': ['entries', 'Cached user embeddings (user × context bucket × profile version) per partition.'],
-  'userState.thread': ['', '"worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],
+  'userState.thread': ['', '"shared" (one worker thread and user-tower session for all the node\'s partitions), "worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],
   'userState.maxInFlight': ['count', 'Requests queued per partition; beyond it RESOURCE_EXHAUSTED.'],
   'popular.lists.popularHalfLifeMs': ['ms', 'Half-life of the popular (all-time) counter.'],
   'popular.lists.trendingHalfLifeMs': ['ms', 'Half-life of the trending (recent) counter.'],

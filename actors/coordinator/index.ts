@@ -13,6 +13,8 @@ import type { ModelManifest } from '../../core/model/contract.js';
 import { validateClusterName } from '../../core/subjects.js';
 import { PopularCache } from '../popular/popular-cache.js';
 import { RankerClient } from '../ranker/client.js';
+import { LocalFirstRankerScorer } from '../ranker/local-first.js';
+import type { LocalRanker } from '../ranker/local-first.js';
 import { AdmissionController } from './admission.js';
 import type { CoordinatorConfig, ResolvedCoordinatorConfig } from './config.js';
 import { resolveCoordinatorConfig } from './config.js';
@@ -51,6 +53,14 @@ export interface CoordinatorOptions {
    * changes, e.g. `() => rankerAddresses(map)`. Required unless `ports.ranker` is given.
    */
   readonly rankerAddresses?: () => readonly string[];
+  /**
+   * The ranker replica running in this process, when there is one (read per request: the shard map
+   * may start or stop it). With it, ranking prefers that replica in-process (no gRPC) and calls the
+   * replicas in `rankerAddresses` other than it only when it is missing, overloaded or failing
+   * (actors/ranker/local-first.ts); stats().rankerPaths counts which path answered. Default: none,
+   * every ranking call goes over gRPC. Ignored when `ports.ranker` is given.
+   */
+  readonly localRanker?: () => LocalRanker | undefined;
   /** `models/<version>/` holding manifest.json. One of modelDir / manifest is required. */
   readonly modelDir?: string;
   readonly manifest?: ModelManifest;
@@ -117,13 +127,30 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const model = await resolveModel(opts.manifest ?? (opts.modelDir as string));
 
   const { nc, cluster } = opts;
-  const rankerClient = opts.ports?.ranker === undefined ? new RankerClient({ addresses: opts.rankerAddresses!, clock }) : undefined;
+  let rankerClient: RankerClient | undefined;
+  let localFirst: LocalFirstRankerScorer | undefined;
+  if (opts.ports?.ranker === undefined) {
+    const all = opts.rankerAddresses!;
+    const localRanker = opts.localRanker;
+    if (localRanker !== undefined && typeof localRanker !== 'function') throw new TypeError('options.localRanker must be a function returning the local ranker or undefined');
+    // With a local replica, the gRPC client leaves it out: when the local path is overloaded or
+    // failing, the same replica over gRPC would be no better.
+    const remote =
+      localRanker === undefined
+        ? all
+        : () => {
+            const own = localRanker()?.address;
+            return own === undefined ? all() : all().filter((a) => a !== own);
+          };
+    rankerClient = new RankerClient({ addresses: remote, clock });
+    if (localRanker !== undefined) localFirst = new LocalFirstRankerScorer({ local: localRanker, remote: rankerClient, hasRemote: () => remote().length > 0 });
+  }
   const popularCache =
     opts.ports?.popular === undefined ? new PopularCache({ nc, cluster, fetchSize: Math.max(config.mergeLimit, config.trendingCandidates), clock }) : undefined;
   const ports: PipelinePorts = {
     userState: opts.ports?.userState ?? new NatsUserStateSource(nc, cluster, userPartitions),
     shards: opts.ports?.shards ?? new NatsShardSearcher(nc, cluster),
-    ranker: opts.ports?.ranker ?? rankerClient!,
+    ranker: opts.ports?.ranker ?? localFirst ?? rankerClient!,
     popular: opts.ports?.popular ?? popularCache!,
   };
   // Best-effort warm-up: the first NATS request sets up the client's reply subscription and the
@@ -200,6 +227,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         itemShards: pipeline.itemShards,
         modelVersion: pipeline.model.version,
         ...(popularCache !== undefined ? { popularCache: popularCache.stats() } : {}),
+        ...(localFirst !== undefined ? { rankerPaths: localFirst.stats() } : {}),
       };
     },
     setShardCount: (s) => pipeline.setShardCount(s),

@@ -33,11 +33,20 @@ export interface RankerScores {
   readonly watchLog1p: Float32Array;
   /** Which replica answered (for logs), when known. */
   readonly replica?: string;
+  /** 'local': the node's own replica in-process; 'remote': a replica over gRPC. Absent when the scorer does not say. */
+  readonly path?: 'local' | 'remote';
 }
 
-/** A ranker replica set (actors/ranker/client.ts RankerClient satisfies this). */
+/**
+ * A ranker replica set (actors/ranker/client.ts RankerClient satisfies this; with a ranker in the
+ * same process, actors/ranker/local-first.ts LocalFirstRankerScorer).
+ */
 export interface RankerScorer {
-  /** `rows` holds `nRows` × rankerRowWidth(spec) floats written by writeRankerRow. */
+  /**
+   * `rows` holds `nRows` × rankerRowWidth(spec) floats written by writeRankerRow. The scorer may
+   * take `rows` over (the local path transfers its buffer to a worker thread, detaching it): do not
+   * read them after the call.
+   */
   score(rows: Float32Array, nRows: number, deadline: Deadline): Promise<RankerScores>;
 }
 

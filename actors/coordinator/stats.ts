@@ -3,6 +3,7 @@
  * renders them as Prometheus text). Fixed cumulative-friendly buckets: cheap to update on the hot
  * path, directly usable as a Prometheus histogram.
  */
+import type { LocalFirstRankerStats } from '../ranker/local-first.js';
 import type { RecommendOutcome } from './types.js';
 
 /** Bucket upper bounds in milliseconds (the last bucket is +Inf). */
@@ -111,4 +112,6 @@ export interface CoordinatorStats {
   readonly modelVersion: string;
   /** The default PopularCache's counters (absent when a popular source was injected). */
   readonly popularCache?: { readonly entries: number; readonly fetches: number; readonly failures: number };
+  /** Which ranking path answered (present when the coordinator runs with a node-local ranker). */
+  readonly rankerPaths?: LocalFirstRankerStats;
 }

@@ -28,10 +28,55 @@ export interface RankerOutputs {
 
 /**
  * What the batcher dispatches to (the worker pool in production, a fake in tests). The batcher
- * hands over ownership of `rows` (the pool transfers its buffer to a worker thread).
+ * hands over ownership of `rows` (the pool transfers its buffer to a worker thread). A runner that
+ * fails after taking the rows may give them back by rejecting with a {@link BatchRunFailure}.
  */
 export interface BatchRunner {
   run(rows: Float32Array, nRows: number): Promise<RankerOutputs>;
+}
+
+/**
+ * A runner's failure that hands the batch's input rows back (e.g. a worker that could not score
+ * them returns the transferred buffer), so a caller that handed its rows over can send them
+ * elsewhere. Created and caught on the same thread, so `instanceof` is safe here.
+ */
+export class BatchRunFailure extends UpnextError {
+  /** The batch's rows, intact. */
+  readonly returnedRows: Float32Array;
+
+  constructor(code: StatusCode, message: string, returnedRows: Float32Array) {
+    super(code, message);
+    this.returnedRows = returnedRows;
+  }
+}
+
+/**
+ * How a request whose rows were handed over ({@link DynamicBatcher.submitOwned}) ended. A tagged
+ * result rather than a rejection, because a failure must say whether the rows still exist.
+ */
+export type OwnedScoreOutcome =
+  | { readonly kind: 'scored'; readonly outputs: RankerOutputs }
+  | {
+      readonly kind: 'failed';
+      readonly error: UpnextError;
+      /**
+       * The request's rows, intact, for a retry elsewhere: the caller's own array when the request
+       * failed before its buffer left this thread, the array the worker gave back after a failed
+       * run, or undefined when the buffer was lost (a worker thread died holding it).
+       */
+      readonly rows: Float32Array | undefined;
+    };
+
+/** How busy a batcher is now: what a caller needs to decide whether to queue here or go elsewhere. */
+export interface RankerLoad {
+  /** Rows waiting (not yet dispatched). */
+  readonly queuedRows: number;
+  /** Batches running now. */
+  readonly inFlightBatches: number;
+  /** Batches allowed in flight at once (workers × batchesPerWorker). */
+  readonly concurrency: number;
+  /** Most rows merged into one run (options.maxBatchRows). */
+  readonly maxBatchRows: number;
 }
 
 /** The timer the batcher arms for `maxDelayMs`; injected so tests advance time by hand. */
@@ -87,8 +132,11 @@ interface PendingRequest {
   readonly nRows: number;
   readonly deadline: Deadline | undefined;
   readonly enqueuedAtMs: number;
+  /** The caller handed `rows` over: dispatch them without a copy when they form a batch alone. */
+  readonly handOver: boolean;
   readonly resolve: (out: RankerOutputs) => void;
-  readonly reject: (err: UpnextError) => void;
+  /** `rows`: the request's rows when they still exist (see OwnedScoreOutcome). */
+  readonly reject: (err: UpnextError, rows: Float32Array | undefined) => void;
 }
 
 export class DynamicBatcher {
@@ -127,38 +175,74 @@ export class DynamicBatcher {
    * output arrays (no copy): read or copy them, but do not rely on their `.buffer` holding only this
    * request's values. Rejects with an {@link UpnextError}: INVALID_ARGUMENT (shape),
    * RESOURCE_EXHAUSTED (queue full), DEADLINE_EXCEEDED (expired while queued), UNAVAILABLE (closed),
-   * or the runner's status.
+   * or the runner's status. `rows` stay the caller's (they are copied into the batch buffer).
    */
   submit(rows: Float32Array, nRows: number, deadline?: Deadline): Promise<RankerOutputs> {
-    if (this.#closed) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'ranker is shutting down'));
+    return new Promise<RankerOutputs>((resolve, reject) => this.#enqueue(rows, nRows, deadline, false, resolve, reject));
+  }
+
+  /**
+   * Like {@link submit}, but the caller hands `rows` over: when the request makes up its batch alone
+   * and `rows` spans its whole ArrayBuffer, that buffer goes to the runner (and on to a worker
+   * thread) without the copy into a batch buffer, so `rows` may be detached afterwards — do not read
+   * it after this call. Never rejects: a failure says whether the rows still exist, so the caller can
+   * retry them elsewhere (see {@link OwnedScoreOutcome}).
+   */
+  submitOwned(rows: Float32Array, nRows: number, deadline?: Deadline): Promise<OwnedScoreOutcome> {
+    return new Promise<OwnedScoreOutcome>((resolve) =>
+      this.#enqueue(
+        rows,
+        nRows,
+        deadline,
+        true,
+        (outputs) => resolve({ kind: 'scored', outputs }),
+        (error, back) => resolve({ kind: 'failed', error, rows: back }),
+      ),
+    );
+  }
+
+  /** How busy this batcher is now (cheap; no allocation beyond the result). */
+  load(): RankerLoad {
+    return { queuedRows: this.#queuedRows, inFlightBatches: this.#inFlight, concurrency: this.#opts.concurrency, maxBatchRows: this.#opts.maxBatchRows };
+  }
+
+  #enqueue(
+    rows: Float32Array,
+    nRows: number,
+    deadline: Deadline | undefined,
+    handOver: boolean,
+    resolve: (out: RankerOutputs) => void,
+    reject: (err: UpnextError, rows: Float32Array | undefined) => void,
+  ): void {
+    // Every refusal below happens before the rows leave the caller, so they go back intact.
+    if (this.#closed) return reject(new UpnextError(StatusCode.UNAVAILABLE, 'ranker is shutting down'), rows);
     const w = this.#opts.width;
     if (!Number.isInteger(nRows) || nRows < 0) {
-      return Promise.reject(invalidArgument('features', `row count must be a non-negative integer, got ${nRows}`));
+      return reject(invalidArgument('features', `row count must be a non-negative integer, got ${nRows}`), rows);
     }
     if (rows.length !== nRows * w) {
-      return Promise.reject(invalidArgument('features', `expected ${nRows} rows × ${w} features = ${nRows * w} values, got ${rows.length}`));
+      return reject(invalidArgument('features', `expected ${nRows} rows × ${w} features = ${nRows * w} values, got ${rows.length}`), rows);
     }
-    if (nRows === 0) return Promise.resolve({ pClick: new Float32Array(0), watchLog1p: new Float32Array(0) });
+    if (nRows === 0) return resolve({ pClick: new Float32Array(0), watchLog1p: new Float32Array(0) });
     if (nRows > this.#opts.maxQueueRows) {
-      return Promise.reject(invalidArgument('features', `${nRows} rows exceed the replica's queue bound of ${this.#opts.maxQueueRows}`));
+      return reject(invalidArgument('features', `${nRows} rows exceed the replica's queue bound of ${this.#opts.maxQueueRows}`), rows);
     }
     if (this.#queuedRows + nRows > this.#opts.maxQueueRows) {
       this.#rejectedQueueFull++;
-      return Promise.reject(
+      return reject(
         new UpnextError(StatusCode.RESOURCE_EXHAUSTED, `ranker queue full: ${this.#queuedRows} rows waiting, bound ${this.#opts.maxQueueRows}`),
+        rows,
       );
     }
     if (deadline?.expired()) {
       this.#expired++;
-      return Promise.reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, 'deadline passed before the rows were queued'));
+      return reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, 'deadline passed before the rows were queued'), rows);
     }
-    return new Promise<RankerOutputs>((resolve, reject) => {
-      this.#queue.push({ rows, nRows, deadline, enqueuedAtMs: this.#opts.clock.monotonicMs(), resolve, reject });
-      this.#queuedRows += nRows;
-      this.#requests++;
-      this.#rows += nRows;
-      this.#pump();
-    });
+    this.#queue.push({ rows, nRows, deadline, enqueuedAtMs: this.#opts.clock.monotonicMs(), handOver, resolve, reject });
+    this.#queuedRows += nRows;
+    this.#requests++;
+    this.#rows += nRows;
+    this.#pump();
   }
 
   stats(): BatcherStats {
@@ -186,7 +270,7 @@ export class DynamicBatcher {
     this.#queue = [];
     this.#head = 0;
     this.#queuedRows = 0;
-    for (const req of waiting) req.reject(new UpnextError(StatusCode.UNAVAILABLE, 'ranker is shutting down'));
+    for (const req of waiting) req.reject(new UpnextError(StatusCode.UNAVAILABLE, 'ranker is shutting down'), req.rows);
   }
 
   /** Dispatches every batch that is ready while a runner slot is free; arms the delay timer otherwise. */
@@ -213,7 +297,7 @@ export class DynamicBatcher {
       if (head === undefined || !head.deadline?.expired()) return;
       this.#advanceHead(head);
       this.#expired++;
-      head.reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, 'deadline passed while the rows waited for a worker'));
+      head.reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, 'deadline passed while the rows waited for a worker'), head.rows);
     }
   }
 
@@ -237,7 +321,7 @@ export class DynamicBatcher {
       this.#advanceHead(next);
       if (next.deadline?.expired()) {
         this.#expired++;
-        next.reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, 'deadline passed while the rows waited for a worker'));
+        next.reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, 'deadline passed while the rows waited for a worker'), next.rows);
         continue;
       }
       batch.push(next);
@@ -251,13 +335,20 @@ export class DynamicBatcher {
     const w = this.#opts.width;
     let total = 0;
     for (const req of batch) total += req.nRows;
-    // One copy into a fresh buffer that the runner may transfer to a worker; the callers' arrays
-    // stay theirs (a gRPC request's bytes, a coordinator's reused row buffer).
-    const rows = new Float32Array(total * w);
-    let at = 0;
-    for (const req of batch) {
-      rows.set(req.rows, at * w);
-      at += req.nRows;
+    const only = batch.length === 1 ? batch[0] : undefined;
+    let rows: Float32Array;
+    if (only !== undefined && only.handOver && only.rows.byteOffset === 0 && only.rows.byteLength === only.rows.buffer.byteLength) {
+      // Handed over and alone in its batch: the caller's buffer itself goes to the worker.
+      rows = only.rows;
+    } else {
+      // One copy into a fresh buffer that the runner may transfer to a worker; the callers' arrays
+      // stay theirs (a gRPC request's bytes, a coordinator's reused row buffer).
+      rows = new Float32Array(total * w);
+      let at = 0;
+      for (const req of batch) {
+        rows.set(req.rows, at * w);
+        at += req.nRows;
+      }
     }
     this.#inFlight++;
     this.#batches++;
@@ -281,16 +372,21 @@ export class DynamicBatcher {
           off += req.nRows;
         }
       },
-      (err: unknown) => this.#fail(batch, UpnextError.fromStatus(toStatus(err))),
+      (err: unknown) => {
+        // Rows survive a failed run when the runner gave them back or never took them (the caller's
+        // array is detached, length 0, once its buffer went to a worker thread).
+        const back = err instanceof BatchRunFailure && only !== undefined && rows === only.rows ? err.returnedRows : undefined;
+        this.#fail(batch, UpnextError.fromStatus(toStatus(err)), back);
+      },
     ).finally(() => {
       this.#inFlight--;
       if (!this.#closed) this.#pump();
     });
   }
 
-  #fail(batch: readonly PendingRequest[], err: UpnextError): void {
+  #fail(batch: readonly PendingRequest[], err: UpnextError, returnedRows?: Float32Array): void {
     this.#failed += batch.length;
-    for (const req of batch) req.reject(err);
+    for (const req of batch) req.reject(err, returnedRows ?? (req.rows.length === req.nRows * this.#opts.width ? req.rows : undefined));
   }
 
   #armTimer(ms: number): void {

@@ -4,6 +4,7 @@
  * advertises `address` as its NodeInfo.rankerAddress.
  */
 import type { KServeServerStats } from './kserve-server.js';
+import type { LocalRanker } from './local-first.js';
 import { startKServeServer } from './kserve-server.js';
 import type { RankerOptions } from './options.js';
 import { resolveRankerOptions } from './options.js';
@@ -23,6 +24,11 @@ export interface RankerHandle {
   readonly executionProvider: 'cuda' | 'cpu';
   /** Version of the model now serving (changes after reload). */
   readonly modelVersion: string;
+  /**
+   * The same batcher and workers without the gRPC edge, for a coordinator in this process
+   * (actors/ranker/local-first.ts). After stop() its calls fail UNAVAILABLE with the rows intact.
+   */
+  readonly local: LocalRanker;
   /** Hot-swaps the model; see RankerScorer.reload. */
   reload(modelDir: string): Promise<void>;
   stats(): RankerReplicaStats;
@@ -43,8 +49,14 @@ export async function startRanker(options: RankerOptions, internals: RankerScore
   }
   const srv = server;
   let stopping: Promise<void> | undefined;
+  const local: LocalRanker = {
+    address: srv.address,
+    scoreOwned: (rows, nRows, deadline) => scorer.scoreOwned(rows, nRows, deadline),
+    load: () => scorer.load(),
+  };
   return {
     address: srv.address,
+    local,
     get executionProvider() {
       return scorer.executionProvider;
     },

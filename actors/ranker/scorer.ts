@@ -6,7 +6,7 @@ import { systemClock } from '../../core/clock.js';
 import type { Clock } from '../../core/clock.js';
 import type { Deadline } from '../../core/deadline.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
-import type { BatcherStats, BatchTimers, RankerOutputs } from './batcher.js';
+import type { BatcherStats, BatchTimers, OwnedScoreOutcome, RankerLoad, RankerOutputs } from './batcher.js';
 import { DynamicBatcher, systemTimers } from './batcher.js';
 import type { ExecutionProviderPlan, ExecutionProviderProbe } from './execution-provider.js';
 import { planExecutionProvider, probeExecutionProviders } from './execution-provider.js';
@@ -54,6 +54,15 @@ export interface RankerScorer {
    * UpnextError (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAVAILABLE, INTERNAL).
    */
   score(rows: Float32Array, nRows: number, deadline?: Deadline): Promise<RankerOutputs>;
+  /**
+   * Like score(), but takes ownership of `rows`: when they form a batch alone, their buffer is
+   * transferred to the worker thread without a copy (so `rows` may be detached afterwards). Never
+   * rejects: a failure carries the rows back when they still exist, for a retry on another replica.
+   * The in-process caller's path (actors/ranker/local-first.ts).
+   */
+  scoreOwned(rows: Float32Array, nRows: number, deadline?: Deadline): Promise<OwnedScoreOutcome>;
+  /** Queue depth and batches in flight now (cheap enough to ask before every request). */
+  load(): RankerLoad;
   /**
    * Hot-swaps to the model in `modelDir` (feature-spec hash checked, workers warmed, then swapped);
    * requests in flight finish on the old model. Rejects FAILED_PRECONDITION and keeps the old model
@@ -104,6 +113,14 @@ class RankerScorerImpl implements RankerScorer {
 
   score(rows: Float32Array, nRows: number, deadline?: Deadline): Promise<RankerOutputs> {
     return this.#batcher.submit(rows, nRows, deadline);
+  }
+
+  scoreOwned(rows: Float32Array, nRows: number, deadline?: Deadline): Promise<OwnedScoreOutcome> {
+    return this.#batcher.submitOwned(rows, nRows, deadline);
+  }
+
+  load(): RankerLoad {
+    return this.#batcher.load();
   }
 
   async reload(modelDir: string): Promise<void> {

@@ -1,5 +1,6 @@
 /**
- * Opening a user partition: load the user tower, then restore the profiles from the partition's
+ * Opening a user partition over a user tower the caller loaded (and owns: a shared host worker
+ * hands one tower to all its partitions), then restore the profiles from the partition's
  * snapshot when one matches (world, feature spec, P), else replay the world and write the snapshot.
  */
 import { specHash } from '../../core/features/index.js';
@@ -9,11 +10,13 @@ import { UserStatePartition } from './partition.js';
 import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
 import type { UserSnapshotKey } from './snapshot.js';
 import { readUserSnapshot, writeUserSnapshot } from './snapshot.js';
-import { UserTower } from './user-tower.js';
+import type { UserTower } from './user-tower.js';
 
-/** Loads the tower, builds the partition and restores or replays the world (when configured). */
-export async function openUserPartition(config: UserPartitionWorkerConfig): Promise<{ partition: UserStatePartition; tower: UserTower; info: UserPartitionReadyInfo }> {
-  const tower = await UserTower.load(config.modelDir);
+/**
+ * Builds the partition over `tower` (loaded from `config.modelDir`; not closed here) and restores or
+ * replays the world (when configured).
+ */
+export async function openUserPartition(config: UserPartitionWorkerConfig, tower: UserTower): Promise<{ partition: UserStatePartition; info: UserPartitionReadyInfo }> {
   const partition = new UserStatePartition({
     partition: config.partition,
     partitionCount: config.partitionCount,
@@ -61,7 +64,6 @@ export async function openUserPartition(config: UserPartitionWorkerConfig): Prom
   }
   return {
     partition,
-    tower,
     info: {
       users: partition.counters().users,
       replayedEvents: events,

@@ -1,4 +1,4 @@
-/** Messages between a user partition's facade (user-state.ts) and its worker (worker.ts). */
+/** Messages between the main-thread side of a user-state host worker (worker-host.ts) and the worker (worker.ts). */
 import type { StatusObject } from '../../core/status.js';
 import type { CatalogueColumns } from './catalogue.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters } from './partition.js';
@@ -36,15 +36,24 @@ export interface UserPartitionReadyInfo {
   readonly appliedSeq: number;
 }
 
-/** Main thread → worker. */
+/**
+ * Main thread → host worker. One worker hosts one partition ('worker' mode) or every 'shared'
+ * partition of the process, so every message names its `slot`: a number the main thread gives each
+ * hosted partition, unique per worker. It is not the partition number: two clusters in one process
+ * (tests) may host the same partition number in one shared worker.
+ */
 export type ToUserWorker =
-  | { readonly type: 'init'; readonly config: UserPartitionWorkerConfig }
-  | { readonly type: 'get'; readonly id: number; readonly request: Uint8Array }
-  | { readonly type: 'apply'; readonly id: number; readonly events: readonly SequencedEvent[] };
+  | { readonly type: 'open'; readonly slot: number; readonly config: UserPartitionWorkerConfig }
+  | { readonly type: 'get'; readonly slot: number; readonly id: number; readonly request: Uint8Array }
+  | { readonly type: 'apply'; readonly slot: number; readonly id: number; readonly events: readonly SequencedEvent[] }
+  /** Drops the partition (queued gets of the slot are skipped) and releases its tower reference. */
+  | { readonly type: 'close'; readonly slot: number }
+  /** Test hook: throws an uncaught error in the worker, so tests can exercise crash handling. */
+  | { readonly type: 'crash'; readonly slot: 0 };
 
-/** Worker → main thread (counters ride along for stats()). */
+/** Host worker → main thread (counters of the slot ride along for stats()). */
 export type FromUserWorker =
-  | { readonly type: 'ready'; readonly info: UserPartitionReadyInfo; readonly counters: UserPartitionCounters }
-  | { readonly type: 'initFailed'; readonly status: StatusObject }
-  | { readonly type: 'reply'; readonly id: number; readonly reply: Uint8Array | null; readonly counters: UserPartitionCounters }
-  | { readonly type: 'applied'; readonly id: number; readonly result: ApplyResult | null; readonly status: StatusObject | null; readonly counters: UserPartitionCounters };
+  | { readonly type: 'opened'; readonly slot: number; readonly info: UserPartitionReadyInfo; readonly counters: UserPartitionCounters }
+  | { readonly type: 'openFailed'; readonly slot: number; readonly status: StatusObject }
+  | { readonly type: 'reply'; readonly slot: number; readonly id: number; readonly reply: Uint8Array | null; readonly counters: UserPartitionCounters }
+  | { readonly type: 'applied'; readonly slot: number; readonly id: number; readonly result: ApplyResult | null; readonly status: StatusObject | null; readonly counters: UserPartitionCounters };

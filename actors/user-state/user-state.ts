@@ -3,32 +3,55 @@
  * replicas) for user partition `p` of `P` (DESIGN §2), and takes events through `applyEvents`
  * (the JetStream consumer, a later issue, calls it and acks after it resolves).
  *
- * Threading (option `thread`, default 'worker'): the partition (profiles, embedding cache, ONNX
- * session) lives in a worker thread and the NATS subscription on the main thread hands it raw request
- * bytes. onnxruntime-node runs `session.run` synchronously on the calling thread, so inline a cache
- * miss blocks the node's event loop for the whole tower run: 0.26–0.6 ms per batch-1 run of a
+ * Threading (option `thread`, default 'shared'): the partition (profiles, embedding cache) lives in
+ * a worker thread and the NATS subscription on the main thread hands it raw request bytes.
+ * onnxruntime-node runs `session.run` synchronously on the calling thread, so inline a cache miss
+ * blocks the node's event loop for the whole tower run: 0.26–0.6 ms per batch-1 run of a
  * default-size tower (test/actors/bench-actors.ts, 2 vCPU, load average ~10). The worker hop added
  * only ~0.05–0.07 ms to the p50 of a NATS request (hit 0.28 → 0.35 ms, miss 0.41 → 0.46 ms, 10k
- * users), and keeps the loop free for the node's other actors. 'inline' runs the same code on the
- * main thread, for nodes that host nothing else and for measuring the hop.
+ * users), and keeps the loop free for the node's other actors.
+ * - 'shared' (default): every 'shared' partition of the process lives in ONE host worker with ONE
+ *   user-tower session per model dir (worker-host.ts, worker.ts), so threads and sessions scale with
+ *   nodes, not partitions. With 'worker', a node owning 5–6 of P = 16 partitions ran 5–6 such
+ *   threads and sessions (~67 MB of weights each on the 1M-video world) beside its item-shard and
+ *   ranker workers on 2 cores, and its p99 was scheduling, not work (docs/capacity.md). Measured
+ *   with 5 partitions in one process (default-size tower, 20k videos / 5k users, 2 vCPU, load
+ *   average 3.6–4.5, three alternating runs each): 1 in flight, miss p50 0.59–0.65 ms vs
+ *   0.75–0.77 ms with 'worker', hit p50 0.34–0.42 vs 0.41–0.49 ms, p99 alike (3–5 ms, noise);
+ *   16 in flight, 3.7–5.2k misses/s vs 2.3–4.0k/s and 5.7–7.8k hits/s vs 3.0–4.8k/s; RSS after
+ *   start +405–505 MB vs +704–768 MB. Each partition keeps its own NATS subscription, profiles,
+ *   cache, counters, snapshots and maxInFlight. The cost: one thread runs one tower run (or one
+ *   long restore / replay step) at a time for all of them, and cold starts that replay the world
+ *   do so one thread's worth at a time.
+ * - 'worker': a host worker (and session) of the partition's own, the previous default.
+ * - 'inline': the same code on the main thread, for nodes that host nothing else and for
+ *   measuring the hop.
+ * A dead host worker fails the pending calls of every partition in it with INTERNAL (a NATS request
+ * gets an INTERNAL reply, at once); the partitions stay subscribed and answer INTERNAL until the
+ * node stops them: nothing restarts them (as with 'worker' before, where they went silent).
  *
  * Start-up (option `snapshotDir`): profiles are restored from the partition's snapshot when it
  * matches the world, feature spec and P (snapshot.ts), else rebuilt by replaying the world and the
  * snapshot written. The catalogue the partition needs for new events is shared by every partition
  * of the node (catalogue-cache.ts). Measured on the local 1M-video world: see docs/ in the report.
  */
-import { Worker } from 'node:worker_threads';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { StatusCode, UpnextError } from '../../core/status.js';
-import type { StatusObject } from '../../core/status.js';
+import { StatusCode, UpnextError, toStatus } from '../../core/status.js';
 import { Subjects, validateClusterName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
 import { openUserPartition } from './bootstrap.js';
 import { acquireCatalogue } from './catalogue-cache.js';
 import { handleUserStateRequest, userErrorReply } from './handler.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters, UserStatePartition } from './partition.js';
-import type { FromUserWorker, ToUserWorker, UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
-import type { UserTower } from './user-tower.js';
+import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
+import { UserTower } from './user-tower.js';
+import { dedicatedUserStateHost, sharedUserStateHost } from './worker-host.js';
+
+/** Where a user partition runs (see {@link UserPartitionOptions.thread} and the module comment). */
+export type UserStateThreadMode = 'shared' | 'worker' | 'inline';
+
+/** The allowed {@link UserStateThreadMode} values. */
+export const USER_STATE_THREAD_MODES: readonly UserStateThreadMode[] = Object.freeze(['shared', 'worker', 'inline']);
 
 /** Options of {@link startUserPartition}. */
 export interface UserPartitionOptions {
@@ -50,8 +73,12 @@ export interface UserPartitionOptions {
   readonly snapshotDir?: string;
   /** Cached embeddings (user × context bucket × profile version). Default 100000. */
   readonly embeddingCacheSize?: number;
-  /** Where the partition runs: 'worker' (default) or 'inline' on the caller's thread. */
-  readonly thread?: 'worker' | 'inline';
+  /**
+   * Where the partition runs: 'shared' (default: the process's one user-state worker thread, shared
+   * with every other 'shared' partition, one user-tower session per model dir), 'worker' (a worker
+   * thread and session of its own) or 'inline' (the caller's thread).
+   */
+  readonly thread?: UserStateThreadMode;
   /** Requests queued beyond which new ones get RESOURCE_EXHAUSTED. Default 512. */
   readonly maxInFlight?: number;
 }
@@ -65,7 +92,7 @@ export interface ResolvedUserPartitionOptions {
   readonly modelDir: string;
   readonly snapshotDir: string | undefined;
   readonly embeddingCacheSize: number;
-  readonly thread: 'worker' | 'inline';
+  readonly thread: UserStateThreadMode;
   readonly maxInFlight: number;
 }
 
@@ -87,8 +114,8 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
   if (typeof o.modelDir !== 'string' || o.modelDir.length === 0) throw new TypeError('option modelDir must be a non-empty string');
   if (o.worldDir !== undefined && (typeof o.worldDir !== 'string' || o.worldDir.length === 0)) throw new TypeError('option worldDir must be a non-empty string');
   if (o.snapshotDir !== undefined && (typeof o.snapshotDir !== 'string' || o.snapshotDir.length === 0)) throw new TypeError('option snapshotDir must be a non-empty string');
-  const thread = o.thread ?? 'worker';
-  if (thread !== 'worker' && thread !== 'inline') throw new TypeError(`option thread must be 'worker' or 'inline', got ${String(thread)}`);
+  const thread = o.thread ?? 'shared';
+  if (!USER_STATE_THREAD_MODES.includes(thread)) throw new TypeError(`option thread must be one of ${USER_STATE_THREAD_MODES.map((m) => `'${m}'`).join(', ')}, got ${String(thread)}`);
   return {
     cluster: o.cluster,
     partition,
@@ -108,7 +135,7 @@ export interface UserPartitionStats extends UserPartitionCounters {
   readonly dropped: number;
   readonly rejected: number;
   readonly inFlight: number;
-  readonly thread: 'worker' | 'inline';
+  readonly thread: UserStateThreadMode;
 }
 
 /** A running user partition. */
@@ -121,7 +148,11 @@ export interface UserPartitionHandle {
   stop(): Promise<void>;
 }
 
-/** Where the partition runs; both hosts answer the same bytes with the same code. */
+/**
+ * Where the partition runs; every host answers the same bytes with the same code. The worker hosts
+ * are {@link HostedUserPartition}s (worker-host.ts). A host rejects a call only when it was stopped
+ * (UNAVAILABLE) or its worker died (INTERNAL).
+ */
 interface PartitionHost {
   request(bytes: Uint8Array): Promise<Uint8Array | null>;
   apply(events: readonly SequencedEvent[]): Promise<ApplyResult>;
@@ -129,12 +160,24 @@ interface PartitionHost {
   close(): Promise<void>;
 }
 
+/** The partition on the caller's thread, with a user-tower session of its own. */
 class InlineHost implements PartitionHost {
   readonly #p: UserStatePartition;
   readonly #tower: UserTower;
   constructor(p: UserStatePartition, tower: UserTower) {
     this.#p = p;
     this.#tower = tower;
+  }
+
+  static async open(config: UserPartitionWorkerConfig): Promise<{ host: InlineHost; info: UserPartitionReadyInfo }> {
+    const tower = await UserTower.load(config.modelDir);
+    try {
+      const opened = await openUserPartition(config, tower);
+      return { host: new InlineHost(opened.partition, tower), info: opened.info };
+    } catch (err) {
+      await tower.close();
+      throw err;
+    }
   }
   request(bytes: Uint8Array): Promise<Uint8Array | null> {
     return handleUserStateRequest(this.#p, bytes);
@@ -147,87 +190,6 @@ class InlineHost implements PartitionHost {
   }
   close(): Promise<void> {
     return this.#tower.close();
-  }
-}
-
-type Waiter = { resolve(v: never): void; reject(e: Error): void };
-
-class WorkerHost implements PartitionHost {
-  readonly #worker: Worker;
-  readonly #waiting = new Map<number, Waiter>();
-  #nextId = 1;
-  #counters: UserPartitionCounters;
-
-  constructor(worker: Worker, counters: UserPartitionCounters) {
-    this.#worker = worker;
-    this.#counters = counters;
-    worker.on('message', (m: FromUserWorker) => this.#onMessage(m));
-    worker.on('error', (err) => this.#failAll({ code: StatusCode.INTERNAL, message: `user-state worker crashed: ${err.message}` }));
-  }
-
-  static async start(config: UserPartitionWorkerConfig): Promise<{ host: WorkerHost; info: UserPartitionReadyInfo }> {
-    const worker = new Worker(new URL('./worker.js', import.meta.url));
-    try {
-      const ready = await new Promise<Extract<FromUserWorker, { type: 'ready' }>>((resolve, reject) => {
-        worker.once('error', reject);
-        worker.on('message', function onReady(m: FromUserWorker) {
-          if (m.type === 'ready') resolve(m);
-          else if (m.type === 'initFailed') reject(UpnextError.fromStatus(m.status));
-          else return;
-          worker.off('message', onReady);
-          worker.off('error', reject);
-        });
-        const init: ToUserWorker = { type: 'init', config };
-        worker.postMessage(init);
-      });
-      return { host: new WorkerHost(worker, ready.counters), info: ready.info };
-    } catch (err) {
-      await worker.terminate();
-      throw err;
-    }
-  }
-
-  #call<T>(build: (id: number) => ToUserWorker): Promise<T> {
-    const id = this.#nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.#waiting.set(id, { resolve: resolve as (v: never) => void, reject });
-      this.#worker.postMessage(build(id));
-    });
-  }
-
-  request(bytes: Uint8Array): Promise<Uint8Array | null> {
-    return this.#call((id) => ({ type: 'get', id, request: bytes }));
-  }
-
-  apply(events: readonly SequencedEvent[]): Promise<ApplyResult> {
-    return this.#call((id) => ({ type: 'apply', id, events }));
-  }
-
-  counters(): UserPartitionCounters {
-    return this.#counters;
-  }
-
-  async close(): Promise<void> {
-    this.#failAll({ code: StatusCode.UNAVAILABLE, message: 'user partition stopped' });
-    await this.#worker.terminate();
-  }
-
-  #onMessage(m: FromUserWorker): void {
-    if (m.type !== 'reply' && m.type !== 'applied') return;
-    this.#counters = m.counters;
-    const w = this.#waiting.get(m.id);
-    this.#waiting.delete(m.id);
-    if (w === undefined) return;
-    if (m.type === 'reply') w.resolve(m.reply as never);
-    else if (m.result !== null) w.resolve(m.result as never);
-    else w.reject(UpnextError.fromStatus(m.status ?? { code: StatusCode.INTERNAL, message: 'apply failed' }));
-  }
-
-  #failAll(status: StatusObject): void {
-    for (const [id, w] of this.#waiting) {
-      this.#waiting.delete(id);
-      w.reject(UpnextError.fromStatus(status));
-    }
   }
 }
 
@@ -251,12 +213,16 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
   let host: PartitionHost;
   let info: UserPartitionReadyInfo;
   try {
-    if (o.thread === 'worker') {
-      ({ host, info } = await WorkerHost.start(config));
-    } else {
-      const opened = await openUserPartition(config);
-      host = new InlineHost(opened.partition, opened.tower);
-      info = opened.info;
+    switch (o.thread) {
+      case 'shared':
+        ({ partition: host, info } = await sharedUserStateHost().open(config));
+        break;
+      case 'worker':
+        ({ partition: host, info } = await dedicatedUserStateHost().open(config));
+        break;
+      case 'inline':
+        ({ host, info } = await InlineHost.open(config));
+        break;
     }
   } catch (err) {
     lease?.release();
@@ -301,9 +267,11 @@ class UserPartitionImpl implements UserPartitionHandle {
         if (reply === null) this.#dropped++;
         else if (this.#stopped === undefined) msg.respond(reply);
       },
-      () => {
-        // Only a stopped or crashed worker rejects; the caller's timeout covers it.
+      (err: unknown) => {
+        // Only a stopped host (no reply: the subscription is gone, the caller's timeout covers it)
+        // or a dead worker (INTERNAL, answered at once so the caller need not wait) rejects.
         this.#inFlight--;
+        if (this.#stopped === undefined) msg.respond(Codecs.userStateReply.encode(userErrorReply(this.#o.partition, toStatus(err))));
       },
     );
   }

@@ -1,49 +1,139 @@
 /**
- * Worker-thread host of one user partition (profiles, embedding cache, user-tower session). Messages
- * are handled in arrival order, so an `apply` finishes before later `get`s read the profile.
+ * A user-state host worker thread: hosts the user partitions its main-thread side (worker-host.ts)
+ * opens in it — one in 'worker' mode, every 'shared' partition of the process in 'shared' mode —
+ * each with its own profiles, embedding cache and counters, over ONE user-tower session per model
+ * directory.
+ *
+ * Why one session may serve many partitions: onnxruntime-node's `session.run` defers to
+ * `setImmediate` and then runs the graph synchronously on this thread, so two runs of this worker can
+ * never overlap (ONNX Runtime's `Run` is also documented thread-safe, but nothing here relies on it).
+ * A partition's cached embeddings live in the partition, not the session, so sharing changes no
+ * answer; it saves a session's memory (~67 MB of weights on the 1M-video world) per extra partition.
+ *
+ * Ordering: each partition has its own queue, so an `apply` finishes before that partition's later
+ * `get`s read the profile, while a long open (replaying a world) of one partition never holds up
+ * requests to the others: they interleave at every await.
  */
 import { parentPort } from 'node:worker_threads';
 import { toStatus } from '../../core/status.js';
 import { openUserPartition } from './bootstrap.js';
 import { handleUserStateRequest } from './handler.js';
 import type { UserStatePartition } from './partition.js';
-import type { FromUserWorker, ToUserWorker } from './protocol.js';
+import type { FromUserWorker, ToUserWorker, UserPartitionWorkerConfig } from './protocol.js';
+import { UserTower } from './user-tower.js';
 
 const port = parentPort;
 if (port === null) throw new Error('actors/user-state/worker.js must run in a worker thread');
-let partition: UserStatePartition | undefined;
+
+/** One hosted partition. */
+interface Slot {
+  partition: UserStatePartition | undefined;
+  /** Model directory whose tower this slot holds a reference to (after a successful acquire). */
+  towerHeld: string | undefined;
+  /** Set when the main thread closed it: queued work of the slot is skipped. */
+  closed: boolean;
+  queue: Promise<void>;
+}
+
+const slots = new Map<number, Slot>();
+
+/** Towers by model directory, reference-counted by the slots that use them. */
+const towers = new Map<string, { refs: number; readonly loading: Promise<UserTower> }>();
+
+async function acquireTower(modelDir: string): Promise<UserTower> {
+  let entry = towers.get(modelDir);
+  if (entry === undefined) {
+    entry = { refs: 0, loading: UserTower.load(modelDir) };
+    towers.set(modelDir, entry);
+  }
+  entry.refs++;
+  try {
+    return await entry.loading;
+  } catch (err) {
+    releaseTower(modelDir);
+    throw err;
+  }
+}
+
+function releaseTower(modelDir: string): void {
+  const entry = towers.get(modelDir);
+  if (entry === undefined || --entry.refs > 0) return;
+  towers.delete(modelDir);
+  entry.loading.then(
+    (tower) => tower.close(),
+    () => undefined,
+  );
+}
 
 function post(m: FromUserWorker): void {
   port?.postMessage(m);
 }
 
-let queue: Promise<void> = Promise.resolve();
-port.on('message', (msg: ToUserWorker) => {
-  queue = queue.then(() => handle(msg)).catch((err: unknown) => console.error('user-state worker:', err));
-});
+function enqueue(slot: Slot, work: () => Promise<void> | void): void {
+  slot.queue = slot.queue.then(work).catch((err: unknown) => console.error('user-state worker:', err));
+}
 
-async function handle(msg: ToUserWorker): Promise<void> {
-  switch (msg.type) {
-    case 'init':
-      try {
-        const opened = await openUserPartition(msg.config);
-        partition = opened.partition;
-        post({ type: 'ready', info: opened.info, counters: partition.counters() });
-      } catch (err) {
-        post({ type: 'initFailed', status: toStatus(err) });
-      }
-      return;
-    case 'get':
-      if (partition === undefined) return;
-      post({ type: 'reply', id: msg.id, reply: await handleUserStateRequest(partition, msg.request), counters: partition.counters() });
-      return;
-    case 'apply':
-      if (partition === undefined) return;
-      try {
-        post({ type: 'applied', id: msg.id, result: partition.applyEvents(msg.events), status: null, counters: partition.counters() });
-      } catch (err) {
-        post({ type: 'applied', id: msg.id, result: null, status: toStatus(err), counters: partition.counters() });
-      }
-      return;
+async function open(id: number, slot: Slot, config: UserPartitionWorkerConfig): Promise<void> {
+  try {
+    const tower = await acquireTower(config.modelDir);
+    slot.towerHeld = config.modelDir;
+    const opened = await openUserPartition(config, tower);
+    slot.partition = opened.partition;
+    post({ type: 'opened', slot: id, info: opened.info, counters: opened.partition.counters() });
+  } catch (err) {
+    if (slot.towerHeld !== undefined) releaseTower(slot.towerHeld);
+    slot.towerHeld = undefined;
+    slots.delete(id);
+    post({ type: 'openFailed', slot: id, status: toStatus(err) });
   }
 }
+
+port.on('message', (msg: ToUserWorker) => {
+  switch (msg.type) {
+    case 'open': {
+      const slot: Slot = { partition: undefined, towerHeld: undefined, closed: false, queue: Promise.resolve() };
+      slots.set(msg.slot, slot);
+      enqueue(slot, () => open(msg.slot, slot, msg.config));
+      return;
+    }
+    case 'get': {
+      const slot = slots.get(msg.slot);
+      if (slot === undefined) return;
+      enqueue(slot, async () => {
+        const p = slot.partition;
+        if (slot.closed || p === undefined) return;
+        post({ type: 'reply', slot: msg.slot, id: msg.id, reply: await handleUserStateRequest(p, msg.request), counters: p.counters() });
+      });
+      return;
+    }
+    case 'apply': {
+      const slot = slots.get(msg.slot);
+      if (slot === undefined) return;
+      enqueue(slot, () => {
+        const p = slot.partition;
+        if (slot.closed || p === undefined) return;
+        try {
+          post({ type: 'applied', slot: msg.slot, id: msg.id, result: p.applyEvents(msg.events), status: null, counters: p.counters() });
+        } catch (err) {
+          post({ type: 'applied', slot: msg.slot, id: msg.id, result: null, status: toStatus(err), counters: p.counters() });
+        }
+      });
+      return;
+    }
+    case 'close': {
+      const slot = slots.get(msg.slot);
+      if (slot === undefined) return;
+      slot.closed = true;
+      // After the slot's running work: a get in the middle of a tower run keeps its session.
+      enqueue(slot, () => {
+        slots.delete(msg.slot);
+        slot.partition = undefined;
+        if (slot.towerHeld !== undefined) releaseTower(slot.towerHeld);
+        slot.towerHeld = undefined;
+      });
+      return;
+    }
+    case 'crash':
+      throw new Error('crash requested by the test hook');
+  }
+});

@@ -8,6 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { startItemShard } from '../../actors/item-shard/item-shard.js';
 import { startRanker } from '../../actors/ranker/replica.js';
+import type { RankerHandle } from '../../actors/ranker/replica.js';
 import { startUserPartition } from '../../actors/user-state/user-state.js';
 import { startPopular } from '../../actors/popular/popular.js';
 import { startCoordinator } from '../../actors/coordinator/index.js';
@@ -31,6 +32,8 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
   const cluster = o.config.cluster.name;
   const host = o.config.node.host;
   const { itemShard: is, userState: us, popular: po, coordinator: co } = o.config;
+  /** This node's ranker replica while it runs: the coordinator in this process scores on it directly. */
+  let localRanker: RankerHandle | undefined;
   return {
     itemShard: async (shard, map): Promise<RunningActor> =>
       startItemShard({
@@ -81,16 +84,25 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         batching: r.batching,
       });
       o.log({ event: 'ranker_execution_provider', node: o.node, executionProvider: h.executionProvider });
-      return h;
+      localRanker = h;
+      return {
+        address: h.address,
+        stats: () => h.stats(),
+        stop: () => {
+          if (localRanker === h) localRanker = undefined;
+          return h.stop();
+        },
+      };
     },
     coordinator: async (map, rankerAddresses): Promise<RunningServerActor> => {
-      const { port, ...config } = co;
+      const { port, localRanker: localMode, ...config } = co;
       return startCoordinator({
         nc: o.nc,
         cluster,
         itemShards: map.itemShards,
         userPartitions: map.userPartitions,
         rankerAddresses,
+        ...(localMode === 'prefer' ? { localRanker: () => localRanker?.local } : {}),
         manifest: o.model,
         host,
         port,

@@ -14,7 +14,7 @@ import { RankerClient } from '../../actors/ranker/client.js';
 
 t.test('option validation: defaults, and a TypeError naming each bad option', async (t) => {
   const r = resolveRankerOptions({ modelDir: '/m' });
-  t.same(r.batching, { maxBatchRows: 1024, maxDelayMs: 1, maxQueueRows: 16384, batchesPerWorker: 1 });
+  t.same(r.batching, { maxBatchRows: 1024, maxDelayMs: 0, maxQueueRows: 16384, batchesPerWorker: 1 });
   t.equal(r.workers, 1);
   t.equal(r.port, 0);
   t.equal(r.host, '127.0.0.1');

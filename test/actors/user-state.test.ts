@@ -1,6 +1,6 @@
 /**
- * The user-state actor: real nats-server, real ONNX Runtime (tiny untrained user tower), both
- * thread modes, plus the in-process partition (event application, seq de-duplication, cache).
+ * The user-state actor: real nats-server, real ONNX Runtime (tiny untrained user tower), every
+ * thread mode, plus the in-process partition (event application, seq de-duplication, cache).
  */
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -34,7 +34,7 @@ function norm(v: readonly number[]): number {
   return Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 }
 
-t.test('user partition over NATS (worker and inline)', async (t) => {
+t.test('user partition over NATS (shared, worker and inline)', async (t) => {
   const { root, nc } = await natsFixture(t, 'upnext-user');
   const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: NUM_VIDEOS, numUsers: 40, days: DAYS });
   const modelDir = await writeTinyModel(path.join(root, 'model'));
@@ -45,7 +45,7 @@ t.test('user partition over NATS (worker and inline)', async (t) => {
   let otherUser = 1;
   while (userPartitionOf(otherUser, P) === PART) otherUser++;
 
-  for (const thread of ['worker', 'inline'] as const) {
+  for (const thread of ['shared', 'worker', 'inline'] as const) {
     await t.test(`thread=${thread}`, async (t) => {
       const cluster = `us${process.pid}${thread}`;
       const handle = await startUserPartition({ nc, cluster, partition: PART, partitionCount: P, worldDir: world.dir, modelDir, thread });
@@ -136,7 +136,8 @@ t.test('partition replays events of unknown videos: counters move, no affinity',
 
 t.test('options are validated with a TypeError naming the option', async (t) => {
   const ok = { cluster: 'c', partition: 0, partitionCount: 4, modelDir: '/m' };
-  t.equal(resolveUserPartitionOptions(ok).thread, 'worker');
+  t.equal(resolveUserPartitionOptions(ok).thread, 'shared', "default thread mode is 'shared'");
+  for (const thread of ['shared', 'worker', 'inline'] as const) t.equal(resolveUserPartitionOptions({ ...ok, thread }).thread, thread);
   t.throws(() => resolveUserPartitionOptions({ ...ok, partition: 4 }), { name: 'TypeError', message: /option partition/ });
   t.throws(() => resolveUserPartitionOptions({ ...ok, partitionCount: 0 }), { name: 'TypeError', message: /option partitionCount/ });
   t.throws(() => resolveUserPartitionOptions({ ...ok, modelDir: '' }), { name: 'TypeError', message: /option modelDir/ });

@@ -57,6 +57,8 @@ export interface DescribedResult {
 export interface FailedResult {
   readonly type: 'failed';
   readonly status: StatusObject;
+  /** A failed score task's input rows, transferred back so the caller can send them elsewhere. */
+  readonly rows?: Float32Array;
 }
 
 export type RankerTaskResult = ScoredResult | DescribedResult | FailedResult;

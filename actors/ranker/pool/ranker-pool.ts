@@ -8,6 +8,7 @@
  */
 import { Piscina } from 'piscina';
 import { StatusCode, UpnextError, isStatusObject, toStatus } from '../../../core/status.js';
+import { BatchRunFailure } from '../batcher.js';
 import type { BatchRunner, RankerOutputs } from '../batcher.js';
 import type { ExecutionProviderPlan } from '../execution-provider.js';
 import type { RankerModel } from '../model-dir.js';
@@ -125,7 +126,11 @@ export class RankerPool implements BatchRunner {
     return { inputs: this.#current.inputs, outputs: this.#current.outputs };
   }
 
-  /** Scores one batch on the current generation; `rows.buffer` is transferred (detached here). */
+  /**
+   * Scores one batch on the current generation; `rows.buffer` is transferred (detached here) when
+   * `rows` spans it. A run that fails in the worker rejects with a {@link BatchRunFailure} holding
+   * the rows the worker gave back.
+   */
   async run(rows: Float32Array, nRows: number): Promise<RankerOutputs> {
     if (this.#closed) throw new UpnextError(StatusCode.UNAVAILABLE, 'ranker pool is closed');
     const gen = this.#current;
@@ -137,6 +142,7 @@ export class RankerPool implements BatchRunner {
       // Piscina's own failures (worker crash, pool closed) are plain Errors from another realm.
       throw new UpnextError(StatusCode.UNAVAILABLE, `ranker worker failed: ${isStatusObject(err) ? err.message : String((err as Error).message ?? err)}`);
     }
+    if (result.type === 'failed' && result.rows !== undefined) throw new BatchRunFailure(result.status.code, result.status.message, result.rows);
     unwrapFailure(result);
     if (result.type !== 'scored') throw new UpnextError(StatusCode.INTERNAL, `worker answered ${result.type} to score`);
     this.#runs++;

@@ -101,9 +101,17 @@ async function init(): Promise<(task: RankerTask) => Promise<unknown>> {
     initFailure = { code: StatusCode.FAILED_PRECONDITION, message: `cannot load ${data.onnxPath}: ${status.message}` };
   }
 
+  /** A failed task; a score task's rows go back to the main thread (transferred) for a retry elsewhere. */
+  const failed = (task: RankerTask, status: StatusObject): unknown => {
+    if (task.type !== 'score' || task.rows.byteLength === 0) return { type: 'failed', status } satisfies RankerTaskResult;
+    const result = { type: 'failed', status, rows: task.rows } satisfies RankerTaskResult;
+    const whole = task.rows.byteOffset === 0 && task.rows.byteLength === task.rows.buffer.byteLength;
+    return whole ? move({ [transferableSymbol]: [task.rows.buffer], [valueSymbol]: result }) : result;
+  };
+
   return async (task: RankerTask): Promise<unknown> => {
     if (initFailure !== undefined || loaded === undefined) {
-      return { type: 'failed', status: initFailure ?? { code: StatusCode.INTERNAL, message: 'ranker session missing' } } satisfies RankerTaskResult;
+      return failed(task, initFailure ?? { code: StatusCode.INTERNAL, message: 'ranker session missing' });
     }
     try {
       switch (task.type) {
@@ -129,7 +137,7 @@ async function init(): Promise<(task: RankerTask) => Promise<unknown>> {
       }
     } catch (err) {
       const status = toStatus(err);
-      return { type: 'failed', status: { code: StatusCode.INTERNAL, message: `ranker inference failed: ${status.message}` } } satisfies RankerTaskResult;
+      return failed(task, { code: StatusCode.INTERNAL, message: `ranker inference failed: ${status.message}` });
     }
   };
 }
