@@ -12,6 +12,7 @@ import { auc, ece, logLoss, mae, weightedAuc } from '../eval/metrics.js';
 import { evaluateRetrieval, loadRetrievalTask } from '../eval/retrieval.js';
 import type { RetrievalResult } from '../eval/retrieval.js';
 import type { ExampleSet } from './examples.js';
+import { RANKER_SCALAR_FEATURES } from '../../core/features/ranker-row.js';
 import { RETRIEVAL_SCORE_COLUMN, SplitId, indicesOf, usersAtTestRows } from './examples.js';
 import type { RankFn, ScoringModels } from './scoring.js';
 
@@ -141,6 +142,32 @@ export interface EvaluateInput {
   readonly itemVectors?: Float32Array;
 }
 
+/** Column of the item's smoothed click-through rate (itemCtrPrior) in a ranker row. */
+const ITEM_CTR_COLUMN = RANKER_SCALAR_FEATURES.indexOf('item_ctr_prior');
+
+/**
+ * The popularity baseline for the click task: P(click) = the item's smoothed click-through rate
+ * over every impression logged before this one (itemCtrPrior, Beta(1, 20) prior): what a
+ * non-personalised "most clicked" ranker would predict. Read from the ranker row, so it sees
+ * exactly the counters the models see. It has no watch prediction and no calibration step.
+ */
+export function popularityClickMetrics(rows: SplitRows, f: number): Record<string, number> {
+  const n = rows.idx.length;
+  const p = new Float32Array(n);
+  const w = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    p[i] = rows.features[i * f + ITEM_CTR_COLUMN]!;
+    w[i] = rows.click[i]! > 0 ? Math.max(1, rows.watchS[i]!) : 1;
+  }
+  return {
+    impressions: n,
+    click_auc: auc(rows.click, p),
+    click_weighted_auc: weightedAuc(rows.click, p, w),
+    click_log_loss: logLoss(rows.click, p),
+    ece_raw: ece(rows.click, p),
+  };
+}
+
 /** Two-tower and ranker metrics on the test days. */
 export async function evaluateAll(input: EvaluateInput): Promise<MetricTable> {
   const { set, scoring } = input;
@@ -151,5 +178,6 @@ export async function evaluateAll(input: EvaluateInput): Promise<MetricTable> {
   for (const [name, rank] of Object.entries(scoring.rankers)) {
     out[name] = rankerMetrics(rows, await predictRows(rank, rows, f), input.calibration[name] ?? { type: 'identity' });
   }
+  out['popularity'] = popularityClickMetrics(rows, f);
   return out;
 }

@@ -31,6 +31,18 @@ export function reportRows(metrics: Readonly<MetricTable>): Record<string, Model
       mae: m['watch_mae_log1p'] ?? NaN,
     };
   }
+  const pop = metrics['popularity'];
+  if (pop !== undefined) {
+    // Not calibrated: its P(click) is a raw smoothed rate, so logloss and ece are of that rate.
+    out['popularity'] = { auc: pop['click_auc'] ?? NaN, weighted_auc: pop['click_weighted_auc'] ?? NaN, logloss: pop['click_log_loss'] ?? NaN, ece: pop['ece_raw'] ?? NaN };
+  }
+  return out;
+}
+
+/** Row-wise merge: every model's metrics from each table, later tables adding to earlier ones. */
+export function mergeRows(...tables: readonly Record<string, ModelMetrics>[]): Record<string, ModelMetrics> {
+  const out: Record<string, ModelMetrics> = {};
+  for (const t of tables) for (const [model, m] of Object.entries(t)) out[model] = { ...out[model], ...m };
   return out;
 }
 

@@ -65,4 +65,6 @@ t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_00
   const mmoe = res.metrics['mmoe']!;
   t.ok(mmoe['click_auc']! > 0.6, `MMoE click AUC ${mmoe['click_auc']} well above chance`);
   t.ok(Number.isFinite(mmoe['watch_mae_log1p']), 'watch MAE reported');
+  const popClick = res.metrics['popularity']!;
+  t.ok(mmoe['click_auc']! > popClick['click_auc']!, `MMoE click AUC ${mmoe['click_auc']} > popularity (item CTR) ${popClick['click_auc']}`);
 });

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mergeIntoReport } from '../../offline/eval/report.js';
-import { reportDatasetKey, reportFor } from '../../offline/pipeline/report.js';
+import { mergeRows, reportDatasetKey, reportFor, reportRows } from '../../offline/pipeline/report.js';
 
 t.test('dataset keys', async (t) => {
   t.equal(reportDatasetKey('default'), 'synthetic');
@@ -23,4 +23,15 @@ t.test('the default world lands under `synthetic` in the report file', async (t)
   t.same(Object.keys(report).sort(), ['kuairand', 'synthetic']);
   t.equal(report['synthetic']?.['two_tower']?.['recall_at_100'], 0.17);
   t.equal(report['kuairand']?.['mmoe']?.['auc'], 0.78);
+});
+
+t.test('popularity gets its click metrics and its recall in one row', async (t) => {
+  const rows = reportRows({
+    popularity: { click_auc: 0.6, click_weighted_auc: 0.62, click_log_loss: 0.5, ece_raw: 0.02, impressions: 10 },
+    mmoe: { click_auc: 0.7, click_weighted_auc: 0.72, click_log_loss_calibrated: 0.45, ece_calibrated: 0.01, ece_raw: 0.03, watch_mae_log1p: 1.1 },
+  });
+  const merged = mergeRows(rows, { popularity: { recall_at_10: 0.02, recall_at_100: 0.07 }, mf: { recall_at_100: 0.06 } });
+  t.same(merged['popularity'], { auc: 0.6, weighted_auc: 0.62, logloss: 0.5, ece: 0.02, recall_at_10: 0.02, recall_at_100: 0.07 });
+  t.equal(merged['mmoe']?.auc, 0.7);
+  t.same(merged['mf'], { recall_at_100: 0.06 });
 });
