@@ -1,5 +1,5 @@
 # upnext — see README.md. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test install build train eval bench loadtest world kuairand shardmap clean check-cycles
+.PHONY: run test install build train eval bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
 
 NODE ?= node
 TSC  := node_modules/.bin/tsc
@@ -12,8 +12,19 @@ install:
 build: install
 	@$(TSC) -p tsconfig.json
 
+## faiss-avx2: faiss 1.7.3 compiled for AVX2/FMA + a second faiss-node addon (~4 min once); item
+## shards load it when present and the CPU has avx2+fma (UPNEXT_FAISS=debian|avx2|auto overrides)
+faiss-avx2: install
+	@scripts/build-faiss-avx2.sh
+
+## the same, best effort: run/bench/loadtest try it and carry on with Debian's faiss if it fails
+## (skip it with UPNEXT_FAISS=debian); `make test` never builds it, so CI tests Debian's build
+faiss-avx2-if-possible: install
+	@if [ "$${UPNEXT_FAISS:-auto}" != debian ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then \
+	  scripts/build-faiss-avx2.sh || echo "warning: the AVX2 faiss build failed; item shards use Debian's faiss (slower retrieval)" >&2; fi
+
 ## run: build, prepare the default world and models (cached), start a local cluster, show it serving
-run: build
+run: build faiss-avx2-if-possible
 	@$(NODE) dist/cluster/local/main.js $(ARGS)
 
 ## test: unit + integration tests against real nats-server, faiss, ONNX Runtime and gRPC
@@ -35,11 +46,11 @@ eval: build
 
 ## bench: component benchmarks and the end-to-end ceiling ratio -> reports/bench.json
 ## (faiss runs single-threaded: OpenMP's one-thread-per-core default made one search 20x slower)
-bench: build
+bench: build faiss-avx2-if-possible
 	@OMP_NUM_THREADS=1 $(NODE) dist/loadtest/bench.js $(ARGS)
 
 ## loadtest: a named scenario (SCENARIO=ramp) against a local cluster -> reports/loadtest/
-loadtest: build
+loadtest: build faiss-avx2-if-possible
 	@$(NODE) dist/loadtest/cli.js $(or $(SCENARIO),ramp) $(ARGS)
 
 ## world: generate a synthetic world (ARGS="--name default --videos 1000000 --users 20000 --days 5")

@@ -18,13 +18,30 @@ if [ ! -f /usr/lib/x86_64-linux-gnu/libfaiss.a ] && [ ! -f /usr/lib/libfaiss.a ]
   echo "libfaiss-dev is missing: apt-get install libfaiss-dev" >&2; exit 1
 fi
 echo "building faiss-node against libfaiss (about a minute)..."
-cd "$pkg"
+# Build in a staging copy and swap the finished .node in with a rename: other processes on this
+# machine may be loading the addon meanwhile (node-gyp rebuild would delete build/ for a minute).
+stage="$pkg/build-upnext-staging"
+rm -rf "$stage"
+mkdir -p "$stage/src" "$stage/node_modules"
 # Start from the pristine source each time so a changed patch applies cleanly.
-if [ -f src/faiss.cc.orig-upnext ]; then cp src/faiss.cc.orig-upnext src/faiss.cc; else cp src/faiss.cc src/faiss.cc.orig-upnext; fi
-patch -s -p1 < "$src/upnext-faiss-node.patch"
-cp "$src/binding.gyp" "$src/upnext_compat.h" .
-rm -f CMakeLists.txt
+if [ ! -f "$pkg/src/faiss.cc.orig-upnext" ]; then cp "$pkg/src/faiss.cc" "$pkg/src/faiss.cc.orig-upnext"; fi
+cp "$pkg/src/faiss.cc.orig-upnext" "$stage/src/faiss.cc"
+cp "$pkg/package.json" "$src/binding.gyp" "$src/upnext_compat.h" "$stage/"
+(cd "$stage" && patch -s -p1 < "$src/upnext-faiss-node.patch")
+ln -sfn "$root/node_modules/node-addon-api" "$stage/node_modules/node-addon-api"
 t0=$(date +%s)
-"$root/node_modules/.bin/node-gyp" rebuild --nodedir=/usr --jobs=2 > "$pkg/build.log" 2>&1 || { tail -40 "$pkg/build.log" >&2; exit 1; }
+# binding.gyp's library/flags default to Debian's libfaiss; make sure a caller's AVX2 settings
+# (scripts/build-faiss-avx2.sh) do not leak into this build.
+(cd "$stage" && env -u UPNEXT_FAISS_LIB -u UPNEXT_FAISS_CFLAGS \
+  "$root/node_modules/.bin/node-gyp" rebuild --nodedir=/usr --jobs=2 > "$pkg/build.log" 2>&1) \
+  || { tail -40 "$pkg/build.log" >&2; exit 1; }
+# Keep the package's own copies in step with what was built (read by humans and by tests).
+cp "$stage/src/faiss.cc" "$pkg/src/faiss.cc"
+cp "$src/binding.gyp" "$src/upnext_compat.h" "$pkg/"
+rm -f "$pkg/CMakeLists.txt"
+mkdir -p "$pkg/build/Release"
+cp "$stage/build/Release/faiss-node.node" "$pkg/build/Release/faiss-node.node.tmp"
+mv -f "$pkg/build/Release/faiss-node.node.tmp" "$pkg/build/Release/faiss-node.node"
+rm -rf "$stage"
 echo "$want" > "$stamp"
 echo "faiss-node built in $(( $(date +%s) - t0 )) s"

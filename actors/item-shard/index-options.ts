@@ -23,6 +23,19 @@
  * request, far above the ~1.5 ms the 400 QPS/core goal leaves; no index choice measured here meets
  * that goal at recall ≥ 0.95 (the lever left is the embeddings themselves, or fewer items per query).
  * HNSW stays available through `factory` (removal by tombstones: see shard-index.ts).
+ *
+ * Those figures are for Debian's libfaiss (baseline x86-64). With the opt-in AVX2 build
+ * (scripts/build-faiss-avx2.sh, chosen at run time by faiss.ts) on the same corpus and queries
+ * (S=2, perShardK 200, one thread, search CPU only, best of 3 passes):
+ * IVF2048,Flat nprobe 128 → 0.922 @ 1.24 ms, 256 → 0.969 @ 2.20 ms (Debian: 2.73 / 5.23 ms), and
+ * IVF-PQ fast-scan with an exact re-rank becomes the cheapest at every recall:
+ * **IVF1024,PQ64x4fs,RFlat nprobe 128 refine 2 → 0.955 @ 0.73–0.78 ms**, nprobe 192 → 0.977 @
+ * 0.97–1.03 ms, 256 → 0.987 @ 1.22 ms (Debian: the same recalls at 7.4 / 10.7 / 14.6 ms: its
+ * fast-scan kernels are emulated). PQ32x4fs needs refine 4–8 for the same recall and costs more;
+ * PQ16x4fs tops out near 0.78; without the RFlat stage PQ64x4fs reaches only 0.77. Memory: 291 MiB per 1M vectors (32 B
+ * codes + the 256 B exact copy the refine stage keeps + ids) vs 253 MiB for IVF Flat; build 7 s
+ * CPU per 1M (IVF2048,Flat: 17 s). So 'auto' picks that index when the AVX2 build serves the shard
+(see {@link factoryFor}), with nprobe 3·nlist/16 for margin (0.977 instead of 0.955 at nlist/8).
  */
 
 /** Options of the ANN index (all optional; see {@link resolveIndexOptions} for defaults). */
@@ -30,7 +43,10 @@ export interface IndexOptions {
   /**
    * faiss factory string, or 'auto': `IDMap,Flat` when the shard holds at most `flatMaxItems`
    * items, else `IVF{nlist},Flat` with nlist = the power of two nearest 4·√n, in 64..65536.
-   * A factory without native ids (e.g. HNSW) is wrapped in `IDMap,` automatically. Default 'auto'.
+   * A factory without native ids (e.g. HNSW) is wrapped in `IDMap,` automatically, and so is one
+   * with a refine stage (`IVF…,PQ…x4fs,RFlat`: faiss's IndexRefine has no add_with_ids; our
+   * faiss-node patch builds `IDMap,X` as IDMap around X). Such indexes cannot remove vectors: the
+   * shard tombstones rows instead (shard-index.ts). Default 'auto'.
    */
   readonly factory?: 'auto' | string;
   /**
@@ -46,7 +62,18 @@ export interface IndexOptions {
   readonly flatMaxItems?: number;
   /** Training vectors per IVF list (a sample of the shard). Default 64. */
   readonly trainPerList?: number;
+  /**
+   * Refine factor of a factory with an exact re-rank stage (`...,RFlat`, e.g.
+   * `IVF2048,PQ32x4fs,RFlat`): the compressed index returns refineFactor·k candidates, which are
+   * re-scored with their exact vectors (faiss `k_factor_rf`). Ignored by other indexes. Default 2
+   * (enough for PQ{dim}x4fs codes: refine 4 and 8 gave the same recall at more CPU); coarser
+   * codes need more (PQ{dim/2}x4fs: 4–8). At most {@link MAX_REFINE_FACTOR}.
+   */
+  readonly refineFactor?: number;
 }
+
+/** Largest {@link IndexOptions.refineFactor}: beyond it exact re-ranking costs more than Flat. */
+export const MAX_REFINE_FACTOR = 64;
 
 /** {@link IndexOptions} with every default filled in. */
 export interface ResolvedIndexOptions {
@@ -56,6 +83,7 @@ export interface ResolvedIndexOptions {
   readonly efConstruction: number;
   readonly flatMaxItems: number;
   readonly trainPerList: number;
+  readonly refineFactor: number;
 }
 
 /** Defaults of {@link IndexOptions} (see the module comment for the measurements behind them). */
@@ -66,6 +94,7 @@ export const DEFAULT_INDEX_OPTIONS: ResolvedIndexOptions = Object.freeze({
   efConstruction: 80,
   flatMaxItems: 20_000,
   trainPerList: 64,
+  refineFactor: 2,
 });
 
 function positiveInt(name: string, v: unknown): void {
@@ -85,6 +114,10 @@ export function resolveIndexOptions(opts: IndexOptions = {}): ResolvedIndexOptio
   positiveInt('efConstruction', r.efConstruction);
   positiveInt('flatMaxItems', r.flatMaxItems);
   positiveInt('trainPerList', r.trainPerList);
+  positiveInt('refineFactor', r.refineFactor);
+  if (r.refineFactor > MAX_REFINE_FACTOR) {
+    throw new TypeError(`option index.refineFactor must be at most ${MAX_REFINE_FACTOR}, got ${r.refineFactor}`);
+  }
   return Object.freeze(r);
 }
 
@@ -92,13 +125,43 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** The concrete factory string for a shard of `n` items (see {@link IndexOptions.factory}). */
-export function factoryFor(n: number, opts: ResolvedIndexOptions): string {
+/**
+ * The concrete factory string for a shard of `n` items (see {@link IndexOptions.factory}). 'auto'
+ * depends on the faiss build serving it (faiss.ts `faissBuild()`): exact `IDMap,Flat` up to
+ * `flatMaxItems`; above it, on the AVX2 build, `IDMap,IVF{nlistFor(n)/2},PQ{dim}x4fs,RFlat` (one
+ * 4-bit fast-scan code per dimension, exact re-rank of refineFactor·k' candidates: recall@100 0.977
+ * at ~1.0 ms CPU per 1M-item query with the 'auto' nprobe), else `IVF{nlistFor(n)},Flat` (Debian's
+ * baseline build emulates the fast-scan kernels: the same PQ index costs 7–15 ms there).
+ */
+export function factoryFor(n: number, opts: ResolvedIndexOptions, build: 'debian' | 'avx2' = 'debian', dim = 64): string {
   if (opts.factory !== 'auto') {
-    return /^(IVF|IDMap)/.test(opts.factory) ? opts.factory : `IDMap,${opts.factory}`;
+    if (opts.factory.startsWith('IDMap')) return opts.factory;
+    return /^IVF/.test(opts.factory) && !hasRefine(opts.factory) ? opts.factory : `IDMap,${opts.factory}`;
   }
   if (n <= opts.flatMaxItems) return 'IDMap,Flat';
+  if (build === 'avx2' && dim % 2 === 0) return `IDMap,IVF${Math.max(64, nlistFor(n) / 2)},PQ${dim}x4fs,RFlat`;
   return `IVF${nlistFor(n)},Flat`;
+}
+
+/** Whether a factory string ends in an exact re-rank stage (`,RFlat` or `,Refine(…)`). */
+export function hasRefine(factory: string): boolean {
+  return /,(RFlat|Refine\(.*\))$/.test(factory);
+}
+
+/**
+ * Estimated faiss bytes per stored vector of a factory (codes + ids), without centroids:
+ * Flat 4·dim, SQ8 dim, PQ{M}x{b} M·b/8, plus 4·dim for a refine stage's exact copy, plus 8 for the
+ * IVF list id and 8 for an IDMap's id map.
+ */
+export function bytesPerVector(factory: string, dim: number): number {
+  const pq = /PQ(\d+)(?:x(\d+))?/.exec(factory);
+  let code = 4 * dim;
+  if (pq?.[1] !== undefined) code = Math.ceil((Number(pq[1]) * Number(pq[2] ?? 8)) / 8);
+  else if (/SQ8/.test(factory)) code = dim;
+  else if (/SQfp16/.test(factory)) code = 2 * dim;
+  const refine = hasRefine(factory) ? 4 * dim : 0;
+  const ids = (/IVF/.test(factory) ? 8 : 0) + (factory.startsWith('IDMap') ? 8 : 0);
+  return code + refine + ids;
 }
 
 /** Power of two nearest 4·√n, clamped to 64..65536. */
@@ -130,7 +193,9 @@ export function nprobeFor(factory: string, opts: ResolvedIndexOptions, k = 0, nt
   const nlist = nlistOf(factory);
   if (nlist === undefined) return undefined;
   if (opts.nprobe !== 'auto') return Math.min(nlist, opts.nprobe);
-  const base = Math.max(8, Math.floor(nlist / 8));
+  // Fast-scan codes lose a little to quantisation even after the exact re-rank: probe 3/16 of the
+  // lists (IVF1024,PQ64x4fs,RFlat on the 1M corpus: 128 → 0.955, 192 → 0.977 at +0.25 ms).
+  const base = Math.max(8, Math.floor(hasRefine(factory) ? (3 * nlist) / 16 : nlist / 8));
   const forK = ntotal > 0 ? Math.ceil((AUTO_SCAN_PER_RESULT * k * nlist) / ntotal) : 0;
   return Math.min(nlist, Math.max(base, forK));
 }

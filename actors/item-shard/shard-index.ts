@@ -6,7 +6,8 @@
  *
  * faiss labels are column rows, not video ids: a hit maps to its features by index, and a row is
  * never reused (an upsert of a known item tombstones its row and appends a new one), so indexes that
- * cannot remove vectors (HNSW) stay correct by filtering tombstoned rows.
+ * cannot remove vectors (HNSW, and IVF-PQ with a refine stage) stay correct by filtering tombstoned
+ * rows.
  */
 import type { ItemFeatures, ItemMeta } from '../../core/features/item.js';
 import { emptyItemStats } from '../../core/features/item.js';
@@ -16,9 +17,9 @@ import type { CandidateBatchMsg } from '../../protos/codec.js';
 import { emptyCandidateBatch } from '../../protos/convert.js';
 import { ItemColumns } from './columns.js';
 import type { FaissIndex } from './faiss.js';
-import { faissFromFactory } from './faiss.js';
+import { faissBuild, faissFromFactory } from './faiss.js';
 import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
-import { factoryFor, nlistOf, nprobeFor, resolveIndexOptions } from './index-options.js';
+import { bytesPerVector, factoryFor, hasRefine, nlistOf, nprobeFor, resolveIndexOptions } from './index-options.js';
 
 /** Largest k a shard search accepts (DESIGN §6: sizes bounded). */
 export const MAX_SEARCH_K = 2000;
@@ -63,6 +64,8 @@ export class ItemShardIndex {
     this.#deadInIndex = Math.max(0, faiss.ntotal() - columns.size);
     this.#opts = opts;
     if (info.factory.includes('HNSW')) faiss.setParam('efSearch', opts.efSearch);
+    // Set on every construction, snapshots included: the options, not the file, decide the factor.
+    if (hasRefine(info.factory)) faiss.setParam('k_factor_rf', opts.refineFactor);
   }
 
   /**
@@ -74,7 +77,7 @@ export class ItemShardIndex {
       throw new TypeError(`vectors must hold items.length × dim = ${items.length * dim} floats, got ${vectors.length}`);
     }
     const opts = resolveIndexOptions(options);
-    const factory = factoryFor(items.length, opts);
+    const factory = factoryFor(items.length, opts, faissBuild(), dim);
     const faiss = faissFromFactory(dim, factory);
     if (factory.includes('HNSW')) faiss.setParam('efConstruction', opts.efConstruction);
     const columns = new ItemColumns(items.length);
@@ -184,11 +187,11 @@ export class ItemShardIndex {
     return this.#columns.applyEvent(event);
   }
 
-  /** Estimated bytes: columns + faiss vectors and ids (+ IVF centroids). */
+  /** Estimated bytes: columns + faiss codes, vectors and ids (+ IVF centroids). */
   memoryBytes(): number {
     const n = this.#faiss.ntotal();
     const centroids = (nlistOf(this.factory) ?? 0) * this.dim * 4;
-    return this.#columns.memoryBytes() + n * (this.dim * 4 + 8) + centroids;
+    return this.#columns.memoryBytes() + n * bytesPerVector(this.factory, this.dim) + centroids;
   }
 
   /** Removes the vectors of already-tombstoned rows (one faiss call: Flat removal is O(n)). */
@@ -198,7 +201,7 @@ export class ItemShardIndex {
       const removed = this.#faiss.removeIdsI64(BigInt64Array.from(rows, (r) => BigInt(r)));
       this.#deadInIndex += rows.length - removed;
     } catch {
-      // HNSW cannot remove: the vectors stay and searches skip the tombstoned rows.
+      // HNSW and refine indexes cannot remove: the vectors stay and searches skip tombstoned rows.
       this.#deadInIndex += rows.length;
     }
   }

@@ -12,8 +12,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ItemColumnArrays } from './columns.js';
 import { COLUMN_NAMES, ItemColumns } from './columns.js';
-import { faissRead } from './faiss.js';
+import { faissBuild, faissRead } from './faiss.js';
 import type { IndexOptions } from './index-options.js';
+import { factoryFor, resolveIndexOptions } from './index-options.js';
 import { ItemShardIndex } from './shard-index.js';
 
 /** Bump when the snapshot layout changes; older snapshots are then ignored (rebuilt). */
@@ -92,6 +93,10 @@ export async function readItemSnapshot(snapshotDir: string, key: SnapshotKey, op
   ) {
     return undefined;
   }
+  // The index kind must be the one the options pick now on this faiss build: a snapshot written by
+  // the AVX2 build's fast-scan 'auto' is rebuilt as IVF Flat on Debian's build (where fast-scan is
+  // emulated and ~10x slower), and a changed `factory` option takes effect at the next start.
+  if (meta.factory !== factoryFor(meta.rows, resolveIndexOptions(options), faissBuild(), meta.dim)) return undefined;
   const bytes = await readFile(path.join(dir, FILES.columns));
   const cols = {} as Record<keyof ItemColumnArrays, unknown>;
   const blank = new ItemColumns(1).arrays();
