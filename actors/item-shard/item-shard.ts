@@ -20,6 +20,7 @@ import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
 import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
 import type { FromItemWorker, ItemShardReadyInfo, ItemWorkerGauges, ToItemWorker } from './protocol.js';
+import { forTransfer } from '../../core/transfer.js';
 
 /** Options of {@link startItemShard}. */
 export interface ItemShardOptions {
@@ -229,6 +230,12 @@ class ItemShardImpl implements ItemShardHandle {
   }
 
   #post(m: ToItemWorker): void {
+    if (m.type === 'search' || m.type === 'admin') {
+      // msg.data is a view into the NATS socket chunk: clone would copy the whole chunk.
+      const t = forTransfer(m.request);
+      this.#worker.postMessage({ ...m, request: t.bytes }, t.transfer);
+      return;
+    }
     this.#worker.postMessage(m);
   }
 

@@ -20,6 +20,7 @@ import { StatusCode, UpnextError } from '../../core/status.js';
 import type { StatusObject } from '../../core/status.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters } from './partition.js';
 import type { FromUserWorker, ToUserWorker, UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
+import { forTransfer } from '../../core/transfer.js';
 
 /** Which kind of host a worker is (see the module comment). */
 export type UserStateHostKind = 'shared' | 'dedicated';
@@ -167,6 +168,12 @@ export class UserStateHostWorker {
   }
 
   #post(m: ToUserWorker): void {
+    if (m.type === 'get') {
+      // msg.data is a view into the NATS socket chunk: clone would copy the whole chunk.
+      const t = forTransfer(m.request);
+      this.#worker.postMessage({ ...m, request: t.bytes }, t.transfer);
+      return;
+    }
     this.#worker.postMessage(m);
   }
 

@@ -21,6 +21,7 @@ import { handleUserStateRequest } from './handler.js';
 import type { UserStatePartition } from './partition.js';
 import type { FromUserWorker, ToUserWorker, UserPartitionWorkerConfig } from './protocol.js';
 import { UserTower } from './user-tower.js';
+import { forTransfer } from '../../core/transfer.js';
 
 const port = parentPort;
 if (port === null) throw new Error('actors/user-state/worker.js must run in a worker thread');
@@ -66,6 +67,12 @@ function releaseTower(modelDir: string): void {
 }
 
 function post(m: FromUserWorker): void {
+  if (m.type === 'reply' && m.reply !== null) {
+    // Hand over an exact-size copy (core/transfer.ts): cloning the encoder's pooled view copies more.
+    const t = forTransfer(m.reply);
+    port?.postMessage({ ...m, reply: t.bytes }, t.transfer);
+    return;
+  }
   port?.postMessage(m);
 }
 
