@@ -22,13 +22,12 @@ import { Subjects, eventStreamName } from '../../core/subjects.js';
 import { StatusCode } from '../../core/status.js';
 import { userPartitionOf } from '../../core/hash.js';
 import { Codecs } from '../../protos/codec.js';
-import type { CandidateBatchMsg } from '../../protos/codec.js';
-import { emptyCandidateBatch } from '../../protos/convert.js';
 import { startCoordinator, loadRecommenderPackage, RECOMMENDER_SERVICE } from '../../actors/coordinator/index.js';
 import type { CoordinatorHandle } from '../../actors/coordinator/index.js';
 import type { RankerScorer } from '../../actors/coordinator/ports.js';
 import { startRanker } from '../../actors/ranker/index.js';
 import { writeLinearRankerModel } from './ranker-fixture.js';
+import { fakeCandidateBatch } from './fixtures.js';
 
 const S = 2;
 const P = 4;
@@ -46,22 +45,6 @@ const manifest: ModelManifest = {
   metrics: {},
 };
 
-function batch(ids: number[], score: (i: number) => number): CandidateBatchMsg {
-  const b = emptyCandidateBatch();
-  ids.forEach((id, i) => {
-    b.videoIds.push(id);
-    b.scores.push(score(i));
-    b.creatorIds.push(id % 31);
-    b.categories.push(id % 7);
-    b.durationS.push(60 + (id % 300));
-    b.uploadTsMs.push(Date.now() - 86_400_000);
-    b.impressions.push(50);
-    b.clicks.push(4);
-    b.watches.push(2);
-    b.watchRatioSums.push(1);
-  });
-  return b;
-}
 
 /** Fake actors on the real subjects: item shards, user partitions (one wildcard sub), popular. */
 function startFakeActors(nc: NatsConnection, cluster: string) {
@@ -74,7 +57,7 @@ function startFakeActors(nc: NatsConnection, cluster: string) {
           const req = Codecs.shardSearchRequest.decode(msg.data);
           const ex = new Set(req.excludeVideoIds);
           const ids = Array.from({ length: 60 }, (_, i) => (s + 1) * 1000 + i).filter((id) => !ex.has(id)).slice(0, req.k);
-          msg.respond(Codecs.shardSearchReply.encode({ shard: s, shardSize: 60, searchMs: 0.1, candidates: batch(ids, (i) => 0.9 - i * 0.01 - s * 0.001) }));
+          msg.respond(Codecs.shardSearchReply.encode({ shard: s, shardSize: 60, searchMs: 0.1, candidates: fakeCandidateBatch(ids, (i) => 0.9 - i * 0.01 - s * 0.001, Date.now()) }));
         },
       }),
     );
@@ -109,7 +92,7 @@ function startFakeActors(nc: NatsConnection, cluster: string) {
         const req = Codecs.popularRequest.decode(msg.data);
         const base = req.trending ? 7000 : 8000;
         const ids = Array.from({ length: Math.min(req.n, 100) }, (_, i) => base + i);
-        msg.respond(Codecs.candidateBatchReply.encode({ candidates: batch(ids, (i) => 100 - i) }));
+        msg.respond(Codecs.candidateBatchReply.encode({ candidates: fakeCandidateBatch(ids, (i) => 100 - i, Date.now()) }));
       },
     }),
   );

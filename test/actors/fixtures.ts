@@ -18,6 +18,9 @@ import { encodeEvent } from '../../offline/world/codec.js';
 import type { VideoRecord, WorldManifest } from '../../offline/world/format.js';
 import { dayFileName } from '../../offline/world/format.js';
 import { userLine, videoLine } from '../../offline/world/writer.js';
+import type { ItemFeatures } from '../../core/features/item.js';
+import type { CandidateBatchMsg } from '../../protos/codec.js';
+import { emptyCandidateBatch } from '../../protos/convert.js';
 
 export const TINY_SPEC: FeatureSpec = Object.freeze({
   ...DEFAULT_FEATURE_SPEC,
@@ -138,4 +141,37 @@ export async function writeTinyWorld(dir: string, opts: TinyWorldOptions = {}): 
   };
   await writeFile(path.join(dir, 'world.json'), JSON.stringify(manifest, null, 2));
   return { dir, videos, events };
+}
+
+/** `n` item-shard rows with ids firstId.. and deterministic metadata and counters. */
+export function syntheticItems(n: number, firstId = 1): ItemFeatures[] {
+  return Array.from({ length: n }, (_, i) => ({
+    videoId: firstId + i,
+    creatorId: 500 + (i % 13),
+    category: i % 32,
+    durationS: 30 + i,
+    uploadTsMs: 1_700_000_000_000 + i,
+    impressions: i,
+    clicks: i % 5,
+    watches: i % 3,
+    watchRatioSum: (i % 3) * 0.5,
+  }));
+}
+
+/** A fake item shard's answer: `ids` scored by `score(i)`, features derived from the id, uploaded a day before `nowMs`. */
+export function fakeCandidateBatch(ids: readonly number[], score: (i: number) => number, nowMs: number): CandidateBatchMsg {
+  const b = emptyCandidateBatch();
+  ids.forEach((id, i) => {
+    b.videoIds.push(id);
+    b.scores.push(score(i));
+    b.creatorIds.push(id % 31);
+    b.categories.push(id % 7);
+    b.durationS.push(60 + (id % 300));
+    b.uploadTsMs.push(nowMs - 86_400_000 - id * 1000);
+    b.impressions.push(50 + (id % 13));
+    b.clicks.push(4 + (id % 5));
+    b.watches.push(2 + (id % 3));
+    b.watchRatioSums.push(1 + (id % 4) / 4);
+  });
+  return b;
 }

@@ -6,34 +6,21 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ItemFeatures } from '../../core/features/item.js';
 import { StatusCode } from '../../core/status.js';
 import { faissBuild, faissFromFactory } from '../../actors/item-shard/faiss.js';
 import { factoryFor, nlistFor, nprobeFor, resolveIndexOptions } from '../../actors/item-shard/index-options.js';
 import { ItemShardIndex } from '../../actors/item-shard/shard-index.js';
 import { readItemSnapshot, writeItemSnapshot } from '../../actors/item-shard/snapshot.js';
 import { clusteredUnitVectors } from '../../actors/item-shard/synthetic.js';
+import { syntheticItems } from './fixtures.js';
 
 const dim = 64;
 
-function items(n: number, firstId = 1): ItemFeatures[] {
-  return Array.from({ length: n }, (_, i) => ({
-    videoId: firstId + i,
-    creatorId: 500 + (i % 13),
-    category: i % 32,
-    durationS: 30 + i,
-    uploadTsMs: 1_700_000_000_000 + i,
-    impressions: i,
-    clicks: i % 5,
-    watches: i % 3,
-    watchRatioSum: (i % 3) * 0.5,
-  }));
-}
 
 
 t.test('search: at most k distinct items, sorted by score, excluded ids absent, features attached', async (t) => {
   const n = 2000;
-  const its = items(n);
+  const its = syntheticItems(n);
   const vecs = clusteredUnitVectors({ n, dim, seed: 1 });
   const index = ItemShardIndex.build(its, vecs, dim);
   t.equal(index.factory, 'IDMap,Flat', 'a small shard is served exactly');
@@ -58,7 +45,7 @@ t.test('search: at most k distinct items, sorted by score, excluded ids absent, 
 t.test('upsert is findable at once, keeps counters on update; remove makes an item disappear', async (t) => {
   const n = 1000;
   const vecs = clusteredUnitVectors({ n, dim, seed: 2 });
-  const index = ItemShardIndex.build(items(n), vecs, dim);
+  const index = ItemShardIndex.build(syntheticItems(n), vecs, dim);
   const fresh = clusteredUnitVectors({ n: 1, dim, seed: 99 });
   t.equal(index.upsert([{ videoId: 77_777, creatorId: 1, category: 3, durationS: 12, uploadTsMs: 5 }], fresh), 1);
   const hit = index.search(fresh, 5);
@@ -83,7 +70,7 @@ t.test('upsert is findable at once, keeps counters on update; remove makes an it
 t.test('HNSW (no remove in faiss): removed and replaced items are filtered by tombstones', async (t) => {
   const n = 600;
   const vecs = clusteredUnitVectors({ n, dim, seed: 4 });
-  const index = ItemShardIndex.build(items(n), vecs, dim, { factory: 'HNSW16', efSearch: 128 });
+  const index = ItemShardIndex.build(syntheticItems(n), vecs, dim, { factory: 'HNSW16', efSearch: 128 });
   t.equal(index.factory, 'IDMap,HNSW16');
   const q = vecs.subarray(0, dim);
   t.equal(index.search(q, 1).videoIds[0], 1);
@@ -100,7 +87,7 @@ t.test('recall@100 >= 0.95 vs exact brute force with the default IVF parameters'
   const vecs = clusteredUnitVectors({ n, dim, spread: 0.06, seed: 7 });
   const queries = clusteredUnitVectors({ n: nq, dim, spread: 0.06, seed: 8 });
   // flatMaxItems lowered so 'auto' picks IVF at this test size (the default rule otherwise).
-  const index = ItemShardIndex.build(items(n), vecs, dim, { flatMaxItems: 1000 });
+  const index = ItemShardIndex.build(syntheticItems(n), vecs, dim, { flatMaxItems: 1000 });
   // Which IVF kind 'auto' picks depends on the faiss build loaded here (fast-scan PQ + exact
   // re-rank on the AVX2 build, IVF Flat on Debian's); both must meet the recall bar.
   t.equal(index.factory, factoryFor(n, resolveIndexOptions({ flatMaxItems: 1000 }), faissBuild(), dim), `auto chose ${index.factory} (${faissBuild()} build)`);
@@ -123,7 +110,7 @@ t.test('snapshot restore gives identical search results (after upserts and remov
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const n = 3000;
   const vecs = clusteredUnitVectors({ n, dim, seed: 9 });
-  const index = ItemShardIndex.build(items(n), vecs, dim, { flatMaxItems: 1000 });
+  const index = ItemShardIndex.build(syntheticItems(n), vecs, dim, { flatMaxItems: 1000 });
   index.remove([3, 4]);
   index.upsert([{ videoId: 99_999, creatorId: 2, category: 2, durationS: 9, uploadTsMs: 2 }], clusteredUnitVectors({ n: 1, dim, seed: 3 }));
   const key = { shard: 1, shardCount: 4, modelVersion: 'v/1', featureSpecHash: 'abc', source: 'w@0' };
@@ -144,7 +131,7 @@ t.test('snapshot restore gives identical search results (after upserts and remov
 });
 
 t.test('bad searches are INVALID_ARGUMENT naming the field', async (t) => {
-  const index = ItemShardIndex.build(items(10), clusteredUnitVectors({ n: 10, dim }), dim);
+  const index = ItemShardIndex.build(syntheticItems(10), clusteredUnitVectors({ n: 10, dim }), dim);
   t.throws(() => index.search(new Float32Array(dim - 1), 10), { code: StatusCode.INVALID_ARGUMENT, details: 'user_vector' });
   t.throws(() => index.search(new Float32Array(dim), 0), { code: StatusCode.INVALID_ARGUMENT, details: 'k' });
   t.throws(() => index.search(new Float32Array(dim), 2001), { code: StatusCode.INVALID_ARGUMENT, details: 'k' });

@@ -21,23 +21,11 @@ import {
 import { ItemShardIndex } from '../../actors/item-shard/shard-index.js';
 import { readItemSnapshot, writeItemSnapshot } from '../../actors/item-shard/snapshot.js';
 import { clusteredUnitVectors } from '../../actors/item-shard/synthetic.js';
+import { syntheticItems } from './fixtures.js';
 
 const dim = 32;
 const FACTORY = 'IVF32,PQ8x4fs,RFlat';
 
-function items(n: number, firstId = 1): ItemFeatures[] {
-  return Array.from({ length: n }, (_, i) => ({
-    videoId: firstId + i,
-    creatorId: 500 + (i % 13),
-    category: i % 32,
-    durationS: 30 + i,
-    uploadTsMs: 1_700_000_000_000 + i,
-    impressions: i,
-    clicks: i % 5,
-    watches: i % 3,
-    watchRatioSum: (i % 3) * 0.5,
-  }));
-}
 
 /** Mean fraction of the exact top-k (by brute force over `vecs`) that `search` returns. */
 function recall(index: ItemShardIndex, vecs: Float32Array, queries: Float32Array, k: number): number {
@@ -124,7 +112,7 @@ t.test('raw faiss: IDMap,IVF…,RFlat takes explicit ids, k_factor_rf changes re
 
 t.test('ItemShardIndex over IVF-PQ fast-scan + RFlat: refineFactor, tombstones, snapshot', async (t) => {
   const n = 3000;
-  const its = items(n);
+  const its = syntheticItems(n);
   const vecs = clusteredUnitVectors({ n, dim, spread: 0.15, seed: 31 });
   const queries = clusteredUnitVectors({ n: 25, dim, spread: 0.15, seed: 32 });
   const k = 20;

@@ -11,14 +11,14 @@ import type { Clock } from '../../core/clock.js';
 import { Deadline } from '../../core/deadline.js';
 import type { RequestContext } from '../../core/events.js';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
-import type { CandidateBatchMsg, ShardSearchReplyMsg, ShardSearchRequestMsg, UserStateReplyMsg } from '../../protos/codec.js';
-import { emptyCandidateBatch } from '../../protos/convert.js';
+import type { ShardSearchReplyMsg, ShardSearchRequestMsg, UserStateReplyMsg } from '../../protos/codec.js';
 import { RankerClient, startRanker } from '../../actors/ranker/index.js';
 import { LocalFirstRankerScorer } from '../../actors/ranker/local-first.js';
 import { loadRecommenderPackage, startCoordinator } from '../../actors/coordinator/index.js';
 import type { CoordinatorHandle, PopularSource, ShardSearcher, UserStateSource } from '../../actors/coordinator/index.js';
 import { ensureTinyAssets } from '../fixtures/assets.js';
 import { natsFixture } from '../fixtures/nats.js';
+import { fakeCandidateBatch } from './fixtures.js';
 
 const quiet = { log: () => undefined };
 const ROWS = 550;
@@ -85,22 +85,6 @@ t.test('local path: bitwise the scores of the KServe path; falls back to a remot
 
 const CONTEXT: RequestContext = { device: 'android', country: 'BR', localHour: 21 };
 
-function batch(ids: number[], score: (i: number) => number, nowMs: number): CandidateBatchMsg {
-  const b = emptyCandidateBatch();
-  ids.forEach((id, i) => {
-    b.videoIds.push(id);
-    b.scores.push(score(i));
-    b.creatorIds.push(id % 31);
-    b.categories.push(id % 7);
-    b.durationS.push(60 + (id % 300));
-    b.uploadTsMs.push(nowMs - 86_400_000 - id * 1000);
-    b.impressions.push(50 + (id % 13));
-    b.clicks.push(4 + (id % 5));
-    b.watches.push(2 + (id % 3));
-    b.watchRatioSums.push(1 + (id % 4) / 4);
-  });
-  return b;
-}
 
 function fakePorts(spec: { numCategories: number; embeddingDim: number }, nowMs: number): { userState: UserStateSource; shards: ShardSearcher; popular: PopularSource } {
   return {
@@ -125,11 +109,11 @@ function fakePorts(spec: { numCategories: number; embeddingDim: number }, nowMs:
       search: async (shard: number, req: ShardSearchRequestMsg): Promise<ShardSearchReplyMsg> => {
         const ex = new Set(req.excludeVideoIds);
         const ids = Array.from({ length: 300 }, (_, i) => (shard + 1) * 10_000 + i).filter((id) => !ex.has(id)).slice(0, req.k);
-        return { shard, shardSize: 300, searchMs: 0.1, candidates: batch(ids, (i) => 0.9 - i * 0.001 - shard * 0.0001, nowMs) };
+        return { shard, shardSize: 300, searchMs: 0.1, candidates: fakeCandidateBatch(ids, (i) => 0.9 - i * 0.001 - shard * 0.0001, nowMs) };
       },
     },
     popular: {
-      get: async (_c, _d, n, trending) => batch(Array.from({ length: Math.min(n, 100) }, (_, i) => (trending ? 7000 : 8000) + i), (i) => 100 - i, nowMs),
+      get: async (_c, _d, n, trending) => fakeCandidateBatch(Array.from({ length: Math.min(n, 100) }, (_, i) => (trending ? 7000 : 8000) + i), (i) => 100 - i, nowMs),
     },
   };
 }
