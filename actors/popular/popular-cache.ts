@@ -80,19 +80,19 @@ export class PopularCache {
     if (hit !== undefined) {
       // get() with allowStale returns stale entries too; start a background refresh for those.
       if (this.#cache.getRemainingTTL(key) <= 0) void this.#cache.fetch(key).catch(() => undefined);
-      return slice(hit, n);
+      return sliceCandidateBatch(hit, n);
     }
     const global = this.#cache.get(cacheKey(GLOBAL.country, GLOBAL.device, trending));
     const pending = this.#cache.fetch(key).catch(() => undefined);
-    if (global !== undefined) return slice(global, n);
+    if (global !== undefined) return sliceCandidateBatch(global, n);
     const fetched = await pending;
-    return fetched === undefined ? emptyCandidateBatch() : slice(fetched, n);
+    return fetched === undefined ? emptyCandidateBatch() : sliceCandidateBatch(fetched, n);
   }
 
   /** Synchronous lookup: the cached list (fresh or stale) or undefined; never touches NATS. */
   peek(country: string, device: string, n: number, trending: boolean): CandidateBatchMsg | undefined {
     const hit = this.#cache.get(cacheKey(country, device, trending));
-    return hit === undefined ? undefined : slice(hit, n);
+    return hit === undefined ? undefined : sliceCandidateBatch(hit, n);
   }
 
   /** Fetches (country, device, trending) now and caches it; false when the fetch failed. */
@@ -138,7 +138,8 @@ function cacheKey(country: string, device: string, trending: boolean): string {
   return `${country}\u0000${device}\u0000${trending ? 1 : 0}`;
 }
 
-function slice(b: CandidateBatchMsg, n: number): CandidateBatchMsg {
+/** The first `n` candidates of a batch (the batch itself when it holds no more). */
+export function sliceCandidateBatch(b: CandidateBatchMsg, n: number): CandidateBatchMsg {
   if (b.videoIds.length <= n) return b;
   return {
     videoIds: b.videoIds.slice(0, n),
