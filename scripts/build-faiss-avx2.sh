@@ -28,6 +28,16 @@ if ! grep -qw avx2 /proc/cpuinfo || ! grep -qw fma /proc/cpuinfo; then
 fi
 mkdir -p "$cache/lib"
 
+# Build tools this script needs beyond what `make install` brings (cmake, dpkg-source, g++, patch).
+tools=()
+for pkg in cmake dpkg-dev build-essential patch; do dpkg -s "$pkg" >/dev/null 2>&1 || tools+=("$pkg"); done
+if [ ${#tools[@]} -gt 0 ]; then
+  echo "apt packages for the AVX2 build: ${tools[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${tools[@]}" >/dev/null
+fi
+
 # ---- phase 1: the faiss source ----
 fetch_source() {
   local dl="$cache/download"
@@ -41,9 +51,10 @@ fetch_source() {
     uri=$(awk '/^URIs:/ {print $2; exit}' "$bin")
     suite=$(awk '/^Suites:/ {print $2; exit}' "$bin")
     echo "adding deb-src entry for $uri $suite (needs root)"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     printf 'Types: deb-src\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$uri" "$suite" > /etc/apt/sources.list.d/src.sources
-    apt-get update -qq
+      "$uri" "$suite" | $sudo_cmd tee /etc/apt/sources.list.d/src.sources >/dev/null
+    $sudo_cmd apt-get update -qq
   fi
   (cd "$dl" && apt-get source --download-only faiss)
   if ! ls "$dl"/faiss_${version}-*.dsc >/dev/null 2>&1; then
