@@ -27,6 +27,7 @@ import { benchReport, ceilingRatio, writeBenchReport } from './bench/ceiling-rat
 import type { BenchParts } from './bench/ceiling-ratio.js';
 import { printTable } from './bench/table.js';
 import { REPO_ROOT } from './paths.js';
+import { faissBuild } from '../actors/item-shard/faiss.js';
 
 // faiss links OpenMP, which reads OMP_NUM_THREADS once, when the library loads: set it before any
 // module that loads faiss is imported, so "per core" means one thread.
@@ -58,6 +59,8 @@ async function main(): Promise<void> {
   const conditions: Record<string, unknown> = {
     machine: { host_cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? 'unknown', memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     omp_num_threads: process.env['OMP_NUM_THREADS'],
+    // Which faiss the item shards run (the nodes' workers choose the same way: same env, same files).
+    faiss_build: faissBuild(),
     load_average_at_start: loadavg(),
     per_core: 'work / CPU seconds of the processes doing it (process.cpuUsage or /proc), not wall time: other jobs on the machine slow wall time, not these',
   };
@@ -185,7 +188,7 @@ async function main(): Promise<void> {
           'faiss on the real corpus: sharded search at the configured parameters vs exact brute force (user-tower queries)',
           ['shards', `recall@${r.k}`, 'queries/s/core (all shards)', 'shard searches/s/core', 'p50 ms', 'p99 ms', 'exact ms/query'],
           [[shardInfo, r.recallAtK, r.qpsPerCore, r.shardSearchesPerCore, r.p50Ms, r.p99Ms, r.exactMsPerQuery]],
-          { items: r.items, dim: enc.dim, k: r.k, per_shard_k: r.perShardK, queries: r.queries, target: 'recall@100 >= 0.95', build_s: ((enc.timingsMs.tower + enc.timingsMs.build) / 1000).toFixed(1) },
+          { items: r.items, dim: enc.dim, k: r.k, per_shard_k: r.perShardK, queries: r.queries, faiss_build: faissBuild(), target: 'recall@100 >= 0.95', build_s: ((enc.timingsMs.tower + enc.timingsMs.build) / 1000).toFixed(1) },
           out,
         );
         // Where would the target be met? The same shards at fixed nprobe values around the configured one.
