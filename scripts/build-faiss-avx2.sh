@@ -30,7 +30,7 @@ mkdir -p "$cache/lib"
 
 # Build tools this script needs beyond what `make install` brings (cmake, dpkg-source, g++, patch).
 tools=()
-for pkg in cmake dpkg-dev build-essential patch; do dpkg -s "$pkg" >/dev/null 2>&1 || tools+=("$pkg"); done
+for tool in cmake dpkg-dev build-essential patch; do dpkg -s "$tool" >/dev/null 2>&1 || tools+=("$tool"); done
 if [ ${#tools[@]} -gt 0 ]; then
   echo "apt packages for the AVX2 build: ${tools[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
