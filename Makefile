@@ -12,7 +12,7 @@ install:
 build: install
 	@$(TSC) -p tsconfig.json
 
-## faiss-avx2: faiss 1.7.3 compiled for AVX2/FMA + a second faiss-node addon (~4 min once); item
+## faiss-avx2: faiss 1.7.3 compiled for AVX2/FMA + a second faiss-node addon (1-4 min once); item
 ## shards load it when present and the CPU has avx2+fma (UPNEXT_FAISS=debian|avx2|auto overrides)
 faiss-avx2: install
 	@scripts/build-faiss-avx2.sh

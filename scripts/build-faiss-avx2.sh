@@ -12,7 +12,7 @@
 #   lib/libfaiss_avx2.a          the static library        (stamp: lib/upnext.stamp)
 #   addon/build/Release/faiss-node.node  the AVX2 addon    (stamp: addon/build/upnext.stamp)
 # Idempotent: each phase is skipped when its stamp matches its inputs. The library compile took
-# 222 s on the 2-vCPU dev machine (nice'd, -j2); the addon a few seconds.
+# 75 s on the idle 2-vCPU dev machine (222 s with other jobs running; nice -n 10, -j2); the addon 5 s.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/native/faiss-avx2"
@@ -80,7 +80,7 @@ else
     rm -rf "$cache/src"
     dpkg-source -x "$dsc" "$cache/src" >/dev/null   # applies Debian's patches
   fi
-  echo "compiling faiss $version for AVX2 (about 4 min on 2 cores); log: $cache/build.log"
+  echo "compiling faiss $version for AVX2 (1-4 min on 2 cores); log: $cache/build.log"
   t0=$(date +%s)
   cmake -S "$cache/src" -B "$cache/build" "${cmake_flags[@]}" > "$cache/build.log" 2>&1 \
     || { tail -40 "$cache/build.log" >&2; exit 1; }
