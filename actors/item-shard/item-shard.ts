@@ -16,10 +16,10 @@ import { StatusCode, UpnextError } from '../../core/status.js';
 import type { StatusObject } from '../../core/status.js';
 import { Codecs } from '../../protos/codec.js';
 import { statusToMsg } from '../../protos/convert.js';
-import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
+import type { IndexOptions } from './index-options.js';
 import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
-import type { FromItemWorker, ItemShardReadyInfo, ItemWorkerGauges, ToItemWorker } from './protocol.js';
+import type { FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ToItemWorker } from './protocol.js';
 import { forTransfer } from '../../core/transfer.js';
 
 /** Options of {@link startItemShard}. */
@@ -48,17 +48,10 @@ export interface ItemShardOptions {
   readonly latencyWindow?: number;
 }
 
-/** {@link ItemShardOptions} after defaults and validation. */
-export interface ResolvedItemShardOptions {
+/** {@link ItemShardOptions} after defaults and validation: the worker's config plus the main thread's knobs. */
+export interface ResolvedItemShardOptions extends ItemShardWorkerConfig {
   readonly cluster: string;
-  readonly shard: number;
-  readonly shardCount: number;
-  readonly worldDir: string;
-  readonly modelDir: string;
-  readonly snapshotDir: string | undefined;
-  readonly index: ResolvedIndexOptions;
   readonly maxInFlight: number;
-  readonly towerBatchRows: number;
   readonly latencyWindow: number;
 }
 

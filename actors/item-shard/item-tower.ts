@@ -5,33 +5,22 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { ItemMeta } from '../../core/features/item.js';
-import type { FeatureSpec } from '../../core/features/spec.js';
 import { itemDenseWidth, writeItemTowerInputs } from '../../core/features/towers.js';
-import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
-import { failedPrecondition } from '../../core/status.js';
 import { loadServingManifest } from '../../offline/onnx/load.js';
-import { openServingSession } from '../model/serving-session.js';
+import type { ServingSession } from '../model/serving-session.js';
+import { ServingTower, openServingSession } from '../model/serving-session.js';
 
 export { loadServingManifest };
 
 /** The item tower of one model version, one ORT session (intra-op threads 1). */
-export class ItemTower {
-  readonly manifest: ModelManifest;
-  readonly spec: FeatureSpec;
-  readonly dim: number;
-  readonly #session: ort.InferenceSession;
-
-  private constructor(manifest: ModelManifest, session: ort.InferenceSession) {
-    this.manifest = manifest;
-    this.spec = manifest.featureSpec;
-    this.dim = manifest.featureSpec.embeddingDim;
-    this.#session = session;
+export class ItemTower extends ServingTower {
+  private constructor(opened: ServingSession) {
+    super(opened, 'item tower');
   }
 
   static async load(modelDir: string): Promise<ItemTower> {
-    const { manifest, session } = await openServingSession(modelDir, MODEL_FILES.itemTower);
-    return new ItemTower(manifest, session);
+    return new ItemTower(await openServingSession(modelDir, MODEL_FILES.itemTower));
   }
 
   /** Vectors of `items`, `items.length × dim` row-major, computed `batchRows` rows per ORT run. */
@@ -45,19 +34,13 @@ export class ItemTower {
       const creatorIds = new BigInt64Array(b);
       const dense = new Float32Array(b * w);
       for (let r = 0; r < b; r++) writeItemTowerInputs(items[start + r] as ItemMeta, this.spec, r, itemIds, creatorIds, dense);
-      const result = await this.#session.run({
+      const vec = await this.runVectors({
         [t.itemIds]: new ort.Tensor('int64', itemIds, [b, 2]),
         [t.creatorIds]: new ort.Tensor('int64', creatorIds, [b]),
         [t.itemDense]: new ort.Tensor('float32', dense, [b, w]),
-      });
-      const vec = result[t.itemVec];
-      if (vec === undefined) throw failedPrecondition(`item tower has no output ${t.itemVec}`);
-      out.set(vec.data as Float32Array, start * this.dim);
+      }, t.itemVec);
+      out.set(vec, start * this.dim);
     }
     return out;
-  }
-
-  async close(): Promise<void> {
-    await this.#session.release();
   }
 }

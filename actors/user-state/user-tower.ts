@@ -8,10 +8,9 @@ import type { RequestContext } from '../../core/events.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
 import type { UserView } from '../../core/features/towers.js';
 import { userDenseWidth, writeUserTowerInputs } from '../../core/features/towers.js';
-import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
-import { failedPrecondition } from '../../core/status.js';
-import { openServingSession } from '../model/serving-session.js';
+import type { ServingSession } from '../model/serving-session.js';
+import { ServingTower, openServingSession } from '../model/serving-session.js';
 
 /** Computes user embeddings; the ONNX implementation is {@link UserTower}. */
 export interface UserEmbedder {
@@ -22,23 +21,14 @@ export interface UserEmbedder {
 }
 
 /** The user tower of one model version, one ORT session (intra-op threads 1). */
-export class UserTower implements UserEmbedder {
-  readonly manifest: ModelManifest;
-  readonly spec: FeatureSpec;
-  readonly dim: number;
-  readonly #session: ort.InferenceSession;
-
-  private constructor(manifest: ModelManifest, session: ort.InferenceSession) {
-    this.manifest = manifest;
-    this.spec = manifest.featureSpec;
-    this.dim = manifest.featureSpec.embeddingDim;
-    this.#session = session;
+export class UserTower extends ServingTower implements UserEmbedder {
+  private constructor(opened: ServingSession) {
+    super(opened, 'user tower');
   }
 
   /** Loads `modelDir/user_tower.onnx` after the manifest's feature-spec check. */
   static async load(modelDir: string): Promise<UserTower> {
-    const { manifest, session } = await openServingSession(modelDir, MODEL_FILES.userTower);
-    return new UserTower(manifest, session);
+    return new UserTower(await openServingSession(modelDir, MODEL_FILES.userTower));
   }
 
   async embed(users: readonly UserView[], contexts: readonly RequestContext[]): Promise<Float32Array> {
@@ -55,18 +45,11 @@ export class UserTower implements UserEmbedder {
       writeUserTowerInputs(users[r] as UserView, contexts[r] as RequestContext, spec, r, userIds, historyIds, historyWeights, dense);
     }
     const t = TENSORS.userTower;
-    const result = await this.#session.run({
+    return this.runVectors({
       [t.userIds]: new ort.Tensor('int64', userIds, [b, 2]),
       [t.historyIds]: new ort.Tensor('int64', historyIds, [b, h]),
       [t.historyWeights]: new ort.Tensor('float32', historyWeights, [b, h]),
       [t.userDense]: new ort.Tensor('float32', dense, [b, w]),
-    });
-    const vec = result[t.userVec];
-    if (vec === undefined) throw failedPrecondition(`user tower has no output ${t.userVec}`);
-    return vec.data as Float32Array;
-  }
-
-  async close(): Promise<void> {
-    await this.#session.release();
+    }, t.userVec);
   }
 }
