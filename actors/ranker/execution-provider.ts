@@ -1,13 +1,15 @@
 /**
  * Chooses the ONNX Runtime execution provider. The CUDA provider is never required: onnxruntime-node
  * lists 'cuda' on linux/x64 but ships its provider library only when installed with CUDA binaries
- * (`ONNXRUNTIME_NODE_INSTALL_CUDA=v12`), and a machine may have no GPU. The decision is a pure
+ * (`ONNXRUNTIME_NODE_INSTALL_CUDA=v12`, fetched from NuGet), and a machine may have no GPU. The
+ * WebGPU provider (Dawn over Vulkan) is bundled, but it is opt-in: its ~2.8 ms floor per run on an
+ * H200 made it slower than one CPU core below ~4,000 rows per run (docs/capacity.md). The decision is a pure
  * function of a probe, so it is unit-tested; the probe itself looks at the files and devices.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { ExecutionProviderChoice } from './options.js';
+import type { ExecutionProviderChoice, ExecutionProviderName } from './options.js';
 
 /** What the machine offers. */
 export interface ExecutionProviderProbe {
@@ -22,7 +24,7 @@ export interface ExecutionProviderProbe {
 /** What the workers should try. */
 export interface ExecutionProviderPlan {
   /** Provider tried first. */
-  readonly primary: 'cuda' | 'cpu';
+  readonly primary: ExecutionProviderName;
   /** When the primary fails to create a session, fall back to CPU (only for 'auto'). */
   readonly fallbackToCpu: boolean;
   /** Why, for the log line. */
@@ -36,6 +38,9 @@ export function planExecutionProvider(requested: ExecutionProviderChoice, probe:
     case 'cuda':
       // Asked for explicitly: try it even if the probe doubts it, and fail loudly if it fails.
       return { primary: 'cuda', fallbackToCpu: false, reason: 'CUDA requested' };
+    case 'webgpu':
+      // Needs libvulkan.so.1 and a Vulkan driver (docs/operations.md); fails the start without them.
+      return { primary: 'webgpu', fallbackToCpu: false, reason: 'WebGPU requested' };
     case 'auto': {
       const missing: string[] = [];
       if (!probe.cudaListed) missing.push('onnxruntime-node lists no cuda backend');

@@ -4,8 +4,17 @@
  */
 import type { FeatureSpec } from '../../core/features/spec.js';
 
-/** Which ONNX Runtime execution provider the workers use. */
-export type ExecutionProviderChoice = 'auto' | 'cpu' | 'cuda';
+/** An ONNX Runtime execution provider a ranker worker can run on. */
+export type ExecutionProviderName = 'cuda' | 'webgpu' | 'cpu';
+
+/**
+ * Which ONNX Runtime execution provider the workers use. 'webgpu' is opt-in only, never picked by
+ * 'auto': on an H200 it paid only from ~4,000 rows per run (docs/capacity.md, "GPU ranking").
+ */
+export type ExecutionProviderChoice = 'auto' | ExecutionProviderName;
+
+/** The accepted ExecutionProviderChoice values, for validation and the config table. */
+export const EXECUTION_PROVIDER_CHOICES = ['auto', 'cpu', 'cuda', 'webgpu'] as const satisfies readonly ExecutionProviderChoice[];
 
 /** Dynamic batching knobs (see batcher.ts). */
 export interface BatchingOptions {
@@ -42,7 +51,11 @@ export interface RankerScorerOptions {
   /** ONNX Runtime intra-op threads per session. Default 1 (parallelism comes from workers). */
   readonly intraOpNumThreads?: number;
   readonly batching?: BatchingOptions;
-  /** 'auto' picks CUDA when ONNX Runtime ships it and a GPU is visible, else CPU. Default 'auto'. */
+  /**
+   * 'auto' picks CUDA when ONNX Runtime ships it and a GPU is visible, else CPU. 'webgpu' (Dawn over
+   * Vulkan, bundled with onnxruntime-node) and 'cuda' are tried as asked and fail the start if
+   * their session cannot be created. Default 'auto'.
+   */
   readonly executionProvider?: ExecutionProviderChoice;
   /**
    * The feature spec of the running code. When set, a model whose featureSpecHash differs from
@@ -115,8 +128,8 @@ export function resolveRankerScorerOptions(opts: RankerScorerOptions): ResolvedR
   const workers = positiveInt('workers', opts.workers ?? 1);
   const intraOpNumThreads = positiveInt('intraOpNumThreads', opts.intraOpNumThreads ?? 1);
   const executionProvider = opts.executionProvider ?? 'auto';
-  if (executionProvider !== 'auto' && executionProvider !== 'cpu' && executionProvider !== 'cuda') {
-    throw new TypeError(`options.executionProvider must be 'auto', 'cpu' or 'cuda', got ${String(executionProvider)}`);
+  if (!(EXECUTION_PROVIDER_CHOICES as readonly string[]).includes(executionProvider)) {
+    throw new TypeError(`options.executionProvider must be one of ${EXECUTION_PROVIDER_CHOICES.map((c) => `'${c}'`).join(', ')}, got ${String(executionProvider)}`);
   }
   if (opts.featureSpec !== undefined && (typeof opts.featureSpec !== 'object' || opts.featureSpec === null)) {
     throw new TypeError('options.featureSpec must be a FeatureSpec object');

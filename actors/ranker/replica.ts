@@ -6,7 +6,7 @@
 import type { KServeServerStats } from './kserve-server.js';
 import type { LocalRanker } from './local-first.js';
 import { startKServeServer } from './kserve-server.js';
-import type { RankerOptions } from './options.js';
+import type { ExecutionProviderName, RankerOptions } from './options.js';
 import { resolveRankerOptions } from './options.js';
 import type { RankerScorerInternals, RankerScorerStats } from './scorer.js';
 import { openRankerScorer } from './scorer.js';
@@ -21,7 +21,7 @@ export interface RankerHandle {
   /** host:port of the KServe v2 server. */
   readonly address: string;
   /** The provider the workers actually run on. */
-  readonly executionProvider: 'cuda' | 'cpu';
+  readonly executionProvider: ExecutionProviderName;
   /** Version of the model now serving (changes after reload). */
   readonly modelVersion: string;
   /**

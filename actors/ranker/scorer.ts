@@ -12,7 +12,7 @@ import type { ExecutionProviderPlan, ExecutionProviderProbe } from './execution-
 import { planExecutionProvider, probeExecutionProviders } from './execution-provider.js';
 import type { RankerModel } from './model-dir.js';
 import { readRankerModel } from './model-dir.js';
-import type { RankerScorerOptions, ResolvedRankerScorerOptions } from './options.js';
+import type { ExecutionProviderName, RankerScorerOptions, ResolvedRankerScorerOptions } from './options.js';
 import { resolveRankerScorerOptions } from './options.js';
 import type { RankerPoolStats } from './pool/ranker-pool.js';
 import { RankerPool } from './pool/ranker-pool.js';
@@ -43,7 +43,7 @@ export interface RankerScorer {
   /** Features per row F. */
   readonly width: number;
   /** The provider the workers run on ('cuda' only when a GPU session was actually created). */
-  readonly executionProvider: 'cuda' | 'cpu';
+  readonly executionProvider: ExecutionProviderName;
   /** The model now serving. */
   readonly model: RankerModel;
   /** Tensor metadata of the serving session, as ONNX Runtime reports it. */
@@ -99,7 +99,7 @@ class RankerScorerImpl implements RankerScorer {
     return this.#batcher.width;
   }
 
-  get executionProvider(): 'cuda' | 'cpu' {
+  get executionProvider(): ExecutionProviderName {
     return this.#pool.executionProvider;
   }
 

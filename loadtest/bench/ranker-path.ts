@@ -11,8 +11,12 @@
  * Each call gets a fresh copy of the row template (the pipeline writes fresh rows per request, and
  * the local path detaches the buffer it is given); that copy is in both paths' figures.
  *
+ * With a GPU provider (`--provider webgpu`), the rows scored by the GPU replica are first compared
+ * with a CPU replica's on the same template (max abs difference in the conditions).
+ *
  * Run alone: `node dist/loadtest/bench/ranker-path.js [--models <models/version dir>] [--calls N]
- * [--rows N] [--workers N] [--max-delay-ms N]`; default model: models/LATEST.
+ * [--rows N] [--workers N] [--max-delay-ms N] [--max-batch-rows N] [--concurrency 1,8,32]
+ * [--provider auto|cpu|cuda|webgpu]`; default model: models/LATEST.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -25,6 +29,9 @@ import { MODEL_FILES } from '../../core/model/contract.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { RankerClient } from '../../actors/ranker/client.js';
 import { LocalFirstRankerScorer } from '../../actors/ranker/local-first.js';
+import type { LocalRanker } from '../../actors/ranker/local-first.js';
+import type { ExecutionProviderChoice } from '../../actors/ranker/options.js';
+import { DEFAULT_BATCHING } from '../../actors/ranker/options.js';
 import { startRanker } from '../../actors/ranker/replica.js';
 import { REPO_ROOT } from '../paths.js';
 import { cpuSecondsSince, printTable } from './table.js';
@@ -41,8 +48,12 @@ export interface RankerPathBenchOptions {
   readonly concurrency?: readonly number[];
   /** Ranker worker threads. Default 1 (the node default). */
   readonly workers?: number;
-  /** The replica's batching.maxDelayMs. Default the replica default (1 ms). */
+  /** The replica's batching.maxDelayMs. Default the replica default (0 ms). */
   readonly maxDelayMs?: number;
+  /** The replica's batching.maxBatchRows. Default the replica default (1024). */
+  readonly maxBatchRows?: number;
+  /** The replica's execution provider. Default 'auto'. */
+  readonly executionProvider?: ExecutionProviderChoice;
 }
 
 export interface RankerPathResult {
@@ -80,6 +91,24 @@ async function closedLoop(score: Score, template: Float32Array, nRows: number, c
   return { lat, wallS: (performance.now() - t0) / 1000, cpuS: cpuSecondsSince(cpu0) };
 }
 
+/** Largest |GPU − CPU| over both outputs for the same rows: the provider must not change the scores. */
+async function maxDiffAgainstCpu(modelDir: string, gpu: LocalRanker, template: Float32Array, nRows: number): Promise<number> {
+  const cpu = await startRanker({ modelDir, workers: 1, executionProvider: 'cpu' }, { log: () => undefined });
+  try {
+    const [a, b] = await Promise.all([gpu, cpu.local].map((r) => r.scoreOwned(Float32Array.from(template), nRows, Deadline.after(30_000))));
+    if (a?.kind !== 'scored' || b?.kind !== 'scored') {
+      throw new Error(`parity run failed: ${[a, b].map((x) => (x?.kind === 'failed' ? x.error.message : 'ok')).join(' / ')}`);
+    }
+    let max = 0;
+    for (const key of ['pClick', 'watchLog1p'] as const) {
+      for (let i = 0; i < nRows; i++) max = Math.max(max, Math.abs((a.outputs[key][i] ?? NaN) - (b.outputs[key][i] ?? NaN)));
+    }
+    return max;
+  } finally {
+    await cpu.stop();
+  }
+}
+
 function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
@@ -89,7 +118,8 @@ export async function benchRankerPaths(opts: RankerPathBenchOptions): Promise<Ra
   const nRows = opts.rows ?? 550;
   const workers = opts.workers ?? 1;
   const loadAtStart = os.loadavg();
-  const ranker = await startRanker({ modelDir: opts.modelDir, workers, ...(opts.maxDelayMs !== undefined ? { batching: { maxDelayMs: opts.maxDelayMs } } : {}) }, { log: () => undefined });
+  const batching = { maxDelayMs: opts.maxDelayMs ?? DEFAULT_BATCHING.maxDelayMs, maxBatchRows: opts.maxBatchRows ?? DEFAULT_BATCHING.maxBatchRows };
+  const ranker = await startRanker({ modelDir: opts.modelDir, workers, batching, executionProvider: opts.executionProvider ?? 'auto' }, { log: () => undefined });
   const client = new RankerClient({ addresses: () => [ranker.address] });
   // hasRemote false: the local-first scorer never leaves the local replica, so this measures its path.
   const local = new LocalFirstRankerScorer({ local: () => ranker.local, remote: client, hasRemote: () => false });
@@ -97,6 +127,7 @@ export async function benchRankerPaths(opts: RankerPathBenchOptions): Promise<Ra
   const width = rankerRowWidth(manifest.featureSpec);
   const rng = new SeededRng(5);
   const template = Float32Array.from({ length: nRows * width }, () => rng.next());
+  const parity = ranker.executionProvider === 'cpu' ? undefined : await maxDiffAgainstCpu(opts.modelDir, ranker.local, template, nRows);
   const paths: { name: RankerPathResult['path']; score: Score }[] = [
     { name: 'kserve-grpc', score: (rows, n) => client.score(rows, n, Deadline.after(10_000)) },
     { name: 'local', score: (rows, n) => local.score(rows, n, Deadline.after(10_000)) },
@@ -125,7 +156,10 @@ export async function benchRankerPaths(opts: RankerPathBenchOptions): Promise<Ra
       rows: `${nRows}x${width} float32 (${Math.round((nRows * width * 4) / 1024)} KiB)`,
       calls,
       workers,
-      max_delay_ms: opts.maxDelayMs ?? 1,
+      execution_provider: ranker.executionProvider,
+      ...(parity !== undefined ? { max_abs_diff_vs_cpu: parity } : {}),
+      max_delay_ms: batching.maxDelayMs,
+      max_batch_rows: batching.maxBatchRows,
       onnx_run_ms_mean: Math.round((pool.runMsTotal / Math.max(1, pool.runs)) * 1000) / 1000,
       rows_per_batch_mean: Math.round(batcher.batchedRows / Math.max(1, batcher.batches)),
       load_average_start: round(loadAtStart),
@@ -157,6 +191,9 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLTo
     ...(flag('--rows') !== undefined ? { rows: Number(flag('--rows')) } : {}),
     ...(flag('--workers') !== undefined ? { workers: Number(flag('--workers')) } : {}),
     ...(flag('--max-delay-ms') !== undefined ? { maxDelayMs: Number(flag('--max-delay-ms')) } : {}),
+    ...(flag('--max-batch-rows') !== undefined ? { maxBatchRows: Number(flag('--max-batch-rows')) } : {}),
+    ...(flag('--concurrency') !== undefined ? { concurrency: (flag('--concurrency') ?? '').split(',').map(Number) } : {}),
+    ...(flag('--provider') !== undefined ? { executionProvider: flag('--provider') as ExecutionProviderChoice } : {}),
   });
   printRankerPaths(r);
 }

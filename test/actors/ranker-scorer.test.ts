@@ -141,6 +141,23 @@ t.test('auto with a CUDA-capable probe tries CUDA and falls back to CPU when the
   t.equal(forced.code, StatusCode.FAILED_PRECONDITION, "explicit 'cuda' without CUDA fails instead of silently using CPU");
 });
 
+t.test("explicit 'webgpu' either scores like CPU on a GPU or fails the start with FAILED_PRECONDITION", async (t) => {
+  const fx = await writeLinearRankerModel();
+  t.teardown(() => fx.remove());
+  const opened = await openRankerScorer({ modelDir: fx.dir, executionProvider: 'webgpu' }, quiet).catch((e: unknown) => e);
+  if (opened instanceof UpnextError) {
+    // Without libvulkan.so.1 and a Vulkan driver (this CI box): a clear refusal, never a silent CPU run.
+    t.equal(opened.code, StatusCode.FAILED_PRECONDITION);
+    t.match(opened.message, /WebGPU|webgpu/);
+    return;
+  }
+  const scorer = opened as Awaited<ReturnType<typeof openRankerScorer>>;
+  t.teardown(() => scorer.close());
+  t.equal(scorer.executionProvider, 'webgpu');
+  const rows = randomRows(64, fx.width, 2);
+  t.ok(maxAbsDiff((await scorer.score(rows, 64)).pClick, fx.reference(rows, 64).pClick) < 1e-4, 'GPU scores match the reference');
+});
+
 t.test('close fails queued requests with UNAVAILABLE and is idempotent', async (t) => {
   const fx = await writeLinearRankerModel();
   t.teardown(() => fx.remove());

@@ -9,7 +9,7 @@ import { pickReplica } from '../../actors/ranker/balancer.js';
 import { planExecutionProvider } from '../../actors/ranker/execution-provider.js';
 import { inferResponse, modelMetadata, parseInferRequest } from '../../actors/ranker/kserve-server.js';
 import type { ModelInferRequest } from '../../actors/ranker/kserve-proto.js';
-import { resolveRankerOptions } from '../../actors/ranker/options.js';
+import { resolveRankerOptions, resolveRankerScorerOptions } from '../../actors/ranker/options.js';
 import { RankerClient } from '../../actors/ranker/client.js';
 
 t.test('option validation: defaults, and a TypeError naming each bad option', async (t) => {
@@ -55,6 +55,17 @@ t.test('execution provider: auto picks CUDA only with the provider library and a
     primary: 'cuda',
     fallbackToCpu: false,
     reason: 'CUDA requested',
+  });
+  // WebGPU is opt-in: 'auto' never picks it, even with a GPU; asked for, it is tried without a CPU fallback.
+  t.equal(planExecutionProvider('auto', { ...all, cudaLibraryPresent: false }).primary, 'cpu');
+  t.same(planExecutionProvider('webgpu', { cudaListed: false, cudaLibraryPresent: false, gpuVisible: false }), {
+    primary: 'webgpu',
+    fallbackToCpu: false,
+    reason: 'WebGPU requested',
+  });
+  t.throws(() => resolveRankerScorerOptions({ modelDir: 'm', executionProvider: 'tpu' as never }), {
+    name: 'TypeError',
+    message: /options\.executionProvider must be one of 'auto', 'cpu', 'cuda', 'webgpu', got tpu/,
   });
 });
 

@@ -3,12 +3,13 @@
  * the thread boundary as plain {@link StatusObject}s, never as thrown Error instances.
  */
 import type { StatusObject } from '../../../core/status.js';
+import type { ExecutionProviderName } from '../options.js';
 
 /** Passed to every worker of one pool generation (one model). */
 export interface RankerWorkerData {
   readonly onnxPath: string;
   /** Provider tried first. */
-  readonly primary: 'cuda' | 'cpu';
+  readonly primary: ExecutionProviderName;
   /** Fall back to CPU when the primary provider fails to create a session. */
   readonly fallbackToCpu: boolean;
   readonly intraOpNumThreads: number;
@@ -46,7 +47,7 @@ export interface ScoredResult {
 
 export interface DescribedResult {
   readonly type: 'described';
-  readonly executionProvider: 'cuda' | 'cpu';
+  readonly executionProvider: ExecutionProviderName;
   /** Why the primary provider was not used, when the worker fell back to CPU. */
   readonly fallbackReason: string | undefined;
   readonly threadId: number;

@@ -12,6 +12,7 @@ import { BatchRunFailure } from '../batcher.js';
 import type { BatchRunner, RankerOutputs } from '../batcher.js';
 import type { ExecutionProviderPlan } from '../execution-provider.js';
 import type { RankerModel } from '../model-dir.js';
+import type { ExecutionProviderName } from '../options.js';
 import type { DescribedResult, RankerTask, RankerTaskResult, RankerWorkerData, TensorDescription } from './messages.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
@@ -26,7 +27,7 @@ export interface RankerPoolOptions {
 
 /** Counters and state for /metrics. */
 export interface RankerPoolStats {
-  readonly executionProvider: 'cuda' | 'cpu';
+  readonly executionProvider: ExecutionProviderName;
   readonly modelVersion: string;
   readonly modelDir: string;
   readonly workers: number;
@@ -43,7 +44,7 @@ export interface RankerPoolStats {
 interface Generation {
   readonly model: RankerModel;
   readonly piscina: Piscina<RankerTask, RankerTaskResult>;
-  readonly executionProvider: 'cuda' | 'cpu';
+  readonly executionProvider: ExecutionProviderName;
   readonly inputs: readonly TensorDescription[];
   readonly outputs: readonly TensorDescription[];
 }
@@ -117,7 +118,7 @@ export class RankerPool implements BatchRunner {
     return this.#current.model;
   }
 
-  get executionProvider(): 'cuda' | 'cpu' {
+  get executionProvider(): ExecutionProviderName {
     return this.#current.executionProvider;
   }
 

@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { StatusCode, toStatus } from '../../../core/status.js';
 import type { StatusObject } from '../../../core/status.js';
+import type { ExecutionProviderName } from '../options.js';
 import { TENSORS } from '../../../core/model/contract.js';
 import type { DescribedResult, RankerTask, RankerTaskResult, RankerWorkerData, TensorDescription } from './messages.js';
 
@@ -16,11 +17,11 @@ const data = workerData as RankerWorkerData;
 
 interface Loaded {
   readonly session: ort.InferenceSession;
-  readonly executionProvider: 'cuda' | 'cpu';
+  readonly executionProvider: ExecutionProviderName;
   readonly fallbackReason: string | undefined;
 }
 
-async function createSession(provider: 'cuda' | 'cpu'): Promise<ort.InferenceSession> {
+async function createSession(provider: ExecutionProviderName): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(data.onnxPath, {
     executionProviders: [provider],
     // Parallelism comes from workers; one intra-op thread per session keeps them from fighting.
@@ -31,12 +32,12 @@ async function createSession(provider: 'cuda' | 'cpu'): Promise<ort.InferenceSes
 }
 
 async function load(): Promise<Loaded> {
-  if (data.primary === 'cuda') {
+  if (data.primary !== 'cpu') {
     try {
-      return { session: await createSession('cuda'), executionProvider: 'cuda', fallbackReason: undefined };
+      return { session: await createSession(data.primary), executionProvider: data.primary, fallbackReason: undefined };
     } catch (err) {
       if (!data.fallbackToCpu) throw err;
-      const reason = `CUDA session failed: ${(err as Error).message}`;
+      const reason = `${data.primary} session failed: ${(err as Error).message}`;
       return { session: await createSession('cpu'), executionProvider: 'cpu', fallbackReason: reason };
     }
   }
