@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { validateClusterName } from '../core/subjects.js';
 import { DEFAULT_COORDINATOR_CONFIG, resolveCoordinatorConfig } from '../actors/coordinator/config.js';
 import type { CoordinatorConfig, ResolvedCoordinatorConfig } from '../actors/coordinator/config.js';
-import { DEFAULT_BATCHING, resolveBatchingOptions } from '../actors/ranker/options.js';
+import { DEFAULT_BATCHING, EXECUTION_PROVIDER_CHOICES, resolveBatchingOptions } from '../actors/ranker/options.js';
 import type { BatchingOptions, ExecutionProviderChoice, ResolvedBatchingOptions } from '../actors/ranker/options.js';
 import { resolveItemShardOptions } from '../actors/item-shard/item-shard.js';
 import type { ItemShardOptions } from '../actors/item-shard/item-shard.js';
@@ -32,12 +32,27 @@ export interface ClusterShapeConfig {
   readonly itemShards: number;
   /** P: virtual user partitions. Default 16. */
   readonly userPartitions: number;
-  /** R: replicas of each shard and partition. Default 1. */
+  /** R: replicas of each user partition (item shards use `itemReplicas`). Default 1. */
   readonly replicas: number;
+  /**
+   * R_items: replicas of each item shard, 1..nodes, or "all" = every node. Default "all": every
+   * Recommend searches every item shard, so item shards are replicated for throughput (and a
+   * coordinator then finds them in its own process), while user partitions keep R. Turn it into a
+   * count with {@link itemReplicasCount}.
+   */
+  readonly itemReplicas: ItemReplicasSetting;
   /** Nodes hosting a ranker replica: "all" or a comma-separated list of node names. Default "all". */
   readonly rankers: string;
   /** Nodes hosting a coordinator: comma-separated node names. Default "n1". */
   readonly coordinators: string;
+}
+
+/** cluster.itemReplicas: a replica count, or "all" (= cluster.nodes). */
+export type ItemReplicasSetting = number | 'all';
+
+/** R_items as a number: "all" is the node count. */
+export function itemReplicasCount(cluster: Pick<ClusterShapeConfig, 'nodes' | 'itemReplicas'>): number {
+  return cluster.itemReplicas === 'all' ? cluster.nodes : cluster.itemReplicas;
 }
 
 /** The node process's own knobs. */
@@ -66,10 +81,19 @@ export interface CoordinatorSection extends ResolvedCoordinatorConfig {
    * (actors/ranker/local-first.ts); 'off': always over gRPC. Default 'prefer'.
    */
   readonly localRanker: LocalRankerMode;
+  /**
+   * 'prefer': search item shards and read user partitions hosted by the coordinator's own node
+   * in-process (no NATS), over NATS for the rest and when the local one is overloaded or stopped;
+   * 'off': always over NATS. Default 'prefer'.
+   */
+  readonly localShards: LocalShardsMode;
 }
 
 /** How a coordinator uses a ranker replica in its own process (see CoordinatorSection.localRanker). */
 export type LocalRankerMode = 'prefer' | 'off';
+
+/** How a coordinator uses item shards and user partitions in its own process (see CoordinatorSection.localShards). */
+export type LocalShardsMode = 'prefer' | 'off';
 
 /** Ranker replica knobs (see actors/ranker/options.ts). */
 export interface RankerSection {
@@ -123,7 +147,11 @@ export interface UpnextConfig {
 export interface UpnextConfigInput {
   readonly cluster?: Partial<ClusterShapeConfig>;
   readonly node?: Partial<NodeProcessConfig>;
-  readonly coordinator?: CoordinatorConfig & { readonly port?: number; readonly localRanker?: LocalRankerMode };
+  readonly coordinator?: CoordinatorConfig & {
+    readonly port?: number;
+    readonly localRanker?: LocalRankerMode;
+    readonly localShards?: LocalShardsMode;
+  };
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
   readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow'>;
   readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight'>;
@@ -136,6 +164,7 @@ export const DEFAULT_CLUSTER_SHAPE: ClusterShapeConfig = Object.freeze({
   itemShards: 2,
   userPartitions: 16,
   replicas: 1,
+  itemReplicas: 'all',
   rankers: 'all',
   coordinators: 'n1',
 });
@@ -154,6 +183,14 @@ const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'user
 function int(key: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new TypeError(`config ${key} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function intOrAll(key: string, v: unknown, min: number, max: number): number | 'all' {
+  if (v === 'all') return v;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new TypeError(`config ${key} must be "all" or an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
   }
   return v;
 }
@@ -209,6 +246,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     itemShards: int('cluster.itemShards', cm.itemShards, 1, 1024),
     userPartitions: int('cluster.userPartitions', cm.userPartitions, 1, 65_536),
     replicas: int('cluster.replicas', cm.replicas, 1, nodes),
+    itemReplicas: intOrAll('cluster.itemReplicas', cm.itemReplicas, 1, nodes),
     rankers: str('cluster.rankers', cm.rankers, /^(all|[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*)$/),
     coordinators: str('cluster.coordinators', cm.coordinators, /^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$/),
   });
@@ -226,7 +264,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   });
 
   const co = section('coordinator', root.coordinator);
-  const { port: coPort, localRanker: coLocalRanker, ...coRest } = co;
+  const { port: coPort, localRanker: coLocalRanker, localShards: coLocalShards, ...coRest } = co;
   let coordinatorCfg: ResolvedCoordinatorConfig;
   try {
     coordinatorCfg = resolveCoordinatorConfig(coRest as CoordinatorConfig);
@@ -238,6 +276,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     ...coordinatorCfg,
     port: int('coordinator.port', coPort ?? 50051, 0, 65_535),
     localRanker: oneOf('coordinator.localRanker', coLocalRanker ?? 'prefer', ['prefer', 'off'] as const),
+    localShards: oneOf('coordinator.localShards', coLocalShards ?? 'prefer', ['prefer', 'off'] as const),
   });
 
   const r = section('ranker', root.ranker);
@@ -251,7 +290,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   const ranker: RankerSection = Object.freeze({
     workers: int('ranker.workers', r.workers ?? 1, 1, 64),
     intraOpNumThreads: int('ranker.intraOpNumThreads', r.intraOpNumThreads ?? 1, 1, 64),
-    executionProvider: oneOf('ranker.executionProvider', r.executionProvider ?? 'auto', ['auto', 'cpu', 'cuda'] as const),
+    executionProvider: oneOf('ranker.executionProvider', r.executionProvider ?? 'auto', EXECUTION_PROVIDER_CHOICES),
     port: int('ranker.port', r.port ?? 0, 0, 65_535),
     batching,
   });
@@ -351,7 +390,8 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'cluster.nodes': ['count', 'Node processes the local launcher starts.'],
   'cluster.itemShards': ['count', 'S: virtual item shards (fixed at creation; every request touches all of them, so keep it small).'],
   'cluster.userPartitions': ['count', 'P: virtual user partitions (fixed at creation; fine-grained for moves and fast replay).'],
-  'cluster.replicas': ['count', 'R: replicas of each item shard and user partition (≤ nodes).'],
+  'cluster.replicas': ['count', 'R: replicas of each user partition (≤ nodes); item shards take theirs from cluster.itemReplicas.'],
+  'cluster.itemReplicas': ['count', 'R_items: replicas of each item shard; "all" = every node (default). User partitions use cluster.replicas.'],
   'cluster.rankers': ['', 'Nodes hosting a ranker replica: "all" or comma-separated node names.'],
   'cluster.coordinators': ['', 'Nodes hosting a coordinator (public Recommend endpoint), comma-separated.'],
   'node.host': ['', 'Address the node binds its servers to and advertises in the shard map.'],
@@ -362,6 +402,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'node.startConcurrency': ['count', 'Item shards / user partitions a node builds at once at start (item shards each in their own worker thread; "shared" user partitions share the node\'s one user-state worker).'],
   'coordinator.port': ['port', 'Public gRPC (Recommend, LogEvents, health, reflection) port of the coordinator; 0 = free port.'],
   'coordinator.localRanker': ['', '"prefer" (rank on the node\'s own ranker replica in-process, no gRPC; other replicas over gRPC when it is overloaded, failing or absent) or "off" (always over gRPC).'],
+  'coordinator.localShards': ['', '"prefer" (search item shards and read user partitions hosted by the coordinator\'s own node in-process, no NATS; NATS for the rest and when the local one is overloaded or stopped) or "off" (always NATS).'],
   'coordinator.defaultDeadlineMs': ['ms', 'Overall Recommend deadline when the client sets none.'],
   'coordinator.budgets.userStateMs': ['ms', 'User-state lookup budget (one NATS request); missed → treated as a new user.'],
   'coordinator.budgets.retrievalMs': ['ms', 'Scatter/gather budget over every item shard; missed shards lower coverage.'],
@@ -390,7 +431,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'coordinator.publishAckTimeoutMs': ['ms', 'Timeout of one JetStream publish ack in LogEvents.'],
   'ranker.workers': ['count', 'Ranker worker threads per node, each with its own ONNX Runtime session.'],
   'ranker.intraOpNumThreads': ['count', 'ONNX Runtime intra-op threads per session.'],
-  'ranker.executionProvider': ['', '"auto" (CUDA when present, else CPU), "cpu" or "cuda".'],
+  'ranker.executionProvider': ['', '"auto" (CUDA when present, else CPU), "cpu", "cuda" or "webgpu" (opt-in GPU via Vulkan; pays from ~4k rows per run, so raise batching.maxDelayMs with it).'],
   'ranker.port': ['port', 'KServe v2 gRPC port of the ranker replica; 0 = free port (advertised in the shard map).'],
   'ranker.batching.maxBatchRows': ['rows', 'Most rows merged into one ONNX Runtime run.'],
   'ranker.batching.maxDelayMs': ['ms', 'How long the oldest request may wait for others to join its batch; 0 = at once.'],

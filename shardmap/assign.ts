@@ -1,13 +1,19 @@
 /**
  * Creating a shard map: a balanced, deterministic assignment of the S virtual item shards and P
- * virtual user partitions to nodes, R replicas each. Pure: the same input always gives the same
- * snapshot, so a retried CAS write (shardmap/kv-store.ts) never flips assignments.
+ * virtual user partitions to nodes: R_items replicas of each item shard, R of each partition.
+ * Pure: the same input always gives the same snapshot, so a retried CAS write
+ * (shardmap/kv-store.ts) never flips assignments.
  *
  * Balance rule: item shards are placed first, each replica on the node with the fewest item
  * shards so far (ties → fewest total, then the node after the previous pick in name order, so a
  * tie spreads round-robin); partitions are then placed on the node with the fewest partitions, ties
  * broken by fewer item shards (an item shard holds far more memory than a partition), then by the
- * rotating name order. Every shard's R replicas are on R distinct nodes.
+ * rotating name order. Every item shard's R_items replicas are on R_items distinct nodes, every
+ * partition's R replicas on R distinct nodes.
+ *
+ * Why two replica counts: every Recommend searches every item shard but reads one user partition,
+ * so item shards are replicated for throughput (by default on every node, which also lets a
+ * coordinator search them in-process) while partitions, too big to live everywhere, keep R.
  */
 import { validateClusterName } from '../core/subjects.js';
 import type { NodeInfo, ShardMapSnapshot } from './snapshot.js';
@@ -20,8 +26,13 @@ export interface ShardMapSpec {
   readonly itemShards: number;
   /** P: virtual user partitions, ≥ 1 (fixed for the cluster's life). */
   readonly userPartitions: number;
-  /** R: replicas of each shard and partition, 1 ≤ R ≤ number of active nodes. */
+  /** R: replicas of each user partition, 1 ≤ R ≤ number of active nodes. */
   readonly replicas: number;
+  /**
+   * R_items: replicas of each item shard, 1 ≤ R_items ≤ number of active nodes. Default `replicas`
+   * (callers wanting item shards on every node pass `nodes.length`).
+   */
+  readonly itemReplicas?: number;
   /** Node names (unique, `[A-Za-z0-9_-]{1,64}`); order does not matter (they are sorted). */
   readonly nodes: readonly string[];
   /** Nodes that host a ranker replica. Default: every node. */
@@ -81,7 +92,8 @@ function pickNodes(
 
 /**
  * A balanced, deterministic shard map (version 0: not yet stored). Throws a TypeError naming the
- * bad field when the spec is invalid (S or P < 1, R > nodes, bad or duplicate names).
+ * bad field when the spec is invalid (S or P < 1, R or R_items out of 1..nodes, bad or duplicate
+ * names). The snapshot always records `itemReplicas`, even when it equals `replicas`.
  */
 export function createShardMap(spec: ShardMapSpec): ShardMapSnapshot {
   try {
@@ -97,6 +109,10 @@ export function createShardMap(spec: ShardMapSpec): ShardMapSnapshot {
   if (R > nodes.length) {
     throw new TypeError(`replicas must be ≤ the number of nodes (${nodes.length}), got ${R}`);
   }
+  const RI = spec.itemReplicas === undefined ? R : positiveInt('itemReplicas', spec.itemReplicas, MAX_VIRTUAL_SHARDS);
+  if (RI > nodes.length) {
+    throw new TypeError(`itemReplicas must be ≤ the number of nodes (${nodes.length}), got ${RI}`);
+  }
   const known = new Set(nodes);
   const rankers = spec.rankers === undefined ? [...nodes] : nodeList('rankers', spec.rankers, known);
   const coordinators =
@@ -108,7 +124,7 @@ export function createShardMap(spec: ShardMapSpec): ShardMapSnapshot {
   const itemShardOwners: string[][] = [];
   let cursor = 0;
   for (let s = 0; s < S; s++) {
-    const owners = pickNodes(nodes, R, (n) => [items.get(n) ?? 0, (items.get(n) ?? 0) + (parts.get(n) ?? 0)], cursor);
+    const owners = pickNodes(nodes, RI, (n) => [items.get(n) ?? 0, (items.get(n) ?? 0) + (parts.get(n) ?? 0)], cursor);
     for (const n of owners) items.set(n, (items.get(n) ?? 0) + 1);
     cursor = (nodes.indexOf(owners[owners.length - 1] ?? '') + 1) % nodes.length;
     itemShardOwners.push(owners.sort());
@@ -128,6 +144,7 @@ export function createShardMap(spec: ShardMapSpec): ShardMapSnapshot {
     itemShards: S,
     userPartitions: P,
     replicas: R,
+    itemReplicas: RI,
     nodes: nodeInfos,
     itemShardOwners,
     partitionOwners,

@@ -3,12 +3,18 @@
  *
  *   node dist/shardmap/cli.js show --nats nats://127.0.0.1:4222 --cluster local [--json]
  *   node dist/shardmap/cli.js init --nats ... --cluster local --nodes n1,n2,n3
- *        --item-shards 2 --partitions 16 --replicas 1 [--rankers n1,n2] [--coordinators n1] [--force]
+ *        --item-shards 2 --partitions 16 --replicas 1 [--item-replicas N|all]
+ *        [--rankers n1,n2] [--coordinators n1] [--force]
  *
  * `show` prints the map, every node's assignment and (when nodes publish it) their load. `init`
- * writes a new balanced map (refuses to replace an existing one unless --force). Live moves
- * (`move`, `drain`, `add-node`) are the next step: each will be a pure function ShardMapSnapshot →
- * ShardMapSnapshot applied with `ShardMapStore.update` (CAS, safe to retry) — that is the seam.
+ * writes a new balanced map (refuses to replace an existing one unless --force): R replicas of each
+ * user partition and `--item-replicas` of each item shard, a number or "all" = every node (default
+ * R, so existing scripts keep their maps; the local launcher's default is "all", from the config
+ * knob cluster.itemReplicas). Live moves (`move`, `drain`, `add-node`)
+ * are the next step: each will be a pure function ShardMapSnapshot → ShardMapSnapshot applied with
+ * `ShardMapStore.update` (CAS, safe to retry) — that is the seam. They must keep item shards at
+ * `itemReplicasOf(map)` owners and partitions at `map.replicas` (an "all" map keeps R_items = the
+ * node count it was made with: adding a node means raising R_items in the new snapshot).
  */
 import { connect } from '@nats-io/transport-node';
 import { createShardMap } from './assign.js';
@@ -18,7 +24,7 @@ import { ShardMapStore } from './kv-store.js';
 const USAGE = `usage:
   shardmap show --nats <url> --cluster <name> [--json]
   shardmap init --nats <url> --cluster <name> --nodes n1,n2 --item-shards S --partitions P --replicas R
-                [--rankers n1,n2] [--coordinators n1] [--force]`;
+                [--item-replicas N|all] [--rankers n1,n2] [--coordinators n1] [--force]`;
 
 /** Parses `--key value` and `--flag` arguments. Exported for tests. */
 export function parseFlags(argv: readonly string[]): Map<string, string> {
@@ -46,6 +52,17 @@ function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+/**
+ * The value of `--item-replicas`: "all" → `nodeCount`, a number as is (createShardMap range-checks
+ * it against the nodes), absent → undefined (createShardMap then uses R). Exported for tests.
+ */
+export function itemReplicasFlag(value: string | undefined, nodeCount: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'all') return nodeCount;
+  if (!/^\d+$/.test(value)) throw new TypeError(`--item-replicas must be a positive integer or "all", got "${value}"`);
+  return Number(value);
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command !== 'show' && command !== 'init') {
@@ -58,12 +75,15 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     const store = await ShardMapStore.open(nc, cluster);
     if (command === 'init') {
+      const nodes = list(required(flags, 'nodes')) ?? [];
+      const itemReplicas = itemReplicasFlag(flags.get('item-replicas'), nodes.length);
       const map = createShardMap({
         cluster,
-        nodes: list(required(flags, 'nodes')) ?? [],
+        nodes,
         itemShards: Number(required(flags, 'item-shards')),
         userPartitions: Number(required(flags, 'partitions')),
         replicas: Number(flags.get('replicas') ?? '1'),
+        ...(itemReplicas !== undefined ? { itemReplicas } : {}),
         ...(flags.has('rankers') ? { rankers: list(flags.get('rankers')) ?? [] } : {}),
         ...(flags.has('coordinators') ? { coordinators: list(flags.get('coordinators')) ?? [] } : {}),
       });

@@ -4,6 +4,7 @@
  */
 import type { ShardMapSnapshot } from './snapshot.js';
 import { nodeRows, underReplicated } from './route.js';
+import { itemReplicasOf } from './snapshot.js';
 
 /** What a node last reported about its load (optional; published by nodes, see cluster/node). */
 export interface NodeLoad {
@@ -44,8 +45,11 @@ function pad(cells: readonly string[][]): string {
 
 /** The map as text: header, per-node table (with load when known), replication warnings. */
 export function formatShardMap(map: ShardMapSnapshot, loads: ReadonlyMap<string, NodeLoad> = new Map()): string {
+  const itemReplicas = itemReplicasOf(map);
+  // One R when both kinds share it (older maps, or R_items chosen equal to R); both when they differ.
+  const replicas = itemReplicas === map.replicas ? `R=${map.replicas}` : `R_items=${itemReplicas} R=${map.replicas}`;
   const lines = [
-    `cluster ${map.cluster}  version ${map.version}  item shards S=${map.itemShards}  user partitions P=${map.userPartitions}  replicas R=${map.replicas}`,
+    `cluster ${map.cluster}  version ${map.version}  item shards S=${map.itemShards}  user partitions P=${map.userPartitions}  replicas ${replicas}`,
     '',
   ];
   const header = ['node', 'state', 'item shards', 'partitions', 'ranker', 'coordinator'];

@@ -7,7 +7,7 @@
 import { itemShardOf, userPartitionOf } from '../core/hash.js';
 import { Subjects } from '../core/subjects.js';
 import type { NodeAssignment, ShardMapSnapshot } from './snapshot.js';
-import { assignmentOf } from './snapshot.js';
+import { assignmentOf, itemReplicasOf } from './snapshot.js';
 
 /** Where a key goes: its virtual shard, the NATS subject serving it and the nodes hosting it. */
 export interface RouteTarget {
@@ -50,16 +50,22 @@ export function routeUser(map: ShardMapSnapshot, userId: number): RouteResult {
   return route(map, p, map.partitionOwners[p], Subjects.userGet(map.cluster, p), 'user partition');
 }
 
-/** Item shards and user partitions with fewer live owners than R (empty lists: fully replicated). */
+/**
+ * Item shards with fewer active owners than R_items and user partitions with fewer than R (empty
+ * lists: fully replicated).
+ */
 export interface UnderReplicated {
   readonly itemShards: readonly number[];
   readonly userPartitions: readonly number[];
 }
 
 export function underReplicated(map: ShardMapSnapshot): UnderReplicated {
-  const short = (owners: readonly (readonly string[])[]) =>
-    owners.flatMap((o, i) => (o.filter((n) => map.nodes[n]?.state === 'active').length < map.replicas ? [i] : []));
-  return { itemShards: short(map.itemShardOwners), userPartitions: short(map.partitionOwners) };
+  const short = (owners: readonly (readonly string[])[], target: number) =>
+    owners.flatMap((o, i) => (o.filter((n) => map.nodes[n]?.state === 'active').length < target ? [i] : []));
+  return {
+    itemShards: short(map.itemShardOwners, itemReplicasOf(map)),
+    userPartitions: short(map.partitionOwners, map.replicas),
+  };
 }
 
 /** One row of the per-node view the CLI prints. */
@@ -87,8 +93,9 @@ export function nodeRows(map: ShardMapSnapshot): NodeRow[] {
 
 /**
  * Structural check of a snapshot read from outside (KV, a file): shapes, S/P lengths, owners that
- * exist. Throws a TypeError naming the first bad field. Used by the KV adapter on every read so a
- * hand-edited map cannot crash a node later.
+ * exist. `itemReplicas` may be absent (maps stored before it existed: it then reads as
+ * `replicas`). Throws a TypeError naming the first bad field. Used by the KV adapter on every read
+ * so a hand-edited map cannot crash a node later.
  */
 export function validateShardMap(value: unknown): ShardMapSnapshot {
   const m = value as Partial<ShardMapSnapshot> | null;
@@ -102,6 +109,7 @@ export function validateShardMap(value: unknown): ShardMapSnapshot {
   const S = int('itemShards', 1);
   const P = int('userPartitions', 1);
   int('replicas', 1);
+  if (m.itemReplicas !== undefined) int('itemReplicas', 1);
   if (typeof m.cluster !== 'string') throw new TypeError('shard map cluster must be a string');
   if (typeof m.nodes !== 'object' || m.nodes === null) throw new TypeError('shard map nodes must be an object');
   for (const [name, info] of Object.entries(m.nodes)) {

@@ -24,8 +24,16 @@ export interface ShardMapSnapshot {
   readonly itemShards: number;
   /** P: virtual user partitions (fixed at creation). */
   readonly userPartitions: number;
-  /** R: target replicas per shard/partition. */
+  /** R: target replicas of each user partition (and of each item shard when itemReplicas is absent). */
   readonly replicas: number;
+  /**
+   * R_items: target replicas of each item shard, 1 ≤ R_items ≤ nodes. Optional so maps stored
+   * before it existed still read; absent means `replicas`. Read it with {@link itemReplicasOf}.
+   * Separate from R because every Recommend touches every item shard but only one user partition:
+   * item shards are replicated for throughput (typically on every node), partitions only for
+   * availability.
+   */
+  readonly itemReplicas?: number;
   readonly nodes: Readonly<Record<string, NodeInfo>>;
   /** itemShardOwners[s] = node names hosting item shard s. */
   readonly itemShardOwners: readonly (readonly string[])[];
@@ -35,6 +43,11 @@ export interface ShardMapSnapshot {
   readonly rankers: readonly string[];
   /** Node names hosting a coordinator (public Recommend endpoint). */
   readonly coordinators: readonly string[];
+}
+
+/** R_items: the target replicas of each item shard (`itemReplicas`, or `replicas` in maps without it). */
+export function itemReplicasOf(map: Pick<ShardMapSnapshot, 'replicas' | 'itemReplicas'>): number {
+  return map.itemReplicas ?? map.replicas;
 }
 
 /** Ranker endpoints (host:port) currently in the map, for client-side balancing. */

@@ -21,6 +21,8 @@ import { resolveCoordinatorConfig } from './config.js';
 import { EventPublisher } from './events.js';
 import { loadServingModel, servingModelFromManifest } from './model.js';
 import { NatsShardSearcher, NatsUserStateSource } from './nats-ports.js';
+import { LocalFirstShardSearcher, LocalFirstUserStateSource } from './local-ports.js';
+import type { InProcessItemShard, InProcessUserPartition } from './local-ports.js';
 import { RecommendPipeline } from './pipeline.js';
 import { StageTimer } from './stage-timer.js';
 import type { PipelinePorts, ServingModel } from './ports.js';
@@ -61,6 +63,15 @@ export interface CoordinatorOptions {
    * every ranking call goes over gRPC. Ignored when `ports.ranker` is given.
    */
   readonly localRanker?: () => LocalRanker | undefined;
+  /**
+   * The item shards running in this process (read per call: the shard map may start or stop them).
+   * With it, retrieval searches them in-process and the other shards over NATS
+   * (local-ports.ts); stats().localPaths counts which path answered. Default: every shard over NATS.
+   * Ignored when `ports.shards` is given.
+   */
+  readonly localItemShard?: (shard: number) => InProcessItemShard | undefined;
+  /** The same for user partitions in this process. Ignored when `ports.userState` is given. */
+  readonly localUserPartition?: (partition: number) => InProcessUserPartition | undefined;
   /** `models/<version>/` holding manifest.json. One of modelDir / manifest is required. */
   readonly modelDir?: string;
   readonly manifest?: ModelManifest;
@@ -147,9 +158,20 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
   const popularCache =
     opts.ports?.popular === undefined ? new PopularCache({ nc, cluster, fetchSize: Math.max(config.mergeLimit, config.trendingCandidates), clock }) : undefined;
+  for (const key of ['localItemShard', 'localUserPartition'] as const) {
+    if (opts[key] !== undefined && typeof opts[key] !== 'function') throw new TypeError(`options.${key} must be a function returning the local actor or undefined`);
+  }
+  const natsUsers = new NatsUserStateSource(nc, cluster, userPartitions);
+  const natsShards = new NatsShardSearcher(nc, cluster);
+  const localUsers =
+    opts.ports?.userState === undefined && opts.localUserPartition !== undefined
+      ? new LocalFirstUserStateSource({ local: opts.localUserPartition, nats: natsUsers, partitions: userPartitions })
+      : undefined;
+  const localShards =
+    opts.ports?.shards === undefined && opts.localItemShard !== undefined ? new LocalFirstShardSearcher({ local: opts.localItemShard, nats: natsShards }) : undefined;
   const ports: PipelinePorts = {
-    userState: opts.ports?.userState ?? new NatsUserStateSource(nc, cluster, userPartitions),
-    shards: opts.ports?.shards ?? new NatsShardSearcher(nc, cluster),
+    userState: opts.ports?.userState ?? localUsers ?? natsUsers,
+    shards: opts.ports?.shards ?? localShards ?? natsShards,
     ranker: opts.ports?.ranker ?? localFirst ?? rankerClient!,
     popular: opts.ports?.popular ?? popularCache!,
   };
@@ -228,6 +250,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         modelVersion: pipeline.model.version,
         ...(popularCache !== undefined ? { popularCache: popularCache.stats() } : {}),
         ...(localFirst !== undefined ? { rankerPaths: localFirst.stats() } : {}),
+        ...(localShards !== undefined || localUsers !== undefined
+          ? { localPaths: { ...(localShards !== undefined ? { itemShards: localShards.stats() } : {}), ...(localUsers !== undefined ? { userState: localUsers.stats() } : {}) } }
+          : {}),
       };
     },
     setShardCount: (s) => pipeline.setShardCount(s),

@@ -31,7 +31,8 @@ export function natsRequestError(subject: string, err: unknown): UpnextError {
   return new UpnextError(StatusCode.UNAVAILABLE, `request on ${subject} failed: ${err instanceof Error ? err.message : String(err)}`);
 }
 
-function throwIfStatus(subject: string, status: StatusMsg | null | undefined): void {
+/** Rejects a reply that carries a non-OK status, naming where it came from. */
+export function throwIfStatus(subject: string, status: StatusMsg | null | undefined): void {
   if (status && status.code !== 0) {
     throw new UpnextError(status.code, `${subject}: ${status.message}`, status.details || undefined);
   }
@@ -44,6 +45,24 @@ async function request(nc: NatsConnection, subject: string, payload: Uint8Array,
   } catch (err) {
     throw natsRequestError(subject, err);
   }
+}
+
+// The scatter sends the same request to every shard, local or over NATS: encode it once per request object.
+const encodedSearchRequests = new WeakMap<ShardSearchRequestMsg, Uint8Array>();
+
+/** The ShardSearchRequest's bytes, encoded once per request object (the caller must not mutate it after). */
+export function encodeShardSearchRequest(req: ShardSearchRequestMsg): Uint8Array {
+  let payload = encodedSearchRequests.get(req);
+  if (payload === undefined) {
+    payload = Codecs.shardSearchRequest.encode(req);
+    encodedSearchRequests.set(req, payload);
+  }
+  return payload;
+}
+
+/** The UserStateRequest bytes for one user (one request per Recommend, so nothing to cache). */
+export function encodeUserStateRequest(userId: number, context: RequestContext, deadline: Deadline): Uint8Array {
+  return Codecs.userStateRequest.encode({ userId, context: contextToMsg(context), deadlineMs: deadline.atMs });
 }
 
 /** User state over NATS: one request to the user's partition subject. */
@@ -60,7 +79,7 @@ export class NatsUserStateSource implements UserStateSource {
 
   async get(userId: number, context: RequestContext, deadline: Deadline): Promise<UserStateReplyMsg> {
     const subject = Subjects.userGet(this.#cluster, userPartitionOf(userId, this.#partitions));
-    const payload = Codecs.userStateRequest.encode({ userId, context: contextToMsg(context), deadlineMs: deadline.atMs });
+    const payload = encodeUserStateRequest(userId, context, deadline);
     const reply = Codecs.userStateReply.decode(await request(this.#nc, subject, payload, deadline));
     throwIfStatus(subject, reply.status);
     return reply;
@@ -71,8 +90,6 @@ export class NatsUserStateSource implements UserStateSource {
 export class NatsShardSearcher implements ShardSearcher {
   readonly #nc: NatsConnection;
   readonly #cluster: string;
-  // The scatter sends the same request to every shard: encode it once per request object.
-  readonly #encoded = new WeakMap<ShardSearchRequestMsg, Uint8Array>();
 
   constructor(nc: NatsConnection, cluster: string) {
     this.#nc = nc;
@@ -81,12 +98,7 @@ export class NatsShardSearcher implements ShardSearcher {
 
   async search(shard: number, req: ShardSearchRequestMsg, deadline: Deadline): Promise<ShardSearchReplyMsg> {
     const subject = Subjects.itemSearch(this.#cluster, shard);
-    let payload = this.#encoded.get(req);
-    if (payload === undefined) {
-      payload = Codecs.shardSearchRequest.encode(req);
-      this.#encoded.set(req, payload);
-    }
-    const reply = Codecs.shardSearchReply.decode(await request(this.#nc, subject, payload, deadline));
+    const reply = Codecs.shardSearchReply.decode(await request(this.#nc, subject, encodeShardSearchRequest(req), deadline));
     throwIfStatus(subject, reply.status);
     return reply;
   }

@@ -4,6 +4,7 @@
  * path, directly usable as a Prometheus histogram.
  */
 import type { LocalFirstRankerStats } from '../ranker/local-first.js';
+import type { LocalPathStats } from './local-ports.js';
 import type { RecommendOutcome } from './types.js';
 
 /** Bucket upper bounds in milliseconds (the last bucket is +Inf). */
@@ -114,4 +115,6 @@ export interface CoordinatorStats {
   readonly popularCache?: { readonly entries: number; readonly fetches: number; readonly failures: number };
   /** Which ranking path answered (present when the coordinator runs with a node-local ranker). */
   readonly rankerPaths?: LocalFirstRankerStats;
+  /** Which path answered item-shard searches and user-state reads, when local-first is on (local-ports.ts). */
+  readonly localPaths?: { readonly itemShards?: LocalPathStats; readonly userState?: LocalPathStats };
 }

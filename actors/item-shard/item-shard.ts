@@ -112,9 +112,31 @@ export interface ItemShardStats {
   readonly startup: ItemShardReadyInfo['timings'];
 }
 
+/**
+ * The shard as seen from a coordinator in the same process (actors/coordinator/local-ports.ts):
+ * the same request and reply bytes as over NATS, handed to the worker directly, so a co-located
+ * search skips the NATS client, nats-server and two socket hops (DESIGN: replicate item shards for
+ * throughput, so with `cluster.itemReplicas` "all" every node answers its coordinator's scatter).
+ */
+export interface LocalItemShard {
+  readonly shard: number;
+  /**
+   * Encoded ShardSearchRequest in, encoded ShardSearchReply out (a reply with a non-OK status is a
+   * resolved answer, as over NATS). Rejects with an UpnextError: RESOURCE_EXHAUSTED when
+   * `maxInFlight` searches are queued (the caller may try NATS, where a twin may be idle),
+   * UNAVAILABLE once stopped, DEADLINE_EXCEEDED when the worker dropped it past its deadline,
+   * INTERNAL when the worker died. `request` is copied, never detached.
+   */
+  search(request: Uint8Array): Promise<Uint8Array>;
+  /** Requests queued to this shard's worker now (NATS and local together). */
+  inFlight(): number;
+}
+
 /** A running item shard. */
 export interface ItemShardHandle {
   readonly info: ItemShardReadyInfo;
+  /** This shard for a coordinator in the same process; see {@link LocalItemShard}. */
+  readonly local: LocalItemShard;
   stats(): ItemShardStats;
   /** Writes a snapshot of the current state (after upserts/removes); resolves to its folder. */
   snapshot(): Promise<string>;
@@ -170,10 +192,14 @@ export async function startItemShard(opts: ItemShardOptions): Promise<ItemShardH
   return new ItemShardImpl(nc, o, worker, info);
 }
 
-type Pending = { readonly kind: 'msg'; readonly msg: Msg } | { readonly kind: 'snapshot'; resolve(path: string): void; reject(err: Error): void };
+type Pending =
+  | { readonly kind: 'msg'; readonly msg: Msg }
+  | { readonly kind: 'local'; resolve(reply: Uint8Array): void; reject(err: UpnextError): void }
+  | { readonly kind: 'snapshot'; resolve(path: string): void; reject(err: Error): void };
 
 class ItemShardImpl implements ItemShardHandle {
   readonly info: ItemShardReadyInfo;
+  readonly local: LocalItemShard;
   readonly #o: ResolvedItemShardOptions;
   readonly #worker: Worker;
   readonly #subs: Subscription[];
@@ -187,15 +213,21 @@ class ItemShardImpl implements ItemShardHandle {
   #rejected = 0;
   #admin = 0;
   #stopped: Promise<void> | undefined;
+  /** Set when the worker died: local searches fail at once instead of queueing to a dead thread. */
+  #dead: StatusObject | undefined;
 
   constructor(nc: NatsConnection, o: ResolvedItemShardOptions, worker: Worker, info: ItemShardReadyInfo) {
     this.#o = o;
     this.#worker = worker;
     this.info = info;
+    this.local = { shard: o.shard, search: (request) => this.#searchLocal(request), inFlight: () => this.#pending.size };
     this.#gauges = { items: info.items, memoryBytes: info.memoryBytes };
     this.#latencies = new Float64Array(o.latencyWindow);
     worker.on('message', (m: FromItemWorker) => this.#onWorker(m));
-    worker.on('error', (err) => this.#failAll({ code: StatusCode.INTERNAL, message: `item-shard worker crashed: ${err.message}` }));
+    worker.on('error', (err) => {
+      this.#dead = { code: StatusCode.INTERNAL, message: `item-shard worker crashed: ${err.message}` };
+      this.#failAll(this.#dead);
+    });
     const queue = Subjects.queueGroup(o.cluster, 'item', o.shard);
     this.#subs = [
       nc.subscribe(Subjects.itemSearch(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onSearch(msg)) }),
@@ -203,16 +235,34 @@ class ItemShardImpl implements ItemShardHandle {
     ];
   }
 
+
+  #queueFull(): StatusObject | undefined {
+    if (this.#pending.size < this.#o.maxInFlight) return undefined;
+    this.#rejected++;
+    return { code: StatusCode.RESOURCE_EXHAUSTED, message: `item shard ${this.#o.shard} has ${this.#pending.size} requests queued` };
+  }
+
   #onSearch(msg: Msg): void {
-    if (this.#pending.size >= this.#o.maxInFlight) {
-      this.#rejected++;
-      const status = { code: StatusCode.RESOURCE_EXHAUSTED, message: `item shard ${this.#o.shard} has ${this.#pending.size} requests queued` };
-      msg.respond(Codecs.shardSearchReply.encode({ status: statusToMsg(status), shard: this.#o.shard, candidates: null, shardSize: this.#gauges.items, searchMs: 0 }));
+    const full = this.#queueFull();
+    if (full !== undefined) {
+      msg.respond(Codecs.shardSearchReply.encode({ status: statusToMsg(full), shard: this.#o.shard, candidates: null, shardSize: this.#gauges.items, searchMs: 0 }));
       return;
     }
     const id = this.#nextId++;
     this.#pending.set(id, { kind: 'msg', msg });
     this.#post({ type: 'search', id, request: msg.data });
+  }
+
+  #searchLocal(request: Uint8Array): Promise<Uint8Array> {
+    if (this.#stopped !== undefined) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, `item shard ${this.#o.shard} stopped`));
+    if (this.#dead !== undefined) return Promise.reject(UpnextError.fromStatus(this.#dead));
+    const full = this.#queueFull();
+    if (full !== undefined) return Promise.reject(UpnextError.fromStatus(full));
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const id = this.#nextId++;
+      this.#pending.set(id, { kind: 'local', resolve, reject });
+      this.#post({ type: 'search', id, request });
+    });
   }
 
   #onAdmin(msg: Msg): void {
@@ -238,16 +288,18 @@ class ItemShardImpl implements ItemShardHandle {
         const p = this.#pending.get(m.id);
         this.#pending.delete(m.id);
         this.#gauges = m.gauges;
-        if (p?.kind !== 'msg') return;
+        if (p === undefined || p.kind === 'snapshot') return;
         if (m.reply === null) {
           this.#dropped++;
+          if (p.kind === 'local') p.reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, `item shard ${this.#o.shard} dropped a search past its deadline`));
           return;
         }
         if (m.searchMs > 0) {
           this.#searches++;
           this.#latencies[this.#latencyCount++ % this.#latencies.length] = m.searchMs;
         }
-        if (this.#stopped === undefined) p.msg.respond(m.reply);
+        if (p.kind === 'local') p.resolve(m.reply);
+        else if (this.#stopped === undefined) p.msg.respond(m.reply);
         return;
       }
       case 'snapshotDone': {
@@ -267,7 +319,7 @@ class ItemShardImpl implements ItemShardHandle {
   #failAll(status: StatusObject): void {
     for (const [id, p] of this.#pending) {
       this.#pending.delete(id);
-      if (p.kind === 'snapshot') p.reject(UpnextError.fromStatus(status));
+      if (p.kind !== 'msg') p.reject(UpnextError.fromStatus(status));
     }
   }
 

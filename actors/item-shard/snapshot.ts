@@ -7,7 +7,8 @@
  * - `meta.json`  — {@link ItemShardSnapshotMeta}, written last, so its presence marks a complete
  *   snapshot. The folder is written under a temporary name and renamed into place.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { replaceDir } from '../../core/replace-dir.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ItemColumnArrays } from './columns.js';
@@ -70,8 +71,7 @@ export async function writeItemSnapshot(snapshotDir: string, key: SnapshotKey, i
     createdAt: new Date().toISOString(),
   };
   await writeFile(path.join(tmp, FILES.meta), JSON.stringify(meta, null, 2));
-  await rm(final, { recursive: true, force: true });
-  await rename(tmp, final);
+  await replaceDir(tmp, final);
   return final;
 }
 

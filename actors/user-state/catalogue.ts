@@ -14,7 +14,8 @@
  * marks a complete file). Reading it takes milliseconds; parsing videos.ndjson takes seconds.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { replaceDir } from '../../core/replace-dir.js';
 import path from 'node:path';
 import type { EventItemInfo } from '../../core/features/user.js';
 import type { ItemMeta } from '../../core/features/item.js';
@@ -183,8 +184,7 @@ export async function writeCatalogueFile(snapshotDir: string, source: string, co
   await writeFile(path.join(tmp, FILES.columns), Buffer.concat(parts));
   const meta: CatalogueFileMeta = { format: CATALOGUE_FORMAT, source, rows: cols.ids.length, createdAt: new Date().toISOString() };
   await writeFile(path.join(tmp, FILES.meta), JSON.stringify(meta, null, 2));
-  await rm(final, { recursive: true, force: true });
-  await rename(tmp, final);
+  await replaceDir(tmp, final);
   return final;
 }
 

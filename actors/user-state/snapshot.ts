@@ -12,7 +12,8 @@
  * partition is rebuilt from the world and the snapshot replaced.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { replaceDir } from '../../core/replace-dir.js';
 import path from 'node:path';
 
 /** Bump when the layout changes; older snapshots are then refused (rebuilt). */
@@ -114,8 +115,7 @@ export async function writeUserSnapshot(snapshotDir: string, key: UserSnapshotKe
     createdAt: new Date().toISOString(),
   };
   await writeFile(path.join(tmp, FILES.meta), JSON.stringify(meta, null, 2));
-  await rm(final, { recursive: true, force: true });
-  await rename(tmp, final);
+  await replaceDir(tmp, final);
   return final;
 }
 

@@ -138,9 +138,28 @@ export interface UserPartitionStats extends UserPartitionCounters {
   readonly thread: UserStateThreadMode;
 }
 
+/**
+ * The partition as seen from a coordinator in the same process (actors/coordinator/local-ports.ts):
+ * the NATS request and reply bytes, handed to the host directly (no NATS client, server or socket).
+ */
+export interface LocalUserPartition {
+  readonly partition: number;
+  /**
+   * Encoded UserStateRequest in, encoded UserStateReply out (an error status inside the reply, e.g.
+   * INTERNAL from a dead worker, is a resolved answer, as over NATS). Rejects with an UpnextError:
+   * RESOURCE_EXHAUSTED at `maxInFlight`, UNAVAILABLE once stopped, DEADLINE_EXCEEDED when the
+   * request was dropped past its deadline. `request` is copied, never detached.
+   */
+  get(request: Uint8Array): Promise<Uint8Array>;
+  /** Requests in flight in this partition now (NATS and local together). */
+  inFlight(): number;
+}
+
 /** A running user partition. */
 export interface UserPartitionHandle {
   readonly info: UserPartitionReadyInfo;
+  /** This partition for a coordinator in the same process; see {@link LocalUserPartition}. */
+  readonly local: LocalUserPartition;
   /** Applies stream events in order (skipping seq ≤ appliedSeq); ack after it resolves. */
   applyEvents(events: readonly SequencedEvent[]): Promise<ApplyResult>;
   stats(): UserPartitionStats;
@@ -233,6 +252,7 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
 
 class UserPartitionImpl implements UserPartitionHandle {
   readonly info: UserPartitionReadyInfo;
+  readonly local: LocalUserPartition;
   readonly #o: ResolvedUserPartitionOptions;
   readonly #host: PartitionHost;
   readonly #sub: Subscription;
@@ -247,6 +267,7 @@ class UserPartitionImpl implements UserPartitionHandle {
     this.#releaseCatalogue = releaseCatalogue;
     this.#host = host;
     this.info = info;
+    this.local = { partition: o.partition, get: (request) => this.#getLocal(request), inFlight: () => this.#inFlight };
     this.#sub = nc.subscribe(Subjects.userGet(o.cluster, o.partition), {
       queue: Subjects.queueGroup(o.cluster, 'user', o.partition),
       callback: (err, msg) => void (err === null && this.#onRequest(msg)),
@@ -254,26 +275,49 @@ class UserPartitionImpl implements UserPartitionHandle {
   }
 
   #onRequest(msg: Msg): void {
+    this.#answer(msg.data).then(
+      (reply) => {
+        if (reply !== null && this.#stopped === undefined) msg.respond(reply);
+      },
+      () => {}, // stopped: no reply (the subscription is gone; the caller's timeout covers it)
+    );
+  }
+
+  #getLocal(request: Uint8Array): Promise<Uint8Array> {
+    if (this.#stopped !== undefined) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, `user partition ${this.#o.partition} stopped`));
+    if (this.#inFlight >= this.#o.maxInFlight) {
+      this.#rejected++;
+      return Promise.reject(new UpnextError(StatusCode.RESOURCE_EXHAUSTED, `user partition ${this.#o.partition} has ${this.#inFlight} requests queued`));
+    }
+    return this.#answer(request).then((reply) => {
+      if (reply === null) throw new UpnextError(StatusCode.DEADLINE_EXCEEDED, `user partition ${this.#o.partition} dropped a request past its deadline`);
+      return reply;
+    });
+  }
+
+  /**
+   * One request, from NATS or from the local path: the reply bytes, null when dropped past its
+   * deadline; rejects only once stopped.
+   */
+  async #answer(request: Uint8Array): Promise<Uint8Array | null> {
     if (this.#inFlight >= this.#o.maxInFlight) {
       this.#rejected++;
       const status = { code: StatusCode.RESOURCE_EXHAUSTED, message: `user partition ${this.#o.partition} has ${this.#inFlight} requests queued` };
-      msg.respond(Codecs.userStateReply.encode(userErrorReply(this.#o.partition, status)));
-      return;
+      return Codecs.userStateReply.encode(userErrorReply(this.#o.partition, status));
     }
     this.#inFlight++;
-    this.#host.request(msg.data).then(
-      (reply) => {
-        this.#inFlight--;
-        if (reply === null) this.#dropped++;
-        else if (this.#stopped === undefined) msg.respond(reply);
-      },
-      (err: unknown) => {
-        // Only a stopped host (no reply: the subscription is gone, the caller's timeout covers it)
-        // or a dead worker (INTERNAL, answered at once so the caller need not wait) rejects.
-        this.#inFlight--;
-        if (this.#stopped === undefined) msg.respond(Codecs.userStateReply.encode(userErrorReply(this.#o.partition, toStatus(err))));
-      },
-    );
+    try {
+      const reply = await this.#host.request(request);
+      if (reply === null) this.#dropped++;
+      return reply;
+    } catch (err) {
+      // Only a stopped host or a dead worker rejects. A dead worker is answered at once (INTERNAL)
+      // so the caller need not wait; a stopped partition answers nothing.
+      if (this.#stopped !== undefined) throw err;
+      return Codecs.userStateReply.encode(userErrorReply(this.#o.partition, toStatus(err)));
+    } finally {
+      this.#inFlight--;
+    }
   }
 
   applyEvents(events: readonly SequencedEvent[]): Promise<ApplyResult> {

@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { startNatsServer } from '../nats/server.js';
 import type { NatsServerHandle } from '../nats/server.js';
-import { applyOverrides, resolveConfig } from '../config.js';
-import type { UpnextConfig, UpnextConfigInput } from '../config.js';
+import { applyOverrides, itemReplicasCount, resolveConfig } from '../config.js';
+import type { ItemReplicasSetting, UpnextConfig, UpnextConfigInput } from '../config.js';
 import { createShardMap } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
@@ -38,8 +38,10 @@ export interface LocalClusterOptions {
   readonly itemShards?: number;
   /** P. Default config.cluster.userPartitions (16). */
   readonly userPartitions?: number;
-  /** R. Default config.cluster.replicas (1). */
+  /** R (user partitions). Default config.cluster.replicas (1). */
   readonly replicas?: number;
+  /** R_items (item shards): a count or "all" (every node). Default config.cluster.itemReplicas ("all"). */
+  readonly itemReplicas?: ItemReplicasSetting;
   /** Port of the first coordinator's public gRPC server; 0 = free port. Default config.coordinator.port (50051). */
   readonly grpcPort?: number;
   /** How long to wait for every node's ready line, ms. Default 600000 (a first start builds indexes). */
@@ -108,6 +110,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     ...(opts.itemShards !== undefined ? { itemShards: opts.itemShards } : {}),
     ...(opts.userPartitions !== undefined ? { userPartitions: opts.userPartitions } : {}),
     ...(opts.replicas !== undefined ? { replicas: opts.replicas } : {}),
+    ...(opts.itemReplicas !== undefined ? { itemReplicas: opts.itemReplicas } : {}),
   };
   const input: UpnextConfigInput = {
     ...opts.config,
@@ -121,6 +124,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     itemShards: config.cluster.itemShards,
     userPartitions: config.cluster.userPartitions,
     replicas: config.cluster.replicas,
+    itemReplicas: itemReplicasCount(config.cluster),
     nodes: names,
     rankers: listOrAll(config.cluster.rankers, names),
     coordinators: listOrAll(config.cluster.coordinators, names),

@@ -2,7 +2,7 @@
  * `make run`: a whole upnext cluster on this machine, serving real recommendations.
  *
  *   node dist/cluster/local/main.js [--items N] [--users N] [--days N] [--seed N]
- *     [--nodes 3] [--item-shards 2] [--partitions 16] [--replicas 1] [--port 50051]
+ *     [--nodes 3] [--item-shards 2] [--partitions 16] [--replicas 1] [--item-replicas all|N] [--port 50051]
  *     [--run-dir run/local] [--config file.json] [--set key=value]... [--world dir --models dir] [--exit]
  *
  * Phases, each with progress and its duration: (1) world + models (generated and trained on first
@@ -28,7 +28,7 @@ function parse(argv: readonly string[]): Flags {
   const values = new Map<string, string>();
   const set: string[] = [];
   const numeric = ['items', 'users', 'days', 'seed', 'nodes', 'item-shards', 'partitions', 'replicas', 'port'];
-  const strings = ['run-dir', 'config', 'world', 'models', 'set'];
+  const strings = ['run-dir', 'config', 'world', 'models', 'set', 'item-replicas'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const key = a.replace(/^--/, '');
@@ -40,6 +40,7 @@ function parse(argv: readonly string[]): Flags {
     const v = argv[++i];
     if (v === undefined) throw new TypeError(`${a} needs a value`);
     if (numeric.includes(key) && !/^\d+$/.test(v)) throw new TypeError(`${a} must be a non-negative integer, got ${v}`);
+    if (key === 'item-replicas' && v !== 'all' && !/^\d+$/.test(v)) throw new TypeError(`${a} must be "all" or a positive integer, got ${v}`);
     if (key === 'set') set.push(v);
     else values.set(key, v);
   }
@@ -113,6 +114,7 @@ async function main(): Promise<number> {
     ...(num('item-shards') !== undefined ? { itemShards: num('item-shards')! } : {}),
     ...(num('partitions') !== undefined ? { userPartitions: num('partitions')! } : {}),
     ...(num('replicas') !== undefined ? { replicas: num('replicas')! } : {}),
+    ...(values.has('item-replicas') ? { itemReplicas: values.get('item-replicas') === 'all' ? 'all' : Number(values.get('item-replicas')) } : {}),
     ...(num('port') !== undefined ? { grpcPort: num('port')! } : {}),
     onNodeLog: (node, line) => {
       try {

@@ -7,6 +7,8 @@ import path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { startItemShard } from '../../actors/item-shard/item-shard.js';
+import type { LocalItemShard } from '../../actors/item-shard/item-shard.js';
+import type { LocalUserPartition } from '../../actors/user-state/user-state.js';
 import { startRanker } from '../../actors/ranker/replica.js';
 import type { RankerHandle } from '../../actors/ranker/replica.js';
 import { startUserPartition } from '../../actors/user-state/user-state.js';
@@ -28,15 +30,33 @@ export interface RealLauncherOptions {
   readonly log: (event: Record<string, unknown>) => void;
 }
 
+/**
+ * Keeps `actor.local` in `registry` under `key` while the actor runs, so the coordinator in this
+ * process finds it; stop() removes it first, so no new local call reaches a stopping actor.
+ */
+function registered<L, A extends RunningActor & { readonly local: L }>(registry: Map<number, L>, key: number, actor: A): RunningActor {
+  registry.set(key, actor.local);
+  return {
+    stats: () => actor.stats(),
+    stop: () => {
+      if (registry.get(key) === actor.local) registry.delete(key);
+      return actor.stop();
+    },
+  };
+}
+
 export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
   const cluster = o.config.cluster.name;
   const host = o.config.node.host;
   const { itemShard: is, userState: us, popular: po, coordinator: co } = o.config;
   /** This node's ranker replica while it runs: the coordinator in this process scores on it directly. */
   let localRanker: RankerHandle | undefined;
+  /** This node's item shards and user partitions while they run: the coordinator here calls them in-process. */
+  const localItemShards = new Map<number, LocalItemShard>();
+  const localUserPartitions = new Map<number, LocalUserPartition>();
   return {
     itemShard: async (shard, map): Promise<RunningActor> =>
-      startItemShard({
+      registered(localItemShards, shard, await startItemShard({
         index: is.index,
         maxInFlight: is.maxInFlight,
         towerBatchRows: is.towerBatchRows,
@@ -48,9 +68,9 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         worldDir: o.worldDir,
         modelDir: o.modelDir,
         snapshotDir: path.join(o.runDir, 'snapshots'),
-      }),
+      })),
     userPartition: async (partition, map): Promise<RunningActor> =>
-      startUserPartition({
+      registered(localUserPartitions, partition, await startUserPartition({
         nc: o.nc,
         cluster,
         partition,
@@ -61,7 +81,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         thread: us.thread,
         maxInFlight: us.maxInFlight,
         snapshotDir: path.join(o.runDir, 'snapshots'),
-      }),
+      })),
     popular: async (): Promise<RunningActor> =>
       startPopular({
         nc: o.nc,
@@ -95,7 +115,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
       };
     },
     coordinator: async (map, rankerAddresses): Promise<RunningServerActor> => {
-      const { port, localRanker: localMode, ...config } = co;
+      const { port, localRanker: localMode, localShards, ...config } = co;
       return startCoordinator({
         nc: o.nc,
         cluster,
@@ -103,6 +123,9 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         userPartitions: map.userPartitions,
         rankerAddresses,
         ...(localMode === 'prefer' ? { localRanker: () => localRanker?.local } : {}),
+        ...(localShards === 'prefer'
+          ? { localItemShard: (s: number) => localItemShards.get(s), localUserPartition: (p: number) => localUserPartitions.get(p) }
+          : {}),
         manifest: o.model,
         host,
         port,

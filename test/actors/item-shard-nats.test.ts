@@ -55,6 +55,20 @@ t.test('item shard over NATS: search, exclusions, cold-start upsert, remove, err
   t.equal(r.shardSize, own.length);
   t.equal(r.shard, SHARD);
 
+  // The in-process path (a coordinator on the same node) answers the same bytes with the same reply.
+  const localReq = Codecs.shardSearchRequest.encode({ userVector: targetVec, k: 20, excludeVideoIds: [], deadlineMs: Date.now() + 5000 });
+  const viaLocal = Codecs.shardSearchReply.decode(await shard.local.search(localReq));
+  t.same(viaLocal.candidates, c, 'local search = NATS search');
+  t.equal(shard.local.shard, SHARD);
+  t.ok(localReq.byteLength > 0 && localReq.buffer.byteLength > 0, 'the request bytes are copied, not detached');
+  const localBad = Codecs.shardSearchReply.decode(await shard.local.search(Codecs.shardSearchRequest.encode({ userVector: [1, 2], k: 5, excludeVideoIds: [], deadlineMs: Date.now() + 5000 })));
+  t.equal(localBad.status?.code, StatusCode.INVALID_ARGUMENT, 'a bad request is an answer with a status, as over NATS');
+  await t.rejects(
+    shard.local.search(Codecs.shardSearchRequest.encode({ userVector: targetVec, k: 5, excludeVideoIds: [], deadlineMs: Date.now() - 1 })),
+    { code: StatusCode.DEADLINE_EXCEEDED },
+    'a local request past its deadline is rejected (NATS would stay silent)',
+  );
+
   const excl = await ask({ userVector: targetVec, k: 20, excludeVideoIds: c.videoIds.slice(0, 5) });
   t.equal(excl.candidates?.videoIds.length, 20);
   t.notOk(excl.candidates?.videoIds.some((id) => c.videoIds.slice(0, 5).includes(id)), 'excluded ids absent');
@@ -96,7 +110,7 @@ t.test('item shard over NATS: search, exclusions, cold-start upsert, remove, err
   const afterDrop = await ask({ userVector: newVec, k: 1 });
   t.equal(afterDrop.candidates?.videoIds.length, 1, 'shard still serves after a drop');
   const stats = shard.stats();
-  t.equal(stats.dropped, 1);
+  t.equal(stats.dropped, 2, 'one NATS and one local request dropped past their deadline');
   t.equal(stats.items, own.length - 1);
   t.ok(stats.searches >= 6, 'searches counted');
   t.ok((stats.searchP50Ms ?? -1) >= 0, 'p50 reported');
@@ -107,6 +121,7 @@ t.test('item shard over NATS: search, exclusions, cold-start upsert, remove, err
   await shard.snapshot();
   await shard.stop();
   await shard.stop(); // idempotent
+  await t.rejects(shard.local.search(localReq), { code: StatusCode.UNAVAILABLE }, 'local search after stop: UNAVAILABLE');
   const restarted = await startItemShard(base);
   t.teardown(() => restarted.stop());
   t.equal(restarted.info.restored, true, 'second start restores the snapshot');

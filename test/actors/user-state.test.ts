@@ -70,6 +70,14 @@ t.test('user partition over NATS (shared, worker and inline)', async (t) => {
       t.equal(r.categoryAffinity.length, TINY_SPEC.numCategories);
       t.equal(r.partition, PART);
 
+      // The in-process path answers the same request bytes with the same reply.
+      const localReply = Codecs.userStateReply.decode(
+        await handle.local.get(Codecs.userStateRequest.encode({ userId: knownUser, context: { device: 'ios', country: 'BR', localHour: 20 }, deadlineMs: Date.now() + 5000 })),
+      );
+      t.same(localReply, r, 'local get = NATS get');
+      t.equal(handle.local.partition, PART);
+      t.equal(handle.local.inFlight(), 0, 'nothing in flight once answered');
+
       const other = await ask({ context: { device: 'web', country: 'US', localHour: 3 } });
       t.notSame(other.embedding, r.embedding, 'the embedding depends on the context');
       const again = await ask({});
@@ -88,6 +96,11 @@ t.test('user partition over NATS (shared, worker and inline)', async (t) => {
       t.equal(wrong.status?.details, 'user_id');
 
       await t.rejects(ask({ deadlineMs: Date.now() - 1 }, 500), 'past deadline: no reply');
+      await t.rejects(
+        handle.local.get(Codecs.userStateRequest.encode({ userId: knownUser, context: { device: 'ios', country: 'BR', localHour: 20 }, deadlineMs: Date.now() - 1 })),
+        { code: StatusCode.DEADLINE_EXCEEDED },
+        'local request past its deadline: rejected',
+      );
 
       // A click applied through the handle shows in the next reply, with a fresh embedding.
       const click: InteractionEvent = {
@@ -102,13 +115,14 @@ t.test('user partition over NATS (shared, worker and inline)', async (t) => {
       t.equal(after.appliedSeq, 11);
       t.notSame(after.embedding, r.embedding, 'profile change invalidated the cached embedding');
       const st = handle.stats();
-      t.equal(st.dropped, 1);
+      t.equal(st.dropped, 2, 'one NATS and one local request dropped');
       t.equal(st.thread, thread);
       t.ok(st.cacheHits >= 1 && st.cacheMisses >= 3, `cache counted (hits ${st.cacheHits}, misses ${st.cacheMisses})`);
       t.equal(st.unknownUsers, 1);
       await handle.stop();
       await handle.stop();
       await t.rejects(handle.applyEvents([]), { code: StatusCode.UNAVAILABLE }, 'stopped');
+      await t.rejects(handle.local.get(Codecs.userStateRequest.encode({ userId: knownUser, context: null, deadlineMs: Date.now() + 5000 })), { code: StatusCode.UNAVAILABLE }, 'local get after stop');
     });
   }
 });

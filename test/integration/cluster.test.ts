@@ -30,7 +30,9 @@ const cluster = await startLocalCluster({
   replicas: 1,
   grpcPort: 0,
   config: {
-    cluster: { name: `e2e-${process.pid}` },
+    // One replica per item shard (the default is every node), so losing a node loses a shard below,
+    // and n1's coordinator has one shard in-process and one over NATS.
+    cluster: { name: `e2e-${process.pid}`, itemReplicas: 1 },
     coordinator: { defaultDeadlineMs: 20_000, budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 } },
     node: { loadReportIntervalMs: 0 },
   },
@@ -134,6 +136,11 @@ t.test('/metrics of the coordinator node shows outcomes and shard sizes', async 
   t.match(text, /^upnext_item_shard_items\{[^}]*index="0"\} [1-9]\d*$/m, 'item shard 0 size');
   t.match(text, new RegExp(`^upnext_node_info\\{[^}]*model_version="${assets.manifest.version}"\\} 1$`, 'm'));
   t.match(text, /^process_resident_memory_bytes\{[^}]*\} \d+$/m);
+  // n1 hosts item shard 0 (searched in-process) but not shard 1 (over NATS): both paths answered.
+  t.same(assignmentOf(cluster.initialMap, 'n1').itemShards, [0]);
+  t.match(text, /^upnext_coordinator_local_paths_item_shards_local\{[^}]*\} [1-9]\d*$/m, 'local item-shard searches counted');
+  t.match(text, /^upnext_coordinator_local_paths_item_shards_nats_no_local\{[^}]*\} [1-9]\d*$/m, 'NATS searches of the other shard counted');
+  t.match(text, /^upnext_coordinator_local_paths_user_state_(local|nats_no_local)\{[^}]*\} [1-9]\d*$/m, 'user-state paths counted');
 });
 
 t.test('killing the node of one item shard (R=1): still answers, coverage (S-1)/S, degraded', async (t) => {
