@@ -13,7 +13,8 @@
  * `--quick` shrinks everything for a smoke run (20k videos, 2k users, short steps).
  *
  * Flags: --world, --models, --items, --users, --quick, --only e2e,recall,ceiling,onnx,nats,grpc[,faiss-synthetic],
- * --nodes, --shards, --rates start,step,max (req/s), --step-s, --p99 (ms), --ceiling-requests,
+ * --nodes, --shards, --set key=value (any config knob, repeatable; e.g. --set coordinator.localShards=off),
+ * --rates start,step,max (req/s), --step-s, --p99 (ms), --ceiling-requests,
  * --recall-queries, --profile (node --cpu-prof of every cluster node; top frames in the output — it
  * roughly doubles the nodes' CPU, measured, so take the end-to-end figures from a run without it),
  * --run-dir (cluster working dir, default run/bench-cluster), --out (default reports/bench.json);
@@ -82,15 +83,19 @@ async function main(): Promise<void> {
   }
   worldDir = path.resolve(worldDir);
   modelDir = path.resolve(modelDir);
-  const { resolveConfig } = await import('../cluster/config.js');
+  const { applyOverrides, resolveConfig } = await import('../cluster/config.js');
   const { readWorldManifest } = await import('../offline/world/reader.js');
-  const clusterInput = {
-    cluster: {
-      name: 'bench',
-      ...(flag('--nodes') !== undefined ? { nodes: numFlag('--nodes', 3) } : {}),
-      ...(flag('--shards') !== undefined ? { itemShards: numFlag('--shards', 2) } : {}),
+  const sets = process.argv.flatMap((a, i) => (a === '--set' && process.argv[i + 1] !== undefined ? [process.argv[i + 1]!] : []));
+  const clusterInput = applyOverrides(
+    {
+      cluster: {
+        name: 'bench',
+        ...(flag('--nodes') !== undefined ? { nodes: numFlag('--nodes', 3) } : {}),
+        ...(flag('--shards') !== undefined ? { itemShards: numFlag('--shards', 2) } : {}),
+      },
     },
-  };
+    sets,
+  );
   const config = resolveConfig(clusterInput);
   const world = await readWorldManifest(worldDir);
   conditions['corpus'] = { world: worldDir, videos: world.numVideos, users: world.numUsers, events: world.counts?.events ?? null, days: world.days };
@@ -103,6 +108,8 @@ async function main(): Promise<void> {
   conditions['config'] = {
     cluster: config.cluster,
     index: config.itemShard.index,
+    local_shards: config.coordinator.localShards,
+    local_ranker: config.coordinator.localRanker,
     per_shard_k: config.coordinator.perShardK,
     merge_limit: config.coordinator.mergeLimit,
     trending_candidates: config.coordinator.trendingCandidates,

@@ -84,7 +84,11 @@ export interface CapacitySettings {
 
 export type LoadSettings =
   | { readonly kind: 'steady'; readonly rate: number; readonly durationS: number }
-  | { readonly kind: 'ramp'; readonly startRate: number; readonly stepRate: number; readonly maxRate: number; readonly stepDurationS: number; readonly stopAfterBreaches: number }
+  | {
+      readonly kind: 'ramp'; readonly startRate: number; readonly stepRate: number; readonly maxRate: number; readonly stepDurationS: number; readonly stopAfterBreaches: number;
+      /** Seconds at startRate before the first step, not reported (caches, JIT, thread wake-ups); 0 = none. */
+      readonly warmUpS: number;
+    }
   | {
       readonly kind: 'flash-crowd'; readonly rate: number; readonly durationS: number; readonly spikeAtS: number; readonly spikeDurationS: number;
       readonly multiplier: number; readonly hotUsers: number; readonly hotItems: number;
@@ -284,7 +288,10 @@ function parseLoad(f: Fields | undefined, kind: ScenarioKind): LoadSettings {
       const stepRate = f.num('stepRate', undefined, { gt: 0 });
       const maxRate = f.num('maxRate', undefined, { gt: 0 });
       if (maxRate < startRate) throw new ScenarioConfigError(f.at('maxRate'), `must be >= startRate (${startRate}), got ${maxRate}`);
-      out = { kind, startRate, stepRate, maxRate, stepDurationS: f.num('stepDurationS', undefined, { gt: 0 }), stopAfterBreaches: f.num('stopAfterBreaches', 2, { min: 1, int: true }) };
+      out = {
+        kind, startRate, stepRate, maxRate, stepDurationS: f.num('stepDurationS', undefined, { gt: 0 }), stopAfterBreaches: f.num('stopAfterBreaches', 2, { min: 1, int: true }),
+        warmUpS: f.num('warmUpS', 0, { min: 0 }),
+      };
       break;
     }
     case 'flash-crowd': {

@@ -18,6 +18,7 @@ t.test('every shipped scenario file loads', async (t) => {
   const ramp = loadScenario('ramp');
   t.equal(ramp.slo.p99Ms, 50);
   t.equal(ramp.capacity.headroom, 0.3);
+  t.equal(ramp.load.kind === 'ramp' && ramp.load.warmUpS, 10, 'ramp.json warms up before its first step');
 });
 
 t.test('validation names the bad field', async (t) => {
@@ -35,6 +36,7 @@ t.test('validation names the bad field', async (t) => {
   t.match(bad({ kind: 'node-loss', load: { rate: 1, durationS: 60, killAtS: 30, restartAtS: 20 } }, /^load\.restartAtS$/), /> killAtS/);
   t.match(bad({ kind: 'flash-crowd', load: { rate: 1, durationS: 30, spikeAtS: 20, spikeDurationS: 20 } }, /^load\.spikeDurationS$/), /must end by/);
   t.match(bad({ kind: 'ramp', load: { startRate: 100, stepRate: 10, maxRate: 50, stepDurationS: 5 } }, /^load\.maxRate$/), />= startRate/);
+  t.match(bad({ kind: 'ramp', load: { startRate: 10, stepRate: 10, maxRate: 50, stepDurationS: 5, warmUpS: -1 } }, /^load\.warmUpS$/), />= 0|must be/);
   t.match(bad({ kind: 'overload', load: { stepDurationS: 5, multipliers: [] } }, /^load\.multipliers$/), /non-empty/);
   t.match(bad({ ...steady, capacity: { memory: { itemSizes: [{ count: 1, rssBytes: 1 }] } } }, /^capacity\.memory\.itemSizes$/), /at least two/);
   t.match(bad({ ...steady, capacity: { headroom: 0.95 } }, /^capacity\.headroom$/), /<= 0\.9/);
