@@ -6,6 +6,7 @@ import { benchReport, ceilingRatio, qpsPerCore, writeBenchReport } from '../../l
 import { benchFaiss, recallAtK } from '../../loadtest/bench/faiss-bench.js';
 import { benchGrpc } from '../../loadtest/bench/grpc-bench.js';
 import { benchNats } from '../../loadtest/bench/nats-bench.js';
+import { benchHops } from '../../loadtest/bench/hop-bench.js';
 
 t.test('ceiling ratio and bench.json shape', async (t) => {
   t.equal(ceilingRatio(500, 2000), 0.25);
@@ -56,4 +57,11 @@ t.test('gRPC unary bench against the stub in its own process', async (t) => {
   t.equal(r.results.length, 2);
   for (const x of r.results) t.ok(x.callsPerSecond > 0 && x.p50Ms > 0, `in flight ${x.inFlight}: ${x.callsPerSecond.toFixed(0)}/s`);
   t.ok(r.results.some((x) => x.serverCores > 0), 'server CPU read from /proc');
+});
+
+t.test('worker-hop bench: back to back and paced rows, CPU counted', async (t) => {
+  const r = await benchHops({ hotTrips: 300, pacedTrips: 10, gapsMs: [2] });
+  t.same(r.results.map((x) => x.mode), ['back to back', 'every 2 ms: timer + hop', 'every 2 ms: timer alone']);
+  t.same(r.results.map((x) => x.trips), [300, 10, 10]);
+  t.ok(r.results[0]!.cpuUsPerTrip > 0, `a round trip costs CPU (${r.results[0]!.cpuUsPerTrip.toFixed(1)} µs)`);
 });
