@@ -121,6 +121,8 @@ export interface UserStateSection {
   readonly embeddingCacheSize: number;
   readonly thread: UserStateThreadMode;
   readonly maxInFlight: number;
+  /** Apply LogEvents' events from the JetStream stream (actors/event-stream/feed.ts). Default true. */
+  readonly eventFeed: boolean;
 }
 
 /** Popular/trending knobs (see actors/popular/). */
@@ -154,7 +156,7 @@ export interface UpnextConfigInput {
   };
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
   readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow'>;
-  readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight'>;
+  readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight' | 'eventFeed'>;
   readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock' };
 }
 
@@ -308,11 +310,11 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     throw renamed(err, 'itemShard');
   }
   const us = section('userState', root.userState);
-  noUnknownKeys('userState', us, ['embeddingCacheSize', 'thread', 'maxInFlight']);
+  noUnknownKeys('userState', us, ['embeddingCacheSize', 'thread', 'maxInFlight', 'eventFeed']);
   let userState: UserStateSection;
   try {
     const r = resolveUserPartitionOptions({ ...(us as Partial<UserPartitionOptions>), cluster: 'x', partition: 0, partitionCount: 1, modelDir: '.' });
-    userState = Object.freeze({ embeddingCacheSize: r.embeddingCacheSize, thread: r.thread, maxInFlight: r.maxInFlight });
+    userState = Object.freeze({ embeddingCacheSize: r.embeddingCacheSize, thread: r.thread, maxInFlight: r.maxInFlight, eventFeed: r.eventFeed });
   } catch (err) {
     throw renamed(err, 'userState');
   }
@@ -450,6 +452,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'userState.embeddingCacheSize': ['entries', 'Cached user embeddings (user × context bucket × profile version) per partition.'],
   'userState.thread': ['', '"shared" (one worker thread and user-tower session for all the node\'s partitions), "worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],
   'userState.maxInFlight': ['count', 'Requests queued per partition; beyond it RESOURCE_EXHAUSTED.'],
+  'userState.eventFeed': ['', 'true: each partition applies the events LogEvents accepted, read from the JetStream stream from its snapshot\'s sequence (a click shows in the next request); false: no feed.'],
   'popular.lists.popularHalfLifeMs': ['ms', 'Half-life of the popular (all-time) counter.'],
   'popular.lists.trendingHalfLifeMs': ['ms', 'Half-life of the trending (recent) counter.'],
   'popular.lists.freshnessMs': ['ms', 'Age scale of the new-video boost in trending.'],

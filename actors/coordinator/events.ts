@@ -6,50 +6,15 @@
  * docs/operations.md: production needs nats-server ≥ 2.12.3 with `sync_interval: always`).
  */
 import type { NatsConnection } from '@nats-io/nats-core';
-import { nanos } from '@nats-io/nats-core';
-import type { JetStreamClient, JetStreamManager, StreamConfig } from '@nats-io/jetstream';
-import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { ensureEventStream } from '../event-stream/stream.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { userPartitionOf } from '../../core/hash.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
-import { Subjects, eventStreamName } from '../../core/subjects.js';
+import { Subjects } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
 import { eventToMsg } from '../../protos/convert.js';
-
-/** De-duplication window of the event stream, in ms (JetStream's own default is also 2 minutes). */
-export const EVENT_DUPLICATE_WINDOW_MS = 120_000;
-
-/** The event stream's configuration for `cluster`. */
-export function eventStreamConfig(cluster: string): Partial<StreamConfig> & { name: string } {
-  return {
-    name: eventStreamName(cluster),
-    subjects: [Subjects.allEvents(cluster)],
-    storage: StorageType.File,
-    duplicate_window: nanos(EVENT_DUPLICATE_WINDOW_MS),
-  };
-}
-
-/**
- * Creates the event stream when it does not exist; an existing stream is left as it is (another
- * node or actor may have created it first, and its config is the same by construction).
- */
-export async function ensureEventStream(jsm: JetStreamManager, cluster: string): Promise<void> {
-  const config = eventStreamConfig(cluster);
-  try {
-    await jsm.streams.info(config.name);
-    return;
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-  }
-  try {
-    await jsm.streams.add(config);
-  } catch (err) {
-    // Lost a creation race with another coordinator: fine if the stream is there now.
-    await jsm.streams.info(config.name).catch(() => {
-      throw err;
-    });
-  }
-}
 
 /** Outcome of one LogEvents call. */
 export interface PublishResult {

@@ -1,7 +1,8 @@
 /**
  * The user-state actor: answers `Subjects.userGet(cluster, p)` (queue group of the partition's
- * replicas) for user partition `p` of `P` (DESIGN §2), and takes events through `applyEvents`
- * (the JetStream consumer, a later issue, calls it and acks after it resolves).
+ * replicas) for user partition `p` of `P` (DESIGN §2), and applies the events LogEvents accepted:
+ * it follows its subject of the cluster's JetStream event stream from its snapshot's sequence
+ * (actors/event-stream/feed.ts, option `eventFeed`) and hands them to `applyEvents` in batches.
  *
  * Threading (option `thread`, default 'shared'): the partition (profiles, embedding cache) lives in
  * a worker thread and the NATS subscription on the main thread hands it raw request bytes.
@@ -45,6 +46,8 @@ import { handleUserStateRequest, userErrorReply } from './handler.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters, UserStatePartition } from './partition.js';
 import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
 import { UserTower } from './user-tower.js';
+import { startEventFeed } from '../event-stream/feed.js';
+import type { EventFeedHandle, EventFeedStats } from '../event-stream/feed.js';
 import { dedicatedUserStateHost, sharedUserStateHost } from './worker-host.js';
 
 /** Where a user partition runs (see {@link UserPartitionOptions.thread} and the module comment). */
@@ -81,6 +84,12 @@ export interface UserPartitionOptions {
   readonly thread?: UserStateThreadMode;
   /** Requests queued beyond which new ones get RESOURCE_EXHAUSTED. Default 512. */
   readonly maxInFlight?: number;
+  /**
+   * Follow the partition's subject of the cluster's JetStream event stream from the snapshot's
+   * sequence (the stream is created if missing, so the server needs JetStream). Default true;
+   * false leaves events to applyEvents callers (tests, tools).
+   */
+  readonly eventFeed?: boolean;
 }
 
 /** {@link UserPartitionOptions} after defaults and validation. */
@@ -94,6 +103,7 @@ export interface ResolvedUserPartitionOptions {
   readonly embeddingCacheSize: number;
   readonly thread: UserStateThreadMode;
   readonly maxInFlight: number;
+  readonly eventFeed: boolean;
 }
 
 function requireInt(name: string, v: unknown, min: number): number {
@@ -126,7 +136,13 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
     embeddingCacheSize: requireInt('embeddingCacheSize', o.embeddingCacheSize ?? 100_000, 1),
     thread,
     maxInFlight: requireInt('maxInFlight', o.maxInFlight ?? 512, 1),
+    eventFeed: requireBool('eventFeed', o.eventFeed ?? true),
   };
+}
+
+function requireBool(name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new TypeError(`option ${name} must be true or false, got ${String(v)}`);
+  return v;
 }
 
 /** Counters and sizes for /metrics. */
@@ -136,6 +152,8 @@ export interface UserPartitionStats extends UserPartitionCounters {
   readonly rejected: number;
   readonly inFlight: number;
   readonly thread: UserStateThreadMode;
+  /** The event-stream feed's counters, when it runs. */
+  readonly eventFeed?: EventFeedStats;
 }
 
 /**
@@ -247,7 +265,16 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
     lease?.release();
     throw err;
   }
-  return new UserPartitionImpl(opts.nc, o, host, info, () => lease?.release());
+  const partition = new UserPartitionImpl(opts.nc, o, host, info, () => lease?.release());
+  if (o.eventFeed) {
+    try {
+      await partition.startFeed(opts.nc);
+    } catch (err) {
+      await partition.stop();
+      throw err;
+    }
+  }
+  return partition;
 }
 
 class UserPartitionImpl implements UserPartitionHandle {
@@ -261,6 +288,7 @@ class UserPartitionImpl implements UserPartitionHandle {
   #rejected = 0;
   #stopped: Promise<void> | undefined;
   readonly #releaseCatalogue: () => void;
+  #feed: EventFeedHandle | undefined;
 
   constructor(nc: NatsConnection, o: ResolvedUserPartitionOptions, host: PartitionHost, info: UserPartitionReadyInfo, releaseCatalogue: () => void) {
     this.#o = o;
@@ -320,17 +348,43 @@ class UserPartitionImpl implements UserPartitionHandle {
     }
   }
 
+  /**
+   * Follows this partition's subject of the event stream from the snapshot's sequence on
+   * (actors/event-stream/feed.ts), so an event LogEvents accepted reaches this replica's state.
+   */
+  async startFeed(nc: NatsConnection): Promise<void> {
+    this.#feed = await startEventFeed({
+      nc,
+      cluster: this.#o.cluster,
+      subject: Subjects.events(this.#o.cluster, this.#o.partition),
+      afterSeq: this.info.appliedSeq,
+      apply: async (batch) => {
+        await this.applyEvents(batch);
+      },
+      log: (e) => process.stderr.write(`${JSON.stringify({ ...e, partition: this.#o.partition })}\n`),
+    });
+  }
+
   applyEvents(events: readonly SequencedEvent[]): Promise<ApplyResult> {
     if (this.#stopped !== undefined) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'user partition stopped'));
     return this.#host.apply(events);
   }
 
   stats(): UserPartitionStats {
-    return { ...this.#host.counters(), partition: this.#o.partition, dropped: this.#dropped, rejected: this.#rejected, inFlight: this.#inFlight, thread: this.#o.thread };
+    return {
+      ...this.#host.counters(),
+      partition: this.#o.partition,
+      dropped: this.#dropped,
+      rejected: this.#rejected,
+      inFlight: this.#inFlight,
+      thread: this.#o.thread,
+      ...(this.#feed !== undefined ? { eventFeed: this.#feed.stats() } : {}),
+    };
   }
 
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
+      await this.#feed?.stop();
       this.#sub.unsubscribe();
       await this.#host.close();
       this.#releaseCatalogue();

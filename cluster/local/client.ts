@@ -39,10 +39,28 @@ export interface RecommendReply {
   readonly timings: Readonly<Record<string, number>> | null;
 }
 
+/** One interaction event for LogEvents (fields as in recommender.proto's InteractionEvent). */
+export interface LogEventCall {
+  readonly eventId: string;
+  readonly userId: number;
+  readonly videoId: number;
+  /** 'IMPRESSION' | 'CLICK' | 'WATCH' | 'LIKE' | 'SKIP'. */
+  readonly type: string;
+  /** Event time, epoch ms; 0 = now. */
+  readonly tsMs?: number;
+  readonly position?: number;
+  readonly watchSeconds?: number;
+  readonly context?: { device?: string; country?: string; localHour?: number };
+  readonly surface?: string;
+  readonly requestId?: string;
+}
+
 /** A connected client; `close()` releases the channel. */
 export interface RecommenderClient {
   /** Rejects with a grpc ServiceError (its `code` is the gRPC status) on failure. */
   recommend(req: RecommendCall, opts?: { deadlineMs?: number; metadata?: grpc.Metadata }): Promise<RecommendReply>;
+  /** LogEvents: resolves with the accepted and duplicate counts; rejects with a grpc ServiceError. */
+  logEvents(events: readonly LogEventCall[], opts?: { deadlineMs?: number; metadata?: grpc.Metadata }): Promise<{ accepted: number; duplicates: number }>;
   /** The underlying grpc-js client, for health/reflection calls on the same channel. */
   readonly raw: grpc.Client;
   close(): void;
@@ -112,6 +130,32 @@ export function connectRecommender(address: string): RecommenderClient {
               timings: res.timings ?? null,
             });
           },
+        );
+      }),
+    logEvents: (events, opts = {}) =>
+      new Promise<{ accepted: number; duplicates: number }>((resolve, reject) => {
+        const body = {
+          events: events.map((e) => ({
+            eventId: e.eventId,
+            userId: String(e.userId),
+            videoId: String(e.videoId),
+            type: e.type,
+            tsMs: String(e.tsMs ?? 0),
+            position: e.position ?? -1,
+            watchSeconds: e.watchSeconds ?? 0,
+            context: e.context ?? {},
+            surface: e.surface ?? '',
+            requestId: e.requestId ?? '',
+          })),
+        };
+        const cb = (err: grpc.ServiceError | null, res: { accepted?: number; duplicates?: number }) =>
+          err ? reject(err) : resolve({ accepted: res.accepted ?? 0, duplicates: res.duplicates ?? 0 });
+        (call.logEvents as unknown as (req: unknown, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { accepted?: number; duplicates?: number }) => void) => void).call(
+          client,
+          body,
+          opts.metadata ?? new grpc.Metadata(),
+          { deadline: Date.now() + (opts.deadlineMs ?? 5000) },
+          cb,
         );
       }),
     close: () => client.close(),

@@ -80,6 +80,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         embeddingCacheSize: us.embeddingCacheSize,
         thread: us.thread,
         maxInFlight: us.maxInFlight,
+        eventFeed: us.eventFeed,
         snapshotDir: path.join(o.runDir, 'snapshots'),
       })),
     popular: async (): Promise<RunningActor> =>

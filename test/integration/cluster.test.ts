@@ -86,6 +86,22 @@ t.test('Recommend: k distinct items sorted by score, none watched or excluded, c
   checkList(t, unknown, 5, new Set());
 });
 
+t.test('a click logged through LogEvents shows in the next recommendations (watched videos are not recommended again)', async (t) => {
+  const r0 = await client.recommend({ userId, k: 10, context: ctx });
+  const clicked = r0.items[0]!.videoId;
+  const t0 = Date.now();
+  t.same(await client.logEvents([{ eventId: `e2e-click-${process.pid}`, userId, videoId: clicked, type: 'CLICK', context: ctx, surface: 'home' }]), { accepted: 1, duplicates: 0 });
+  let seen = true;
+  let tries = 0;
+  while (seen && Date.now() - t0 < 10_000) {
+    tries++;
+    seen = (await client.recommend({ userId, k: 10, context: ctx })).items.some((i) => i.videoId === clicked);
+    if (seen) await new Promise((res) => setTimeout(res, 20));
+  }
+  t.notOk(seen, `the clicked video ${clicked} left the list (the event reached the user's partition through the stream)`);
+  t.comment(`click visible after ${Date.now() - t0} ms, ${tries} Recommend call(s)`);
+});
+
 t.test('bad requests are INVALID_ARGUMENT naming the field', async (t) => {
   const cases: [Parameters<typeof client.recommend>[0], RegExp][] = [
     [{ userId, k: 0 }, /k/],

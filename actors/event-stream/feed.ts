@@ -1,0 +1,145 @@
+/**
+ * Reads one subject of the event stream, in stream order, from a given sequence on, and hands the
+ * events to an actor in batches: how a user partition learns of the clicks LogEvents accepted
+ * (DESIGN §3: "ack only after the state is applied"; §6: "restore from snapshot, replay the stream
+ * from the snapshot's sequence").
+ *
+ * An ordered consumer (ephemeral, flow-controlled, recreated by the client after a gap or a
+ * reconnect, starting again after the last sequence it delivered) rather than a durable one with
+ * acks: the state it feeds lives in memory, so after a restart it must be replayed from the
+ * snapshot's sequence whatever a durable consumer had acked. The partition's own `appliedSeq`
+ * (skip seq ≤ appliedSeq) makes a redelivery harmless. The guarantee: an event LogEvents acked is
+ * in the stream, and every replica of its partition applies it exactly once, in order, within its
+ * lifetime or after its restart.
+ *
+ * Batching: messages are gathered while more are pending (up to `maxBatch`) and applied in one
+ * call, so a burst costs one worker hop per batch; a lone event is applied at once. The next batch
+ * is read only after the previous one is applied (back-pressure through the consumer's buffer).
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { InteractionEvent } from '../../core/events.js';
+import { eventStreamName } from '../../core/subjects.js';
+import { Codecs } from '../../protos/codec.js';
+import { eventFromMsg } from '../../protos/convert.js';
+import { ensureEventStream } from './stream.js';
+
+/** One event and its stream sequence. */
+export interface FedEvent {
+  readonly seq: number;
+  readonly event: InteractionEvent;
+}
+
+/** Options of {@link startEventFeed}. */
+export interface EventFeedOptions {
+  readonly nc: NatsConnection;
+  readonly cluster: string;
+  /** Subject filter, e.g. `Subjects.events(cluster, p)`. */
+  readonly subject: string;
+  /** Deliver from `afterSeq + 1` on; 0 = the whole stream. */
+  readonly afterSeq: number;
+  /** Applies one batch in order; the next batch waits for it. A rejection is logged and the batch is retried. */
+  readonly apply: (batch: readonly FedEvent[]) => Promise<void>;
+  /** Most events per apply call. Default 256. */
+  readonly maxBatch?: number;
+  /** Wait before retrying a batch whose apply failed, ms. Default 500. */
+  readonly retryMs?: number;
+  /** Structured log sink. Default: none. */
+  readonly log?: (event: Record<string, unknown>) => void;
+}
+
+/** Counters for /metrics. */
+export interface EventFeedStats {
+  /** Messages read from the stream. */
+  readonly received: number;
+  /** Events handed to apply (and applied). */
+  readonly applied: number;
+  readonly batches: number;
+  /** Messages that did not decode (skipped; the stream only holds what LogEvents validated). */
+  readonly undecodable: number;
+  /** apply calls that failed and were retried. */
+  readonly applyFailures: number;
+  /** Stream sequence of the last event applied. */
+  readonly lastSeq: number;
+  /** Messages the consumer said were still pending after the last one read. */
+  readonly pending: number;
+}
+
+/** A running feed. */
+export interface EventFeedHandle {
+  stats(): EventFeedStats;
+  /** Stops reading; resolves after the batch in progress is applied. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Creates the stream if needed, opens an ordered consumer on `subject` and starts feeding. */
+export async function startEventFeed(o: EventFeedOptions): Promise<EventFeedHandle> {
+  if (!Number.isInteger(o.afterSeq) || o.afterSeq < 0) throw new TypeError(`option afterSeq must be an integer >= 0, got ${String(o.afterSeq)}`);
+  const maxBatch = o.maxBatch ?? 256;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new TypeError(`option maxBatch must be a positive integer, got ${String(maxBatch)}`);
+  const retryMs = o.retryMs ?? 500;
+  await ensureEventStream(await jetstreamManager(o.nc), o.cluster);
+  const consumer = await jetstream(o.nc).consumers.get(eventStreamName(o.cluster), {
+    filter_subjects: o.subject,
+    ...(o.afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
+  });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(maxBatch, 64) });
+  const stats = { received: 0, applied: 0, batches: 0, undecodable: 0, applyFailures: 0, lastSeq: o.afterSeq, pending: 0 };
+  let stopping = false;
+
+  const applyWithRetry = async (batch: FedEvent[]): Promise<void> => {
+    for (;;) {
+      try {
+        await o.apply(batch);
+        stats.applied += batch.length;
+        stats.batches++;
+        stats.lastSeq = batch[batch.length - 1]?.seq ?? stats.lastSeq;
+        return;
+      } catch (err) {
+        stats.applyFailures++;
+        o.log?.({ event: 'event_feed_apply_failed', subject: o.subject, fromSeq: batch[0]?.seq, events: batch.length, message: err instanceof Error ? err.message : String(err) });
+        if (stopping) return;
+        await new Promise((r) => setTimeout(r, retryMs));
+        if (stopping) return;
+      }
+    }
+  };
+
+  const loop = (async () => {
+    let batch: FedEvent[] = [];
+    for await (const m of messages as AsyncIterable<JsMsg>) {
+      stats.received++;
+      stats.pending = m.info.pending;
+      try {
+        const env = Codecs.eventEnvelope.decode(m.data);
+        if (env.event) batch.push({ seq: m.info.streamSequence, event: eventFromMsg(env.event) });
+        else stats.undecodable++;
+      } catch {
+        stats.undecodable++;
+      }
+      if (batch.length > 0 && (batch.length >= maxBatch || m.info.pending === 0)) {
+        const ready = batch;
+        batch = [];
+        await applyWithRetry(ready);
+      }
+      if (stopping) break;
+    }
+    if (batch.length > 0 && !stopping) await applyWithRetry(batch);
+  })().catch((err: unknown) => {
+    o.log?.({ event: 'event_feed_stopped', subject: o.subject, message: err instanceof Error ? err.message : String(err) });
+  });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    stats: () => ({ ...stats }),
+    stop: () => {
+      stopped ??= (async () => {
+        stopping = true;
+        await messages.close();
+        await loop;
+      })();
+      return stopped;
+    },
+  };
+}
