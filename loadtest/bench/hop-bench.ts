@@ -12,6 +12,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { cpuSecondsSince, printTable } from './table.js';
+import type { BenchRows } from './table.js';
 
 /** Options for {@link benchHops}. */
 export interface HopBenchOptions {
@@ -32,10 +33,7 @@ export interface HopResult {
   readonly cpuUsPerTrip: number;
 }
 
-export interface HopBenchResult {
-  readonly results: readonly HopResult[];
-  readonly conditions: Readonly<Record<string, unknown>>;
-}
+export type HopBenchResult = BenchRows<HopResult>;
 
 const ECHO = `
 const { parentPort } = require('node:worker_threads');

@@ -35,6 +35,7 @@ import { DEFAULT_BATCHING } from '../../actors/ranker/options.js';
 import { startRanker } from '../../actors/ranker/replica.js';
 import { REPO_ROOT } from '../paths.js';
 import { cpuSecondsSince, printTable } from './table.js';
+import type { BenchRows } from './table.js';
 
 /** Options for {@link benchRankerPaths}. */
 export interface RankerPathBenchOptions {
@@ -66,10 +67,7 @@ export interface RankerPathResult {
   readonly cpuMsPerCall: number;
 }
 
-export interface RankerPathBenchResult {
-  readonly results: readonly RankerPathResult[];
-  readonly conditions: Readonly<Record<string, unknown>>;
-}
+export type RankerPathBenchResult = BenchRows<RankerPathResult>;
 
 type Score = (rows: Float32Array, nRows: number) => Promise<unknown>;
 

@@ -1,4 +1,10 @@
 /** Prints a benchmark result as an aligned text table with its conditions underneath. */
+/** One bench's rows and the conditions they were measured under (printed under the table). */
+export interface BenchRows<R> {
+  readonly results: readonly R[];
+  readonly conditions: Readonly<Record<string, unknown>>;
+}
+
 export function printTable(title: string, head: readonly string[], rows: ReadonlyArray<readonly (string | number)[]>, conditions: Readonly<Record<string, unknown>>, out: (s: string) => void = (s) => process.stdout.write(s)): void {
   const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmtNum(c) : c)))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
