@@ -28,8 +28,10 @@
  * - 'inline': the same code on the main thread, for nodes that host nothing else and for
  *   measuring the hop.
  * A dead host worker fails the pending calls of every partition in it with INTERNAL (a NATS request
- * gets an INTERNAL reply, at once); the partitions stay subscribed and answer INTERNAL until the
- * node stops them: nothing restarts them (as with 'worker' before, where they went silent).
+ * gets an INTERNAL reply, at once). Each of those partitions then reopens itself in a fresh worker
+ * (restored from its snapshot, as at start) and follows the event stream again from the snapshot's
+ * sequence, so no event LogEvents acked is lost; until then it answers INTERNAL. Reopening retries
+ * with backoff (0.2 s doubling to 30 s); stats().restarts counts the reopenings.
  *
  * Start-up (option `snapshotDir`): profiles are restored from the partition's snapshot when it
  * matches the world, feature spec and P (snapshot.ts), else rebuilt by replaying the world and the
@@ -38,6 +40,7 @@
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { StatusCode, UpnextError, toStatus } from '../../core/status.js';
+import type { StatusObject } from '../../core/status.js';
 import { Subjects, validateClusterName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
 import { openUserPartition } from './bootstrap.js';
@@ -152,6 +155,8 @@ export interface UserPartitionStats extends UserPartitionCounters {
   readonly rejected: number;
   readonly inFlight: number;
   readonly thread: UserStateThreadMode;
+  /** Times the partition was reopened after its host worker died. */
+  readonly restarts: number;
   /** The event-stream feed's counters, when it runs. */
   readonly eventFeed?: EventFeedStats;
 }
@@ -194,6 +199,8 @@ interface PartitionHost {
   request(bytes: Uint8Array): Promise<Uint8Array | null>;
   apply(events: readonly SequencedEvent[]): Promise<ApplyResult>;
   counters(): UserPartitionCounters;
+  /** `listener` is called once if the host dies under the partition (never for the inline host). */
+  onFailure(listener: (status: StatusObject) => void): void;
   close(): Promise<void>;
 }
 
@@ -225,6 +232,9 @@ class InlineHost implements PartitionHost {
   counters(): UserPartitionCounters {
     return this.#p.counters();
   }
+  onFailure(): void {
+    // Runs on the caller's thread: nothing separate to die.
+  }
   close(): Promise<void> {
     return this.#tower.close();
   }
@@ -247,28 +257,32 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
     snapshotDir: o.snapshotDir,
     catalogue: lease?.catalogue.columns,
   };
-  let host: PartitionHost;
-  let info: UserPartitionReadyInfo;
-  try {
+  // Also how a partition reopens after its host worker died (UserPartitionImpl.#recover).
+  const open = async (): Promise<{ host: PartitionHost; info: UserPartitionReadyInfo }> => {
     switch (o.thread) {
-      case 'shared':
-        ({ partition: host, info } = await sharedUserStateHost().open(config));
-        break;
-      case 'worker':
-        ({ partition: host, info } = await dedicatedUserStateHost().open(config));
-        break;
+      case 'shared': {
+        const r = await sharedUserStateHost().open(config);
+        return { host: r.partition, info: r.info };
+      }
+      case 'worker': {
+        const r = await dedicatedUserStateHost().open(config);
+        return { host: r.partition, info: r.info };
+      }
       case 'inline':
-        ({ host, info } = await InlineHost.open(config));
-        break;
+        return InlineHost.open(config);
     }
+  };
+  let opened: { host: PartitionHost; info: UserPartitionReadyInfo };
+  try {
+    opened = await open();
   } catch (err) {
     lease?.release();
     throw err;
   }
-  const partition = new UserPartitionImpl(opts.nc, o, host, info, () => lease?.release());
+  const partition = new UserPartitionImpl(opts.nc, o, opened.host, opened.info, open, () => lease?.release());
   if (o.eventFeed) {
     try {
-      await partition.startFeed(opts.nc);
+      await partition.startFeed(opened.info.appliedSeq);
     } catch (err) {
       await partition.stop();
       throw err;
@@ -277,11 +291,20 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
   return partition;
 }
 
+/** First wait before reopening a partition whose worker died, ms; doubles per failed try up to {@link REOPEN_MAX_MS}. */
+const REOPEN_FIRST_MS = 200;
+const REOPEN_MAX_MS = 30_000;
+
 class UserPartitionImpl implements UserPartitionHandle {
   readonly info: UserPartitionReadyInfo;
   readonly local: LocalUserPartition;
   readonly #o: ResolvedUserPartitionOptions;
-  readonly #host: PartitionHost;
+  #host: PartitionHost;
+  readonly #nc: NatsConnection;
+  readonly #open: () => Promise<{ host: PartitionHost; info: UserPartitionReadyInfo }>;
+  /** Set while the partition reopens after its worker died. */
+  #recovering: Promise<void> | undefined;
+  #restarts = 0;
   readonly #sub: Subscription;
   #inFlight = 0;
   #dropped = 0;
@@ -290,10 +313,20 @@ class UserPartitionImpl implements UserPartitionHandle {
   readonly #releaseCatalogue: () => void;
   #feed: EventFeedHandle | undefined;
 
-  constructor(nc: NatsConnection, o: ResolvedUserPartitionOptions, host: PartitionHost, info: UserPartitionReadyInfo, releaseCatalogue: () => void) {
+  constructor(
+    nc: NatsConnection,
+    o: ResolvedUserPartitionOptions,
+    host: PartitionHost,
+    info: UserPartitionReadyInfo,
+    open: () => Promise<{ host: PartitionHost; info: UserPartitionReadyInfo }>,
+    releaseCatalogue: () => void,
+  ) {
     this.#o = o;
+    this.#nc = nc;
+    this.#open = open;
     this.#releaseCatalogue = releaseCatalogue;
     this.#host = host;
+    host.onFailure((status) => void this.#recover(status));
     this.info = info;
     this.local = { partition: o.partition, get: (request) => this.#getLocal(request), inFlight: () => this.#inFlight };
     this.#sub = nc.subscribe(Subjects.userGet(o.cluster, o.partition), {
@@ -352,17 +385,59 @@ class UserPartitionImpl implements UserPartitionHandle {
    * Follows this partition's subject of the event stream from the snapshot's sequence on
    * (actors/event-stream/feed.ts), so an event LogEvents accepted reaches this replica's state.
    */
-  async startFeed(nc: NatsConnection): Promise<void> {
+  async startFeed(afterSeq: number): Promise<void> {
     this.#feed = await startEventFeed({
-      nc,
+      nc: this.#nc,
       cluster: this.#o.cluster,
       subject: Subjects.events(this.#o.cluster, this.#o.partition),
-      afterSeq: this.info.appliedSeq,
+      afterSeq,
       apply: async (batch) => {
         await this.applyEvents(batch);
       },
       log: (e) => process.stderr.write(`${JSON.stringify({ ...e, partition: this.#o.partition })}\n`),
     });
+  }
+
+  /**
+   * The host worker died (every call to it now fails INTERNAL): reopen the partition in a fresh
+   * worker — restored from its snapshot, as at start — and follow the stream again from the
+   * snapshot's sequence, so the events applied since are applied again and none is lost. Retries
+   * with backoff until it succeeds or the partition stops. Requests meanwhile are answered
+   * INTERNAL (the coordinator treats the user as new for them).
+   */
+  #recover(why: StatusObject): Promise<void> {
+    if (this.#stopped !== undefined) return Promise.resolve();
+    this.#recovering ??= (async () => {
+      const log = (e: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ ...e, partition: this.#o.partition })}\n`);
+      log({ event: 'user_partition_reopening', reason: why.message });
+      const feed = this.#feed;
+      this.#feed = undefined;
+      await feed?.stop();
+      await this.#host.close().catch(() => {});
+      let waitMs = REOPEN_FIRST_MS;
+      while (this.#stopped === undefined) {
+        try {
+          const { host, info } = await this.#open();
+          if (this.#stopped !== undefined) {
+            await host.close();
+            return;
+          }
+          this.#host = host;
+          this.#restarts++;
+          host.onFailure((status) => void this.#recover(status));
+          if (this.#o.eventFeed) await this.startFeed(info.appliedSeq);
+          log({ event: 'user_partition_reopened', restarts: this.#restarts, snapshot: info.snapshot, appliedSeq: info.appliedSeq });
+          return;
+        } catch (err) {
+          log({ event: 'user_partition_reopen_failed', message: toStatus(err).message, retryInMs: waitMs });
+          await new Promise((r) => setTimeout(r, waitMs));
+          waitMs = Math.min(waitMs * 2, REOPEN_MAX_MS);
+        }
+      }
+    })().finally(() => {
+      this.#recovering = undefined;
+    });
+    return this.#recovering;
   }
 
   applyEvents(events: readonly SequencedEvent[]): Promise<ApplyResult> {
@@ -378,6 +453,7 @@ class UserPartitionImpl implements UserPartitionHandle {
       rejected: this.#rejected,
       inFlight: this.#inFlight,
       thread: this.#o.thread,
+      restarts: this.#restarts,
       ...(this.#feed !== undefined ? { eventFeed: this.#feed.stats() } : {}),
     };
   }
@@ -386,6 +462,9 @@ class UserPartitionImpl implements UserPartitionHandle {
     this.#stopped ??= (async () => {
       await this.#feed?.stop();
       this.#sub.unsubscribe();
+      // A reopen in progress sees #stopped and gives up (closing what it opened).
+      await this.#recovering;
+      await this.#feed?.stop();
       await this.#host.close();
       this.#releaseCatalogue();
     })();

@@ -67,6 +67,8 @@ type Waiter = { resolve(v: never): void; reject(e: Error): void };
 interface SlotState {
   readonly waiting: Map<number, Waiter>;
   counters: UserPartitionCounters;
+  /** Told once when the worker dies while the slot is open (the partition then reopens elsewhere). */
+  onFailure: ((status: StatusObject) => void) | undefined;
   /** Set while the open is in progress. */
   opening: { resolve(m: Extract<FromUserWorker, { type: 'opened' }>): void; reject(e: Error): void } | undefined;
 }
@@ -106,7 +108,7 @@ export class UserStateHostWorker {
   async open(config: UserPartitionWorkerConfig): Promise<{ partition: HostedUserPartition; info: UserPartitionReadyInfo }> {
     if (this.#failure !== undefined) throw UpnextError.fromStatus(this.#failure);
     const slot = this.#nextSlot++;
-    const state: SlotState = { waiting: new Map(), counters: emptyCounters(), opening: undefined };
+    const state: SlotState = { waiting: new Map(), counters: emptyCounters(), opening: undefined, onFailure: undefined };
     this.#slots.set(slot, state);
     try {
       const opened = await new Promise<Extract<FromUserWorker, { type: 'opened' }>>((resolve, reject) => {
@@ -139,6 +141,17 @@ export class UserStateHostWorker {
    */
   crashForTest(): void {
     this.#post({ type: 'crash', slot: 0 });
+  }
+
+  /** @internal Registers the slot's failure listener; called at once if the worker is already dead. */
+  onFailure(slot: number, listener: (status: StatusObject) => void): void {
+    const state = this.#slots.get(slot);
+    if (state === undefined) return;
+    if (this.#failure !== undefined && this.#failure.code === StatusCode.INTERNAL) {
+      listener(this.#failure);
+      return;
+    }
+    state.onFailure = listener;
   }
 
   /** @internal Last counters the worker reported for `slot`. */
@@ -193,6 +206,11 @@ export class UserStateHostWorker {
       state.opening?.reject(UpnextError.fromStatus(status));
       state.opening = undefined;
       fail(state, status);
+    }
+    for (const state of this.#slots.values()) {
+      const listener = state.onFailure;
+      state.onFailure = undefined;
+      listener?.(status);
     }
   }
 
@@ -258,6 +276,11 @@ export class HostedUserPartition {
   counters(): UserPartitionCounters {
     this.#last = this.#host.counters(this.#slot) ?? this.#last;
     return this.#last;
+  }
+
+  /** `listener` is called once if the worker dies while this partition is open. */
+  onFailure(listener: (status: StatusObject) => void): void {
+    this.#host.onFailure(this.#slot, listener);
   }
 
   close(): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * Events reach user state through the stream: LogEvents' publisher (actors/coordinator/events.ts)
  * appends to the cluster's JetStream stream; the partition's feed (actors/event-stream/feed.ts)
- * applies them in order, once, and replays them after a restart. Real nats-server, real ONNX Runtime.
+ * applies them in order, once, and replays them after a restart or a crash of its worker. Real
+ * nats-server, real ONNX Runtime.
  */
 import t from 'tap';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { Codecs } from '../../protos/codec.js';
 import type { UserStateReplyMsg } from '../../protos/codec.js';
 import { EventPublisher } from '../../actors/coordinator/events.js';
 import { startUserPartition } from '../../actors/user-state/user-state.js';
+import { sharedUserStateHost } from '../../actors/user-state/worker-host.js';
 import { writeTinyModel, writeTinyWorld } from './fixtures.js';
 import { natsFixture } from '../fixtures/nats.js';
 
@@ -73,6 +75,15 @@ t.test('LogEvents → stream → partition: applied once, in order, replayed aft
   const replayed = await until('replay', ask, (r) => r.recentVideoIds.includes(779));
   t.equal(replayed.clicks, before.clicks + 3, 'replayed once after the restart');
   t.same(replayed.recentVideoIds.slice(-3), [777, 778, 779]);
+
+  // The worker dies: the partition reopens from its snapshot and replays the stream again, so the
+  // clicks before the crash and one logged while it was down are all there, each once.
+  sharedUserStateHost().crashForTest();
+  t.same(await publisher.publish([click('e4', 780)]), { accepted: 1, duplicates: 0 }, 'LogEvents keeps accepting while the partition is down');
+  const recovered = await until('reopen and replay', ask, (r) => !r.status?.code && r.recentVideoIds.includes(780), 20_000);
+  t.same(recovered.recentVideoIds.slice(-4), [777, 778, 779, 780], 'no event lost across the worker crash');
+  t.equal(recovered.clicks, before.clicks + 4, 'and none applied twice');
+  t.equal(second.stats().restarts, 1);
 
   const off = await startUserPartition({ ...base, cluster: `${cluster}off`, eventFeed: false });
   t.teardown(() => off.stop());
