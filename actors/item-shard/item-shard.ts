@@ -226,6 +226,8 @@ class ItemShardImpl implements ItemShardHandle {
     worker.on('message', (m: FromItemWorker) => this.#onWorker(m));
     worker.on('error', (err) => {
       this.#dead = { code: StatusCode.INTERNAL, message: `item-shard worker crashed: ${err.message}` };
+      // Leave the queue group, so NATS sends this shard's searches to a live twin instead of here.
+      for (const s of this.#subs) s.unsubscribe();
       this.#failAll(this.#dead);
     });
     const queue = Subjects.queueGroup(o.cluster, 'item', o.shard);
