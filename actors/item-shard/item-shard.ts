@@ -108,6 +108,8 @@ export interface ItemShardStats {
   readonly searchP50Ms?: number;
   readonly inFlight: number;
   readonly restored: boolean;
+  /** Times the shard reopened in a fresh worker after its worker died. */
+  readonly restarts: number;
   readonly factory: string;
   readonly startup: ItemShardReadyInfo['timings'];
 }
@@ -142,15 +144,22 @@ export interface ItemShardHandle {
   snapshot(): Promise<string>;
   /** Unsubscribes and terminates the worker. Idempotent. */
   stop(): Promise<void>;
+  /** @internal Test hook: makes the worker throw an uncaught error (the shard then reopens). */
+  crashForTest(): void;
 }
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
 /** Starts the worker, opens (restores or builds) the shard, then subscribes. */
 export async function startItemShard(opts: ItemShardOptions): Promise<ItemShardHandle> {
-  const nc = opts.nc;
   const o = resolveItemShardOptions(opts);
   pinFaissToOneThread();
+  const { worker, info } = await spawnShardWorker(o);
+  return new ItemShardImpl(opts.nc, o, worker, info);
+}
+
+/** A worker thread with the shard open in it (restored from its snapshot, or built). */
+async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: Worker; info: ItemShardReadyInfo }> {
   const worker = new Worker(WORKER_URL);
   const info = await new Promise<ItemShardReadyInfo>((resolve, reject) => {
     const onMessage = (m: FromItemWorker) => {
@@ -189,8 +198,12 @@ export async function startItemShard(opts: ItemShardOptions): Promise<ItemShardH
     await worker.terminate();
     throw err;
   });
-  return new ItemShardImpl(nc, o, worker, info);
+  return { worker, info };
 }
+
+/** First wait before reopening a shard whose worker died, ms; doubles per failed try up to {@link REOPEN_MAX_MS}. */
+const REOPEN_FIRST_MS = 200;
+const REOPEN_MAX_MS = 30_000;
 
 type Pending =
   | { readonly kind: 'msg'; readonly msg: Msg }
@@ -201,8 +214,11 @@ class ItemShardImpl implements ItemShardHandle {
   readonly info: ItemShardReadyInfo;
   readonly local: LocalItemShard;
   readonly #o: ResolvedItemShardOptions;
-  readonly #worker: Worker;
-  readonly #subs: Subscription[];
+  readonly #nc: NatsConnection;
+  #worker: Worker;
+  #subs: Subscription[] = [];
+  #restarts = 0;
+  #recovering: Promise<void> | undefined;
   readonly #pending = new Map<number, Pending>();
   readonly #latencies: Float64Array;
   #latencyCount = 0;
@@ -218,23 +234,72 @@ class ItemShardImpl implements ItemShardHandle {
 
   constructor(nc: NatsConnection, o: ResolvedItemShardOptions, worker: Worker, info: ItemShardReadyInfo) {
     this.#o = o;
+    this.#nc = nc;
     this.#worker = worker;
     this.info = info;
     this.local = { shard: o.shard, search: (request) => this.#searchLocal(request), inFlight: () => this.#pending.size };
     this.#gauges = { items: info.items, memoryBytes: info.memoryBytes };
     this.#latencies = new Float64Array(o.latencyWindow);
+    this.#attach(worker);
+  }
+
+  /** Listens to `worker` and (re)joins the shard's NATS queue group. */
+  #attach(worker: Worker): void {
     worker.on('message', (m: FromItemWorker) => this.#onWorker(m));
-    worker.on('error', (err) => {
-      this.#dead = { code: StatusCode.INTERNAL, message: `item-shard worker crashed: ${err.message}` };
-      // Leave the queue group, so NATS sends this shard's searches to a live twin instead of here.
-      for (const s of this.#subs) s.unsubscribe();
-      this.#failAll(this.#dead);
-    });
+    worker.on('error', (err) => this.#onWorkerDied(worker, err));
+    const o = this.#o;
     const queue = Subjects.queueGroup(o.cluster, 'item', o.shard);
     this.#subs = [
-      nc.subscribe(Subjects.itemSearch(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onSearch(msg)) }),
-      nc.subscribe(Subjects.itemAdmin(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onAdmin(msg)) }),
+      this.#nc.subscribe(Subjects.itemSearch(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onSearch(msg)) }),
+      this.#nc.subscribe(Subjects.itemAdmin(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onAdmin(msg)) }),
     ];
+  }
+
+  /**
+   * The worker died: leave the queue group (NATS sends this shard's searches to a live twin), fail
+   * what it held, and reopen the shard in a fresh worker — restored from its snapshot, so admin
+   * changes made after the last snapshot are lost, as on a node restart — retrying with backoff
+   * until it serves again or the shard stops. Local searches meanwhile fail INTERNAL at once.
+   */
+  #onWorkerDied(worker: Worker, err: Error): void {
+    if (worker !== this.#worker || this.#dead !== undefined) return;
+    this.#dead = { code: StatusCode.INTERNAL, message: `item-shard worker crashed: ${err.message}` };
+    for (const s of this.#subs) s.unsubscribe();
+    this.#subs = [];
+    this.#failAll(this.#dead);
+    if (this.#stopped !== undefined) return;
+    const log = (e: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ ...e, shard: this.#o.shard })}\n`);
+    log({ event: 'item_shard_reopening', reason: err.message });
+    this.#recovering = (async () => {
+      let waitMs = REOPEN_FIRST_MS;
+      while (this.#stopped === undefined) {
+        try {
+          const { worker: fresh, info } = await spawnShardWorker(this.#o);
+          if (this.#stopped !== undefined) {
+            await fresh.terminate();
+            return;
+          }
+          this.#worker = fresh;
+          this.#gauges = { items: info.items, memoryBytes: info.memoryBytes };
+          this.#dead = undefined;
+          this.#restarts++;
+          this.#attach(fresh);
+          log({ event: 'item_shard_reopened', restarts: this.#restarts, restored: info.restored, items: info.items });
+          return;
+        } catch (e) {
+          log({ event: 'item_shard_reopen_failed', message: e instanceof Error ? e.message : String(e), retryInMs: waitMs });
+          await new Promise((r) => setTimeout(r, waitMs));
+          waitMs = Math.min(waitMs * 2, REOPEN_MAX_MS);
+        }
+      }
+    })().finally(() => {
+      this.#recovering = undefined;
+    });
+  }
+
+  /** @internal Test hook: makes the worker throw an uncaught error. */
+  crashForTest(): void {
+    this.#worker.postMessage({ type: 'crash' } satisfies ToItemWorker);
   }
 
 
@@ -337,6 +402,7 @@ class ItemShardImpl implements ItemShardHandle {
       adminRequests: this.#admin,
       inFlight: this.#pending.size,
       restored: this.info.restored,
+      restarts: this.#restarts,
       factory: this.info.factory,
       startup: this.info.timings,
     };
@@ -358,6 +424,8 @@ class ItemShardImpl implements ItemShardHandle {
     this.#stopped ??= (async () => {
       for (const s of this.#subs) s.unsubscribe();
       this.#failAll({ code: StatusCode.UNAVAILABLE, message: 'item shard stopped' });
+      await this.#recovering; // a reopen in progress sees #stopped and ends what it started
+      for (const s of this.#subs) s.unsubscribe();
       await this.#worker.terminate();
     })();
     return this.#stopped;

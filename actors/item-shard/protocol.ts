@@ -25,7 +25,9 @@ export type ToItemWorker =
   | { readonly type: 'search'; readonly id: number; readonly request: Uint8Array }
   /** An ItemAdminRequest as received from NATS. */
   | { readonly type: 'admin'; readonly id: number; readonly request: Uint8Array }
-  | { readonly type: 'snapshot'; readonly id: number };
+  | { readonly type: 'snapshot'; readonly id: number }
+  /** Test hook: throws an uncaught error in the worker, so tests can exercise the restart. */
+  | { readonly type: 'crash' };
 
 /** Worker state reported with every answer, for stats() without a round trip. */
 export interface ItemWorkerGauges {

@@ -152,6 +152,12 @@ async function snapshot(s: State, id: number): Promise<void> {
 let queue: Promise<void> = Promise.resolve();
 
 port.on('message', (msg: ToItemWorker) => {
+  if (msg.type === 'crash') {
+    setImmediate(() => {
+      throw new Error('crash requested by the test hook');
+    });
+    return;
+  }
   queue = queue.then(() => handle(msg)).catch((err: unknown) => {
     // Every handler reports its own failures; reaching here is a bug, surfaced in the parent's log.
     console.error('item-shard worker:', err);
@@ -176,5 +182,7 @@ async function handle(msg: ToItemWorker): Promise<void> {
     case 'snapshot':
       if (state !== undefined) await snapshot(state, msg.id);
       return;
+    case 'crash':
+      return; // handled on arrival
   }
 }

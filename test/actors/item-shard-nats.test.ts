@@ -129,6 +129,21 @@ t.test('item shard over NATS: search, exclusions, cold-start upsert, remove, err
   const afterRestore = await ask({ userVector: newVec, k: 50 });
   t.same(afterRestore.candidates, before.candidates, 'identical search results after restore');
   t.equal(afterRestore.shardSize, own.length - 1);
+
+  // The worker dies: the shard leaves the queue group, then reopens from its snapshot and serves again.
+  restarted.crashForTest();
+  const end = Date.now() + 20_000;
+  let recovered: ShardSearchReplyMsg | undefined;
+  while (recovered === undefined && Date.now() < end) {
+    recovered = await ask({ userVector: newVec, k: 50 }, 500).catch(() => undefined);
+    if (recovered === undefined || restarted.stats().restarts === 0) {
+      recovered = undefined;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  t.same(recovered?.candidates, before.candidates, 'the reopened shard answers as before the crash');
+  t.equal(restarted.stats().restarts, 1, 'reopened once');
+  t.same(Codecs.shardSearchReply.decode(await restarted.local.search(Codecs.shardSearchRequest.encode({ userVector: newVec, k: 50, excludeVideoIds: [], deadlineMs: Date.now() + 5000 }))).candidates, before.candidates, 'and its local path too');
 });
 
 t.test('options are validated with a TypeError naming the option', async (t) => {
