@@ -45,3 +45,16 @@ const MAX_TIMER_MS = 2_147_483_647;
 export function clampTimerMs(ms: number): number {
   return Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(ms)));
 }
+
+/**
+ * Resolves once `done()` is true, or after `limitMs` (polling every `everyMs`): how a stopping actor
+ * waits for the requests it already holds before it closes. Resolves to whether `done()` held.
+ */
+export async function settleWithin(done: () => boolean, limitMs: number, everyMs = 5): Promise<boolean> {
+  const end = Date.now() + limitMs;
+  while (!done()) {
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return true;
+}

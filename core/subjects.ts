@@ -25,6 +25,8 @@ export const Subjects = {
   allEvents: (cluster: string) => `upnext.${cluster}.events.>`,
   /** Popular/trending lists (PopularRequest → CandidateBatch reply). */
   popular: (cluster: string) => `upnext.${cluster}.popular.get`,
+  /** A node's status (JSON NodeStatus: map version and running actors), for moves and tools. */
+  nodeStatus: (cluster: string, node: string) => `upnext.${cluster}.node.${node}.status`,
   /** Queue group shared by the replicas of one virtual shard or partition. */
   queueGroup: (cluster: string, kind: 'item' | 'user' | 'popular', index: number) => `${cluster}-${kind}-${index}`,
 } as const;

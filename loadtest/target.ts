@@ -21,6 +21,8 @@ export interface Target {
   killNode?(name: string): Promise<void>;
   /** Restarts a node killed by {@link killNode}. */
   restartNode?(name: string): Promise<void>;
+  /** Moves a user partition or item shard live (the shard-move scenario); resolves with a description. */
+  moveShard?(kind: 'item' | 'user', index: number, to?: string): Promise<string>;
   /** The world the target serves (data/worlds/<name>/), so generated ids exist there; optional. */
   readonly worldDir?: string;
   /** Releases what the target started (a local cluster); absent for external targets. */
@@ -43,6 +45,7 @@ export interface LocalClusterHandle {
   stop(): Promise<void>;
   killNode?(name: string): Promise<void>;
   restartNode?(name: string): Promise<unknown>;
+  moveShard?(kind: 'item' | 'user', index: number, from?: string, to?: string): Promise<{ readonly from: string; readonly to: string; readonly result: { readonly warmMs: number; readonly drainMs: number } }>;
 }
 
 /** Adapts a started local cluster to a {@link Target}. */
@@ -59,6 +62,12 @@ export function clusterTarget(cluster: LocalClusterHandle, worldDir?: string): T
   };
   if (cluster.killNode) target.killNode = (name) => cluster.killNode!(name);
   if (cluster.restartNode) target.restartNode = async (name) => void (await cluster.restartNode!(name));
+  if (cluster.moveShard) {
+    target.moveShard = async (kind, index, to) => {
+      const m = await cluster.moveShard!(kind, index, undefined, to);
+      return `${kind} ${index} ${m.from} → ${m.to}: new owner serving after ${m.result.warmMs} ms, old owner drained ${m.result.drainMs} ms after the flip`;
+    };
+  }
   return target;
 }
 

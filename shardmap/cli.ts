@@ -5,26 +5,31 @@
  *   node dist/shardmap/cli.js init --nats ... --cluster local --nodes n1,n2,n3
  *        --item-shards 2 --partitions 16 --replicas 1 [--item-replicas N|all]
  *        [--rankers n1,n2] [--coordinators n1] [--force]
+ *   node dist/shardmap/cli.js move --nats ... --cluster local (--partition P | --item-shard S)
+ *        --from n2 --to n3 [--timeout-ms 120000]
  *
  * `show` prints the map, every node's assignment and (when nodes publish it) their load. `init`
  * writes a new balanced map (refuses to replace an existing one unless --force): R replicas of each
  * user partition and `--item-replicas` of each item shard, a number or "all" = every node (default
  * R, so existing scripts keep their maps; the local launcher's default is "all", from the config
- * knob cluster.itemReplicas). Live moves (`move`, `drain`, `add-node`)
- * are the next step: each will be a pure function ShardMapSnapshot → ShardMapSnapshot applied with
- * `ShardMapStore.update` (CAS, safe to retry) — that is the seam. They must keep item shards at
- * `itemReplicasOf(map)` owners and partitions at `map.replicas` (an "all" map keeps R_items = the
- * node count it was made with: adding a node means raising R_items in the new snapshot).
+ * knob cluster.itemReplicas). `move` moves one user partition or item shard between nodes live
+ * (shardmap/move.ts: add the new owner, wait until it serves, remove the old one, wait until it
+ * drained; every step a CAS, safe to retry). `drain` and `add-node` are not built: they would be
+ * moves in a loop, keeping item shards at `itemReplicasOf(map)` owners and partitions at
+ * `map.replicas`.
  */
 import { connect } from '@nats-io/transport-node';
 import { createShardMap } from './assign.js';
 import { formatShardMap } from './format.js';
 import { ShardMapStore } from './kv-store.js';
+import { moveShard } from './move.js';
 
 const USAGE = `usage:
   shardmap show --nats <url> --cluster <name> [--json]
   shardmap init --nats <url> --cluster <name> --nodes n1,n2 --item-shards S --partitions P --replicas R
-                [--item-replicas N|all] [--rankers n1,n2] [--coordinators n1] [--force]`;
+                [--item-replicas N|all] [--rankers n1,n2] [--coordinators n1] [--force]
+  shardmap move --nats <url> --cluster <name> (--partition P | --item-shard S) --from <node> --to <node>
+                [--timeout-ms 120000]`;
 
 /** Parses `--key value` and `--flag` arguments. Exported for tests. */
 export function parseFlags(argv: readonly string[]): Map<string, string> {
@@ -65,7 +70,7 @@ export function itemReplicasFlag(value: string | undefined, nodeCount: number): 
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'show' && command !== 'init') {
+  if (command !== 'show' && command !== 'init' && command !== 'move') {
     process.stderr.write(`${USAGE}\n`);
     return command === undefined || command === '--help' ? 0 : 2;
   }
@@ -74,6 +79,25 @@ async function main(argv: readonly string[]): Promise<number> {
   const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}` });
   try {
     const store = await ShardMapStore.open(nc, cluster);
+    if (command === 'move') {
+      const partition = flags.get('partition');
+      const itemShard = flags.get('item-shard');
+      if ((partition === undefined) === (itemShard === undefined)) throw new TypeError('move needs exactly one of --partition P or --item-shard S');
+      const index = Number(partition ?? itemShard);
+      const timeout = flags.get('timeout-ms');
+      const r = await moveShard({
+        nc,
+        store,
+        cluster,
+        kind: partition !== undefined ? 'user' : 'item',
+        index,
+        from: required(flags, 'from'),
+        to: required(flags, 'to'),
+        ...(timeout !== undefined ? { timeoutMs: Number(timeout) } : {}),
+      });
+      process.stdout.write(`moved: new owner serving after ${r.warmMs} ms (map v${r.versions.warm}), old owner drained ${r.drainMs} ms after the flip (map v${r.versions.flip})\n`);
+      return 0;
+    }
     if (command === 'init') {
       const nodes = list(required(flags, 'nodes')) ?? [];
       const itemReplicas = itemReplicasFlag(flags.get('item-replicas'), nodes.length);

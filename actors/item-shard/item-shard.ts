@@ -21,6 +21,7 @@ import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
 import type { FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ToItemWorker } from './protocol.js';
 import { forTransfer } from '../../core/transfer.js';
+import { settleWithin } from '../../core/deadline.js';
 
 /** Options of {@link startItemShard}. */
 export interface ItemShardOptions {
@@ -204,6 +205,8 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
 /** First wait before reopening a shard whose worker died, ms; doubles per failed try up to {@link REOPEN_MAX_MS}. */
 const REOPEN_FIRST_MS = 200;
 const REOPEN_MAX_MS = 30_000;
+/** Longest wait, on stop, for the searches already taken to be answered, ms. */
+const STOP_DRAIN_MS = 2_000;
 
 type Pending =
   | { readonly kind: 'msg'; readonly msg: Msg }
@@ -365,8 +368,9 @@ class ItemShardImpl implements ItemShardHandle {
           this.#searches++;
           this.#latencies[this.#latencyCount++ % this.#latencies.length] = m.searchMs;
         }
+        // Answered even while stopping: a stop drains what the shard already took.
         if (p.kind === 'local') p.resolve(m.reply);
-        else if (this.#stopped === undefined) p.msg.respond(m.reply);
+        else p.msg.respond(m.reply);
         return;
       }
       case 'snapshotDone': {
@@ -422,7 +426,10 @@ class ItemShardImpl implements ItemShardHandle {
 
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
-      for (const s of this.#subs) s.unsubscribe();
+      // Graceful (a move's drain step): leave the queue group, so NATS sends new searches to a
+      // twin, then answer the searches already taken before the worker goes.
+      await Promise.all(this.#subs.map((s) => s.drain().catch(() => s.unsubscribe())));
+      await settleWithin(() => ![...this.#pending.values()].some((p) => p.kind !== 'snapshot'), STOP_DRAIN_MS);
       this.#failAll({ code: StatusCode.UNAVAILABLE, message: 'item shard stopped' });
       await this.#recovering; // a reopen in progress sees #stopped and ends what it started
       for (const s of this.#subs) s.unsubscribe();

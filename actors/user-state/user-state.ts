@@ -49,6 +49,7 @@ import { handleUserStateRequest, userErrorReply } from './handler.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters, UserStatePartition } from './partition.js';
 import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
 import { UserTower } from './user-tower.js';
+import { settleWithin } from '../../core/deadline.js';
 import { startEventFeed } from '../event-stream/feed.js';
 import type { EventFeedHandle, EventFeedStats } from '../event-stream/feed.js';
 import { dedicatedUserStateHost, sharedUserStateHost } from './worker-host.js';
@@ -294,6 +295,8 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
 /** First wait before reopening a partition whose worker died, ms; doubles per failed try up to {@link REOPEN_MAX_MS}. */
 const REOPEN_FIRST_MS = 200;
 const REOPEN_MAX_MS = 30_000;
+/** Longest wait, on stop, for the requests already taken to be answered, ms. */
+const STOP_DRAIN_MS = 2_000;
 
 class UserPartitionImpl implements UserPartitionHandle {
   readonly info: UserPartitionReadyInfo;
@@ -338,7 +341,8 @@ class UserPartitionImpl implements UserPartitionHandle {
   #onRequest(msg: Msg): void {
     this.#answer(msg.data).then(
       (reply) => {
-        if (reply !== null && this.#stopped === undefined) msg.respond(reply);
+        // Answered even while stopping: a stop drains what the replica already took.
+        if (reply !== null) msg.respond(reply);
       },
       () => {}, // stopped: no reply (the subscription is gone; the caller's timeout covers it)
     );
@@ -461,7 +465,10 @@ class UserPartitionImpl implements UserPartitionHandle {
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       await this.#feed?.stop();
-      this.#sub.unsubscribe();
+      // Graceful (a move's drain step): leave the queue group, so NATS sends new requests to the
+      // twin, then answer what this replica already holds before closing.
+      await this.#sub.drain().catch(() => this.#sub.unsubscribe());
+      await settleWithin(() => this.#inFlight === 0, STOP_DRAIN_MS);
       // A reopen in progress sees #stopped and gives up (closing what it opened).
       await this.#recovering;
       await this.#feed?.stop();

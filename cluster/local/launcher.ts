@@ -19,6 +19,8 @@ import type { ItemReplicasSetting, UpnextConfig, UpnextConfigInput } from '../co
 import { createShardMap } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
+import { moveShard } from '../../shardmap/move.js';
+import type { MovableKind, MoveResult } from '../../shardmap/move.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
 
 /** Options of {@link startLocalCluster}. */
@@ -80,6 +82,11 @@ export interface LocalClusterHandle {
   killNode(name: string): Promise<void>;
   /** Starts a killed or stopped node again and waits for its ready line. */
   restartNode(name: string): Promise<LocalNodeInfo>;
+  /**
+   * Moves `kind index` live (shardmap/move.ts) from `from` (default: its first owner) to `to`
+   * (default: the first active node, by name, that does not host it). Resolves with what it did.
+   */
+  moveShard(kind: MovableKind, index: number, from?: string, to?: string): Promise<{ readonly from: string; readonly to: string; readonly result: MoveResult }>;
   /** Graceful stop of every node (SIGTERM, drain), then nats-server. Idempotent. */
   stop(): Promise<void>;
 }
@@ -251,6 +258,16 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         const p = procs.get(n);
         return p ? [p.info] : [];
       });
+    },
+    moveShard: async (kind, index, from, to) => {
+      const store = await ShardMapStore.open(nc, config.cluster.name);
+      const map = await store.read();
+      if (map === null) throw new UpnextError(StatusCode.FAILED_PRECONDITION, 'the cluster has no shard map');
+      const owners = (kind === 'item' ? map.itemShardOwners : map.partitionOwners)[index] ?? [];
+      const src = from ?? owners[0];
+      const dst = to ?? Object.keys(map.nodes).sort().find((n) => map.nodes[n]?.state === 'active' && !owners.includes(n));
+      if (src === undefined || dst === undefined) throw new TypeError(`no node to move ${kind} ${index} ${src === undefined ? 'from' : 'to'} (owners: ${owners.join(', ') || 'none'})`);
+      return { from: src, to: dst, result: await moveShard({ nc, store, cluster: config.cluster.name, kind, index, from: src, to: dst }) };
     },
     killNode: async (name) => {
       const p = procs.get(name);

@@ -21,6 +21,8 @@ import { toStatus } from '../../core/status.js';
 import type { UpnextConfig } from '../config.js';
 import type { ActorKey, ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
 import { describeActorKey } from './actor-launcher.js';
+import { Subjects } from '../../core/subjects.js';
+import type { NodeStatus } from '../../shardmap/move.js';
 import { renderMetrics } from './metrics.js';
 import type { ActorStatsEntry, ProcessSample } from './metrics.js';
 
@@ -140,6 +142,15 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       process: sample(),
       actors: actorStats(),
     });
+
+  // Status for moves and tools (shardmap/move.ts): the map version reconciled to and the actors running.
+  const statusSub = nc.subscribe(Subjects.nodeStatus(config.cluster.name, name), {
+    callback: (err, msg) => {
+      if (err !== null) return;
+      const status: NodeStatus = { node: name, mapVersion: appliedVersion, actors: [...running.keys()].sort() };
+      msg.respond(JSON.stringify(status));
+    },
+  });
 
   const server = http.createServer((req, res) => {
     if (req.url === '/metrics') {
@@ -326,6 +337,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       clearTimeout(mapTimer);
       if (loadTimer) clearInterval(loadTimer);
       await watch.stop();
+      statusSub.unsubscribe();
       await chain; // let a pass in progress finish (it sees `stopping` and starts nothing more)
       const order = [...running.keys()].sort((a, b) => (a === 'coordinator' ? -1 : b === 'coordinator' ? 1 : 0));
       const coordinator = running.get('coordinator');

@@ -192,10 +192,19 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
         });
         break;
       }
-      case 'shard-move':
-        // Slot: needs Target.moveShard(shard, toNode) backed by the shardmap CLI's move (warm,
-        // catch up, flip the map, drain). Run it as an action like node-loss does.
-        throw new Error('shard-move is not implemented yet: it needs a Target.moveShard(shard, node) backed by shardmap/ (see docs/loadtest.md)');
+      case 'shard-move': {
+        const d = opts.durationS ?? load.durationS;
+        const scale = d / load.durationS;
+        if (!target.moveShard) throw new Error('shard-move needs a target that can move shards (use --start-cluster)');
+        const move = target.moveShard.bind(target);
+        const what = `move ${load.move === 'user' ? 'partition' : 'item shard'} ${load.index}`;
+        await runPhase({
+          spec: open('shard-move', [{ startMs: 0, rate: load.rate }], d),
+          actions: [{ atMs: load.moveAtS * scale * 1000, label: what, run: async () => log(`  ${await move(load.move, load.index, load.to)}`) }],
+          marks: [],
+        });
+        break;
+      }
       default: {
         const never: never = load;
         throw new Error(`unknown load kind ${JSON.stringify(never)}`);

@@ -98,7 +98,15 @@ export type LoadSettings =
       readonly ramp: { readonly startRate: number; readonly stepRate: number; readonly maxRate: number; readonly stepDurationS: number };
     }
   | { readonly kind: 'node-loss'; readonly rate: number; readonly durationS: number; readonly killAtS: number; readonly restartAtS: number; readonly node: string | undefined }
-  | { readonly kind: 'shard-move'; readonly rate: number; readonly durationS: number; readonly moveAtS: number; readonly shard: number };
+  | {
+      readonly kind: 'shard-move'; readonly rate: number; readonly durationS: number; readonly moveAtS: number;
+      /** What moves: a user partition ('user', default) or an item shard ('item'). */
+      readonly move: 'user' | 'item';
+      /** Its index. */
+      readonly index: number;
+      /** Destination node; default: the first node that does not host it. */
+      readonly to: string | undefined;
+    };
 
 /** A validated scenario. */
 export interface Scenario {
@@ -328,9 +336,15 @@ function parseLoad(f: Fields | undefined, kind: ScenarioKind): LoadSettings {
       out = { kind, rate: rate(), durationS, killAtS, restartAtS, node: f.optStr('node') };
       break;
     }
-    case 'shard-move':
-      out = { kind, rate: rate(), durationS: duration(), moveAtS: f.num('moveAtS', undefined, { min: 0 }), shard: f.num('shard', 0, { min: 0, int: true }) };
+    case 'shard-move': {
+      const durationS = duration();
+      const moveAtS = f.num('moveAtS', undefined, { min: 0 });
+      if (moveAtS >= durationS) throw new ScenarioConfigError(f.at('moveAtS'), `must be < durationS (${durationS}), got ${moveAtS}`);
+      const move = f.str('move', 'user');
+      if (move !== 'user' && move !== 'item') throw new ScenarioConfigError(f.at('move'), `must be "user" or "item", got ${JSON.stringify(move)}`);
+      out = { kind, rate: rate(), durationS, moveAtS, move, index: f.num('index', 0, { min: 0, int: true }), to: f.optStr('to') };
       break;
+    }
     default: {
       const never: never = kind;
       throw new ScenarioConfigError('kind', `unknown kind ${String(never)}`);

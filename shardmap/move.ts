@@ -1,0 +1,138 @@
+/**
+ * Moving a virtual item shard or user partition between nodes, live (DESIGN §7): the two map edits
+ * of a move, pure, and the orchestration that applies them with compare-and-set and waits for the
+ * nodes in between.
+ *
+ * A move of `kind index` from node A to node B:
+ * 1. **warm**: B is added as an extra owner (CAS). B starts the actor: it restores the snapshot and
+ *    replays the event stream from the snapshot's sequence (user partitions), then joins the NATS
+ *    queue group — from then on A and B both answer, with the same state.
+ * 2. wait until B reports the actor running (its node status, `Subjects.nodeStatus`).
+ * 3. **flip**: A is removed as an owner (CAS). A stops the actor gracefully: it leaves the queue
+ *    group first (NATS sends everything to B), finishes what it holds, then closes.
+ * 4. wait until A reports it gone.
+ * No request fails: at every moment the queue group has a member with the state. If B does not
+ * become ready within the timeout, the move is rolled back (B removed) and the error says why.
+ * Every step is a CAS over the whole map, so a move is safe to retry.
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Subjects } from '../core/subjects.js';
+import type { ShardMapStore } from './kv-store.js';
+import type { ShardMapSnapshot } from './snapshot.js';
+
+/** Which kind of virtual shard a move concerns. */
+export type MovableKind = 'item' | 'user';
+
+function ownersOf(map: ShardMapSnapshot, kind: MovableKind): readonly (readonly string[])[] {
+  return kind === 'item' ? map.itemShardOwners : map.partitionOwners;
+}
+
+function checkIndex(map: ShardMapSnapshot, kind: MovableKind, index: number): void {
+  const count = kind === 'item' ? map.itemShards : map.userPartitions;
+  if (!Number.isInteger(index) || index < 0 || index >= count) {
+    throw new TypeError(`${kind === 'item' ? 'item shard' : 'partition'} must be an integer in 0..${count - 1}, got ${String(index)}`);
+  }
+}
+
+function withOwners(map: ShardMapSnapshot, kind: MovableKind, index: number, owners: readonly string[]): ShardMapSnapshot {
+  const all = ownersOf(map, kind).map((o, i) => (i === index ? [...owners].sort() : o));
+  return kind === 'item' ? { ...map, itemShardOwners: all } : { ...map, partitionOwners: all };
+}
+
+/** The map with `node` added as an owner of `kind index` (the warm step). Throws a TypeError naming the problem. */
+export function withExtraOwner(map: ShardMapSnapshot, kind: MovableKind, index: number, node: string): ShardMapSnapshot {
+  checkIndex(map, kind, index);
+  const info = map.nodes[node];
+  if (info === undefined) throw new TypeError(`node "${node}" is not in the shard map of cluster ${map.cluster}`);
+  if (info.state !== 'active') throw new TypeError(`node "${node}" is ${info.state}: it takes no new shards`);
+  const owners = ownersOf(map, kind)[index] ?? [];
+  if (owners.includes(node)) throw new TypeError(`node "${node}" already hosts ${kind} ${index}`);
+  return withOwners(map, kind, index, [...owners, node]);
+}
+
+/** The map with `node` removed as an owner of `kind index` (the flip step). Throws when it would leave none. */
+export function withoutOwner(map: ShardMapSnapshot, kind: MovableKind, index: number, node: string): ShardMapSnapshot {
+  checkIndex(map, kind, index);
+  const owners = ownersOf(map, kind)[index] ?? [];
+  if (!owners.includes(node)) throw new TypeError(`node "${node}" does not host ${kind} ${index}`);
+  if (owners.length === 1) throw new TypeError(`${kind} ${index} would have no owner left: add the new owner first`);
+  return withOwners(map, kind, index, owners.filter((n) => n !== node));
+}
+
+/** What a node answers on `Subjects.nodeStatus`. */
+export interface NodeStatus {
+  readonly node: string;
+  /** The map version the node has reconciled to. */
+  readonly mapVersion: number;
+  /** Actor keys running now, e.g. "item:0", "user:3". */
+  readonly actors: readonly string[];
+}
+
+/** Options of {@link moveShard}. */
+export interface MoveOptions {
+  readonly nc: NatsConnection;
+  readonly store: ShardMapStore;
+  readonly cluster: string;
+  readonly kind: MovableKind;
+  readonly index: number;
+  readonly from: string;
+  readonly to: string;
+  /** Longest wait for each node to converge, ms. Default 120,000 (a 1M-item shard restores in seconds, builds in about a minute). */
+  readonly timeoutMs?: number;
+  /** Poll interval of the node status, ms. Default 100. */
+  readonly pollMs?: number;
+}
+
+/** How long each step took. */
+export interface MoveResult {
+  /** Map versions after the warm and the flip. */
+  readonly versions: { readonly warm: number; readonly flip: number };
+  /** From the warm CAS until the new owner serves, ms. */
+  readonly warmMs: number;
+  /** From the flip CAS until the old owner stopped it, ms. */
+  readonly drainMs: number;
+}
+
+async function nodeStatus(nc: NatsConnection, cluster: string, node: string): Promise<NodeStatus | undefined> {
+  try {
+    const m = await nc.request(Subjects.nodeStatus(cluster, node), new Uint8Array(), { timeout: 1000 });
+    return JSON.parse(new TextDecoder().decode(m.data)) as NodeStatus;
+  } catch {
+    return undefined; // down or restarting: keep polling until the timeout
+  }
+}
+
+async function waitFor(o: MoveOptions, node: string, ok: (s: NodeStatus) => boolean, what: string): Promise<void> {
+  const end = Date.now() + (o.timeoutMs ?? 120_000);
+  for (;;) {
+    const s = await nodeStatus(o.nc, o.cluster, node);
+    if (s !== undefined && ok(s)) return;
+    if (Date.now() > end) throw new Error(`timed out after ${o.timeoutMs ?? 120_000} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 100));
+  }
+}
+
+/** Moves `kind index` from `from` to `to` without a failed request (see the module comment). */
+export async function moveShard(o: MoveOptions): Promise<MoveResult> {
+  if (o.from === o.to) throw new TypeError('from and to must be different nodes');
+  const key = `${o.kind}:${o.index}`;
+  const current = await o.store.read();
+  if (current === null) throw new Error(`no shard map for cluster ${o.cluster}`);
+  checkIndex(current, o.kind, o.index);
+  const owns = (m: ShardMapSnapshot, node: string) => (ownersOf(m, o.kind)[o.index] ?? []).includes(node);
+  // A retried move finds its own earlier steps done: each step is skipped when already applied.
+  if (!owns(current, o.from) && !owns(current, o.to)) throw new TypeError(`node "${o.from}" does not host ${key}`);
+  const t0 = Date.now();
+  const warm = await o.store.update((m) => (owns(m, o.to) ? null : withExtraOwner(m, o.kind, o.index, o.to)));
+  try {
+    await waitFor(o, o.to, (s) => s.mapVersion >= warm.version && s.actors.includes(key), `${o.to} to serve ${key}`);
+  } catch (err) {
+    await o.store.update((m) => (owns(m, o.to) && owns(m, o.from) ? withoutOwner(m, o.kind, o.index, o.to) : null)).catch(() => undefined);
+    throw err;
+  }
+  const warmMs = Date.now() - t0;
+  const t1 = Date.now();
+  const flip = await o.store.update((m) => (owns(m, o.from) ? withoutOwner(m, o.kind, o.index, o.from) : null));
+  await waitFor(o, o.from, (s) => s.mapVersion >= flip.version && !s.actors.includes(key), `${o.from} to drain ${key}`);
+  return { versions: { warm: warm.version, flip: flip.version }, warmMs, drainMs: Date.now() - t1 };
+}

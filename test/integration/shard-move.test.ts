@@ -1,0 +1,114 @@
+// Live moves (shardmap/move.ts) on a real local cluster: a user partition and an item shard move
+// between nodes while Recommend calls for that partition's user run without pause; none fails or
+// degrades, the map ends with the new owner only, and events keep reaching the user afterwards.
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ensureTinyAssets } from '../fixtures/assets.js';
+import { startLocalCluster } from '../../cluster/local/launcher.js';
+import { connectRecommender } from '../../cluster/local/client.js';
+import type { RecommendReply } from '../../cluster/local/client.js';
+import { userPartitionOf } from '../../core/hash.js';
+import { withExtraOwner, withoutOwner } from '../../shardmap/move.js';
+
+const assets = await ensureTinyAssets();
+const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-move-'));
+const P = 4;
+const cluster = await startLocalCluster({
+  runDir,
+  worldDir: assets.worldDir,
+  modelDir: assets.modelDir,
+  nodes: 2,
+  itemShards: 2,
+  userPartitions: P,
+  replicas: 1,
+  grpcPort: 0,
+  config: {
+    cluster: { name: `mv-${process.pid}`, itemReplicas: 1 },
+    coordinator: { defaultDeadlineMs: 20_000, budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 } },
+    node: { loadReportIntervalMs: 0 },
+  },
+});
+const client = connectRecommender(cluster.grpcAddress);
+t.teardown(async () => {
+  client.close();
+  await cluster.stop();
+  await rm(runDir, { recursive: true, force: true });
+});
+const ctx = { device: 'ios', country: 'US', localHour: 20 };
+
+/** Recommend for `userId` back to back until `stop()` resolves; every reply kept. */
+function hammer(userId: number): { stop(): Promise<{ replies: RecommendReply[]; errors: unknown[] }> } {
+  const replies: RecommendReply[] = [];
+  const errors: unknown[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        replies.push(await client.recommend({ userId, k: 10, context: ctx }));
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { replies, errors };
+    },
+  };
+}
+
+t.test('the map edits of a move refuse what would break the map', async (t) => {
+  const map = cluster.initialMap;
+  const owner = map.partitionOwners[0]![0]!;
+  const other = owner === 'n1' ? 'n2' : 'n1';
+  const warm = withExtraOwner(map, 'user', 0, other);
+  t.same(warm.partitionOwners[0], ['n1', 'n2']);
+  t.same(withoutOwner(warm, 'user', 0, owner).partitionOwners[0], [other]);
+  t.throws(() => withoutOwner(map, 'user', 0, owner), /no owner left/);
+  t.throws(() => withExtraOwner(map, 'user', 0, owner), /already hosts/);
+  t.throws(() => withExtraOwner(map, 'user', P, other), /partition must be an integer in 0\.\.3/);
+  t.throws(() => withExtraOwner(map, 'item', 0, 'n9'), /not in the shard map/);
+});
+
+t.test('a user partition moves under load: no failed or degraded call, events follow it', async (t) => {
+  let userId = 1;
+  while (userPartitionOf(userId, P) !== 1) userId++;
+  const before = cluster.initialMap.partitionOwners[1]![0]!;
+  const load = hammer(userId);
+  await new Promise((r) => setTimeout(r, 300));
+  const moved = await cluster.moveShard('user', 1);
+  await new Promise((r) => setTimeout(r, 300));
+  const { replies, errors } = await load.stop();
+  t.equal(moved.from, before);
+  t.not(moved.to, before);
+  t.same(errors, [], 'no call failed');
+  const degraded = replies.filter((r) => r.degraded.some((d) => /user state/.test(d)));
+  t.equal(degraded.length, 0, `no call lost its user state (${replies.length} calls across the move)`);
+  t.ok(replies.length > 20, `calls ran through the move (${replies.length})`);
+  t.comment(`warm ${moved.result.warmMs} ms, drain ${moved.result.drainMs} ms`);
+
+  // A click logged after the move reaches the new owner.
+  const clicked = replies[replies.length - 1]!.items[0]!.videoId;
+  await client.logEvents([{ eventId: `mv-${process.pid}`, userId, videoId: clicked, type: 'CLICK', context: ctx }]);
+  let seen = true;
+  for (let i = 0; i < 100 && seen; i++) {
+    seen = (await client.recommend({ userId, k: 10, context: ctx })).items.some((x) => x.videoId === clicked);
+    if (seen) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.notOk(seen, 'the clicked video left the list: the new owner applies the stream');
+});
+
+t.test('an item shard moves under load: coverage stays 1', async (t) => {
+  const load = hammer(7);
+  await new Promise((r) => setTimeout(r, 300));
+  const moved = await cluster.moveShard('item', 0);
+  await new Promise((r) => setTimeout(r, 300));
+  const { replies, errors } = await load.stop();
+  t.same(errors, []);
+  t.ok(replies.every((r) => r.coverage === 1), `every call saw every shard (${replies.length} calls; min coverage ${Math.min(...replies.map((r) => r.coverage))})`);
+  t.comment(`item shard 0 ${moved.from} → ${moved.to}: warm ${moved.result.warmMs} ms, drain ${moved.result.drainMs} ms`);
+});
