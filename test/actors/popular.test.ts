@@ -129,3 +129,19 @@ t.test('popular actor over NATS and the coordinator cache', async (t) => {
   const cold = new PopularCache({ nc, cluster, requestTimeoutMs: 200 });
   t.same((await cold.get('BR', 'ios', 5, true)).videoIds, [], 'a cold cache with no actor answers an empty batch, not an error');
 });
+
+t.test('the refresh timer skips passes that would change nothing, and runs again after events', async (t) => {
+  const { root, nc } = await natsFixture(t, 'upnext-pop-skip');
+  const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: 20, numUsers: 30 });
+  const actor = await startPopular({ nc, cluster: `popskip${process.pid}`, worldDir: world.dir, refreshIntervalMs: 20 });
+  t.teardown(() => actor.stop());
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await wait(300);
+  const idle = actor.stats();
+  t.ok(idle.refreshesSkipped >= 5, `idle passes skipped (${idle.refreshesSkipped} skipped, ${idle.refreshes} run)`);
+  t.ok(idle.refreshes <= 2, 'at most the first pass ran');
+  actor.applyEvents([click(3, NOW, 'BR', 'ios')]);
+  await wait(200);
+  const after = actor.stats();
+  t.equal(after.refreshes, idle.refreshes + 1, 'a new event makes the next pass run, once');
+});
