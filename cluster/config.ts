@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { validateClusterName } from '../core/subjects.js';
 import { DEFAULT_COORDINATOR_CONFIG, resolveCoordinatorConfig } from '../actors/coordinator/config.js';
 import type { CoordinatorConfig, ResolvedCoordinatorConfig } from '../actors/coordinator/config.js';
+import type { ServingTimeBase } from '../actors/coordinator/index.js';
 import { DEFAULT_BATCHING, EXECUTION_PROVIDER_CHOICES, resolveBatchingOptions } from '../actors/ranker/options.js';
 import type { BatchingOptions, ExecutionProviderChoice, ResolvedBatchingOptions } from '../actors/ranker/options.js';
 import { resolveItemShardOptions } from '../actors/item-shard/item-shard.js';
@@ -87,6 +88,12 @@ export interface CoordinatorSection extends ResolvedCoordinatorConfig {
    * 'off': always over NATS. Default 'prefer'.
    */
   readonly localShards: LocalShardsMode;
+  /**
+   * What "now" is for items' ages and LogEvents' times: 'clock' (wall time: live data), 'world'
+   * (a replayed world's history ends when the node starts), 'auto' ('world' when the served world's
+   * history ended more than a day ago, else 'clock'). Deadlines always use wall time. Default 'auto'.
+   */
+  readonly timeBase: ServingTimeBase;
 }
 
 /** How a coordinator uses a ranker replica in its own process (see CoordinatorSection.localRanker). */
@@ -153,6 +160,7 @@ export interface UpnextConfigInput {
     readonly port?: number;
     readonly localRanker?: LocalRankerMode;
     readonly localShards?: LocalShardsMode;
+    readonly timeBase?: ServingTimeBase;
   };
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
   readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow'>;
@@ -266,7 +274,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   });
 
   const co = section('coordinator', root.coordinator);
-  const { port: coPort, localRanker: coLocalRanker, localShards: coLocalShards, ...coRest } = co;
+  const { port: coPort, localRanker: coLocalRanker, localShards: coLocalShards, timeBase: coTimeBase, ...coRest } = co;
   let coordinatorCfg: ResolvedCoordinatorConfig;
   try {
     coordinatorCfg = resolveCoordinatorConfig(coRest as CoordinatorConfig);
@@ -279,6 +287,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     port: int('coordinator.port', coPort ?? 50051, 0, 65_535),
     localRanker: oneOf('coordinator.localRanker', coLocalRanker ?? 'prefer', ['prefer', 'off'] as const),
     localShards: oneOf('coordinator.localShards', coLocalShards ?? 'prefer', ['prefer', 'off'] as const),
+    timeBase: oneOf('coordinator.timeBase', coTimeBase ?? 'auto', ['auto', 'clock', 'world'] as const),
   });
 
   const r = section('ranker', root.ranker);
@@ -404,6 +413,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'node.startConcurrency': ['count', 'Item shards / user partitions a node builds at once at start (item shards each in their own worker thread; "shared" user partitions share the node\'s one user-state worker).'],
   'coordinator.port': ['port', 'Public gRPC (Recommend, LogEvents, health, reflection) port of the coordinator; 0 = free port.'],
   'coordinator.localRanker': ['', '"prefer" (rank on the node\'s own ranker replica in-process, no gRPC; other replicas over gRPC when it is overloaded, failing or absent) or "off" (always over gRPC).'],
+  'coordinator.timeBase': ['', '"auto" ("world" when the served world\'s history ended over a day ago, else "clock"), "clock" (wall time: live data) or "world" (the replayed world\'s history ends when the node starts): what "now" is for items\' ages in the ranker rows and LogEvents\' times.'],
   'coordinator.localShards': ['', '"prefer" (search item shards and read user partitions hosted by the coordinator\'s own node in-process, no NATS; NATS for the rest and when the local one is overloaded or stopped) or "off" (always NATS).'],
   'coordinator.defaultDeadlineMs': ['ms', 'Overall Recommend deadline when the client sets none.'],
   'coordinator.budgets.userStateMs': ['ms', 'User-state lookup budget (one NATS request); missed → treated as a new user.'],

@@ -89,6 +89,29 @@ export interface CoordinatorOptions {
   readonly ports?: Partial<PipelinePorts>;
   /** Default: the system clock. */
   readonly clock?: Clock;
+  /**
+   * Serving time = wall time − this, ms. 0 (default) for live data. For a replayed historical world
+   * (the synthetic demo world is dated 2024) the node sets it so the world's history ends when the
+   * cluster starts: items' ages in the ranker rows then fall in the range the model was trained on
+   * (hours to days, not years), and LogEvents' event times are mapped the same way. Deadlines sent
+   * to the actors stay in wall time. See {@link servingTimeOffsetMs}.
+   */
+  readonly servingTimeOffsetMs?: number;
+}
+
+/** How the coordinator dates items and events (config `coordinator.timeBase`). */
+export type ServingTimeBase = 'auto' | 'clock' | 'world';
+
+/**
+ * The serving-time offset for a world whose history ends at `worldEndMs`: 'clock' → 0; 'world' →
+ * now − worldEndMs (the history ends "now"); 'auto' → 'world' when the history ended more than a day
+ * before `nowMs` (a replayed world), else 0 (live data). Pure, for tests.
+ */
+export function servingTimeOffsetMs(mode: ServingTimeBase, worldEndMs: number | undefined, nowMs: number): number {
+  if (mode === 'clock' || worldEndMs === undefined) return 0;
+  const behind = nowMs - worldEndMs;
+  if (mode === 'auto' && behind <= 86_400_000) return 0;
+  return Math.max(0, Math.round(behind));
 }
 
 /** A running coordinator. */
@@ -183,7 +206,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   warmUp.cancel();
   const counters = new PipelineCounters();
   const admission = new AdmissionController(config.admission, () => clock.monotonicMs());
-  const pipeline = new RecommendPipeline({ ports, config, model, itemShards, clock, counters, admission });
+  const offset = opts.servingTimeOffsetMs ?? 0;
+  if (!Number.isFinite(offset) || offset < 0) throw new TypeError(`options.servingTimeOffsetMs must be a finite number >= 0, got ${String(offset)}`);
+  const pipeline = new RecommendPipeline({ ports, config, model, itemShards, clock, counters, admission, servingTimeOffsetMs: offset });
   let publisher: EventPublisher;
   try {
     publisher = await EventPublisher.create(nc, cluster, userPartitions, config.publishAckTimeoutMs);
@@ -203,7 +228,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         recommend: (q, deadline) => pipeline.recommend(q, deadline),
         logEvents: async (evs) => {
           try {
-            const r = await publisher.publish(evs);
+            // Event times arrive in wall time (0 was filled with wall "now"): map them to serving time.
+            const r = await publisher.publish(offset === 0 ? evs : evs.map((e) => ({ ...e, tsMs: e.tsMs - offset })));
             events.accepted += r.accepted;
             events.duplicates += r.duplicates;
             return r;

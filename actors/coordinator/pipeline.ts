@@ -47,6 +47,12 @@ export interface PipelineOptions {
   readonly counters?: PipelineCounters;
   /** Default: a controller built from `config.admission`. */
   readonly admission?: AdmissionController;
+  /**
+   * Serving time = wall time − this, ms: the "now" items' ages are measured from in the ranker rows.
+   * 0 (default) for live data; a replayed historical world sets it so that its history ends when the
+   * cluster starts (see servingTimeOffsetMs in index.ts). Deadlines always use wall time.
+   */
+  readonly servingTimeOffsetMs?: number;
 }
 
 /** One candidate in the pool that gets ranked. */
@@ -87,6 +93,7 @@ export class RecommendPipeline {
   readonly #ports: PipelinePorts;
   readonly #config: ResolvedCoordinatorConfig;
   readonly #clock: Clock;
+  readonly #servingTimeOffsetMs: number;
   readonly #counters: PipelineCounters;
   readonly #admission: AdmissionController;
   #model: ServingModel;
@@ -101,6 +108,7 @@ export class RecommendPipeline {
     this.#model = opts.model;
     this.#itemShards = opts.itemShards;
     this.#clock = opts.clock ?? systemClock;
+    this.#servingTimeOffsetMs = opts.servingTimeOffsetMs ?? 0;
     this.#counters = opts.counters ?? new PipelineCounters();
     this.#admission = opts.admission ?? new AdmissionController(opts.config.admission, () => this.#clock.monotonicMs());
   }
@@ -261,7 +269,7 @@ export class RecommendPipeline {
     if (n > 0) {
       const width = rankerRowWidth(spec);
       const rows = new Float32Array(n * width);
-      const nowMs = this.#clock.nowMs();
+      const nowMs = this.#clock.nowMs() - this.#servingTimeOffsetMs;
       for (let i = 0; i < n; i++) {
         const e = pool[i]!;
         writeRankerRow(rows, i, user, e.item, e.retrievalScore, q.context, spec.inferencePosition, nowMs, spec);

@@ -13,7 +13,8 @@ import { startRanker } from '../../actors/ranker/replica.js';
 import type { RankerHandle } from '../../actors/ranker/replica.js';
 import { startUserPartition } from '../../actors/user-state/user-state.js';
 import { startPopular } from '../../actors/popular/popular.js';
-import { startCoordinator } from '../../actors/coordinator/index.js';
+import { servingTimeOffsetMs, startCoordinator } from '../../actors/coordinator/index.js';
+import { readWorldManifest } from '../../offline/world/reader.js';
 import type { UpnextConfig } from '../config.js';
 import type { ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
 
@@ -116,8 +117,12 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
       };
     },
     coordinator: async (map, rankerAddresses): Promise<RunningServerActor> => {
-      const { port, localRanker: localMode, localShards, ...config } = co;
+      const { port, localRanker: localMode, localShards, timeBase, ...config } = co;
+      const world = await readWorldManifest(o.worldDir);
+      const servingTimeOffset = servingTimeOffsetMs(timeBase, world.startMs + world.days * 86_400_000, Date.now());
+      if (servingTimeOffset > 0) o.log({ event: 'serving_time', node: o.node, timeBase, offsetDays: Math.round(servingTimeOffset / 86_400_000), note: 'replayed world: its history ends now' });
       return startCoordinator({
+        servingTimeOffsetMs: servingTimeOffset,
         nc: o.nc,
         cluster,
         itemShards: map.itemShards,

@@ -6,6 +6,7 @@ import { UpnextError, StatusCode } from '../../core/status.js';
 import type { CoordinatorConfig } from '../../actors/coordinator/config.js';
 import { resolveCoordinatorConfig } from '../../actors/coordinator/config.js';
 import { RecommendPipeline } from '../../actors/coordinator/pipeline.js';
+import { servingTimeOffsetMs } from '../../actors/coordinator/index.js';
 import type { PipelinePorts, RankerScores, ServingModel } from '../../actors/coordinator/ports.js';
 import { Source } from '../../actors/coordinator/types.js';
 import type { RecommendResult } from '../../actors/coordinator/types.js';
@@ -230,4 +231,38 @@ t.test('setModel and setShardCount apply to the next request', async (t) => {
   t.equal(r.modelVersion, 'test-v2');
   t.same([...calls.shards].sort(), [0, 1, 2]);
   t.throws(() => p.setShardCount(0), TypeError);
+});
+
+t.test('serving time: items are aged from wall time minus the offset (a replayed world ends "now")', async (t) => {
+  const UPLOAD = 1_700_000_000_000; // batchOf's upload time
+  const ageColumn = async (servingTimeOffsetMs: number): Promise<number> => {
+    const { ports } = fakes();
+    let age = NaN;
+    const ranker = ports.ranker;
+    const capture: PipelinePorts = {
+      ...ports,
+      ranker: {
+        score: (rows, nRows, deadline) => {
+          age = rows[11]!; // first row's age feature: log1p(age hours) / 10
+          return ranker.score(rows, nRows, deadline);
+        },
+      },
+    };
+    const p = new RecommendPipeline({ ports: capture, config: resolveCoordinatorConfig(quiet), model, itemShards: 2, servingTimeOffsetMs });
+    await p.recommend(query(5), Deadline.after(5000));
+    return age;
+  };
+  const wall = await ageColumn(0);
+  t.ok(wall > 0.95, `without an offset a 2023 upload is years old at serving (${wall.toFixed(3)})`);
+  const offset = Date.now() - (UPLOAD + 5 * 3_600_000);
+  const shifted = await ageColumn(offset);
+  t.ok(Math.abs(shifted - Math.log1p(5) / 10) < 0.01, `with the offset it is ~5 hours old (${shifted.toFixed(3)} vs ${(Math.log1p(5) / 10).toFixed(3)})`);
+
+  const DAY = 86_400_000;
+  const now = Date.UTC(2026, 10, 26);
+  t.equal(servingTimeOffsetMs('clock', now - 700 * DAY, now), 0, "'clock' never shifts");
+  t.equal(servingTimeOffsetMs('world', now - 700 * DAY, now), 700 * DAY, "'world' makes the history end now");
+  t.equal(servingTimeOffsetMs('auto', now - 700 * DAY, now), 700 * DAY, "'auto' shifts a world that ended long ago");
+  t.equal(servingTimeOffsetMs('auto', now - 3_600_000, now), 0, "'auto' leaves live data (ended an hour ago) alone");
+  t.equal(servingTimeOffsetMs('auto', undefined, now), 0, 'no world: no shift');
 });
