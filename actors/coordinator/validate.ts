@@ -25,6 +25,12 @@ export const Limits = Object.freeze({
   maxContextFieldChars: 16,
   /** Characters in `request_id` and `event_id`. */
   maxIdStringChars: 128,
+  /**
+   * How far `ts_ms` may lie ahead of the server's clock, ms (1 day: clock skew and late batching
+   * fit). Further is refused: one event dated 2099 would otherwise become "now" for every
+   * event-time computation downstream (the popular lists' clock, decays).
+   */
+  maxEventFutureMs: 86_400_000,
   /** Events per LogEvents call. */
   maxEventsPerCall: 1000,
   /** Largest `watch_seconds` of one event: one day, in seconds. */
@@ -195,6 +201,9 @@ export function validateLogEventsRequest(raw: RawLogEventsRequest, nowMs: number
     const position = e.position ?? -1;
     if (!Number.isInteger(position) || position < -1) throw invalidArgument(`${at}.position`, `must be ≥ -1, got ${position}`);
     const tsMs = parseTimestamp(`${at}.ts_ms`, e.tsMs);
+    if (tsMs > nowMs + Limits.maxEventFutureMs) {
+      throw invalidArgument(`${at}.ts_ms`, `is ${tsMs - nowMs} ms ahead of the server's clock; at most ${Limits.maxEventFutureMs} (epoch ms, 0 = now)`);
+    }
     return {
       eventId,
       userId: parseId(`${at}.user_id`, e.userId),

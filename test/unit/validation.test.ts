@@ -70,6 +70,8 @@ t.test('LogEvents validation', async (t) => {
   invalidField(t, () => validateLogEventsRequest({ events: [{ ...event, videoId: '9007199254740992' }] }, 1), 'events[0].video_id');
   invalidField(t, () => validateLogEventsRequest({ events: [{ ...event, userId: '-1' }] }, 1), 'events[0].user_id');
   invalidField(t, () => validateLogEventsRequest({ events: [{ ...event, tsMs: '-5' }] }, 1), 'events[0].ts_ms');
+  invalidField(t, () => validateLogEventsRequest({ events: [{ ...event, tsMs: String(1_000 + 86_400_001) }] }, 1_000), 'events[0].ts_ms');
+  t.equal(validateLogEventsRequest({ events: [{ ...event, tsMs: String(1_000 + 86_400_000) }] }, 1_000)[0]!.tsMs, 1_000 + 86_400_000, 'a day ahead is accepted');
   invalidField(t, () => validateLogEventsRequest({ events: [{ ...event, context: { localHour: 30 } }] }, 1), 'events[0].context.local_hour');
 });
 
