@@ -139,6 +139,8 @@ export interface PopularSection {
   readonly refreshIntervalMs: number;
   /** What "now" is when lists are computed: the newest event's time, or the wall clock. Default "events". */
   readonly timeBase: 'events' | 'clock';
+  /** Count the events LogEvents accepts, read from the JetStream stream. Default true. */
+  readonly eventFeed: boolean;
 }
 
 /** The whole resolved config. */
@@ -165,7 +167,7 @@ export interface UpnextConfigInput {
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
   readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow'>;
   readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight' | 'eventFeed'>;
-  readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock' };
+  readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock'; readonly eventFeed?: boolean };
 }
 
 export const DEFAULT_CLUSTER_SHAPE: ClusterShapeConfig = Object.freeze({
@@ -209,6 +211,11 @@ function str(key: string, v: unknown, re?: RegExp): string {
   if (typeof v !== 'string' || v.length === 0 || (re && !re.test(v))) {
     throw new TypeError(`config ${key} must be a non-empty string${re ? ` matching ${re}` : ''}, got ${JSON.stringify(v)}`);
   }
+  return v;
+}
+
+function bool(key: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new TypeError(`config ${key} must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -328,7 +335,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     throw renamed(err, 'userState');
   }
   const po = section('popular', root.popular);
-  noUnknownKeys('popular', po, ['lists', 'refreshIntervalMs', 'timeBase']);
+  noUnknownKeys('popular', po, ['lists', 'refreshIntervalMs', 'timeBase', 'eventFeed']);
   let lists: ResolvedPopularIndexOptions;
   try {
     lists = resolvePopularIndexOptions(section('popular.lists', po.lists) as PopularIndexOptions);
@@ -339,6 +346,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     lists,
     refreshIntervalMs: int('popular.refreshIntervalMs', po.refreshIntervalMs ?? 5000, 1, 3_600_000),
     timeBase: oneOf('popular.timeBase', po.timeBase ?? 'events', ['events', 'clock'] as const),
+    eventFeed: bool('popular.eventFeed', po.eventFeed ?? true),
   });
 
   return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular });
@@ -470,6 +478,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'popular.lists.minTrendingCount': ['count', 'Smallest recent count for a video to be trending.'],
   'popular.refreshIntervalMs': ['ms', 'How often the popular/trending lists are recomputed.'],
   'popular.timeBase': ['', '"events" (now = newest event time, for replayed worlds) or "clock" (wall clock).'],
+  'popular.eventFeed': ['', 'true: the lists count the events LogEvents accepts, read from the JetStream stream (replayed from its start after the world at each start); false: world history only.'],
 };
 
 function leaves(prefix: string, v: unknown, out: Map<string, unknown>): void {

@@ -1,7 +1,7 @@
 /**
  * The popular/trending actor: answers `Subjects.popular(cluster)` (PopularRequest →
  * CandidateBatchReply) from a {@link PopularIndex} built from the world's history and kept current
- * through `applyEvents` (the stream consumer, a later issue, calls it).
+ * by the events LogEvents accepts, read from the cluster's event stream (option `eventFeed`).
  *
  * Threading: the lists are materialised by a refresh on a timer and replies are cached encoded per
  * (key, trending, n), so a request costs a map lookup on the main thread (µs); nothing here is worth
@@ -28,6 +28,8 @@ import { Codecs } from '../../protos/codec.js';
 import type { CandidateBatchReplyMsg } from '../../protos/codec.js';
 import { statusToMsg } from '../../protos/convert.js';
 import { readEventBatches } from '../../offline/world/reader.js';
+import { startEventFeed } from '../event-stream/feed.js';
+import type { EventFeedHandle, EventFeedStats } from '../event-stream/feed.js';
 import { ItemCatalogue, buildCatalogueColumns } from '../user-state/catalogue.js';
 import type { CatalogueLease } from '../user-state/catalogue-cache.js';
 import { acquireCatalogue } from '../user-state/catalogue-cache.js';
@@ -55,6 +57,12 @@ export interface PopularOptions {
   readonly timeBase?: 'events' | 'clock';
   /** Injected clock (tests). Default the system clock. */
   readonly clock?: Clock;
+  /**
+   * Count the events LogEvents accepts, read from the cluster's JetStream stream (every partition's
+   * subject, from its start: the lists are rebuilt from the world at each start, so the whole
+   * stream is applied on top). Default true; the server needs JetStream.
+   */
+  readonly eventFeed?: boolean;
 }
 
 /** Counters for /metrics. */
@@ -70,6 +78,8 @@ export interface PopularStats {
   /** Longest single slice of the last refresh: how long it blocked the event loop, ms. */
   readonly lastRefreshMaxSliceMs: number;
   readonly eventsApplied: number;
+  /** The event-stream feed's counters, when it runs. */
+  readonly eventFeed?: EventFeedStats;
 }
 
 /** A running popular/trending actor. */
@@ -123,7 +133,25 @@ export async function startPopular(opts: PopularOptions): Promise<PopularHandle>
       throw err;
     }
   }
-  return new PopularImpl(opts.nc, opts.cluster, index, { intervalMs: refreshIntervalMs, sliceMs: refreshSliceMs, timeBase, clock, lease });
+  const actor = new PopularImpl(opts.nc, opts.cluster, index, { intervalMs: refreshIntervalMs, sliceMs: refreshSliceMs, timeBase, clock, lease });
+  if (opts.eventFeed ?? true) {
+    try {
+      actor.follow(
+        await startEventFeed({
+          nc: opts.nc,
+          cluster: opts.cluster,
+          subject: Subjects.allEvents(opts.cluster),
+          afterSeq: 0,
+          apply: async (batch) => actor.applyEvents(batch.map((b) => b.event)),
+          log: (e) => process.stderr.write(`${JSON.stringify({ ...e, actor: 'popular' })}\n`),
+        }),
+      );
+    } catch (err) {
+      await actor.stop();
+      throw err;
+    }
+  }
+  return actor;
 }
 
 interface PopularRuntime {
@@ -141,6 +169,7 @@ class PopularImpl implements PopularHandle {
   readonly #timeBase: 'events' | 'clock';
   readonly #clock: Clock;
   readonly #sliceMs: number;
+  #feed: EventFeedHandle | undefined;
   readonly #lease: CatalogueLease | undefined;
   /** A sliced refresh is running (the timer skips a tick rather than overlap it). */
   #refreshing = false;
@@ -262,12 +291,19 @@ class PopularImpl implements PopularHandle {
       lastRefreshMs: this.#lastRefreshMs,
       lastRefreshMaxSliceMs: this.#lastMaxSliceMs,
       eventsApplied: this.#events,
+      ...(this.#feed !== undefined ? { eventFeed: this.#feed.stats() } : {}),
     };
+  }
+
+  /** Hands over the stream feed that calls applyEvents (stopped with the actor). */
+  follow(feed: EventFeedHandle): void {
+    this.#feed = feed;
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    await this.#feed?.stop();
     clearInterval(this.#timer);
     this.#sub.unsubscribe();
     this.#lease?.release();

@@ -12,6 +12,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import { eventStreamName } from '../../core/subjects.js';
 import { startNatsServer } from '../nats/server.js';
 import type { NatsServerHandle } from '../nats/server.js';
 import { applyOverrides, itemReplicasCount, resolveConfig } from '../config.js';
@@ -100,6 +103,16 @@ interface NodeProc {
 
 const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
 
+/** Empties the cluster's event stream when it exists (JetStream keeps it in run/<dir>/nats across runs). */
+async function purgeEventStream(nc: NatsConnection, cluster: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.purge(eventStreamName(cluster));
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+  }
+}
+
 /** Node names of a cluster of `n` nodes: n1, n2, … */
 export function nodeNames(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -148,8 +161,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   let initialMap: ShardMapSnapshot;
   try {
     const store = await ShardMapStore.open(nc, config.cluster.name);
-    // A local start is a new cluster: replace whatever map a previous run left in run/nats.
+    // A local start is a new cluster: replace whatever map a previous run left in run/nats, and
+    // empty its event stream (the partitions' snapshots hold sequence 0: they were built from the
+    // world; a stream left by an earlier run would be replayed into this one's state and lists).
     initialMap = await store.put(map);
+    await purgeEventStream(nc, config.cluster.name);
   } catch (err) {
     await nc.close().catch(() => {});
     await nats.stop();

@@ -92,6 +92,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         lists: po.lists,
         refreshIntervalMs: po.refreshIntervalMs,
         timeBase: po.timeBase,
+        eventFeed: po.eventFeed,
         snapshotDir: path.join(o.runDir, 'snapshots'),
       }),
     ranker: async (): Promise<RunningServerActor> => {

@@ -13,6 +13,7 @@ import { Codecs } from '../../protos/codec.js';
 import { GLOBAL_KEY, PopularIndex, listKey, resolvePopularIndexOptions } from '../../actors/popular/popular-index.js';
 import { startPopular } from '../../actors/popular/popular.js';
 import { PopularCache } from '../../actors/popular/popular-cache.js';
+import { EventPublisher } from '../../actors/coordinator/events.js';
 import { writeTinyWorld } from './fixtures.js';
 import { natsFixture } from '../fixtures/nats.js';
 
@@ -144,4 +145,26 @@ t.test('the refresh timer skips passes that would change nothing, and runs again
   await wait(200);
   const after = actor.stats();
   t.equal(after.refreshes, idle.refreshes + 1, 'a new event makes the next pass run, once');
+});
+
+t.test('the popular actor counts the events LogEvents appends to the stream', async (t) => {
+  const { root, nc } = await natsFixture(t, 'upnext-pop-feed');
+  const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: 20, numUsers: 30 });
+  const cluster = `popfeed${process.pid}`;
+  const actor = await startPopular({ nc, cluster, worldDir: world.dir, refreshIntervalMs: 20 });
+  t.teardown(() => actor.stop());
+  const ask = async () =>
+    Codecs.candidateBatchReply.decode((await nc.request(Subjects.popular(cluster), Codecs.popularRequest.encode({ country: 'BR', device: 'ios', n: 5, trending: false }), { timeout: 3000 })).data);
+  const before = (await ask()).candidates?.videoIds ?? [];
+  const target = [...Array(20).keys()].map((i) => i + 1).find((id) => !before.includes(id))!;
+  const publisher = await EventPublisher.create(nc, cluster, 4, 3000);
+  const at = actor.index.watermarkMs; // serving time: the world's history ends now
+  await publisher.publish(Array.from({ length: 200 }, (_, i) => ({ ...click(target, at, 'BR', 'ios'), eventId: `pf-${i}`, userId: 1 + (i % 30) })));
+  let top: readonly number[] = before;
+  for (let i = 0; i < 100 && top[0] !== target; i++) {
+    await new Promise((r) => setTimeout(r, 30));
+    top = (await ask()).candidates?.videoIds ?? [];
+  }
+  t.equal(top[0], target, `video ${target}, absent from the top 5 before, leads BR/ios after 200 clicks through the stream`);
+  t.equal(actor.stats().eventFeed?.applied, 200, 'every event applied once');
 });
