@@ -2,47 +2,20 @@
 // rankers, the coordinator's public gRPC server — started by the local launcher on a tiny world.
 import t from 'tap';
 import type { Test } from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { ensureTinyAssets } from '../fixtures/assets.js';
-import { startLocalCluster } from '../../cluster/local/launcher.js';
-import { connectRecommender } from '../../cluster/local/client.js';
 import type { RecommendReply } from '../../cluster/local/client.js';
+import { startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { readEvents, readVideos } from '../../offline/world/reader.js';
 import { DEFAULT_FEATURE_SPEC, applyEventToUser, newUserProfile } from '../../core/features/index.js';
 import type { UserProfile } from '../../core/features/index.js';
 import { assignmentOf } from '../../shardmap/snapshot.js';
 
-const assets = await ensureTinyAssets();
-const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-e2e-'));
-// Generous budgets: this test checks behaviour, not speed, on a shared 2-core machine.
-const cluster = await startLocalCluster({
-  runDir,
-  worldDir: assets.worldDir,
-  modelDir: assets.modelDir,
-  nodes: 2,
-  itemShards: 2,
-  userPartitions: 4,
-  replicas: 1,
-  grpcPort: 0,
-  config: {
-    // One replica per item shard (the default is every node), so losing a node loses a shard below,
-    // and n1's coordinator has one shard in-process and one over NATS.
-    cluster: { name: `e2e-${process.pid}`, itemReplicas: 1 },
-    coordinator: { defaultDeadlineMs: 20_000, budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 } },
-    node: { loadReportIntervalMs: 0 },
-  },
-});
-const client = connectRecommender(cluster.grpcAddress);
-t.teardown(async () => {
-  client.close();
-  await cluster.stop();
-  await rm(runDir, { recursive: true, force: true });
-});
+// One replica per item shard (the default is every node), so losing a node loses a shard below,
+// and n1's coordinator has one shard in-process and one over NATS.
+const { assets, cluster, client } = await startTinyCluster(t, 'e2e');
 
 // The user's recent watches, replayed with the same feature code the user-state actor runs.
 const videos = new Map<number, { category: number; creatorId: number }>();

@@ -2,40 +2,13 @@
 // between nodes while Recommend calls for that partition's user run without pause; none fails or
 // degrades, the map ends with the new owner only, and events keep reaching the user afterwards.
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { ensureTinyAssets } from '../fixtures/assets.js';
-import { startLocalCluster } from '../../cluster/local/launcher.js';
-import { connectRecommender } from '../../cluster/local/client.js';
 import type { RecommendReply } from '../../cluster/local/client.js';
+import { startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { userPartitionOf } from '../../core/hash.js';
 import { withExtraOwner, withoutOwner } from '../../shardmap/move.js';
 
-const assets = await ensureTinyAssets();
-const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-move-'));
-const P = 4;
-const cluster = await startLocalCluster({
-  runDir,
-  worldDir: assets.worldDir,
-  modelDir: assets.modelDir,
-  nodes: 2,
-  itemShards: 2,
-  userPartitions: P,
-  replicas: 1,
-  grpcPort: 0,
-  config: {
-    cluster: { name: `mv-${process.pid}`, itemReplicas: 1 },
-    coordinator: { defaultDeadlineMs: 20_000, budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 } },
-    node: { loadReportIntervalMs: 0 },
-  },
-});
-const client = connectRecommender(cluster.grpcAddress);
-t.teardown(async () => {
-  client.close();
-  await cluster.stop();
-  await rm(runDir, { recursive: true, force: true });
-});
+const P = 4; // startTinyCluster's partitions
+const { cluster, client } = await startTinyCluster(t, 'mv');
 const ctx = { device: 'ios', country: 'US', localHour: 20 };
 
 /** Recommend for `userId` back to back until `stop()` resolves; every reply kept. */
