@@ -7,6 +7,7 @@
  *        [--rankers n1,n2] [--coordinators n1] [--force]
  *   node dist/shardmap/cli.js move --nats ... --cluster local (--partition P | --item-shard S)
  *        --from n2 --to n3 [--timeout-ms 120000]
+ *   node dist/shardmap/cli.js drain --nats ... --cluster local --node n2 [--timeout-ms 120000]
  *
  * `show` prints the map, every node's assignment and (when nodes publish it) their load. `init`
  * writes a new balanced map (refuses to replace an existing one unless --force): R replicas of each
@@ -14,22 +15,22 @@
  * R, so existing scripts keep their maps; the local launcher's default is "all", from the config
  * knob cluster.itemReplicas). `move` moves one user partition or item shard between nodes live
  * (shardmap/move.ts: add the new owner, wait until it serves, remove the old one, wait until it
- * drained; every step a CAS, safe to retry). `drain` and `add-node` are not built: they would be
- * moves in a loop, keeping item shards at `itemReplicasOf(map)` owners and partitions at
- * `map.replicas`.
+ * drained; every step a CAS, safe to retry). `drain` empties a node the same way, one shard at a
+ * time (marked draining first, so no move picks it). `add-node` is not built.
  */
 import { connect } from '@nats-io/transport-node';
 import { createShardMap } from './assign.js';
 import { formatShardMap } from './format.js';
 import { ShardMapStore } from './kv-store.js';
-import { moveShard } from './move.js';
+import { drainNode, moveShard } from './move.js';
 
 const USAGE = `usage:
   shardmap show --nats <url> --cluster <name> [--json]
   shardmap init --nats <url> --cluster <name> --nodes n1,n2 --item-shards S --partitions P --replicas R
                 [--item-replicas N|all] [--rankers n1,n2] [--coordinators n1] [--force]
   shardmap move --nats <url> --cluster <name> (--partition P | --item-shard S) --from <node> --to <node>
-                [--timeout-ms 120000]`;
+                [--timeout-ms 120000]
+  shardmap drain --nats <url> --cluster <name> --node <node> [--timeout-ms 120000]`;
 
 /** Parses `--key value` and `--flag` arguments. Exported for tests. */
 export function parseFlags(argv: readonly string[]): Map<string, string> {
@@ -70,7 +71,7 @@ export function itemReplicasFlag(value: string | undefined, nodeCount: number): 
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'show' && command !== 'init' && command !== 'move') {
+  if (command !== 'show' && command !== 'init' && command !== 'move' && command !== 'drain') {
     process.stderr.write(`${USAGE}\n`);
     return command === undefined || command === '--help' ? 0 : 2;
   }
@@ -96,6 +97,20 @@ async function main(argv: readonly string[]): Promise<number> {
         ...(timeout !== undefined ? { timeoutMs: Number(timeout) } : {}),
       });
       process.stdout.write(`moved: new owner serving after ${r.warmMs} ms (map v${r.versions.warm}), old owner drained ${r.drainMs} ms after the flip (map v${r.versions.flip})\n`);
+      return 0;
+    }
+    if (command === 'drain') {
+      const node = required(flags, 'node');
+      const timeout = flags.get('timeout-ms');
+      const steps = await drainNode({
+        nc,
+        store,
+        cluster,
+        node,
+        ...(timeout !== undefined ? { timeoutMs: Number(timeout) } : {}),
+        log: (s) => process.stdout.write(`${s.kind} ${s.index}: ${s.to === undefined ? 'let go (another owner holds it)' : `moved to ${s.to}`} in ${s.ms} ms\n`),
+      });
+      process.stdout.write(`${node} drained: ${steps.length} shard(s) and partition(s) handed over; it still runs its ranker/coordinator roles\n`);
       return 0;
     }
     if (command === 'init') {

@@ -136,3 +136,66 @@ export async function moveShard(o: MoveOptions): Promise<MoveResult> {
   await waitFor(o, o.from, (s) => s.mapVersion >= flip.version && !s.actors.includes(key), `${o.from} to drain ${key}`);
   return { versions: { warm: warm.version, flip: flip.version }, warmMs, drainMs: Date.now() - t1 };
 }
+
+/** The map with `node` marked draining (it keeps serving what it hosts; moves never pick it). */
+export function withNodeState(map: ShardMapSnapshot, node: string, state: 'active' | 'draining'): ShardMapSnapshot {
+  const info = map.nodes[node];
+  if (info === undefined) throw new TypeError(`node "${node}" is not in the shard map of cluster ${map.cluster}`);
+  if (info.state === state) return map;
+  return { ...map, nodes: { ...map.nodes, [node]: { ...info, state } } };
+}
+
+/**
+ * Where a shard of `kind` leaving `from` should go: the active node not hosting it that hosts the
+ * fewest of that kind (ties: name order), or undefined when every active node hosts it already.
+ */
+export function pickDestination(map: ShardMapSnapshot, kind: MovableKind, index: number, from: string): string | undefined {
+  const owners = ownersOf(map, kind);
+  const held = new Map<string, number>();
+  for (const o of owners) for (const n of o) held.set(n, (held.get(n) ?? 0) + 1);
+  const here = owners[index] ?? [];
+  return Object.keys(map.nodes)
+    .filter((n) => n !== from && map.nodes[n]?.state === 'active' && !here.includes(n))
+    .sort((a, b) => (held.get(a) ?? 0) - (held.get(b) ?? 0) || a.localeCompare(b))[0];
+}
+
+/** One step of {@link drainNode}. */
+export interface DrainStep {
+  readonly kind: MovableKind;
+  readonly index: number;
+  /** Where it went; undefined when other owners already held it and the node just let go. */
+  readonly to: string | undefined;
+  readonly ms: number;
+}
+
+/**
+ * Empties `node` of item shards and user partitions, live: marks it draining, then for each thing
+ * it hosts either lets go (another owner already hosts it) or moves it ({@link moveShard}) to
+ * {@link pickDestination}'s node, one at a time. Its ranker and coordinator roles stay (they hold no
+ * state; take them out of the map or stop the node afterwards). Throws, leaving the node draining,
+ * when a shard has nowhere to go or a move fails; running it again continues where it stopped.
+ */
+export async function drainNode(o: Omit<MoveOptions, 'kind' | 'index' | 'from' | 'to'> & { readonly node: string; readonly log?: (s: DrainStep) => void }): Promise<DrainStep[]> {
+  await o.store.update((m) => (m.nodes[o.node]?.state === 'draining' ? null : withNodeState(m, o.node, 'draining')));
+  const steps: DrainStep[] = [];
+  for (;;) {
+    const map = await o.store.read();
+    if (map === null) throw new Error(`no shard map for cluster ${o.cluster}`);
+    const next = (['item', 'user'] as const)
+      .flatMap((kind) => ownersOf(map, kind).flatMap((owners, index) => (owners.includes(o.node) ? [{ kind, index, owners }] : [])))[0];
+    if (next === undefined) return steps;
+    const t0 = Date.now();
+    let to: string | undefined;
+    if (next.owners.length > 1) {
+      const flip = await o.store.update((m) => ((ownersOf(m, next.kind)[next.index] ?? []).includes(o.node) ? withoutOwner(m, next.kind, next.index, o.node) : null));
+      await waitFor({ ...o, kind: next.kind, index: next.index, from: o.node, to: o.node }, o.node, (s) => s.mapVersion >= flip.version && !s.actors.includes(`${next.kind}:${next.index}`), `${o.node} to drain ${next.kind}:${next.index}`);
+    } else {
+      to = pickDestination(map, next.kind, next.index, o.node);
+      if (to === undefined) throw new Error(`${next.kind} ${next.index} has nowhere to go: no other active node`);
+      await moveShard({ ...o, kind: next.kind, index: next.index, from: o.node, to });
+    }
+    const step: DrainStep = { kind: next.kind, index: next.index, to, ms: Date.now() - t0 };
+    steps.push(step);
+    o.log?.(step);
+  }
+}

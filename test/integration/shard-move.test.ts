@@ -5,7 +5,10 @@ import t from 'tap';
 import type { RecommendReply } from '../../cluster/local/client.js';
 import { startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { userPartitionOf } from '../../core/hash.js';
-import { withExtraOwner, withoutOwner } from '../../shardmap/move.js';
+import { drainNode, pickDestination, withExtraOwner, withoutOwner } from '../../shardmap/move.js';
+import { ShardMapStore } from '../../shardmap/kv-store.js';
+import { assignmentOf } from '../../shardmap/snapshot.js';
+import { connect } from '@nats-io/transport-node';
 
 const P = 4; // startTinyCluster's partitions
 const { cluster, client } = await startTinyCluster(t, 'mv');
@@ -84,4 +87,29 @@ t.test('an item shard moves under load: coverage stays 1', async (t) => {
   t.same(errors, []);
   t.ok(replies.every((r) => r.coverage === 1), `every call saw every shard (${replies.length} calls; min coverage ${Math.min(...replies.map((r) => r.coverage))})`);
   t.comment(`item shard 0 ${moved.from} → ${moved.to}: warm ${moved.result.warmMs} ms, drain ${moved.result.drainMs} ms`);
+});
+
+t.test('draining a node under load hands everything it hosts to the others without a failed call', async (t) => {
+  const nc = await connect({ servers: cluster.natsUrl });
+  t.teardown(() => nc.close());
+  const store = await ShardMapStore.open(nc, cluster.cluster);
+  const before = (await store.read())!;
+  const victim = 'n2';
+  const hosted = assignmentOf(before, victim);
+  t.ok(hosted.itemShards.length + hosted.userPartitions.length > 0, `n2 hosts something (${JSON.stringify(hosted)})`);
+  let user = 1;
+  while (!hosted.userPartitions.includes(userPartitionOf(user, P))) user++;
+  const load = hammer(user);
+  await new Promise((r) => setTimeout(r, 300));
+  const steps = await drainNode({ nc, store, cluster: cluster.cluster, node: victim });
+  await new Promise((r) => setTimeout(r, 300));
+  const { replies, errors } = await load.stop();
+  const after = (await store.read())!;
+  t.same(errors, [], 'no call failed');
+  t.equal(replies.filter((r) => r.degraded.length > 0).length, 0, `no call degraded (${replies.length} calls, ${steps.length} steps)`);
+  t.same(assignmentOf(after, victim).itemShards, [], 'n2 hosts no item shard');
+  t.same(assignmentOf(after, victim).userPartitions, [], 'n2 hosts no partition');
+  t.equal(after.nodes[victim]?.state, 'draining');
+  t.ok(steps.length === hosted.itemShards.length + hosted.userPartitions.length, 'one step per shard or partition');
+  t.throws(() => pickDestination(after, 'user', 0, 'n1') ?? (() => { throw new Error('nowhere'); })(), /nowhere/, 'a draining node is never a destination');
 });
