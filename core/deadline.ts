@@ -46,6 +46,9 @@ export function clampTimerMs(ms: number): number {
   return Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(ms)));
 }
 
+/** Longest wait, when an actor stops, for the requests it already took to be answered, ms. */
+export const ACTOR_STOP_DRAIN_MS = 2_000;
+
 /**
  * Resolves once `done()` is true, or after `limitMs` (polling every `everyMs`): how a stopping actor
  * waits for the requests it already holds before it closes. Resolves to whether `done()` held.

@@ -102,7 +102,10 @@ async function nodeStatus(nc: NatsConnection, cluster: string, node: string): Pr
   }
 }
 
-async function waitFor(o: MoveOptions, node: string, ok: (s: NodeStatus) => boolean, what: string): Promise<void> {
+/** What waiting on a node's status needs. */
+type StatusPoll = Pick<MoveOptions, 'nc' | 'cluster' | 'timeoutMs' | 'pollMs'>;
+
+async function waitFor(o: StatusPoll, node: string, ok: (s: NodeStatus) => boolean, what: string): Promise<void> {
   const end = Date.now() + (o.timeoutMs ?? 120_000);
   for (;;) {
     const s = await nodeStatus(o.nc, o.cluster, node);
@@ -188,7 +191,7 @@ export async function drainNode(o: Omit<MoveOptions, 'kind' | 'index' | 'from' |
     let to: string | undefined;
     if (next.owners.length > 1) {
       const flip = await o.store.update((m) => ((ownersOf(m, next.kind)[next.index] ?? []).includes(o.node) ? withoutOwner(m, next.kind, next.index, o.node) : null));
-      await waitFor({ ...o, kind: next.kind, index: next.index, from: o.node, to: o.node }, o.node, (s) => s.mapVersion >= flip.version && !s.actors.includes(`${next.kind}:${next.index}`), `${o.node} to drain ${next.kind}:${next.index}`);
+      await waitFor(o, o.node, (s) => s.mapVersion >= flip.version && !s.actors.includes(`${next.kind}:${next.index}`), `${o.node} to drain ${next.kind}:${next.index}`);
     } else {
       to = pickDestination(map, next.kind, next.index, o.node);
       if (to === undefined) throw new Error(`${next.kind} ${next.index} has nowhere to go: no other active node`);

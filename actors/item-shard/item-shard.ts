@@ -21,7 +21,8 @@ import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
 import type { FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ToItemWorker } from './protocol.js';
 import { forTransfer } from '../../core/transfer.js';
-import { settleWithin } from '../../core/deadline.js';
+import { ACTOR_STOP_DRAIN_MS, settleWithin } from '../../core/deadline.js';
+import { reopenWithBackoff } from '../../core/reopen.js';
 
 /** Options of {@link startItemShard}. */
 export interface ItemShardOptions {
@@ -202,11 +203,7 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
   return { worker, info };
 }
 
-/** First wait before reopening a shard whose worker died, ms; doubles per failed try up to {@link REOPEN_MAX_MS}. */
-const REOPEN_FIRST_MS = 200;
-const REOPEN_MAX_MS = 30_000;
-/** Longest wait, on stop, for the searches already taken to be answered, ms. */
-const STOP_DRAIN_MS = 2_000;
+
 
 type Pending =
   | { readonly kind: 'msg'; readonly msg: Msg }
@@ -274,27 +271,22 @@ class ItemShardImpl implements ItemShardHandle {
     const log = (e: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ ...e, shard: this.#o.shard })}\n`);
     log({ event: 'item_shard_reopening', reason: err.message });
     this.#recovering = (async () => {
-      let waitMs = REOPEN_FIRST_MS;
-      while (this.#stopped === undefined) {
-        try {
-          const { worker: fresh, info } = await spawnShardWorker(this.#o);
-          if (this.#stopped !== undefined) {
-            await fresh.terminate();
-            return;
-          }
-          this.#worker = fresh;
-          this.#gauges = { items: info.items, memoryBytes: info.memoryBytes };
-          this.#dead = undefined;
-          this.#restarts++;
-          this.#attach(fresh);
-          log({ event: 'item_shard_reopened', restarts: this.#restarts, restored: info.restored, items: info.items });
-          return;
-        } catch (e) {
-          log({ event: 'item_shard_reopen_failed', message: e instanceof Error ? e.message : String(e), retryInMs: waitMs });
-          await new Promise((r) => setTimeout(r, waitMs));
-          waitMs = Math.min(waitMs * 2, REOPEN_MAX_MS);
-        }
+      const opened = await reopenWithBackoff(
+        () => spawnShardWorker(this.#o),
+        () => this.#stopped !== undefined,
+        (e, retryInMs) => log({ event: 'item_shard_reopen_failed', message: e instanceof Error ? e.message : String(e), retryInMs }),
+      );
+      if (opened === undefined) return;
+      if (this.#stopped !== undefined) {
+        await opened.worker.terminate();
+        return;
       }
+      this.#worker = opened.worker;
+      this.#gauges = { items: opened.info.items, memoryBytes: opened.info.memoryBytes };
+      this.#dead = undefined;
+      this.#restarts++;
+      this.#attach(opened.worker);
+      log({ event: 'item_shard_reopened', restarts: this.#restarts, restored: opened.info.restored, items: opened.info.items });
     })().finally(() => {
       this.#recovering = undefined;
     });
@@ -429,7 +421,7 @@ class ItemShardImpl implements ItemShardHandle {
       // Graceful (a move's drain step): leave the queue group, so NATS sends new searches to a
       // twin, then answer the searches already taken before the worker goes.
       await Promise.all(this.#subs.map((s) => s.drain().catch(() => s.unsubscribe())));
-      await settleWithin(() => ![...this.#pending.values()].some((p) => p.kind !== 'snapshot'), STOP_DRAIN_MS);
+      await settleWithin(() => ![...this.#pending.values()].some((p) => p.kind !== 'snapshot'), ACTOR_STOP_DRAIN_MS);
       this.#failAll({ code: StatusCode.UNAVAILABLE, message: 'item shard stopped' });
       await this.#recovering; // a reopen in progress sees #stopped and ends what it started
       for (const s of this.#subs) s.unsubscribe();

@@ -49,7 +49,8 @@ import { handleUserStateRequest, userErrorReply } from './handler.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters, UserStatePartition } from './partition.js';
 import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
 import { UserTower } from './user-tower.js';
-import { settleWithin } from '../../core/deadline.js';
+import { ACTOR_STOP_DRAIN_MS, settleWithin } from '../../core/deadline.js';
+import { reopenWithBackoff } from '../../core/reopen.js';
 import { startEventFeed } from '../event-stream/feed.js';
 import type { EventFeedHandle, EventFeedStats } from '../event-stream/feed.js';
 import { dedicatedUserStateHost, sharedUserStateHost } from './worker-host.js';
@@ -292,11 +293,6 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
   return partition;
 }
 
-/** First wait before reopening a partition whose worker died, ms; doubles per failed try up to {@link REOPEN_MAX_MS}. */
-const REOPEN_FIRST_MS = 200;
-const REOPEN_MAX_MS = 30_000;
-/** Longest wait, on stop, for the requests already taken to be answered, ms. */
-const STOP_DRAIN_MS = 2_000;
 
 class UserPartitionImpl implements UserPartitionHandle {
   readonly info: UserPartitionReadyInfo;
@@ -418,26 +414,21 @@ class UserPartitionImpl implements UserPartitionHandle {
       this.#feed = undefined;
       await feed?.stop();
       await this.#host.close().catch(() => {});
-      let waitMs = REOPEN_FIRST_MS;
-      while (this.#stopped === undefined) {
-        try {
-          const { host, info } = await this.#open();
-          if (this.#stopped !== undefined) {
-            await host.close();
-            return;
-          }
-          this.#host = host;
-          this.#restarts++;
-          host.onFailure((status) => void this.#recover(status));
-          if (this.#o.eventFeed) await this.startFeed(info.appliedSeq);
-          log({ event: 'user_partition_reopened', restarts: this.#restarts, snapshot: info.snapshot, appliedSeq: info.appliedSeq });
-          return;
-        } catch (err) {
-          log({ event: 'user_partition_reopen_failed', message: toStatus(err).message, retryInMs: waitMs });
-          await new Promise((r) => setTimeout(r, waitMs));
-          waitMs = Math.min(waitMs * 2, REOPEN_MAX_MS);
-        }
+      const opened = await reopenWithBackoff(
+        () => this.#open(),
+        () => this.#stopped !== undefined,
+        (err, retryInMs) => log({ event: 'user_partition_reopen_failed', message: toStatus(err).message, retryInMs }),
+      );
+      if (opened === undefined) return;
+      if (this.#stopped !== undefined) {
+        await opened.host.close();
+        return;
       }
+      this.#host = opened.host;
+      this.#restarts++;
+      opened.host.onFailure((status) => void this.#recover(status));
+      if (this.#o.eventFeed) await this.startFeed(opened.info.appliedSeq);
+      log({ event: 'user_partition_reopened', restarts: this.#restarts, snapshot: opened.info.snapshot, appliedSeq: opened.info.appliedSeq });
     })().finally(() => {
       this.#recovering = undefined;
     });
@@ -468,7 +459,7 @@ class UserPartitionImpl implements UserPartitionHandle {
       // Graceful (a move's drain step): leave the queue group, so NATS sends new requests to the
       // twin, then answer what this replica already holds before closing.
       await this.#sub.drain().catch(() => this.#sub.unsubscribe());
-      await settleWithin(() => this.#inFlight === 0, STOP_DRAIN_MS);
+      await settleWithin(() => this.#inFlight === 0, ACTOR_STOP_DRAIN_MS);
       // A reopen in progress sees #stopped and gives up (closing what it opened).
       await this.#recovering;
       await this.#feed?.stop();

@@ -15,6 +15,7 @@ import { startUserPartition } from '../../actors/user-state/user-state.js';
 import { startPopular } from '../../actors/popular/popular.js';
 import { servingTimeOffsetMs, startCoordinator } from '../../actors/coordinator/index.js';
 import { readWorldManifest } from '../../offline/world/reader.js';
+import { worldEndMs } from '../../offline/world/format.js';
 import type { UpnextConfig } from '../config.js';
 import type { ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
 
@@ -120,7 +121,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
     coordinator: async (map, rankerAddresses): Promise<RunningServerActor> => {
       const { port, localRanker: localMode, localShards, timeBase, ...config } = co;
       const world = await readWorldManifest(o.worldDir);
-      const servingTimeOffset = servingTimeOffsetMs(timeBase, world.startMs + world.days * 86_400_000, Date.now());
+      const servingTimeOffset = servingTimeOffsetMs(timeBase, worldEndMs(world), Date.now());
       if (servingTimeOffset > 0) o.log({ event: 'serving_time', node: o.node, timeBase, offsetDays: Math.round(servingTimeOffset / 86_400_000), note: 'replayed world: its history ends now' });
       return startCoordinator({
         servingTimeOffsetMs: servingTimeOffset,

@@ -30,6 +30,7 @@ import { loadServingModel } from '../../actors/coordinator/model.js';
 import { RecommendPipeline } from '../../actors/coordinator/pipeline.js';
 import { servingTimeOffsetMs } from '../../actors/coordinator/index.js';
 import { readWorldManifest } from '../../offline/world/reader.js';
+import { worldEndMs } from '../../offline/world/format.js';
 import type { PipelinePorts, PopularSource, RankerScorer, RankerScores, ShardSearcher, UserStateSource } from '../../actors/coordinator/ports.js';
 import type { RecommendResult } from '../../actors/coordinator/types.js';
 import type { RecommendQuery } from '../../actors/coordinator/validate.js';
@@ -240,7 +241,7 @@ export async function openInProcessCluster(opts: InProcessClusterOptions): Promi
   };
   // Dates items the way the cluster's coordinators do (coordinator.timeBase), so answers compare.
   const world = await readWorldManifest(opts.worldDir);
-  const servingTimeOffset = servingTimeOffsetMs(config.coordinator.timeBase, world.startMs + world.days * 86_400_000, Date.now());
+  const servingTimeOffset = servingTimeOffsetMs(config.coordinator.timeBase, worldEndMs(world), Date.now());
   const pipeline = new RecommendPipeline({ ports, config: coordinator, model, itemShards: S, servingTimeOffsetMs: servingTimeOffset });
   let closed: Promise<void> | undefined;
   return {

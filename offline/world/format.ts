@@ -93,6 +93,11 @@ export const WORLD_FILES = {
 /** Milliseconds in one day. */
 export const DAY_MS = 86_400_000;
 
+/** When the world's history ends: startMs + days (epoch ms). */
+export function worldEndMs(m: Pick<WorldManifest, 'startMs' | 'days'>): number {
+  return m.startMs + m.days * DAY_MS;
+}
+
 /** `day-007.ndjson` for day 7 (three digits, more when a world has over 999 days). */
 export function dayFileName(day: number): string {
   return `day-${String(day).padStart(3, '0')}.ndjson`;
