@@ -16,3 +16,19 @@ export function forTransfer(bytes: Uint8Array): { readonly bytes: Uint8Array; re
   owned.set(bytes);
   return { bytes: owned, transfer: [owned.buffer as ArrayBuffer] };
 }
+
+/** Anything with postMessage and a transfer list: a Worker, a MessagePort. */
+export interface TransferTarget {
+  postMessage(value: unknown, transferList: ArrayBuffer[]): void;
+}
+
+/** Posts `m` with its `key` bytes replaced by an exact-size copy that is transferred ({@link forTransfer}). */
+export function postWithOwnedBytes<M extends object, K extends keyof M>(target: TransferTarget, m: M, key: K): void {
+  const t = forTransfer(m[key] as Uint8Array);
+  target.postMessage({ ...m, [key]: t.bytes }, t.transfer);
+}
+
+/** True when `view` covers its whole buffer, so the buffer can be transferred instead of copied. */
+export function spansBuffer(view: ArrayBufferView): boolean {
+  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+}

@@ -14,6 +14,8 @@
 # Idempotent: each phase is skipped when its stamp matches its inputs. The library compile took
 # 75 s on the idle 2-vCPU dev machine (222 s with other jobs running; nice -n 10, -j2); the addon 5 s.
 set -euo pipefail
+# apt needs root: sudo when not already root.
+sudo_cmd=""; if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/native/faiss-avx2"
 patchdir="$root/native/faiss-node"
@@ -33,7 +35,6 @@ tools=()
 for tool in cmake dpkg-dev build-essential patch; do dpkg -s "$tool" >/dev/null 2>&1 || tools+=("$tool"); done
 if [ ${#tools[@]} -gt 0 ]; then
   echo "apt packages for the AVX2 build: ${tools[*]}"
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${tools[@]}" >/dev/null
 fi
@@ -51,7 +52,6 @@ fetch_source() {
     uri=$(awk '/^URIs:/ {print $2; exit}' "$bin")
     suite=$(awk '/^Suites:/ {print $2; exit}' "$bin")
     echo "adding deb-src entry for $uri $suite (needs root)"
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     printf 'Types: deb-src\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       "$uri" "$suite" | $sudo_cmd tee /etc/apt/sources.list.d/src.sources >/dev/null
     $sudo_cmd apt-get update -qq

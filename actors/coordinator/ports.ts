@@ -33,8 +33,6 @@ export interface RankerScores {
   readonly watchLog1p: Float32Array;
   /** Which replica answered (for logs), when known. */
   readonly replica?: string;
-  /** 'local': the node's own replica in-process; 'remote': a replica over gRPC. Absent when the scorer does not say. */
-  readonly path?: 'local' | 'remote';
 }
 
 /**

@@ -4,6 +4,6 @@ export type { ItemShardHandle, ItemShardOptions, ItemShardStats, ResolvedItemSha
 export { ItemShardIndex, MAX_SEARCH_K, validateSearch } from './shard-index.js';
 export type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
 export { DEFAULT_INDEX_OPTIONS, resolveIndexOptions, factoryFor } from './index-options.js';
-export { ItemTower, loadServingManifest } from './item-tower.js';
+export { ItemTower } from './item-tower.js';
 export { openItemShard, loadShardItems } from './bootstrap.js';
 export { itemSnapshotPath, readItemSnapshot, writeItemSnapshot } from './snapshot.js';

@@ -20,7 +20,7 @@ import type { IndexOptions } from './index-options.js';
 import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
 import type { FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ToItemWorker } from './protocol.js';
-import { forTransfer } from '../../core/transfer.js';
+import { postWithOwnedBytes } from '../../core/transfer.js';
 import { ACTOR_STOP_DRAIN_MS, settleWithin } from '../../core/deadline.js';
 import { reopenWithBackoff } from '../../core/reopen.js';
 
@@ -337,8 +337,7 @@ class ItemShardImpl implements ItemShardHandle {
   #post(m: ToItemWorker): void {
     if (m.type === 'search' || m.type === 'admin') {
       // msg.data is a view into the NATS socket chunk: clone would copy the whole chunk.
-      const t = forTransfer(m.request);
-      this.#worker.postMessage({ ...m, request: t.bytes }, t.transfer);
+      postWithOwnedBytes(this.#worker, m, 'request');
       return;
     }
     this.#worker.postMessage(m);

@@ -7,11 +7,8 @@ import * as ort from 'onnxruntime-node';
 import type { ItemMeta } from '../../core/features/item.js';
 import { itemDenseWidth, writeItemTowerInputs } from '../../core/features/towers.js';
 import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
-import { loadServingManifest } from '../../offline/onnx/load.js';
 import type { ServingSession } from '../model/serving-session.js';
 import { ServingTower, openServingSession } from '../model/serving-session.js';
-
-export { loadServingManifest };
 
 /** The item tower of one model version, one ORT session (intra-op threads 1). */
 export class ItemTower extends ServingTower {

@@ -16,7 +16,7 @@ import type { FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, ToItemWor
 import type { ItemShardIndex } from './shard-index.js';
 import { writeItemSnapshot } from './snapshot.js';
 import { worldSource } from './bootstrap.js';
-import { forTransfer } from '../../core/transfer.js';
+import { postWithOwnedBytes } from '../../core/transfer.js';
 
 /** Most items one admin request may upsert or remove. */
 export const MAX_ADMIN_ITEMS = 10_000;
@@ -34,8 +34,7 @@ if (port === null) throw new Error('actors/item-shard/worker.js must run in a wo
 function post(msg: FromItemWorker): void {
   if (msg.type === 'reply' && msg.reply !== null) {
     // Hand over an exact-size copy (core/transfer.ts): cloning the encoder's pooled view copies more.
-    const t = forTransfer(msg.reply);
-    port?.postMessage({ ...msg, reply: t.bytes }, t.transfer);
+    if (port !== null) postWithOwnedBytes(port, msg, 'reply');
     return;
   }
   port?.postMessage(msg);

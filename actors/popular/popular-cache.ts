@@ -48,7 +48,7 @@ export class PopularCache {
   #failures = 0;
 
   constructor(opts: PopularCacheOptions) {
-    const ttl = opts.ttlMs ?? 5000;
+    const ttl = opts.ttlMs ?? POPULAR_CACHE_TTL_MS;
     const max = opts.maxEntries ?? 2000;
     this.#fetchSize = opts.fetchSize ?? 200;
     this.#timeoutMs = opts.requestTimeoutMs ?? 250;
@@ -133,7 +133,11 @@ export class PopularCache {
   }
 }
 
-function cacheKey(country: string, device: string, trending: boolean): string {
+/** Default age after which a cached list is refreshed, ms. */
+export const POPULAR_CACHE_TTL_MS = 5000;
+
+/** Key of one cached list: the raw (country, device) and which list. */
+export function cacheKey(country: string, device: string, trending: boolean): string {
   // The raw country/device travel in the key (the popular actor normalises them); NUL separates.
   return `${country}\u0000${device}\u0000${trending ? 1 : 0}`;
 }

@@ -13,6 +13,7 @@
  *   fails RESOURCE_EXHAUSTED at once, so the coordinator degrades instead of queueing without bound;
  * - a request whose deadline passed while it waited is dropped with DEADLINE_EXCEEDED, never run.
  */
+import { spansBuffer } from '../../core/transfer.js';
 import type { Clock } from '../../core/clock.js';
 import type { Deadline } from '../../core/deadline.js';
 import { StatusCode, UpnextError, invalidArgument, toStatus } from '../../core/status.js';
@@ -337,7 +338,7 @@ export class DynamicBatcher {
     for (const req of batch) total += req.nRows;
     const only = batch.length === 1 ? batch[0] : undefined;
     let rows: Float32Array;
-    if (only !== undefined && only.handOver && only.rows.byteOffset === 0 && only.rows.byteLength === only.rows.buffer.byteLength) {
+    if (only !== undefined && only.handOver && spansBuffer(only.rows)) {
       // Handed over and alone in its batch: the caller's buffer itself goes to the worker.
       rows = only.rows;
     } else {

@@ -9,7 +9,7 @@ export { openRankerScorer } from './scorer.js';
 export type { RankerScorer, RankerScorerInternals, RankerScorerStats } from './scorer.js';
 export { RankerClient } from './client.js';
 export { LocalFirstRankerScorer, localOverloaded } from './local-first.js';
-export type { LocalFirstRankerOptions, LocalFirstRankerStats, LocalRanker, PathRankerScores, RankerPath, RemoteRanker, RemoteReason } from './local-first.js';
+export type { LocalFirstRankerOptions, LocalFirstRankerStats, LocalRanker, PathRankerScores, RankerPath, RemoteRanker } from './local-first.js';
 export type { RankerClientOptions, RankerClientStats, RankerScores } from './client.js';
 export { DEFAULT_BATCHING, resolveBatchingOptions, resolveRankerOptions, resolveRankerScorerOptions } from './options.js';
 export type { BatchingOptions, ExecutionProviderChoice, RankerOptions, RankerScorerOptions } from './options.js';

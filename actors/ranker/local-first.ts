@@ -48,9 +48,6 @@ export interface PathRankerScores extends RemoteRankerScores {
   readonly path: RankerPath;
 }
 
-/** Why a request went to a remote replica. */
-export type RemoteReason = 'noLocal' | 'overloaded' | 'localFailed';
-
 /**
  * Whether the local replica is too busy to queue on (pure; from its batcher's load): every worker
  * slot is busy AND the rows already waiting fill the next batch by themselves
@@ -161,8 +158,7 @@ export class LocalFirstRankerScorer {
       return { pClick: outcome.outputs.pClick, watchLog1p: outcome.outputs.watchLog1p, replica: local.address, path: 'local' };
     }
     this.#localFailures++;
-    const retry =
-      outcome.rows !== undefined && !NOT_RETRIED.has(outcome.error.code) && this.#hasRemote() && deadline.remainingMs() >= this.#minRemoteRetryMs;
+    const retry = !NOT_RETRIED.has(outcome.error.code) && this.#hasRemote() && deadline.remainingMs() >= this.#minRemoteRetryMs;
     if (!retry || outcome.rows === undefined) {
       this.#failed++;
       throw outcome.error;

@@ -20,7 +20,7 @@ import { StatusCode, UpnextError } from '../../core/status.js';
 import type { StatusObject } from '../../core/status.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters } from './partition.js';
 import type { FromUserWorker, ToUserWorker, UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
-import { forTransfer } from '../../core/transfer.js';
+import { postWithOwnedBytes } from '../../core/transfer.js';
 
 /** Which kind of host a worker is (see the module comment). */
 export type UserStateHostKind = 'shared' | 'dedicated';
@@ -51,15 +51,13 @@ export function userStateWorkerCounts(): UserStateWorkerCounts {
 
 /** The process's shared host, started when there is none (or the last one died or went idle). */
 export function sharedUserStateHost(): UserStateHostWorker {
-  shared ??= new UserStateHostWorker('shared', (h) => {
-    if (shared === h) shared = undefined;
-  });
+  shared ??= new UserStateHostWorker('shared');
   return shared;
 }
 
 /** A fresh host for one partition ('worker' mode); it ends when that partition closes. */
 export function dedicatedUserStateHost(): UserStateHostWorker {
-  return new UserStateHostWorker('dedicated', () => undefined);
+  return new UserStateHostWorker('dedicated');
 }
 
 type Waiter = { resolve(v: never): void; reject(e: Error): void };
@@ -78,17 +76,13 @@ export class UserStateHostWorker {
   readonly kind: UserStateHostKind;
   readonly #worker: Worker;
   readonly #slots = new Map<number, SlotState>();
-  /** Called once, synchronously, when this host stops taking new partitions (idle or dead). */
-  readonly #retire: (h: UserStateHostWorker) => void;
   #nextSlot = 1;
   #nextId = 1;
-  #retired = false;
   /** Why the worker died; set once, after which every call fails with it. */
   #failure: StatusObject | undefined;
 
-  constructor(kind: UserStateHostKind, retire: (h: UserStateHostWorker) => void) {
+  constructor(kind: UserStateHostKind) {
     this.kind = kind;
-    this.#retire = retire;
     this.#worker = new Worker(new URL('./worker.js', import.meta.url));
     live.add(this);
     this.#worker.on('message', (m: FromUserWorker) => this.#onMessage(m));
@@ -183,17 +177,15 @@ export class UserStateHostWorker {
   #post(m: ToUserWorker): void {
     if (m.type === 'get') {
       // msg.data is a view into the NATS socket chunk: clone would copy the whole chunk.
-      const t = forTransfer(m.request);
-      this.#worker.postMessage({ ...m, request: t.bytes }, t.transfer);
+      postWithOwnedBytes(this.#worker, m, 'request');
       return;
     }
     this.#worker.postMessage(m);
   }
 
+  /** Stops taking new partitions (idle or dead): the next shared open starts a fresh worker. Idempotent. */
   #retireOnce(): void {
-    if (this.#retired) return;
-    this.#retired = true;
-    this.#retire(this);
+    if (shared === this) shared = undefined;
   }
 
   #die(message: string): void {

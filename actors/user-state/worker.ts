@@ -21,7 +21,7 @@ import { handleUserStateRequest } from './handler.js';
 import type { UserStatePartition } from './partition.js';
 import type { FromUserWorker, ToUserWorker, UserPartitionWorkerConfig } from './protocol.js';
 import { UserTower } from './user-tower.js';
-import { forTransfer } from '../../core/transfer.js';
+import { postWithOwnedBytes } from '../../core/transfer.js';
 
 const port = parentPort;
 if (port === null) throw new Error('actors/user-state/worker.js must run in a worker thread');
@@ -69,8 +69,7 @@ function releaseTower(modelDir: string): void {
 function post(m: FromUserWorker): void {
   if (m.type === 'reply' && m.reply !== null) {
     // Hand over an exact-size copy (core/transfer.ts): cloning the encoder's pooled view copies more.
-    const t = forTransfer(m.reply);
-    port?.postMessage({ ...m, reply: t.bytes }, t.transfer);
+    if (port !== null) postWithOwnedBytes(port, m, 'reply');
     return;
   }
   port?.postMessage(m);
@@ -78,6 +77,18 @@ function post(m: FromUserWorker): void {
 
 function enqueue(slot: Slot, work: () => Promise<void> | void): void {
   slot.queue = slot.queue.then(work).catch((err: unknown) => console.error('user-state worker:', err));
+}
+
+function releaseSlotTower(slot: Slot): void {
+  if (slot.towerHeld !== undefined) releaseTower(slot.towerHeld);
+  slot.towerHeld = undefined;
+}
+
+/** Runs `fn` on the slot's open partition, in the slot's order; skipped once it is closed or gone. */
+function withPartition(id: number, fn: (p: UserStatePartition) => Promise<void> | void): void {
+  const slot = slots.get(id);
+  if (slot === undefined) return;
+  enqueue(slot, () => (slot.closed || slot.partition === undefined ? undefined : fn(slot.partition)));
 }
 
 async function open(id: number, slot: Slot, config: UserPartitionWorkerConfig): Promise<void> {
@@ -88,8 +99,7 @@ async function open(id: number, slot: Slot, config: UserPartitionWorkerConfig): 
     slot.partition = opened.partition;
     post({ type: 'opened', slot: id, info: opened.info, counters: opened.partition.counters() });
   } catch (err) {
-    if (slot.towerHeld !== undefined) releaseTower(slot.towerHeld);
-    slot.towerHeld = undefined;
+    releaseSlotTower(slot);
     slots.delete(id);
     post({ type: 'openFailed', slot: id, status: toStatus(err) });
   }
@@ -103,22 +113,13 @@ port.on('message', (msg: ToUserWorker) => {
       enqueue(slot, () => open(msg.slot, slot, msg.config));
       return;
     }
-    case 'get': {
-      const slot = slots.get(msg.slot);
-      if (slot === undefined) return;
-      enqueue(slot, async () => {
-        const p = slot.partition;
-        if (slot.closed || p === undefined) return;
+    case 'get':
+      withPartition(msg.slot, async (p) => {
         post({ type: 'reply', slot: msg.slot, id: msg.id, reply: await handleUserStateRequest(p, msg.request), counters: p.counters() });
       });
       return;
-    }
-    case 'apply': {
-      const slot = slots.get(msg.slot);
-      if (slot === undefined) return;
-      enqueue(slot, () => {
-        const p = slot.partition;
-        if (slot.closed || p === undefined) return;
+    case 'apply':
+      withPartition(msg.slot, (p) => {
         try {
           post({ type: 'applied', slot: msg.slot, id: msg.id, result: p.applyEvents(msg.events), status: null, counters: p.counters() });
         } catch (err) {
@@ -126,7 +127,6 @@ port.on('message', (msg: ToUserWorker) => {
         }
       });
       return;
-    }
     case 'close': {
       const slot = slots.get(msg.slot);
       if (slot === undefined) return;
@@ -135,8 +135,7 @@ port.on('message', (msg: ToUserWorker) => {
       enqueue(slot, () => {
         slots.delete(msg.slot);
         slot.partition = undefined;
-        if (slot.towerHeld !== undefined) releaseTower(slot.towerHeld);
-        slot.towerHeld = undefined;
+        releaseSlotTower(slot);
       });
       return;
     }

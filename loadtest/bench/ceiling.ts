@@ -42,7 +42,7 @@ import type { ItemShardIndex } from '../../actors/item-shard/shard-index.js';
 import { pinFaissToOneThread } from '../../actors/item-shard/faiss.js';
 import { popularIndexFromWorld } from '../../actors/popular/popular.js';
 import type { PopularIndex } from '../../actors/popular/popular-index.js';
-import { sliceCandidateBatch } from '../../actors/popular/popular-cache.js';
+import { POPULAR_CACHE_TTL_MS, cacheKey, sliceCandidateBatch } from '../../actors/popular/popular-cache.js';
 import { UserStatePartition } from '../../actors/user-state/partition.js';
 import { UserTower } from '../../actors/user-state/user-tower.js';
 import { RequestMix } from '../generator/request-mix.js';
@@ -124,14 +124,14 @@ export class InProcessPopular implements PopularSource {
   readonly #ttlMs: number;
   readonly #cache = new Map<string, { readonly batch: CandidateBatchMsg; readonly atMs: number }>();
 
-  constructor(index: PopularIndex, fetchSize = 500, ttlMs = 5000) {
+  constructor(index: PopularIndex, fetchSize: number, ttlMs = POPULAR_CACHE_TTL_MS) {
     this.index = index;
     this.#fetchSize = fetchSize;
     this.#ttlMs = ttlMs;
   }
 
   async get(country: string, device: string, n: number, trending: boolean): Promise<CandidateBatchMsg> {
-    const key = `${country}\u0000${device}\u0000${trending ? 1 : 0}`;
+    const key = cacheKey(country, device, trending);
     const now = performance.now();
     let hit = this.#cache.get(key);
     if (hit === undefined || now - hit.atMs > this.#ttlMs) {

@@ -18,21 +18,19 @@
  * [--rows N] [--workers N] [--max-delay-ms N] [--max-batch-rows N] [--concurrency 1,8,32]
  * [--provider auto|cpu|cuda|webgpu]`; default model: models/LATEST.
  */
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SeededRng } from '../../core/clock.js';
 import { Deadline } from '../../core/deadline.js';
-import { rankerRowWidth } from '../../core/features/ranker-row.js';
-import { MODEL_FILES } from '../../core/model/contract.js';
-import type { ModelManifest } from '../../core/model/contract.js';
 import { RankerClient } from '../../actors/ranker/client.js';
 import { LocalFirstRankerScorer } from '../../actors/ranker/local-first.js';
 import type { LocalRanker } from '../../actors/ranker/local-first.js';
 import type { ExecutionProviderChoice } from '../../actors/ranker/options.js';
 import { DEFAULT_BATCHING } from '../../actors/ranker/options.js';
+import { readRankerModel } from '../../actors/ranker/model-dir.js';
 import { startRanker } from '../../actors/ranker/replica.js';
+import { readLatestVersion } from '../../offline/onnx/load.js';
 import { REPO_ROOT } from '../paths.js';
 import { cpuSecondsSince, printTable } from './table.js';
 import type { BenchRows } from './table.js';
@@ -121,8 +119,7 @@ export async function benchRankerPaths(opts: RankerPathBenchOptions): Promise<Ra
   const client = new RankerClient({ addresses: () => [ranker.address] });
   // hasRemote false: the local-first scorer never leaves the local replica, so this measures its path.
   const local = new LocalFirstRankerScorer({ local: () => ranker.local, remote: client, hasRemote: () => false });
-  const manifest = JSON.parse(readFileSync(path.join(opts.modelDir, MODEL_FILES.manifest), 'utf8')) as ModelManifest;
-  const width = rankerRowWidth(manifest.featureSpec);
+  const { width } = await readRankerModel(opts.modelDir);
   const rng = new SeededRng(5);
   const template = Float32Array.from({ length: nRows * width }, () => rng.next());
   const parity = ranker.executionProvider === 'cpu' ? undefined : await maxDiffAgainstCpu(opts.modelDir, ranker.local, template, nRows);
@@ -182,7 +179,8 @@ function flag(name: string): string | undefined {
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const modelDir = path.resolve(flag('--models') ?? path.join(REPO_ROOT, 'models', readFileSync(path.join(REPO_ROOT, 'models', 'LATEST'), 'utf8').trim()));
+  const modelsDir = path.join(REPO_ROOT, 'models');
+  const modelDir = path.resolve(flag('--models') ?? path.join(modelsDir, await readLatestVersion(modelsDir)));
   const r = await benchRankerPaths({
     modelDir,
     ...(flag('--calls') !== undefined ? { calls: Number(flag('--calls')) } : {}),

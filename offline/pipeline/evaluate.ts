@@ -104,27 +104,37 @@ export async function predictRows(rank: RankFn, rows: SplitRows, f: number, batc
   return { pClick, watchLog1p };
 }
 
+/**
+ * The raw click metrics of any P(click): AUC, watch-weighted AUC (a clicked impression weighs its
+ * watch seconds, at least 1 s; a skipped one 1), LogLoss and ECE, over every impression.
+ */
+function clickMetrics(rows: SplitRows, p: Float32Array): Record<string, number> {
+  const n = rows.idx.length;
+  const w = new Float32Array(n);
+  for (let i = 0; i < n; i++) w[i] = rows.click[i]! > 0 ? Math.max(1, rows.watchS[i]!) : 1;
+  return {
+    impressions: n,
+    click_auc: auc(rows.click, p),
+    click_weighted_auc: weightedAuc(rows.click, p, w),
+    click_log_loss: logLoss(rows.click, p),
+    ece_raw: ece(rows.click, p),
+  };
+}
+
 /** Click and watch metrics of one ranker's predictions. */
 export function rankerMetrics(rows: SplitRows, pred: { pClick: Float32Array; watchLog1p: Float32Array }, cal: Calibration): Record<string, number> {
   const n = rows.idx.length;
   const calibrated = new Float32Array(n);
-  for (let i = 0; i < n; i++) calibrated[i] = calibrate(cal, pred.pClick[i]!);
-  // Watch-weighted AUC: a clicked impression weighs its watch seconds (at least 1 s), a skipped one 1.
-  const w = new Float32Array(n);
   const wl = new Float32Array(n);
   const ws = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    w[i] = rows.click[i]! > 0 ? Math.max(1, rows.watchS[i]!) : 1;
+    calibrated[i] = calibrate(cal, pred.pClick[i]!);
     wl[i] = Math.log1p(rows.watchS[i]!);
     ws[i] = Math.max(0, Math.expm1(pred.watchLog1p[i]!));
   }
   return {
-    impressions: n,
-    click_auc: auc(rows.click, pred.pClick),
-    click_weighted_auc: weightedAuc(rows.click, pred.pClick, w),
-    click_log_loss: logLoss(rows.click, pred.pClick),
+    ...clickMetrics(rows, pred.pClick),
     click_log_loss_calibrated: logLoss(rows.click, calibrated),
-    ece_raw: ece(rows.click, pred.pClick),
     ece_calibrated: ece(rows.click, calibrated),
     watch_mae_log1p: mae(wl, pred.watchLog1p),
     watch_mae_s: mae(rows.watchS, ws),
@@ -152,20 +162,9 @@ const ITEM_CTR_COLUMN = RANKER_SCALAR_FEATURES.indexOf('item_ctr_prior');
  * exactly the counters the models see. It has no watch prediction and no calibration step.
  */
 export function popularityClickMetrics(rows: SplitRows, f: number): Record<string, number> {
-  const n = rows.idx.length;
-  const p = new Float32Array(n);
-  const w = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    p[i] = rows.features[i * f + ITEM_CTR_COLUMN]!;
-    w[i] = rows.click[i]! > 0 ? Math.max(1, rows.watchS[i]!) : 1;
-  }
-  return {
-    impressions: n,
-    click_auc: auc(rows.click, p),
-    click_weighted_auc: weightedAuc(rows.click, p, w),
-    click_log_loss: logLoss(rows.click, p),
-    ece_raw: ece(rows.click, p),
-  };
+  const p = new Float32Array(rows.idx.length);
+  for (let i = 0; i < p.length; i++) p[i] = rows.features[i * f + ITEM_CTR_COLUMN]!;
+  return clickMetrics(rows, p);
 }
 
 /** Two-tower and ranker metrics on the test days. */

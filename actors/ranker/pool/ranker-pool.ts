@@ -6,6 +6,7 @@
  * on the old pool, which is closed once they have (piscina's close waits for running tasks). A model
  * that fails to load never replaces the serving one.
  */
+import { spansBuffer } from '../../../core/transfer.js';
 import { Piscina } from 'piscina';
 import { StatusCode, UpnextError, isStatusObject, toStatus } from '../../../core/status.js';
 import { BatchRunFailure } from '../batcher.js';
@@ -137,7 +138,7 @@ export class RankerPool implements BatchRunner {
     const gen = this.#current;
     let result: RankerTaskResult;
     try {
-      const transferList = rows.byteOffset === 0 && rows.byteLength === rows.buffer.byteLength ? [rows.buffer as ArrayBuffer] : [];
+      const transferList = spansBuffer(rows) ? [rows.buffer as ArrayBuffer] : [];
       result = await gen.piscina.run({ type: 'score', rows, nRows }, { transferList });
     } catch (err) {
       // Piscina's own failures (worker crash, pool closed) are plain Errors from another realm.

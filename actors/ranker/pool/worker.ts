@@ -4,6 +4,7 @@
  * The module's default export is a promise of the task handler: piscina awaits it, so the session
  * is created once per thread before the first task.
  */
+import { spansBuffer } from '../../../core/transfer.js';
 import { threadId } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
@@ -70,7 +71,7 @@ function checkContract(session: ort.InferenceSession): StatusObject | undefined 
 
 /** Own the output's memory: transfer it when it spans its buffer alone, else copy. */
 function owned(values: Float32Array, taken: Set<ArrayBufferLike>): Float32Array {
-  if (values.byteOffset === 0 && values.byteLength === values.buffer.byteLength && !taken.has(values.buffer)) {
+  if (spansBuffer(values) && !taken.has(values.buffer)) {
     taken.add(values.buffer);
     return values;
   }
@@ -106,7 +107,7 @@ async function init(): Promise<(task: RankerTask) => Promise<unknown>> {
   const failed = (task: RankerTask, status: StatusObject): unknown => {
     if (task.type !== 'score' || task.rows.byteLength === 0) return { type: 'failed', status } satisfies RankerTaskResult;
     const result = { type: 'failed', status, rows: task.rows } satisfies RankerTaskResult;
-    const whole = task.rows.byteOffset === 0 && task.rows.byteLength === task.rows.buffer.byteLength;
+    const whole = spansBuffer(task.rows);
     return whole ? move({ [transferableSymbol]: [task.rows.buffer], [valueSymbol]: result }) : result;
   };
 
