@@ -38,19 +38,29 @@ export function pushCandidate(batch: CandidateBatchMsg, item: ItemFeatures, scor
   batch.watchRatioSums.push(item.watchRatioSum);
 }
 
-/** Candidate `i` of a columnar batch as ItemFeatures. */
+/** ItemFeatures with writable fields: a scratch record that {@link candidateInto} refills. */
+export type MutableItemFeatures = { -readonly [K in keyof ItemFeatures]: ItemFeatures[K] };
+
+/** Candidate `i` of a columnar batch as ItemFeatures (a new object). */
 export function candidateAt(batch: CandidateBatchMsg, i: number): ItemFeatures {
-  return {
-    videoId: batch.videoIds[i] ?? 0,
-    creatorId: batch.creatorIds[i] ?? 0,
-    category: batch.categories[i] ?? 0,
-    durationS: batch.durationS[i] ?? 0,
-    uploadTsMs: batch.uploadTsMs[i] ?? 0,
-    impressions: batch.impressions[i] ?? 0,
-    clicks: batch.clicks[i] ?? 0,
-    watches: batch.watches[i] ?? 0,
-    watchRatioSum: batch.watchRatioSums[i] ?? 0,
-  };
+  return candidateInto(batch, i, { videoId: 0, creatorId: 0, category: 0, durationS: 0, uploadTsMs: 0, impressions: 0, clicks: 0, watches: 0, watchRatioSum: 0 });
+}
+
+/**
+ * Candidate `i` of a columnar batch written into `out` (returned): the hot path reads hundreds of
+ * candidates per request, and refilling one record avoids an object per candidate.
+ */
+export function candidateInto(batch: CandidateBatchMsg, i: number, out: MutableItemFeatures): MutableItemFeatures {
+  out.videoId = batch.videoIds[i] ?? 0;
+  out.creatorId = batch.creatorIds[i] ?? 0;
+  out.category = batch.categories[i] ?? 0;
+  out.durationS = batch.durationS[i] ?? 0;
+  out.uploadTsMs = batch.uploadTsMs[i] ?? 0;
+  out.impressions = batch.impressions[i] ?? 0;
+  out.clicks = batch.clicks[i] ?? 0;
+  out.watches = batch.watches[i] ?? 0;
+  out.watchRatioSum = batch.watchRatioSums[i] ?? 0;
+  return out;
 }
 
 export function contextFromMsg(ctx: ContextMsg | null | undefined): RequestContext {

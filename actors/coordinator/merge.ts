@@ -4,9 +4,7 @@
  * different shards are comparable (inner products with the same user vector), so a k-way merge by
  * score is the global order. Pure: no I/O.
  */
-import type { ItemFeatures } from '../../core/features/item.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
-import { candidateAt } from '../../protos/convert.js';
 
 /** One shard's answer as the merge sees it. */
 export interface ShardCandidates {
@@ -15,9 +13,15 @@ export interface ShardCandidates {
   readonly candidates: CandidateBatchMsg;
 }
 
-/** A retrieval candidate after the merge. */
+/**
+ * A retrieval candidate after the merge: a reference into its shard's columnar batch (read it with
+ * candidateAt / candidateInto), not a copy, so the merge allocates nothing per candidate.
+ */
 export interface MergedCandidate {
-  readonly item: ItemFeatures;
+  readonly batch: CandidateBatchMsg;
+  /** Index of the candidate in `batch`. */
+  readonly at: number;
+  readonly videoId: number;
   /** Retrieval score (inner product with the user vector). */
   readonly score: number;
   /** Item shard that returned it. */
@@ -69,7 +73,7 @@ export function mergeShardResults(
     const id = list.candidates.videoIds[at]!;
     if (seen.has(id) || drop.has(id)) continue;
     seen.add(id);
-    out.push({ item: candidateAt(list.candidates, at), score: bestScore, shard: list.shard });
+    out.push({ batch: list.candidates, at, videoId: id, score: bestScore, shard: list.shard });
   }
   return {
     candidates: out,

@@ -12,13 +12,14 @@ import { systemClock } from '../../core/clock.js';
 import type { Deadline } from '../../core/deadline.js';
 import type { ItemFeatures } from '../../core/features/item.js';
 import { itemCtrPrior, itemWatchRatioPrior } from '../../core/features/item.js';
-import { rankerRowWidth, writeRankerRow } from '../../core/features/ranker-row.js';
+import { RankerRowWriter } from '../../core/features/ranker-row.js';
 import type { UserView } from '../../core/features/towers.js';
 import { itemShardOf } from '../../core/hash.js';
 import { calibrate } from '../../core/model/calibration.js';
 import { toStatus } from '../../core/status.js';
 import type { CandidateBatchMsg, ShardSearchRequestMsg } from '../../protos/codec.js';
-import { candidateAt, emptyCandidateBatch, userViewFromReply } from '../../protos/convert.js';
+import { candidateAt, candidateInto, emptyCandidateBatch, userViewFromReply } from '../../protos/convert.js';
+import type { MutableItemFeatures } from '../../protos/convert.js';
 import { AdmissionController } from './admission.js';
 import type { ResolvedCoordinatorConfig } from './config.js';
 import { surfaceWeights } from './config.js';
@@ -55,9 +56,10 @@ export interface PipelineOptions {
   readonly servingTimeOffsetMs?: number;
 }
 
-/** One candidate in the pool that gets ranked. */
+/** One candidate in the pool that gets ranked: candidate `at` of a shard's or popular's columnar batch. */
 interface PoolEntry {
-  readonly item: ItemFeatures;
+  readonly batch: CandidateBatchMsg;
+  readonly at: number;
   /** Two-tower score; 0 for candidates that did not come from retrieval (unknown affinity). */
   readonly retrievalScore: number;
   readonly shard: number;
@@ -233,8 +235,8 @@ export class RecommendPipeline {
       coverage = merged.coverage;
       counters.recordCoverage(coverage);
       for (const m of merged.candidates) {
-        inPool.add(m.item.videoId);
-        pool.push({ item: m.item, retrievalScore: m.score, shard: m.shard, origin: Source.RETRIEVAL });
+        inPool.add(m.videoId);
+        pool.push({ batch: m.batch, at: m.at, retrievalScore: m.score, shard: m.shard, origin: Source.RETRIEVAL });
       }
     } else {
       degraded.push('retrieval skipped: no user embedding');
@@ -251,7 +253,7 @@ export class RecommendPipeline {
         const id = batch.videoIds[i]!;
         if (inPool.has(id) || drop.has(id)) continue;
         inPool.add(id);
-        pool.push({ item: candidateAt(batch, i), retrievalScore: 0, shard: itemShardOf(id, itemShards), origin });
+        pool.push({ batch, at: i, retrievalScore: 0, shard: itemShardOf(id, itemShards), origin });
       }
     };
     addBatch(await trendingP, Source.TRENDING, 'trending');
@@ -267,12 +269,13 @@ export class RecommendPipeline {
     const candidates: PolicyCandidate[] = new Array<PolicyCandidate>(n);
     let ranked = false;
     if (n > 0) {
-      const width = rankerRowWidth(spec);
-      const rows = new Float32Array(n * width);
       const nowMs = this.#clock.nowMs() - this.#servingTimeOffsetMs;
+      const writer = new RankerRowWriter(user, q.context, spec.inferencePosition, nowMs, spec);
+      const rows = new Float32Array(n * writer.width);
+      const item: MutableItemFeatures = candidateAt(emptyCandidateBatch(), 0);
       for (let i = 0; i < n; i++) {
         const e = pool[i]!;
-        writeRankerRow(rows, i, user, e.item, e.retrievalScore, q.context, spec.inferencePosition, nowMs, spec);
+        writer.write(rows, i, candidateInto(e.batch, e.at, item), e.retrievalScore);
       }
       const rankTimer = new StageTimer(deadline.stage(cfg.budgets.rankingMs));
       const scored = await rankTimer.settle(() => this.#ports.ranker.score(rows, n, rankTimer.deadline));
@@ -296,7 +299,8 @@ export class RecommendPipeline {
       // Retrieval order (then trending, then popular) stands in for the ranker's utility.
       for (let i = 0; i < n; i++) {
         const e = pool[i]!;
-        candidates[i] = policyCandidate(e, 1 - i / n, itemCtrPrior(e.item), priorWatchSeconds(e.item));
+        const item = candidateAt(e.batch, e.at);
+        candidates[i] = policyCandidate(e, 1 - i / n, itemCtrPrior(item), priorWatchSeconds(item));
       }
     }
     timings.rankingMs = this.#clock.monotonicMs() - t;
@@ -407,8 +411,8 @@ export class RecommendPipeline {
 
 function policyCandidate(e: PoolEntry, utility: number, pClick: number, expectedWatchSeconds: number): PolicyCandidate {
   return {
-    videoId: e.item.videoId,
-    category: e.item.category,
+    videoId: e.batch.videoIds[e.at] ?? 0,
+    category: e.batch.categories[e.at] ?? 0,
     shard: e.shard,
     origin: e.origin,
     utility: Number.isFinite(utility) ? utility : 0,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { mergeShardResults } from '../../actors/coordinator/merge.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
-import { emptyCandidateBatch } from '../../protos/convert.js';
+import { candidateAt, emptyCandidateBatch } from '../../protos/convert.js';
 
 /** A shard list: ids with scores (already sorted, as shards answer), category = id % 7. */
 function batch(entries: [number, number][]): CandidateBatchMsg {
@@ -31,10 +31,10 @@ t.test('k-way merge keeps the global score order and the shard of each candidate
     10,
     new Set(),
   );
-  t.same(r.candidates.map((c) => c.item.videoId), [1, 11, 12, 2, 13, 3]);
+  t.same(r.candidates.map((c) => c.videoId), [1, 11, 12, 2, 13, 3]);
   t.same(r.candidates.map((c) => c.shard), [0, 1, 1, 0, 1, 0]);
   t.same(r.candidates.map((c) => c.score).map((s) => Math.round(s * 10) / 10), [0.9, 0.8, 0.6, 0.5, 0.2, 0.1]);
-  t.equal(r.candidates[1]!.item.creatorId, 110, 'item features travel with the candidate');
+  t.equal(candidateAt(r.candidates[1]!.batch, r.candidates[1]!.at).creatorId, 110, 'item features travel with the candidate');
   t.equal(r.coverage, 1);
 });
 
@@ -48,12 +48,12 @@ t.test('no duplicates, watched and excluded ids dropped, limit honoured', async 
     4,
     new Set([3, 5]),
   );
-  const ids = r.candidates.map((c) => c.item.videoId);
+  const ids = r.candidates.map((c) => c.videoId);
   t.same(ids, [1, 2, 4, 6]);
   t.equal(new Set(ids).size, ids.length, 'distinct');
   t.equal(r.candidates[1]!.shard, 1, 'a duplicate keeps its best-scored copy');
   const limited = mergeShardResults([{ shard: 0, candidates: batch([[1, 3], [2, 2], [3, 1]]) }], 1, 2, new Set());
-  t.same(limited.candidates.map((c) => c.item.videoId), [1, 2]);
+  t.same(limited.candidates.map((c) => c.videoId), [1, 2]);
 });
 
 t.test('coverage = shards answered / shards asked', async (t) => {
