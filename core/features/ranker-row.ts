@@ -98,8 +98,12 @@ function contextOffset(spec: FeatureSpec): number {
 /**
  * Writes one (user, candidate, context) ranker row at `out[row * F ..]`. `retrievalScore` is the
  * two-tower inner product; `position` is the logged slot in training and `spec.inferencePosition`
- * when serving; `nowMs` dates the item's age. For many candidates of one request use
- * {@link RankerRowWriter} (same output, the shared columns computed once).
+ * when serving; `nowMs` dates the item's age.
+ *
+ * This function IS the row's definition: specHash covers its source, so a model trained with other
+ * row code is refused. {@link RankerRowWriter} is its fast form for many rows of one request, kept
+ * bit-identical by test/unit/ranker-row.test.ts (a refactor here changes the hash and forces a
+ * retrain; change the writer instead when only speed is at stake).
  */
 export function writeRankerRow(
   out: Float32Array,
@@ -112,13 +116,35 @@ export function writeRankerRow(
   nowMs: number,
   spec: FeatureSpec,
 ): void {
-  const base = row * rankerRowWidth(spec);
-  out.fill(0, base, base + contextOffset(spec));
+  const f = rankerRowWidth(spec);
+  const base = row * f;
+  out.fill(0, base, base + f);
+  let affTotal = 0;
+  for (let c = 0; c < spec.numCategories; c++) affTotal += user.categoryAffinity[c] ?? 0;
+  const aff = item.category >= 0 && item.category < spec.numCategories ? (user.categoryAffinity[item.category] ?? 0) : 0;
   let creatorSeen = 0;
   for (const c of user.recentCreatorIds) if (c === item.creatorId) creatorSeen++;
-  writeUserColumns(out, base, user, position);
-  writeItemColumns(out, base, item, retrievalScore, user.categoryAffinity, affinityTotal(user, spec), creatorSeen, user.recentCreatorIds.length, nowMs, spec);
-  writeContext(out, base + contextOffset(spec), ctx, spec);
+  const ageHours = Math.max(0, (nowMs - item.uploadTsMs) / 3_600_000);
+
+  out[base + 0] = retrievalScore;
+  out[base + 1] = affTotal > 0 ? aff / affTotal : 0;
+  out[base + 2] = Math.log1p(aff) / 4;
+  out[base + 3] = user.recentCreatorIds.length > 0 ? creatorSeen / user.recentCreatorIds.length : 0;
+  out[base + 4] = Math.log1p(user.watches) / 8;
+  out[base + 5] = (user.clicks + 1) / (user.impressions + 10);
+  out[base + 6] = Math.log1p(user.watches > 0 ? user.watchSeconds / user.watches : 0) / 8;
+  out[base + 7] = itemCtrPrior(item);
+  out[base + 8] = itemWatchRatioPrior(item);
+  out[base + 9] = Math.log1p(item.impressions) / 15;
+  out[base + 10] = Math.log1p(Math.max(0, item.durationS)) / 8;
+  out[base + 11] = Math.log1p(ageHours) / 10;
+  out[base + 12] = Math.log1p(Math.max(0, position)) / Math.log(101);
+  let at = base + RANKER_SCALAR_FEATURES.length;
+  if (item.category >= 0 && item.category < spec.numCategories) out[at + item.category] = 1;
+  at += spec.numCategories;
+  if (item.durationS > 0) out[at + durationBucket(item.durationS)] = 1;
+  at += DURATION_BUCKETS;
+  writeContext(out, at, ctx, spec);
 }
 
 /**
@@ -126,8 +152,8 @@ export function writeRankerRow(
  * depend only on those (user scalars, the affinity total, the context one-hots: hashing the country
  * and summing the affinities for every row was most of the per-row cost) are written once into a
  * template row, and each {@link write} copies it and adds the candidate's columns. The coordinator
- * writes ~450 rows per request. Same output as {@link writeRankerRow}: both use the same column
- * writers.
+ * writes ~450 rows per request. Same bits as {@link writeRankerRow}, the definition (checked by
+ * test/unit/ranker-row.test.ts on random users, items and contexts).
  */
 export class RankerRowWriter {
   /** F: floats per row. */
