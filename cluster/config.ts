@@ -18,7 +18,8 @@ import type { BatchingOptions, ExecutionProviderChoice, ResolvedBatchingOptions 
 import { resolveItemShardOptions } from '../actors/item-shard/item-shard.js';
 import type { ItemShardOptions } from '../actors/item-shard/item-shard.js';
 import type { ResolvedIndexOptions } from '../actors/item-shard/index-options.js';
-import { resolveUserPartitionOptions } from '../actors/user-state/user-state.js';
+import { checkSnapshotIntervalWithinRetention, resolveUserPartitionOptions } from '../actors/user-state/user-state.js';
+import { DEFAULT_EVENT_MAX_AGE_MS, validateEventMaxAgeMs } from '../actors/event-stream/stream.js';
 import type { UserPartitionOptions, UserStateThreadMode } from '../actors/user-state/user-state.js';
 import { resolvePopularIndexOptions } from '../actors/popular/popular-index.js';
 import type { PopularIndexOptions, ResolvedPopularIndexOptions } from '../actors/popular/popular-index.js';
@@ -121,6 +122,8 @@ export interface ItemShardSection {
   readonly maxInFlight: number;
   readonly towerBatchRows: number;
   readonly latencyWindow: number;
+  /** Snapshot within this many ms after an admin change; 0 = never. Default 30000 ms. */
+  readonly snapshotAfterChangesMs: number;
 }
 
 /** User-partition knobs (see actors/user-state/user-state.ts). */
@@ -130,6 +133,14 @@ export interface UserStateSection {
   readonly maxInFlight: number;
   /** Apply LogEvents' events from the JetStream stream (actors/event-stream/feed.ts). Default true. */
   readonly eventFeed: boolean;
+  /** Period of each partition's live snapshot (profiles + stream sequence), ms; 0 = bootstrap snapshot only. Default 60000. */
+  readonly snapshotIntervalMs: number;
+}
+
+/** The JetStream event stream (see actors/event-stream/stream.ts). */
+export interface EventStreamSection {
+  /** Retention (the stream's max_age), ms; 0 = unlimited. Default 604800000 (7 days). */
+  readonly maxAgeMs: number;
 }
 
 /** Popular/trending knobs (see actors/popular/). */
@@ -152,6 +163,7 @@ export interface UpnextConfig {
   readonly itemShard: ItemShardSection;
   readonly userState: UserStateSection;
   readonly popular: PopularSection;
+  readonly eventStream: EventStreamSection;
 }
 
 /** What a config file or flags may set: every field optional, nested. */
@@ -165,8 +177,9 @@ export interface UpnextConfigInput {
     readonly timeBase?: ServingTimeBase;
   };
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
-  readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow'>;
-  readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight' | 'eventFeed'>;
+  readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow' | 'snapshotAfterChangesMs'>;
+  readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight' | 'eventFeed' | 'snapshotIntervalMs'>;
+  readonly eventStream?: Partial<EventStreamSection>;
   readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock'; readonly eventFeed?: boolean };
 }
 
@@ -190,7 +203,7 @@ export const DEFAULT_NODE_PROCESS: NodeProcessConfig = Object.freeze({
   startConcurrency: 2,
 });
 
-const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular'] as const;
+const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular', 'eventStream'] as const;
 
 function int(key: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -317,23 +330,27 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   const renamed = (err: unknown, key: string) =>
     new TypeError(String((err as Error).message).replace(/^option /, `config ${key}.`));
   const is = section('itemShard', root.itemShard);
-  noUnknownKeys('itemShard', is, ['index', 'maxInFlight', 'towerBatchRows', 'latencyWindow']);
+  noUnknownKeys('itemShard', is, ['index', 'maxInFlight', 'towerBatchRows', 'latencyWindow', 'snapshotAfterChangesMs']);
   let itemShard: ItemShardSection;
   try {
     const r = resolveItemShardOptions({ ...(is as Partial<ItemShardOptions>), cluster: 'x', shard: 0, shardCount: 1, worldDir: '.', modelDir: '.' });
-    itemShard = Object.freeze({ index: r.index, maxInFlight: r.maxInFlight, towerBatchRows: r.towerBatchRows, latencyWindow: r.latencyWindow });
+    itemShard = Object.freeze({ index: r.index, maxInFlight: r.maxInFlight, towerBatchRows: r.towerBatchRows, latencyWindow: r.latencyWindow, snapshotAfterChangesMs: r.snapshotAfterChangesMs });
   } catch (err) {
     throw renamed(err, 'itemShard');
   }
   const us = section('userState', root.userState);
-  noUnknownKeys('userState', us, ['embeddingCacheSize', 'thread', 'maxInFlight', 'eventFeed']);
+  noUnknownKeys('userState', us, ['embeddingCacheSize', 'thread', 'maxInFlight', 'eventFeed', 'snapshotIntervalMs']);
   let userState: UserStateSection;
   try {
     const r = resolveUserPartitionOptions({ ...(us as Partial<UserPartitionOptions>), cluster: 'x', partition: 0, partitionCount: 1, modelDir: '.' });
-    userState = Object.freeze({ embeddingCacheSize: r.embeddingCacheSize, thread: r.thread, maxInFlight: r.maxInFlight, eventFeed: r.eventFeed });
+    userState = Object.freeze({ embeddingCacheSize: r.embeddingCacheSize, thread: r.thread, maxInFlight: r.maxInFlight, eventFeed: r.eventFeed, snapshotIntervalMs: r.snapshotIntervalMs });
   } catch (err) {
     throw renamed(err, 'userState');
   }
+  const es = section('eventStream', root.eventStream);
+  noUnknownKeys('eventStream', es, ['maxAgeMs']);
+  const eventStream: EventStreamSection = Object.freeze({ maxAgeMs: validateEventMaxAgeMs('config eventStream.maxAgeMs', es.maxAgeMs ?? DEFAULT_EVENT_MAX_AGE_MS) });
+  checkSnapshotIntervalWithinRetention(userState.snapshotIntervalMs, eventStream.maxAgeMs, 'config userState.snapshotIntervalMs', 'eventStream.maxAgeMs');
   const po = section('popular', root.popular);
   noUnknownKeys('popular', po, ['lists', 'refreshIntervalMs', 'timeBase', 'eventFeed']);
   let lists: ResolvedPopularIndexOptions;
@@ -349,7 +366,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     eventFeed: bool('popular.eventFeed', po.eventFeed ?? true),
   });
 
-  return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular });
+  return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular, eventStream });
 }
 
 /**
@@ -467,10 +484,13 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'itemShard.maxInFlight': ['count', 'Searches queued to the shard worker; beyond it RESOURCE_EXHAUSTED.'],
   'itemShard.towerBatchRows': ['rows', 'Items per item-tower ONNX run while building a shard.'],
   'itemShard.latencyWindow': ['count', 'Searches kept for the p50 in stats().'],
+  'itemShard.snapshotAfterChangesMs': ['ms', 'After an admin upsert/removal, write a fresh shard snapshot within this time (one write per burst; also at a graceful stop); 0 = never (changes since the last snapshot are lost on a restart).'],
   'userState.embeddingCacheSize': ['entries', 'Cached user embeddings (user × context bucket × profile version) per partition.'],
   'userState.thread': ['', '"shared" (one worker thread and user-tower session for all the node\'s partitions), "worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],
   'userState.maxInFlight': ['count', 'Requests queued per partition; beyond it RESOURCE_EXHAUSTED.'],
   'userState.eventFeed': ['', 'true: each partition applies the events LogEvents accepted, read from the JetStream stream from its snapshot\'s sequence (a click shows in the next request); false: no feed.'],
+  'userState.snapshotIntervalMs': ['ms', 'Period of each partition\'s live snapshot (profiles + the stream sequence applied), written when it applied an event since the last one, so a restart replays only the events after it; 0 = only the bootstrap snapshot (every restart replays the whole stream). At most 1/10 of eventStream.maxAgeMs.'],
+  'eventStream.maxAgeMs': ['ms', 'Retention of the JetStream event stream (max_age, set when the stream is created or a partition finds it differs); 0 = unlimited. A replica whose next events were removed starts anyway and counts the gap (upnext_user_partition_replay_gap_seqs).'],
   'popular.lists.popularHalfLifeMs': ['ms', 'Half-life of the popular (all-time) counter.'],
   'popular.lists.trendingHalfLifeMs': ['ms', 'Half-life of the trending (recent) counter.'],
   'popular.lists.freshnessMs': ['ms', 'Age scale of the new-video boost in trending.'],
@@ -478,7 +498,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'popular.lists.minTrendingCount': ['count', 'Smallest recent count for a video to be trending.'],
   'popular.refreshIntervalMs': ['ms', 'How often the popular/trending lists are recomputed.'],
   'popular.timeBase': ['', '"events" (now = newest event time, for replayed worlds) or "clock" (wall clock).'],
-  'popular.eventFeed': ['', 'true: the lists count the events LogEvents accepts, read from the JetStream stream (replayed from its start after the world at each start); false: world history only.'],
+  'popular.eventFeed': ['', 'true: the lists count the events LogEvents accepts, read from the JetStream stream (at each start, after the world, the stream is replayed from 10 × popular.lists.popularHalfLifeMs ago); false: world history only.'],
 };
 
 function leaves(prefix: string, v: unknown, out: Map<string, unknown>): void {

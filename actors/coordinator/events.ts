@@ -38,9 +38,13 @@ export class EventPublisher {
     this.#ackTimeoutMs = ackTimeoutMs;
   }
 
-  /** Ensures the stream exists, then returns a publisher. */
-  static async create(nc: NatsConnection, cluster: string, partitions: number, ackTimeoutMs: number): Promise<EventPublisher> {
-    await ensureEventStream(await jetstreamManager(nc), cluster);
+  /**
+   * Ensures the stream exists (created with `maxAgeMs` retention, or updated to it when given and
+   * different; undefined = create with the stream module's default, leave an existing one alone),
+   * then returns a publisher.
+   */
+  static async create(nc: NatsConnection, cluster: string, partitions: number, ackTimeoutMs: number, maxAgeMs?: number): Promise<EventPublisher> {
+    await ensureEventStream(await jetstreamManager(nc), cluster, maxAgeMs === undefined ? {} : { maxAgeMs });
     return new EventPublisher(jetstream(nc), cluster, partitions, ackTimeoutMs);
   }
 

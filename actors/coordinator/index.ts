@@ -97,6 +97,11 @@ export interface CoordinatorOptions {
    * to the actors stay in wall time. See {@link servingTimeOffsetMs}.
    */
   readonly servingTimeOffsetMs?: number;
+  /**
+   * Retention of the event stream when this coordinator is the one that creates it, ms (config
+   * `eventStream.maxAgeMs`; 0 = unlimited). Default: the stream module's 7 days.
+   */
+  readonly eventStreamMaxAgeMs?: number;
 }
 
 /** How the coordinator dates items and events (config `coordinator.timeBase`). */
@@ -211,7 +216,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const pipeline = new RecommendPipeline({ ports, config, model, itemShards, clock, counters, admission, servingTimeOffsetMs: offset });
   let publisher: EventPublisher;
   try {
-    publisher = await EventPublisher.create(nc, cluster, userPartitions, config.publishAckTimeoutMs);
+    publisher = await EventPublisher.create(nc, cluster, userPartitions, config.publishAckTimeoutMs, opts.eventStreamMaxAgeMs);
   } catch (err) {
     rankerClient?.close();
     throw err;

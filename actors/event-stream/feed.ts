@@ -1,8 +1,8 @@
 /**
- * Reads one subject of the event stream, in stream order, from a given sequence on, and hands the
- * events to an actor in batches: how a user partition learns of the clicks LogEvents accepted
- * (DESIGN §3: "ack only after the state is applied"; §6: "restore from snapshot, replay the stream
- * from the snapshot's sequence").
+ * Reads one subject of the event stream, in stream order, from a given sequence on (or from a start
+ * time: the popular actor's bounded replay), and hands the events to an actor in batches: how a
+ * user partition learns of the clicks LogEvents accepted (DESIGN §3: "ack only after the state is
+ * applied"; §6: "restore from snapshot, replay the stream from the snapshot's sequence").
  *
  * An ordered consumer (ephemeral, flow-controlled, recreated by the client after a gap or a
  * reconnect, starting again after the last sequence it delivered) rather than a durable one with
@@ -37,8 +37,15 @@ export interface EventFeedOptions {
   readonly cluster: string;
   /** Subject filter, e.g. `Subjects.events(cluster, p)`. */
   readonly subject: string;
-  /** Deliver from `afterSeq + 1` on; 0 = the whole stream. */
+  /** Deliver from `afterSeq + 1` on; 0 = the whole stream (or from `startTimeMs`). */
   readonly afterSeq: number;
+  /**
+   * Deliver the messages stored at or after this wall time (epoch ms; JetStream's storage time,
+   * DeliverPolicy by start time) instead of by sequence; needs `afterSeq` 0. Default: by sequence.
+   */
+  readonly startTimeMs?: number;
+  /** Retention the stream is created with (or updated to), ms; 0 = unlimited. Default: see stream.ts ensureEventStream. */
+  readonly maxAgeMs?: number;
   /** Applies one batch in order; the next batch waits for it. A rejection is logged and the batch is retried. */
   readonly apply: (batch: readonly FedEvent[]) => Promise<void>;
   /** Most events per apply call. Default 256. */
@@ -64,6 +71,8 @@ export interface EventFeedStats {
   readonly lastSeq: number;
   /** Messages the consumer said were still pending after the last one read. */
   readonly pending: number;
+  /** Start time the consumer delivers from (epoch ms), 0 when it delivers by sequence. */
+  readonly startTimeMs: number;
 }
 
 /** A running feed. */
@@ -79,13 +88,21 @@ export async function startEventFeed(o: EventFeedOptions): Promise<EventFeedHand
   const maxBatch = o.maxBatch ?? 256;
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new TypeError(`option maxBatch must be a positive integer, got ${String(maxBatch)}`);
   const retryMs = o.retryMs ?? 500;
-  await ensureEventStream(await jetstreamManager(o.nc), o.cluster);
+  const startTimeMs = o.startTimeMs;
+  if (startTimeMs !== undefined && !(Number.isFinite(startTimeMs) && startTimeMs >= 0 && o.afterSeq === 0)) {
+    throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms) with afterSeq 0, got ${String(startTimeMs)} with afterSeq ${o.afterSeq}`);
+  }
+  await ensureEventStream(await jetstreamManager(o.nc), o.cluster, o.maxAgeMs === undefined ? {} : { maxAgeMs: o.maxAgeMs });
   const consumer = await jetstream(o.nc).consumers.get(eventStreamName(o.cluster), {
     filter_subjects: o.subject,
-    ...(o.afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
+    ...(startTimeMs !== undefined
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startTimeMs).toISOString() }
+      : o.afterSeq > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.afterSeq + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
   });
   const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(maxBatch, 64) });
-  const stats = { received: 0, applied: 0, batches: 0, undecodable: 0, applyFailures: 0, lastSeq: o.afterSeq, pending: 0 };
+  const stats = { received: 0, applied: 0, batches: 0, undecodable: 0, applyFailures: 0, lastSeq: o.afterSeq, pending: 0, startTimeMs: startTimeMs ?? 0 };
   let stopping = false;
 
   const applyWithRetry = async (batch: FedEvent[]): Promise<void> => {

@@ -10,7 +10,7 @@ import type { IndexOptions } from './index-options.js';
 import type { ItemTower } from './item-tower.js';
 import { ItemShardIndex } from './shard-index.js';
 import type { SnapshotKey } from './snapshot.js';
-import { itemSnapshotPath, readItemSnapshot, writeItemSnapshot } from './snapshot.js';
+import { restoreItemSnapshot, writeItemSnapshot } from './snapshot.js';
 
 /** The world's videos owned by shard `shard` of `shardCount`, with counters replayed from its events. */
 export async function loadShardItems(worldDir: string, shard: number, shardCount: number): Promise<ItemFeatures[]> {
@@ -54,6 +54,12 @@ export interface OpenedShard {
   readonly timings: ShardStartupTimings;
   /** Where the snapshot lives (undefined when snapshots are off). */
   readonly snapshotPath: string | undefined;
+  /** Why an existing snapshot was not restored (the shard was rebuilt); undefined otherwise. */
+  readonly snapshotRefused: string | undefined;
+  /** Live items in the snapshot on disk after opening (restored or just written); 0 when none. */
+  readonly snapshotItems: number;
+  /** When that snapshot was written, epoch ms; 0 when none. */
+  readonly snapshotAtMs: number;
 }
 
 /** Inputs of {@link openItemShard}. */
@@ -68,23 +74,34 @@ export interface OpenShardOptions {
   readonly towerBatchRows: number;
 }
 
-/** Restores the shard from its snapshot when one matches, else builds it and writes the snapshot. */
+/** The snapshot key of shard `shard` of `shardCount` served with `tower` from `worldDir`. */
+export async function shardSnapshotKey(worldDir: string, shard: number, shardCount: number, tower: ItemTower): Promise<SnapshotKey> {
+  return {
+    shard,
+    shardCount,
+    modelVersion: tower.manifest.version,
+    featureSpecHash: tower.manifest.featureSpecHash,
+    source: await worldSource(worldDir),
+  };
+}
+
+/**
+ * Restores the shard from its snapshot when one is accepted (snapshot.ts `snapshotRefusal`), else
+ * builds it and writes the snapshot.
+ */
 export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const t0 = performance.now();
   const timings: ShardStartupTimings = { restoreMs: 0, readWorldMs: 0, towerMs: 0, indexBuildMs: 0, snapshotWriteMs: 0, totalMs: 0 };
-  const key: SnapshotKey = {
-    shard: o.shard,
-    shardCount: o.shardCount,
-    modelVersion: o.tower.manifest.version,
-    featureSpecHash: o.tower.manifest.featureSpecHash,
-    source: await worldSource(o.worldDir),
-  };
+  const key = await shardSnapshotKey(o.worldDir, o.shard, o.shardCount, o.tower);
+  let snapshotRefused: string | undefined;
   if (o.snapshotDir !== undefined) {
-    const restored = await readItemSnapshot(o.snapshotDir, key, o.index);
-    if (restored !== undefined) {
+    const r = await restoreItemSnapshot(o.snapshotDir, key, o.index);
+    if (r.kind === 'restored') {
       timings.restoreMs = timings.totalMs = performance.now() - t0;
-      return { index: restored, restored: true, timings, snapshotPath: itemSnapshotPath(o.snapshotDir, key) };
+      const snapshotAtMs = Date.parse(r.meta.createdAt);
+      return { index: r.index, restored: true, timings, snapshotPath: r.path, snapshotRefused, snapshotItems: r.meta.items, snapshotAtMs: Number.isFinite(snapshotAtMs) ? snapshotAtMs : 0 };
     }
+    if (r.kind === 'refused') snapshotRefused = `${r.path}: ${r.reason}`;
   }
   let t = performance.now();
   const items = await loadShardItems(o.worldDir, o.shard, o.shardCount);
@@ -96,11 +113,13 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const index = ItemShardIndex.build(items, vectors, o.tower.dim, o.index);
   timings.indexBuildMs = performance.now() - t;
   let snapshotPath: string | undefined;
+  let snapshotAtMs = 0;
   if (o.snapshotDir !== undefined) {
     t = performance.now();
     snapshotPath = await writeItemSnapshot(o.snapshotDir, key, index);
+    snapshotAtMs = Date.now();
     timings.snapshotWriteMs = performance.now() - t;
   }
   timings.totalMs = performance.now() - t0;
-  return { index, restored: false, timings, snapshotPath };
+  return { index, restored: false, timings, snapshotPath, snapshotRefused, snapshotItems: snapshotPath === undefined ? 0 : index.size, snapshotAtMs };
 }

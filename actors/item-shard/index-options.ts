@@ -143,6 +143,18 @@ export function factoryFor(n: number, opts: ResolvedIndexOptions, build: 'debian
   return `IVF${nlistFor(n)},Flat`;
 }
 
+/**
+ * Whether 'auto' could have picked `factory` on faiss build `build` for some shard size: exact
+ * `IDMap,Flat`, or the build's IVF family at any nlist (the one {@link factoryFor} picks above
+ * `flatMaxItems`). A snapshot restore asks this instead of {@link factoryFor} of the current count,
+ * which upserts may have moved across `flatMaxItems` or an nlist step since the build.
+ */
+export function autoCouldPick(factory: string, build: 'debian' | 'avx2', dim: number): boolean {
+  if (factory === 'IDMap,Flat') return true;
+  if (build === 'avx2' && dim % 2 === 0) return new RegExp(`^IDMap,IVF\\d+,PQ${dim}x4fs,RFlat$`).test(factory);
+  return /^IVF\d+,Flat$/.test(factory);
+}
+
 /** Whether a factory string ends in an exact re-rank stage (`,RFlat` or `,Refine(…)`). */
 export function hasRefine(factory: string): boolean {
   return /,(RFlat|Refine\(.*\))$/.test(factory);

@@ -1,9 +1,11 @@
 /** Public surface of the item-shard actor (DESIGN §2); see item-shard.ts and shard-index.ts. */
-export { startItemShard, resolveItemShardOptions } from './item-shard.js';
+export { startItemShard, resolveItemShardOptions, DEFAULT_SNAPSHOT_AFTER_CHANGES_MS } from './item-shard.js';
 export type { ItemShardHandle, ItemShardOptions, ItemShardStats, ResolvedItemShardOptions } from './item-shard.js';
 export { ItemShardIndex, MAX_SEARCH_K, validateSearch } from './shard-index.js';
+export type { ItemShardBuildFacts } from './shard-index.js';
 export type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
-export { DEFAULT_INDEX_OPTIONS, resolveIndexOptions, factoryFor } from './index-options.js';
+export { DEFAULT_INDEX_OPTIONS, resolveIndexOptions, factoryFor, autoCouldPick } from './index-options.js';
 export { ItemTower } from './item-tower.js';
 export { openItemShard, loadShardItems } from './bootstrap.js';
-export { itemSnapshotPath, readItemSnapshot, writeItemSnapshot } from './snapshot.js';
+export { itemSnapshotPath, readItemSnapshot, restoreItemSnapshot, snapshotRefusal, captureItemSnapshot, writeItemSnapshot, ITEM_SNAPSHOT_FORMAT } from './snapshot.js';
+export type { ItemShardSnapshotMeta, SnapshotKey, SnapshotAcceptance, SnapshotRestore, CapturedItemSnapshot } from './snapshot.js';

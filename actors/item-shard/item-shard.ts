@@ -48,7 +48,17 @@ export interface ItemShardOptions {
   readonly towerBatchRows?: number;
   /** Searches whose latency is kept for the p50 in stats(). Default 1024. */
   readonly latencyWindow?: number;
+  /**
+   * After an admin upsert or removal, write a fresh snapshot within this many ms (debounced: one
+   * write for a burst; also written at a graceful stop while changes are unsaved). 0 = never: admin
+   * changes then survive only an explicit {@link ItemShardHandle.snapshot}. Ignored without
+   * `snapshotDir`. Default 30000 ms.
+   */
+  readonly snapshotAfterChangesMs?: number;
 }
+
+/** Default of {@link ItemShardOptions.snapshotAfterChangesMs}, ms. */
+export const DEFAULT_SNAPSHOT_AFTER_CHANGES_MS = 30_000;
 
 /** {@link ItemShardOptions} after defaults and validation: the worker's config plus the main thread's knobs. */
 export interface ResolvedItemShardOptions extends ItemShardWorkerConfig {
@@ -90,6 +100,7 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     maxInFlight: requireInt('maxInFlight', o.maxInFlight ?? 256, 1),
     towerBatchRows: requireInt('towerBatchRows', o.towerBatchRows ?? 4096, 1),
     latencyWindow: requireInt('latencyWindow', o.latencyWindow ?? 1024, 1),
+    snapshotAfterChangesMs: requireInt('snapshotAfterChangesMs', o.snapshotAfterChangesMs ?? DEFAULT_SNAPSHOT_AFTER_CHANGES_MS, 0),
   };
 }
 
@@ -114,6 +125,20 @@ export interface ItemShardStats {
   readonly restarts: number;
   readonly factory: string;
   readonly startup: ItemShardReadyInfo['timings'];
+  /** Snapshots written since start: the build's, after admin changes, and on request. */
+  readonly snapshotsWritten: number;
+  /** Snapshot writes that failed since start. */
+  readonly snapshotFailures: number;
+  /** When the newest snapshot on disk of this shard was written, epoch ms (restored ones count); 0 = none. */
+  readonly lastSnapshotAtMs: number;
+  /** Live items in that snapshot. */
+  readonly lastSnapshotItems: number;
+  /** Time the last post-start write held the worker (faiss write + column copy: searches waited), ms. */
+  readonly lastSnapshotCaptureMs: number;
+  /** Capture to rename of the last post-start write, ms (searches served after the capture part). */
+  readonly lastSnapshotWriteMs: number;
+  /** Items upserted or removed since the last snapshot capture: what a worker crash now would lose. */
+  readonly changesSinceSnapshot: number;
 }
 
 /**
@@ -193,6 +218,7 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
         snapshotDir: o.snapshotDir,
         index: o.index,
         towerBatchRows: o.towerBatchRows,
+        snapshotAfterChangesMs: o.snapshotAfterChangesMs,
       },
     };
     worker.postMessage(init);
@@ -228,6 +254,12 @@ class ItemShardImpl implements ItemShardHandle {
   #dropped = 0;
   #rejected = 0;
   #admin = 0;
+  #snapshotsWritten = 0;
+  #snapshotFailures = 0;
+  #lastSnapshotAtMs = 0;
+  #lastSnapshotItems = 0;
+  #lastSnapshotCaptureMs = 0;
+  #lastSnapshotWriteMs = 0;
   #stopped: Promise<void> | undefined;
   /** Set when the worker died: local searches fail at once instead of queueing to a dead thread. */
   #dead: StatusObject | undefined;
@@ -238,9 +270,20 @@ class ItemShardImpl implements ItemShardHandle {
     this.#worker = worker;
     this.info = info;
     this.local = { shard: o.shard, search: (request) => this.#searchLocal(request), inFlight: () => this.#pending.size };
-    this.#gauges = { items: info.items, memoryBytes: info.memoryBytes };
+    this.#gauges = { items: info.items, memoryBytes: info.memoryBytes, changesSinceSnapshot: info.changesSinceSnapshot };
     this.#latencies = new Float64Array(o.latencyWindow);
+    this.#opened(info);
     this.#attach(worker);
+  }
+
+  /** Counts the build's snapshot and logs a refused one (the shard was rebuilt instead). */
+  #opened(info: ItemShardReadyInfo): void {
+    if (!info.restored && info.snapshotPath !== undefined) this.#snapshotsWritten++;
+    this.#lastSnapshotAtMs = info.snapshotAtMs;
+    this.#lastSnapshotItems = info.snapshotItems;
+    if (info.snapshotRefused !== undefined) {
+      process.stderr.write(`${JSON.stringify({ event: 'item_shard_snapshot_refused', shard: this.#o.shard, reason: info.snapshotRefused })}\n`);
+    }
   }
 
   /** Listens to `worker` and (re)joins the shard's NATS queue group. */
@@ -282,7 +325,8 @@ class ItemShardImpl implements ItemShardHandle {
         return;
       }
       this.#worker = opened.worker;
-      this.#gauges = { items: opened.info.items, memoryBytes: opened.info.memoryBytes };
+      this.#gauges = { items: opened.info.items, memoryBytes: opened.info.memoryBytes, changesSinceSnapshot: opened.info.changesSinceSnapshot };
+      this.#opened(opened.info);
       this.#dead = undefined;
       this.#restarts++;
       this.#attach(opened.worker);
@@ -372,6 +416,19 @@ class ItemShardImpl implements ItemShardHandle {
         else p.reject(UpnextError.fromStatus(m.status ?? { code: StatusCode.INTERNAL, message: 'snapshot failed' }));
         return;
       }
+      case 'snapshotWritten':
+        this.#gauges = m.gauges;
+        this.#snapshotsWritten++;
+        this.#lastSnapshotAtMs = m.atMs;
+        this.#lastSnapshotItems = m.items;
+        this.#lastSnapshotCaptureMs = m.captureMs;
+        this.#lastSnapshotWriteMs = m.writeMs;
+        return;
+      case 'snapshotFailed':
+        this.#gauges = m.gauges;
+        this.#snapshotFailures++;
+        process.stderr.write(`${JSON.stringify({ event: 'item_shard_snapshot_failed', shard: this.#o.shard, trigger: m.trigger, message: m.status.message })}\n`);
+        return;
       case 'ready':
       case 'initFailed':
         return;
@@ -400,6 +457,13 @@ class ItemShardImpl implements ItemShardHandle {
       restarts: this.#restarts,
       factory: this.info.factory,
       startup: this.info.timings,
+      snapshotsWritten: this.#snapshotsWritten,
+      snapshotFailures: this.#snapshotFailures,
+      lastSnapshotAtMs: this.#lastSnapshotAtMs,
+      lastSnapshotItems: this.#lastSnapshotItems,
+      lastSnapshotCaptureMs: this.#lastSnapshotCaptureMs,
+      lastSnapshotWriteMs: this.#lastSnapshotWriteMs,
+      changesSinceSnapshot: this.#gauges.changesSinceSnapshot,
     };
     if (n === 0) return base;
     const sorted = this.#latencies.slice(0, n).sort();
@@ -408,6 +472,10 @@ class ItemShardImpl implements ItemShardHandle {
 
   snapshot(): Promise<string> {
     if (this.#stopped !== undefined) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'item shard stopped'));
+    return this.#requestSnapshot();
+  }
+
+  #requestSnapshot(): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const id = this.#nextId++;
       this.#pending.set(id, { kind: 'snapshot', resolve, reject });
@@ -421,6 +489,12 @@ class ItemShardImpl implements ItemShardHandle {
       // twin, then answer the searches already taken before the worker goes.
       await Promise.all(this.#subs.map((s) => s.drain().catch(() => s.unsubscribe())));
       await settleWithin(() => ![...this.#pending.values()].some((p) => p.kind !== 'snapshot'), ACTOR_STOP_DRAIN_MS);
+      // Admin changes the debounce has not written yet: write them now, so a graceful restart or a
+      // move loses nothing (a failure is counted and logged by #onWorker; the stop goes on).
+      const o = this.#o;
+      if (this.#dead === undefined && o.snapshotDir !== undefined && o.snapshotAfterChangesMs > 0 && this.#gauges.changesSinceSnapshot > 0) {
+        await this.#requestSnapshot().catch(() => undefined);
+      }
       this.#failAll({ code: StatusCode.UNAVAILABLE, message: 'item shard stopped' });
       await this.#recovering; // a reopen in progress sees #stopped and ends what it started
       for (const s of this.#subs) s.unsubscribe();

@@ -16,6 +16,11 @@ export interface ItemShardWorkerConfig {
   readonly snapshotDir: string | undefined;
   readonly index: ResolvedIndexOptions;
   readonly towerBatchRows: number;
+  /**
+   * After an admin change, the worker writes a fresh snapshot within this many ms (one write for a
+   * burst of changes); 0 = never (only at build and on request). Ignored without `snapshotDir`.
+   */
+  readonly snapshotAfterChangesMs: number;
 }
 
 /** Main thread → worker. */
@@ -33,7 +38,12 @@ export type ToItemWorker =
 export interface ItemWorkerGauges {
   readonly items: number;
   readonly memoryBytes: number;
+  /** Items upserted or removed since the last snapshot was captured (what a crash now would lose). */
+  readonly changesSinceSnapshot: number;
 }
+
+/** Why a snapshot was written after start-up: admin changes (debounced), or a snapshot() call. */
+export type SnapshotTrigger = 'changes' | 'request';
 
 /** What the worker reports once the shard is open. */
 export interface ItemShardReadyInfo extends ItemWorkerGauges {
@@ -43,6 +53,12 @@ export interface ItemShardReadyInfo extends ItemWorkerGauges {
   readonly modelVersion: string;
   readonly timings: ShardStartupTimings;
   readonly snapshotPath: string | undefined;
+  /** Why an existing snapshot was refused (the shard was rebuilt instead); undefined otherwise. */
+  readonly snapshotRefused: string | undefined;
+  /** Live items in the snapshot on disk after opening; 0 when none. */
+  readonly snapshotItems: number;
+  /** When that snapshot was written, epoch ms; 0 when none. */
+  readonly snapshotAtMs: number;
 }
 
 /** Worker → main thread. */
@@ -54,4 +70,20 @@ export type FromItemWorker =
    * `searchMs` is the time spent searching (0 for admin requests and drops).
    */
   | { readonly type: 'reply'; readonly id: number; readonly reply: Uint8Array | null; readonly searchMs: number; readonly gauges: ItemWorkerGauges }
-  | { readonly type: 'snapshotDone'; readonly id: number; readonly path: string | null; readonly status: StatusObject | null };
+  | { readonly type: 'snapshotDone'; readonly id: number; readonly path: string | null; readonly status: StatusObject | null }
+  /**
+   * A snapshot was written (either trigger). `captureMs`: the synchronous part (faiss write + column
+   * copy) during which the worker served nothing; `writeMs`: capture to rename, searches served
+   * meanwhile.
+   */
+  | {
+      readonly type: 'snapshotWritten';
+      readonly trigger: SnapshotTrigger;
+      readonly items: number;
+      readonly atMs: number;
+      readonly captureMs: number;
+      readonly writeMs: number;
+      readonly gauges: ItemWorkerGauges;
+    }
+  /** A snapshot write failed; a 'changes' write is retried after `snapshotAfterChangesMs`. */
+  | { readonly type: 'snapshotFailed'; readonly trigger: SnapshotTrigger; readonly status: StatusObject; readonly gauges: ItemWorkerGauges };

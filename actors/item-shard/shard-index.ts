@@ -16,7 +16,7 @@ import { invalidArgument } from '../../core/status.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
 import { emptyCandidateBatch } from '../../protos/convert.js';
 import { ItemColumns } from './columns.js';
-import type { FaissIndex } from './faiss.js';
+import type { FaissBuild, FaissIndex } from './faiss.js';
 import { faissBuild, faissFromFactory } from './faiss.js';
 import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
 import { bytesPerVector, factoryFor, hasRefine, nlistOf, nprobeFor, resolveIndexOptions } from './index-options.js';
@@ -44,10 +44,36 @@ export interface ItemShardIndexInfo {
   readonly factory: string;
 }
 
+/**
+ * How an index was built, kept in its snapshot so a restore compares what was decided at build time
+ * with what this process accepts, instead of re-deciding from the current item count (upserts may
+ * have moved the count across `flatMaxItems` or an 'auto' nlist step since the build).
+ */
+export interface ItemShardBuildFacts {
+  /** `index.factory` as configured at build: 'auto' or a faiss factory string. */
+  readonly requestedFactory: string;
+  /** `index.flatMaxItems` at build (decides 'auto''s Flat/IVF choice), items. */
+  readonly flatMaxItems: number;
+  /** The concrete factory string the build resolved (same as {@link ItemShardIndex.factory}). */
+  readonly factory: string;
+  /** IVF lists of `factory`, or null for non-IVF indexes. */
+  readonly nlist: number | null;
+  /** IVF training vectors per list at build. */
+  readonly trainPerList: number;
+  /** faiss build (faiss.ts `faissBuild()`) of the thread that built the index. */
+  readonly faissBuild: FaissBuild;
+  /** Live items when the index was built. */
+  readonly itemsAtBuild: number;
+  /** Build time, epoch ms. */
+  readonly builtAtMs: number;
+}
+
 /** One shard's ANN index and item features (see the module comment). */
 export class ItemShardIndex {
   readonly dim: number;
   readonly factory: string;
+  /** How the index was built (carried through snapshots; see {@link ItemShardBuildFacts}). */
+  readonly buildFacts: ItemShardBuildFacts;
   readonly #faiss: FaissIndex;
   readonly #columns: ItemColumns;
   /** Rows whose vector is still in a faiss index that cannot remove (HNSW). */
@@ -56,8 +82,9 @@ export class ItemShardIndex {
   /** nprobe currently set on the faiss index (IVF only). */
   #nprobe: number | undefined;
 
-  private constructor(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, opts: ResolvedIndexOptions) {
+  private constructor(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, opts: ResolvedIndexOptions, facts: ItemShardBuildFacts) {
     this.#faiss = faiss;
+    this.buildFacts = Object.freeze({ ...facts });
     this.#columns = columns;
     this.dim = info.dim;
     this.factory = info.factory;
@@ -77,7 +104,8 @@ export class ItemShardIndex {
       throw new TypeError(`vectors must hold items.length × dim = ${items.length * dim} floats, got ${vectors.length}`);
     }
     const opts = resolveIndexOptions(options);
-    const factory = factoryFor(items.length, opts, faissBuild(), dim);
+    const build = faissBuild();
+    const factory = factoryFor(items.length, opts, build, dim);
     const faiss = faissFromFactory(dim, factory);
     if (factory.includes('HNSW')) faiss.setParam('efConstruction', opts.efConstruction);
     const columns = new ItemColumns(items.length);
@@ -94,12 +122,37 @@ export class ItemShardIndex {
       faiss.trainF32(sampleRows(vecs, dim, Math.max(nlist, nlist * opts.trainPerList)));
     }
     if (keep.length > 0) faiss.addWithIds(vecs, rowLabels(0, keep.length));
-    return new ItemShardIndex(faiss, columns, { dim, factory }, opts);
+    const facts: ItemShardBuildFacts = {
+      requestedFactory: opts.factory,
+      flatMaxItems: opts.flatMaxItems,
+      factory,
+      nlist: nlistOf(factory) ?? null,
+      trainPerList: opts.trainPerList,
+      faissBuild: build,
+      itemsAtBuild: keep.length,
+      builtAtMs: Date.now(),
+    };
+    return new ItemShardIndex(faiss, columns, { dim, factory }, opts, facts);
   }
 
-  /** Wraps parts read from a snapshot (snapshot.ts). */
-  static fromParts(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, options: IndexOptions = {}): ItemShardIndex {
-    return new ItemShardIndex(faiss, columns, info, resolveIndexOptions(options));
+  /**
+   * Wraps parts read from a snapshot (snapshot.ts). `facts` are the build facts the snapshot
+   * recorded; without them (a format-1 snapshot, a benchmark's own parts) they are taken from
+   * `options`, this thread's faiss build and the parts themselves (items at build = live items now).
+   */
+  static fromParts(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, options: IndexOptions = {}, facts?: ItemShardBuildFacts): ItemShardIndex {
+    const opts = resolveIndexOptions(options);
+    const known: ItemShardBuildFacts = facts ?? {
+      requestedFactory: opts.factory,
+      flatMaxItems: opts.flatMaxItems,
+      factory: info.factory,
+      nlist: nlistOf(info.factory) ?? null,
+      trainPerList: opts.trainPerList,
+      faissBuild: faissBuild(),
+      itemsAtBuild: columns.size,
+      builtAtMs: 0,
+    };
+    return new ItemShardIndex(faiss, columns, info, opts, known);
   }
 
   /** Live items. */

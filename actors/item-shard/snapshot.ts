@@ -1,25 +1,39 @@
 /**
- * On-disk snapshot of a built item shard, so a restart skips the event replay, the item tower and
- * the index build (DESIGN §2: "snapshot to disk, restore on start"). Layout of
+ * On-disk snapshot of an item shard, so a restart skips the event replay, the item tower and the
+ * index build (DESIGN §2: "snapshot to disk, restore on start"), and keeps the admin upserts and
+ * removals written since the build (the worker snapshots again after changes: worker.ts). Layout of
  * `<snapshotDir>/item-shard-<s>-of-<S>-<modelVersion>/`:
  * - `index.faiss` — the faiss index (faiss write_index; holds the vectors: Flat storage);
  * - `columns.bin` — the feature columns back to back, little-endian, in COLUMN_NAMES order;
  * - `meta.json`  — {@link ItemShardSnapshotMeta}, written last, so its presence marks a complete
- *   snapshot. The folder is written under a temporary name and renamed into place.
+ *   snapshot. The folder is written under a temporary name and put in place atomically
+ *   (core/replace-dir.ts).
+ *
+ * Restore rule ({@link snapshotRefusal}): the snapshot must be of this shard, model, feature spec and
+ * world; and its index must be one this process would serve. Format 2 records the build facts
+ * (requested factory, flatMaxItems, resolved factory, nlist, faiss build, items at build), so that
+ * check compares settings, never the current item count: a shard whose upserts crossed
+ * `flatMaxItems` or an 'auto' nlist step still restores its own snapshot. Format 1 snapshots (no
+ * facts) keep the older rule: the factory the options pick now for the snapshot's row count.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { replaceDir } from '../../core/replace-dir.js';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { replaceDir } from '../../core/replace-dir.js';
 import type { ItemColumnArrays } from './columns.js';
 import { COLUMN_NAMES, ItemColumns } from './columns.js';
+import type { FaissBuild } from './faiss.js';
 import { faissBuild, faissRead } from './faiss.js';
-import type { IndexOptions } from './index-options.js';
-import { factoryFor, resolveIndexOptions } from './index-options.js';
+import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
+import { autoCouldPick, factoryFor, resolveIndexOptions } from './index-options.js';
+import type { ItemShardBuildFacts } from './shard-index.js';
 import { ItemShardIndex } from './shard-index.js';
 
-/** Bump when the snapshot layout changes; older snapshots are then ignored (rebuilt). */
-export const ITEM_SNAPSHOT_FORMAT = 1;
+/** Format written now (2: {@link ItemShardSnapshotMeta.build} present). */
+export const ITEM_SNAPSHOT_FORMAT = 2;
+/** Formats restored: 1 (no build facts: the older restore rule) and 2. Others are rebuilt. */
+export const READABLE_ITEM_SNAPSHOT_FORMATS: readonly number[] = [1, 2];
 
 /** `meta.json` of a snapshot. */
 export interface ItemShardSnapshotMeta {
@@ -33,13 +47,23 @@ export interface ItemShardSnapshotMeta {
   readonly source: string;
   readonly dim: number;
   readonly factory: string;
+  /** Column rows, tombstones included. */
   readonly rows: number;
+  /** Live items. */
   readonly items: number;
   readonly createdAt: string;
+  /** How the index was built (format ≥ 2; absent in format 1 = unknown facts). */
+  readonly build?: ItemShardBuildFacts;
 }
 
 /** What a snapshot must match to be restored. */
 export type SnapshotKey = Pick<ItemShardSnapshotMeta, 'shard' | 'shardCount' | 'modelVersion' | 'featureSpecHash' | 'source'>;
+
+/** What this process accepts besides the key: its index options and the faiss build it runs. */
+export interface SnapshotAcceptance {
+  readonly options: ResolvedIndexOptions;
+  readonly faissBuild: FaissBuild;
+}
 
 /** `<snapshotDir>/item-shard-<s>-of-<S>-<modelVersion>`. */
 export function itemSnapshotPath(snapshotDir: string, key: Pick<SnapshotKey, 'shard' | 'shardCount' | 'modelVersion'>): string {
@@ -49,54 +73,73 @@ export function itemSnapshotPath(snapshotDir: string, key: Pick<SnapshotKey, 'sh
 
 const FILES = { index: 'index.faiss', columns: 'columns.bin', meta: 'meta.json' } as const;
 
-/** Writes `index` as the snapshot for `key`, replacing any older one atomically (rename). */
-export async function writeItemSnapshot(snapshotDir: string, key: SnapshotKey, index: ItemShardIndex): Promise<string> {
-  const final = itemSnapshotPath(snapshotDir, key);
-  const tmp = `${final}.tmp-${process.pid}-${Date.now()}`;
-  await mkdir(tmp, { recursive: true });
-  index.faiss.write(path.join(tmp, FILES.index));
-  const cols = index.columns.arrays();
-  const parts = COLUMN_NAMES.map((name) => {
-    const a = cols[name];
-    return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  });
-  await writeFile(path.join(tmp, FILES.columns), Buffer.concat(parts));
-  const meta: ItemShardSnapshotMeta = {
-    format: ITEM_SNAPSHOT_FORMAT,
-    ...key,
-    dim: index.dim,
-    factory: index.factory,
-    rows: index.columns.rows,
-    items: index.size,
-    createdAt: new Date().toISOString(),
-  };
-  await writeFile(path.join(tmp, FILES.meta), JSON.stringify(meta, null, 2));
-  await replaceDir(tmp, final);
-  return final;
-}
-
 /**
- * Restores the snapshot for `key`, or returns undefined when there is none or it does not match
- * (other model, world, format): the caller rebuilds.
+ * Why `meta` may not be restored for `key` in a process that accepts `accept`, or undefined when
+ * it may. Pure (no I/O): the reason is what the shard logs and reports before rebuilding.
  */
-export async function readItemSnapshot(snapshotDir: string, key: SnapshotKey, options: IndexOptions = {}): Promise<ItemShardIndex | undefined> {
-  const dir = itemSnapshotPath(snapshotDir, key);
-  if (!existsSync(path.join(dir, FILES.meta))) return undefined;
-  const meta = JSON.parse(await readFile(path.join(dir, FILES.meta), 'utf8')) as ItemShardSnapshotMeta;
-  if (
-    meta.format !== ITEM_SNAPSHOT_FORMAT ||
-    meta.shard !== key.shard ||
-    meta.shardCount !== key.shardCount ||
-    meta.modelVersion !== key.modelVersion ||
-    meta.featureSpecHash !== key.featureSpecHash ||
-    meta.source !== key.source
-  ) {
+export function snapshotRefusal(meta: ItemShardSnapshotMeta, key: SnapshotKey, accept: SnapshotAcceptance): string | undefined {
+  if (!READABLE_ITEM_SNAPSHOT_FORMATS.includes(meta.format)) {
+    return `snapshot format ${meta.format}; this version reads ${READABLE_ITEM_SNAPSHOT_FORMATS.join(', ')}`;
+  }
+  if (meta.shard !== key.shard || meta.shardCount !== key.shardCount) {
+    return `snapshot of shard ${meta.shard} of ${meta.shardCount}, not ${key.shard} of ${key.shardCount}`;
+  }
+  if (meta.modelVersion !== key.modelVersion) return `snapshot of model ${meta.modelVersion}, serving model ${key.modelVersion}`;
+  if (meta.featureSpecHash !== key.featureSpecHash) {
+    return `snapshot vectors come from feature spec ${meta.featureSpecHash}, model ${key.modelVersion} uses feature spec ${key.featureSpecHash}`;
+  }
+  if (meta.source !== key.source) return `snapshot built from world ${meta.source}, serving world ${key.source}`;
+  const opts = accept.options;
+  const b = meta.build;
+  if (b === undefined) {
+    // Format 1: no build facts, so the older rule (factory the options pick now for these rows).
+    const now = factoryFor(meta.rows, opts, accept.faissBuild, meta.dim);
+    if (meta.factory !== now) {
+      return `format-1 snapshot (no build facts) holds ${meta.factory}; the options pick ${now} for ${meta.rows} rows on the ${accept.faissBuild} faiss build`;
+    }
     return undefined;
   }
-  // The index kind must be the one the options pick now on this faiss build: a snapshot written by
-  // the AVX2 build's fast-scan 'auto' is rebuilt as IVF Flat on Debian's build (where fast-scan is
-  // emulated and ~10x slower), and a changed `factory` option takes effect at the next start.
-  if (meta.factory !== factoryFor(meta.rows, resolveIndexOptions(options), faissBuild(), meta.dim)) return undefined;
+  if (b.factory !== meta.factory) return `snapshot meta is inconsistent: build.factory ${b.factory}, factory ${meta.factory}`;
+  if (b.requestedFactory !== opts.factory) {
+    return `snapshot built with index.factory ${JSON.stringify(b.requestedFactory)}, the options now ask ${JSON.stringify(opts.factory)}`;
+  }
+  if (opts.factory === 'auto') {
+    if (b.flatMaxItems !== opts.flatMaxItems) {
+      return `snapshot built with index.flatMaxItems ${b.flatMaxItems}, the options now say ${opts.flatMaxItems}`;
+    }
+    // 'auto' differs by faiss build (fast-scan PQ on AVX2, IVF Flat on Debian, where fast-scan is
+    // emulated and ~10x slower): an index of the other build's family is rebuilt.
+    if (!autoCouldPick(meta.factory, accept.faissBuild, meta.dim)) {
+      return `snapshot index ${meta.factory} (written by the ${b.faissBuild} faiss build) is not one 'auto' picks on this process's ${accept.faissBuild} build`;
+    }
+    return undefined;
+  }
+  // An explicit factory: both builds compile the same faiss 1.7.3 source, so either reads the file.
+  const now = factoryFor(0, opts, accept.faissBuild, meta.dim);
+  if (meta.factory !== now) return `snapshot index ${meta.factory}, the options' factory resolves to ${now}`;
+  return undefined;
+}
+
+/** Result of {@link restoreItemSnapshot}. */
+export type SnapshotRestore =
+  | { readonly kind: 'restored'; readonly index: ItemShardIndex; readonly meta: ItemShardSnapshotMeta; readonly path: string }
+  | { readonly kind: 'absent'; readonly path: string }
+  /** A snapshot exists but may not (or could not) be restored; `reason` says why. */
+  | { readonly kind: 'refused'; readonly reason: string; readonly path: string };
+
+/** The snapshot for `key` when there is one this process accepts (see {@link snapshotRefusal}). */
+export async function restoreItemSnapshot(snapshotDir: string, key: SnapshotKey, options: IndexOptions = {}): Promise<SnapshotRestore> {
+  const dir = itemSnapshotPath(snapshotDir, key);
+  if (!existsSync(path.join(dir, FILES.meta))) return { kind: 'absent', path: dir };
+  let meta: ItemShardSnapshotMeta;
+  try {
+    meta = JSON.parse(await readFile(path.join(dir, FILES.meta), 'utf8')) as ItemShardSnapshotMeta;
+  } catch (err) {
+    return { kind: 'refused', reason: `unreadable meta.json: ${(err as Error).message}`, path: dir };
+  }
+  const resolved = resolveIndexOptions(options);
+  const reason = snapshotRefusal(meta, key, { options: resolved, faissBuild: faissBuild() });
+  if (reason !== undefined) return { kind: 'refused', reason, path: dir };
   const bytes = await readFile(path.join(dir, FILES.columns));
   const cols = {} as Record<keyof ItemColumnArrays, unknown>;
   const blank = new ItemColumns(1).arrays();
@@ -110,8 +153,92 @@ export async function readItemSnapshot(snapshotDir: string, key: SnapshotKey, op
     cols[name] = new ctor(copy.buffer, 0, meta.rows);
     at += meta.rows * width;
   }
-  if (at !== bytes.length) throw new Error(`${dir}: columns.bin holds ${bytes.length} bytes, expected ${at}`);
+  if (at !== bytes.length) return { kind: 'refused', reason: `columns.bin holds ${bytes.length} bytes, expected ${at}`, path: dir };
   const columns = ItemColumns.fromArrays(cols as ItemColumnArrays, meta.rows);
-  const faiss = faissRead(path.join(dir, FILES.index));
-  return ItemShardIndex.fromParts(faiss, columns, { dim: meta.dim, factory: meta.factory }, options);
+  let faiss;
+  try {
+    faiss = faissRead(path.join(dir, FILES.index));
+  } catch (err) {
+    return { kind: 'refused', reason: `unreadable index.faiss: ${(err as Error).message}`, path: dir };
+  }
+  const index = ItemShardIndex.fromParts(faiss, columns, { dim: meta.dim, factory: meta.factory }, resolved, meta.build);
+  return { kind: 'restored', index, meta, path: dir };
+}
+
+/**
+ * Restores the snapshot for `key`, or returns undefined when there is none or it is refused (other
+ * model, spec, world, format, index settings): the caller rebuilds. {@link restoreItemSnapshot}
+ * also says why.
+ */
+export async function readItemSnapshot(snapshotDir: string, key: SnapshotKey, options: IndexOptions = {}): Promise<ItemShardIndex | undefined> {
+  const r = await restoreItemSnapshot(snapshotDir, key, options);
+  return r.kind === 'restored' ? r.index : undefined;
+}
+
+/** A snapshot whose state is fixed (captured) but whose files are not in place yet. */
+export interface CapturedItemSnapshot {
+  /** Live items captured. */
+  readonly items: number;
+  /** Time the synchronous capture took (faiss write + column copy), ms: the shard served nothing meanwhile. */
+  readonly captureMs: number;
+  /** Writes the rest and puts the folder in place; resolves to the snapshot folder. */
+  finish(): Promise<string>;
+}
+
+let tmpSeq = 0;
+
+/**
+ * Fixes the snapshot of `index` synchronously — the faiss file is written into a temporary folder
+ * and the columns copied — so that the index may change again as soon as this returns; the columns
+ * and meta files and the atomic rename happen in {@link CapturedItemSnapshot.finish}, which searches
+ * and admin changes may interleave with.
+ */
+export function captureItemSnapshot(snapshotDir: string, key: SnapshotKey, index: ItemShardIndex): CapturedItemSnapshot {
+  const t0 = performance.now();
+  const final = itemSnapshotPath(snapshotDir, key);
+  // pid + thread + sequence: twin replicas in one process, or two captures in one millisecond, never share a folder.
+  const tmp = `${final}.tmp-${process.pid}-${threadId}-${tmpSeq++}`;
+  mkdirSync(tmp, { recursive: true });
+  let columns: Buffer;
+  try {
+    index.faiss.write(path.join(tmp, FILES.index));
+    const cols = index.columns.arrays();
+    columns = Buffer.concat(COLUMN_NAMES.map((name) => {
+      const a = cols[name];
+      return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    }));
+  } catch (err) {
+    void rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const meta: ItemShardSnapshotMeta = {
+    format: ITEM_SNAPSHOT_FORMAT,
+    ...key,
+    dim: index.dim,
+    factory: index.factory,
+    rows: index.columns.rows,
+    items: index.size,
+    createdAt: new Date().toISOString(),
+    build: index.buildFacts,
+  };
+  return {
+    items: meta.items,
+    captureMs: performance.now() - t0,
+    finish: async () => {
+      try {
+        await writeFile(path.join(tmp, FILES.columns), columns);
+        await writeFile(path.join(tmp, FILES.meta), JSON.stringify(meta, null, 2));
+        await replaceDir(tmp, final);
+      } catch (err) {
+        await rm(tmp, { recursive: true, force: true });
+        throw err;
+      }
+      return final;
+    },
+  };
+}
+
+/** Writes `index` as the snapshot for `key`, replacing any older one atomically (rename). */
+export async function writeItemSnapshot(snapshotDir: string, key: SnapshotKey, index: ItemShardIndex): Promise<string> {
+  return captureItemSnapshot(snapshotDir, key, index).finish();
 }

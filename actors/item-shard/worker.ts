@@ -2,6 +2,13 @@
  * Worker-thread side of an item shard: owns the faiss index and the item-tower session, so a slow
  * search or a cold-start tower run never blocks the node's event loop. Handles one message at a
  * time (faiss search is synchronous); see protocol.ts for the messages.
+ *
+ * Snapshots after admin changes: the first change after a snapshot arms a timer of
+ * `snapshotAfterChangesMs`; when it fires, a snapshot task joins the message queue (so it runs
+ * between searches, never in the middle of an upsert), captures the state synchronously (faiss
+ * write + column copy: the only part searches wait for) and finishes the files and the atomic
+ * rename in the background while searches go on. Changes during the timer ride along in the same
+ * write; changes after the capture arm the next one.
  */
 import { parentPort } from 'node:worker_threads';
 import { itemShardOf } from '../../core/hash.js';
@@ -10,12 +17,12 @@ import type { StatusObject } from '../../core/status.js';
 import { Codecs } from '../../protos/codec.js';
 import type { ItemAdminReplyMsg, ShardSearchReplyMsg } from '../../protos/codec.js';
 import { statusToMsg } from '../../protos/convert.js';
-import { openItemShard } from './bootstrap.js';
+import { openItemShard, shardSnapshotKey } from './bootstrap.js';
 import { ItemTower } from './item-tower.js';
-import type { FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, ToItemWorker } from './protocol.js';
+import type { FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, SnapshotTrigger, ToItemWorker } from './protocol.js';
 import type { ItemShardIndex } from './shard-index.js';
-import { writeItemSnapshot } from './snapshot.js';
-import { worldSource } from './bootstrap.js';
+import type { SnapshotKey } from './snapshot.js';
+import { captureItemSnapshot } from './snapshot.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
 
 /** Most items one admin request may upsert or remove. */
@@ -25,6 +32,13 @@ interface State {
   readonly config: ItemShardWorkerConfig;
   readonly index: ItemShardIndex;
   readonly tower: ItemTower;
+  readonly key: SnapshotKey;
+  /** Items upserted or removed since the last capture. */
+  changes: number;
+  /** Armed by the first change after a capture (see the module comment). */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The background part of the last snapshot write, so writes land in capture order. */
+  writing: Promise<unknown>;
 }
 
 let state: State | undefined;
@@ -41,7 +55,7 @@ function post(msg: FromItemWorker): void {
 }
 
 function gauges(s: State): ItemWorkerGauges {
-  return { items: s.index.size, memoryBytes: s.index.memoryBytes() };
+  return { items: s.index.size, memoryBytes: s.index.memoryBytes(), changesSinceSnapshot: s.changes };
 }
 
 async function init(config: ItemShardWorkerConfig): Promise<void> {
@@ -55,7 +69,8 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
     index: config.index,
     towerBatchRows: config.towerBatchRows,
   });
-  state = { config, index: opened.index, tower };
+  const key = await shardSnapshotKey(config.worldDir, config.shard, config.shardCount, tower);
+  state = { config, index: opened.index, tower, key, changes: 0, timer: undefined, writing: Promise.resolve() };
   post({
     type: 'ready',
     info: {
@@ -66,6 +81,9 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
       modelVersion: tower.manifest.version,
       timings: opened.timings,
       snapshotPath: opened.snapshotPath,
+      snapshotRefused: opened.snapshotRefused,
+      snapshotItems: opened.snapshotItems,
+      snapshotAtMs: opened.snapshotAtMs,
     },
   });
 }
@@ -120,6 +138,7 @@ async function admin(s: State, id: number, bytes: Uint8Array): Promise<void> {
     const vectors = await s.tower.encode(metas);
     const upserted = s.index.upsert(metas, vectors);
     const removed = s.index.remove(req.removeVideoIds);
+    noteChanges(s, upserted + removed);
     reply = { upserted, removed, shardSize: s.index.size };
   } catch (err) {
     reply = { status: statusToMsg(toStatus(err)), upserted: 0, removed: 0, shardSize: s.index.size };
@@ -127,28 +146,103 @@ async function admin(s: State, id: number, bytes: Uint8Array): Promise<void> {
   post({ type: 'reply', id, reply: Codecs.itemAdminReply.encode(reply), searchMs: 0, gauges: gauges(s) });
 }
 
+/** Counts admin changes and arms the snapshot timer on the first one since the last capture. */
+function noteChanges(s: State, n: number): void {
+  if (n === 0) return;
+  s.changes += n;
+  armSnapshotTimer(s);
+}
+
+function armSnapshotTimer(s: State): void {
+  const delay = s.config.snapshotAfterChangesMs;
+  if (s.timer !== undefined || delay <= 0 || s.config.snapshotDir === undefined) return;
+  s.timer = setTimeout(() => {
+    s.timer = undefined;
+    enqueue(async () => {
+      // Only the capture holds the queue; failures are reported (and retried) by snapshotNow.
+      if (s.changes > 0) (await snapshotNow(s, 'changes').catch(() => undefined))?.written.catch(() => undefined);
+    });
+  }, delay);
+}
+
+/**
+ * Captures a snapshot now (the caller holds the message queue) and returns the background write,
+ * which reports its outcome to the main thread. A failed 'changes' write puts its changes back and
+ * re-arms the timer, so it is retried.
+ */
+async function snapshotNow(s: State, trigger: SnapshotTrigger): Promise<{ readonly written: Promise<string> }> {
+  const dir = s.config.snapshotDir;
+  if (dir === undefined) throw new Error('snapshots are off (no snapshotDir)');
+  // Writes land in capture order: an older state never replaces a newer one.
+  await s.writing.catch(() => undefined);
+  const t0 = performance.now();
+  const captured = s.changes;
+  let finishing: Promise<string>;
+  let captureMs: number;
+  let items: number;
+  try {
+    const c = captureItemSnapshot(dir, s.key, s.index);
+    s.changes = 0;
+    captureMs = c.captureMs;
+    items = c.items;
+    finishing = c.finish();
+  } catch (err) {
+    failed(s, trigger, 0, err);
+    throw err;
+  }
+  if (s.timer !== undefined) {
+    // This capture holds every change so far: a pending timer has nothing left to write.
+    clearTimeout(s.timer);
+    s.timer = undefined;
+  }
+  const done = finishing.then(
+    (path) => {
+      post({ type: 'snapshotWritten', trigger, items, atMs: Date.now(), captureMs, writeMs: performance.now() - t0, gauges: gauges(s) });
+      return path;
+    },
+    (err: unknown) => {
+      failed(s, trigger, captured, err);
+      throw err;
+    },
+  );
+  s.writing = done;
+  // Wrapped: an async function returning the promise itself would make callers wait for the write.
+  return { written: done };
+}
+
+function failed(s: State, trigger: SnapshotTrigger, changes: number, err: unknown): void {
+  s.changes += changes;
+  if (s.changes > 0) armSnapshotTimer(s);
+  post({ type: 'snapshotFailed', trigger, status: toStatus(err), gauges: gauges(s) });
+}
+
 async function snapshot(s: State, id: number): Promise<void> {
-  const c = s.config;
-  if (c.snapshotDir === undefined) {
+  if (s.config.snapshotDir === undefined) {
     post({ type: 'snapshotDone', id, path: null, status: { code: StatusCode.FAILED_PRECONDITION, message: 'snapshots are off (no snapshotDir)' } });
     return;
   }
+  const reply = (p: Promise<string>) =>
+    p.then(
+      (path) => post({ type: 'snapshotDone', id, path, status: null }),
+      (err: unknown) => post({ type: 'snapshotDone', id, path: null, status: toStatus(err) }),
+    );
   try {
-    const key = {
-      shard: c.shard,
-      shardCount: c.shardCount,
-      modelVersion: s.tower.manifest.version,
-      featureSpecHash: s.tower.manifest.featureSpecHash,
-      source: await worldSource(c.worldDir),
-    };
-    post({ type: 'snapshotDone', id, path: await writeItemSnapshot(c.snapshotDir, key, s.index), status: null });
+    // Not awaited: searches run while the files are written.
+    void reply((await snapshotNow(s, 'request')).written);
   } catch (err) {
-    post({ type: 'snapshotDone', id, path: null, status: toStatus(err) });
+    void reply(Promise.reject(err));
   }
 }
 
 // Messages are handled strictly in order: an admin upsert finishes before the next search runs.
 let queue: Promise<void> = Promise.resolve();
+
+function enqueue(task: () => Promise<void>): void {
+  queue = queue.then(task).catch((err: unknown) => {
+    // Every handler reports its own failures; reaching here is a bug, surfaced in the parent's log.
+    console.error('item-shard worker:', err);
+  });
+}
 
 port.on('message', (msg: ToItemWorker) => {
   if (msg.type === 'crash') {
@@ -157,10 +251,7 @@ port.on('message', (msg: ToItemWorker) => {
     });
     return;
   }
-  queue = queue.then(() => handle(msg)).catch((err: unknown) => {
-    // Every handler reports its own failures; reaching here is a bug, surfaced in the parent's log.
-    console.error('item-shard worker:', err);
-  });
+  enqueue(() => handle(msg));
 });
 
 async function handle(msg: ToItemWorker): Promise<void> {

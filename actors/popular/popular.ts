@@ -14,6 +14,16 @@
  * Catalogue: with a world, video metadata comes from the node's shared catalogue
  * (user-state/catalogue-cache.ts, loaded off the main thread), not a Map per video.
  *
+ * Stream replay: at start the lists are rebuilt from the world, then the event stream is applied
+ * from a start time (JetStream DeliverPolicy by start time, on storage time), not from its first
+ * sequence: now − `replayWindowMs`, by default {@link POPULAR_REPLAY_HALF_LIVES} popular
+ * half-lives (10 × 24 h). An engagement that old weighs 2^-10 < 0.1% of a fresh one in the popular
+ * counter (the slowest one; trending decays 24× faster), so each event left out would have added
+ * less than 0.1% of its fresh weight to any score. Not decayed, so truncated: the cumulative item
+ * stats (impressions, clicks, watches, watch ratio) returned with candidates count only the world
+ * plus that window of the stream. The stream's own retention (event-stream/stream.ts, 7 days by
+ * default) may be shorter; then the whole stream is replayed.
+ *
  * Time: lists are computed "as of" `timeBase` — 'events' (default) uses the newest event time seen,
  * so a replayed historical world has meaningful recent windows; 'clock' uses the injected clock's
  * wall time (live traffic). The clock also drives the refresh timer.
@@ -35,6 +45,9 @@ import type { CatalogueLease } from '../user-state/catalogue-cache.js';
 import { acquireCatalogue } from '../user-state/catalogue-cache.js';
 import type { PopularIndexOptions } from './popular-index.js';
 import { PopularIndex, resolvePopularIndexOptions } from './popular-index.js';
+
+/** Popular half-lives of stream history replayed at start (see the module comment). */
+export const POPULAR_REPLAY_HALF_LIVES = 10;
 
 /** Largest `n` a PopularRequest may ask for. */
 export const MAX_POPULAR_N = 1000;
@@ -59,10 +72,17 @@ export interface PopularOptions {
   readonly clock?: Clock;
   /**
    * Count the events LogEvents accepts, read from the cluster's JetStream stream (every partition's
-   * subject, from its start: the lists are rebuilt from the world at each start, so the whole
-   * stream is applied on top). Default true; the server needs JetStream.
+   * subject, from `replayWindowMs` ago: the lists are rebuilt from the world at each start, and
+   * that window of the stream is applied on top). Default true; the server needs JetStream.
    */
   readonly eventFeed?: boolean;
+  /**
+   * How far back the event stream is replayed at start, ms (by storage time). Default
+   * {@link POPULAR_REPLAY_HALF_LIVES} × `lists.popularHalfLifeMs` (10 days with the defaults).
+   */
+  readonly replayWindowMs?: number;
+  /** Retention of the event stream (its max_age) when this actor creates or updates it, ms; 0 = unlimited. Default: see event-stream/stream.ts. */
+  readonly streamMaxAgeMs?: number;
 }
 
 /** Counters for /metrics. */
@@ -118,7 +138,9 @@ export async function startPopular(opts: PopularOptions): Promise<PopularHandle>
   const refreshSliceMs = opts.refreshSliceMs ?? 1;
   if (!(Number.isFinite(refreshSliceMs) && refreshSliceMs > 0)) throw new TypeError(`option refreshSliceMs must be > 0, got ${refreshSliceMs}`);
   if (opts.snapshotDir !== undefined && (typeof opts.snapshotDir !== 'string' || opts.snapshotDir.length === 0)) throw new TypeError('option snapshotDir must be a non-empty string');
-  resolvePopularIndexOptions(opts.lists);
+  const lists = resolvePopularIndexOptions(opts.lists);
+  const replayWindowMs = opts.replayWindowMs ?? POPULAR_REPLAY_HALF_LIVES * lists.popularHalfLifeMs;
+  if (!(Number.isFinite(replayWindowMs) && replayWindowMs > 0)) throw new TypeError(`option replayWindowMs must be > 0, got ${replayWindowMs}`);
   const clock = opts.clock ?? systemClock;
   let lease: CatalogueLease | undefined;
   let index: PopularIndex;
@@ -142,6 +164,9 @@ export async function startPopular(opts: PopularOptions): Promise<PopularHandle>
           cluster: opts.cluster,
           subject: Subjects.allEvents(opts.cluster),
           afterSeq: 0,
+          // Wall time, not `clock`: JetStream stamps messages with the server's wall clock.
+          startTimeMs: Math.max(0, Date.now() - replayWindowMs),
+          ...(opts.streamMaxAgeMs === undefined ? {} : { maxAgeMs: opts.streamMaxAgeMs }),
           apply: async (batch) => actor.applyEvents(batch.map((b) => b.event)),
           log: (e) => process.stderr.write(`${JSON.stringify({ ...e, actor: 'popular' })}\n`),
         }),

@@ -2,6 +2,22 @@
 import type { StatusObject } from '../../core/status.js';
 import type { CatalogueColumns } from './catalogue.js';
 import type { ApplyResult, SequencedEvent, UserPartitionCounters } from './partition.js';
+import type { UserSnapshotKind } from './snapshot.js';
+import type { UserSnapshotWriterStats } from './snapshot-writer.js';
+
+/** A partition's counters plus its live-snapshot writer's, as a host reports them. */
+export interface UserHostCounters extends UserPartitionCounters {
+  /** The periodic snapshot writer's counters (all zero when snapshots are off). */
+  readonly snapshots: UserSnapshotWriterStats;
+}
+
+/** The event stream as the main thread saw it just before an open (event-stream/stream.ts). */
+export interface UserPartitionStreamView {
+  /** EventStreamInfo.identity: a live snapshot of another identity is not restored. */
+  readonly identity: string;
+  /** Newest sequence stored: a live snapshot past it is not restored either. */
+  readonly lastSeq: number;
+}
 
 /** Everything a host needs to open a partition (structured-clone safe). */
 export interface UserPartitionWorkerConfig {
@@ -12,6 +28,10 @@ export interface UserPartitionWorkerConfig {
   readonly embeddingCacheSize: number;
   /** Profile snapshots live here; undefined turns them off. */
   readonly snapshotDir: string | undefined;
+  /** Period of live snapshots, ms; 0 = only the bootstrap snapshot. */
+  readonly snapshotIntervalMs: number;
+  /** The event stream the partition will follow; undefined when it follows none (eventFeed off). */
+  readonly stream: UserPartitionStreamView | undefined;
   /** The node's shared catalogue (SharedArrayBuffer-backed: shared with the worker, not copied). */
   readonly catalogue: CatalogueColumns | undefined;
 }
@@ -34,6 +54,16 @@ export interface UserPartitionReadyInfo {
   readonly snapshotWriteMs: number;
   /** Highest event-stream sequence applied at start (from the snapshot; 0 after a build). */
   readonly appliedSeq: number;
+  /** Which snapshot was restored ('live': the periodic one, with its stream sequence), when restored. */
+  readonly snapshotKind: UserSnapshotKind | undefined;
+  /** Why the live snapshot was not restored (none, other world/spec/P, other stream), when snapshots are on. */
+  readonly liveSnapshotRefused: string | undefined;
+  /**
+   * A live snapshot was refused because its sequence belongs to another event stream (deleted and
+   * created again) or lies past the stream's last sequence; the partition fell back to the
+   * bootstrap snapshot (or the world) and replays the whole stream.
+   */
+  readonly streamMismatch: boolean;
 }
 
 /**
@@ -53,7 +83,9 @@ export type ToUserWorker =
 
 /** Host worker → main thread (counters of the slot ride along for stats()). */
 export type FromUserWorker =
-  | { readonly type: 'opened'; readonly slot: number; readonly info: UserPartitionReadyInfo; readonly counters: UserPartitionCounters }
+  | { readonly type: 'opened'; readonly slot: number; readonly info: UserPartitionReadyInfo; readonly counters: UserHostCounters }
   | { readonly type: 'openFailed'; readonly slot: number; readonly status: StatusObject }
-  | { readonly type: 'reply'; readonly slot: number; readonly id: number; readonly reply: Uint8Array | null; readonly counters: UserPartitionCounters }
-  | { readonly type: 'applied'; readonly slot: number; readonly id: number; readonly result: ApplyResult | null; readonly status: StatusObject | null; readonly counters: UserPartitionCounters };
+  | { readonly type: 'reply'; readonly slot: number; readonly id: number; readonly reply: Uint8Array | null; readonly counters: UserHostCounters }
+  | { readonly type: 'applied'; readonly slot: number; readonly id: number; readonly result: ApplyResult | null; readonly status: StatusObject | null; readonly counters: UserHostCounters }
+  /** After a live snapshot attempt: fresh counters with no call to ride on. */
+  | { readonly type: 'counters'; readonly slot: number; readonly counters: UserHostCounters };

@@ -33,9 +33,17 @@
  * sequence, so no event LogEvents acked is lost; until then it answers INTERNAL. Reopening retries
  * with backoff (0.2 s doubling to 30 s); stats().restarts counts the reopenings.
  *
- * Start-up (option `snapshotDir`): profiles are restored from the partition's snapshot when it
- * matches the world, feature spec and P (snapshot.ts), else rebuilt by replaying the world and the
- * snapshot written. The catalogue the partition needs for new events is shared by every partition
+ * Start-up (option `snapshotDir`): profiles are restored from the partition's newest valid snapshot
+ * (snapshot.ts, bootstrap.ts): the live one, written every `snapshotIntervalMs` by the replica
+ * (snapshot-writer.ts) with the stream sequence it applied, when it matches the world, feature
+ * spec, P and the identity of the event stream followed now; else the bootstrap one (the world's
+ * history, sequence 0); else the world is replayed and the bootstrap snapshot written. A live
+ * snapshot of another stream identity (the stream was deleted and created again) is not used with
+ * its sequence: logged (`user_partition_snapshot_stream_mismatch`) and counted
+ * (stats().streamMismatches). The stream keeps `streamMaxAgeMs` of events (set on it here); when the
+ * events right after the restored sequence are gone already (retention or a purge removed them
+ * before this replica saw them), the partition still starts, and logs and counts the gap
+ * (`user_partition_replay_gap`, stats().replayGapSeqs). The catalogue the partition needs for new events is shared by every partition
  * of the node (catalogue-cache.ts). Measured on the local 1M-video world: see docs/ in the report.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -46,13 +54,18 @@ import { Codecs } from '../../protos/codec.js';
 import { openUserPartition } from './bootstrap.js';
 import { acquireCatalogue } from './catalogue-cache.js';
 import { handleUserStateRequest, userErrorReply } from './handler.js';
-import type { ApplyResult, SequencedEvent, UserPartitionCounters, UserStatePartition } from './partition.js';
-import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
+import type { ApplyResult, SequencedEvent, UserStatePartition } from './partition.js';
+import type { UserHostCounters, UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
 import { UserTower } from './user-tower.js';
 import { ACTOR_STOP_DRAIN_MS, settleWithin } from '../../core/deadline.js';
 import { reopenWithBackoff } from '../../core/reopen.js';
 import { startEventFeed } from '../event-stream/feed.js';
 import type { EventFeedHandle, EventFeedStats } from '../event-stream/feed.js';
+import { DEFAULT_EVENT_MAX_AGE_MS, ensureEventStream, eventStreamInfo, validateEventMaxAgeMs } from '../event-stream/stream.js';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { startLiveSnapshots } from './bootstrap.js';
+import type { UserSnapshotWriter } from './snapshot-writer.js';
+import { NO_SNAPSHOT_WRITER_STATS } from './snapshot-writer.js';
 import { dedicatedUserStateHost, sharedUserStateHost } from './worker-host.js';
 
 /** Where a user partition runs (see {@link UserPartitionOptions.thread} and the module comment). */
@@ -95,6 +108,40 @@ export interface UserPartitionOptions {
    * false leaves events to applyEvents callers (tests, tools).
    */
   readonly eventFeed?: boolean;
+  /**
+   * Period of live snapshots (profiles + the stream sequence applied), ms, written when the
+   * partition applied an event since the last one; 0 = only the bootstrap snapshot (every restart
+   * then replays the whole stream). Needs `snapshotDir` and `worldDir`. Default 60000.
+   */
+  readonly snapshotIntervalMs?: number;
+  /**
+   * Retention of the event stream (its max_age), ms; 0 = unlimited. Set on the stream when it is
+   * created, and on an existing one whose max_age differs. Default 604800000 (7 days).
+   */
+  readonly streamMaxAgeMs?: number;
+}
+
+/** Default of {@link UserPartitionOptions.snapshotIntervalMs}, ms. */
+export const DEFAULT_USER_SNAPSHOT_INTERVAL_MS = 60_000;
+
+/** Smallest ratio of the stream's retention to the live-snapshot period that config accepts. */
+export const MIN_RETENTION_PER_SNAPSHOT_INTERVAL = 10;
+
+/**
+ * Checks that live snapshots are taken well within the stream's retention: a replica restarts from
+ * a snapshot up to one interval old and needs every event since, so the interval must leave most
+ * of `maxAgeMs` as the downtime a replica may have before its events expire (interval ≤
+ * maxAgeMs / {@link MIN_RETENTION_PER_SNAPSHOT_INTERVAL}). A stream with retention and no live
+ * snapshots (interval 0) would lose everything older than maxAgeMs at every restart. Throws a
+ * TypeError naming both knobs (`intervalName`, `maxAgeName`).
+ */
+export function checkSnapshotIntervalWithinRetention(intervalMs: number, maxAgeMs: number, intervalName = 'snapshotIntervalMs', maxAgeName = 'streamMaxAgeMs'): void {
+  if (maxAgeMs === 0) return;
+  if (intervalMs === 0 || intervalMs * MIN_RETENTION_PER_SNAPSHOT_INTERVAL > maxAgeMs) {
+    throw new TypeError(
+      `${intervalName} (${intervalMs}${intervalMs === 0 ? ': no live snapshots' : ''}) must be > 0 and at most 1/${MIN_RETENTION_PER_SNAPSHOT_INTERVAL} of ${maxAgeName} (${maxAgeMs}): a restart needs the events since its last snapshot still in the stream; raise ${maxAgeName} (0 = unlimited) or lower ${intervalName}`,
+    );
+  }
 }
 
 /** {@link UserPartitionOptions} after defaults and validation. */
@@ -109,6 +156,8 @@ export interface ResolvedUserPartitionOptions {
   readonly thread: UserStateThreadMode;
   readonly maxInFlight: number;
   readonly eventFeed: boolean;
+  readonly snapshotIntervalMs: number;
+  readonly streamMaxAgeMs: number;
 }
 
 function requireInt(name: string, v: unknown, min: number): number {
@@ -142,6 +191,8 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
     thread,
     maxInFlight: requireInt('maxInFlight', o.maxInFlight ?? 512, 1),
     eventFeed: requireBool('eventFeed', o.eventFeed ?? true),
+    snapshotIntervalMs: requireInt('snapshotIntervalMs', o.snapshotIntervalMs ?? DEFAULT_USER_SNAPSHOT_INTERVAL_MS, 0),
+    streamMaxAgeMs: validateEventMaxAgeMs('option streamMaxAgeMs', o.streamMaxAgeMs ?? DEFAULT_EVENT_MAX_AGE_MS),
   };
 }
 
@@ -151,7 +202,7 @@ function requireBool(name: string, v: unknown): boolean {
 }
 
 /** Counters and sizes for /metrics. */
-export interface UserPartitionStats extends UserPartitionCounters {
+export interface UserPartitionStats extends UserHostCounters {
   readonly partition: number;
   readonly dropped: number;
   readonly rejected: number;
@@ -161,6 +212,10 @@ export interface UserPartitionStats extends UserPartitionCounters {
   readonly restarts: number;
   /** The event-stream feed's counters, when it runs. */
   readonly eventFeed?: EventFeedStats;
+  /** Opens (start or reopen) that refused a live snapshot of another event stream (see the module comment). */
+  readonly streamMismatches: number;
+  /** Stream sequences removed (retention, purge) before this replica applied them, summed over its opens; an upper bound on its own events lost. */
+  readonly replayGapSeqs: number;
 }
 
 /**
@@ -200,7 +255,7 @@ export interface UserPartitionHandle {
 interface PartitionHost {
   request(bytes: Uint8Array): Promise<Uint8Array | null>;
   apply(events: readonly SequencedEvent[]): Promise<ApplyResult>;
-  counters(): UserPartitionCounters;
+  counters(): UserHostCounters;
   /** `listener` is called once if the host dies under the partition (never for the inline host). */
   onFailure(listener: (status: StatusObject) => void): void;
   close(): Promise<void>;
@@ -210,6 +265,8 @@ interface PartitionHost {
 class InlineHost implements PartitionHost {
   readonly #p: UserStatePartition;
   readonly #tower: UserTower;
+  #snapshots: UserSnapshotWriter | undefined;
+  #closed = false;
   constructor(p: UserStatePartition, tower: UserTower) {
     this.#p = p;
     this.#tower = tower;
@@ -219,7 +276,14 @@ class InlineHost implements PartitionHost {
     const tower = await UserTower.load(config.modelDir);
     try {
       const opened = await openUserPartition(config, tower);
-      return { host: new InlineHost(opened.partition, tower), info: opened.info };
+      const host = new InlineHost(opened.partition, tower);
+      // Same thread, and applyEvents and exportProfiles are synchronous: the copy is never torn.
+      host.#snapshots = startLiveSnapshots(config, opened, async (fn) => {
+        if (host.#closed) return false;
+        fn();
+        return true;
+      });
+      return { host, info: opened.info };
     } catch (err) {
       await tower.close();
       throw err;
@@ -231,14 +295,16 @@ class InlineHost implements PartitionHost {
   async apply(events: readonly SequencedEvent[]): Promise<ApplyResult> {
     return this.#p.applyEvents(events);
   }
-  counters(): UserPartitionCounters {
-    return this.#p.counters();
+  counters(): UserHostCounters {
+    return { ...this.#p.counters(), snapshots: this.#snapshots?.stats() ?? NO_SNAPSHOT_WRITER_STATS };
   }
   onFailure(): void {
     // Runs on the caller's thread: nothing separate to die.
   }
-  close(): Promise<void> {
-    return this.#tower.close();
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#snapshots?.stop();
+    await this.#tower.close();
   }
 }
 
@@ -250,17 +316,24 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
   const o = resolveUserPartitionOptions(opts);
   // The node's partitions share one catalogue (catalogue-cache.ts); released when this one stops.
   const lease = o.worldDir === undefined ? undefined : await acquireCatalogue(o.worldDir, o.snapshotDir);
-  const config: UserPartitionWorkerConfig = {
+  const base = {
     partition: o.partition,
     partitionCount: o.partitionCount,
     worldDir: o.worldDir,
     modelDir: o.modelDir,
     embeddingCacheSize: o.embeddingCacheSize,
     snapshotDir: o.snapshotDir,
+    snapshotIntervalMs: o.snapshotIntervalMs,
     catalogue: lease?.catalogue.columns,
   };
-  // Also how a partition reopens after its host worker died (UserPartitionImpl.#recover).
+  // Also how a partition reopens after its host worker died (UserPartitionImpl.#recover). The
+  // stream is looked at anew each time: it may have been deleted and created again meanwhile.
   const open = async (): Promise<{ host: PartitionHost; info: UserPartitionReadyInfo }> => {
+    let config: UserPartitionWorkerConfig = { ...base, stream: undefined };
+    if (o.eventFeed) {
+      const s = await ensureEventStream(await jetstreamManager(opts.nc), o.cluster, { maxAgeMs: o.streamMaxAgeMs });
+      config = { ...base, stream: { identity: s.identity, lastSeq: s.lastSeq } };
+    }
     switch (o.thread) {
       case 'shared': {
         const r = await sharedUserStateHost().open(config);
@@ -311,6 +384,8 @@ class UserPartitionImpl implements UserPartitionHandle {
   #stopped: Promise<void> | undefined;
   readonly #releaseCatalogue: () => void;
   #feed: EventFeedHandle | undefined;
+  #streamMismatches = 0;
+  #replayGapSeqs = 0;
 
   constructor(
     nc: NatsConnection,
@@ -327,6 +402,7 @@ class UserPartitionImpl implements UserPartitionHandle {
     this.#host = host;
     host.onFailure((status) => void this.#recover(status));
     this.info = info;
+    this.#noteOpened(info);
     this.local = { partition: o.partition, get: (request) => this.#getLocal(request), inFlight: () => this.#inFlight };
     this.#sub = nc.subscribe(Subjects.userGet(o.cluster, o.partition), {
       queue: Subjects.queueGroup(o.cluster, 'user', o.partition),
@@ -381,16 +457,37 @@ class UserPartitionImpl implements UserPartitionHandle {
     }
   }
 
+  #log(e: Record<string, unknown>): void {
+    process.stderr.write(`${JSON.stringify({ ...e, partition: this.#o.partition })}\n`);
+  }
+
+  /** Logs and counts a live snapshot refused for its stream identity (see the module comment). */
+  #noteOpened(info: UserPartitionReadyInfo): void {
+    if (!info.streamMismatch) return;
+    this.#streamMismatches++;
+    this.#log({ event: 'user_partition_snapshot_stream_mismatch', reason: info.liveSnapshotRefused, restored: info.snapshotKind ?? info.snapshot, appliedSeq: info.appliedSeq });
+  }
+
   /**
    * Follows this partition's subject of the event stream from the snapshot's sequence on
    * (actors/event-stream/feed.ts), so an event LogEvents accepted reaches this replica's state.
+   * When the stream no longer holds `afterSeq + 1` (retention or a purge removed it before this
+   * replica applied it), the partition starts anyway from the oldest event kept, and the gap is
+   * logged and counted.
    */
   async startFeed(afterSeq: number): Promise<void> {
+    const stream = await eventStreamInfo(await jetstreamManager(this.#nc), this.#o.cluster).catch(() => undefined);
+    if (stream !== undefined && afterSeq + 1 < stream.firstSeq) {
+      const gap = stream.firstSeq - afterSeq - 1;
+      this.#replayGapSeqs += gap;
+      this.#log({ event: 'user_partition_replay_gap', appliedSeq: afterSeq, streamFirstSeq: stream.firstSeq, missingSeqs: gap, streamMaxAgeMs: stream.maxAgeMs });
+    }
     this.#feed = await startEventFeed({
       nc: this.#nc,
       cluster: this.#o.cluster,
       subject: Subjects.events(this.#o.cluster, this.#o.partition),
       afterSeq,
+      maxAgeMs: this.#o.streamMaxAgeMs,
       apply: async (batch) => {
         await this.applyEvents(batch);
       },
@@ -426,6 +523,7 @@ class UserPartitionImpl implements UserPartitionHandle {
       }
       this.#host = opened.host;
       this.#restarts++;
+      this.#noteOpened(opened.info);
       opened.host.onFailure((status) => void this.#recover(status));
       if (this.#o.eventFeed) await this.startFeed(opened.info.appliedSeq);
       log({ event: 'user_partition_reopened', restarts: this.#restarts, snapshot: opened.info.snapshot, appliedSeq: opened.info.appliedSeq });
@@ -450,6 +548,8 @@ class UserPartitionImpl implements UserPartitionHandle {
       thread: this.#o.thread,
       restarts: this.#restarts,
       ...(this.#feed !== undefined ? { eventFeed: this.#feed.stats() } : {}),
+      streamMismatches: this.#streamMismatches,
+      replayGapSeqs: this.#replayGapSeqs,
     };
   }
 

@@ -18,8 +18,9 @@
 import { Worker } from 'node:worker_threads';
 import { StatusCode, UpnextError } from '../../core/status.js';
 import type { StatusObject } from '../../core/status.js';
-import type { ApplyResult, SequencedEvent, UserPartitionCounters } from './partition.js';
-import type { FromUserWorker, ToUserWorker, UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
+import type { ApplyResult, SequencedEvent } from './partition.js';
+import type { FromUserWorker, ToUserWorker, UserHostCounters, UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
+import { NO_SNAPSHOT_WRITER_STATS } from './snapshot-writer.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
 
 /** Which kind of host a worker is (see the module comment). */
@@ -64,7 +65,7 @@ type Waiter = { resolve(v: never): void; reject(e: Error): void };
 
 interface SlotState {
   readonly waiting: Map<number, Waiter>;
-  counters: UserPartitionCounters;
+  counters: UserHostCounters;
   /** Told once when the worker dies while the slot is open (the partition then reopens elsewhere). */
   onFailure: ((status: StatusObject) => void) | undefined;
   /** Set while the open is in progress. */
@@ -149,7 +150,7 @@ export class UserStateHostWorker {
   }
 
   /** @internal Last counters the worker reported for `slot`. */
-  counters(slot: number): UserPartitionCounters | undefined {
+  counters(slot: number): UserHostCounters | undefined {
     return this.#slots.get(slot)?.counters;
   }
 
@@ -218,6 +219,9 @@ export class UserStateHostWorker {
         state.opening?.reject(UpnextError.fromStatus(m.status));
         state.opening = undefined;
         return;
+      case 'counters':
+        state.counters = m.counters;
+        return;
       case 'reply':
       case 'applied': {
         state.counters = m.counters;
@@ -240,15 +244,15 @@ function fail(state: SlotState, status: StatusObject): void {
   }
 }
 
-function emptyCounters(): UserPartitionCounters {
-  return { users: 0, requests: 0, unknownUsers: 0, cacheHits: 0, cacheMisses: 0, eventsApplied: 0, appliedSeq: 0, cachedEmbeddings: 0, memoryBytes: 0, catalogueBytes: 0 };
+function emptyCounters(): UserHostCounters {
+  return { users: 0, requests: 0, unknownUsers: 0, cacheHits: 0, cacheMisses: 0, eventsApplied: 0, appliedSeq: 0, cachedEmbeddings: 0, memoryBytes: 0, catalogueBytes: 0, snapshots: NO_SNAPSHOT_WRITER_STATS };
 }
 
 /** One partition open in a host worker: the calls user-state.ts makes, addressed to its slot. */
 export class HostedUserPartition {
   readonly #host: UserStateHostWorker;
   readonly #slot: number;
-  #last: UserPartitionCounters = emptyCounters();
+  #last: UserHostCounters = emptyCounters();
 
   constructor(host: UserStateHostWorker, slot: number) {
     this.#host = host;
@@ -265,7 +269,7 @@ export class HostedUserPartition {
   }
 
   /** The latest counters the worker reported (kept after close or a crash). */
-  counters(): UserPartitionCounters {
+  counters(): UserHostCounters {
     this.#last = this.#host.counters(this.#slot) ?? this.#last;
     return this.#last;
   }

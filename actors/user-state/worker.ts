@@ -10,16 +10,22 @@
  * A partition's cached embeddings live in the partition, not the session, so sharing changes no
  * answer; it saves a session's memory (~67 MB of weights on the 1M-video world) per extra partition.
  *
+ * Live snapshots (snapshot-writer.ts): each partition with `snapshotIntervalMs` > 0 gets a timer
+ * here that copies its profiles in the partition's queue (between two applies/gets) and writes
+ * them off the queue, then pushes fresh counters to the main thread.
+ *
  * Ordering: each partition has its own queue, so an `apply` finishes before that partition's later
  * `get`s read the profile, while a long open (replaying a world) of one partition never holds up
  * requests to the others: they interleave at every await.
  */
 import { parentPort } from 'node:worker_threads';
 import { toStatus } from '../../core/status.js';
-import { openUserPartition } from './bootstrap.js';
+import { openUserPartition, startLiveSnapshots } from './bootstrap.js';
 import { handleUserStateRequest } from './handler.js';
 import type { UserStatePartition } from './partition.js';
-import type { FromUserWorker, ToUserWorker, UserPartitionWorkerConfig } from './protocol.js';
+import type { FromUserWorker, UserHostCounters, ToUserWorker, UserPartitionWorkerConfig } from './protocol.js';
+import type { UserSnapshotWriter } from './snapshot-writer.js';
+import { NO_SNAPSHOT_WRITER_STATS } from './snapshot-writer.js';
 import { UserTower } from './user-tower.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
 
@@ -34,6 +40,12 @@ interface Slot {
   /** Set when the main thread closed it: queued work of the slot is skipped. */
   closed: boolean;
   queue: Promise<void>;
+  /** Periodic live snapshots, when on. */
+  snapshots: UserSnapshotWriter | undefined;
+}
+
+function countersOf(slot: Slot, p: UserStatePartition): UserHostCounters {
+  return { ...p.counters(), snapshots: slot.snapshots?.stats() ?? NO_SNAPSHOT_WRITER_STATS };
 }
 
 const slots = new Map<number, Slot>();
@@ -85,10 +97,10 @@ function releaseSlotTower(slot: Slot): void {
 }
 
 /** Runs `fn` on the slot's open partition, in the slot's order; skipped once it is closed or gone. */
-function withPartition(id: number, fn: (p: UserStatePartition) => Promise<void> | void): void {
+function withPartition(id: number, fn: (p: UserStatePartition, slot: Slot) => Promise<void> | void): void {
   const slot = slots.get(id);
   if (slot === undefined) return;
-  enqueue(slot, () => (slot.closed || slot.partition === undefined ? undefined : fn(slot.partition)));
+  enqueue(slot, () => (slot.closed || slot.partition === undefined ? undefined : fn(slot.partition, slot)));
 }
 
 async function open(id: number, slot: Slot, config: UserPartitionWorkerConfig): Promise<void> {
@@ -97,7 +109,22 @@ async function open(id: number, slot: Slot, config: UserPartitionWorkerConfig): 
     slot.towerHeld = config.modelDir;
     const opened = await openUserPartition(config, tower);
     slot.partition = opened.partition;
-    post({ type: 'opened', slot: id, info: opened.info, counters: opened.partition.counters() });
+    slot.snapshots = startLiveSnapshots(
+      config,
+      opened,
+      (fn) =>
+        new Promise<boolean>((resolve) =>
+          enqueue(slot, () => {
+            if (slot.closed || slot.partition === undefined) return resolve(false);
+            fn();
+            resolve(true);
+          }),
+        ),
+      () => {
+        if (!slot.closed && slot.partition !== undefined) post({ type: 'counters', slot: id, counters: countersOf(slot, slot.partition) });
+      },
+    );
+    post({ type: 'opened', slot: id, info: opened.info, counters: countersOf(slot, opened.partition) });
   } catch (err) {
     releaseSlotTower(slot);
     slots.delete(id);
@@ -108,22 +135,22 @@ async function open(id: number, slot: Slot, config: UserPartitionWorkerConfig): 
 port.on('message', (msg: ToUserWorker) => {
   switch (msg.type) {
     case 'open': {
-      const slot: Slot = { partition: undefined, towerHeld: undefined, closed: false, queue: Promise.resolve() };
+      const slot: Slot = { partition: undefined, towerHeld: undefined, closed: false, queue: Promise.resolve(), snapshots: undefined };
       slots.set(msg.slot, slot);
       enqueue(slot, () => open(msg.slot, slot, msg.config));
       return;
     }
     case 'get':
-      withPartition(msg.slot, async (p) => {
-        post({ type: 'reply', slot: msg.slot, id: msg.id, reply: await handleUserStateRequest(p, msg.request), counters: p.counters() });
+      withPartition(msg.slot, async (p, slot) => {
+        post({ type: 'reply', slot: msg.slot, id: msg.id, reply: await handleUserStateRequest(p, msg.request), counters: countersOf(slot, p) });
       });
       return;
     case 'apply':
-      withPartition(msg.slot, (p) => {
+      withPartition(msg.slot, (p, slot) => {
         try {
-          post({ type: 'applied', slot: msg.slot, id: msg.id, result: p.applyEvents(msg.events), status: null, counters: p.counters() });
+          post({ type: 'applied', slot: msg.slot, id: msg.id, result: p.applyEvents(msg.events), status: null, counters: countersOf(slot, p) });
         } catch (err) {
-          post({ type: 'applied', slot: msg.slot, id: msg.id, result: null, status: toStatus(err), counters: p.counters() });
+          post({ type: 'applied', slot: msg.slot, id: msg.id, result: null, status: toStatus(err), counters: countersOf(slot, p) });
         }
       });
       return;
@@ -131,6 +158,9 @@ port.on('message', (msg: ToUserWorker) => {
       const slot = slots.get(msg.slot);
       if (slot === undefined) return;
       slot.closed = true;
+      // Not awaited in the queue: a write waiting for its copy (queued behind this close) would
+      // never finish. Stopped now, no new tick starts; one writing already completes on its own.
+      void slot.snapshots?.stop();
       // After the slot's running work: a get in the middle of a tower run keeps its session.
       enqueue(slot, () => {
         slots.delete(msg.slot);

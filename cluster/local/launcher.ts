@@ -103,11 +103,18 @@ interface NodeProc {
 
 const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
 
-/** Empties the cluster's event stream when it exists (JetStream keeps it in run/<dir>/nats across runs). */
-async function purgeEventStream(nc: NatsConnection, cluster: string): Promise<void> {
+/**
+ * Deletes the cluster's event stream when it exists (JetStream keeps it in run/<dir>/nats across
+ * runs); the first node to need it creates it again. Deleted, not purged: a new stream has a new
+ * identity and starts at sequence 1, so the user partitions' live snapshots of the last run (their
+ * profiles with that run's events) are not restored with their sequence; they fall back to the
+ * bootstrap snapshot (the world only), as a new cluster should. A purge keeps the identity and the
+ * sequence counter, so those snapshots would carry the last run's events into this one.
+ */
+async function resetEventStream(nc: NatsConnection, cluster: string): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
-    await jsm.streams.purge(eventStreamName(cluster));
+    await jsm.streams.delete(eventStreamName(cluster));
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
   }
@@ -162,10 +169,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   try {
     const store = await ShardMapStore.open(nc, config.cluster.name);
     // A local start is a new cluster: replace whatever map a previous run left in run/nats, and
-    // empty its event stream (the partitions' snapshots hold sequence 0: they were built from the
-    // world; a stream left by an earlier run would be replayed into this one's state and lists).
+    // start a new event stream (a stream left by an earlier run would be replayed into this one's
+    // state and lists; see resetEventStream for why delete, not purge).
     initialMap = await store.put(map);
-    await purgeEventStream(nc, config.cluster.name);
+    await resetEventStream(nc, config.cluster.name);
   } catch (err) {
     await nc.close().catch(() => {});
     await nats.stop();

@@ -63,6 +63,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         maxInFlight: is.maxInFlight,
         towerBatchRows: is.towerBatchRows,
         latencyWindow: is.latencyWindow,
+        snapshotAfterChangesMs: is.snapshotAfterChangesMs,
         nc: o.nc,
         cluster,
         shard,
@@ -83,6 +84,8 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         thread: us.thread,
         maxInFlight: us.maxInFlight,
         eventFeed: us.eventFeed,
+        snapshotIntervalMs: us.snapshotIntervalMs,
+        streamMaxAgeMs: o.config.eventStream.maxAgeMs,
         snapshotDir: path.join(o.runDir, 'snapshots'),
       })),
     popular: async (): Promise<RunningActor> =>
@@ -94,6 +97,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         refreshIntervalMs: po.refreshIntervalMs,
         timeBase: po.timeBase,
         eventFeed: po.eventFeed,
+        streamMaxAgeMs: o.config.eventStream.maxAgeMs,
         snapshotDir: path.join(o.runDir, 'snapshots'),
       }),
     ranker: async (): Promise<RunningServerActor> => {
@@ -125,6 +129,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
       if (servingTimeOffset > 0) o.log({ event: 'serving_time', node: o.node, timeBase, offsetDays: Math.round(servingTimeOffset / 86_400_000), note: 'replayed world: its history ends now' });
       return startCoordinator({
         servingTimeOffsetMs: servingTimeOffset,
+        eventStreamMaxAgeMs: o.config.eventStream.maxAgeMs,
         nc: o.nc,
         cluster,
         itemShards: map.itemShards,
