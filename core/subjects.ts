@@ -27,12 +27,16 @@ export const Subjects = {
   popular: (cluster: string) => `upnext.${cluster}.popular.get`,
   /** A node's status (JSON NodeStatus: map version and running actors), for moves and tools. */
   nodeStatus: (cluster: string, node: string) => `upnext.${cluster}.node.${node}.status`,
+  /** Feature log: ServedRows samples of the ranker rows coordinators served (JetStream). */
+  served: (cluster: string) => `upnext.${cluster}.served`,
   /** Queue group shared by the replicas of one virtual shard or partition. */
   queueGroup: (cluster: string, kind: 'item' | 'user' | 'popular', index: number) => `${cluster}-${kind}-${index}`,
 } as const;
 
 /** JetStream stream holding the interaction events of one cluster. */
 export const eventStreamName = (cluster: string) => `UPNEXT_${cluster.replace(/-/g, '_').toUpperCase()}_EVENTS`;
+/** JetStream stream holding the feature log (ServedRows) of one cluster. */
+export const servedStreamName = (cluster: string) => `UPNEXT_${cluster.replace(/-/g, '_').toUpperCase()}_SERVED`;
 /** KV bucket holding the shard map (key "map") and the current model version (key "model"). */
 export const clusterKvBucket = (cluster: string) => `upnext_${cluster.replace(/-/g, '_')}_cluster`;
 export const KV_KEYS = { shardMap: 'map', model: 'model' } as const;

@@ -158,6 +158,20 @@ export interface EventEnvelopeMsg {
   event?: InteractionEventMsg | null;
 }
 
+/** A sample of served ranker rows (feature log); `rows` is float32 LE, videoIds.length × width. */
+export interface ServedRowsMsg {
+  requestId: string;
+  userId: number;
+  modelVersion: string;
+  featureSpecHash: string;
+  width: number;
+  videoIds: number[];
+  slots: number[];
+  rows: Uint8Array;
+  servedAtMs: number;
+  surface: string;
+}
+
 export const Codecs = {
   shardSearchRequest: codec<ShardSearchRequestMsg>('upnext.internal.v1.ShardSearchRequest'),
   shardSearchReply: codec<ShardSearchReplyMsg>('upnext.internal.v1.ShardSearchReply'),
@@ -168,4 +182,5 @@ export const Codecs = {
   popularRequest: codec<PopularRequestMsg>('upnext.internal.v1.PopularRequest'),
   candidateBatchReply: codec<CandidateBatchReplyMsg>('upnext.internal.v1.CandidateBatchReply'),
   eventEnvelope: codec<EventEnvelopeMsg>('upnext.internal.v1.EventEnvelope'),
+  servedRows: codec<ServedRowsMsg>('upnext.internal.v1.ServedRows'),
 } as const;
