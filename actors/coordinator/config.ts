@@ -58,6 +58,19 @@ export interface AdmissionConfig {
   readonly maxQueueWaitMs: number;
 }
 
+/**
+ * Feature logging (DESIGN §5): a sample of the ranker rows served, published to the cluster's
+ * feature-log stream for training joins and skew measurement (feature-log.ts).
+ */
+export interface FeatureLogConfig {
+  /** Share of ranked requests whose served rows are logged, in [0, 1]; 0 = off. Default 0.01. */
+  readonly sampleRate: number;
+  /** Retention of the feature-log stream, ms (JetStream max_age); 0 = unlimited. Default 2 days. */
+  readonly maxAgeMs: number;
+  /** Size cap of the stream, bytes; the oldest samples are dropped first. Default 1 GiB. */
+  readonly maxBytes: number;
+}
+
 /** Optional caller authentication on the public RPC. */
 export interface AuthConfig {
   /** When set, every call needs metadata `authorization: Bearer <token>`. Default unset. */
@@ -91,6 +104,7 @@ export interface CoordinatorConfig {
   readonly maxReceiveMessageBytes?: number;
   /** Timeout of one JetStream publish ack in LogEvents, in ms. Default 5000 ms. */
   readonly publishAckTimeoutMs?: number;
+  readonly featureLog?: Partial<FeatureLogConfig>;
 }
 
 /** The validated config every part of the coordinator reads. */
@@ -108,6 +122,7 @@ export interface ResolvedCoordinatorConfig {
   readonly auth: AuthConfig;
   readonly maxReceiveMessageBytes: number;
   readonly publishAckTimeoutMs: number;
+  readonly featureLog: FeatureLogConfig;
 }
 
 /**
@@ -132,6 +147,8 @@ export const DEFAULT_COORDINATOR_CONFIG: ResolvedCoordinatorConfig = Object.free
   auth: Object.freeze({}),
   maxReceiveMessageBytes: 4 * 1024 * 1024,
   publishAckTimeoutMs: 5000,
+  // 1% of 50k QPS × ~20 served rows × 80 floats ≈ 3 MB/s fleet-wide: enough for skew and joins.
+  featureLog: Object.freeze({ sampleRate: 0.01, maxAgeMs: 2 * 24 * 3_600_000, maxBytes: 1024 ** 3 }),
 });
 
 function positiveNumber(name: string, v: unknown): number {
@@ -195,6 +212,11 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
     throw new TypeError('coordinator option auth.token must be a non-empty string when set');
   }
   const perShardK = positiveInt('perShardK', config.perShardK ?? d.perShardK, 2000);
+  const fl = { ...d.featureLog, ...config.featureLog };
+  const sampleRate = nonNegativeNumber('featureLog.sampleRate', fl.sampleRate);
+  if (sampleRate > 1) throw new TypeError(`coordinator option featureLog.sampleRate must be in [0, 1], got ${sampleRate}`);
+  const maxAgeMs = nonNegativeInt('featureLog.maxAgeMs', fl.maxAgeMs);
+  if (maxAgeMs > 0 && maxAgeMs < 1000) throw new TypeError(`coordinator option featureLog.maxAgeMs must be 0 (unlimited) or >= 1000 ms, got ${maxAgeMs}`);
   return Object.freeze({
     defaultDeadlineMs: positiveNumber('defaultDeadlineMs', config.defaultDeadlineMs ?? d.defaultDeadlineMs),
     budgets,
@@ -219,6 +241,7 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
     auth: Object.freeze(token === undefined ? {} : { token }),
     maxReceiveMessageBytes: positiveInt('maxReceiveMessageBytes', config.maxReceiveMessageBytes ?? d.maxReceiveMessageBytes),
     publishAckTimeoutMs: positiveNumber('publishAckTimeoutMs', config.publishAckTimeoutMs ?? d.publishAckTimeoutMs),
+    featureLog: Object.freeze({ sampleRate, maxAgeMs, maxBytes: positiveInt('featureLog.maxBytes', fl.maxBytes) }),
   });
 }
 

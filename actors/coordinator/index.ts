@@ -19,6 +19,7 @@ import { AdmissionController } from './admission.js';
 import type { CoordinatorConfig, ResolvedCoordinatorConfig } from './config.js';
 import { resolveCoordinatorConfig } from './config.js';
 import { EventPublisher } from './events.js';
+import { FeatureLog } from './feature-log.js';
 import { loadServingModel, servingModelFromManifest } from './model.js';
 import { NatsShardSearcher, NatsUserStateSource } from './nats-ports.js';
 import { LocalFirstShardSearcher, LocalFirstUserStateSource } from './local-ports.js';
@@ -213,7 +214,24 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const admission = new AdmissionController(config.admission, () => clock.monotonicMs());
   const offset = opts.servingTimeOffsetMs ?? 0;
   if (!Number.isFinite(offset) || offset < 0) throw new TypeError(`options.servingTimeOffsetMs must be a finite number >= 0, got ${String(offset)}`);
-  const pipeline = new RecommendPipeline({ ports, config, model, itemShards, clock, counters, admission, servingTimeOffsetMs: offset });
+  let featureLog: FeatureLog | undefined;
+  try {
+    featureLog = config.featureLog.sampleRate > 0 ? await FeatureLog.create(nc, cluster, config.featureLog) : undefined;
+  } catch (err) {
+    rankerClient?.close();
+    throw err;
+  }
+  const pipeline = new RecommendPipeline({
+    ports,
+    config,
+    model,
+    itemShards,
+    clock,
+    counters,
+    admission,
+    servingTimeOffsetMs: offset,
+    ...(featureLog !== undefined ? { featureLog } : {}),
+  });
   let publisher: EventPublisher;
   try {
     publisher = await EventPublisher.create(nc, cluster, userPartitions, config.publishAckTimeoutMs, opts.eventStreamMaxAgeMs);
@@ -284,6 +302,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         ...(localShards !== undefined || localUsers !== undefined
           ? { localPaths: { ...(localShards !== undefined ? { itemShards: localShards.stats() } : {}), ...(localUsers !== undefined ? { userState: localUsers.stats() } : {}) } }
           : {}),
+        ...(featureLog !== undefined ? { featureLog: { ...featureLog.stats(), buildFailures: counters.featureLogFailures } } : {}),
       };
     },
     setShardCount: (s) => pipeline.setShardCount(s),

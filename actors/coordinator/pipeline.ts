@@ -22,6 +22,7 @@ import { candidateAt, candidateInto, emptyCandidateBatch, userViewFromReply } fr
 import type { MutableItemFeatures } from '../../protos/convert.js';
 import { AdmissionController } from './admission.js';
 import type { ResolvedCoordinatorConfig } from './config.js';
+import type { FeatureLogSink } from './feature-log.js';
 import { surfaceWeights } from './config.js';
 import type { ShardCandidates } from './merge.js';
 import { mergeShardResults } from './merge.js';
@@ -54,6 +55,8 @@ export interface PipelineOptions {
    * cluster starts (see servingTimeOffsetMs in index.ts). Deadlines always use wall time.
    */
   readonly servingTimeOffsetMs?: number;
+  /** Where sampled served rows go (feature-log.ts); default none. */
+  readonly featureLog?: FeatureLogSink;
 }
 
 /** One candidate in the pool that gets ranked: candidate `at` of a shard's or popular's columnar batch. */
@@ -98,6 +101,7 @@ export class RecommendPipeline {
   readonly #servingTimeOffsetMs: number;
   readonly #counters: PipelineCounters;
   readonly #admission: AdmissionController;
+  readonly #featureLog: FeatureLogSink | undefined;
   #model: ServingModel;
   #itemShards: number;
 
@@ -111,6 +115,7 @@ export class RecommendPipeline {
     this.#itemShards = opts.itemShards;
     this.#clock = opts.clock ?? systemClock;
     this.#servingTimeOffsetMs = opts.servingTimeOffsetMs ?? 0;
+    this.#featureLog = opts.featureLog;
     this.#counters = opts.counters ?? new PipelineCounters();
     this.#admission = opts.admission ?? new AdmissionController(opts.config.admission, () => this.#clock.monotonicMs());
   }
@@ -268,9 +273,10 @@ export class RecommendPipeline {
     const weights = surfaceWeights(cfg, q.surface === '' ? 'default' : q.surface);
     const candidates: PolicyCandidate[] = new Array<PolicyCandidate>(n);
     let ranked = false;
+    let writer: RankerRowWriter | undefined;
     if (n > 0) {
       const nowMs = this.#clock.nowMs() - this.#servingTimeOffsetMs;
-      const writer = new RankerRowWriter(user, q.context, spec.inferencePosition, nowMs, spec);
+      writer = new RankerRowWriter(user, q.context, spec.inferencePosition, nowMs, spec);
       const rows = new Float32Array(n * writer.width);
       const item: MutableItemFeatures = candidateAt(emptyCandidateBatch(), 0);
       for (let i = 0; i < n; i++) {
@@ -328,7 +334,50 @@ export class RecommendPipeline {
       if (items.length > before) degraded.push(`filled ${items.length - before} of ${q.k} slots from the popular list`);
       if (items.length < q.k) degraded.push(`only ${items.length} items available`);
     }
+    if (ranked && writer !== undefined && this.#featureLog?.sampled(q.requestId)) {
+      try {
+        this.#logServedRows(q, model, pool, items, writer);
+      } catch (err) {
+        // The log is a sample: a failure here must never change the answer.
+        counters.featureLogFailures++;
+        if (counters.featureLogFailures === 1) console.error('feature log:', err);
+      }
+    }
     return this.#finish(q, model, items, coverage, degraded, degraded.length === 0 ? 'ok' : 'degraded', timings, t0);
+  }
+
+  /**
+   * Publishes the rows of the served items that were ranked (the popular fill has none), written
+   * again with the request's writer: the same inputs, hence the same bits the ranker scored (the
+   * scored buffer itself went to the ranker's worker).
+   */
+  #logServedRows(q: RecommendQuery, model: ServingModel, pool: readonly PoolEntry[], items: readonly RecommendedItem[], writer: RankerRowWriter): void {
+    const poolIndex = new Map<number, number>();
+    pool.forEach((e, i) => poolIndex.set(e.batch.videoIds[e.at] ?? 0, i));
+    const videoIds: number[] = [];
+    const slots: number[] = [];
+    const served: PoolEntry[] = [];
+    items.forEach((item, slot) => {
+      const i = poolIndex.get(item.videoId);
+      if (i === undefined) return;
+      videoIds.push(item.videoId);
+      slots.push(slot);
+      served.push(pool[i]!);
+    });
+    const rows = new Float32Array(served.length * writer.width);
+    const scratch: MutableItemFeatures = candidateAt(emptyCandidateBatch(), 0);
+    served.forEach((e, j) => writer.write(rows, j, candidateInto(e.batch, e.at, scratch), e.retrievalScore));
+    this.#featureLog?.log({
+      requestId: q.requestId,
+      userId: q.userId,
+      modelVersion: model.version,
+      spec: model.spec,
+      surface: q.surface,
+      videoIds,
+      slots,
+      rows,
+      width: writer.width,
+    });
   }
 
   /** The whole answer from the popular list (shed or failed pipeline). */

@@ -4,6 +4,7 @@
  * path, directly usable as a Prometheus histogram.
  */
 import type { LocalFirstRankerStats } from '../ranker/local-first.js';
+import type { FeatureLogStats } from './feature-log.js';
 import type { LocalPathStats } from './local-ports.js';
 import type { RecommendOutcome } from './types.js';
 
@@ -86,6 +87,8 @@ export class PipelineCounters {
   coverageCount = 0;
   /** Coverage of the latest request that ran retrieval. */
   lastCoverage = 1;
+  /** Sampled requests whose feature-log record could not be built (a bug; the answer was unaffected). */
+  featureLogFailures = 0;
 
   recordCoverage(c: number): void {
     this.coverageSum += c;
@@ -117,4 +120,6 @@ export interface CoordinatorStats {
   readonly rankerPaths?: LocalFirstRankerStats;
   /** Which path answered item-shard searches and user-state reads, when local-first is on (local-ports.ts). */
   readonly localPaths?: { readonly itemShards?: LocalPathStats; readonly userState?: LocalPathStats };
+  /** The feature log's counters (feature-log.ts; present when it runs), plus records that failed to build. */
+  readonly featureLog?: FeatureLogStats & { readonly buildFailures: number };
 }
