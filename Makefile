@@ -1,5 +1,5 @@
 # upnext — see README.md. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test install build train eval bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
+.PHONY: run test install build train eval skew bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
 
 NODE ?= node
 TSC  := node_modules/.bin/tsc
@@ -43,6 +43,11 @@ train: build
 ## eval: offline evaluation of the current models -> reports/eval.json
 eval: build
 	@$(NODE) dist/offline/cli.js eval $(ARGS)
+
+## skew: training/serving skew of ranker features (feature log vs training rows) -> reports/skew.json
+## (ARGS="--nats nats://127.0.0.1:4222 --cluster local --world default --models models")
+skew: build
+	@$(NODE) dist/offline/cli.js skew $(ARGS)
 
 ## bench: component benchmarks and the end-to-end ceiling ratio -> reports/bench.json
 ## (faiss runs single-threaded: OpenMP's one-thread-per-core default made one search 20x slower)

@@ -2,15 +2,18 @@
  * Offline commands:
  *   node dist/offline/cli.js train [--world default] [--videos N --users N --days N] [--out models]
  *   node dist/offline/cli.js eval  [--world default] [--models models] [--version V]
+ *   node dist/offline/cli.js skew  --nats <url> --cluster <name> --world <dir|name> [--models <dir>] [--max-rows N] [--out reports/skew.json]
  *
  * `train` generates the synthetic world if it is missing, converts KuaiRand if it is missing,
  * trains on both (the synthetic world's models are published to models/<version> and LATEST;
  * KuaiRand's are evaluated only), and merges every metric, with the popularity and MF baselines,
  * into reports/eval.json. `eval` re-evaluates the current version's ONNX files (what serving runs)
- * on its world and updates the report.
+ * on its world and updates the report. `skew` compares the ranker rows a cluster's coordinators
+ * logged (the feature log) with the world's training rows, per feature (offline/skew/).
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { connect } from '@nats-io/transport-node';
 import { specHash } from '../core/features/index.js';
 import { DEFAULT_FEATURE_SPEC } from '../core/features/spec.js';
 import { DEFAULT_REPORT_PATH, formatReport, mergeIntoReport } from './eval/report.js';
@@ -23,6 +26,11 @@ import { buildExamples } from './pipeline/examples.js';
 import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
 import { baselineRows, mergeRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
+import { measureSkew } from './skew/measure.js';
+import { DEFAULT_MAX_SERVED_ROWS } from './skew/reader.js';
+import { DEFAULT_KL_THRESHOLD, DEFAULT_SKEW_REPORT_PATH, flagged, formatSkewTable, writeSkewReport } from './skew/report.js';
+import type { SkewSplit } from './skew/training-rows.js';
+import { DEFAULT_MAX_TRAINING_ROWS, SKEW_SPLITS } from './skew/training-rows.js';
 import { generateWorld } from './world/generate.js';
 import { progressBar } from './world/progress.js';
 import { worldExists } from './world/reader.js';
@@ -39,7 +47,10 @@ const KUAIRAND_TWO_TOWER_EPOCHS = 3;
 
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
                     [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
-       cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]`;
+       cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]
+       cli.js skew  --nats nats://127.0.0.1:4222 --cluster NAME --world DIR|NAME [--worlds-dir data/worlds] [--models DIR [--version V]]
+                    [--max-rows ${DEFAULT_MAX_SERVED_ROWS}] [--training-rows ${DEFAULT_MAX_TRAINING_ROWS}] [--split train|valid|test] [--since ISO-TIME]
+                    [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew]`;
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -125,6 +136,56 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
   }
 }
 
+/**
+ * `skew`: the cluster's feature log against the world's training rows. `--world` is a world
+ * directory, or a name under `--worlds-dir`. With `--models`, the version (LATEST unless
+ * `--version`) gives the feature spec and scores retrieval_score; without, the build's default spec
+ * and retrieval_score is reported as unscored. `--fail-on-skew` exits 2 when a feature is flagged.
+ */
+async function skew(values: Record<string, string | boolean | undefined>): Promise<void> {
+  const natsUrl = values['nats'];
+  const cluster = values['cluster'];
+  const world = values['world'];
+  if (typeof natsUrl !== 'string' || typeof cluster !== 'string' || typeof world !== 'string') throw new TypeError('skew needs --nats, --cluster and --world');
+  const worldDir = (await worldExists(world)) ? world : join(String(values['worlds-dir'] ?? 'data/worlds'), world);
+  if (!(await worldExists(worldDir))) throw new TypeError(`--world: no world at ${world} or ${worldDir}`);
+  const split = String(values['split'] ?? 'train');
+  if (!(split in SKEW_SPLITS)) throw new TypeError(`--split must be one of ${Object.keys(SKEW_SPLITS).join(', ')}, got ${JSON.stringify(split)}`);
+  let startTimeMs: number | undefined;
+  if (typeof values['since'] === 'string') {
+    startTimeMs = Date.parse(values['since']);
+    if (!Number.isFinite(startTimeMs)) throw new TypeError(`--since must be an ISO time, got ${JSON.stringify(values['since'])}`);
+  }
+  const klThreshold = values['kl-threshold'] === undefined ? DEFAULT_KL_THRESHOLD : Number(values['kl-threshold']);
+  if (!(Number.isFinite(klThreshold) && klThreshold >= 0)) throw new TypeError(`--kl-threshold must be a number >= 0, got ${JSON.stringify(values['kl-threshold'])}`);
+  let modelDir: string | undefined;
+  if (typeof values['models'] === 'string') {
+    const version = typeof values['version'] === 'string' ? values['version'] : await readLatestVersion(values['models']);
+    modelDir = join(values['models'], version);
+  }
+  const nc = await connect({ servers: natsUrl, name: 'upnext-skew' });
+  try {
+    const report = await measureSkew({
+      nc,
+      cluster,
+      worldDir,
+      split: split as SkewSplit,
+      maxServingRows: intOption('max-rows', values['max-rows'] as string | undefined, DEFAULT_MAX_SERVED_ROWS),
+      maxTrainingRows: intOption('training-rows', values['training-rows'] as string | undefined, DEFAULT_MAX_TRAINING_ROWS),
+      klThreshold,
+      ...(modelDir !== undefined ? { modelDir } : {}),
+      ...(startTimeMs !== undefined ? { startTimeMs } : {}),
+      log,
+    });
+    const out = String(values['out'] ?? DEFAULT_SKEW_REPORT_PATH);
+    await writeSkewReport(report, out);
+    process.stdout.write(`${formatSkewTable(report)}\nwrote ${out}\n`);
+    if (values['fail-on-skew'] === true && flagged(report, 'skew').length > 0) process.exitCode = 2;
+  } finally {
+    await nc.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -143,6 +204,14 @@ async function main(): Promise<void> {
       version: { type: 'string' },
       report: { type: 'string' },
       'no-kuairand': { type: 'boolean' },
+      nats: { type: 'string' },
+      cluster: { type: 'string' },
+      'max-rows': { type: 'string' },
+      'training-rows': { type: 'string' },
+      split: { type: 'string' },
+      since: { type: 'string' },
+      'kl-threshold': { type: 'string' },
+      'fail-on-skew': { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -154,6 +223,7 @@ async function main(): Promise<void> {
   }
   if (command === 'train') await train(values);
   else if (command === 'eval') await evaluate(values);
+  else if (command === 'skew') await skew(values);
   else throw new TypeError(`unknown command ${JSON.stringify(command)}`);
 }
 

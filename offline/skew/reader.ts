@@ -1,0 +1,111 @@
+/**
+ * Reads the feature log (ServedRows messages, stream `servedStreamName(cluster)`, subject
+ * `Subjects.served(cluster)`) that coordinators publish (actors/coordinator/feature-log.ts), for
+ * skew measurement.
+ *
+ * An ordered consumer (ephemeral, no acks: the reader changes nothing in the stream) from the
+ * first message, or from a storage time. It stops when caught up, meaning at the stream's last
+ * sequence as it was when reading began (a live coordinator keeps appending; the measurement is of
+ * a snapshot), when a fetch waits `fetchWaitMs` without a message, or at `maxRows` rows.
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { StatusCode, UpnextError } from '../../core/status.js';
+import { Subjects, servedStreamName } from '../../core/subjects.js';
+import { Codecs } from '../../protos/codec.js';
+import type { ServedRowsExpectation, ServedRowsSample } from './served-rows.js';
+import { ServedRowsCollector, describeMismatch } from './served-rows.js';
+
+/** Default most serving rows read. */
+export const DEFAULT_MAX_SERVED_ROWS = 50_000;
+
+/** Default wait of one fetch before the reader decides the stream has nothing more, ms. */
+export const DEFAULT_FETCH_WAIT_MS = 2000;
+
+/** Options of {@link readServedRows}. */
+export interface ReadServedRowsOptions {
+  readonly nc: NatsConnection;
+  readonly cluster: string;
+  /** specHash of the spec under measurement; messages with another hash are skipped and counted. */
+  readonly featureSpecHash: string;
+  /** rankerRowWidth of that spec. */
+  readonly width: number;
+  /** Most rows read. Default {@link DEFAULT_MAX_SERVED_ROWS}. */
+  readonly maxRows?: number;
+  /** Read the messages stored at or after this time (epoch ms) instead of from the start. */
+  readonly startTimeMs?: number;
+  /** Wait of one fetch for more messages, ms (≥ 1000, JetStream's pull minimum). Default {@link DEFAULT_FETCH_WAIT_MS}. */
+  readonly fetchWaitMs?: number;
+  /** Log sink (one line each: mismatches). Default none. */
+  readonly log?: (line: string) => void;
+}
+
+/** {@link ServedRowsSample} plus where in the stream it came from. */
+export interface ServedRowsRead extends ServedRowsSample {
+  readonly stream: string;
+  /** Stream sequence of the last message read (0 when none). */
+  readonly lastSeq: number;
+  /** Messages that did not decode as ServedRows (skipped). */
+  readonly undecodable: number;
+}
+
+/**
+ * Reads the cluster's feature log into one row matrix. Throws UpnextError NOT_FOUND when the
+ * stream does not exist (no coordinator has logged yet: is `coordinator.featureLog.sampleRate` > 0?).
+ */
+export async function readServedRows(o: ReadServedRowsOptions): Promise<ServedRowsRead> {
+  const maxRows = o.maxRows ?? DEFAULT_MAX_SERVED_ROWS;
+  const fetchWaitMs = o.fetchWaitMs ?? DEFAULT_FETCH_WAIT_MS;
+  if (!Number.isInteger(fetchWaitMs) || fetchWaitMs < 1000) throw new TypeError(`option fetchWaitMs must be an integer >= 1000 ms, got ${String(fetchWaitMs)}`);
+  if (o.startTimeMs !== undefined && !(Number.isFinite(o.startTimeMs) && o.startTimeMs >= 0)) {
+    throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms), got ${String(o.startTimeMs)}`);
+  }
+  const expect: ServedRowsExpectation = { featureSpecHash: o.featureSpecHash, width: o.width, maxRows };
+  const collector = new ServedRowsCollector(expect);
+  const stream = servedStreamName(o.cluster);
+  let endSeq: number;
+  try {
+    endSeq = (await (await jetstreamManager(o.nc)).streams.info(stream)).state.last_seq;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+      throw new UpnextError(StatusCode.NOT_FOUND, `feature log stream ${stream} does not exist: no coordinator of cluster ${o.cluster} has logged served rows (is coordinator.featureLog.sampleRate > 0?)`);
+    }
+    throw err;
+  }
+  let lastSeq = 0;
+  let undecodable = 0;
+  let moreLeft = false;
+  if (endSeq > 0) {
+    const consumer = await jetstream(o.nc).consumers.get(stream, {
+      filter_subjects: Subjects.served(o.cluster),
+      ...(o.startTimeMs !== undefined ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(o.startTimeMs).toISOString() } : { deliver_policy: DeliverPolicy.All }),
+    });
+    let done = false;
+    while (!done) {
+      const batch = await consumer.fetch({ max_messages: 256, expires: fetchWaitMs });
+      let got = 0;
+      for await (const m of batch as AsyncIterable<JsMsg>) {
+        got++;
+        lastSeq = m.info.streamSequence;
+        try {
+          collector.add(Codecs.servedRows.decode(m.data));
+        } catch {
+          undecodable++;
+        }
+        if (!collector.wantsMore) moreLeft = m.info.pending > 0 && lastSeq < endSeq;
+        if (!collector.wantsMore || m.info.pending === 0 || lastSeq >= endSeq) {
+          done = true;
+          break;
+        }
+      }
+      if (got === 0) done = true;
+      // Leaving the loop early must not leave the pull request open on the connection.
+      else if (done) await batch.close();
+    }
+    await consumer.delete().catch(() => false);
+  }
+  const sample = collector.result();
+  for (const m of sample.mismatches) o.log?.(describeMismatch(m, expect));
+  return { ...sample, truncated: sample.truncated || moreLeft, stream, lastSeq, undecodable };
+}
