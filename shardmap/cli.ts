@@ -8,6 +8,8 @@
  *   node dist/shardmap/cli.js move --nats ... --cluster local (--partition P | --item-shard S)
  *        --from n2 --to n3 [--timeout-ms 120000]
  *   node dist/shardmap/cli.js drain --nats ... --cluster local --node n2 [--timeout-ms 120000]
+ *   node dist/shardmap/cli.js add-node --nats ... --cluster local --node n4 [--ranker yes|no]
+ *        [--timeout-ms 120000]
  *
  * `show` prints the map, every node's assignment and (when nodes publish it) their load. `init`
  * writes a new balanced map (refuses to replace an existing one unless --force): R replicas of each
@@ -16,13 +18,20 @@
  * knob cluster.itemReplicas). `move` moves one user partition or item shard between nodes live
  * (shardmap/move.ts: add the new owner, wait until it serves, remove the old one, wait until it
  * drained; every step a CAS, safe to retry). `drain` empties a node the same way, one shard at a
- * time (marked draining first, so no move picks it). `add-node` is not built.
+ * time (marked draining first, so no move picks it). `add-node` brings a node whose process is
+ * already running into the map and gives it its share, live (shardmap/add-node.ts: register it,
+ * copy every item shard onto it when every node holds them all, move user partitions to it one at
+ * a time until it hosts within one of the others); running it again changes nothing.
+ * Every command but `init` refuses a cluster without a shard-map bucket instead of creating one.
  */
 import { connect } from '@nats-io/transport-node';
 import { createShardMap } from './assign.js';
-import { formatShardMap } from './format.js';
+import { formatRanges, formatShardMap } from './format.js';
 import { ShardMapStore } from './kv-store.js';
 import { drainNode, moveShard } from './move.js';
+import type { AddNodeStep } from './add-node.js';
+import { addNode, NODE_NAME_PATTERN } from './add-node.js';
+import { StatusCode, UpnextError } from '../core/status.js';
 
 const USAGE = `usage:
   shardmap show --nats <url> --cluster <name> [--json]
@@ -30,7 +39,11 @@ const USAGE = `usage:
                 [--item-replicas N|all] [--rankers n1,n2] [--coordinators n1] [--force]
   shardmap move --nats <url> --cluster <name> (--partition P | --item-shard S) --from <node> --to <node>
                 [--timeout-ms 120000]
-  shardmap drain --nats <url> --cluster <name> --node <node> [--timeout-ms 120000]`;
+  shardmap drain --nats <url> --cluster <name> --node <node> [--timeout-ms 120000]
+  shardmap add-node --nats <url> --cluster <name> --node <node> [--ranker yes|no] [--timeout-ms 120000]
+                (start the node process first; it waits, serving nothing, until the map assigns it)`;
+
+const COMMANDS = ['show', 'init', 'move', 'drain', 'add-node'] as const;
 
 /** Parses `--key value` and `--flag` arguments. Exported for tests. */
 export function parseFlags(argv: readonly string[]): Map<string, string> {
@@ -58,6 +71,44 @@ function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+/** `--timeout-ms` as a number of ms, or undefined when absent. Exported for tests. */
+export function timeoutFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new TypeError(`--timeout-ms must be a positive integer (ms), got "${value}"`);
+  return Number(value);
+}
+
+/** A node name flag, checked; the error names the flag. Exported for tests. */
+export function nodeFlag(flags: Map<string, string>, name: string): string {
+  const v = required(flags, name);
+  if (!NODE_NAME_PATTERN.test(v)) throw new TypeError(`--${name} must match [A-Za-z0-9_-]{1,64}, got "${v}"`);
+  return v;
+}
+
+/** `--ranker yes|no`, or undefined when absent (add-node then decides). */
+function rankerFlag(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'yes' || value === 'true') return true;
+  if (value === 'no' || value === 'false') return false;
+  throw new TypeError(`--ranker must be yes or no, got "${value}"`);
+}
+
+/** One line per add-node step. Exported for tests. */
+export function formatAddNodeStep(node: string, s: AddNodeStep): string {
+  switch (s.action) {
+    case 'register':
+      return `registered ${node} in the map (v${s.version})${s.ranker ? ' with a ranker replica' : ''}; its process answered in ${s.ms} ms`;
+    case 'reactivate':
+      return `${node} was drained: active again (v${s.version})`;
+    case 'replicate':
+      return `item shard ${s.index}: ${node} serves a copy after ${s.ms} ms (v${s.version}; the other owners keep theirs)`;
+    case 'move':
+      return `${s.kind === 'item' ? 'item shard' : 'partition'} ${s.index}: moved ${s.from} → ${node} in ${s.ms} ms (v${s.version})`;
+    case 'item-replicas':
+      return `item replicas R_items = ${s.itemReplicas} (every active node) (v${s.version})`;
+  }
+}
+
 /**
  * The value of `--item-replicas`: "all" → `nodeCount`, a number as is (createShardMap range-checks
  * it against the nodes), absent → undefined (createShardMap then uses R). Exported for tests.
@@ -71,21 +122,52 @@ export function itemReplicasFlag(value: string | undefined, nodeCount: number): 
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'show' && command !== 'init' && command !== 'move' && command !== 'drain') {
+  if (!(COMMANDS as readonly (string | undefined)[]).includes(command)) {
     process.stderr.write(`${USAGE}\n`);
     return command === undefined || command === '--help' ? 0 : 2;
   }
   const flags = parseFlags(rest);
   const cluster = required(flags, 'cluster');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(cluster)) throw new TypeError(`--cluster must match [A-Za-z0-9_-]{1,64}, got "${cluster}"`);
+  // Checked before connecting, so a typo costs no NATS round trip.
+  const addNodeName = command === 'add-node' ? nodeFlag(flags, 'node') : undefined;
+  const timeoutMs = timeoutFlag(flags.get('timeout-ms'));
   const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}` });
   try {
-    const store = await ShardMapStore.open(nc, cluster);
+    let store: ShardMapStore;
+    try {
+      // Only init may create a cluster's bucket: elsewhere a mistyped name must not make one.
+      store = await ShardMapStore.open(nc, cluster, { create: command === 'init' });
+    } catch (err) {
+      if (err instanceof UpnextError && err.code === StatusCode.NOT_FOUND) throw new TypeError(`--cluster ${cluster}: no shard map for this cluster on this NATS server (its KV bucket does not exist; check the name)`);
+      throw err;
+    }
+    if (command === 'add-node') {
+      const node = addNodeName!;
+      if ((await store.read()) === null) throw new TypeError(`--cluster ${cluster}: the cluster has no shard map (run shardmap init first)`);
+      const ranker = rankerFlag(flags.get('ranker'));
+      const r = await addNode({
+        nc,
+        store,
+        cluster,
+        node,
+        ...(ranker !== undefined ? { ranker } : {}),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        log: (s) => process.stdout.write(`${formatAddNodeStep(node, s)}\n`),
+      });
+      const share = `item shards ${formatRanges(r.itemShards)}, partitions ${formatRanges(r.userPartitions)} (${r.userPartitions.length})`;
+      process.stdout.write(
+        r.noop
+          ? `${node} is already in the map, active, with its share (${share}): nothing to do (map v${r.map.version})\n`
+          : `${node} added: ${r.steps.length} step(s); it serves ${share} (map v${r.map.version})\n`,
+      );
+      return 0;
+    }
     if (command === 'move') {
       const partition = flags.get('partition');
       const itemShard = flags.get('item-shard');
       if ((partition === undefined) === (itemShard === undefined)) throw new TypeError('move needs exactly one of --partition P or --item-shard S');
       const index = Number(partition ?? itemShard);
-      const timeout = flags.get('timeout-ms');
       const r = await moveShard({
         nc,
         store,
@@ -94,20 +176,19 @@ async function main(argv: readonly string[]): Promise<number> {
         index,
         from: required(flags, 'from'),
         to: required(flags, 'to'),
-        ...(timeout !== undefined ? { timeoutMs: Number(timeout) } : {}),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       });
       process.stdout.write(`moved: new owner serving after ${r.warmMs} ms (map v${r.versions.warm}), old owner drained ${r.drainMs} ms after the flip (map v${r.versions.flip})\n`);
       return 0;
     }
     if (command === 'drain') {
       const node = required(flags, 'node');
-      const timeout = flags.get('timeout-ms');
       const steps = await drainNode({
         nc,
         store,
         cluster,
         node,
-        ...(timeout !== undefined ? { timeoutMs: Number(timeout) } : {}),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         log: (s) => process.stdout.write(`${s.kind} ${s.index}: ${s.to === undefined ? 'let go (another owner holds it)' : `moved to ${s.to}`} in ${s.ms} ms\n`),
       });
       process.stdout.write(`${node} drained: ${steps.length} shard(s) and partition(s) handed over; it still runs its ranker/coordinator roles\n`);

@@ -25,7 +25,15 @@ export interface ShardMapStoreOptions {
   readonly history?: number;
   /** KV request timeout in ms. Default 5000. */
   readonly timeoutMs?: number;
+  /**
+   * Create the bucket when it is missing. Default true (a new cluster). Tools acting on a live
+   * cluster pass false, so a mistyped cluster name is a NOT_FOUND error instead of a new empty bucket.
+   */
+  readonly create?: boolean;
 }
+
+/** JetStream API error "stream not found" (a KV bucket is a stream). */
+const STREAM_NOT_FOUND = 10059;
 
 /** A running watch; `stop()` is idempotent. */
 export interface ShardMapWatch {
@@ -62,12 +70,28 @@ export class ShardMapStore {
     this.#kv = kv;
   }
 
-  /** Opens (creating if missing) the cluster's KV bucket on an already-connected NatsConnection. */
+  /**
+   * Opens the cluster's KV bucket on an already-connected NatsConnection, creating it when missing
+   * unless `opts.create` is false (then NOT_FOUND).
+   */
   static async open(nc: NatsConnection, cluster: string, opts: ShardMapStoreOptions = {}): Promise<ShardMapStore> {
     validateClusterName(cluster);
     const history = opts.history ?? 16;
     if (!Number.isInteger(history) || history < 1 || history > 64) throw new TypeError(`history must be an integer in 1..64, got ${history}`);
-    const kv = await new Kvm(nc).create(clusterKvBucket(cluster), { history, timeout: opts.timeoutMs ?? 5000 });
+    const kvm = new Kvm(nc);
+    if (opts.create === false) {
+      const kv = await kvm.open(clusterKvBucket(cluster), { timeout: opts.timeoutMs ?? 5000 });
+      try {
+        await kv.status();
+      } catch (err) {
+        if (typeof err === 'object' && err !== null && (err as { code?: unknown }).code === STREAM_NOT_FOUND) {
+          throw new UpnextError(StatusCode.NOT_FOUND, `cluster ${cluster} has no shard-map bucket (${clusterKvBucket(cluster)}) on this NATS server`);
+        }
+        throw err;
+      }
+      return new ShardMapStore(cluster, kv);
+    }
+    const kv = await kvm.create(clusterKvBucket(cluster), { history, timeout: opts.timeoutMs ?? 5000 });
     return new ShardMapStore(cluster, kv);
   }
 

@@ -23,7 +23,8 @@ import type { ShardMapSnapshot } from './snapshot.js';
 /** Which kind of virtual shard a move concerns. */
 export type MovableKind = 'item' | 'user';
 
-function ownersOf(map: ShardMapSnapshot, kind: MovableKind): readonly (readonly string[])[] {
+/** The owner lists of `kind` (item shards or user partitions), by index. */
+export function ownersOf(map: ShardMapSnapshot, kind: MovableKind): readonly (readonly string[])[] {
   return kind === 'item' ? map.itemShardOwners : map.partitionOwners;
 }
 
@@ -103,9 +104,13 @@ async function nodeStatus(nc: NatsConnection, cluster: string, node: string): Pr
 }
 
 /** What waiting on a node's status needs. */
-type StatusPoll = Pick<MoveOptions, 'nc' | 'cluster' | 'timeoutMs' | 'pollMs'>;
+export type StatusPoll = Pick<MoveOptions, 'nc' | 'cluster' | 'timeoutMs' | 'pollMs'>;
 
-async function waitFor(o: StatusPoll, node: string, ok: (s: NodeStatus) => boolean, what: string): Promise<void> {
+/**
+ * Polls `node`'s status until `ok` holds; throws after `o.timeoutMs` (default 120,000 ms) naming
+ * `what`. A node that does not answer (down, restarting, never started) counts as not ok yet.
+ */
+export async function waitFor(o: StatusPoll, node: string, ok: (s: NodeStatus) => boolean, what: string): Promise<void> {
   const end = Date.now() + (o.timeoutMs ?? 120_000);
   for (;;) {
     const s = await nodeStatus(o.nc, o.cluster, node);

@@ -24,6 +24,8 @@ import { ShardMapStore } from '../../shardmap/kv-store.js';
 import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
 import { moveShard } from '../../shardmap/move.js';
 import type { MovableKind, MoveResult } from '../../shardmap/move.js';
+import { addNode, validateNodeName } from '../../shardmap/add-node.js';
+import type { AddNodeResult } from '../../shardmap/add-node.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
 
 /** Options of {@link startLocalCluster}. */
@@ -90,6 +92,17 @@ export interface LocalClusterHandle {
    * (default: the first active node, by name, that does not host it). Resolves with what it did.
    */
   moveShard(kind: MovableKind, index: number, from?: string, to?: string): Promise<{ readonly from: string; readonly to: string; readonly result: MoveResult }>;
+  /**
+   * Spawns one more node process, named `name` (not yet in the map), and waits for its ready line:
+   * it runs no actor until the map assigns it some (see {@link LocalClusterHandle.addNode}).
+   */
+  startExtraNode(name: string): Promise<LocalNodeInfo>;
+  /**
+   * Brings node `name` into the cluster: spawns its process unless it runs already
+   * ({@link LocalClusterHandle.startExtraNode}), then gives it its share live
+   * (shardmap/add-node.ts `addNode`). Idempotent.
+   */
+  addNode(name: string, opts?: { readonly timeoutMs?: number }): Promise<{ readonly node: LocalNodeInfo; readonly result: AddNodeResult }>;
   /** Graceful stop of every node (SIGTERM, drain), then nats-server. Idempotent. */
   stop(): Promise<void>;
 }
@@ -269,6 +282,13 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     throw err;
   }
 
+  const startExtraNode = async (name: string): Promise<LocalNodeInfo> => {
+    validateNodeName(name);
+    if (names.includes(name)) throw new TypeError(`node ${name} is already part of this cluster`);
+    names.push(name);
+    return (await spawnNode(name)).info;
+  };
+
   return {
     grpcAddress,
     natsUrl: nats.url,
@@ -297,6 +317,14 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       if (!p) throw new TypeError(`no running node named ${name}`);
       procs.delete(name);
       await stopNodeProc(p, 'SIGKILL');
+    },
+    startExtraNode,
+    addNode: async (name, addOpts) => {
+      const running = procs.get(name);
+      const info = running ? running.info : names.includes(name) ? (await spawnNode(name)).info : await startExtraNode(name);
+      const store = await ShardMapStore.open(nc, config.cluster.name);
+      const result = await addNode({ nc, store, cluster: config.cluster.name, node: name, ...(addOpts?.timeoutMs !== undefined ? { timeoutMs: addOpts.timeoutMs } : {}) });
+      return { node: info, result };
     },
     restartNode: async (name) => {
       if (!names.includes(name)) throw new TypeError(`no node named ${name} in this cluster`);
