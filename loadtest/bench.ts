@@ -139,8 +139,16 @@ async function main(): Promise<void> {
     });
     printTable(
       'End to end: local cluster, public gRPC Recommend, open-loop ramp (latency from intended send time)',
-      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'coverage', 'SLO'],
-      r.steps.map((s) => [s.offeredRate, s.throughput, s.goodput, s.p50Ms, s.p99Ms, s.errorRate * 100, s.serverCpuCores ?? NaN, s.qpsPerServerCore ?? NaN, s.meanCoverage ?? NaN, s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed']),
+      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'coverage', 'SLO'],
+      r.steps.map((s) => {
+        const bt = s.busiestThread;
+        const btMs = bt?.msPerRequest ?? NaN;
+        return [
+          s.offeredRate, s.throughput, s.goodput, s.p50Ms, s.p99Ms, s.errorRate * 100, s.serverCpuCores ?? NaN, s.qpsPerServerCore ?? NaN,
+          bt ? `${bt.process} ${bt.thread}` : '—', btMs, bt ? bt.utilisation * 100 : NaN, btMs > 0 ? 1000 / btMs : NaN,
+          s.meanCoverage ?? NaN, s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed',
+        ];
+      }),
       { nodes: r.cluster.nodes, S: r.cluster.itemShards, P: r.cluster.userPartitions, R: r.cluster.replicas, slo: `p99<=${r.scenario.slo.p99Ms}ms`, step_s: r.scenario.load.kind === 'ramp' ? r.scenario.load.stepDurationS : '', cluster_start_s: (r.cluster.startMs / 1000).toFixed(1), load_avg: loadavg().join('/') },
       out,
     );
@@ -148,7 +156,11 @@ async function main(): Promise<void> {
     // the step with the lowest p99, flagged, so the ratio is still shown rather than hidden.
     const best = r.best ?? [...r.steps].sort((a, b) => a.p99Ms - b.p99Ms)[0];
     if (best && best.qpsPerServerCore !== null) {
-      parts.endToEnd = { qpsPerCore: best.qpsPerServerCore, p50Ms: best.p50Ms, p99Ms: best.p99Ms, items: world.numVideos };
+      const bt = best.busiestThread;
+      parts.endToEnd = {
+        qpsPerCore: best.qpsPerServerCore, p50Ms: best.p50Ms, p99Ms: best.p99Ms, items: world.numVideos,
+        ...(bt ? { busiestThread: { process: bt.process, thread: bt.thread, msPerRequest: bt.msPerRequest, utilisation: bt.utilisation } } : {}),
+      };
     }
     conditions['end_to_end'] = {
       slo_met: r.best !== undefined,
@@ -156,6 +168,7 @@ async function main(): Promise<void> {
         ? `offered ${r.best.offeredRate.toFixed(0)}/s: the highest personalised throughput that met the SLO`
         : `no step met the SLO (p99 <= ${r.scenario.slo.p99Ms} ms); reported: the step with the lowest p99${best ? ` (offered ${best.offeredRate.toFixed(0)}/s)` : ''}`,
       qps_per_core_means: 'personalised answers (ranked + degraded) per second / CPU cores of all node processes + nats-server (generator excluded)',
+      busiest_thread_means: 'the node-process thread (/proc/<pid>/task/<tid>/stat) with the most CPU in the step; ms_per_request = its CPU ms / answered requests (any outcome); a thread cannot use more than one core, so one node process tops out near 1000 / ms_per_request QPS',
       mix: r.scenario.mix,
       generator: r.scenario.generator,
       steps: r.steps,

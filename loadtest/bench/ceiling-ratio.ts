@@ -27,6 +27,11 @@ export interface BenchReport {
     readonly p99_ms: number | null;
     readonly items: number | null;
     readonly recall_at_100: number | null;
+    /**
+     * The busiest node-process thread in the chosen step: CPU ms of it per answered request and
+     * its share of a core; null when not measured.
+     */
+    readonly busiest_thread: { readonly process: string; readonly thread: string; readonly ms_per_request: number | null; readonly utilisation: number } | null;
   };
   readonly ceiling: { readonly qps_per_core: number | null };
   readonly ceiling_ratio: number | null;
@@ -37,7 +42,10 @@ export interface BenchReport {
 
 /** Parts a bench run may have measured. */
 export interface BenchParts {
-  readonly endToEnd?: { readonly qpsPerCore: number; readonly p50Ms: number; readonly p99Ms: number; readonly items: number; readonly recallAt100?: number };
+  readonly endToEnd?: {
+    readonly qpsPerCore: number; readonly p50Ms: number; readonly p99Ms: number; readonly items: number; readonly recallAt100?: number;
+    readonly busiestThread?: { readonly process: string; readonly thread: string; readonly msPerRequest: number | undefined; readonly utilisation: number };
+  };
   readonly ceilingQpsPerCore?: number;
   readonly ranker?: { readonly batch1?: number; readonly batch512?: number };
   readonly faiss?: { readonly qpsPerCore: number; readonly recallAt100: number };
@@ -55,6 +63,7 @@ export function benchReport(p: BenchParts): BenchReport {
       p99_ms: nul(p.endToEnd?.p99Ms),
       items: nul(p.endToEnd?.items),
       recall_at_100: nul(p.endToEnd?.recallAt100),
+      busiest_thread: ((b) => (b ? { process: b.process, thread: b.thread, ms_per_request: nul(b.msPerRequest), utilisation: b.utilisation } : null))(p.endToEnd?.busiestThread),
     },
     ceiling: { qps_per_core: nul(p.ceilingQpsPerCore) },
     ceiling_ratio: nul(ceilingRatio(p.endToEnd?.qpsPerCore, p.ceilingQpsPerCore)),

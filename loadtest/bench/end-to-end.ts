@@ -8,7 +8,9 @@
  * QPS per server core = personalised answers per second (outcomes ranked + degraded; popular
  * fallbacks and shed requests excluded, since they skip the work the ceiling does) / server CPU
  * cores (node processes + nats-server; the generator excluded). The figure reported is the step
- * with the highest such throughput that met the SLO.
+ * with the highest such throughput that met the SLO. Each step also names the busiest thread of
+ * the node processes (/proc/<pid>/task/<tid>/stat) and its CPU ms per answered request: the serial
+ * ceiling of one node process.
  */
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,7 +18,7 @@ import type { UpnextConfigInput } from '../../cluster/config.js';
 import { startLocalCluster } from '../../cluster/local/launcher.js';
 import type { LocalClusterHandle } from '../../cluster/local/launcher.js';
 import type { RequestMixSpec } from '../generator/request-mix.js';
-import type { PhaseResult } from '../report/types.js';
+import type { PhaseResult, ThreadLoad } from '../report/types.js';
 import { runScenario } from '../runner/scenario-runner.js';
 import { parseScenario } from '../scenarios/config.js';
 import type { Scenario } from '../scenarios/config.js';
@@ -77,6 +79,13 @@ export interface EndToEndStep {
   /** goodput / serverCpuCores. */
   readonly qpsPerServerCore: number | null;
   readonly cpuCoresByProcess: Readonly<Record<string, number>>;
+  /**
+   * The busiest thread of the node processes in the step: its CPU ms per answered request sets the
+   * most one node process can serve (1000 / ms); null when threads were not sampled.
+   */
+  readonly busiestThread: ThreadLoad | null;
+  /** The five busiest threads of the server processes (item-shard and ranker workers show here). */
+  readonly topThreads: readonly ThreadLoad[];
   readonly meanCoverage: number | null;
   readonly outcomes: Readonly<Record<string, number>>;
   readonly generatorSaturated: boolean;
@@ -141,6 +150,8 @@ function step(p: PhaseResult): EndToEndStep {
     serverCpuCores: cores,
     qpsPerServerCore: cores !== null && cores > 0 ? p.goodput / cores : null,
     cpuCoresByProcess: p.cpuCoresByProcess,
+    busiestThread: p.busiestThread ?? null,
+    topThreads: p.topThreads,
     meanCoverage: p.coverage?.mean ?? null,
     outcomes: p.outcomes,
     generatorSaturated: p.generatorSaturated,

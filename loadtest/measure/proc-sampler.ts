@@ -3,9 +3,15 @@
  * utime + stime (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of `getconf CLK_TCK`), RSS
  * is VmRSS from /proc/<pid>/status. Sampled on an interval over a run, so throughput can be put
  * per server core. A process that exits (node loss) simply has a gap in its series.
+ *
+ * Each sample also reads every thread of every process (/proc/<pid>/task/<tid>/stat, same
+ * fields), because a node process is not a pool of interchangeable cores: its main thread, each
+ * item-shard worker and each ranker worker run serially, so the busiest thread caps the process's
+ * throughput whatever the core count (see {@link busiestThreads} and report/capacity.ts). One
+ * read per thread per sample: a 3-node cluster is ~60 threads, cheap at one sample a second.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { ProcessRef } from '../target.js';
 
 /** One reading of one process. */
@@ -14,6 +20,16 @@ export interface ProcReading {
   readonly cpuSeconds: number;
   /** Resident set size, bytes. */
   readonly rssBytes: number;
+}
+
+/** One reading of one thread of a process. */
+export interface ThreadReading {
+  /** Thread id (Linux tid); the main thread's tid equals the process's pid. */
+  readonly tid: number;
+  /** `comm` of the thread (at most 15 characters; Node names most of its threads "node"). */
+  readonly comm: string;
+  /** CPU seconds (user + system) since the thread started. */
+  readonly cpuSeconds: number;
 }
 
 /** Clock ticks per second for /proc times; `getconf CLK_TCK`, 100 when getconf is missing. */
@@ -26,23 +42,68 @@ export function clockTicksPerSecond(): number {
   }
 }
 
-/** Reads one process now; undefined when it does not exist (any more). */
-export function readProc(pid: number, ticksPerSecond: number): ProcReading | undefined {
-  let stat: string;
-  let status: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+/**
+ * Parses the text of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file: the command name
+ * (field 2) and utime + stime (fields 14 and 15) in seconds. Undefined when the text is not a stat
+ * line (truncated read, a process mid-exit).
+ */
+export function parseStat(stat: string, ticksPerSecond: number): { readonly comm: string; readonly cpuSeconds: number } | undefined {
+  // The command name (field 2) is in parentheses and may contain spaces and ')': it ends at the last ')'.
+  const open = stat.indexOf('(');
+  const close = stat.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const rest = stat.slice(close + 2).split(' ');
   // rest[0] is field 3 (state), so field n is rest[n - 3].
   const utime = Number(rest[14 - 3]);
   const stime = Number(rest[15 - 3]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+  return { comm: stat.slice(open + 1, close), cpuSeconds: (utime + stime) / ticksPerSecond };
+}
+
+/**
+ * Reads one process now; undefined when it does not exist (any more). `procRoot` (default
+ * "/proc") lets tests read a fake tree.
+ */
+export function readProc(pid: number, ticksPerSecond: number, procRoot = '/proc'): ProcReading | undefined {
+  let stat: string;
+  let status: string;
+  try {
+    stat = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+    status = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const s = parseStat(stat, ticksPerSecond);
+  if (!s) return undefined;
   const rssKb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? 0);
-  return { cpuSeconds: (utime + stime) / ticksPerSecond, rssBytes: rssKb * 1024 };
+  return { cpuSeconds: s.cpuSeconds, rssBytes: rssKb * 1024 };
+}
+
+/**
+ * Reads every thread of one process now (empty when the process is gone). A thread that exits
+ * between listing and reading is skipped.
+ */
+export function readThreads(pid: number, ticksPerSecond: number, procRoot = '/proc'): ThreadReading[] {
+  let tids: string[];
+  try {
+    tids = readdirSync(`${procRoot}/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const out: ThreadReading[] = [];
+  for (const t of tids) {
+    const tid = Number(t);
+    if (!Number.isInteger(tid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`${procRoot}/${pid}/task/${t}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const s = parseStat(stat, ticksPerSecond);
+    if (s) out.push({ tid, comm: s.comm, cpuSeconds: s.cpuSeconds });
+  }
+  return out;
 }
 
 /** One point of a process's series. */
@@ -51,6 +112,8 @@ export interface ProcPoint {
   readonly atMs: number;
   readonly cpuSeconds: number;
   readonly rssBytes: number;
+  /** Every thread at this sample; absent when thread sampling is off. */
+  readonly threads?: readonly ThreadReading[];
 }
 
 /** A process's samples over the run. */
@@ -58,6 +121,59 @@ export interface ProcSeries {
   readonly name: string;
   readonly pid: number;
   readonly points: ProcPoint[];
+}
+
+/** CPU one thread spent in a window. */
+export interface ThreadCpu {
+  /** The process's display name (ProcessRef.name), e.g. "n1". */
+  readonly process: string;
+  readonly pid: number;
+  readonly tid: number;
+  /** "main" for the main thread (tid = pid), else the thread's comm. */
+  readonly name: string;
+  /** CPU seconds (user + system) in the window. */
+  readonly cpuSeconds: number;
+}
+
+/** What {@link busiestThreads} found in a window. */
+export interface BusiestThreads {
+  /** Per process name, its thread with the most CPU seconds (over restarts: the busiest of any pid). */
+  readonly byProcess: Readonly<Record<string, ThreadCpu>>;
+  /** The busiest threads over all processes, most CPU first. */
+  readonly top: readonly ThreadCpu[];
+}
+
+/**
+ * CPU seconds of every thread of every series between two epoch times: the thread's last reading
+ * in the window minus its first. A thread first seen after the window's first sample started
+ * inside the window, so all of its CPU counts (its counter started at 0); a thread that exited
+ * keeps what it used up to its last reading. Pure: works on any {@link ProcSeries}.
+ */
+export function threadCpuBetween(series: readonly ProcSeries[], fromMs: number, toMs: number): ThreadCpu[] {
+  const out: ThreadCpu[] = [];
+  for (const s of series) {
+    const inside = s.points.filter((p) => p.atMs >= fromMs && p.atMs <= toMs && p.threads !== undefined);
+    if (inside.length < 2) continue;
+    const firstSeen = new Map<number, number>();
+    for (const t of inside[0]!.threads!) firstSeen.set(t.tid, t.cpuSeconds);
+    const last = new Map<number, ThreadReading>();
+    for (const p of inside) for (const t of p.threads!) last.set(t.tid, t);
+    for (const [tid, t] of last) {
+      out.push({ process: s.name, pid: s.pid, tid, name: tid === s.pid ? 'main' : t.comm, cpuSeconds: Math.max(0, t.cpuSeconds - (firstSeen.get(tid) ?? 0)) });
+    }
+  }
+  return out;
+}
+
+/**
+ * The busiest thread per process name and the `top` busiest overall (default 5), from
+ * {@link threadCpuBetween}'s list. Ties go to the lower tid, so the pick is deterministic.
+ */
+export function busiestThreads(threads: readonly ThreadCpu[], top = 5): BusiestThreads {
+  const sorted = [...threads].sort((a, b) => b.cpuSeconds - a.cpuSeconds || a.tid - b.tid);
+  const byProcess: Record<string, ThreadCpu> = {};
+  for (const t of sorted) byProcess[t.process] ??= t;
+  return { byProcess, top: sorted.slice(0, top) };
 }
 
 /** Options for {@link ProcSampler}. */
@@ -68,17 +184,23 @@ export interface ProcSamplerOptions {
   readonly intervalMs?: number;
   /** Default from `getconf CLK_TCK`. */
   readonly ticksPerSecond?: number;
+  /** Read every thread at each sample as well. Default true. */
+  readonly threads?: boolean;
+  /** Root of the proc filesystem. Default "/proc"; tests point it at a fake tree. */
+  readonly procRoot?: string;
 }
 
 export class ProcSampler {
   readonly #opts: ProcSamplerOptions;
   readonly #ticks: number;
+  readonly #root: string;
   readonly #series = new Map<string, ProcSeries>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(opts: ProcSamplerOptions) {
     this.#opts = opts;
     this.#ticks = opts.ticksPerSecond ?? clockTicksPerSecond();
+    this.#root = opts.procRoot ?? '/proc';
   }
 
   start(): void {
@@ -96,8 +218,9 @@ export class ProcSampler {
   /** Takes one sample of every process now (also called at phase boundaries). */
   sample(): void {
     const now = Date.now();
+    const withThreads = this.#opts.threads ?? true;
     for (const p of this.#opts.processes()) {
-      const r = readProc(p.pid, this.#ticks);
+      const r = readProc(p.pid, this.#ticks, this.#root);
       if (!r) continue;
       // Keyed by name and pid: a restarted node is a new series (its CPU counter restarts at 0).
       const key = `${p.name}#${p.pid}`;
@@ -106,7 +229,8 @@ export class ProcSampler {
         s = { name: p.name, pid: p.pid, points: [] };
         this.#series.set(key, s);
       }
-      s.points.push({ atMs: now, cpuSeconds: r.cpuSeconds, rssBytes: r.rssBytes });
+      const point: ProcPoint = { atMs: now, cpuSeconds: r.cpuSeconds, rssBytes: r.rssBytes };
+      s.points.push(withThreads ? { ...point, threads: readThreads(p.pid, this.#ticks, this.#root) } : point);
     }
   }
 
@@ -123,6 +247,14 @@ export class ProcSampler {
       out[s.name] = (out[s.name] ?? 0) + inside[inside.length - 1]!.cpuSeconds - inside[0]!.cpuSeconds;
     }
     return out;
+  }
+
+  /**
+   * Per process name, the thread with the most CPU seconds between two epoch times, and the `top`
+   * busiest threads overall (default 5). Empty when threads were not sampled.
+   */
+  busiestThreadsBetween(fromMs: number, toMs: number, top = 5): BusiestThreads {
+    return busiestThreads(threadCpuBetween(this.series(), fromMs, toMs), top);
   }
 
   /** Highest RSS each process name reached between two epoch times, bytes. */

@@ -7,10 +7,28 @@
  * item memory is paid on every node and QPS scales with nodes; user state is partitioned over the
  * nodes with `userReplicas` copies. If the items do not fit one node, nodes form groups that each
  * hold one slice of the items, and every request then needs one node of every group.
+ *
+ * A node is one OS process, and part of its work runs on single threads (the coordinator's main
+ * thread, one worker per item shard, the ranker workers): the busiest of them caps one process at
+ * `1000 / its CPU ms per request` QPS however many cores the machine has. So a machine of
+ * `coresPerNode` cores runs ⌈CPU-limited QPS / that ceiling⌉ node processes, and each of them holds
+ * every item shard: item memory (and the base footprint) is paid once per process.
  */
 import type { CapacitySettings, Slo } from '../scenarios/config.js';
 
 const GIB = 2 ** 30;
+
+/** The busiest single thread of the server's node processes in a phase. */
+export interface SerialThreadInput {
+  /** Process display name, e.g. "n1". */
+  readonly process: string;
+  /** "main" or the thread's comm (worker threads of Node are named "node"), with its tid. */
+  readonly thread: string;
+  /** Its CPU ms per answered request in the phase; undefined when nothing was answered. */
+  readonly msPerRequest: number | undefined;
+  /** Its CPU seconds / the phase's wall seconds, 0..1 (1 = a full core: the process is at its ceiling). */
+  readonly utilisation: number;
+}
 
 /** What the model needs from a phase. */
 export interface CapacityPhaseInput {
@@ -20,6 +38,8 @@ export interface CapacityPhaseInput {
   readonly latencyMs: { readonly p99: number };
   readonly serverCpuCores: number | undefined;
   readonly generatorSaturated: boolean;
+  /** Absent or undefined when threads were not sampled (external target without pids, old reports). */
+  readonly busiestThread?: SerialThreadInput | undefined;
 }
 
 /** The best phase that met the SLO. */
@@ -30,6 +50,8 @@ export interface MeasuredCapacity {
   readonly serverCpuCores: number | undefined;
   /** qps / serverCpuCores. */
   readonly qpsPerCore: number | undefined;
+  /** That phase's busiest node-process thread; undefined when unknown. */
+  readonly busiestThread?: SerialThreadInput | undefined;
 }
 
 /** True when a phase meets the SLO: P99 ≤ bound and error rate below the maximum. */
@@ -47,6 +69,9 @@ export function findCapacity(phases: readonly CapacityPhaseInput[], slo: Slo): M
     qps: best.throughput,
     serverCpuCores: best.serverCpuCores,
     qpsPerCore: best.serverCpuCores && best.serverCpuCores > 0 ? best.throughput / best.serverCpuCores : undefined,
+    busiestThread: best.busiestThread
+      ? { process: best.busiestThread.process, thread: best.busiestThread.thread, msPerRequest: best.busiestThread.msPerRequest, utilisation: best.busiestThread.utilisation }
+      : undefined,
   };
 }
 
@@ -71,8 +96,22 @@ export function bytesPerMillion(sizes: ReadonlyArray<{ readonly count: number; r
 export interface CapacityReport {
   readonly inputs: CapacitySettings;
   readonly measured: MeasuredCapacity | undefined;
-  /** qpsPerCore × coresPerNode. */
+  /** qpsPerCore × coresPerNode: CPU-limited QPS of a machine, reached with `processesPerNode` processes. */
   readonly qpsPerNode: number | undefined;
+  /** The SLO phase's busiest node-process thread (measured.busiestThread). */
+  readonly busiestThread: SerialThreadInput | undefined;
+  /**
+   * 1000 / busiestThread.msPerRequest: QPS at which that thread would use a full core, the most one
+   * node process can serve. Conservative: measured at the SLO phase's load, and per-request
+   * thread cost falls as load rises.
+   */
+  readonly processCeilingQps: number | undefined;
+  /** ⌈qpsPerNode / processCeilingQps⌉ (at least 1): node processes per machine to use its cores. */
+  readonly processesPerNode: number | undefined;
+  /** min(qpsPerNode, processCeilingQps): what a machine running one node process serves. */
+  readonly qpsPerNodeOneProcess: number | undefined;
+  /** Machines for `targetQps` with one node process each (CPU only), for comparison. */
+  readonly nodesForTargetQpsOneProcess: number | undefined;
   /** qpsPerNode × (1 − headroom). */
   readonly usableQpsPerNode: number | undefined;
   /** Nodes for `targetQps`, CPU only (before item groups). */
@@ -85,6 +124,12 @@ export interface CapacityReport {
     readonly userBytesAllReplicas: number | undefined;
     /** memoryPerNode × (1 − headroom). */
     readonly budgetBytesPerNode: number;
+    /** Node processes per machine the memory side plans for (processesPerNode, 1 when unknown). */
+    readonly processesPerNode: number;
+    /** baseBytesPerNode × processes: every process has its own runtime and models. */
+    readonly baseBytesPerMachine: number;
+    /** Items of one group × processes: every process holds every item shard of its group. */
+    readonly itemBytesPerMachine: number | undefined;
     /** Slices the items must be cut into to fit a node (1 = every node holds all items). */
     readonly itemGroups: number | undefined;
     readonly nodesForMemory: number | undefined;
@@ -101,12 +146,41 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
   const qpsPerNode = measured?.qpsPerCore !== undefined ? measured.qpsPerCore * inputs.coresPerNode : undefined;
   const usable = qpsPerNode !== undefined ? qpsPerNode * (1 - h) : undefined;
   const nodesForQps = usable !== undefined && usable > 0 ? Math.ceil(inputs.targetQps / usable) : undefined;
+
+  // The serial ceiling of one node process: its busiest thread cannot use more than one core.
+  const thread = measured?.busiestThread;
+  const threadMs = thread?.msPerRequest;
+  const ceiling = threadMs !== undefined && threadMs > 0 ? 1000 / threadMs : undefined;
+  const processes = ceiling !== undefined && qpsPerNode !== undefined ? Math.max(1, Math.ceil(qpsPerNode / ceiling)) : undefined;
+  const oneProcess = ceiling !== undefined && qpsPerNode !== undefined ? Math.min(qpsPerNode, ceiling) : undefined;
+  const oneProcessUsable = oneProcess !== undefined ? oneProcess * (1 - h) : undefined;
+  const nodesOneProcess = oneProcessUsable !== undefined && oneProcessUsable > 0 ? Math.ceil(inputs.targetQps / oneProcessUsable) : undefined;
+
   if (!measured) notes.push('No phase met the SLO, so CPU capacity is unknown: run the ramp scenario from a lower start rate.');
   else if (measured.qpsPerCore === undefined) notes.push('Server processes were not sampled (no pids), so QPS per core is unknown: use --start-cluster or --pid name=pid.');
   else {
-    notes.push(
-      `QPS per node = ${fmt(measured.qpsPerCore)} QPS/core (measured in phase ${measured.phase}: ${fmt(measured.qps)} QPS on ${fmt(measured.serverCpuCores ?? 0)} server cores) × ${inputs.coresPerNode} cores; assumes throughput scales linearly with cores (one worker per core).`,
-    );
+    const perCore = `${fmt(measured.qpsPerCore)} QPS/core (measured in phase ${measured.phase}: ${fmt(measured.qps)} QPS on ${fmt(measured.serverCpuCores ?? 0)} server cores)`;
+    if (thread !== undefined && threadMs !== undefined && ceiling !== undefined && processes !== undefined && oneProcess !== undefined) {
+      notes.push(
+        `CPU-limited QPS per node = ${perCore} × ${inputs.coresPerNode} cores = ${fmt(qpsPerNode!)}; assumes the CPU cost per request stays the same when the work is spread over ${processes} node process${processes === 1 ? '' : 'es'} on one machine.`,
+      );
+      notes.push(
+        `Serial ceiling: a node process runs part of its work on single threads; the busiest, ${thread.process} ${thread.thread}, used ${fmt(threadMs)} ms of CPU per answered request in phase ${measured.phase} (${Math.round(thread.utilisation * 100)}% of a core). A thread cannot use more than one core, so one node process tops out near 1000 / ${fmt(threadMs)} = ${fmt(ceiling)} QPS however many cores its machine has. Per request means per answer of the whole phase: right when every request entered through that process (the local cluster has one gRPC entry, n1); with several entry processes behind a balancer, divide the thread's cost by its process's share first.`,
+      );
+      notes.push(
+        `Per-request thread cost falls as load rises (a busy thread pays fewer wake-ups), so ${fmt(ceiling)} QPS, measured at that phase's ${fmt(measured.qps)} QPS, is a conservative ceiling; measure the ramp further up to raise it.`,
+      );
+      notes.push(
+        processes > 1
+          ? `One node process per ${inputs.coresPerNode}-core machine would serve only ${fmt(oneProcess)} QPS (${nodesOneProcess ?? '—'} machines for ${fmt(inputs.targetQps)} QPS); to use the cores, run ⌈${fmt(qpsPerNode!)} / ${fmt(ceiling)}⌉ = ${processes} node processes per machine, each holding every item shard (memory below counts every copy).`
+          : `One node process per machine reaches the CPU limit before its busiest thread fills a core (ceiling ${fmt(ceiling)} ≥ ${fmt(qpsPerNode!)} QPS).`,
+      );
+    } else {
+      notes.push(`QPS per node = ${perCore} × ${inputs.coresPerNode} cores; assumes throughput scales linearly with cores (one worker per core).`);
+      notes.push(
+        'Per-thread CPU of the node processes was not measured, so the serial ceiling of one node process (its busiest thread, at most one core) is unknown: QPS per node may be far below the linear figure unless several node processes run per machine.',
+      );
+    }
     notes.push(`Headroom ${Math.round(h * 100)}%: each node is planned at ${Math.round((1 - h) * 100)}% of its measured capacity.`);
   }
 
@@ -124,25 +198,34 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
   } else if (perUsers !== undefined) sources.push('users: given');
 
   const budget = inputs.memoryPerNodeGiB * GIB * (1 - h);
+  const procs = processes ?? 1;
+  const baseBytes = m.baseBytesPerNode * procs;
   const itemBytes = perItems !== undefined ? (inputs.items / 1e6) * perItems : undefined;
   const userBytes = perUsers !== undefined ? (inputs.users / 1e6) * perUsers * inputs.userReplicas : undefined;
   let itemGroups: number | undefined;
   let nodesForMemory: number | undefined;
+  let itemBytesPerMachine: number | undefined;
   if (itemBytes !== undefined && userBytes !== undefined) {
-    const free = budget - m.baseBytesPerNode;
+    const free = budget - baseBytes;
     if (free <= 0) {
-      notes.push('The per-node memory budget is below the base footprint: raise memoryPerNodeGiB.');
+      notes.push(
+        procs > 1
+          ? `The per-node memory budget is below the base footprint of ${procs} node processes (${fmtBytes(baseBytes)}): raise memoryPerNodeGiB or run fewer, CPU-capped processes per machine.`
+          : 'The per-node memory budget is below the base footprint: raise memoryPerNodeGiB.',
+      );
     } else {
-      itemGroups = Math.max(1, Math.ceil(itemBytes / (free * 0.5)));
       // Items may take at most half a node, leaving room for user state; beyond that, split them.
-      const itemPerNode = itemBytes / itemGroups;
-      const forUsers = free - itemPerNode;
+      // Every process on a machine holds its own copy of its group's items.
+      itemGroups = Math.max(1, Math.ceil((itemBytes * procs) / (free * 0.5)));
+      itemBytesPerMachine = (itemBytes / itemGroups) * procs;
+      const forUsers = free - itemBytesPerMachine;
       const byUsers = Math.ceil(userBytes / forUsers);
       nodesForMemory = roundUp(Math.max(itemGroups, byUsers), itemGroups);
+      const copies = procs > 1 ? ` in each of its ${procs} node processes (${fmtBytes(itemBytesPerMachine)} and ${fmtBytes(baseBytes)} base per machine)` : '';
       notes.push(
         itemGroups === 1
-          ? `Every node holds all ${fmt(inputs.items)} items (${fmtBytes(itemBytes)}); user state (${fmtBytes(userBytes)} with ${inputs.userReplicas} replicas) is spread over the nodes.`
-          : `Items (${fmtBytes(itemBytes)}) exceed half a node's budget, so they are split into ${itemGroups} groups; every request needs one node of each group.`,
+          ? `Every node holds all ${fmt(inputs.items)} items (${fmtBytes(itemBytes)})${copies}; user state (${fmtBytes(userBytes)} with ${inputs.userReplicas} replicas) is spread over the nodes${procs > 1 ? ' and split among their processes, so it is not multiplied' : ''}.`
+          : `Items (${fmtBytes(itemBytes)}${procs > 1 ? ` × ${procs} processes per machine` : ''}) exceed half a node's budget, so they are split into ${itemGroups} groups; every request needs one node of each group.`,
       );
     }
   } else {
@@ -154,6 +237,11 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
     inputs,
     measured,
     qpsPerNode,
+    busiestThread: thread,
+    processCeilingQps: ceiling,
+    processesPerNode: processes,
+    qpsPerNodeOneProcess: oneProcess,
+    nodesForTargetQpsOneProcess: nodesOneProcess,
     usableQpsPerNode: usable,
     nodesForTargetQps: nodesForQps,
     memory: {
@@ -163,6 +251,9 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
       itemBytes,
       userBytesAllReplicas: userBytes,
       budgetBytesPerNode: budget,
+      processesPerNode: procs,
+      baseBytesPerMachine: baseBytes,
+      itemBytesPerMachine,
       itemGroups,
       nodesForMemory,
     },

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fmt, fmtBytes } from './capacity.js';
 import { esc, lineChart } from './svg.js';
 import type { Series } from './svg.js';
-import type { LoadtestReport } from './types.js';
+import type { LoadtestReport, ThreadLoad } from './types.js';
 
 const n1 = (v: number | undefined) => (v === undefined ? '—' : fmt(v));
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -94,16 +94,35 @@ function rssPerProcess(r: LoadtestReport): string {
   return lineChart({ title: 'Resident memory per process', xLabel: 'time, s', yLabel: 'RSS, MiB', series });
 }
 
+/** "n1 main: 1.57 ms/req, 24% of a core". */
+function threadCell(t: Pick<ThreadLoad, 'process' | 'thread' | 'msPerRequest' | 'utilisation'> | undefined): string {
+  if (!t) return '—';
+  return `${esc(t.process)} ${esc(t.thread)}: ${t.msPerRequest === undefined ? '—' : ms(t.msPerRequest)} ms/req, ${Math.round(t.utilisation * 100)}% of a core`;
+}
+
 function phaseTable(r: LoadtestReport): string {
   return table(
-    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'gen lag p99', 'verdict'],
+    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'busiest thread (CPU per answer)', 'gen lag p99', 'verdict'],
     r.phases.map((p) => [
       esc(p.name), n1(p.offeredRate), n1(p.throughput), n1(p.goodput), ms(p.latencyMs.p50), ms(p.latencyMs.p90), ms(p.latencyMs.p99), ms(p.latencyMs.p999),
       `${(p.errorRate * 100).toFixed(2)}%`, n1(p.outcomes['fallback'] ?? 0), n1(p.dropped), p.coverage ? p.coverage.mean.toFixed(3) : '—',
-      p.serverCpuCores === undefined ? '—' : p.serverCpuCores.toFixed(2), n1(p.qpsPerServerCore), `${ms(p.lagMs.p99)}${p.generatorSaturated ? ' ⚠' : ''}`,
+      p.serverCpuCores === undefined ? '—' : p.serverCpuCores.toFixed(2), n1(p.qpsPerServerCore), threadCell(p.busiestThread), `${ms(p.lagMs.p99)}${p.generatorSaturated ? ' ⚠' : ''}`,
       `<span class="${p.sloMet ? 'ok' : 'bad'}">${esc(p.sloVerdict)}</span>`,
     ]),
   );
+}
+
+/** Per phase and process, its busiest thread: where the serial work of each process sits. */
+function threadTable(r: LoadtestReport): string {
+  const rows: string[][] = [];
+  for (const p of r.phases) {
+    // Reports written before threads were sampled lack the field.
+    for (const t of Object.values(p.busiestThreadByProcess ?? {})) {
+      rows.push([esc(p.name), esc(t.process), esc(t.thread), t.cpuSeconds.toFixed(2), t.msPerRequest === undefined ? '—' : ms(t.msPerRequest), `${Math.round(t.utilisation * 100)}%`]);
+    }
+  }
+  if (rows.length === 0) return '<p class="muted">Threads were not sampled.</p>';
+  return table(['phase', 'process', 'busiest thread', 'CPU s', 'CPU ms per answer', 'share of a core'], rows);
 }
 
 function outcomeTable(r: LoadtestReport): string {
@@ -123,7 +142,12 @@ function capacitySection(r: LoadtestReport): string {
     ['max QPS at SLO (this test)', c.measured ? `${n1(c.measured.qps)} req/s in phase ${esc(c.measured.phase)}` : 'no phase met the SLO'],
     ['server cores used there', c.measured?.serverCpuCores === undefined ? '—' : c.measured.serverCpuCores.toFixed(2)],
     ['QPS per core at SLO', n1(c.measured?.qpsPerCore)],
-    [`QPS per node (${i.coresPerNode} cores)`, n1(c.qpsPerNode)],
+    [`QPS per node (${i.coresPerNode} cores, CPU-limited)`, n1(c.qpsPerNode)],
+    ['busiest node-process thread at SLO', threadCell(c.busiestThread)],
+    ['process ceiling (1000 / busiest thread ms per request)', c.processCeilingQps === undefined ? '—' : `${fmt(c.processCeilingQps)} QPS per node process`],
+    [`QPS per node with one node process`, n1(c.qpsPerNodeOneProcess)],
+    [`<b>node processes per node</b> to use ${i.coresPerNode} cores`, `<b>${n1(c.processesPerNode)}</b>`],
+    [`nodes for ${fmt(i.targetQps)} QPS with one process each (CPU)`, n1(c.nodesForTargetQpsOneProcess)],
     [`usable QPS per node (${Math.round(i.headroom * 100)}% headroom)`, n1(c.usableQpsPerNode)],
     [`nodes for ${fmt(i.targetQps)} QPS (CPU)`, n1(c.nodesForTargetQps)],
     ['memory per million items', mem.bytesPerMillionItems === undefined ? '—' : fmtBytes(mem.bytesPerMillionItems)],
@@ -132,6 +156,8 @@ function capacitySection(r: LoadtestReport): string {
     [`items (${fmt(i.items)})`, mem.itemBytes === undefined ? '—' : fmtBytes(mem.itemBytes)],
     [`users (${fmt(i.users)}, ×${i.userReplicas} replicas)`, mem.userBytesAllReplicas === undefined ? '—' : fmtBytes(mem.userBytesAllReplicas)],
     [`memory budget per node (${i.memoryPerNodeGiB} GiB, ${Math.round(i.headroom * 100)}% headroom)`, fmtBytes(mem.budgetBytesPerNode)],
+    [`items per node (every one of its ${mem.processesPerNode ?? 1} process(es) holds its own copy)`, mem.itemBytesPerMachine === undefined ? '—' : fmtBytes(mem.itemBytesPerMachine)],
+    ['base footprint per node (all processes)', mem.baseBytesPerMachine === undefined ? '—' : fmtBytes(mem.baseBytesPerMachine)],
     ['item groups', n1(mem.itemGroups)],
     [`nodes for ${fmt(i.items)} items and ${fmt(i.users)} users (memory)`, n1(mem.nodesForMemory)],
     [`<b>nodes needed</b> (${fmt(i.targetQps)} QPS, ${fmt(i.items)} items, ${fmt(i.users)} users)`, `<b>${n1(c.nodesNeeded)}</b>`],
@@ -182,6 +208,9 @@ ${phaseTable(r)}
 <h2>Server processes</h2>
 <div class="charts">${cpuPerProcess(r)}${rssPerProcess(r)}</div>
 ${table(['process', 'pid', 'CPU s', 'max RSS'], r.processes.map((p) => [esc(p.name), String(p.pid), p.cpuSeconds.toFixed(1), fmtBytes(p.maxRssBytes)]))}
+<h2>Busiest threads</h2>
+<p class="muted">Per process, the thread with the most CPU in each phase (/proc/&lt;pid&gt;/task/&lt;tid&gt;/stat). A thread cannot use more than one core: at 100% it caps its process, however many cores the machine has.</p>
+${threadTable(r)}
 <h2>Capacity model</h2>
 ${capacitySection(r)}
 <h2>Latency by outcome</h2>

@@ -8,6 +8,22 @@ import type { CapacityReport } from './capacity.js';
 
 export type { Percentiles };
 
+/** One thread's CPU in a phase (from /proc/<pid>/task/<tid>/stat). */
+export interface ThreadLoad {
+  /** Process display name, e.g. "n1". */
+  readonly process: string;
+  readonly pid: number;
+  readonly tid: number;
+  /** "main" (tid = pid), else "thread <tid> (<comm>)": Node names its worker threads "node". */
+  readonly thread: string;
+  /** CPU seconds (user + system) of the thread in the phase. */
+  readonly cpuSeconds: number;
+  /** Thread CPU ms per answered request (any outcome); undefined when nothing was answered. */
+  readonly msPerRequest: number | undefined;
+  /** cpuSeconds / phase wall seconds, 0..1: at 1 the thread is a full core and caps its process. */
+  readonly utilisation: number;
+}
+
 /** One phase (a ramp step, the whole steady run, one overload level). */
 export interface PhaseResult {
   readonly name: string;
@@ -44,6 +60,16 @@ export interface PhaseResult {
   readonly serverCpuCores: number | undefined;
   /** Throughput / serverCpuCores. */
   readonly qpsPerServerCore: number | undefined;
+  /**
+   * The busiest thread of the node processes (nats-server and generators excluded: Go spreads
+   * goroutines over threads, so none of its threads is a serial limit); undefined when threads were
+   * not sampled. Its msPerRequest sets the capacity model's process ceiling.
+   */
+  readonly busiestThread: ThreadLoad | undefined;
+  /** Per sampled process (nats-server and generators included), its busiest thread. */
+  readonly busiestThreadByProcess: Readonly<Record<string, ThreadLoad>>;
+  /** The five busiest threads of the target's processes (generators excluded), most CPU first. */
+  readonly topThreads: readonly ThreadLoad[];
   /** Highest RSS per process in the phase, bytes. */
   readonly rssBytesByProcess: Readonly<Record<string, number>>;
   /** CPU cores used by the generator process(es). */

@@ -11,9 +11,10 @@ import type { FleetRun } from '../generator/fleet.js';
 import type { PhaseSpec } from '../generator/phase.js';
 import type { HotWindow } from '../generator/request-mix.js';
 import { ProcSampler } from '../measure/proc-sampler.js';
+import type { ThreadCpu } from '../measure/proc-sampler.js';
 import { REPO_ROOT } from '../paths.js';
 import { capacityModel, findCapacity, meetsSlo } from '../report/capacity.js';
-import type { LoadtestReport, PhaseResult, ProcessSeriesReport, TimelineEvent, TimelinePoint } from '../report/types.js';
+import type { LoadtestReport, PhaseResult, ProcessSeriesReport, ThreadLoad, TimelineEvent, TimelinePoint } from '../report/types.js';
 import type { Scenario } from '../scenarios/config.js';
 import type { Target } from '../target.js';
 
@@ -121,7 +122,9 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
         `generator saturated in phase ${spec.name}: lag p99 ${result.lagMs.p99.toFixed(1)} ms, ${result.dropped} dropped, ${result.generatorCpuCores.toFixed(2)} cores over ${result.generatorProcesses} process(es); latency there includes generator delay — add generator processes or machines.`,
       );
     }
-    log(`  -> ${result.throughput.toFixed(0)}/s, p50 ${result.latencyMs.p50.toFixed(1)} ms, p99 ${result.latencyMs.p99.toFixed(1)} ms, errors ${(result.errorRate * 100).toFixed(2)}%, ${result.sloVerdict}`);
+    const bt = result.busiestThread;
+    const busiest = bt ? `, busiest thread ${bt.process} ${bt.thread} ${bt.msPerRequest?.toFixed(2) ?? '—'} ms/req (${(bt.utilisation * 100).toFixed(0)}% of a core)` : '';
+    log(`  -> ${result.throughput.toFixed(0)}/s, p50 ${result.latencyMs.p50.toFixed(1)} ms, p99 ${result.latencyMs.p99.toFixed(1)} ms, errors ${(result.errorRate * 100).toFixed(2)}%${busiest}, ${result.sloVerdict}`);
     phases.push(result);
     return result;
   };
@@ -297,6 +300,17 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
     }
   }
   const rssAll = sampler.maxRssBetween(cpuFrom, cpuTo);
+  // Top 5 of the target's threads: ask for more, since the generators' threads are left out.
+  const threads = sampler.busiestThreadsBetween(cpuFrom, cpuTo, 40);
+  const topThreads = threads.top.filter((th) => !th.process.startsWith('generator-')).slice(0, 5).map((th) => threadLoad(th, c.completed, wallS));
+  const busiestThreadByProcess: Record<string, ThreadLoad> = {};
+  let busiestThread: ThreadLoad | undefined;
+  for (const [name, th] of Object.entries(threads.byProcess)) {
+    const load = threadLoad(th, c.completed, wallS);
+    busiestThreadByProcess[name] = load;
+    const isNode = !name.startsWith('generator-') && name !== 'nats-server' && targetNames.has(name);
+    if (isNode && (!busiestThread || load.cpuSeconds > busiestThread.cpuSeconds)) busiestThread = load;
+  }
   const throughput = c.completed / durationS;
   const errorRate = c.completed > 0 ? errors / c.completed : 0;
   const latencyMs = rec.latency();
@@ -335,12 +349,28 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
     cpuCoresByProcess,
     serverCpuCores: sampled ? serverCores : undefined,
     qpsPerServerCore: sampled && serverCores > 0 ? throughput / serverCores : undefined,
+    busiestThread,
+    busiestThreadByProcess,
+    topThreads,
     rssBytesByProcess: rssAll,
     generatorCpuCores,
     generatorProcesses: run.processes,
     generatorSaturated,
     sloMet: ok,
     sloVerdict,
+  };
+}
+
+/** A thread's phase CPU as a {@link ThreadLoad}: ms per answered request and share of a core. */
+export function threadLoad(t: ThreadCpu, answered: number, wallS: number): ThreadLoad {
+  return {
+    process: t.process,
+    pid: t.pid,
+    tid: t.tid,
+    thread: t.name === 'main' ? 'main' : `thread ${t.tid} (${t.name})`,
+    cpuSeconds: t.cpuSeconds,
+    msPerRequest: answered > 0 ? (t.cpuSeconds * 1000) / answered : undefined,
+    utilisation: wallS > 0 ? t.cpuSeconds / wallS : 0,
   };
 }
 

@@ -34,6 +34,9 @@ t.test('bench.json has every required key, with numbers where the run measured t
   const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
   for (const k of ['qps_per_core', 'p50_ms', 'p99_ms', 'items', 'recall_at_100'] as const) t.ok(num(r.end_to_end?.[k]), `end_to_end.${k} = ${String(r.end_to_end?.[k])}`);
   t.equal(r.end_to_end?.items, 2000, 'items = the corpus size');
+  const bt = r.end_to_end?.busiest_thread as unknown as { process: string; thread: string; ms_per_request: number; utilisation: number } | null;
+  t.ok(bt && /^n\d+$/.test(bt.process) && bt.thread !== '' && num(bt.ms_per_request) && bt.utilisation > 0, `end_to_end.busiest_thread = ${JSON.stringify(bt)}`);
+  t.match(stdout, /busiest thread ms\/req/, 'end-to-end table has the busiest-thread column');
   t.ok(num(r.ceiling?.qps_per_core), 'ceiling.qps_per_core');
   t.ok(num(r.ceiling_ratio), 'ceiling_ratio');
   const e2e = r.end_to_end!.qps_per_core as number;

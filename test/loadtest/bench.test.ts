@@ -15,15 +15,16 @@ t.test('ceiling ratio and bench.json shape', async (t) => {
   t.equal(qpsPerCore(1000, 2), 500);
   t.equal(qpsPerCore(1000, 0), undefined);
   const r = benchReport({
-    endToEnd: { qpsPerCore: 400, p50Ms: 5, p99Ms: 20, items: 1e6, recallAt100: 0.9 }, ceilingQpsPerCore: 1000,
+    endToEnd: { qpsPerCore: 400, p50Ms: 5, p99Ms: 20, items: 1e6, recallAt100: 0.9, busiestThread: { process: 'n1', thread: 'main', msPerRequest: 1.57, utilisation: 0.235 } }, ceilingQpsPerCore: 1000,
     ranker: { batch1: 20_000, batch512: 200_000 }, faiss: { qpsPerCore: 1500, recallAt100: 0.96 }, conditions: { host_cpus: 2 },
   });
   t.same(Object.keys(r), ['end_to_end', 'ceiling', 'ceiling_ratio', 'ranker', 'faiss', 'conditions']);
   t.equal(r.ceiling_ratio, 0.4);
-  t.same(r.end_to_end, { qps_per_core: 400, p50_ms: 5, p99_ms: 20, items: 1e6, recall_at_100: 0.9 });
+  t.same(r.end_to_end, { qps_per_core: 400, p50_ms: 5, p99_ms: 20, items: 1e6, recall_at_100: 0.9, busiest_thread: { process: 'n1', thread: 'main', ms_per_request: 1.57, utilisation: 0.235 } });
   const empty = benchReport({ conditions: {} });
   t.equal(empty.ceiling_ratio, null, 'unmeasured parts are null, not 0');
   t.equal(empty.faiss.qps_per_core, null);
+  t.equal(empty.end_to_end.busiest_thread, null, 'busiest thread unmeasured: null');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lt-bench-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = await writeBenchReport(r, path.join(dir, 'sub', 'bench.json'));

@@ -1,6 +1,9 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { clockTicksPerSecond, ProcSampler, readProc } from '../../loadtest/measure/proc-sampler.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { busiestThreads, clockTicksPerSecond, parseStat, ProcSampler, readProc, threadCpuBetween } from '../../loadtest/measure/proc-sampler.js';
 
 t.test('reads a real child process: CPU seconds and RSS', async (t) => {
   // The child burns 0.4 s of its own CPU time and holds 150 MB of touched memory, then waits.
@@ -37,4 +40,111 @@ t.test('a process that does not exist reads as undefined, and the sampler skips 
   const sampler = new ProcSampler({ processes: () => [{ name: 'gone', pid: 2 ** 22 + 12345 }], ticksPerSecond: 100 });
   sampler.sample();
   t.same(sampler.series(), []);
+});
+
+t.test('parseStat: comm with spaces and parentheses, utime + stime in seconds', async (t) => {
+  // Fields: pid (comm) state ppid ... utime(14) stime(15) ...
+  const line = (comm: string, utime: number, stime: number) => `42 (${comm}) S 1 42 42 0 -1 4194304 10 0 0 0 ${utime} ${stime} 0 0 20 0 1 0 100 0 0\n`;
+  t.same(parseStat(line('node', 150, 50), 100), { comm: 'node', cpuSeconds: 2 });
+  t.same(parseStat(line('a b) (c', 3, 1), 100), { comm: 'a b) (c', cpuSeconds: 0.04 }, 'name ends at the last )');
+  t.same(parseStat(line('x', 250, 0), 250), { comm: 'x', cpuSeconds: 1 }, 'ticks per second applied');
+  t.equal(parseStat('', 100), undefined);
+  t.equal(parseStat('42 (node) S 1', 100), undefined, 'truncated line');
+});
+
+/** A fake /proc: <root>/<pid>/stat, status and task/<tid>/stat, rewritten between samples. */
+async function fakeProc(root: string, pid: number, procTicks: number, threads: ReadonlyArray<{ tid: number; comm: string; ticks: number }>): Promise<void> {
+  const stat = (tid: number, comm: string, ticks: number) => `${tid} (${comm}) S 1 ${pid} ${pid} 0 -1 4194304 10 0 0 0 ${ticks} 0 0 0 20 0 1 0 100 0 0\n`;
+  await mkdir(path.join(root, String(pid), 'task'), { recursive: true });
+  await writeFile(path.join(root, String(pid), 'stat'), stat(pid, 'node', procTicks));
+  await writeFile(path.join(root, String(pid), 'status'), 'Name:\tnode\nVmRSS:\t  2048 kB\n');
+  for (const th of threads) {
+    await mkdir(path.join(root, String(pid), 'task', String(th.tid)), { recursive: true });
+    await writeFile(path.join(root, String(pid), 'task', String(th.tid), 'stat'), stat(th.tid, th.comm, th.ticks));
+  }
+}
+
+t.test('thread sampling over a fake /proc: busiest thread per process and overall', async (t) => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'lt-fakeproc-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  let now = 1_000_000;
+  const realNow = Date.now;
+  Date.now = () => now;
+  t.teardown(() => { Date.now = realNow; });
+  const sampler = new ProcSampler({ processes: () => [{ name: 'n1', pid: 100 }, { name: 'n2', pid: 200 }], ticksPerSecond: 100, procRoot: root });
+
+  // Sample 1 at t = 0 s.
+  await fakeProc(root, 100, 1000, [{ tid: 100, comm: 'node', ticks: 500 }, { tid: 101, comm: 'node', ticks: 300 }, { tid: 102, comm: 'libuv-worker', ticks: 10 }]);
+  await fakeProc(root, 200, 400, [{ tid: 200, comm: 'node', ticks: 100 }, { tid: 201, comm: 'node', ticks: 50 }]);
+  sampler.sample();
+  // Sample 2 at t = 10 s: n1 main +2.35 s, worker 101 +1.65 s, a new worker 103 started with 1.9 s;
+  // n2 main +0.5 s, worker 201 +0.9 s.
+  now += 10_000;
+  await fakeProc(root, 100, 1600, [{ tid: 100, comm: 'node', ticks: 735 }, { tid: 101, comm: 'node', ticks: 465 }, { tid: 102, comm: 'libuv-worker', ticks: 10 }, { tid: 103, comm: 'node', ticks: 190 }]);
+  await fakeProc(root, 200, 540, [{ tid: 200, comm: 'node', ticks: 150 }, { tid: 201, comm: 'node', ticks: 140 }]);
+  sampler.sample();
+
+  const s = sampler.series().find((x) => x.name === 'n1')!;
+  t.same(s.points[0]!.threads!.map((x) => x.tid).sort(), [100, 101, 102], 'every task read');
+  const b = sampler.busiestThreadsBetween(1_000_000, now, 3);
+  t.equal(b.byProcess['n1']!.tid, 100);
+  t.equal(b.byProcess['n1']!.name, 'main', 'tid = pid is the main thread');
+  t.ok(Math.abs(b.byProcess['n1']!.cpuSeconds - 2.35) < 1e-9, `n1 main ${b.byProcess['n1']!.cpuSeconds} s`);
+  t.equal(b.byProcess['n2']!.tid, 201, 'a worker can be the busiest');
+  t.equal(b.byProcess['n2']!.name, 'node');
+  t.ok(Math.abs(b.byProcess['n2']!.cpuSeconds - 0.9) < 1e-9);
+  t.same(b.top.map((x) => [x.process, x.tid]), [['n1', 100], ['n1', 103], ['n1', 101]], 'top 3: a thread born in the window counts from 0');
+  t.ok(Math.abs(sampler.cpuSecondsBetween(1_000_000, now)['n1']! - 6) < 1e-9, 'process totals unchanged');
+
+  // A window holding one sample has no deltas.
+  t.same(sampler.busiestThreadsBetween(now, now), { byProcess: {}, top: [] });
+  // Thread sampling off: no thread data, nothing busiest.
+  const off = new ProcSampler({ processes: () => [{ name: 'n1', pid: 100 }], ticksPerSecond: 100, procRoot: root, threads: false });
+  off.sample();
+  now += 1000;
+  off.sample();
+  t.equal(off.series()[0]!.points[0]!.threads, undefined);
+  t.same(off.busiestThreadsBetween(0, now).top, []);
+});
+
+t.test('busiestThreads: per process the max, overall sorted, ties to the lower tid', async (t) => {
+  const th = (process: string, tid: number, cpuSeconds: number) => ({ process, pid: 1, tid, name: 'node', cpuSeconds });
+  const b = busiestThreads([th('a', 5, 1), th('a', 3, 2), th('b', 9, 2), th('b', 7, 0.5), th('a', 4, 2)], 2);
+  t.equal(b.byProcess['a']!.tid, 3, 'tie between tid 3 and 4 at 2 s');
+  t.equal(b.byProcess['b']!.tid, 9);
+  t.same(b.top.map((x) => x.tid), [3, 4]);
+  t.same(threadCpuBetween([], 0, 1), []);
+});
+
+t.test('a real process whose worker thread burns CPU: that worker is its busiest thread', async (t) => {
+  // The main thread idles; one worker spins 0.3 s of CPU after the first sample.
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    process.stdout.write('ready\\n');
+    process.stdin.once('data', () => {
+      new Worker("const c0 = process.cpuUsage(); while (true) { const u = process.cpuUsage(c0); if (u.user + u.system > 300000) break; } require('node:worker_threads').parentPort.postMessage('done')", { eval: true })
+        .once('message', () => process.stdout.write('done\\n'));
+    });
+    setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  const lines: string[] = [];
+  const waitFor = (want: string) => new Promise<void>((resolve) => {
+    const check = () => { if (lines.includes(want)) { child.stdout.off('data', onData); resolve(); } };
+    const onData = (d: Buffer) => { lines.push(...d.toString().split('\n').filter(Boolean)); check(); };
+    child.stdout.on('data', onData);
+    check();
+  });
+  await waitFor('ready');
+  const sampler = new ProcSampler({ processes: () => [{ name: 'child', pid: child.pid! }] });
+  const from = Date.now();
+  sampler.sample();
+  child.stdin.write('go\n');
+  await waitFor('done');
+  sampler.sample();
+  const b = sampler.busiestThreadsBetween(from, Date.now());
+  const top = b.byProcess['child']!;
+  t.ok(top, 'child threads read from /proc/<pid>/task');
+  t.not(top.tid, child.pid, 'not the main thread');
+  t.ok(top.cpuSeconds >= 0.25, `worker used ${top.cpuSeconds} s`);
 });

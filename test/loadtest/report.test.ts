@@ -56,6 +56,74 @@ t.test('capacity model arithmetic', async (t) => {
   t.match(none.notes.join(' '), /No phase met the SLO/);
 });
 
+t.test('capacity model: the serial ceiling of one node process, processes per node and their memory', async (t) => {
+  const slo = { p99Ms: 50, maxErrorRate: 0.001 };
+  const thread = (ms: number) => ({ process: 'n1', thread: 'main', msPerRequest: ms, utilisation: 0.3 });
+  // b meets the SLO (200 QPS on 1 core); c misses it and carries another thread: b's is the one used.
+  const phases = [
+    { name: 'a', throughput: 100, errorRate: 0, latencyMs: { p99: 10 }, serverCpuCores: 0.5, generatorSaturated: false, busiestThread: thread(2.0) },
+    { name: 'b', throughput: 200, errorRate: 0, latencyMs: { p99: 40 }, serverCpuCores: 1.0, generatorSaturated: false, busiestThread: thread(1.6) },
+    { name: 'c', throughput: 250, errorRate: 0, latencyMs: { p99: 80 }, serverCpuCores: 1.2, generatorSaturated: false, busiestThread: thread(1.0) },
+  ];
+  const m = findCapacity(phases, slo)!;
+  t.equal(m.phase, 'b');
+  t.same(m.busiestThread, thread(1.6), 'the SLO phase\'s busiest thread');
+  const inputs = (items: number) => parseScenario({
+    kind: 'steady', load: { rate: 1, durationS: 1 },
+    capacity: { targetQps: 50_000, headroom: 0.3, coresPerNode: 16, memoryPerNodeGiB: 64, items, users: 100e6, userReplicas: 2,
+      memory: { bytesPerMillionItems: 1e9, bytesPerMillionUsers: 0.5e9, baseBytesPerNode: 1e9 } },
+  }).capacity;
+  const budget = 64 * 2 ** 30 * 0.7; // 48,103,633,715.2 bytes
+
+  // 2M items. CPU: 200 QPS/core × 16 = 3200 QPS per machine; the main thread's 1.6 ms per request
+  // caps one process at 1000 / 1.6 = 625 QPS, so ⌈3200 / 625⌉ = ⌈5.12⌉ = 6 processes per machine.
+  const c = capacityModel(inputs(2e6), m);
+  t.equal(c.qpsPerNode, 3200, 'CPU-limited QPS per machine, as before');
+  t.equal(c.processCeilingQps, 625);
+  t.equal(c.processesPerNode, 6);
+  t.equal(c.qpsPerNodeOneProcess, 625);
+  t.equal(c.nodesForTargetQps, 23, '⌈50,000 / (3200 × 0.7)⌉ = ⌈22.3⌉');
+  t.equal(c.nodesForTargetQpsOneProcess, 115, '⌈50,000 / (625 × 0.7)⌉ = ⌈114.3⌉');
+  // Memory: 6 processes × (1 GB base + 2 GB items) = 18 GB per machine; users 100 GB over what is
+  // left: 48.10 − 6 − 12 = 30.10 GB → ⌈3.32⌉ = 4 machines (one process each would need ⌈2.22⌉ = 3).
+  t.equal(c.memory.processesPerNode, 6);
+  t.equal(c.memory.baseBytesPerMachine, 6e9);
+  t.equal(c.memory.itemBytesPerMachine, 12e9);
+  t.equal(c.memory.itemGroups, 1);
+  t.equal(c.memory.nodesForMemory, 4);
+  t.equal(c.nodesNeeded, 23, 'CPU decides');
+  const notes = c.notes.join(' ');
+  t.match(notes, /1000 \/ 1\.6 = 625 QPS/);
+  t.match(notes, /6 node processes per machine, each holding every item shard/);
+  t.match(notes, /conservative ceiling/);
+  t.notMatch(notes, /scales linearly/, 'no linear-scaling claim when the ceiling is known');
+
+  // 10M items: 6 × 10 GB = 60 GB exceeds half of (48.10 − 6) GB = 21.05 GB → ⌈2.85⌉ = 3 item groups;
+  // 20 GB of items per machine, users 100 GB / 22.10 GB → 5 machines, rounded to groups: 6.
+  // CPU: 23 machines per group × 3 groups = 69.
+  const big = capacityModel(inputs(10e6), m);
+  t.equal(big.memory.itemGroups, 3);
+  t.equal(big.memory.itemBytesPerMachine, 20e9);
+  t.equal(big.memory.nodesForMemory, 6);
+  t.equal(big.nodesNeeded, 69);
+  t.equal(Math.ceil((10e9 * 6) / ((budget - 6e9) * 0.5)), 3, 'hand check of the groups');
+
+  // A cheap thread: 0.2 ms → 5000 QPS ≥ 3200, one process per machine uses the cores.
+  const cheap = capacityModel(inputs(2e6), { ...m, busiestThread: thread(0.2) });
+  t.equal(cheap.processCeilingQps, 5000);
+  t.equal(cheap.processesPerNode, 1);
+  t.equal(cheap.qpsPerNodeOneProcess, 3200);
+  t.equal(cheap.memory.nodesForMemory, 3, 'one copy of the items: 100 GB / (48.10 − 1 − 2) GB = ⌈2.22⌉');
+
+  // No thread data (old report, external target): the old model, with a note saying what is unknown.
+  const linear = capacityModel(inputs(2e6), { ...m, busiestThread: undefined });
+  t.equal(linear.processCeilingQps, undefined);
+  t.equal(linear.processesPerNode, undefined);
+  t.equal(linear.memory.processesPerNode, 1);
+  t.equal(linear.memory.nodesForMemory, 3);
+  t.match(linear.notes.join(' '), /serial ceiling of one node process .* is unknown/);
+});
+
 t.test('a ramp against a real gRPC server yields a report whose HTML holds the SVG plots', async (t) => {
   const stub = await startStubProcess(t);
   const events: string[] = [];
@@ -81,7 +149,25 @@ t.test('a ramp against a real gRPC server yields a report whose HTML holds the S
   t.ok(report.timeline.length >= 2, 'timeline per second');
   t.equal(report.capacity.memory.bytesPerMillionItems, 1e9, 'memory per million items from two sizes');
 
+  for (const p of report.phases) {
+    const bt = p.busiestThread;
+    t.ok(bt && bt.process === 'stub' && bt.cpuSeconds > 0, `${p.name}: busiest thread of the stub (${bt?.thread})`);
+    t.ok(bt && bt.msPerRequest !== undefined && Math.abs(bt.msPerRequest - (bt.cpuSeconds * 1000) / p.completed) < 1e-9, `${p.name}: ms per answered request`);
+    t.ok(bt && bt.utilisation > 0 && bt.utilisation <= 1.05, `${p.name}: share of a core ${bt?.utilisation}`);
+    t.same(p.busiestThreadByProcess['stub'], bt, 'also listed per process');
+    t.same(p.topThreads[0], bt, 'first of the top threads');
+    t.ok(p.topThreads.length <= 5 && p.topThreads.every((x, i) => i === 0 || x.cpuSeconds <= p.topThreads[i - 1]!.cpuSeconds), 'top threads sorted');
+    t.notOk(p.topThreads.some((x) => x.process.startsWith('generator-')), 'generators left out');
+  }
+  if (report.capacity.measured) {
+    const bt = report.capacity.busiestThread!;
+    t.equal(report.capacity.processCeilingQps, 1000 / bt.msPerRequest!, 'ceiling from the SLO phase\'s busiest thread');
+  }
+
   const html = renderHtml(report);
+  t.match(html, /Busiest threads/);
+  t.match(html, /stub (main|thread \d+ \([^)]*\)): [\d.]+ ms\/req/, 'busiest thread in the phase table');
+  t.match(html, /process ceiling/);
   t.ok((html.match(/<svg /g) ?? []).length >= 6, 'six SVG charts');
   t.match(html, /Latency vs offered load/);
   t.match(html, /Latency over time/);
