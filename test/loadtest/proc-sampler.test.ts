@@ -117,12 +117,13 @@ t.test('busiestThreads: per process the max, overall sorted, ties to the lower t
 });
 
 t.test('a real process whose worker thread burns CPU: that worker is its busiest thread', async (t) => {
-  // The main thread idles; one worker spins 0.3 s of CPU after the first sample.
+  // The main thread idles; one worker spins 0.3 s of CPU after the first sample, then stays alive
+  // (an exited thread leaves /proc/<pid>/task, and its CPU with it, before the second sample).
   const script = `
     const { Worker } = require('node:worker_threads');
     process.stdout.write('ready\\n');
     process.stdin.once('data', () => {
-      new Worker("const c0 = process.cpuUsage(); while (true) { const u = process.cpuUsage(c0); if (u.user + u.system > 300000) break; } require('node:worker_threads').parentPort.postMessage('done')", { eval: true })
+      new Worker("const c0 = process.cpuUsage(); while (true) { const u = process.cpuUsage(c0); if (u.user + u.system > 300000) break; } require('node:worker_threads').parentPort.postMessage('done'); setInterval(() => {}, 1000)", { eval: true })
         .once('message', () => process.stdout.write('done\\n'));
     });
     setInterval(() => {}, 1000);`;
