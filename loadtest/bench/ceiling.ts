@@ -281,7 +281,7 @@ export interface CeilingQueriesOptions {
 export async function ceilingQueries(o: CeilingQueriesOptions): Promise<RecommendQuery[]> {
   const users = await loadUserIds({ worldDir: o.worldDir, rangeStart: 0, rangeCount: 1 });
   const videos = await loadVideoIds({ worldDir: o.worldDir, rangeStart: 0, rangeCount: 1, max: 1 });
-  const mix = new RequestMix(o.mix, users.ids, videos.ids, new SeededRng(o.seed ?? 1));
+  const mix = new RequestMix(o.mix, users.ids, videos.ids, new SeededRng(o.seed ?? 1), undefined, 'lt', users.contexts);
   return Array.from({ length: o.count }, (_, i) => {
     const r = mix.recommendRequest(0);
     return validateRecommendRequest({ userId: r.userId, k: r.k, context: r.context, surface: r.surface, requestId: `ceiling-${i}` });

@@ -66,7 +66,7 @@ export class PhaseRunner {
     const videos = await this.#load('v', spec.videos, loadVideoIds);
     const pool = await this.#poolFor(spec);
     const rng = new SeededRng(spec.seed);
-    const mix = new RequestMix(spec.mix, users.ids, videos.ids, rng, spec.hot, spec.idPrefix);
+    const mix = new RequestMix(spec.mix, users.ids, videos.ids, rng, spec.hot, spec.idPrefix, users.contexts);
     const recorder = new PhaseRecorder();
     if (spec.startAtEpochMs !== undefined) {
       const wait = spec.startAtEpochMs - Date.now();

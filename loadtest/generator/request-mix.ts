@@ -6,6 +6,7 @@
  */
 import type { Rng } from '../../core/clock.js';
 import type { InteractionEventMessage, RecommendRequestMessage } from '../client/recommender-client.js';
+import type { UserContexts } from './world-ids.js';
 import { WeightedChoice, ZipfSampler } from './zipf.js';
 
 /** The request mix as plain data (scenario JSON `mix`, resolved with defaults). */
@@ -22,8 +23,14 @@ export interface RequestMixSpec {
   readonly surfaces: Readonly<Record<string, number>>;
   /** Weights of devices. Default ios 0.35, android 0.4, web 0.15, tv 0.1. */
   readonly devices: Readonly<Record<string, number>>;
-  /** Countries drawn uniformly. Default ["US", "BR", "IN", "DE", "JP"]. */
+  /** Countries drawn uniformly (for new users, or every user when `context` is "mix"). Default ["US", "BR", "IN", "DE", "JP"]. */
   readonly countries: readonly string[];
+  /**
+   * Where a known user's device and country come from: "user" (default) = the world's record of
+   * that user (users.ndjson), as real traffic would carry; "mix" = drawn from `devices` and
+   * `countries` for every request. New users and worlds without those fields always use the mix.
+   */
+  readonly context: 'user' | 'mix';
   /** Share of LogEvents events per type. Default impressions 0.6, clicks 0.15, watches 0.2, likes 0.03, skips 0.02. */
   readonly eventTypes: Readonly<Record<string, number>>;
 }
@@ -36,6 +43,7 @@ export const DEFAULT_MIX: RequestMixSpec = {
   surfaces: { home: 0.7, up_next: 0.3 },
   devices: { ios: 0.35, android: 0.4, web: 0.15, tv: 0.1 },
   countries: ['US', 'BR', 'IN', 'DE', 'JP'],
+  context: 'user',
   eventTypes: { IMPRESSION: 0.6, CLICK: 0.15, WATCH: 0.2, LIKE: 0.03, SKIP: 0.02 },
 };
 
@@ -75,13 +83,15 @@ export class RequestMix {
   readonly #hotUsers: readonly number[];
   readonly #hotVideos: readonly number[];
   readonly #idPrefix: string;
+  readonly #userContexts: UserContexts | undefined;
   #seq = 0;
 
   /**
    * `userIds` and `videoIds` are in popularity order as far as the caller knows (rank 0 = most
-   * popular); `idPrefix` makes event ids unique across generator processes.
+   * popular); `idPrefix` makes event ids unique across generator processes; `userContexts` (aligned
+   * with `userIds`) gives each world user's own device and country.
    */
-  constructor(spec: RequestMixSpec, userIds: ArrayLike<number>, videoIds: ArrayLike<number>, rng: Rng, hot?: HotWindow, idPrefix = 'lt') {
+  constructor(spec: RequestMixSpec, userIds: ArrayLike<number>, videoIds: ArrayLike<number>, rng: Rng, hot?: HotWindow, idPrefix = 'lt', userContexts?: UserContexts) {
     if (userIds.length === 0) throw new TypeError('userIds must not be empty');
     if (videoIds.length === 0) throw new TypeError('videoIds must not be empty');
     this.#spec = spec;
@@ -102,6 +112,7 @@ export class RequestMix {
     this.#hotUsers = hot ? Array.from({ length: Math.min(hot.users, userIds.length) }, () => userIds[intBelow(rng, userIds.length)]!) : [];
     this.#hotVideos = hot ? Array.from({ length: Math.min(hot.items, videoIds.length) }, () => videoIds[intBelow(rng, videoIds.length)]!) : [];
     this.#idPrefix = idPrefix;
+    this.#userContexts = spec.context === 'user' ? userContexts : undefined;
   }
 
   /** True when `tMs` falls in the hot window. */
@@ -113,17 +124,19 @@ export class RequestMix {
   recommendRequest(tMs: number): RecommendRequestMessage {
     const rng = this.#rng;
     let userId: number;
+    let index = -1;
     if (this.isHot(tMs) && this.#hotUsers.length > 0 && rng.next() < this.#hot!.share) {
       userId = this.#hotUsers[intBelow(rng, this.#hotUsers.length)]!;
     } else if (rng.next() < this.#spec.newUserShare) {
       userId = NEW_USER_BASE + intBelow(rng, 2 ** 31);
     } else {
-      userId = this.#userIds[this.#users.sample(rng)]!;
+      index = this.#users.sample(rng);
+      userId = this.#userIds[index]!;
     }
     return {
       userId,
       k: this.#k.pick(rng),
-      context: this.#context(),
+      context: this.#context(index),
       surface: this.#surface.pick(rng),
     };
   }
@@ -136,26 +149,31 @@ export class RequestMix {
     for (let i = 0; i < size; i++) {
       const videoId = hot && rng.next() < this.#hot!.share ? this.#hotVideos[intBelow(rng, this.#hotVideos.length)]! : this.#videoIds[this.#videos.sample(rng)]!;
       const type = this.#eventType.pick(rng);
+      const userIndex = this.#users.sample(rng);
       out.push({
         eventId: `${this.#idPrefix}-${this.#seq++}`,
-        userId: this.#userIds[this.#users.sample(rng)]!,
+        userId: this.#userIds[userIndex]!,
         videoId,
         type,
         tsMs: nowEpochMs,
         position: intBelow(rng, 20),
         watchSeconds: type === 'WATCH' ? 1 + intBelow(rng, 600) : 0,
-        context: this.#context(),
+        context: this.#context(userIndex),
         surface: this.#surface.pick(rng),
       });
     }
     return out;
   }
 
-  #context(): { device: string; country: string; localHour: number } {
+  /** A request context: the world user's own device and country when known (`index` into the ids), else drawn. */
+  #context(index = -1): { device: string; country: string; localHour: number } {
     const countries = this.#spec.countries;
+    const device = this.#device.pick(this.#rng);
+    const country = countries.length > 0 ? countries[intBelow(this.#rng, countries.length)]! : '';
+    const known = index >= 0 ? this.#userContexts : undefined;
     return {
-      device: this.#device.pick(this.#rng),
-      country: countries.length > 0 ? countries[intBelow(this.#rng, countries.length)]! : '',
+      device: (known?.device[index] ?? '') || device,
+      country: (known?.country[index] ?? '') || country,
       localHour: intBelow(this.#rng, 24),
     };
   }

@@ -232,6 +232,11 @@ function parseMix(f: Fields | undefined): RequestMixSpec {
       }
       return v as string[];
     })(),
+    context: (() => {
+      const v = m.str('context', DEFAULT_MIX.context);
+      if (v !== 'user' && v !== 'mix') throw new ScenarioConfigError(m.at('context'), `must be "user" or "mix", got ${JSON.stringify(v)}`);
+      return v;
+    })(),
     eventTypes: m.weights('eventTypes', DEFAULT_MIX.eventTypes, (k) => (['IMPRESSION', 'CLICK', 'WATCH', 'LIKE', 'SKIP'].includes(k) ? undefined : `unknown event type "${k}"`)),
   };
   m.done();
