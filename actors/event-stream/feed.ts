@@ -12,18 +12,33 @@
  * in the stream, and every replica of its partition applies it exactly once, in order, within its
  * lifetime or after its restart.
  *
+ * A start time is turned into a sequence first ({@link sequenceBeforeTime}), and the ordered
+ * consumer always starts by sequence: when the client recreates an ordered consumer (a missed
+ * heartbeat, a reconnect) it copies the old config and sets a start sequence, and a config created
+ * with a start time then carries both, which the server refuses — the feed stalled for good after
+ * its first reset (seen under CI load: 61 of 200 events applied).
+ *
  * Batching: messages are gathered while more are pending (up to `maxBatch`) and applied in one
  * call, so a burst costs one worker hop per batch; a lone event is applied at once. The next batch
  * is read only after the previous one is applied (back-pressure through the consumer's buffer).
  */
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
 import type { InteractionEvent } from '../../core/events.js';
 import { eventStreamName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
 import { eventFromMsg } from '../../protos/convert.js';
 import { ensureEventStream } from './stream.js';
+
+/**
+ * Lifetime of each pull request of the feed's consumer, ms. The client expects a server heartbeat
+ * every half of it and recreates the consumer after two are missed, so this bounds how long a feed
+ * stays silent after its consumer is lost (a server restart, a deleted consumer): ~2 × 5 s here
+ * against ~60 s with the client's 30 s default. Costs one pull per feed every 5 s when idle.
+ */
+export const FEED_PULL_EXPIRES_MS = 5000;
 
 /** One event and its stream sequence. */
 export interface FedEvent {
@@ -82,6 +97,28 @@ export interface EventFeedHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * The stream sequence just before the first message on `subject` stored at or after `startTimeMs`
+ * (JetStream's storage time): what an "after sequence" start needs to deliver from that time on.
+ * The server resolves the time: a short-lived consumer created with DeliverPolicy by start time
+ * reports, before delivering anything, the stream sequence it stands after.
+ */
+export async function sequenceBeforeTime(jsm: JetStreamManager, stream: string, subject: string, startTimeMs: number): Promise<number> {
+  const probe = await jsm.consumers.add(stream, {
+    filter_subject: subject,
+    deliver_policy: DeliverPolicy.StartTime,
+    opt_start_time: new Date(startTimeMs).toISOString(),
+    ack_policy: AckPolicy.None,
+    inactive_threshold: nanos(60_000),
+    mem_storage: true,
+  });
+  try {
+    return probe.delivered.stream_seq;
+  } finally {
+    await jsm.consumers.delete(stream, probe.name).catch(() => undefined);
+  }
+}
+
 /** Creates the stream if needed, opens an ordered consumer on `subject` and starts feeding. */
 export async function startEventFeed(o: EventFeedOptions): Promise<EventFeedHandle> {
   if (!Number.isInteger(o.afterSeq) || o.afterSeq < 0) throw new TypeError(`option afterSeq must be an integer >= 0, got ${String(o.afterSeq)}`);
@@ -93,15 +130,13 @@ export async function startEventFeed(o: EventFeedOptions): Promise<EventFeedHand
     throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms) with afterSeq 0, got ${String(startTimeMs)} with afterSeq ${o.afterSeq}`);
   }
   await ensureEventStream(await jetstreamManager(o.nc), o.cluster, o.maxAgeMs === undefined ? {} : { maxAgeMs: o.maxAgeMs });
+  const jsm = await jetstreamManager(o.nc);
+  const afterSeq = startTimeMs !== undefined ? await sequenceBeforeTime(jsm, eventStreamName(o.cluster), o.subject, startTimeMs) : o.afterSeq;
   const consumer = await jetstream(o.nc).consumers.get(eventStreamName(o.cluster), {
     filter_subjects: o.subject,
-    ...(startTimeMs !== undefined
-      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startTimeMs).toISOString() }
-      : o.afterSeq > 0
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.afterSeq + 1 }
-        : { deliver_policy: DeliverPolicy.All }),
+    ...(afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
   });
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(maxBatch, 64) });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(maxBatch, 64), expires: FEED_PULL_EXPIRES_MS });
   const stats = { received: 0, applied: 0, batches: 0, undecodable: 0, applyFailures: 0, lastSeq: o.afterSeq, pending: 0, startTimeMs: startTimeMs ?? 0 };
   let stopping = false;
 
