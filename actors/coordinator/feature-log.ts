@@ -16,7 +16,8 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
 import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
-import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
+import { ensureStream } from '../event-stream/stream.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
 import { specHash } from '../../core/features/index.js';
 import { hashString } from '../../core/hash.js';
@@ -76,23 +77,9 @@ export function servedStreamConfig(cluster: string, cfg: Pick<FeatureLogConfig, 
 /** Creates the feature-log stream, or updates its limits when they differ. */
 export async function ensureServedStream(jsm: JetStreamManager, cluster: string, cfg: Pick<FeatureLogConfig, 'maxAgeMs' | 'maxBytes'>): Promise<void> {
   const config = servedStreamConfig(cluster, cfg);
-  try {
-    const info = await jsm.streams.info(config.name);
-    if (info.config.max_age !== config.max_age || info.config.max_bytes !== config.max_bytes) {
-      await jsm.streams.update(config.name, { max_age: config.max_age, max_bytes: config.max_bytes, discard: DiscardPolicy.Old });
-    }
-    return;
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-  }
-  try {
-    await jsm.streams.add(config);
-  } catch (err) {
-    // Lost a creation race with another coordinator: fine if the stream is there now.
-    await jsm.streams.info(config.name).catch(() => {
-      throw err;
-    });
-  }
+  await ensureStream(jsm, config, (existing) =>
+    existing.max_age !== config.max_age || existing.max_bytes !== config.max_bytes ? { max_age: config.max_age, max_bytes: config.max_bytes, discard: DiscardPolicy.Old } : undefined,
+  );
 }
 
 /** Scale of the request-id hash (32-bit FNV-1a) used for sampling. */

@@ -80,24 +80,37 @@ export interface EnsureEventStreamOptions {
  */
 export async function ensureEventStream(jsm: JetStreamManager, cluster: string, opts: EnsureEventStreamOptions = {}): Promise<EventStreamInfo> {
   const config = eventStreamConfig(cluster, opts.maxAgeMs);
+  await ensureStream(jsm, config, (existing) =>
+    opts.maxAgeMs !== undefined && existing.max_age !== config.max_age ? { max_age: config.max_age, duplicate_window: config.duplicate_window } : undefined,
+  );
+  return eventStreamInfo(jsm, cluster);
+}
+
+/**
+ * Creates stream `config.name`, or, when it exists, applies `changes(existing config)` to it (when
+ * that returns something). Whoever starts first creates it; losing that race to another process is
+ * fine when the stream is there afterwards. Shared by every stream upnext owns (events, feature log).
+ */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  config: Partial<StreamConfig> & { name: string },
+  changes: (existing: StreamConfig) => Partial<StreamConfig> | undefined,
+): Promise<void> {
   try {
     const info = await jsm.streams.info(config.name);
-    if (opts.maxAgeMs !== undefined && info.config.max_age !== config.max_age) {
-      await jsm.streams.update(config.name, { max_age: config.max_age, duplicate_window: config.duplicate_window });
-    }
-    return eventStreamInfo(jsm, cluster);
+    const update = changes(info.config);
+    if (update !== undefined) await jsm.streams.update(config.name, update);
+    return;
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
   }
   try {
     await jsm.streams.add(config);
   } catch (err) {
-    // Lost a creation race with another coordinator: fine if the stream is there now.
     await jsm.streams.info(config.name).catch(() => {
       throw err;
     });
   }
-  return eventStreamInfo(jsm, cluster);
 }
 
 /** The stream's identity, sequence range and retention now (it must exist). */

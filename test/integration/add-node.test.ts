@@ -5,16 +5,11 @@
 // again changes nothing, and bad input gets clear errors.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
-import { ensureTinyAssets } from '../fixtures/assets.js';
-import { startLocalCluster } from '../../cluster/local/launcher.js';
-import { connectRecommender } from '../../cluster/local/client.js';
-import type { RecommendReply } from '../../cluster/local/client.js';
+import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { userPartitionOf } from '../../core/hash.js';
 import { Subjects } from '../../core/subjects.js';
 import { addNode } from '../../shardmap/add-node.js';
@@ -24,33 +19,11 @@ import type { NodeStatus } from '../../shardmap/move.js';
 import { assignmentOf } from '../../shardmap/snapshot.js';
 
 const P = 4;
-// As test/fixtures/tiny-cluster.ts, but item shards on every node (the default "all", which the
-// fixture turns off): the case where add-node copies every item shard to the new node.
-const assets = await ensureTinyAssets();
-const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-addnode-'));
-const cluster = await startLocalCluster({
-  runDir,
-  worldDir: assets.worldDir,
-  modelDir: assets.modelDir,
-  nodes: 2,
-  itemShards: 2,
-  userPartitions: P,
-  replicas: 1,
-  grpcPort: 0,
-  config: {
-    cluster: { name: `addnode-${process.pid}`, itemReplicas: 'all' },
-    coordinator: { defaultDeadlineMs: 20_000, budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 } },
-    node: { loadReportIntervalMs: 0 },
-  },
-});
-const client = connectRecommender(cluster.grpcAddress);
+// Item shards on every node (the default "all", which the fixture turns off unless asked): the
+// case where add-node copies every item shard to the new node.
+const { cluster, client } = await startTinyCluster(t, 'addnode', { itemReplicas: 'all' });
 const nc = await connect({ servers: cluster.natsUrl });
-t.teardown(async () => {
-  client.close();
-  await nc.close();
-  await cluster.stop();
-  await rm(runDir, { recursive: true, force: true });
-});
+t.teardown(() => nc.close());
 const store = await ShardMapStore.open(nc, cluster.cluster, { create: false });
 const ctx = { device: 'ios', country: 'US', localHour: 20 };
 
@@ -58,29 +31,9 @@ const ctx = { device: 'ios', country: 'US', localHour: 20 };
 const users: number[] = [];
 for (let u = 1; users.length < P; u++) if (!users.some((x) => userPartitionOf(x, P) === userPartitionOf(u, P))) users.push(u);
 
-/** Recommend calls back to back, cycling over `users`, until `stop()`; each reply kept with when it was answered. */
-function hammer(): { stop(): Promise<{ replies: RecommendReply[]; errors: unknown[]; answeredAtMs: number[] }> } {
-  const replies: RecommendReply[] = [];
-  const answeredAtMs: number[] = [];
-  const errors: unknown[] = [];
-  let running = true;
-  const loop = (async () => {
-    for (let i = 0; running; i++) {
-      try {
-        replies.push(await client.recommend({ userId: users[i % users.length]!, k: 10, context: ctx }));
-        answeredAtMs.push(Date.now());
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return { replies, errors, answeredAtMs };
-    },
-  };
+/** Recommend calls back to back, cycling over `users`, until `stop()`. */
+function hammer() {
+  return backToBackCalls(client, users, ctx);
 }
 
 async function status(node: string): Promise<NodeStatus> {

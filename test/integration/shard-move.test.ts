@@ -2,8 +2,7 @@
 // between nodes while Recommend calls for that partition's user run without pause; none fails or
 // degrades, the map ends with the new owner only, and events keep reaching the user afterwards.
 import t from 'tap';
-import type { RecommendReply } from '../../cluster/local/client.js';
-import { startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { userPartitionOf } from '../../core/hash.js';
 import { drainNode, pickDestination, withExtraOwner, withoutOwner } from '../../shardmap/move.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
@@ -14,30 +13,9 @@ const P = 4; // startTinyCluster's partitions
 const { cluster, client } = await startTinyCluster(t, 'mv');
 const ctx = { device: 'ios', country: 'US', localHour: 20 };
 
-/** Recommend for `userId` back to back until `stop()` resolves; every reply kept. */
 /** Recommend for `userId` back to back until `stop()` resolves; every reply kept, with when it was answered. */
-function hammer(userId: number): { stop(): Promise<{ replies: RecommendReply[]; errors: unknown[]; answeredAtMs: number[] }> } {
-  const replies: RecommendReply[] = [];
-  const answeredAtMs: number[] = [];
-  const errors: unknown[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        replies.push(await client.recommend({ userId, k: 10, context: ctx }));
-        answeredAtMs.push(Date.now());
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return { replies, errors, answeredAtMs };
-    },
-  };
+function hammer(userId: number) {
+  return backToBackCalls(client, [userId], ctx);
 }
 
 t.test('the map edits of a move refuse what would break the map', async (t) => {
