@@ -60,6 +60,41 @@ function encode(map: ShardMapSnapshot): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(rest));
 }
 
+/**
+ * Value of the cluster's "model" key ({@link KV_KEYS.model}): the model version every node should
+ * serve, as JSON. Written by `shardmap model` (compare-and-set on the key's revision), followed by
+ * every node (cluster/node/node.ts).
+ */
+export interface ModelKeyValue {
+  /** A directory name under the nodes' models root, e.g. "20240601-a". */
+  readonly version: string;
+  /** ISO-8601 time of the request. */
+  readonly requestedAt: string;
+  /** Who asked (operator or tool), for the audit trail. */
+  readonly by?: string;
+}
+
+/** A "model" key value with its KV revision. */
+export interface ModelKeyEntry {
+  readonly revision: number;
+  readonly value: ModelKeyValue;
+}
+
+/** Parses a stored "model" value; FAILED_PRECONDITION naming what is wrong. */
+export function parseModelKeyValue(bytes: Uint8Array): ModelKeyValue {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new UpnextError(StatusCode.FAILED_PRECONDITION, `model key is not JSON: ${(err as Error).message}`);
+  }
+  const v = raw as Partial<Record<keyof ModelKeyValue, unknown>> | null;
+  if (typeof v !== 'object' || v === null || typeof v.version !== 'string' || typeof v.requestedAt !== 'string' || (v.by !== undefined && typeof v.by !== 'string')) {
+    throw new UpnextError(StatusCode.FAILED_PRECONDITION, 'model key must be {"version": string, "requestedAt": string, "by"?: string}');
+  }
+  return { version: v.version, requestedAt: v.requestedAt, ...(typeof v.by === 'string' ? { by: v.by } : {}) };
+}
+
 /** Reads, writes (CAS) and watches one cluster's shard map in NATS KV. */
 export class ShardMapStore {
   readonly cluster: string;
@@ -178,6 +213,58 @@ export class ShardMapStore {
           continue;
         }
         onSnapshot(map);
+      }
+    })().catch(onError);
+    let stopped: Promise<void> | undefined;
+    return {
+      stop: () => {
+        stopped ??= (async () => {
+          iter.stop();
+          await done;
+        })();
+        return stopped;
+      },
+    };
+  }
+
+  /** The "model" key with its revision, or null when no version was ever set (or it was deleted). */
+  async readModelKey(): Promise<ModelKeyEntry | null> {
+    const entry = await this.#kv.get(KV_KEYS.model);
+    if (!entry || entry.operation !== 'PUT') return null;
+    return { revision: entry.revision, value: parseModelKeyValue(entry.value) };
+  }
+
+  /**
+   * Writes the "model" key only if it is still at `expectedRevision` (null: only if it has no value
+   * yet). Resolves to the new revision; ABORTED when another writer got there first.
+   */
+  async writeModelKey(value: ModelKeyValue, expectedRevision: number | null): Promise<number> {
+    const bytes = new TextEncoder().encode(JSON.stringify(value));
+    try {
+      return expectedRevision === null ? await this.#kv.create(KV_KEYS.model, bytes) : await this.#kv.update(KV_KEYS.model, bytes, expectedRevision);
+    } catch (err) {
+      if (isCasConflict(err)) throw new UpnextError(StatusCode.ABORTED, `the model key changed while this switch was being prepared (expected revision ${expectedRevision ?? 'none'}): look at it and retry`);
+      throw err;
+    }
+  }
+
+  /**
+   * Calls `onValue` with the current "model" value (if any) and then every new one, in revision
+   * order. Deletions are ignored; a value that fails to parse goes to `onError` and is skipped.
+   */
+  async watchModelKey(onValue: (entry: ModelKeyEntry) => void, onError: (err: unknown) => void = () => {}): Promise<ShardMapWatch> {
+    const iter = await this.#kv.watch({ key: KV_KEYS.model, include: KvWatchInclude.LastValue });
+    const done = (async () => {
+      for await (const entry of iter) {
+        if (entry.operation !== 'PUT') continue;
+        let value: ModelKeyValue;
+        try {
+          value = parseModelKeyValue(entry.value);
+        } catch (err) {
+          onError(err);
+          continue;
+        }
+        onValue({ revision: entry.revision, value });
       }
     })().catch(onError);
     let stopped: Promise<void> | undefined;

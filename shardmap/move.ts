@@ -67,6 +67,18 @@ export interface NodeStatus {
   readonly mapVersion: number;
   /** Actor keys running now, e.g. "item:0", "user:3". */
   readonly actors: readonly string[];
+  /** The model the node serves and its last answer to the cluster's "model" key (absent from nodes that do not follow it). */
+  readonly model?: NodeModelStatus;
+}
+
+/** The model part of a {@link NodeStatus}. */
+export interface NodeModelStatus {
+  /** manifest.version of the model the node serves now. */
+  readonly version: string;
+  /** KV revision of the last "model" key value the node acted on (switched, kept or refused); 0 = none yet. */
+  readonly keyRevision: number;
+  /** Why the node did not switch to the version at `keyRevision`, when it refused. */
+  readonly refused?: { readonly version: string; readonly code: string; readonly message: string };
 }
 
 /** Options of {@link moveShard}. */
@@ -94,7 +106,8 @@ export interface MoveResult {
   readonly drainMs: number;
 }
 
-async function nodeStatus(nc: NatsConnection, cluster: string, node: string): Promise<NodeStatus | undefined> {
+/** One node's status, or undefined when it does not answer within 1 s (down, restarting, never started). */
+export async function nodeStatus(nc: NatsConnection, cluster: string, node: string): Promise<NodeStatus | undefined> {
   try {
     const m = await nc.request(Subjects.nodeStatus(cluster, node), new Uint8Array(), { timeout: 1000 });
     return JSON.parse(new TextDecoder().decode(m.data)) as NodeStatus;

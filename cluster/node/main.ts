@@ -4,7 +4,9 @@
  *   node dist/cluster/node/main.js --name n1 --nats nats://127.0.0.1:4222 --cluster local \
  *     --world data/worlds/default --models models/<v> --run-dir run/local [--config file] [--set key=value]...
  *
- * Connects to NATS, checks the model's feature-spec hash against the running code, runs the actors
+ * Connects to NATS, checks the model's feature-spec hash against the running code, follows the
+ * cluster's "model" key (the version it names, when it can replace --models live; the parent of
+ * --models is the models root where `<version>/` is looked up), runs the actors
  * the shard map assigns it (cluster/node/node.ts), prints ONE JSON line `{"event":"ready",…}` on
  * stdout when they are all up (the local launcher waits for it), logs JSON lines on stderr, and on
  * SIGTERM/SIGINT drains: coordinator first (stop accepting, finish in flight), then the other
@@ -16,7 +18,9 @@ import { connect } from '@nats-io/transport-node';
 import { applyOverrides, readConfigFile, resolveConfig } from '../config.js';
 import type { UpnextConfigInput } from '../config.js';
 import { toStatus } from '../../core/status.js';
-import { loadServingModel } from './model.js';
+import { ShardMapStore } from '../../shardmap/kv-store.js';
+import type { ModelKeyEntry } from '../../shardmap/kv-store.js';
+import { readModelDirAt, resolveStartModel } from './model.js';
 import { startNode } from './node.js';
 import { createRealLauncher } from './real-launcher.js';
 
@@ -69,24 +73,52 @@ async function main(): Promise<number> {
   let input: UpnextConfigInput = args.config ? await readConfigFile(args.config) : {};
   if (args.cluster) input = applyOverrides(input, [`cluster.name=${args.cluster}`]);
   const config = resolveConfig(applyOverrides(input, args.set));
-  const model = await loadServingModel(path.resolve(args.models));
+  const ownDir = path.resolve(args.models);
+  const modelsRoot = path.dirname(ownDir);
+  const own = await readModelDirAt(ownDir);
   const nc = await connect({
     servers: args.nats,
     name: `upnext-${config.cluster.name}-${args.name}`,
     // Async stack capture costs ~15 µs of CPU per request/reply on the hot path (measured by make bench).
     noAsyncTraces: true,
   });
+  let key: ModelKeyEntry | null = null;
+  try {
+    key = await (await ShardMapStore.open(nc, config.cluster.name)).readModelKey();
+  } catch (err) {
+    log({ event: 'model_key_invalid', node: args.name, message: toStatus(err).message });
+  }
+  const start = await resolveStartModel({
+    own,
+    modelsRoot,
+    key: key === null ? null : { revision: key.revision, version: key.value.version },
+    node: args.name,
+    log,
+  });
   const launcher = createRealLauncher({
     nc,
     config,
     node: args.name,
     worldDir: path.resolve(args.world),
-    modelDir: path.resolve(args.models),
+    modelDir: start.served.dir,
     runDir: path.resolve(args.runDir),
-    model,
+    model: start.served.manifest,
     log,
   });
-  const node = await startNode({ name: args.name, nc, config, launcher, modelVersion: model.version, log });
+  const node = await startNode({
+    name: args.name,
+    nc,
+    config,
+    launcher,
+    log,
+    model: {
+      modelsRoot,
+      served: start.served,
+      keyRevision: start.keyRevision,
+      ...(start.refused !== undefined ? { refused: start.refused } : {}),
+      apply: (next) => launcher.switchModel(next.dir, next.manifest),
+    },
+  });
 
   let shuttingDown: Promise<number> | undefined;
   const shutdown = (signal: string) => {
@@ -114,7 +146,7 @@ async function main(): Promise<number> {
 
   try {
     const ready = await node.ready;
-    process.stdout.write(`${JSON.stringify({ event: 'ready', ...ready, modelVersion: model.version, pid: process.pid })}\n`);
+    process.stdout.write(`${JSON.stringify({ event: 'ready', ...ready, modelVersion: node.modelVersion(), pid: process.pid })}\n`);
   } catch (err) {
     const status = toStatus(err);
     log({ event: 'start_failed', node: args.name, code: status.code, message: status.message });

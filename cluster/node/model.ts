@@ -1,8 +1,22 @@
 /**
  * The model a node serves: its manifest, checked against the running code's feature definitions
- * before any actor starts, so a node never serves a model whose inputs would mean something else.
+ * before any actor starts, so a node never serves a model whose inputs would mean something else;
+ * and the rule for switching a running node to another version live (DESIGN §5: the current version
+ * lives in NATS KV, rankers hot-swap on change).
+ *
+ * A live switch only swaps the ranker and the coordinator's version and calibration: item shards and
+ * user partitions keep the vectors their towers computed. So a version is switchable only when its
+ * two towers are byte-for-byte the served ones (compared by content hash), its feature spec is the
+ * served one, and its ranker takes rows of the same width. Anything else needs the index rebuilt: a
+ * rolling restart of the nodes on the new model.
  */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { rankerRowWidth } from '../../core/features/ranker-row.js';
 import type { ModelManifest } from '../../core/model/contract.js';
+import { MODEL_FILES } from '../../core/model/contract.js';
+import { StatusCode, UpnextError, failedPrecondition, invalidArgument, toStatus } from '../../core/status.js';
 import { loadServingManifest } from '../../offline/onnx/load.js';
 
 /**
@@ -12,4 +26,157 @@ import { loadServingManifest } from '../../offline/onnx/load.js';
  */
 export function loadServingModel(dir: string): Promise<ModelManifest> {
   return loadServingManifest(dir);
+}
+
+/** A model directory as the switch rule sees it. */
+export interface ModelDirInfo {
+  /** Absolute path of `models/<version>/`. */
+  readonly dir: string;
+  readonly manifest: ModelManifest;
+  /** sha256 (hex) of user_tower.onnx and item_tower.onnx. */
+  readonly towers: { readonly userTower: string; readonly itemTower: string };
+  /** Ranker input width: the manifest's declared `features` width, else rankerRowWidth(spec). */
+  readonly rankerWidth: number;
+}
+
+/** Model version names are one path segment: letters, digits, '.', '_', '-' (not "." or ".."). */
+export const MODEL_VERSION_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
+
+/** INVALID_ARGUMENT unless `version` is a safe directory name (it comes from KV or a flag). */
+export function checkModelVersionName(version: unknown): string {
+  if (typeof version !== 'string' || !MODEL_VERSION_PATTERN.test(version)) {
+    throw invalidArgument('version', `model version must match [A-Za-z0-9._-]{1,128} (a directory under the models root), got ${JSON.stringify(version)}`);
+  }
+  return version;
+}
+
+/** File hashes by path, size and mtime: a model dir's towers are hashed once, not on every check. */
+const towerHashCache = new Map<string, string>();
+
+async function fileSha256(file: string): Promise<string> {
+  let s;
+  try {
+    s = await stat(file);
+  } catch (err) {
+    throw new UpnextError(StatusCode.NOT_FOUND, `model file ${file} not found: ${(err as Error).message}`);
+  }
+  const key = `${file}\0${s.size}\0${s.mtimeMs}`;
+  const cached = towerHashCache.get(key);
+  if (cached !== undefined) return cached;
+  const hash = createHash('sha256').update(await readFile(file)).digest('hex');
+  towerHashCache.set(key, hash);
+  return hash;
+}
+
+/**
+ * Reads `<modelsRoot>/<version>/` for a switch: NOT_FOUND when the directory (or its manifest or a
+ * tower) is missing, INVALID_ARGUMENT for a bad version name, FAILED_PRECONDITION when this build
+ * refuses the manifest (feature-spec hash) or the manifest names another version than its folder
+ * (nodes report the manifest's version, so the two must agree).
+ */
+export async function readModelDir(modelsRoot: string, version: string): Promise<ModelDirInfo> {
+  checkModelVersionName(version);
+  const dir = path.resolve(modelsRoot, version);
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+  } catch {
+    throw new UpnextError(StatusCode.NOT_FOUND, `model version ${version} not found: no directory ${dir}`);
+  }
+  const info = await readModelDirAt(dir);
+  if (info.manifest.version !== version) {
+    throw failedPrecondition(`model directory ${dir} holds a manifest of version ${info.manifest.version}, not ${version}: fix its "version" field`);
+  }
+  return info;
+}
+
+/** Like {@link readModelDir} for a directory given by path (a node's --models), without the name check. */
+export async function readModelDirAt(modelDir: string): Promise<ModelDirInfo> {
+  const dir = path.resolve(modelDir);
+  const manifest = await loadServingModel(dir);
+  const [userTower, itemTower] = await Promise.all([
+    fileSha256(path.join(dir, MODEL_FILES.userTower)),
+    fileSha256(path.join(dir, MODEL_FILES.itemTower)),
+  ]);
+  return { dir, manifest, towers: { userTower, itemTower }, rankerWidth: rankerInputWidth(manifest) };
+}
+
+function rankerInputWidth(m: ModelManifest): number {
+  const declared = m.tensors.ranker.inputs.find((i) => i.name === 'features')?.shape[1];
+  return typeof declared === 'number' && declared > 0 ? declared : rankerRowWidth(m.featureSpec);
+}
+
+/**
+ * Throws FAILED_PRECONDITION, naming what differs, unless `next` can replace `served` live (see the
+ * module comment). Pure: compares two {@link ModelDirInfo}s.
+ */
+export function checkLiveSwitch(served: ModelDirInfo, next: ModelDirInfo): void {
+  const from = served.manifest.version;
+  const to = next.manifest.version;
+  for (const [key, file] of [['userTower', MODEL_FILES.userTower], ['itemTower', MODEL_FILES.itemTower]] as const) {
+    if (served.towers[key] !== next.towers[key]) {
+      throw failedPrecondition(
+        `model ${to} has a different ${file} than the served ${from} (sha256 ${next.towers[key].slice(0, 12)}… vs ${served.towers[key].slice(0, 12)}…): ` +
+          `a tower change needs the item index and user vectors rebuilt, i.e. a rolling restart of the nodes on the new model; a live switch only swaps the ranker and calibration`,
+      );
+    }
+  }
+  if (next.manifest.featureSpecHash !== served.manifest.featureSpecHash) {
+    throw failedPrecondition(
+      `model ${to} has feature spec ${next.manifest.featureSpecHash}, the served ${from} has ${served.manifest.featureSpecHash}: the running shards and partitions compute the served spec; restart the nodes on the new model`,
+    );
+  }
+  if (next.rankerWidth !== served.rankerWidth) {
+    throw failedPrecondition(`model ${to}'s ranker takes ${next.rankerWidth} features per row, the served ${from}'s takes ${served.rankerWidth}: restart the nodes on the new model`);
+  }
+}
+
+/** The outcome of a node's last attempt to follow the "model" key, for its status and logs. */
+export interface ModelRefusal {
+  /** The version the key named. */
+  readonly version: string;
+  /** KV revision of the key value refused. */
+  readonly revision: number;
+  /** gRPC status code name, e.g. "FAILED_PRECONDITION". */
+  readonly code: string;
+  readonly message: string;
+}
+
+/** What a node serves at start, after looking at the cluster's "model" key. */
+export interface StartModel {
+  readonly served: ModelDirInfo;
+  /** Revision of the key value acted on (0: no key). */
+  readonly keyRevision: number;
+  /** Why the key's version was not taken, when it was not. */
+  readonly refused?: ModelRefusal;
+}
+
+/**
+ * A starting node follows the cluster: when the "model" key names another version than its own
+ * --models directory and that version passes {@link checkLiveSwitch} against it, the node serves
+ * the key's version; otherwise its own, with the refusal (logged as `model_switch_refused`). A
+ * version with other towers is refused on purpose: that is how a rolling restart onto new towers
+ * proceeds while the key still names the old version.
+ */
+export async function resolveStartModel(o: {
+  readonly own: ModelDirInfo;
+  readonly modelsRoot: string;
+  /** The key with its revision, or null when it has never been set. */
+  readonly key: { readonly revision: number; readonly version: string } | null;
+  readonly node: string;
+  readonly log: (event: Record<string, unknown>) => void;
+}): Promise<StartModel> {
+  const { own, key } = o;
+  if (key === null || key.version === own.manifest.version) return { served: own, keyRevision: key?.revision ?? 0 };
+  try {
+    const next = await readModelDir(o.modelsRoot, key.version);
+    checkLiveSwitch(own, next);
+    o.log({ event: 'model_switched', node: o.node, from: own.manifest.version, to: key.version, keyRevision: key.revision, atStart: true });
+    return { served: next, keyRevision: key.revision };
+  } catch (err) {
+    const st = toStatus(err);
+    const code = StatusCode[st.code] ?? String(st.code);
+    const message = st.message;
+    o.log({ event: 'model_switch_refused', node: o.node, serving: own.manifest.version, version: key.version, keyRevision: key.revision, code, message, atStart: true });
+    return { served: own, keyRevision: key.revision, refused: { version: key.version, revision: key.revision, code, message } };
+  }
 }

@@ -4,7 +4,10 @@
  * Recommend addresses in the map (CAS), serves /metrics, and drains on stop.
  *
  * Reconciliation is serialised (one pass at a time, always against the newest map seen), so a burst
- * of map changes never starts an actor twice. The map itself is an immutable snapshot: a request in
+ * of map changes never starts an actor twice. When given {@link NodeOptions.model}, the node also
+ * follows the cluster's "model" key: a new version passes the live-switch rule (cluster/node/model.ts)
+ * and is applied (ranker reload, then the coordinator's model) in the same serial chain, so a switch
+ * never overlaps an actor start; a refused one is logged and reported in the node status. The map itself is an immutable snapshot: a request in
  * flight keeps the snapshot it started with.
  */
 import http from 'node:http';
@@ -15,14 +18,16 @@ import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
 import { assignmentOf, rankerAddresses } from '../../shardmap/snapshot.js';
 import { withNodeInfo } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
-import type { ShardMapWatch } from '../../shardmap/kv-store.js';
+import type { ModelKeyEntry, ShardMapWatch } from '../../shardmap/kv-store.js';
 import type { NodeLoad } from '../../shardmap/format.js';
-import { toStatus } from '../../core/status.js';
+import { StatusCode, toStatus } from '../../core/status.js';
 import type { UpnextConfig } from '../config.js';
 import type { ActorKey, ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
 import { describeActorKey } from './actor-launcher.js';
 import { Subjects } from '../../core/subjects.js';
-import type { NodeStatus } from '../../shardmap/move.js';
+import type { NodeModelStatus, NodeStatus } from '../../shardmap/move.js';
+import { checkLiveSwitch, readModelDir } from './model.js';
+import type { ModelDirInfo, ModelRefusal } from './model.js';
 import { renderMetrics } from './metrics.js';
 import type { ActorStatsEntry, ProcessSample } from './metrics.js';
 
@@ -40,6 +45,25 @@ export interface NodeOptions {
   readonly log?: (event: Record<string, unknown>) => void;
   /** How long to wait for the first shard map to appear in KV, ms. Default 30000. */
   readonly mapWaitMs?: number;
+  /** Follow the cluster's "model" key (live switch). Absent: the node serves `modelVersion` for good. */
+  readonly model?: NodeModelOptions;
+}
+
+/** What a node needs to follow the cluster's "model" key. */
+export interface NodeModelOptions {
+  /** Folder holding the `<version>/` model directories (the parent of the node's --models). */
+  readonly modelsRoot: string;
+  /** The model the node starts with (main.ts has already resolved the key at start). */
+  readonly served: ModelDirInfo;
+  /** Revision of the "model" key already acted on at start; 0 (default) when none. */
+  readonly keyRevision?: number;
+  /** A start-up refusal of the key's version, reported in the status until the key changes. */
+  readonly refused?: ModelRefusal;
+  /**
+   * Swaps the running actors to `next` (ranker reload first, then the coordinator's model) and makes
+   * actors started later use it. Rejecting refuses the switch: the node keeps serving what it served.
+   */
+  readonly apply: (next: ModelDirInfo) => Promise<void>;
 }
 
 /** A running node. */
@@ -51,6 +75,8 @@ export interface NodeHandle {
   readonly ready: Promise<ReadySummary>;
   /** The map version the node last reconciled to. */
   mapVersion(): number;
+  /** The model version served now (follows the "model" key when {@link NodeOptions.model} is set). */
+  modelVersion(): string;
   /** Keys of the actors running now, e.g. ["coordinator", "item:0", "ranker", "user:3"]. */
   actors(): ActorKey[];
   /** Addresses of the servers this node runs. */
@@ -122,6 +148,11 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   let appliedVersion = 0;
   let stopping = false;
   const sample = processSampler();
+  let served = opts.model?.served;
+  let modelKeyRevision = opts.model?.keyRevision ?? 0;
+  let modelRefusal = opts.model?.refused;
+  let pendingModelKey: ModelKeyEntry | undefined;
+  const servedVersion = () => served?.manifest.version ?? opts.modelVersion ?? '';
 
   const actorStats = (): ActorStatsEntry[] =>
     [...running].map(([key, actor]) => {
@@ -138,7 +169,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       node: name,
       cluster: config.cluster.name,
       mapVersion: appliedVersion,
-      modelVersion: opts.modelVersion ?? '',
+      modelVersion: servedVersion(),
       process: sample(),
       actors: actorStats(),
     });
@@ -147,7 +178,17 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   const statusSub = nc.subscribe(Subjects.nodeStatus(config.cluster.name, name), {
     callback: (err, msg) => {
       if (err !== null) return;
-      const status: NodeStatus = { node: name, mapVersion: appliedVersion, actors: [...running.keys()].sort() };
+      const model: NodeModelStatus | undefined =
+        served === undefined
+          ? undefined
+          : {
+              version: served.manifest.version,
+              keyRevision: modelKeyRevision,
+              ...(modelRefusal !== undefined && modelRefusal.revision === modelKeyRevision
+                ? { refused: { version: modelRefusal.version, code: modelRefusal.code, message: modelRefusal.message } }
+                : {}),
+            };
+      const status: NodeStatus = { node: name, mapVersion: appliedVersion, actors: [...running.keys()].sort(), ...(model ? { model } : {}) };
       msg.respond(JSON.stringify(status));
     },
   });
@@ -278,6 +319,36 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       });
   };
 
+  /** One pass: act on the newest "model" key value not acted on yet. Never throws (a refusal is a state). */
+  const followModelKey = async (): Promise<void> => {
+    const entry = pendingModelKey;
+    const m = opts.model;
+    if (entry === undefined || m === undefined || served === undefined || stopping || entry.revision <= modelKeyRevision) return;
+    const { version } = entry.value;
+    const from = served.manifest.version;
+    if (version !== from) {
+      const t0 = Date.now();
+      try {
+        const next = await readModelDir(m.modelsRoot, version);
+        checkLiveSwitch(served, next);
+        await m.apply(next);
+        served = next;
+        modelRefusal = undefined;
+        log({ event: 'model_switched', node: name, from, to: version, keyRevision: entry.revision, ms: Date.now() - t0 });
+      } catch (err) {
+        const st = toStatus(err);
+        modelRefusal = { version, revision: entry.revision, code: StatusCode[st.code] ?? String(st.code), message: st.message };
+        log({ event: 'model_switch_refused', node: name, serving: from, version, keyRevision: entry.revision, code: modelRefusal.code, message: st.message });
+      }
+    } else {
+      modelRefusal = undefined;
+    }
+    modelKeyRevision = entry.revision;
+  };
+  const scheduleModel = () => {
+    chain = chain.then(followModelKey).catch((err: unknown) => log({ event: 'model_switch_failed', node: name, message: toStatus(err).message }));
+  };
+
   // Wait for the first map (the launcher writes it before starting nodes; an operator may be later).
   const mapWaitMs = opts.mapWaitMs ?? 30_000;
   let firstMap: () => void = () => {};
@@ -291,6 +362,16 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     },
     (err) => log({ event: 'shard_map_invalid', node: name, message: toStatus(err).message }),
   );
+  const modelWatch: ShardMapWatch | undefined =
+    opts.model === undefined
+      ? undefined
+      : await store.watchModelKey(
+          (entry) => {
+            if (pendingModelKey === undefined || entry.revision > pendingModelKey.revision) pendingModelKey = entry;
+            scheduleModel();
+          },
+          (err) => log({ event: 'model_key_invalid', node: name, message: toStatus(err).message }),
+        );
   let mapTimer: NodeJS.Timeout | undefined;
   void Promise.race([
     gotFirst,
@@ -337,6 +418,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       clearTimeout(mapTimer);
       if (loadTimer) clearInterval(loadTimer);
       await watch.stop();
+      await modelWatch?.stop();
       statusSub.unsubscribe();
       await chain; // let a pass in progress finish (it sees `stopping` and starts nothing more)
       const order = [...running.keys()].sort((a, b) => (a === 'coordinator' ? -1 : b === 'coordinator' ? 1 : 0));
@@ -364,6 +446,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     metricsAddress,
     ready,
     mapVersion: () => appliedVersion,
+    modelVersion: servedVersion,
     actors: () => [...running.keys()].sort(),
     addresses: () => {
       const ranker = serverAddress('ranker');

@@ -14,6 +14,7 @@ import type { RankerHandle } from '../../actors/ranker/replica.js';
 import { startUserPartition } from '../../actors/user-state/user-state.js';
 import { startPopular } from '../../actors/popular/popular.js';
 import { servingTimeOffsetMs, startCoordinator } from '../../actors/coordinator/index.js';
+import type { CoordinatorHandle } from '../../actors/coordinator/index.js';
 import { readWorldManifest } from '../../offline/world/reader.js';
 import { worldEndMs } from '../../offline/world/format.js';
 import type { UpnextConfig } from '../config.js';
@@ -47,7 +48,19 @@ function registered<L, A extends RunningActor & { readonly local: L }>(registry:
   };
 }
 
-export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
+/** The real launcher, plus the live model switch the node drives (cluster/node/node.ts). */
+export interface RealLauncher extends ActorLauncher {
+  /**
+   * Serves the model in `dir` from now on: reloads this node's ranker replica (new workers warmed,
+   * then swapped), then sets the coordinator's model (version + calibration for new requests);
+   * actors started later load it too. The caller has checked that the towers are unchanged, so item
+   * shards and user partitions keep running. On a failure the ranker is put back on the previous
+   * model (best effort) and the error is rethrown: the node keeps what it served.
+   */
+  switchModel(dir: string, manifest: ModelManifest): Promise<void>;
+}
+
+export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
   const cluster = o.config.cluster.name;
   const host = o.config.node.host;
   const { itemShard: is, userState: us, popular: po, coordinator: co } = o.config;
@@ -56,7 +69,23 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
   /** This node's item shards and user partitions while they run: the coordinator here calls them in-process. */
   const localItemShards = new Map<number, LocalItemShard>();
   const localUserPartitions = new Map<number, LocalUserPartition>();
+  /** The coordinator while it runs, for a model switch. */
+  let coordinator: CoordinatorHandle | undefined;
+  /** The model served now: actors started from here on load it. */
+  let current = { dir: o.modelDir, manifest: o.model };
   return {
+    switchModel: async (dir, manifest) => {
+      const previous = current;
+      const ranker = localRanker;
+      if (ranker !== undefined) await ranker.reload(dir);
+      try {
+        await coordinator?.setModel(manifest);
+      } catch (err) {
+        if (ranker !== undefined) await ranker.reload(previous.dir).catch(() => {});
+        throw err;
+      }
+      current = { dir, manifest };
+    },
     itemShard: async (shard, map): Promise<RunningActor> =>
       registered(localItemShards, shard, await startItemShard({
         index: is.index,
@@ -69,7 +98,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         shard,
         shardCount: map.itemShards,
         worldDir: o.worldDir,
-        modelDir: o.modelDir,
+        modelDir: current.dir,
         snapshotDir: path.join(o.runDir, 'snapshots'),
       })),
     userPartition: async (partition, map): Promise<RunningActor> =>
@@ -79,7 +108,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         partition,
         partitionCount: map.userPartitions,
         worldDir: o.worldDir,
-        modelDir: o.modelDir,
+        modelDir: current.dir,
         embeddingCacheSize: us.embeddingCacheSize,
         thread: us.thread,
         maxInFlight: us.maxInFlight,
@@ -103,7 +132,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
     ranker: async (): Promise<RunningServerActor> => {
       const r = o.config.ranker;
       const h = await startRanker({
-        modelDir: o.modelDir,
+        modelDir: current.dir,
         host,
         port: r.port,
         workers: r.workers,
@@ -127,7 +156,7 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
       const world = await readWorldManifest(o.worldDir);
       const servingTimeOffset = servingTimeOffsetMs(timeBase, worldEndMs(world), Date.now());
       if (servingTimeOffset > 0) o.log({ event: 'serving_time', node: o.node, timeBase, offsetDays: Math.round(servingTimeOffset / 86_400_000), note: 'replayed world: its history ends now' });
-      return startCoordinator({
+      const c = await startCoordinator({
         servingTimeOffsetMs: servingTimeOffset,
         eventStreamMaxAgeMs: o.config.eventStream.maxAgeMs,
         nc: o.nc,
@@ -139,11 +168,20 @@ export function createRealLauncher(o: RealLauncherOptions): ActorLauncher {
         ...(localShards === 'prefer'
           ? { localItemShard: (s: number) => localItemShards.get(s), localUserPartition: (p: number) => localUserPartitions.get(p) }
           : {}),
-        manifest: o.model,
+        manifest: current.manifest,
         host,
         port,
         config,
       });
+      coordinator = c;
+      return {
+        address: c.address,
+        stats: () => c.stats(),
+        stop: () => {
+          if (coordinator === c) coordinator = undefined;
+          return c.stop();
+        },
+      };
     },
   };
 }
