@@ -10,6 +10,8 @@
  *   node dist/shardmap/cli.js drain --nats ... --cluster local --node n2 [--timeout-ms 120000]
  *   node dist/shardmap/cli.js add-node --nats ... --cluster local --node n4 [--ranker yes|no]
  *        [--timeout-ms 120000]
+ *   node dist/shardmap/cli.js model --nats ... --cluster local [--version V [--models-dir models]
+ *        [--by NAME] [--timeout-ms 60000]]
  *
  * `show` prints the map, every node's assignment and (when nodes publish it) their load. `init`
  * writes a new balanced map (refuses to replace an existing one unless --force): R replicas of each
@@ -21,7 +23,11 @@
  * time (marked draining first, so no move picks it). `add-node` brings a node whose process is
  * already running into the map and gives it its share, live (shardmap/add-node.ts: register it,
  * copy every item shard onto it when every node holds them all, move user partitions to it one at
- * a time until it hosts within one of the others); running it again changes nothing.
+ * a time until it hosts within one of the others); running it again changes nothing. `model
+ * --version V` switches the served model live (shardmap/model-switch.ts: checks V against
+ * `<models-dir>/V` and what the nodes serve, writes the KV "model" key, waits for every node and
+ * prints what each did; exit 1 naming the nodes that refused); without --version it shows the key
+ * and what each node serves.
  * Every command but `init` refuses a cluster without a shard-map bucket instead of creating one.
  */
 import { connect } from '@nats-io/transport-node';
@@ -31,7 +37,9 @@ import { ShardMapStore } from './kv-store.js';
 import { drainNode, moveShard } from './move.js';
 import type { AddNodeStep } from './add-node.js';
 import { addNode, NODE_NAME_PATTERN } from './add-node.js';
-import { StatusCode, UpnextError } from '../core/status.js';
+import { StatusCode, UpnextError, toStatus } from '../core/status.js';
+import { formatModelOverview, formatModelSwitch, showModel, switchModel } from './model-switch.js';
+import { checkModelVersionName } from '../cluster/node/model.js';
 
 const USAGE = `usage:
   shardmap show --nats <url> --cluster <name> [--json]
@@ -41,9 +49,11 @@ const USAGE = `usage:
                 [--timeout-ms 120000]
   shardmap drain --nats <url> --cluster <name> --node <node> [--timeout-ms 120000]
   shardmap add-node --nats <url> --cluster <name> --node <node> [--ranker yes|no] [--timeout-ms 120000]
-                (start the node process first; it waits, serving nothing, until the map assigns it)`;
+                (start the node process first; it waits, serving nothing, until the map assigns it)
+  shardmap model --nats <url> --cluster <name> [--version V [--models-dir models] [--by NAME] [--timeout-ms 60000]]
+                (same towers as the served model: swaps ranker + calibration live; without --version: show)`;
 
-const COMMANDS = ['show', 'init', 'move', 'drain', 'add-node'] as const;
+const COMMANDS = ['show', 'init', 'move', 'drain', 'add-node', 'model'] as const;
 
 /** Parses `--key value` and `--flag` arguments. Exported for tests. */
 export function parseFlags(argv: readonly string[]): Map<string, string> {
@@ -132,6 +142,7 @@ async function main(argv: readonly string[]): Promise<number> {
   // Checked before connecting, so a typo costs no NATS round trip.
   const addNodeName = command === 'add-node' ? nodeFlag(flags, 'node') : undefined;
   const timeoutMs = timeoutFlag(flags.get('timeout-ms'));
+  const modelVersion = command === 'model' && flags.has('version') ? checkModelVersionName(required(flags, 'version')) : undefined;
   const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}` });
   try {
     let store: ShardMapStore;
@@ -162,6 +173,30 @@ async function main(argv: readonly string[]): Promise<number> {
           : `${node} added: ${r.steps.length} step(s); it serves ${share} (map v${r.map.version})\n`,
       );
       return 0;
+    }
+    if (command === 'model') {
+      if (modelVersion === undefined) {
+        process.stdout.write(`${formatModelOverview(await showModel({ nc, store, cluster }))}\n`);
+        return 0;
+      }
+      try {
+        const r = await switchModel({
+          nc,
+          store,
+          cluster,
+          version: modelVersion,
+          modelsDir: flags.get('models-dir') ?? 'models',
+          by: flags.get('by') ?? 'shardmap model',
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        });
+        (r.ok ? process.stdout : process.stderr).write(`${formatModelSwitch(r)}\n`);
+        return r.ok ? 0 : 1;
+      } catch (err) {
+        // Refused before the key was written: say which status, so scripts and people can tell.
+        const st = toStatus(err);
+        process.stderr.write(`shardmap model: ${StatusCode[st.code] ?? st.code}: ${st.message} (the model key was not changed)\n`);
+        return 1;
+      }
     }
     if (command === 'move') {
       const partition = flags.get('partition');
