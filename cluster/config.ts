@@ -23,6 +23,10 @@ import { DEFAULT_EVENT_MAX_AGE_MS, validateEventMaxAgeMs } from '../actors/event
 import type { UserPartitionOptions, UserStateThreadMode } from '../actors/user-state/user-state.js';
 import { resolvePopularIndexOptions } from '../actors/popular/popular-index.js';
 import type { PopularIndexOptions, ResolvedPopularIndexOptions } from '../actors/popular/popular-index.js';
+import { resolveTlsSection } from './tls.js';
+import type { TlsSection } from './tls.js';
+
+export type { TlsFiles, TlsSection } from './tls.js';
 
 /** Shape of the cluster the local launcher creates (the shard map's fixed parameters). */
 export interface ClusterShapeConfig {
@@ -164,6 +168,8 @@ export interface UpnextConfig {
   readonly userState: UserStateSection;
   readonly popular: PopularSection;
   readonly eventStream: EventStreamSection;
+  /** Unset ({}) by default: plaintext gRPC and NATS. */
+  readonly tls: TlsSection;
 }
 
 /** What a config file or flags may set: every field optional, nested. */
@@ -181,6 +187,7 @@ export interface UpnextConfigInput {
   readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight' | 'eventFeed' | 'snapshotIntervalMs'>;
   readonly eventStream?: Partial<EventStreamSection>;
   readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock'; readonly eventFeed?: boolean };
+  readonly tls?: TlsSection;
 }
 
 export const DEFAULT_CLUSTER_SHAPE: ClusterShapeConfig = Object.freeze({
@@ -203,7 +210,7 @@ export const DEFAULT_NODE_PROCESS: NodeProcessConfig = Object.freeze({
   startConcurrency: 2,
 });
 
-const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular', 'eventStream'] as const;
+const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular', 'eventStream', 'tls'] as const;
 
 function int(key: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -366,7 +373,9 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     eventFeed: bool('popular.eventFeed', po.eventFeed ?? true),
   });
 
-  return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular, eventStream });
+  const tls = resolveTlsSection(section('tls', root.tls));
+
+  return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular, eventStream, tls });
 }
 
 /**
@@ -502,6 +511,10 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'popular.refreshIntervalMs': ['ms', 'How often the popular/trending lists are recomputed.'],
   'popular.timeBase': ['', '"events" (now = newest event time, for replayed worlds) or "clock" (wall clock).'],
   'popular.eventFeed': ['', 'true: the lists count the events LogEvents accepts, read from the JetStream stream (at each start, after the world, the stream is replayed from 10 × popular.lists.popularHalfLifeMs ago); false: world history only.'],
+  'tls.certFile': ['', 'PEM certificate (chain) of this process: served by the public Recommend and KServe gRPC servers and presented as the client certificate to other replicas and to NATS. With tls.keyFile and tls.caFile it turns on mutual TLS for gRPC and TLS for NATS; unset = plaintext. Checked at load (readable, parses, matches the key).'],
+  'tls.keyFile': ['', 'PEM private key of tls.certFile.'],
+  'tls.caFile': ['', 'PEM CA bundle: servers and clients (gRPC callers, ranker replicas, the NATS server) must present a certificate signed by it; plaintext and certificate-less clients are refused.'],
+  'tls.serverName': ['', 'Name a gRPC client checks in the server certificate instead of the dialled host (shard-map addresses are host:port, usually an IP); unset = the certificate must carry the host as an IP or DNS SAN.'],
 };
 
 function leaves(prefix: string, v: unknown, out: Map<string, unknown>): void {

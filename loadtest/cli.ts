@@ -1,11 +1,17 @@
 /**
  * `node dist/loadtest/cli.js <scenario> [--target host:port | --start-cluster] [--duration s]
- *  [--out reports/loadtest] [--processes n] [--rate r] [--pid name=pid ...] [--world name]`
+ *  [--out reports/loadtest] [--processes n] [--rate r] [--pid name=pid ...] [--world name]
+ *  [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key [--tls-server-name name]]`
+ *
+ * The `--tls-*` flags dial a `--target` whose cluster sets `tls` (mutual TLS): the generator trusts
+ * `--tls-ca` and presents the client certificate.
  *
  * Runs a named scenario (loadtest/scenarios/<name>.json, or a path to a .json file) and writes
  * `<out>/<scenario>.json` and `.html`. See docs/loadtest.md.
  */
 import path from 'node:path';
+import { resolveTlsSection } from '../cluster/tls.js';
+import type { TlsSection } from '../cluster/tls.js';
 import { REPO_ROOT } from './paths.js';
 import { writeReport } from './report/html.js';
 import { runScenario } from './runner/scenario-runner.js';
@@ -25,10 +31,13 @@ export interface CliArgs {
   readonly rate: number | undefined;
   readonly world: string | undefined;
   readonly pids: readonly ProcessRef[];
+  /** From --tls-ca/--tls-cert/--tls-key/--tls-server-name, validated (files exist and parse); {} = plaintext. */
+  readonly tls: TlsSection;
 }
 
 const USAGE = `usage: node dist/loadtest/cli.js <scenario> [--target host:port | --start-cluster] [--duration s] [--out dir]
        [--processes n] [--rate r] [--world name] [--pid name=pid ...]
+       [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key [--tls-server-name name]]
 scenarios: ${listScenarios().join(', ')}`;
 
 /** Parses argv (without node and script); throws TypeError naming the bad flag. */
@@ -42,6 +51,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   let rate: number | undefined;
   let world: string | undefined;
   const pids: ProcessRef[] = [];
+  const tlsInput: Record<string, string | undefined> = {};
   const num = (flag: string, v: string | undefined) => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n <= 0) throw new TypeError(`${flag} needs a number > 0, got ${v}`);
@@ -58,6 +68,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case '--processes': processes = num(a, next()); break;
       case '--rate': rate = num(a, next()); break;
       case '--world': world = next(); break;
+      case '--tls-ca': tlsInput.caFile = next(); break;
+      case '--tls-cert': tlsInput.certFile = next(); break;
+      case '--tls-key': tlsInput.keyFile = next(); break;
+      case '--tls-server-name': tlsInput.serverName = next(); break;
       case '--pid': {
         const v = next() ?? '';
         const m = /^([^=]+)=(\d+)$/.exec(v);
@@ -73,7 +87,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   }
   if (scenario === undefined) throw new TypeError('a scenario name is required');
   if (target !== undefined && startCluster) throw new TypeError('--target and --start-cluster exclude each other');
-  return { scenario, target, startCluster, durationS, out, processes, rate, world, pids };
+  const flagOf = { caFile: '--tls-ca', certFile: '--tls-cert', keyFile: '--tls-key', serverName: '--tls-server-name' } as const;
+  const tls = resolveTlsSection(tlsInput, (f) => flagOf[f]);
+  if (tls.certFile !== undefined && target === undefined) throw new TypeError('--tls-* flags need --target (a --start-cluster cluster runs plaintext)');
+  return { scenario, target, startCluster, durationS, out, processes, rate, world, pids, tls };
 }
 
 /** Applies --processes, --rate and --world to a scenario. */
@@ -102,7 +119,7 @@ async function main(argv: readonly string[]): Promise<number> {
     throw err;
   }
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  const target: Target = args.target ? staticTarget(args.target, args.pids) : await startLocalClusterTarget({ log });
+  const target: Target = args.target ? staticTarget(args.target, args.pids, args.tls.certFile !== undefined ? args.tls : undefined) : await startLocalClusterTarget({ log });
   try {
     log(`scenario ${scenario.name} (${scenario.load.kind}) against ${target.address}`);
     const report = await runScenario({ scenario, target, ...(args.durationS !== undefined ? { durationS: args.durationS } : {}), log });

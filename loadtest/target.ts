@@ -4,6 +4,7 @@
  * cluster launcher (cluster/local/) is adapted to this interface by {@link clusterTarget}, and any
  * running deployment by {@link staticTarget}.
  */
+import type { TlsSection } from '../cluster/tls.js';
 
 /** One OS process whose CPU and memory the report shows. */
 export interface ProcessRef {
@@ -15,6 +16,8 @@ export interface ProcessRef {
 export interface Target {
   /** gRPC address of the public Recommender service, `host:port`. */
   readonly address: string;
+  /** TLS files when the service requires mutual TLS (cli.ts --tls-*); default plaintext. */
+  readonly tls?: TlsSection;
   /** Processes to sample now (asked again after a restart, since pids change). */
   processes(): readonly ProcessRef[];
   /** Kills one node (the node-loss scenario); absent when the target cannot. */
@@ -29,9 +32,9 @@ export interface Target {
   stop?(): Promise<void>;
 }
 
-/** An already running service at `address`; `processes` are sampled if given (e.g. from `--pid`). */
-export function staticTarget(address: string, processes: readonly ProcessRef[] = []): Target {
-  return { address, processes: () => processes };
+/** An already running service at `address`; `processes` are sampled if given (e.g. from `--pid`); `tls` when it requires mutual TLS. */
+export function staticTarget(address: string, processes: readonly ProcessRef[] = [], tls?: TlsSection): Target {
+  return { address, processes: () => processes, ...(tls !== undefined ? { tls } : {}) };
 }
 
 /**

@@ -29,6 +29,8 @@
  * prints what each did; exit 1 naming the nodes that refused); without --version it shows the key
  * and what each node serves.
  * Every command but `init` refuses a cluster without a shard-map bucket instead of creating one.
+ * Against a NATS server that requires TLS (a cluster whose config sets `tls`), add
+ * `--tls-ca ca.pem --tls-cert client.pem --tls-key client.key` to any command.
  */
 import { connect } from '@nats-io/transport-node';
 import { createShardMap } from './assign.js';
@@ -40,6 +42,8 @@ import { addNode, NODE_NAME_PATTERN } from './add-node.js';
 import { StatusCode, UpnextError, toStatus } from '../core/status.js';
 import { formatModelOverview, formatModelSwitch, showModel, switchModel } from './model-switch.js';
 import { checkModelVersionName } from '../cluster/node/model.js';
+import { natsTlsOptions, resolveTlsSection } from '../cluster/tls.js';
+import type { TlsSection } from '../cluster/tls.js';
 
 const USAGE = `usage:
   shardmap show --nats <url> --cluster <name> [--json]
@@ -51,7 +55,8 @@ const USAGE = `usage:
   shardmap add-node --nats <url> --cluster <name> --node <node> [--ranker yes|no] [--timeout-ms 120000]
                 (start the node process first; it waits, serving nothing, until the map assigns it)
   shardmap model --nats <url> --cluster <name> [--version V [--models-dir models] [--by NAME] [--timeout-ms 60000]]
-                (same towers as the served model: swaps ranker + calibration live; without --version: show)`;
+                (same towers as the served model: swaps ranker + calibration live; without --version: show)
+  every command: [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key] for a NATS server that requires TLS`;
 
 const COMMANDS = ['show', 'init', 'move', 'drain', 'add-node', 'model'] as const;
 
@@ -69,6 +74,17 @@ export function parseFlags(argv: readonly string[]): Map<string, string> {
     }
   }
   return out;
+}
+
+/**
+ * The NATS TLS files from `--tls-ca/--tls-cert/--tls-key` (all three or none), checked like the
+ * config's `tls` section (files readable, PEM that parses, key matches); a TypeError naming the
+ * flag. {} = plaintext. Exported for tests.
+ */
+export function natsTlsFlags(flags: Map<string, string>): TlsSection {
+  const flagOf = { caFile: '--tls-ca', certFile: '--tls-cert', keyFile: '--tls-key', serverName: '--tls-server-name' } as const;
+  const input: Record<string, string | undefined> = { caFile: flags.get('tls-ca'), certFile: flags.get('tls-cert'), keyFile: flags.get('tls-key') };
+  return resolveTlsSection(input, (f) => flagOf[f]);
 }
 
 function required(flags: Map<string, string>, name: string): string {
@@ -143,7 +159,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const addNodeName = command === 'add-node' ? nodeFlag(flags, 'node') : undefined;
   const timeoutMs = timeoutFlag(flags.get('timeout-ms'));
   const modelVersion = command === 'model' && flags.has('version') ? checkModelVersionName(required(flags, 'version')) : undefined;
-  const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}` });
+  const tls = natsTlsFlags(flags);
+  const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}`, ...natsTlsOptions(tls) });
   try {
     let store: ShardMapStore;
     try {

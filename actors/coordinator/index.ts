@@ -6,6 +6,7 @@
  * per request, so a worker hop would cost more than it saves.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
+import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../core/clock.js';
 import { Deadline } from '../../core/deadline.js';
 import { systemClock } from '../../core/clock.js';
@@ -103,6 +104,10 @@ export interface CoordinatorOptions {
    * `eventStream.maxAgeMs`; 0 = unlimited). Default: the stream module's 7 days.
    */
   readonly eventStreamMaxAgeMs?: number;
+  /** Transport security of the public server. Default insecure; the node passes mTLS credentials when `tls` is configured. */
+  readonly serverCredentials?: grpc.ServerCredentials;
+  /** Credentials the ranker client dials replicas with. Default insecure; mTLS credentials when `tls` is configured. */
+  readonly rankerCredentials?: grpc.ChannelCredentials;
 }
 
 /** How the coordinator dates items and events (config `coordinator.timeBase`). */
@@ -182,7 +187,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
             const own = localRanker()?.address;
             return own === undefined ? all() : all().filter((a) => a !== own);
           };
-    rankerClient = new RankerClient({ addresses: remote, clock });
+    rankerClient = new RankerClient({ addresses: remote, clock, ...(opts.rankerCredentials !== undefined ? { credentials: opts.rankerCredentials } : {}) });
     if (localRanker !== undefined) localFirst = new LocalFirstRankerScorer({ local: localRanker, remote: rankerClient, hasRemote: () => remote().length > 0 });
   }
   const popularCache =
@@ -247,6 +252,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       port: opts.port ?? 0,
       config,
       clock,
+      ...(opts.serverCredentials !== undefined ? { credentials: opts.serverCredentials } : {}),
       backend: {
         recommend: (q, deadline) => pipeline.recommend(q, deadline),
         logEvents: async (evs) => {

@@ -59,6 +59,11 @@ export interface RecommenderServerOptions {
   readonly config: ResolvedCoordinatorConfig;
   /** Default: the system clock. */
   readonly clock?: Clock;
+  /**
+   * Transport security of the port. Default insecure (plaintext); the node passes mutual-TLS
+   * credentials built from the config's `tls` section (cluster/tls.ts) when it is set.
+   */
+  readonly credentials?: grpc.ServerCredentials;
 }
 
 export interface RecommenderServer {
@@ -177,7 +182,7 @@ export async function startRecommenderServer(opts: RecommenderServerOptions): Pr
   new ReflectionService(pkgDef).addToServer(server);
 
   const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`${host}:${port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   health.setStatus('', 'SERVING');
   health.setStatus(RECOMMENDER_SERVICE, 'SERVING');

@@ -27,7 +27,11 @@ export interface RankerClientOptions {
   readonly minRetryMs?: number;
   /** Model name to call. Default RANKER_MODEL_NAME ('ranker'). */
   readonly modelName?: string;
-  /** Default insecure (mTLS is configured by the node when enabled). */
+  /**
+   * Default insecure. With the config's `tls` section set, the node passes mutual-TLS credentials
+   * (cluster/tls.ts `grpcChannelCredentials`): replicas' certificates must name the host of their
+   * shard-map address (or `tls.serverName`), and this client presents the node's certificate.
+   */
   readonly credentials?: grpc.ChannelCredentials;
   /** Default systemClock (epoch ms: ejection times). */
   readonly clock?: Clock;

@@ -137,6 +137,11 @@ export interface KServeServerOptions {
   readonly host: string;
   /** 0 picks a free port. */
   readonly port: number;
+  /**
+   * Transport security of the port. Default insecure (plaintext); the node passes mutual-TLS
+   * credentials (cluster/tls.ts) when the config's `tls` section is set.
+   */
+  readonly credentials?: grpc.ServerCredentials;
 }
 
 /** Counters for /metrics. */
@@ -208,7 +213,7 @@ export async function startKServeServer(scorer: RankerScorer, opts: KServeServer
   };
   server.addService(inferenceService().service, handlers);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    server.bindAsync(`${opts.host}:${opts.port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
   });
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   let stopped: Promise<void> | undefined;

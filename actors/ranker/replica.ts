@@ -3,6 +3,7 @@
  * server. Stateless; the node process starts one when the shard map lists it under `rankers` and
  * advertises `address` as its NodeInfo.rankerAddress.
  */
+import type * as grpc from '@grpc/grpc-js';
 import type { KServeServerStats } from './kserve-server.js';
 import type { LocalRanker } from './local-first.js';
 import { startKServeServer } from './kserve-server.js';
@@ -36,13 +37,23 @@ export interface RankerHandle {
   stop(): Promise<void>;
 }
 
+/** {@link RankerOptions} plus the KServe port's transport security (not a knob: built by the node from `tls`). */
+export interface RankerReplicaOptions extends RankerOptions {
+  /** Default insecure; mutual-TLS credentials (cluster/tls.ts) when the config's `tls` is set. */
+  readonly serverCredentials?: grpc.ServerCredentials;
+}
+
 /** Starts a ranker replica. Throws TypeError naming a bad option, UpnextError if the model is refused. */
-export async function startRanker(options: RankerOptions, internals: RankerScorerInternals = {}): Promise<RankerHandle> {
+export async function startRanker(options: RankerReplicaOptions, internals: RankerScorerInternals = {}): Promise<RankerHandle> {
   const opts = resolveRankerOptions(options);
   const scorer = await openRankerScorer(opts, internals);
   let server;
   try {
-    server = await startKServeServer(scorer, { host: opts.host, port: opts.port });
+    server = await startKServeServer(scorer, {
+      host: opts.host,
+      port: opts.port,
+      ...(options.serverCredentials !== undefined ? { credentials: options.serverCredentials } : {}),
+    });
   } catch (err) {
     await scorer.close();
     throw err;

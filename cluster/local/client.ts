@@ -7,6 +7,8 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_DIR } from '../../protos/codec.js';
+import type { TlsSection } from '../tls.js';
+import { grpcChannelCredentials } from '../tls.js';
 
 /** Fields of `upnext.v1.RecommendRequest` (ids as numbers; proto-loader sends them as uint64). */
 export interface RecommendCall {
@@ -84,8 +86,17 @@ interface RawReply {
   timings?: Record<string, number> | null;
 }
 
-/** Connects to `address` (host:port) without TLS. */
-export function connectRecommender(address: string): RecommenderClient {
+/** Options of {@link connectRecommender}. */
+export interface ConnectRecommenderOptions {
+  /**
+   * The cluster's `tls` section (cluster/config.ts): when set, the client dials with mutual TLS
+   * (trusts `caFile`, presents `certFile`/`keyFile`). Default unset: plaintext.
+   */
+  readonly tls?: TlsSection;
+}
+
+/** Connects to `address` (host:port): plaintext, or mutual TLS when `opts.tls` is set. */
+export function connectRecommender(address: string, opts: ConnectRecommenderOptions = {}): RecommenderClient {
   const def = protoLoader.loadSync(path.join(PROTO_DIR, 'upnext/v1/recommender.proto'), {
     includeDirs: [PROTO_DIR],
     longs: String,
@@ -96,7 +107,7 @@ export function connectRecommender(address: string): RecommenderClient {
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     upnext: { v1: { Recommender: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
   };
-  const client = new pkg.upnext.v1.Recommender(address, grpc.credentials.createInsecure());
+  const client = new pkg.upnext.v1.Recommender(address, grpcChannelCredentials(opts.tls ?? {}));
   const call = client as unknown as Record<
     string,
     (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: RawReply) => void) => void

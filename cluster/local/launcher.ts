@@ -18,6 +18,7 @@ import { eventStreamName } from '../../core/subjects.js';
 import { startNatsServer } from '../nats/server.js';
 import type { NatsServerHandle } from '../nats/server.js';
 import { applyOverrides, itemReplicasCount, resolveConfig } from '../config.js';
+import { natsTlsOptions, tlsEnabled } from '../tls.js';
 import type { ItemReplicasSetting, UpnextConfig, UpnextConfigInput } from '../config.js';
 import { createShardMap } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
@@ -174,10 +175,21 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const configFile = path.join(runDir, 'config.json');
   await writeFile(configFile, `${JSON.stringify(input, null, 2)}\n`);
 
-  const nats: NatsServerHandle = await startNatsServer({ dataDir: path.join(runDir, 'nats') });
+  // With `tls` set, the local nats-server serves TLS with the same certificate and CA as the nodes
+  // (it verifies their client certificates), so the whole local cluster runs encrypted.
+  const nats: NatsServerHandle = await startNatsServer({
+    dataDir: path.join(runDir, 'nats'),
+    ...(tlsEnabled(config.tls) ? { tls: config.tls } : {}),
+  });
   const procs = new Map<string, NodeProc>();
   let stopped: Promise<void> | undefined;
-  const nc = await connect({ servers: nats.url, name: 'local-launcher' });
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: nats.url, name: 'local-launcher', ...natsTlsOptions(config.tls) });
+  } catch (err) {
+    await nats.stop();
+    throw err;
+  }
   let initialMap: ShardMapSnapshot;
   try {
     const store = await ShardMapStore.open(nc, config.cluster.name);

@@ -136,7 +136,7 @@ async function main(): Promise<number> {
   say(`      done in ${secs(tCluster - tAssets)}`);
 
   say(`[3/3] recommendations from ${cluster.grpcAddress} (upnext.v1.Recommender/Recommend)`);
-  const client = connectRecommender(cluster.grpcAddress);
+  const client = connectRecommender(cluster.grpcAddress, { tls: cluster.config.tls });
   try {
     const users = await firstUsers(worldDir, 40);
     const ask = (u: { userId: number; country: string; device: string }) =>

@@ -20,6 +20,12 @@ export interface NatsServerOptions {
   readonly binary?: string;
   /** How long to wait for "Server is ready". Default 15000 ms. */
   readonly startTimeoutMs?: number;
+  /**
+   * Serve TLS only, with this certificate, and require client certificates signed by `caFile`
+   * (nats-server `--tlsverify`). Default unset: plaintext. Clients then connect with nats.js
+   * `tls: { caFile, certFile, keyFile }` (cluster/tls.ts natsTlsOptions).
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
 }
 
 export interface NatsServerHandle {
@@ -50,7 +56,8 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   const port = opts.port && opts.port > 0 ? opts.port : await freePort(host);
   await mkdir(opts.dataDir, { recursive: true });
   const binary = opts.binary ?? (await findBinary());
-  const child: ChildProcess = spawn(binary, ['-a', host, '-p', String(port), '-js', '-sd', opts.dataDir], {
+  const tlsArgs = opts.tls === undefined ? [] : ['--tlsverify', '--tlscert', opts.tls.certFile, '--tlskey', opts.tls.keyFile, '--tlscacert', opts.tls.caFile];
+  const child: ChildProcess = spawn(binary, ['-a', host, '-p', String(port), '-js', '-sd', opts.dataDir, ...tlsArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const timeoutMs = opts.startTimeoutMs ?? 15_000;

@@ -16,6 +16,7 @@
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { applyOverrides, readConfigFile, resolveConfig } from '../config.js';
+import { natsTlsOptions } from '../tls.js';
 import type { UpnextConfigInput } from '../config.js';
 import { toStatus } from '../../core/status.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
@@ -81,6 +82,8 @@ async function main(): Promise<number> {
     name: `upnext-${config.cluster.name}-${args.name}`,
     // Async stack capture costs ~15 µs of CPU per request/reply on the hot path (measured by make bench).
     noAsyncTraces: true,
+    // With the config's `tls` set, the NATS server must speak TLS and accept the node's certificate.
+    ...natsTlsOptions(config.tls),
   });
   let key: ModelKeyEntry | null = null;
   try {

@@ -18,6 +18,7 @@ import type { CoordinatorHandle } from '../../actors/coordinator/index.js';
 import { readWorldManifest } from '../../offline/world/reader.js';
 import { worldEndMs } from '../../offline/world/format.js';
 import type { UpnextConfig } from '../config.js';
+import { grpcChannelCredentials, grpcServerCredentials } from '../tls.js';
 import type { ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
 
 /** What the real launcher needs. */
@@ -64,6 +65,9 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
   const cluster = o.config.cluster.name;
   const host = o.config.node.host;
   const { itemShard: is, userState: us, popular: po, coordinator: co } = o.config;
+  // Built once per node: with `tls` set, mutual TLS on both gRPC servers and on the ranker client.
+  const serverCredentials = grpcServerCredentials(o.config.tls);
+  const rankerCredentials = grpcChannelCredentials(o.config.tls);
   /** This node's ranker replica while it runs: the coordinator in this process scores on it directly. */
   let localRanker: RankerHandle | undefined;
   /** This node's item shards and user partitions while they run: the coordinator here calls them in-process. */
@@ -139,6 +143,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         intraOpNumThreads: r.intraOpNumThreads,
         executionProvider: r.executionProvider,
         batching: r.batching,
+        serverCredentials,
       });
       o.log({ event: 'ranker_execution_provider', node: o.node, executionProvider: h.executionProvider });
       localRanker = h;
@@ -172,6 +177,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         host,
         port,
         config,
+        serverCredentials,
+        rankerCredentials,
       });
       coordinator = c;
       return {

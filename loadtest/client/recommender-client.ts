@@ -7,6 +7,8 @@ import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import path from 'node:path';
 import { PROTO_DIR } from '../paths.js';
+import { grpcChannelCredentials } from '../../cluster/tls.js';
+import type { TlsSection } from '../../cluster/tls.js';
 
 /** `upnext.v1.Context` as proto-loader presents it (camelCase fields). */
 export interface ContextMessage {
@@ -58,6 +60,8 @@ export interface RecommenderClientOptions {
   readonly channels?: number;
   /** Per-call deadline, ms. Default 2000. */
   readonly deadlineMs?: number;
+  /** Mutual TLS against a cluster whose config sets `tls` (cli.ts --tls-* flags). Default unset: plaintext. */
+  readonly tls?: TlsSection;
 }
 
 type UnaryFn = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => unknown;
@@ -91,11 +95,12 @@ export class RecommenderClientPool {
     if (!Number.isInteger(channels) || channels < 1) throw new TypeError(`channels must be an integer >= 1, got ${channels}`);
     this.#deadlineMs = opts.deadlineMs ?? 2000;
     const Ctor = grpc.makeGenericClientConstructor(loadRecommenderService(), 'Recommender');
+    const credentials = grpcChannelCredentials(opts.tls ?? {});
     this.#clients = [];
     for (let i = 0; i < channels; i++) {
       // A distinct option value plus a local subchannel pool: otherwise grpc-js would share one
       // connection between all clients with the same target.
-      const client = new Ctor(opts.address, grpc.credentials.createInsecure(), {
+      const client = new Ctor(opts.address, credentials, {
         'grpc.use_local_subchannel_pool': 1,
         'upnext.loadtest_channel': i,
         'grpc.max_receive_message_length': 4 * 1024 * 1024,

@@ -3,6 +3,7 @@
  * in-process runner that executes it against a gRPC address.
  */
 import { SeededRng } from '../../core/clock.js';
+import type { TlsSection } from '../../cluster/tls.js';
 import { RecommenderClientPool } from '../client/recommender-client.js';
 import { PhaseRecorder } from '../measure/recorder.js';
 import type { RateSegment } from './arrivals.js';
@@ -18,6 +19,8 @@ export interface PhaseSpec {
   readonly name: string;
   /** gRPC `host:port`. */
   readonly address: string;
+  /** TLS files for the Recommend connection (paths: they cross to the generator processes). Default plaintext. */
+  readonly tls?: TlsSection;
   /** "open": Poisson arrivals at `segments`; "closed": `concurrency` callers back to back. */
   readonly mode: 'open' | 'closed';
   /** Open loop: arrival rate (req/s) over time, starting at 0 ms. */
@@ -118,10 +121,10 @@ export class PhaseRunner {
   }
 
   async #poolFor(spec: PhaseSpec): Promise<RecommenderClientPool> {
-    const key = `${spec.address}|${spec.channels}|${spec.deadlineMs}`;
+    const key = `${spec.address}|${spec.channels}|${spec.deadlineMs}|${JSON.stringify(spec.tls ?? {})}`;
     if (this.#pool?.key !== key) {
       this.#pool?.pool.close();
-      const pool = new RecommenderClientPool({ address: spec.address, channels: spec.channels, deadlineMs: spec.deadlineMs });
+      const pool = new RecommenderClientPool({ address: spec.address, channels: spec.channels, deadlineMs: spec.deadlineMs, ...(spec.tls !== undefined ? { tls: spec.tls } : {}) });
       this.#pool = { key, pool };
       // Connect before the clock starts, so the first requests do not pay for the handshake.
       await pool.waitForReady().catch(() => undefined);

@@ -46,6 +46,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   const worldDir = target.worldDir ?? (sc.world !== undefined ? path.join(opts.worldsDir ?? path.join(REPO_ROOT, 'data', 'worlds'), sc.world) : undefined);
   const base: Omit<PhaseSpec, 'name' | 'segments' | 'durationMs'> = {
     address: target.address,
+    ...(target.tls !== undefined ? { tls: target.tls } : {}),
     mode: 'open',
     concurrency: 0,
     maxInFlight: sc.generator.maxInFlight,

@@ -1,0 +1,165 @@
+/**
+ * The config's `tls` section (resolved as part of cluster/config.ts) and what it turns into for the
+ * transports: gRPC server and channel credentials (mutual TLS: servers require a client certificate
+ * signed by the CA) and the NATS client's `tls` connect option. An unset section gives today's
+ * plaintext: insecure credentials and no `tls` option. The actors only see grpc-js credential
+ * objects; reading PEM files stays here, at the edge. Light on imports (no actor code), so the load
+ * generator and the shardmap CLI use it too.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { checkServerIdentity } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+
+/**
+ * TLS of the node's gRPC servers and clients (mutual: every server asks for a client certificate
+ * signed by `caFile`) and of its NATS connection. Either unset (every field
+ * absent: plaintext, the default) or `certFile`, `keyFile` and `caFile` all set. One section for
+ * gRPC and NATS: a node has one identity, and one CA signs the services and the NATS server.
+ */
+export interface TlsSection {
+  /** PEM certificate (chain) this process presents, as a server and as a client. Default unset. */
+  readonly certFile?: string;
+  /** PEM private key of `certFile`. Default unset. */
+  readonly keyFile?: string;
+  /** PEM CA bundle that peers' certificates (servers' and clients') must chain to. Default unset. */
+  readonly caFile?: string;
+  /**
+   * Name checked against a gRPC server's certificate instead of the host dialled (the shard map
+   * holds host:port, often an IP): for certificates that carry only a DNS name. Default unset (the
+   * dialled host must be in the certificate's SANs).
+   */
+  readonly serverName?: string;
+}
+
+/** A TLS section that is set: the three PEM files are present. */
+export interface TlsFiles extends TlsSection {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
+/** Whether `tls` is set (mTLS on), narrowing it to {@link TlsFiles}. */
+export function tlsEnabled(tls: TlsSection | undefined): tls is TlsFiles {
+  return tls?.certFile !== undefined;
+}
+
+const TLS_KEYS = ['certFile', 'keyFile', 'caFile', 'serverName'] as const;
+
+/** Reads a PEM file for validation; a TypeError naming `name` when it cannot be read or holds no `label` block. */
+function readPem(name: string, file: string, label: RegExp): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new TypeError(`${name}: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (!label.test(text)) throw new TypeError(`${name}: ${JSON.stringify(file)} is not a PEM file (no ${label.source} block)`);
+  return text;
+}
+
+/**
+ * Validates a TLS section: unset, or `certFile`, `keyFile` and `caFile` all naming readable PEM
+ * files (certificates that parse, a private key that parses and belongs to `certFile`). Throws a
+ * TypeError naming the knob; `nameOf` turns a field into that name (default `config tls.<field>`;
+ * the CLIs pass their flag names). Reads the files once, at load, so a node with a bad path or key
+ * fails at start rather than at its first TLS handshake.
+ */
+export function resolveTlsSection(input: Record<string, unknown>, nameOf: (field: keyof TlsSection) => string = (f) => `config tls.${f}`): TlsSection {
+  for (const k of Object.keys(input)) {
+    if (!(TLS_KEYS as readonly string[]).includes(k)) throw new TypeError(`config tls.${k} is not a known option`);
+  }
+  const set = TLS_KEYS.filter((k) => input[k] !== undefined);
+  if (set.length === 0) return Object.freeze({});
+  for (const k of ['certFile', 'keyFile', 'caFile'] as const) {
+    if (input[k] === undefined) throw new TypeError(`${nameOf(k)} must be set when ${set.map((f) => nameOf(f)).join(', ')} ${set.length === 1 ? 'is' : 'are'} (mutual TLS needs certFile, keyFile and caFile)`);
+  }
+  const text = (k: keyof TlsSection): string => {
+    const v = input[k];
+    if (typeof v !== 'string' || v.length === 0) throw new TypeError(`${nameOf(k)} must be a non-empty string, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const certFile = text('certFile');
+  const keyFile = text('keyFile');
+  const caFile = text('caFile');
+  const serverName = input.serverName === undefined ? undefined : text('serverName');
+  const certificate = /-----BEGIN CERTIFICATE-----/;
+  const certPem = readPem(nameOf('certFile'), certFile, certificate);
+  const keyPem = readPem(nameOf('keyFile'), keyFile, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  const caPem = readPem(nameOf('caFile'), caFile, certificate);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (err) {
+    throw new TypeError(`${nameOf('certFile')}: ${JSON.stringify(certFile)} does not parse as a certificate (${(err as Error).message})`);
+  }
+  try {
+    new X509Certificate(caPem);
+  } catch (err) {
+    throw new TypeError(`${nameOf('caFile')}: ${JSON.stringify(caFile)} does not parse as a certificate (${(err as Error).message})`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    throw new TypeError(`${nameOf('keyFile')}: ${JSON.stringify(keyFile)} does not parse as a private key (${(err as Error).message})`);
+  }
+  if (!cert.checkPrivateKey(key)) throw new TypeError(`${nameOf('keyFile')}: ${JSON.stringify(keyFile)} is not the private key of ${nameOf('certFile')} ${JSON.stringify(certFile)}`);
+  return Object.freeze({ certFile, keyFile, caFile, ...(serverName !== undefined ? { serverName } : {}) });
+}
+
+/** The PEM bytes of a set TLS section. */
+interface TlsMaterial {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+/** Reads the three PEM files of a set section (validated at config load, so read errors are rare: they throw as is). */
+function readMaterial(tls: TlsSection): TlsMaterial | undefined {
+  if (!tlsEnabled(tls)) return undefined;
+  return { ca: readFileSync(tls.caFile), cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+}
+
+/**
+ * Credentials for a gRPC server (public Recommend, KServe): with `tls` set, TLS with this process's
+ * certificate that refuses clients without a certificate signed by `tls.caFile`; unset, plaintext.
+ */
+export function grpcServerCredentials(tls: TlsSection): grpc.ServerCredentials {
+  const m = readMaterial(tls);
+  if (m === undefined) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(m.ca, [{ cert_chain: m.cert, private_key: m.key }], true);
+}
+
+/**
+ * Credentials for a gRPC client (ranker client, Recommend clients): with `tls` set, TLS that trusts
+ * only `tls.caFile` and presents this process's certificate; the server's certificate must name
+ * the dialled host (an IP or DNS SAN), or `tls.serverName` when set. Unset, plaintext.
+ */
+export function grpcChannelCredentials(tls: TlsSection): grpc.ChannelCredentials {
+  const m = readMaterial(tls);
+  if (m === undefined) return grpc.credentials.createInsecure();
+  const serverName = tls.serverName;
+  // The name override lives in the credentials (not a channel option) so every client built from
+  // them checks the same name, whatever channel options it sets.
+  const verify: grpc.VerifyOptions =
+    serverName === undefined ? {} : { checkServerIdentity: (_host, cert) => checkServerIdentity(serverName, cert) };
+  return grpc.credentials.createSsl(m.ca, m.key, m.cert, verify);
+}
+
+/** The NATS client's TLS files (nats.js reads them when it connects). */
+export interface NatsTlsFiles {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/**
+ * Spread into nats.js `connect()` options: `{ tls: { caFile, certFile, keyFile } }` when `tls` is
+ * set (the server must then speak TLS and may verify the client certificate), `{}` otherwise.
+ */
+export function natsTlsOptions(tls: TlsSection | undefined): { tls?: NatsTlsFiles } {
+  if (!tlsEnabled(tls)) return {};
+  return { tls: { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile } };
+}

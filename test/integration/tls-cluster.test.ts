@@ -1,0 +1,53 @@
+/**
+ * End to end over TLS: the tiny local cluster with the config's `tls` set. The local nats-server
+ * serves TLS only and verifies client certificates, so the launcher and both node processes must
+ * connect with the TLS files; the coordinator ranks over gRPC only (localRanker "off"), so its
+ * ranker client dials both replicas' KServe ports with mutual TLS; the public Recommend port
+ * answers the fixture's mTLS client and refuses a plaintext one.
+ */
+import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import { StatusCode } from '../../core/status.js';
+import { connectRecommender } from '../../cluster/local/client.js';
+import { natsTlsOptions } from '../../cluster/tls.js';
+import { startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { makeTestCerts } from '../fixtures/tls-certs.js';
+
+const certs = await makeTestCerts();
+t.teardown(() => certs.remove());
+const { cluster, client, assets } = await startTinyCluster(t, 'tls', { tls: certs.node, localRanker: 'off', itemReplicas: 'all' });
+
+t.test('Recommend over mTLS, ranked over mTLS gRPC, with NATS over TLS', async (t) => {
+  const reply = await client.recommend({ userId: 1, k: 10, context: { device: 'ios', country: 'US', localHour: 20 } }, { deadlineMs: 20_000 });
+  t.equal(reply.items.length, 10, 'k items');
+  t.same(reply.degraded, [], 'nothing degraded: retrieval over NATS/TLS and ranking over gRPC/mTLS both answered');
+  t.equal(reply.coverage, 1);
+  t.equal(reply.modelVersion, assets.manifest.version);
+  t.ok(reply.items.some((i) => i.source === 'RETRIEVAL'), 'retrieved and ranked items, not only the fallback list');
+});
+
+t.test('plaintext clients are refused: gRPC UNAVAILABLE, NATS connect fails', async (t) => {
+  const plain = connectRecommender(cluster.grpcAddress);
+  t.teardown(() => plain.close());
+  const code = await plain.recommend({ userId: 1, k: 5 }, { deadlineMs: 5000 }).then(() => undefined, (e: { code?: number }) => e.code);
+  t.equal(code, StatusCode.UNAVAILABLE);
+  const failed = await connect({ servers: cluster.natsUrl, reconnect: false, timeout: 5000 }).then(
+    async (nc) => {
+      await nc.close();
+      return false;
+    },
+    () => true,
+  );
+  t.ok(failed, 'a NATS client without TLS cannot connect');
+  const noCert = await connect({ servers: cluster.natsUrl, reconnect: false, timeout: 5000, tls: { caFile: certs.node.caFile } }).then(
+    async (nc) => {
+      await nc.close();
+      return false;
+    },
+    () => true,
+  );
+  t.ok(noCert, 'a NATS client with TLS but no client certificate cannot connect');
+  const nc = await connect({ servers: cluster.natsUrl, reconnect: false, ...natsTlsOptions(certs.client) });
+  t.ok(nc.info?.tls_required, 'the NATS server requires TLS');
+  await nc.close();
+});
