@@ -478,6 +478,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'coordinator.featureLog.sampleRate': ['share', 'Share of ranked requests whose served ranker rows are published to the feature-log stream (UPNEXT_<CLUSTER>_SERVED) for training joins and skew (`make skew`); 0 = off. Sampled by request id.'],
   'coordinator.featureLog.maxAgeMs': ['ms', 'Retention of the feature-log stream; 0 = unlimited.'],
   'coordinator.featureLog.maxBytes': ['bytes', 'Size cap of the feature-log stream; the oldest samples are dropped first.'],
+  'coordinator.localOverloadedAt': ['count', 'Requests already queued on the node\'s own item shard or user partition from which a call goes over NATS instead (to a twin replica, or the same actor).'],
   'ranker.workers': ['count', 'Ranker worker threads per node, each with its own ONNX Runtime session.'],
   'ranker.intraOpNumThreads': ['count', 'ONNX Runtime intra-op threads per session.'],
   'ranker.executionProvider': ['', '"auto" (CUDA when present, else CPU), "cpu", "cuda" or "webgpu" (opt-in GPU via Vulkan; pays from ~4k rows per run, so raise batching.maxDelayMs with it).'],

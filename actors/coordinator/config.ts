@@ -105,6 +105,12 @@ export interface CoordinatorConfig {
   /** Timeout of one JetStream publish ack in LogEvents, in ms. Default 5000 ms. */
   readonly publishAckTimeoutMs?: number;
   readonly featureLog?: Partial<FeatureLogConfig>;
+  /**
+   * Requests already queued on the node's own item shard or user partition from which a call goes
+   * over NATS instead (to a twin replica, or the same actor). Default 8: an item-shard search takes
+   * ~1 ms of its worker, so 8 queued is ~8 ms of wait, more than the NATS detour (~1 ms).
+   */
+  readonly localOverloadedAt?: number;
 }
 
 /** The validated config every part of the coordinator reads. */
@@ -123,6 +129,7 @@ export interface ResolvedCoordinatorConfig {
   readonly maxReceiveMessageBytes: number;
   readonly publishAckTimeoutMs: number;
   readonly featureLog: FeatureLogConfig;
+  readonly localOverloadedAt: number;
 }
 
 /**
@@ -149,6 +156,7 @@ export const DEFAULT_COORDINATOR_CONFIG: ResolvedCoordinatorConfig = Object.free
   publishAckTimeoutMs: 5000,
   // 1% of 50k QPS × ~20 served rows × 80 floats ≈ 3 MB/s fleet-wide: enough for skew and joins.
   featureLog: Object.freeze({ sampleRate: 0.01, maxAgeMs: 2 * 24 * 3_600_000, maxBytes: 1024 ** 3 }),
+  localOverloadedAt: 8,
 });
 
 function positiveNumber(name: string, v: unknown): number {
@@ -242,6 +250,7 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
     maxReceiveMessageBytes: positiveInt('maxReceiveMessageBytes', config.maxReceiveMessageBytes ?? d.maxReceiveMessageBytes),
     publishAckTimeoutMs: positiveNumber('publishAckTimeoutMs', config.publishAckTimeoutMs ?? d.publishAckTimeoutMs),
     featureLog: Object.freeze({ sampleRate, maxAgeMs, maxBytes: positiveInt('featureLog.maxBytes', fl.maxBytes) }),
+    localOverloadedAt: positiveInt('localOverloadedAt', config.localOverloadedAt ?? d.localOverloadedAt, 100_000),
   });
 }
 

@@ -199,10 +199,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const natsShards = new NatsShardSearcher(nc, cluster);
   const localUsers =
     opts.ports?.userState === undefined && opts.localUserPartition !== undefined
-      ? new LocalFirstUserStateSource({ local: opts.localUserPartition, nats: natsUsers, partitions: userPartitions })
+      ? new LocalFirstUserStateSource({ local: opts.localUserPartition, nats: natsUsers, partitions: userPartitions, overloadedAt: config.localOverloadedAt })
       : undefined;
   const localShards =
-    opts.ports?.shards === undefined && opts.localItemShard !== undefined ? new LocalFirstShardSearcher({ local: opts.localItemShard, nats: natsShards }) : undefined;
+    opts.ports?.shards === undefined && opts.localItemShard !== undefined ? new LocalFirstShardSearcher({ local: opts.localItemShard, nats: natsShards, overloadedAt: config.localOverloadedAt }) : undefined;
   const ports: PipelinePorts = {
     userState: opts.ports?.userState ?? localUsers ?? natsUsers,
     shards: opts.ports?.shards ?? localShards ?? natsShards,

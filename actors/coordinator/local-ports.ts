@@ -52,9 +52,10 @@ export interface LocalPathStats {
 }
 
 /**
- * Local queue depth from which a call goes over NATS instead. An item-shard search takes ~1 ms of
- * one worker thread (AVX2 build, 500k items): 8 queued is ~8 ms of wait, more than the NATS detour
- * costs (~1 ms), so past it a twin is the better bet. Below it local wins even though it queues.
+ * Default local queue depth from which a call goes over NATS instead (config
+ * `coordinator.localOverloadedAt`). An item-shard search takes ~1 ms of one worker thread (AVX2
+ * build, 500k items): 8 queued is ~8 ms of wait, more than the NATS detour costs (~1 ms), so past
+ * it a twin is the better bet. Below it local wins even though it queues.
  */
 export const LOCAL_OVERLOADED_AT = 8;
 
@@ -63,6 +64,12 @@ const RETRIED = new Set<StatusCode>([StatusCode.RESOURCE_EXHAUSTED, StatusCode.U
 
 /** One NATS try after a local failure only when at least this much of the deadline is left, ms. */
 const MIN_RETRY_MS = 2;
+
+function overloadThreshold(v: number | undefined): number {
+  const n = v ?? LOCAL_OVERLOADED_AT;
+  if (!Number.isInteger(n) || n < 1) throw new TypeError(`options.overloadedAt must be a positive integer, got ${String(v)}`);
+  return n;
+}
 
 class PathCounter {
   local = 0;
@@ -80,6 +87,7 @@ class PathCounter {
  */
 async function localFirst<A extends { inFlight(): number }, R>(
   actor: A | undefined,
+  overloadedAt: number,
   counter: PathCounter,
   deadline: Deadline,
   viaLocal: (a: A) => Promise<R>,
@@ -89,7 +97,7 @@ async function localFirst<A extends { inFlight(): number }, R>(
     counter.noLocal++;
     return viaNats();
   }
-  if (actor.inFlight() >= LOCAL_OVERLOADED_AT) {
+  if (actor.inFlight() >= overloadedAt) {
     counter.overloaded++;
     return viaNats();
   }
@@ -112,12 +120,15 @@ export interface LocalFirstShardSearcherOptions {
   readonly local: (shard: number) => InProcessItemShard | undefined;
   /** Every shard over NATS (NatsShardSearcher). */
   readonly nats: ShardSearcher;
+  /** Queued requests on the local replica from which NATS is used instead. Default {@link LOCAL_OVERLOADED_AT}. */
+  readonly overloadedAt?: number;
 }
 
 /** A ShardSearcher that searches the shards hosted by its own process in-process, the rest over NATS. */
 export class LocalFirstShardSearcher implements ShardSearcher {
   readonly #local: (shard: number) => InProcessItemShard | undefined;
   readonly #nats: ShardSearcher;
+  readonly #overloadedAt: number;
   readonly #counter = new PathCounter();
 
   constructor(opts: LocalFirstShardSearcherOptions) {
@@ -125,11 +136,13 @@ export class LocalFirstShardSearcher implements ShardSearcher {
     if (typeof opts.nats?.search !== 'function') throw new TypeError('options.nats must have a search() method');
     this.#local = opts.local;
     this.#nats = opts.nats;
+    this.#overloadedAt = overloadThreshold(opts.overloadedAt);
   }
 
   search(shard: number, req: ShardSearchRequestMsg, deadline: Deadline): Promise<ShardSearchReplyMsg> {
     return localFirst(
       this.#local(shard),
+      this.#overloadedAt,
       this.#counter,
       deadline,
       async (a) => {
@@ -154,6 +167,8 @@ export interface LocalFirstUserStateSourceOptions {
   readonly nats: UserStateSource;
   /** P, to find the user's partition. */
   readonly partitions: number;
+  /** Requests in flight in the local partition from which NATS is used instead. Default {@link LOCAL_OVERLOADED_AT}. */
+  readonly overloadedAt?: number;
 }
 
 /** A UserStateSource that reads partitions hosted by its own process in-process, the rest over NATS. */
@@ -161,6 +176,7 @@ export class LocalFirstUserStateSource implements UserStateSource {
   readonly #local: (partition: number) => InProcessUserPartition | undefined;
   readonly #nats: UserStateSource;
   readonly #partitions: number;
+  readonly #overloadedAt: number;
   readonly #counter = new PathCounter();
 
   constructor(opts: LocalFirstUserStateSourceOptions) {
@@ -170,12 +186,14 @@ export class LocalFirstUserStateSource implements UserStateSource {
     this.#local = opts.local;
     this.#nats = opts.nats;
     this.#partitions = opts.partitions;
+    this.#overloadedAt = overloadThreshold(opts.overloadedAt);
   }
 
   get(userId: number, context: RequestContext, deadline: Deadline): Promise<UserStateReplyMsg> {
     const partition = userPartitionOf(userId, this.#partitions);
     return localFirst(
       this.#local(partition),
+      this.#overloadedAt,
       this.#counter,
       deadline,
       async (a) => {

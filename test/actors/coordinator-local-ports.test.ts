@@ -4,6 +4,7 @@
  * retryable local failure; the counters say which path answered and why.
  */
 import t from 'tap';
+import { resolveCoordinatorConfig } from '../../actors/coordinator/config.js';
 import { Deadline } from '../../core/deadline.js';
 import type { RequestContext } from '../../core/events.js';
 import { userPartitionOf } from '../../core/hash.js';
@@ -73,6 +74,16 @@ t.test('item shards: an overloaded local shard sends the call over NATS', async 
   const s2 = new LocalFirstShardSearcher({ local: () => justUnder.local, nats });
   await s2.search(0, request, deadline());
   t.equal(s2.stats().local, 1, 'below the threshold the local shard answers');
+  // A configured threshold (coordinator.localOverloadedAt) replaces the default.
+  const two = fakeLocalShard(0, { inFlight: 2 });
+  const strict = new LocalFirstShardSearcher({ local: () => two.local, nats, overloadedAt: 2 });
+  await strict.search(0, request, deadline());
+  t.same(strict.stats().nats.overloaded, 1, 'at a threshold of 2, two queued is overloaded');
+  const lax = new LocalFirstShardSearcher({ local: () => busy.local, nats, overloadedAt: LOCAL_OVERLOADED_AT + 1 });
+  await lax.search(0, request, deadline());
+  t.equal(lax.stats().local, 1, 'a higher threshold keeps the call local');
+  t.throws(() => new LocalFirstShardSearcher({ local: () => busy.local, nats, overloadedAt: 0 }), /overloadedAt/);
+  t.throws(() => resolveCoordinatorConfig({ localOverloadedAt: 1.5 }), /localOverloadedAt/);
 });
 
 t.test('item shards: retryable local failures get one NATS try; others and non-OK replies surface', async (t) => {
