@@ -4,13 +4,21 @@
  * node/cluster config; nothing here reads the environment.
  */
 
-/** Objective blend of one product surface: utility = click·P(click) + watch·f(E[watch]). */
+/**
+ * Objective blend of one product surface: utility = click·P(click) + watch·f(E[watch]) +
+ * completion·E[watch]/duration.
+ */
 export interface SurfaceWeights {
   /** Weight of the calibrated P(click), in [0, ∞). */
   readonly click: number;
   /** Weight of the normalised expected watch time f(E[watch]) (see policy.ts), in [0, ∞). */
   readonly watch: number;
+  /** Weight of the expected share watched, E[watch]/duration capped at 1 (policy.ts completionValue), in [0, ∞). Default 0. */
+  readonly completion: number;
 }
+
+/** Surface weights as a caller writes them (completion optional). */
+export type SurfaceWeightsInput = Omit<SurfaceWeights, 'completion'> & { readonly completion?: number };
 
 /** Per-stage budgets of the Recommend pipeline (DESIGN.md §4), in milliseconds. */
 export interface StageBudgets {
@@ -90,7 +98,7 @@ export interface CoordinatorConfig {
   /** Trending candidates added to the pool for exploration / cold start. Default 50. */
   readonly trendingCandidates?: number;
   /** Objective weights per surface; unknown surfaces use `default`. */
-  readonly surfaces?: Readonly<Record<string, SurfaceWeights>>;
+  readonly surfaces?: Readonly<Record<string, SurfaceWeightsInput>>;
   /**
    * Expected watch time that maps to f = 1 in the blend, in seconds: f(w) = min(1, log1p(w) /
    * log1p(watchNormS)). Default 600 s.
@@ -143,9 +151,9 @@ export const DEFAULT_COORDINATOR_CONFIG: ResolvedCoordinatorConfig = Object.free
   mergeLimit: 500,
   trendingCandidates: 50,
   surfaces: Object.freeze({
-    default: Object.freeze({ click: 0.5, watch: 0.5 }),
-    home: Object.freeze({ click: 0.6, watch: 0.4 }),
-    up_next: Object.freeze({ click: 0.3, watch: 0.7 }),
+    default: Object.freeze({ click: 0.5, watch: 0.5, completion: 0 }),
+    home: Object.freeze({ click: 0.6, watch: 0.4, completion: 0 }),
+    up_next: Object.freeze({ click: 0.3, watch: 0.7, completion: 0 }),
   }),
   watchNormS: 600,
   exploration: Object.freeze({ epsilon: 0.05, protectedTopSlots: 1 }),
@@ -189,11 +197,12 @@ function nonNegativeInt(name: string, v: unknown): number {
 
 function weights(name: string, w: unknown): SurfaceWeights {
   if (typeof w !== 'object' || w === null) throw new TypeError(`coordinator option ${name} must be {click, watch}`);
-  const { click, watch } = w as { click?: unknown; watch?: unknown };
+  const { click, watch, completion } = w as { click?: unknown; watch?: unknown; completion?: unknown };
   const c = nonNegativeNumber(`${name}.click`, click);
   const wt = nonNegativeNumber(`${name}.watch`, watch);
-  if (c + wt === 0) throw new TypeError(`coordinator option ${name} must have click + watch > 0`);
-  return Object.freeze({ click: c, watch: wt });
+  const cp = nonNegativeNumber(`${name}.completion`, completion ?? 0);
+  if (c + wt + cp === 0) throw new TypeError(`coordinator option ${name} must have click + watch + completion > 0`);
+  return Object.freeze({ click: c, watch: wt, completion: cp });
 }
 
 /** Merges `config` over the defaults and validates every knob (TypeError naming the option). */
@@ -207,7 +216,13 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
     policyMs: positiveNumber('budgets.policyMs', b.policyMs),
     fallbackMs: positiveNumber('budgets.fallbackMs', b.fallbackMs),
   });
-  const surfacesIn: Record<string, unknown> = { ...d.surfaces, ...config.surfaces };
+  // A surface the defaults know merges over its default weights, so `--set
+  // coordinator.surfaces.home.completion=1` changes one weight; a new surface needs click and watch.
+  const surfacesIn: Record<string, unknown> = { ...d.surfaces };
+  for (const [name, w] of Object.entries(config.surfaces ?? {})) {
+    const base = Object.hasOwn(d.surfaces, name) ? d.surfaces[name] : undefined;
+    surfacesIn[name] = base !== undefined && typeof w === 'object' && w !== null ? { ...base, ...w } : w;
+  }
   const surfaces: Record<string, SurfaceWeights> = {};
   for (const [name, w] of Object.entries(surfacesIn)) surfaces[name] = weights(`surfaces.${name}`, w);
   const e = { ...d.exploration, ...config.exploration };

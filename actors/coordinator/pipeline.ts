@@ -293,7 +293,7 @@ export class RecommendPipeline {
           const e = pool[i]!;
           const p = calibrate(model.calibration, finiteOr(pClick[i], 0));
           const w = Math.expm1(Math.max(0, finiteOr(watchLog1p[i], 0)));
-          candidates[i] = policyCandidate(e, blendUtility(p, w, weights, cfg.watchNormS), p, w);
+          candidates[i] = policyCandidate(e, blendUtility(p, w, weights, cfg.watchNormS, e.batch.durationS[e.at] ?? 0), p, w);
         }
       } else {
         counters.degradations.rankingSkipped++;

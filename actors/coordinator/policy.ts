@@ -33,9 +33,24 @@ export function watchValue(expectedWatchSeconds: number, watchNormS: number): nu
   return Math.min(1, Math.log1p(w) / Math.log1p(watchNormS));
 }
 
-/** utility = w.click·P(click) + w.watch·f(E[watch]) (see {@link watchValue}). */
-export function blendUtility(pClick: number, expectedWatchSeconds: number, w: SurfaceWeights, watchNormS: number): number {
-  return w.click * pClick + w.watch * watchValue(expectedWatchSeconds, watchNormS);
+/**
+ * Expected share of the video watched: E[watch seconds] / duration, capped at 1; 0 when the
+ * duration is unknown. The ranker's watch head predicts seconds over every impression (0 when not
+ * clicked), so this is "how much of it will be watched when shown" — the completion side of the
+ * blend, which seconds alone do not reward (a long video wins on seconds even when few finish it).
+ */
+export function completionValue(expectedWatchSeconds: number, durationS: number): number {
+  if (!(durationS > 0) || !Number.isFinite(expectedWatchSeconds)) return 0;
+  return Math.min(1, Math.max(0, expectedWatchSeconds) / durationS);
+}
+
+/**
+ * utility = w.click·P(click) + w.watch·f(E[watch]) + w.completion·E[watch]/duration (see
+ * {@link watchValue}, {@link completionValue}).
+ */
+export function blendUtility(pClick: number, expectedWatchSeconds: number, w: SurfaceWeights, watchNormS: number, durationS = 0): number {
+  const base = w.click * pClick + w.watch * watchValue(expectedWatchSeconds, watchNormS);
+  return w.completion > 0 ? base + w.completion * completionValue(expectedWatchSeconds, durationS) : base;
 }
 
 export interface PolicyOptions {

@@ -35,6 +35,10 @@ const SOURCES = {
   trending: 0.05,
 } as const;
 
+/** Chance the user leaves the feed after any slot, and the extra chance after a skip. */
+const LEAVE_PER_SLOT = 0.06;
+const LEAVE_AFTER_SKIP = 0.12;
+
 /** How long after upload new and trending videos are pushed, ms. */
 const FRESH_WINDOW_MS = 2 * DAY_MS;
 
@@ -119,9 +123,9 @@ export interface SessionSetting {
 }
 
 /**
- * Simulates one session starting at `startMs`: the user scrolls the feed top-down, each slot shown
- * logs an IMPRESSION; a click leads to a WATCH (seconds watched), maybe a LIKE, or a SKIP when the
- * video is abandoned early. Events come out in non-decreasing time.
+ * Simulates one session starting at `startMs`: the logging policy fills a feed of 10-20 slots
+ * ({@link buildFeed}) and the user responds to it ({@link respondToFeed}). The RNG is consumed in
+ * exactly that order (length, feed, response), which keeps generated worlds byte-identical.
  */
 export function simulateSession(
   catalog: Catalog,
@@ -132,6 +136,28 @@ export function simulateSession(
 ): SimEvent[] {
   const length = 10 + rng.int(11);
   const feed = buildFeed(catalog, user, startMs, length, rng);
+  return respondToFeed(catalog, user, setting, feed, startMs, rng);
+}
+
+/**
+ * The user's response to a given feed (video ids, top first) shown at `startMs` (epoch ms, the
+ * world's time): the user scrolls top-down, each slot shown logs an IMPRESSION; a click leads to a
+ * WATCH (seconds watched), maybe a LIKE, or a SKIP when the video is abandoned early; after each
+ * slot the user may leave (6% a slot, 18% after a skip), so later slots are seen less often. Events
+ * come out in non-decreasing time. Pure given `rng`: the same feed, user, setting, start and seed
+ * give the same events.
+ *
+ * Ids outside the catalogue (not in 1..numVideos) are shown but never clicked: such a slot draws
+ * only the scroll time and the leave decision.
+ */
+export function respondToFeed(
+  catalog: Catalog,
+  user: SimUser,
+  setting: SessionSetting,
+  feed: readonly number[],
+  startMs: number,
+  rng: SeededRng,
+): SimEvent[] {
   const events: SimEvent[] = [];
   // Longer watches on TV and web, shorter on phones; evenings a little longer.
   const lengthPenalty = setting.device === 'tv' ? -0.15 : setting.device === 'web' ? 0.15 : 0.35;
@@ -140,13 +166,18 @@ export function simulateSession(
   for (let position = 0; position < feed.length; position++) {
     const id = feed[position] as number;
     events.push({ videoId: id, type: EventType.IMPRESSION, tsMs: t, position, watchSeconds: 0 });
+    if (!(Number.isInteger(id) && id >= 1 && id <= catalog.numVideos)) {
+      t += 1500 + rng.int(2500);
+      if (rng.next() < LEAVE_PER_SLOT) break;
+      continue;
+    }
     const m = matchOf(catalog, user, id);
     const q = (catalog.quality[id] ?? 0.5) - 0.5;
     const cb = catalog.clickbait[id] ?? 0;
     const trendBoost = catalog.trending[id] === 1 && t - (catalog.uploadTsMs[id] ?? 0) < FRESH_WINDOW_MS ? 0.6 : 0;
     const clickLogit =
       -2.6 + 2.2 * m.category + 0.35 * m.tag + 0.5 * m.creator + 0.8 * q + 1.6 * cb + trendBoost - 0.07 * position + 0.3 * rng.normal();
-    let stop = 0.06;
+    let stop = LEAVE_PER_SLOT;
     if (rng.next() < sigmoid(clickLogit)) {
       const clickTs = t + 400 + rng.int(1600);
       events.push({ videoId: id, type: EventType.CLICK, tsMs: clickTs, position, watchSeconds: 0 });
@@ -159,7 +190,7 @@ export function simulateSession(
       events.push({ videoId: id, type: EventType.WATCH, tsMs: endTs, position, watchSeconds: watched });
       if (ratio < 0.12) {
         events.push({ videoId: id, type: EventType.SKIP, tsMs: endTs, position, watchSeconds: 0 });
-        stop += 0.12;
+        stop += LEAVE_AFTER_SKIP;
       } else if (rng.next() < sigmoid(-4.2 + 3.5 * ratio + 1.2 * m.tag + 0.8 * m.creator)) {
         events.push({ videoId: id, type: EventType.LIKE, tsMs: endTs + 500 + rng.int(1500), position, watchSeconds: 0 });
       }

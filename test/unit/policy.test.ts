@@ -1,7 +1,7 @@
 import t from 'tap';
 import { resolveCoordinatorConfig } from '../../actors/coordinator/config.js';
 import type { PolicyCandidate } from '../../actors/coordinator/policy.js';
-import { applyPolicy, blendUtility, diversify, watchValue } from '../../actors/coordinator/policy.js';
+import { applyPolicy, blendUtility, completionValue, diversify, watchValue } from '../../actors/coordinator/policy.js';
 import { Source } from '../../actors/coordinator/types.js';
 
 const cfg = resolveCoordinatorConfig();
@@ -22,12 +22,32 @@ t.test('blend: utility follows the surface weights', async (t) => {
   const watchy = { p: 0.1, w: 500 };
   const home = cfg.surfaces['home']!;
   const upNext = cfg.surfaces['up_next']!;
-  const byClick = { click: 1, watch: 0 };
-  const byWatch = { click: 0, watch: 1 };
+  const byClick = { click: 1, watch: 0, completion: 0 };
+  const byWatch = { click: 0, watch: 1, completion: 0 };
   t.ok(blendUtility(clicky.p, clicky.w, byClick, 600) > blendUtility(watchy.p, watchy.w, byClick, 600));
   t.ok(blendUtility(clicky.p, clicky.w, byWatch, 600) < blendUtility(watchy.p, watchy.w, byWatch, 600));
   t.equal(blendUtility(0.2, 100, home, 600), home.click * 0.2 + home.watch * watchValue(100, 600));
   t.equal(blendUtility(0.2, 100, upNext, 600), upNext.click * 0.2 + upNext.watch * watchValue(100, 600));
+});
+
+t.test('blend: the completion term rewards the share watched, not the seconds', async (t) => {
+  t.equal(completionValue(30, 60), 0.5);
+  t.equal(completionValue(120, 60), 1, 'capped at 1');
+  t.equal(completionValue(30, 0), 0, 'unknown duration: no credit');
+  t.equal(completionValue(Number.NaN, 60), 0);
+  // Same P(click); 200 s expected of a 20-minute video vs 50 s of a 1-minute one.
+  const long = { p: 0.3, w: 200, d: 1200 };
+  const short = { p: 0.3, w: 50, d: 60 };
+  const seconds = { click: 0, watch: 1, completion: 0 };
+  const finish = { click: 0, watch: 0.2, completion: 1 };
+  t.ok(blendUtility(long.p, long.w, seconds, 600, long.d) > blendUtility(short.p, short.w, seconds, 600, short.d), 'by seconds the long video wins');
+  t.ok(blendUtility(long.p, long.w, finish, 600, long.d) < blendUtility(short.p, short.w, finish, 600, short.d), 'by completion the short one does');
+  t.equal(blendUtility(0.2, 100, { click: 1, watch: 1, completion: 0 }, 600, 50), 0.2 + watchValue(100, 600), 'weight 0: the old blend, bit for bit');
+  t.equal(resolveCoordinatorConfig({}).surfaces['home']?.completion, 0, 'default surfaces: completion off');
+  t.throws(() => resolveCoordinatorConfig({ surfaces: { home: { click: 0, watch: 0, completion: -1 } } }), /surfaces\.home\.completion/);
+  // One weight of a known surface merges over its defaults (what --set coordinator.surfaces.home.completion=1 writes).
+  t.same(resolveCoordinatorConfig({ surfaces: { home: { completion: 1 } as never } }).surfaces['home'], { click: 0.6, watch: 0.4, completion: 1 });
+  t.throws(() => resolveCoordinatorConfig({ surfaces: { kids: { completion: 1 } as never } }), /surfaces\.kids\.click/, 'a new surface needs its weights');
 });
 
 t.test('without exploration or diversity the list is the utility order, scores non-increasing', async (t) => {

@@ -83,7 +83,7 @@ t.test('--set overrides: dotted keys, JSON values, plain strings', async (t) => 
   t.equal(c.cluster.name, 'test-1');
   t.equal(c.cluster.nodes, 2, 'file values kept');
   t.equal(c.node.popularOn, 'all');
-  t.same(c.coordinator.surfaces.kids, { click: 1, watch: 0 });
+  t.same(c.coordinator.surfaces.kids, { click: 1, watch: 0, completion: 0 });
   t.throws(() => applyOverrides({}, ['novalue']), /key=value/);
   t.throws(() => applyOverrides({}, ['__proto__.x=1']), /not allowed/);
   t.throws(() => applyOverrides({ cluster: { nodes: 2 } }, ['cluster.nodes.x=1']), /not an object/);
