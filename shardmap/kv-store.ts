@@ -201,18 +201,27 @@ export class ShardMapStore {
     onSnapshot: (map: ShardMapSnapshot) => void,
     onError: (err: unknown) => void = () => {},
   ): Promise<ShardMapWatch> {
-    const iter = await this.#kv.watch({ key: KV_KEYS.shardMap, include: KvWatchInclude.LastValue });
+    return this.#watchKey(KV_KEYS.shardMap, (entry) => decode(entry, this.cluster), onSnapshot, onError);
+  }
+
+  /**
+   * Calls `onValue` with `key`'s current value (if any) and then every new one, in revision order.
+   * Deletions are ignored; a value `parse` refuses goes to `onError` and is skipped, so a bad write
+   * cannot take the fleet down.
+   */
+  async #watchKey<T>(key: string, parse: (entry: KvEntry) => T, onValue: (value: T) => void, onError: (err: unknown) => void): Promise<ShardMapWatch> {
+    const iter = await this.#kv.watch({ key, include: KvWatchInclude.LastValue });
     const done = (async () => {
       for await (const entry of iter) {
         if (entry.operation !== 'PUT') continue;
-        let map: ShardMapSnapshot;
+        let value: T;
         try {
-          map = decode(entry, this.cluster);
+          value = parse(entry);
         } catch (err) {
           onError(err);
           continue;
         }
-        onSnapshot(map);
+        onValue(value);
       }
     })().catch(onError);
     let stopped: Promise<void> | undefined;
@@ -253,30 +262,7 @@ export class ShardMapStore {
    * order. Deletions are ignored; a value that fails to parse goes to `onError` and is skipped.
    */
   async watchModelKey(onValue: (entry: ModelKeyEntry) => void, onError: (err: unknown) => void = () => {}): Promise<ShardMapWatch> {
-    const iter = await this.#kv.watch({ key: KV_KEYS.model, include: KvWatchInclude.LastValue });
-    const done = (async () => {
-      for await (const entry of iter) {
-        if (entry.operation !== 'PUT') continue;
-        let value: ModelKeyValue;
-        try {
-          value = parseModelKeyValue(entry.value);
-        } catch (err) {
-          onError(err);
-          continue;
-        }
-        onValue({ revision: entry.revision, value });
-      }
-    })().catch(onError);
-    let stopped: Promise<void> | undefined;
-    return {
-      stop: () => {
-        stopped ??= (async () => {
-          iter.stop();
-          await done;
-        })();
-        return stopped;
-      },
-    };
+    return this.#watchKey(KV_KEYS.model, (entry) => ({ revision: entry.revision, value: parseModelKeyValue(entry.value) }), onValue, onError);
   }
 
   /**

@@ -7,10 +7,10 @@
 import { join } from 'node:path';
 import type { SeededRng } from '../../core/clock.js';
 import { hashId } from '../../core/hash.js';
-import { Catalog } from '../../offline/world/catalog.js';
+import type { Catalog } from '../../offline/world/catalog.js';
 import type { VideoRecord, WorldManifest } from '../../offline/world/format.js';
 import { WORLD_FILES, worldEndMs } from '../../offline/world/format.js';
-import { GENERATOR_VERSION, resolveGenerateOptions } from '../../offline/world/generate.js';
+import { GENERATOR_VERSION, catalogOf, resolveGenerateOptions } from '../../offline/world/generate.js';
 import { DIURNAL, Population } from '../../offline/world/population.js';
 import { lineDecoder, readNdjsonBatches, readWorldManifest } from '../../offline/world/reader.js';
 
@@ -50,17 +50,7 @@ export async function loadSimWorld(dir: string): Promise<SimWorld> {
     categories: manifest.numCategories,
     startMs: manifest.startMs,
   });
-  const catalog = new Catalog({
-    seed: o.seed,
-    numVideos: o.videos,
-    numCreators: o.creators,
-    numCategories: o.categories,
-    days: o.days,
-    startMs: o.startMs,
-    newVideoShare: o.newVideoShare,
-    clickbaitShare: o.clickbaitShare,
-    zipfExponent: o.zipfExponent,
-  });
+  const catalog = catalogOf(o);
   await checkCatalogue(dir, catalog);
   const population = new Population(o.seed, o.users, catalog);
   return { dir, manifest, catalog, population, endMs: worldEndMs(manifest), servingDay: manifest.days };

@@ -184,15 +184,9 @@ function planDay(pop: Population, day: number): DaySessions {
  * Generates a world into `outDir/name` (replacing one of that name) and returns its manifest.
  * Tiny worlds for tests: `generateWorld({ name, outDir, videos: 2000, users: 1000, days: 5, seed })`.
  */
-export async function generateWorld(options: GenerateOptions): Promise<GeneratedWorld> {
-  const o = resolveGenerateOptions(options);
-  const began = performance.now();
-  const dir = join(o.outDir, o.name);
-  const progress = (p: Omit<GenerationProgress, 'elapsedMs' | 'days'>): void =>
-    options.onProgress?.({ ...p, days: o.days, elapsedMs: performance.now() - began });
-
-  progress({ phase: 'catalogue', day: 0, fraction: 0, events: 0, bytes: 0 });
-  const catalog = new Catalog({
+/** The world's catalogue (videos and their hidden truths), rebuilt exactly from its generate options. */
+export function catalogOf(o: ResolvedGenerateOptions): Catalog {
+  return new Catalog({
     seed: o.seed,
     numVideos: o.videos,
     numCreators: o.creators,
@@ -203,6 +197,17 @@ export async function generateWorld(options: GenerateOptions): Promise<Generated
     clickbaitShare: o.clickbaitShare,
     zipfExponent: o.zipfExponent,
   });
+}
+
+export async function generateWorld(options: GenerateOptions): Promise<GeneratedWorld> {
+  const o = resolveGenerateOptions(options);
+  const began = performance.now();
+  const dir = join(o.outDir, o.name);
+  const progress = (p: Omit<GenerationProgress, 'elapsedMs' | 'days'>): void =>
+    options.onProgress?.({ ...p, days: o.days, elapsedMs: performance.now() - began });
+
+  progress({ phase: 'catalogue', day: 0, fraction: 0, events: 0, bytes: 0 });
+  const catalog = catalogOf(o);
   const pop = new Population(o.seed, o.users, catalog);
   const world = await WorldWriter.create(dir);
   try {
