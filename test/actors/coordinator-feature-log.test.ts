@@ -15,7 +15,7 @@ import { Source } from '../../actors/coordinator/types.js';
 import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
 import { Codecs } from '../../protos/codec.js';
 import type { CandidateBatchMsg, ServedRowsMsg } from '../../protos/codec.js';
-import { emptyCandidateBatch } from '../../protos/convert.js';
+import { fakeCandidateBatch, fakeUserStateReply } from './fixtures.js';
 import { natsFixture } from '../fixtures/nats.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
@@ -25,43 +25,18 @@ const model: ServingModel = { version: 'test-v1', spec, calibration: { type: 'id
 /** Retrieval score of video `id` (distinct per id, so a row's column 0 names its video). */
 const scoreOf = (id: number) => 1 - id / 100_000;
 
+const NOW_MS = Date.now();
+
+/** `ids` as a shard answer, scored by `score(id)` (features from test/actors/fixtures.ts). */
 function batchOf(ids: number[], score: (id: number) => number): CandidateBatchMsg {
-  const b = emptyCandidateBatch();
-  for (const id of ids) {
-    b.videoIds.push(id);
-    b.scores.push(score(id));
-    b.creatorIds.push(id % 13);
-    b.categories.push(id % spec.numCategories);
-    b.durationS.push(20 + (id % 500));
-    b.uploadTsMs.push(1_700_000_000_000 + id * 1000);
-    b.impressions.push(id % 700);
-    b.clicks.push(id % 30);
-    b.watches.push(id % 20);
-    b.watchRatioSums.push((id % 20) * 0.4);
-  }
-  return b;
+  return fakeCandidateBatch(ids, (i) => score(ids[i]!), NOW_MS);
 }
 
 /** Two shards of 60 candidates, 10 trending; the ranker's rows are kept (copied) as it got them. */
 function ports(rankerRows: Float32Array[]): PipelinePorts {
   return {
     userState: {
-      get: (userId) =>
-        Promise.resolve({
-          known: true,
-          userId,
-          recentVideoIds: [5, 6],
-          recentCreatorIds: [1, 2, 1],
-          categoryAffinity: Array.from({ length: spec.numCategories }, (_, c) => c % 4),
-          impressions: 40,
-          clicks: 4,
-          watches: 3,
-          watchSeconds: 90,
-          embedding: Array.from({ length: spec.embeddingDim }, () => 1 / Math.sqrt(spec.embeddingDim)),
-          completeness: 1,
-          partition: 0,
-          appliedSeq: 0,
-        }),
+      get: (userId) => Promise.resolve(fakeUserStateReply(userId, [5, 6], spec)),
     },
     shards: {
       search: (shard) => Promise.resolve({ shard, shardSize: 60, searchMs: 0.1, candidates: batchOf(Array.from({ length: 60 }, (_, i) => shard * 1000 + i + 10), scoreOf) }),

@@ -13,6 +13,7 @@ import type { RecommendResult } from '../../actors/coordinator/types.js';
 import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
 import type { CandidateBatchMsg, ShardSearchReplyMsg, UserStateReplyMsg } from '../../protos/codec.js';
 import { emptyCandidateBatch } from '../../protos/convert.js';
+import { fakeUserStateReply } from './fixtures.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
 const model: ServingModel = { version: 'test-v1', spec, calibration: { type: 'identity' } };
@@ -43,21 +44,7 @@ function shardBatch(s: number, perShard: number, excludes: readonly number[]): C
 }
 
 function userReply(userId: number, recent: number[]): UserStateReplyMsg {
-  return {
-    known: true,
-    userId,
-    recentVideoIds: recent,
-    recentCreatorIds: recent.map((id) => id % 97),
-    categoryAffinity: Array.from({ length: spec.numCategories }, (_, c) => c % 3),
-    impressions: 10,
-    clicks: 2,
-    watches: 3,
-    watchSeconds: 100,
-    embedding: Array.from({ length: spec.embeddingDim }, () => 1 / Math.sqrt(spec.embeddingDim)),
-    completeness: 1,
-    partition: 0,
-    appliedSeq: 0,
-  };
+  return fakeUserStateReply(userId, recent, spec);
 }
 
 interface FakeOptions {

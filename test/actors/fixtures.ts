@@ -19,7 +19,7 @@ import type { VideoRecord, WorldManifest } from '../../offline/world/format.js';
 import { dayFileName } from '../../offline/world/format.js';
 import { userLine, videoLine } from '../../offline/world/writer.js';
 import type { ItemFeatures } from '../../core/features/item.js';
-import type { CandidateBatchMsg } from '../../protos/codec.js';
+import type { CandidateBatchMsg, UserStateReplyMsg } from '../../protos/codec.js';
 import { emptyCandidateBatch } from '../../protos/convert.js';
 
 export const TINY_SPEC: FeatureSpec = Object.freeze({
@@ -174,4 +174,23 @@ export function fakeCandidateBatch(ids: readonly number[], score: (i: number) =>
     b.watchRatioSums.push(1 + (id % 4) / 4);
   });
   return b;
+}
+
+/** A fake user-state reply: a known user with `recent` watches (creators id % 97), affinities c % 3 and a unit embedding. */
+export function fakeUserStateReply(userId: number, recent: readonly number[], spec: FeatureSpec = DEFAULT_FEATURE_SPEC): UserStateReplyMsg {
+  return {
+    known: true,
+    userId,
+    recentVideoIds: [...recent],
+    recentCreatorIds: recent.map((id) => id % 97),
+    categoryAffinity: Array.from({ length: spec.numCategories }, (_, c) => c % 3),
+    impressions: 10,
+    clicks: 2,
+    watches: 3,
+    watchSeconds: 100,
+    embedding: Array.from({ length: spec.embeddingDim }, () => 1 / Math.sqrt(spec.embeddingDim)),
+    completeness: 1,
+    partition: 0,
+    appliedSeq: 0,
+  };
 }
