@@ -41,9 +41,14 @@ export function pushCandidate(batch: CandidateBatchMsg, item: ItemFeatures, scor
 /** ItemFeatures with writable fields: a scratch record that {@link candidateInto} refills. */
 export type MutableItemFeatures = { -readonly [K in keyof ItemFeatures]: ItemFeatures[K] };
 
+/** A zeroed record for {@link candidateInto} to fill. */
+export function blankItemFeatures(): MutableItemFeatures {
+  return { videoId: 0, creatorId: 0, category: 0, durationS: 0, uploadTsMs: 0, impressions: 0, clicks: 0, watches: 0, watchRatioSum: 0 };
+}
+
 /** Candidate `i` of a columnar batch as ItemFeatures (a new object). */
 export function candidateAt(batch: CandidateBatchMsg, i: number): ItemFeatures {
-  return candidateInto(batch, i, { videoId: 0, creatorId: 0, category: 0, durationS: 0, uploadTsMs: 0, impressions: 0, clicks: 0, watches: 0, watchRatioSum: 0 });
+  return candidateInto(batch, i, blankItemFeatures());
 }
 
 /**

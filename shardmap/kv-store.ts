@@ -9,6 +9,7 @@ import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { clusterKvBucket, KV_KEYS, validateClusterName } from '../core/subjects.js';
+import { isStreamNotFound } from '../actors/event-stream/stream.js';
 import { StatusCode, UpnextError } from '../core/status.js';
 import type { ShardMapSnapshot } from './snapshot.js';
 import type { NodeLoad } from './format.js';
@@ -32,8 +33,6 @@ export interface ShardMapStoreOptions {
   readonly create?: boolean;
 }
 
-/** JetStream API error "stream not found" (a KV bucket is a stream). */
-const STREAM_NOT_FOUND = 10059;
 
 /** A running watch; `stop()` is idempotent. */
 export interface ShardMapWatch {
@@ -119,7 +118,7 @@ export class ShardMapStore {
       try {
         await kv.status();
       } catch (err) {
-        if (typeof err === 'object' && err !== null && (err as { code?: unknown }).code === STREAM_NOT_FOUND) {
+        if (isStreamNotFound(err)) {
           throw new UpnextError(StatusCode.NOT_FOUND, `cluster ${cluster} has no shard-map bucket (${clusterKvBucket(cluster)}) on this NATS server`);
         }
         throw err;

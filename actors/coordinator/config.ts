@@ -3,6 +3,8 @@
  * resolved, fully-populated type. cluster/config.ts composes {@link CoordinatorConfig} into the one
  * node/cluster config; nothing here reads the environment.
  */
+import { validateEventMaxAgeMs } from '../event-stream/stream.js';
+import { LOCAL_OVERLOADED_AT } from './local-ports.js';
 
 /**
  * Objective blend of one product surface: utility = click·P(click) + watch·f(E[watch]) +
@@ -115,8 +117,7 @@ export interface CoordinatorConfig {
   readonly featureLog?: Partial<FeatureLogConfig>;
   /**
    * Requests already queued on the node's own item shard or user partition from which a call goes
-   * over NATS instead (to a twin replica, or the same actor). Default 8: an item-shard search takes
-   * ~1 ms of its worker, so 8 queued is ~8 ms of wait, more than the NATS detour (~1 ms).
+   * over NATS instead (to a twin replica, or the same actor). Default {@link LOCAL_OVERLOADED_AT}.
    */
   readonly localOverloadedAt?: number;
 }
@@ -164,7 +165,7 @@ export const DEFAULT_COORDINATOR_CONFIG: ResolvedCoordinatorConfig = Object.free
   publishAckTimeoutMs: 5000,
   // 1% of 50k QPS × ~20 served rows × 80 floats ≈ 3 MB/s fleet-wide: enough for skew and joins.
   featureLog: Object.freeze({ sampleRate: 0.01, maxAgeMs: 2 * 24 * 3_600_000, maxBytes: 1024 ** 3 }),
-  localOverloadedAt: 8,
+  localOverloadedAt: LOCAL_OVERLOADED_AT,
 });
 
 function positiveNumber(name: string, v: unknown): number {
@@ -238,8 +239,7 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
   const fl = { ...d.featureLog, ...config.featureLog };
   const sampleRate = nonNegativeNumber('featureLog.sampleRate', fl.sampleRate);
   if (sampleRate > 1) throw new TypeError(`coordinator option featureLog.sampleRate must be in [0, 1], got ${sampleRate}`);
-  const maxAgeMs = nonNegativeInt('featureLog.maxAgeMs', fl.maxAgeMs);
-  if (maxAgeMs > 0 && maxAgeMs < 1000) throw new TypeError(`coordinator option featureLog.maxAgeMs must be 0 (unlimited) or >= 1000 ms, got ${maxAgeMs}`);
+  const maxAgeMs = validateEventMaxAgeMs('coordinator option featureLog.maxAgeMs', fl.maxAgeMs);
   return Object.freeze({
     defaultDeadlineMs: positiveNumber('defaultDeadlineMs', config.defaultDeadlineMs ?? d.defaultDeadlineMs),
     budgets,

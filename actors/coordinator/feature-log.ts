@@ -18,8 +18,6 @@ import { nanos } from '@nats-io/nats-core';
 import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
 import { DiscardPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { ensureStream } from '../event-stream/stream.js';
-import type { FeatureSpec } from '../../core/features/spec.js';
-import { specHash } from '../../core/features/index.js';
 import { hashString } from '../../core/hash.js';
 import { Subjects, servedStreamName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
@@ -43,7 +41,8 @@ export interface ServedRowsRecord {
   readonly requestId: string;
   readonly userId: number;
   readonly modelVersion: string;
-  readonly spec: FeatureSpec;
+  /** specHash of the model's feature spec (the rows' definition). */
+  readonly featureSpecHash: string;
   readonly surface: string;
   /** Served items with rows, in answer order. */
   readonly videoIds: readonly number[];
@@ -91,7 +90,6 @@ export class FeatureLog implements FeatureLogSink {
   readonly #subject: string;
   readonly #rate: number;
   readonly #random: () => number;
-  readonly #specHashes = new WeakMap<FeatureSpec, string>();
   #logged = 0;
   #rows = 0;
   #bytes = 0;
@@ -123,7 +121,7 @@ export class FeatureLog implements FeatureLogSink {
       requestId: record.requestId,
       userId: record.userId,
       modelVersion: record.modelVersion,
-      featureSpecHash: this.#hashOf(record.spec),
+      featureSpecHash: record.featureSpecHash,
       width: record.width,
       videoIds: [...record.videoIds],
       slots: [...record.slots],
@@ -147,12 +145,4 @@ export class FeatureLog implements FeatureLogSink {
     return { logged: this.#logged, rows: this.#rows, bytes: this.#bytes, publishFailures: this.#publishFailures };
   }
 
-  #hashOf(spec: FeatureSpec): string {
-    let h = this.#specHashes.get(spec);
-    if (h === undefined) {
-      h = specHash(spec);
-      this.#specHashes.set(spec, h);
-    }
-    return h;
-  }
 }

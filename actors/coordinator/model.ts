@@ -26,7 +26,7 @@ export function servingModelFromManifest(manifest: ModelManifest): ServingModel 
     );
   }
   const calibration = manifest.calibration?.click ?? { type: 'identity' as const };
-  return Object.freeze({ version: manifest.version, spec, calibration });
+  return Object.freeze({ version: manifest.version, spec, specHash: computed, calibration });
 }
 
 /**

@@ -18,8 +18,7 @@ import { itemShardOf } from '../../core/hash.js';
 import { calibrate } from '../../core/model/calibration.js';
 import { toStatus } from '../../core/status.js';
 import type { CandidateBatchMsg, ShardSearchRequestMsg } from '../../protos/codec.js';
-import { candidateAt, candidateInto, emptyCandidateBatch, userViewFromReply } from '../../protos/convert.js';
-import type { MutableItemFeatures } from '../../protos/convert.js';
+import { blankItemFeatures, candidateAt, candidateInto, emptyCandidateBatch, userViewFromReply } from '../../protos/convert.js';
 import { AdmissionController } from './admission.js';
 import type { ResolvedCoordinatorConfig } from './config.js';
 import type { FeatureLogSink } from './feature-log.js';
@@ -278,7 +277,7 @@ export class RecommendPipeline {
       const nowMs = this.#clock.nowMs() - this.#servingTimeOffsetMs;
       writer = new RankerRowWriter(user, q.context, spec.inferencePosition, nowMs, spec);
       const rows = new Float32Array(n * writer.width);
-      const item: MutableItemFeatures = candidateAt(emptyCandidateBatch(), 0);
+      const item = blankItemFeatures();
       for (let i = 0; i < n; i++) {
         const e = pool[i]!;
         writer.write(rows, i, candidateInto(e.batch, e.at, item), e.retrievalScore);
@@ -365,13 +364,13 @@ export class RecommendPipeline {
       served.push(pool[i]!);
     });
     const rows = new Float32Array(served.length * writer.width);
-    const scratch: MutableItemFeatures = candidateAt(emptyCandidateBatch(), 0);
+    const scratch = blankItemFeatures();
     served.forEach((e, j) => writer.write(rows, j, candidateInto(e.batch, e.at, scratch), e.retrievalScore));
     this.#featureLog?.log({
       requestId: q.requestId,
       userId: q.userId,
       modelVersion: model.version,
-      spec: model.spec,
+      featureSpecHash: model.specHash,
       surface: q.surface,
       videoIds,
       slots,

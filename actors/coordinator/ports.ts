@@ -66,6 +66,8 @@ export interface PipelinePorts {
 export interface ServingModel {
   readonly version: string;
   readonly spec: FeatureSpec;
+  /** specHash(spec), checked against the manifest when the model was loaded. */
+  readonly specHash: string;
   /** Calibration of the ranker's P(click). */
   readonly calibration: Calibration;
 }

@@ -129,8 +129,8 @@ export async function startEventFeed(o: EventFeedOptions): Promise<EventFeedHand
   if (startTimeMs !== undefined && !(Number.isFinite(startTimeMs) && startTimeMs >= 0 && o.afterSeq === 0)) {
     throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms) with afterSeq 0, got ${String(startTimeMs)} with afterSeq ${o.afterSeq}`);
   }
-  await ensureEventStream(await jetstreamManager(o.nc), o.cluster, o.maxAgeMs === undefined ? {} : { maxAgeMs: o.maxAgeMs });
   const jsm = await jetstreamManager(o.nc);
+  await ensureEventStream(jsm, o.cluster, o.maxAgeMs === undefined ? {} : { maxAgeMs: o.maxAgeMs });
   const afterSeq = startTimeMs !== undefined ? await sequenceBeforeTime(jsm, eventStreamName(o.cluster), o.subject, startTimeMs) : o.afterSeq;
   const consumer = await jetstream(o.nc).consumers.get(eventStreamName(o.cluster), {
     filter_subjects: o.subject,

@@ -18,7 +18,7 @@
  */
 import { nanos } from '@nats-io/nats-core';
 import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
-import { JetStreamApiCodes, JetStreamApiError, StorageType } from '@nats-io/jetstream';
+import { JetStreamApiCodes, StorageType } from '@nats-io/jetstream';
 import { Subjects, eventStreamName } from '../../core/subjects.js';
 
 /** De-duplication window of the event stream, in ms (JetStream's own default is also 2 minutes). */
@@ -87,6 +87,14 @@ export async function ensureEventStream(jsm: JetStreamManager, cluster: string, 
 }
 
 /**
+ * True when `err` is JetStream's "stream not found". Compared by code, not class: the kv package's
+ * errors reach us from its own copy of the client classes.
+ */
+export function isStreamNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === JetStreamApiCodes.StreamNotFound;
+}
+
+/**
  * Creates stream `config.name`, or, when it exists, applies `changes(existing config)` to it (when
  * that returns something). Whoever starts first creates it; losing that race to another process is
  * fine when the stream is there afterwards. Shared by every stream upnext owns (events, feature log).
@@ -102,7 +110,7 @@ export async function ensureStream(
     if (update !== undefined) await jsm.streams.update(config.name, update);
     return;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+    if (!isStreamNotFound(err)) throw err;
   }
   try {
     await jsm.streams.add(config);

@@ -60,6 +60,8 @@ export interface OpenedShard {
   readonly snapshotItems: number;
   /** When that snapshot was written, epoch ms; 0 when none. */
   readonly snapshotAtMs: number;
+  /** The key the shard's snapshots are written under (for later snapshots after admin changes). */
+  readonly key: SnapshotKey;
 }
 
 /** Inputs of {@link openItemShard}. */
@@ -99,7 +101,7 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
     if (r.kind === 'restored') {
       timings.restoreMs = timings.totalMs = performance.now() - t0;
       const snapshotAtMs = Date.parse(r.meta.createdAt);
-      return { index: r.index, restored: true, timings, snapshotPath: r.path, snapshotRefused, snapshotItems: r.meta.items, snapshotAtMs: Number.isFinite(snapshotAtMs) ? snapshotAtMs : 0 };
+      return { index: r.index, restored: true, timings, snapshotPath: r.path, snapshotRefused, snapshotItems: r.meta.items, snapshotAtMs: Number.isFinite(snapshotAtMs) ? snapshotAtMs : 0, key };
     }
     if (r.kind === 'refused') snapshotRefused = `${r.path}: ${r.reason}`;
   }
@@ -121,5 +123,5 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
     timings.snapshotWriteMs = performance.now() - t;
   }
   timings.totalMs = performance.now() - t0;
-  return { index, restored: false, timings, snapshotPath, snapshotRefused, snapshotItems: snapshotPath === undefined ? 0 : index.size, snapshotAtMs };
+  return { index, restored: false, timings, snapshotPath, snapshotRefused, snapshotItems: snapshotPath === undefined ? 0 : index.size, snapshotAtMs, key };
 }

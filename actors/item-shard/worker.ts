@@ -17,7 +17,7 @@ import type { StatusObject } from '../../core/status.js';
 import { Codecs } from '../../protos/codec.js';
 import type { ItemAdminReplyMsg, ShardSearchReplyMsg } from '../../protos/codec.js';
 import { statusToMsg } from '../../protos/convert.js';
-import { openItemShard, shardSnapshotKey } from './bootstrap.js';
+import { openItemShard } from './bootstrap.js';
 import { ItemTower } from './item-tower.js';
 import type { FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, SnapshotTrigger, ToItemWorker } from './protocol.js';
 import type { ItemShardIndex } from './shard-index.js';
@@ -69,8 +69,7 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
     index: config.index,
     towerBatchRows: config.towerBatchRows,
   });
-  const key = await shardSnapshotKey(config.worldDir, config.shard, config.shardCount, tower);
-  state = { config, index: opened.index, tower, key, changes: 0, timer: undefined, writing: Promise.resolve() };
+  state = { config, index: opened.index, tower, key: opened.key, changes: 0, timer: undefined, writing: Promise.resolve() };
   post({
     type: 'ready',
     info: {

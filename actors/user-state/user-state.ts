@@ -491,7 +491,7 @@ class UserPartitionImpl implements UserPartitionHandle {
       apply: async (batch) => {
         await this.applyEvents(batch);
       },
-      log: (e) => process.stderr.write(`${JSON.stringify({ ...e, partition: this.#o.partition })}\n`),
+      log: (e) => this.#log(e),
     });
   }
 
@@ -505,7 +505,7 @@ class UserPartitionImpl implements UserPartitionHandle {
   #recover(why: StatusObject): Promise<void> {
     if (this.#stopped !== undefined) return Promise.resolve();
     this.#recovering ??= (async () => {
-      const log = (e: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ ...e, partition: this.#o.partition })}\n`);
+      const log = (e: Record<string, unknown>) => this.#log(e);
       log({ event: 'user_partition_reopening', reason: why.message });
       const feed = this.#feed;
       this.#feed = undefined;

@@ -13,7 +13,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { isStreamNotFound } from '../../actors/event-stream/stream.js';
 import { eventStreamName } from '../../core/subjects.js';
 import { startNatsServer } from '../nats/server.js';
 import type { NatsServerHandle } from '../nats/server.js';
@@ -130,7 +131,7 @@ async function resetEventStream(nc: NatsConnection, cluster: string): Promise<vo
   try {
     await jsm.streams.delete(eventStreamName(cluster));
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+    if (!isStreamNotFound(err)) throw err;
   }
 }
 

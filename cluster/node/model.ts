@@ -11,7 +11,8 @@
  * rolling restart of the nodes on the new model.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
 import type { ModelManifest } from '../../core/model/contract.js';
@@ -63,7 +64,10 @@ async function fileSha256(file: string): Promise<string> {
   const key = `${file}\0${s.size}\0${s.mtimeMs}`;
   const cached = towerHashCache.get(key);
   if (cached !== undefined) return cached;
-  const hash = createHash('sha256').update(await readFile(file)).digest('hex');
+  // Streamed: the towers are tens of MB each (67 MB for the 1M world's user tower).
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  const hash = h.digest('hex');
   towerHashCache.set(key, hash);
   return hash;
 }

@@ -10,7 +10,8 @@
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { JsMsg } from '@nats-io/jetstream';
-import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { isStreamNotFound } from '../../actors/event-stream/stream.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
 import { Subjects, servedStreamName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
@@ -68,7 +69,7 @@ export async function readServedRows(o: ReadServedRowsOptions): Promise<ServedRo
   try {
     endSeq = (await (await jetstreamManager(o.nc)).streams.info(stream)).state.last_seq;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+    if (isStreamNotFound(err)) {
       throw new UpnextError(StatusCode.NOT_FOUND, `feature log stream ${stream} does not exist: no coordinator of cluster ${o.cluster} has logged served rows (is coordinator.featureLog.sampleRate > 0?)`);
     }
     throw err;

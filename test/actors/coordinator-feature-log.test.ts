@@ -20,7 +20,7 @@ import { natsFixture } from '../fixtures/nats.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
 const width = rankerRowWidth(spec);
-const model: ServingModel = { version: 'test-v1', spec, calibration: { type: 'identity' } };
+const model: ServingModel = { version: 'test-v1', spec, specHash: specHash(spec), calibration: { type: 'identity' } };
 
 /** Retrieval score of video `id` (distinct per id, so a row's column 0 names its video). */
 const scoreOf = (id: number) => 1 - id / 100_000;
@@ -148,7 +148,7 @@ t.test('the log lands in the cluster stream with its limits, decodable, rows int
   t.equal((await jsm.streams.info(servedStreamName(cluster))).config.max_age, nanos(7_200_000));
 
   const rows = new Float32Array(3 * width).map((_, i) => i / 7);
-  log.log({ requestId: 'r-1', userId: 12, modelVersion: 'v9', spec, surface: 'up_next', videoIds: [4, 5, 6], slots: [0, 2, 3], rows, width });
+  log.log({ requestId: 'r-1', userId: 12, modelVersion: 'v9', featureSpecHash: specHash(spec), surface: 'up_next', videoIds: [4, 5, 6], slots: [0, 2, 3], rows, width });
   await nc.flush();
   const consumer = await jetstream(nc).consumers.get(servedStreamName(cluster), { deliver_policy: DeliverPolicy.All });
   const m = await consumer.next({ expires: 5000 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Deadline } from '../../core/deadline.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
+import { specHash } from '../../core/features/index.js';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
 import { UpnextError, StatusCode } from '../../core/status.js';
 import type { CoordinatorConfig } from '../../actors/coordinator/config.js';
@@ -16,7 +17,7 @@ import { emptyCandidateBatch } from '../../protos/convert.js';
 import { fakeUserStateReply } from './fixtures.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
-const model: ServingModel = { version: 'test-v1', spec, calibration: { type: 'identity' } };
+const model: ServingModel = { version: 'test-v1', spec, specHash: specHash(spec), calibration: { type: 'identity' } };
 const NEVER = new Promise<never>(() => {});
 
 function batchOf(ids: number[], score: (id: number, i: number) => number): CandidateBatchMsg {
