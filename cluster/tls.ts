@@ -59,6 +59,22 @@ function readPem(name: string, file: string, label: RegExp): string {
   return text;
 }
 
+/** The command-line flags that set each TLS field (shardmap, loadtest, online-eval). */
+export const TLS_FLAGS = { caFile: '--tls-ca', certFile: '--tls-cert', keyFile: '--tls-key', serverName: '--tls-server-name' } as const;
+
+/**
+ * TLS settings from `--tls-*` flag values (`get('--tls-ca')`, …; undefined = not given), checked like
+ * the config section with errors naming the flag. {} = plaintext.
+ */
+export function tlsSectionFromFlags(get: (flag: string) => string | undefined): TlsSection {
+  const input: Record<string, string> = {};
+  for (const [field, flag] of Object.entries(TLS_FLAGS)) {
+    const v = get(flag);
+    if (v !== undefined) input[field] = v;
+  }
+  return resolveTlsSection(input, (f) => TLS_FLAGS[f]);
+}
+
 /**
  * Validates a TLS section: unset, or `certFile`, `keyFile` and `caFile` all naming readable PEM
  * files (certificates that parse, a private key that parses and belongs to `certFile`). Throws a

@@ -10,7 +10,7 @@
  * `<out>/<scenario>.json` and `.html`. See docs/loadtest.md.
  */
 import path from 'node:path';
-import { resolveTlsSection } from '../cluster/tls.js';
+import { TLS_FLAGS, resolveTlsSection } from '../cluster/tls.js';
 import type { TlsSection } from '../cluster/tls.js';
 import { REPO_ROOT } from './paths.js';
 import { writeReport } from './report/html.js';
@@ -87,8 +87,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   }
   if (scenario === undefined) throw new TypeError('a scenario name is required');
   if (target !== undefined && startCluster) throw new TypeError('--target and --start-cluster exclude each other');
-  const flagOf = { caFile: '--tls-ca', certFile: '--tls-cert', keyFile: '--tls-key', serverName: '--tls-server-name' } as const;
-  const tls = resolveTlsSection(tlsInput, (f) => flagOf[f]);
+  const tls = resolveTlsSection(tlsInput, (f) => TLS_FLAGS[f]);
   if (tls.certFile !== undefined && target === undefined) throw new TypeError('--tls-* flags need --target (a --start-cluster cluster runs plaintext)');
   return { scenario, target, startCluster, durationS, out, processes, rate, world, pids, tls };
 }

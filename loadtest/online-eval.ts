@@ -13,7 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectRecommender } from '../cluster/local/client.js';
-import { resolveTlsSection } from '../cluster/tls.js';
+import { tlsSectionFromFlags } from '../cluster/tls.js';
 import { runOnlineEval } from './online/eval.js';
 import { loadSimWorld } from './online/sim-world.js';
 import { formatOnlineEval } from './online/table.js';
@@ -53,11 +53,10 @@ async function main(): Promise<number> {
   }
   if (values.target === undefined || !/^[^:\s]+:\d+$/.test(values.target)) throw new TypeError(`--target must be host:port, got ${JSON.stringify(values.target)}`);
   if (values.world === undefined) throw new TypeError('--world <dir> is required (the world the cluster serves)');
-  const flagOf = { caFile: '--tls-ca', certFile: '--tls-cert', keyFile: '--tls-key', serverName: '--tls-server-name' } as const;
-  const tls = resolveTlsSection(
-    { caFile: values['tls-ca'], certFile: values['tls-cert'], keyFile: values['tls-key'], serverName: values['tls-server-name'] },
-    (f) => flagOf[f],
-  );
+  const tls = tlsSectionFromFlags((flag) => {
+    const v = (values as Record<string, string | boolean | undefined>)[flag.slice(2)];
+    return typeof v === 'string' ? v : undefined;
+  });
   const t0 = Date.now();
   const world = await loadSimWorld(path.resolve(values.world));
   process.stderr.write(`world ${world.manifest.name} rebuilt in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -42,7 +42,7 @@ import { addNode, NODE_NAME_PATTERN } from './add-node.js';
 import { StatusCode, UpnextError, toStatus } from '../core/status.js';
 import { formatModelOverview, formatModelSwitch, showModel, switchModel } from './model-switch.js';
 import { checkModelVersionName } from '../cluster/node/model.js';
-import { natsTlsOptions, resolveTlsSection } from '../cluster/tls.js';
+import { TLS_FLAGS, natsTlsOptions, tlsSectionFromFlags } from '../cluster/tls.js';
 import type { TlsSection } from '../cluster/tls.js';
 
 const USAGE = `usage:
@@ -82,9 +82,8 @@ export function parseFlags(argv: readonly string[]): Map<string, string> {
  * flag. {} = plaintext. Exported for tests.
  */
 export function natsTlsFlags(flags: Map<string, string>): TlsSection {
-  const flagOf = { caFile: '--tls-ca', certFile: '--tls-cert', keyFile: '--tls-key', serverName: '--tls-server-name' } as const;
-  const input: Record<string, string | undefined> = { caFile: flags.get('tls-ca'), certFile: flags.get('tls-cert'), keyFile: flags.get('tls-key') };
-  return resolveTlsSection(input, (f) => flagOf[f]);
+  // NATS has no server-name override: --tls-server-name is not read here.
+  return tlsSectionFromFlags((flag) => (flag === TLS_FLAGS.serverName ? undefined : flags.get(flag.slice(2))));
 }
 
 function required(flags: Map<string, string>, name: string): string {
