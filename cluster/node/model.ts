@@ -145,6 +145,19 @@ export interface ModelRefusal {
   readonly message: string;
 }
 
+/** The refusal record of a failed switch to `version` (key revision `revision`). */
+export function modelRefusal(err: unknown, version: string, revision: number): ModelRefusal {
+  const st = toStatus(err);
+  return { version, revision, code: StatusCode[st.code] ?? String(st.code), message: st.message };
+}
+
+/** `<modelsRoot>/<version>` when it can replace `served` live; else throws why (see {@link checkLiveSwitch}). */
+export async function nextLiveModel(served: ModelDirInfo, modelsRoot: string, version: string): Promise<ModelDirInfo> {
+  const next = await readModelDir(modelsRoot, version);
+  checkLiveSwitch(served, next);
+  return next;
+}
+
 /** What a node serves at start, after looking at the cluster's "model" key. */
 export interface StartModel {
   readonly served: ModelDirInfo;
@@ -172,15 +185,12 @@ export async function resolveStartModel(o: {
   const { own, key } = o;
   if (key === null || key.version === own.manifest.version) return { served: own, keyRevision: key?.revision ?? 0 };
   try {
-    const next = await readModelDir(o.modelsRoot, key.version);
-    checkLiveSwitch(own, next);
+    const next = await nextLiveModel(own, o.modelsRoot, key.version);
     o.log({ event: 'model_switched', node: o.node, from: own.manifest.version, to: key.version, keyRevision: key.revision, atStart: true });
     return { served: next, keyRevision: key.revision };
   } catch (err) {
-    const st = toStatus(err);
-    const code = StatusCode[st.code] ?? String(st.code);
-    const message = st.message;
-    o.log({ event: 'model_switch_refused', node: o.node, serving: own.manifest.version, version: key.version, keyRevision: key.revision, code, message, atStart: true });
-    return { served: own, keyRevision: key.revision, refused: { version: key.version, revision: key.revision, code, message } };
+    const refused = modelRefusal(err, key.version, key.revision);
+    o.log({ event: 'model_switch_refused', node: o.node, serving: own.manifest.version, version: key.version, keyRevision: key.revision, code: refused.code, message: refused.message, atStart: true });
+    return { served: own, keyRevision: key.revision, refused };
   }
 }

@@ -20,13 +20,13 @@ import { withNodeInfo } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import type { ModelKeyEntry, ShardMapWatch } from '../../shardmap/kv-store.js';
 import type { NodeLoad } from '../../shardmap/format.js';
-import { StatusCode, toStatus } from '../../core/status.js';
+import { toStatus } from '../../core/status.js';
 import type { UpnextConfig } from '../config.js';
 import type { ActorKey, ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
 import { describeActorKey } from './actor-launcher.js';
 import { Subjects } from '../../core/subjects.js';
 import type { NodeModelStatus, NodeStatus } from '../../shardmap/move.js';
-import { checkLiveSwitch, readModelDir } from './model.js';
+import { modelRefusal as refusalOf, nextLiveModel } from './model.js';
 import type { ModelDirInfo, ModelRefusal } from './model.js';
 import { renderMetrics } from './metrics.js';
 import type { ActorStatsEntry, ProcessSample } from './metrics.js';
@@ -329,16 +329,14 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     if (version !== from) {
       const t0 = Date.now();
       try {
-        const next = await readModelDir(m.modelsRoot, version);
-        checkLiveSwitch(served, next);
+        const next = await nextLiveModel(served, m.modelsRoot, version);
         await m.apply(next);
         served = next;
         modelRefusal = undefined;
         log({ event: 'model_switched', node: name, from, to: version, keyRevision: entry.revision, ms: Date.now() - t0 });
       } catch (err) {
-        const st = toStatus(err);
-        modelRefusal = { version, revision: entry.revision, code: StatusCode[st.code] ?? String(st.code), message: st.message };
-        log({ event: 'model_switch_refused', node: name, serving: from, version, keyRevision: entry.revision, code: modelRefusal.code, message: st.message });
+        modelRefusal = refusalOf(err, version, entry.revision);
+        log({ event: 'model_switch_refused', node: name, serving: from, version, keyRevision: entry.revision, code: modelRefusal.code, message: modelRefusal.message });
       }
     } else {
       modelRefusal = undefined;
