@@ -34,7 +34,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { StatusCode, UpnextError } from '../core/status.js';
 import type { ShardMapStore } from './kv-store.js';
 import type { MovableKind, NodeStatus } from './move.js';
-import { moveShard, ownersOf, waitFor, withExtraOwner, withNodeState, withoutOwner } from './move.js';
+import { moveShard, ownersOf, waitFor, warmOwner, withNodeState } from './move.js';
 import type { NodeInfo, ShardMapSnapshot } from './snapshot.js';
 import { assignmentOf, itemReplicasOf } from './snapshot.js';
 
@@ -246,17 +246,9 @@ export async function addNode(o: AddNodeOptions): Promise<AddNodeResult> {
     for (let s = 0; s < map.itemShards; s++) {
       if ((map.itemShardOwners[s] ?? []).includes(node)) continue;
       t0 = Date.now();
-      const warm = await o.store.update((m) => ((m.itemShardOwners[s] ?? []).includes(node) ? null : withExtraOwner(m, 'item', s, node)));
-      try {
-        await waitFor(o, node, (st) => st.mapVersion >= warm.version && st.actors.includes(`item:${s}`), `${node} to serve item:${s}`);
-      } catch (err) {
-        // The old owners still serve it: drop the copy that never came up (as moveShard's rollback).
-        await o.store
-          .update((m) => ((m.itemShardOwners[s] ?? []).includes(node) && (m.itemShardOwners[s] ?? []).length > 1 ? withoutOwner(m, 'item', s, node) : null))
-          .catch(() => undefined);
-        throw err;
-      }
-      step({ action: 'replicate', kind: 'item', index: s, version: warm.version, ms: Date.now() - t0 });
+      // The old owners keep theirs: a copy that never comes up is dropped again.
+      const version = await warmOwner(o, 'item', s, node);
+      step({ action: 'replicate', kind: 'item', index: s, version, ms: Date.now() - t0 });
     }
     t0 = Date.now();
     const before = await readMap(o);

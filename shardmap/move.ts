@@ -133,6 +133,25 @@ export async function waitFor(o: StatusPoll, node: string, ok: (s: NodeStatus) =
   }
 }
 
+/**
+ * The warm step shared by moves and add-node: makes `node` an extra owner of `kind index` (a CAS;
+ * nothing when it already is one) and waits until it serves it. When it never does, the extra owner
+ * is dropped again — only while other owners remain, so the shard stays served — and the wait's
+ * error is rethrown. Returns the map version of the warm step.
+ */
+export async function warmOwner(o: Omit<MoveOptions, 'kind' | 'index' | 'from' | 'to'>, kind: MovableKind, index: number, node: string): Promise<number> {
+  const key = `${kind}:${index}`;
+  const owners = (m: ShardMapSnapshot) => ownersOf(m, kind)[index] ?? [];
+  const warm = await o.store.update((m) => (owners(m).includes(node) ? null : withExtraOwner(m, kind, index, node)));
+  try {
+    await waitFor(o, node, (s) => s.mapVersion >= warm.version && s.actors.includes(key), `${node} to serve ${key}`);
+  } catch (err) {
+    await o.store.update((m) => (owners(m).includes(node) && owners(m).length > 1 ? withoutOwner(m, kind, index, node) : null)).catch(() => undefined);
+    throw err;
+  }
+  return warm.version;
+}
+
 /** Moves `kind index` from `from` to `to` without a failed request (see the module comment). */
 export async function moveShard(o: MoveOptions): Promise<MoveResult> {
   if (o.from === o.to) throw new TypeError('from and to must be different nodes');
@@ -144,13 +163,7 @@ export async function moveShard(o: MoveOptions): Promise<MoveResult> {
   // A retried move finds its own earlier steps done: each step is skipped when already applied.
   if (!owns(current, o.from) && !owns(current, o.to)) throw new TypeError(`node "${o.from}" does not host ${key}`);
   const t0 = Date.now();
-  const warm = await o.store.update((m) => (owns(m, o.to) ? null : withExtraOwner(m, o.kind, o.index, o.to)));
-  try {
-    await waitFor(o, o.to, (s) => s.mapVersion >= warm.version && s.actors.includes(key), `${o.to} to serve ${key}`);
-  } catch (err) {
-    await o.store.update((m) => (owns(m, o.to) && owns(m, o.from) ? withoutOwner(m, o.kind, o.index, o.to) : null)).catch(() => undefined);
-    throw err;
-  }
+  const warm = { version: await warmOwner(o, o.kind, o.index, o.to) };
   const warmMs = Date.now() - t0;
   const t1 = Date.now();
   const flip = await o.store.update((m) => (owns(m, o.from) ? withoutOwner(m, o.kind, o.index, o.from) : null));

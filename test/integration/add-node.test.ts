@@ -69,6 +69,7 @@ t.test('a third node joins under load: every item shard, its share of partitions
   const before = (await store.read())!;
   t.same(before.itemShardOwners, [['n1', 'n2'], ['n1', 'n2']], 'item shards on every node to begin with');
   const load = hammer();
+  await load.firstAnswer;
   await new Promise((r) => setTimeout(r, 300));
   const t0 = Date.now();
   // A started-but-unassigned node: ready, running nothing, answering its status, not in the map.
@@ -157,6 +158,7 @@ t.test('bad input: clear errors naming the flag, the map untouched', async (t) =
 
 t.test('a drained node comes back with add-node; one still draining is refused', async (t) => {
   const load = hammer();
+  await load.firstAnswer;
   await store.update((m) => withNodeState(m, 'n3', 'draining'));
   await t.rejects(addNode({ nc, store, cluster: cluster.cluster, node: 'n3' }), /draining and still hosts/, 'a drain in progress is not undone');
   await drainNode({ nc, store, cluster: cluster.cluster, node: 'n3' });

@@ -36,6 +36,7 @@ t.test('a user partition moves under load: no failed or degraded call, events fo
   while (userPartitionOf(userId, P) !== 1) userId++;
   const before = cluster.initialMap.partitionOwners[1]![0]!;
   const load = hammer(userId);
+  await load.firstAnswer;
   await new Promise((r) => setTimeout(r, 300));
   const moveStart = Date.now();
   const moved = await cluster.moveShard('user', 1);
@@ -66,6 +67,7 @@ t.test('a user partition moves under load: no failed or degraded call, events fo
 
 t.test('an item shard moves under load: coverage stays 1', async (t) => {
   const load = hammer(7);
+  await load.firstAnswer;
   await new Promise((r) => setTimeout(r, 300));
   const moved = await cluster.moveShard('item', 0);
   await new Promise((r) => setTimeout(r, 300));
@@ -86,6 +88,7 @@ t.test('draining a node under load hands everything it hosts to the others witho
   let user = 1;
   while (!hosted.userPartitions.includes(userPartitionOf(user, P))) user++;
   const load = hammer(user);
+  await load.firstAnswer;
   await new Promise((r) => setTimeout(r, 300));
   const steps = await drainNode({ nc, store, cluster: cluster.cluster, node: victim });
   await new Promise((r) => setTimeout(r, 300));
