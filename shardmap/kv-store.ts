@@ -80,7 +80,7 @@ export interface ModelKeyEntry {
 }
 
 /** Parses a stored "model" value; FAILED_PRECONDITION naming what is wrong. */
-export function parseModelKeyValue(bytes: Uint8Array): ModelKeyValue {
+function parseModelKeyValue(bytes: Uint8Array): ModelKeyValue {
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder().decode(bytes));

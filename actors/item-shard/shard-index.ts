@@ -68,6 +68,20 @@ export interface ItemShardBuildFacts {
   readonly builtAtMs: number;
 }
 
+/** What a snapshot records about how an index was built (snapshot.ts checks it on restore). */
+function buildFactsOf(opts: ResolvedIndexOptions, factory: string, build: FaissBuild, itemsAtBuild: number, builtAtMs: number): ItemShardBuildFacts {
+  return {
+    requestedFactory: opts.factory,
+    flatMaxItems: opts.flatMaxItems,
+    factory,
+    nlist: nlistOf(factory) ?? null,
+    trainPerList: opts.trainPerList,
+    faissBuild: build,
+    itemsAtBuild,
+    builtAtMs,
+  };
+}
+
 /** One shard's ANN index and item features (see the module comment). */
 export class ItemShardIndex {
   readonly dim: number;
@@ -122,17 +136,7 @@ export class ItemShardIndex {
       faiss.trainF32(sampleRows(vecs, dim, Math.max(nlist, nlist * opts.trainPerList)));
     }
     if (keep.length > 0) faiss.addWithIds(vecs, rowLabels(0, keep.length));
-    const facts: ItemShardBuildFacts = {
-      requestedFactory: opts.factory,
-      flatMaxItems: opts.flatMaxItems,
-      factory,
-      nlist: nlistOf(factory) ?? null,
-      trainPerList: opts.trainPerList,
-      faissBuild: build,
-      itemsAtBuild: keep.length,
-      builtAtMs: Date.now(),
-    };
-    return new ItemShardIndex(faiss, columns, { dim, factory }, opts, facts);
+    return new ItemShardIndex(faiss, columns, { dim, factory }, opts, buildFactsOf(opts, factory, build, keep.length, Date.now()));
   }
 
   /**
@@ -142,17 +146,7 @@ export class ItemShardIndex {
    */
   static fromParts(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, options: IndexOptions = {}, facts?: ItemShardBuildFacts): ItemShardIndex {
     const opts = resolveIndexOptions(options);
-    const known: ItemShardBuildFacts = facts ?? {
-      requestedFactory: opts.factory,
-      flatMaxItems: opts.flatMaxItems,
-      factory: info.factory,
-      nlist: nlistOf(info.factory) ?? null,
-      trainPerList: opts.trainPerList,
-      faissBuild: faissBuild(),
-      itemsAtBuild: columns.size,
-      builtAtMs: 0,
-    };
-    return new ItemShardIndex(faiss, columns, info, opts, known);
+    return new ItemShardIndex(faiss, columns, info, opts, facts ?? buildFactsOf(opts, info.factory, faissBuild(), columns.size, 0));
   }
 
   /** Live items. */

@@ -41,7 +41,7 @@ export interface ModelDirInfo {
 }
 
 /** Model version names are one path segment: letters, digits, '.', '_', '-' (not "." or ".."). */
-export const MODEL_VERSION_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
+const MODEL_VERSION_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 
 /** INVALID_ARGUMENT unless `version` is a safe directory name (it comes from KV or a flag). */
 export function checkModelVersionName(version: unknown): string {

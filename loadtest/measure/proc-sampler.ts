@@ -83,7 +83,7 @@ export function readProc(pid: number, ticksPerSecond: number, procRoot = '/proc'
  * Reads every thread of one process now (empty when the process is gone). A thread that exits
  * between listing and reading is skipped.
  */
-export function readThreads(pid: number, ticksPerSecond: number, procRoot = '/proc'): ThreadReading[] {
+function readThreads(pid: number, ticksPerSecond: number, procRoot = '/proc'): ThreadReading[] {
   let tids: string[];
   try {
     tids = readdirSync(`${procRoot}/${pid}/task`);

@@ -35,7 +35,7 @@ export const ARMS = ['served', 'coldstart', 'logging', 'popular', 'random'] as c
 export type ArmName = (typeof ARMS)[number];
 
 /** What each arm is, for the report. */
-export const ARM_DESCRIPTIONS: Readonly<Record<ArmName, string>> = {
+const ARM_DESCRIPTIONS: Readonly<Record<ArmName, string>> = {
   served: "the cluster's Recommend answer for the world user (their own id, device and country)",
   coldstart: "the cluster's Recommend answer for a never-seen user id (2^52 + request index) with the same context: the new-user path",
   logging: "the world's logging policy (offline/world/behaviour.ts buildFeed, which reads the user's true latent tastes), k slots; the policy that wrote the training logs; no cluster call",

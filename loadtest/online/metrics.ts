@@ -10,7 +10,7 @@ import type { Catalog } from '../../offline/world/catalog.js';
 import type { SimEvent } from '../../offline/world/behaviour.js';
 
 /** A watch of at least this share of the video's duration counts as a completion. */
-export const COMPLETION_SHARE = 0.9;
+const COMPLETION_SHARE = 0.9;
 
 /** What one user did with one feed. */
 export interface FeedOutcome {

@@ -24,7 +24,7 @@ import type { SkewSplit } from './training-rows.js';
 import { trainingRows } from './training-rows.js';
 
 /** How the report describes the binning (kept beside the numbers it explains). */
-export const BINNING_DESCRIPTION =
+const BINNING_DESCRIPTION =
   '0/1 columns: bins {0},{1}; others: de-duplicated training quantiles k/B (right-closed) plus underflow; one bin for non-finite values; ' +
   'shares smoothed (n/N + eps)/(1 + K eps); KL(serving || training) and PSI in nats';
 

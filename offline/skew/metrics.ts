@@ -130,14 +130,14 @@ export function binOf(b: Binning, v: number): number {
 }
 
 /** Counts of `values` per bin of `b`. */
-export function binCounts(b: Binning, values: ArrayLike<number>): Float64Array {
+function binCounts(b: Binning, values: ArrayLike<number>): Float64Array {
   const counts = new Float64Array(b.bins);
   for (let i = 0; i < values.length; i++) counts[binOf(b, values[i]!)]! += 1;
   return counts;
 }
 
 /** Smoothed shares (n_i / N + ε) / (1 + K ε); all NaN when N = 0. */
-export function smoothedShares(counts: Float64Array, epsilon: number = DEFAULT_SMOOTHING_EPSILON): Float64Array {
+function smoothedShares(counts: Float64Array, epsilon: number = DEFAULT_SMOOTHING_EPSILON): Float64Array {
   let total = 0;
   for (const c of counts) total += c;
   const k = counts.length;
@@ -199,7 +199,7 @@ export function columnSkew(serving: ArrayLike<number>, training: ArrayLike<numbe
 }
 
 /** Column `c` of a row-major matrix of `rows` rows, `width` wide. */
-export function columnOf(matrix: Float32Array, rows: number, width: number, c: number): Float32Array {
+function columnOf(matrix: Float32Array, rows: number, width: number, c: number): Float32Array {
   const out = new Float32Array(rows);
   for (let r = 0; r < rows; r++) out[r] = matrix[r * width + c]!;
   return out;

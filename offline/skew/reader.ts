@@ -22,7 +22,7 @@ import { ServedRowsCollector, describeMismatch } from './served-rows.js';
 export const DEFAULT_MAX_SERVED_ROWS = 50_000;
 
 /** Default wait of one fetch before the reader decides the stream has nothing more, ms. */
-export const DEFAULT_FETCH_WAIT_MS = 2000;
+const DEFAULT_FETCH_WAIT_MS = 2000;
 
 /** Options of {@link readServedRows}. */
 export interface ReadServedRowsOptions {

@@ -53,7 +53,7 @@ export interface TrainingRowsSample {
 const RETRIEVAL_SCORE_COLUMN = RANKER_SCALAR_FEATURES.indexOf('retrieval_score');
 
 /** Picks `k` of `all` uniformly without replacement (partial Fisher–Yates), in ascending order. */
-export function sampleIndices(all: Int32Array, k: number, seed: number): Int32Array {
+function sampleIndices(all: Int32Array, k: number, seed: number): Int32Array {
   if (k >= all.length) return all.slice();
   const pool = all.slice();
   const rng = new SeededRng(seed);
