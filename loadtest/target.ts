@@ -4,6 +4,7 @@
  * cluster launcher (cluster/local/) is adapted to this interface by {@link clusterTarget}, and any
  * running deployment by {@link staticTarget}.
  */
+import type { UpnextConfigInput } from '../cluster/config.js';
 import type { TlsSection } from '../cluster/tls.js';
 
 /** One OS process whose CPU and memory the report shows. */
@@ -14,8 +15,14 @@ export interface ProcessRef {
 }
 
 export interface Target {
-  /** gRPC address of the public Recommender service, `host:port`. */
+  /** gRPC address of the public Recommender service, `host:port` (the first, when there are several). */
   readonly address: string;
+  /**
+   * Every coordinator's address when the target has several (a local cluster with
+   * `cluster.coordinators` listing more than one node, or `--target a,b`): the generator spreads its
+   * requests evenly over them, as the callers' balancer would. Default: `[address]`.
+   */
+  readonly addresses?: readonly string[];
   /** TLS files when the service requires mutual TLS (cli.ts --tls-*); default plaintext. */
   readonly tls?: TlsSection;
   /** Processes to sample now (asked again after a restart, since pids change). */
@@ -32,9 +39,19 @@ export interface Target {
   stop?(): Promise<void>;
 }
 
-/** An already running service at `address`; `processes` are sampled if given (e.g. from `--pid`); `tls` when it requires mutual TLS. */
-export function staticTarget(address: string, processes: readonly ProcessRef[] = [], tls?: TlsSection): Target {
-  return { address, processes: () => processes, ...(tls !== undefined ? { tls } : {}) };
+/**
+ * An already running service at `address` (one `host:port`, or several coordinators, spread over
+ * evenly); `processes` are sampled if given (e.g. from `--pid`); `tls` when it requires mutual TLS.
+ */
+export function staticTarget(address: string | readonly string[], processes: readonly ProcessRef[] = [], tls?: TlsSection): Target {
+  const addresses = typeof address === 'string' ? [address] : address;
+  if (addresses.length === 0) throw new TypeError('a target needs at least one host:port');
+  return { address: addresses[0]!, ...(addresses.length > 1 ? { addresses } : {}), processes: () => processes, ...(tls !== undefined ? { tls } : {}) };
+}
+
+/** The addresses a generator calls: {@link Target.addresses}, else the one address. */
+export function targetAddresses(target: Target): readonly string[] {
+  return target.addresses ?? [target.address];
 }
 
 /**
@@ -43,6 +60,8 @@ export function staticTarget(address: string, processes: readonly ProcessRef[] =
  */
 export interface LocalClusterHandle {
   readonly grpcAddress: string;
+  /** Every coordinator's address (the first is `grpcAddress`). */
+  readonly grpcAddresses?: readonly string[];
   readonly nodes: readonly ProcessRef[] | (() => readonly ProcessRef[]);
   readonly natsPid?: number;
   stop(): Promise<void>;
@@ -56,6 +75,7 @@ export function clusterTarget(cluster: LocalClusterHandle, worldDir?: string): T
   const target: Target = {
     ...(worldDir !== undefined ? { worldDir } : {}),
     address: cluster.grpcAddress,
+    ...(cluster.grpcAddresses !== undefined && cluster.grpcAddresses.length > 1 ? { addresses: cluster.grpcAddresses } : {}),
     processes: () => {
       const nodes = typeof cluster.nodes === 'function' ? cluster.nodes() : cluster.nodes;
       const refs = nodes.map((n) => ({ name: n.name, pid: n.pid }));
@@ -74,20 +94,37 @@ export function clusterTarget(cluster: LocalClusterHandle, worldDir?: string): T
   return target;
 }
 
+/** Options of {@link startLocalClusterTarget}. */
+export interface LocalClusterTargetOptions {
+  /** The cluster's working folder. Default run/loadtest-cluster. */
+  readonly runDir?: string;
+  /** Node processes. Default config.cluster.nodes (3). */
+  readonly nodes?: number;
+  /** Config overrides (`--set key=value` already applied), e.g. `cluster.coordinators`. Default: the defaults. */
+  readonly config?: UpnextConfigInput;
+  /** Size of the world generated (or reused) for it. Default `make run`'s (1M videos, 20k users, 5 days). */
+  readonly world?: { readonly videos?: number; readonly users?: number; readonly days?: number };
+  readonly log?: (line: string) => void;
+}
+
 /**
  * Starts the local cluster the way `make run` does (cluster/local/: `ensureLocalAssets()` for the
- * default world and models, cached; then `startLocalCluster({ runDir, worldDir, modelDir })`) and
- * adapts it. Loaded dynamically so loadtest builds and tests without the cluster code.
- * `runDir` defaults to run/loadtest-cluster.
+ * world and models, cached; then `startLocalCluster({ runDir, worldDir, modelDir })`) and adapts
+ * it. Loaded dynamically so loadtest builds and tests without the cluster code.
  */
-export async function startLocalClusterTarget(opts: { readonly runDir?: string; readonly nodes?: number; readonly log?: (line: string) => void } = {}): Promise<Target> {
+export async function startLocalClusterTarget(opts: LocalClusterTargetOptions = {}): Promise<Target> {
   type Assets = { worldDir: string; modelDir: string };
   const assets = (await import(new URL('../cluster/local/assets.js', import.meta.url).href)) as { ensureLocalAssets?: (o?: unknown) => Promise<Assets> };
   const launcher = (await import(new URL('../cluster/local/launcher.js', import.meta.url).href)) as { startLocalCluster?: (o: unknown) => Promise<LocalClusterHandle> };
   if (typeof assets.ensureLocalAssets !== 'function' || typeof launcher.startLocalCluster !== 'function') {
     throw new Error('--start-cluster: cluster/local/ lacks ensureLocalAssets or startLocalCluster');
   }
-  const { worldDir, modelDir } = await assets.ensureLocalAssets(opts.log ? { log: opts.log } : {});
+  const { worldDir, modelDir } = await assets.ensureLocalAssets({ ...opts.world, ...(opts.log ? { log: opts.log } : {}) });
   const runDir = opts.runDir ?? new URL('../../run/loadtest-cluster', import.meta.url).pathname;
-  return clusterTarget(await launcher.startLocalCluster({ runDir, worldDir, modelDir, ...(opts.nodes ? { nodes: opts.nodes } : {}) }), worldDir);
+  const cluster = await launcher.startLocalCluster({
+    runDir, worldDir, modelDir,
+    ...(opts.nodes ? { nodes: opts.nodes } : {}),
+    ...(opts.config !== undefined ? { config: opts.config } : {}),
+  });
+  return clusterTarget(cluster, worldDir);
 }

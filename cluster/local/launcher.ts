@@ -77,6 +77,8 @@ export interface LocalNodeInfo {
 export interface LocalClusterHandle {
   /** host:port of the (first) coordinator's public gRPC server. */
   readonly grpcAddress: string;
+  /** host:port of every coordinator's public gRPC server, in `cluster.coordinators` order (the first is {@link grpcAddress}). */
+  readonly grpcAddresses: readonly string[];
   readonly natsUrl: string;
   readonly natsPid: number;
   readonly cluster: string;
@@ -280,7 +282,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     return stopped;
   };
 
-  let grpcAddress = '';
+  let grpcAddresses: string[] = [];
   try {
     const started = await Promise.allSettled(names.map((n) => spawnNode(n)));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -288,8 +290,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     // The recommend address is registered in the map by its node before it reports ready.
     const store = await ShardMapStore.open(nc, config.cluster.name);
     const current = await store.read();
-    grpcAddress = (firstCoordinator && current?.nodes[firstCoordinator]?.recommendAddress) || '';
-    if (!grpcAddress) throw new UpnextError(StatusCode.INTERNAL, 'no coordinator registered a Recommend address');
+    grpcAddresses = map.coordinators.map((n) => current?.nodes[n]?.recommendAddress ?? '');
+    const missing = map.coordinators.filter((_, i) => !grpcAddresses[i]);
+    if (grpcAddresses.length === 0) throw new UpnextError(StatusCode.INTERNAL, 'no coordinator registered a Recommend address');
+    if (missing.length > 0) throw new UpnextError(StatusCode.INTERNAL, `coordinator(s) ${missing.join(', ')} registered no Recommend address`);
   } catch (err) {
     await stop();
     throw err;
@@ -303,7 +307,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   };
 
   return {
-    grpcAddress,
+    grpcAddress: grpcAddresses[0]!,
+    grpcAddresses,
     natsUrl: nats.url,
     natsPid: nats.pid,
     cluster: config.cluster.name,

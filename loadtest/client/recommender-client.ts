@@ -54,9 +54,12 @@ export type CallResult<T> = { readonly ok: true; readonly value: T } | { readonl
 
 /** Options for {@link RecommenderClientPool}. */
 export interface RecommenderClientOptions {
-  /** `host:port`. */
-  readonly address: string;
-  /** Independent HTTP/2 connections to round-robin over. Default 4. */
+  /**
+   * `host:port`, or several: the pool then spreads its calls evenly over them (client-side
+   * balancing over a cluster's coordinators, as the callers' own balancer would).
+   */
+  readonly address: string | readonly string[];
+  /** Independent HTTP/2 connections per address to round-robin over. Default 4. */
   readonly channels?: number;
   /** Per-call deadline, ms. Default 2000. */
   readonly deadlineMs?: number;
@@ -84,7 +87,7 @@ export function loadRecommenderService(): grpc.ServiceDefinition {
   return pkg.upnext.v1.Recommender.service;
 }
 
-/** Round-robin pool of Recommender clients, one connection each. */
+/** Round-robin pool of Recommender clients, one connection each, over one or several addresses. */
 export class RecommenderClientPool {
   readonly #clients: RecommenderStub[];
   readonly #deadlineMs: number;
@@ -96,16 +99,21 @@ export class RecommenderClientPool {
     this.#deadlineMs = opts.deadlineMs ?? 2000;
     const Ctor = grpc.makeGenericClientConstructor(loadRecommenderService(), 'Recommender');
     const credentials = grpcChannelCredentials(opts.tls ?? {});
+    const addresses = typeof opts.address === 'string' ? [opts.address] : opts.address;
+    if (addresses.length === 0) throw new TypeError('address needs at least one host:port');
     this.#clients = [];
+    // Interleaved (a1, a2, …, a1, a2, …) so round-robin alternates between addresses call by call.
     for (let i = 0; i < channels; i++) {
-      // A distinct option value plus a local subchannel pool: otherwise grpc-js would share one
-      // connection between all clients with the same target.
-      const client = new Ctor(opts.address, credentials, {
-        'grpc.use_local_subchannel_pool': 1,
-        'upnext.loadtest_channel': i,
-        'grpc.max_receive_message_length': 4 * 1024 * 1024,
-      }) as unknown as RecommenderStub;
-      this.#clients.push(client);
+      for (const address of addresses) {
+        // A distinct option value plus a local subchannel pool: otherwise grpc-js would share one
+        // connection between all clients with the same target.
+        const client = new Ctor(address, credentials, {
+          'grpc.use_local_subchannel_pool': 1,
+          'upnext.loadtest_channel': i,
+          'grpc.max_receive_message_length': 4 * 1024 * 1024,
+        }) as unknown as RecommenderStub;
+        this.#clients.push(client);
+      }
     }
   }
 

@@ -17,8 +17,8 @@ import { loadUserIds, loadVideoIds } from './world-ids.js';
 /** Everything one generator process needs to run one phase. */
 export interface PhaseSpec {
   readonly name: string;
-  /** gRPC `host:port`. */
-  readonly address: string;
+  /** gRPC `host:port` of every coordinator to call; requests are spread evenly over them. */
+  readonly addresses: readonly string[];
   /** TLS files for the Recommend connection (paths: they cross to the generator processes). Default plaintext. */
   readonly tls?: TlsSection;
   /** "open": Poisson arrivals at `segments`; "closed": `concurrency` callers back to back. */
@@ -121,10 +121,10 @@ export class PhaseRunner {
   }
 
   async #poolFor(spec: PhaseSpec): Promise<RecommenderClientPool> {
-    const key = `${spec.address}|${spec.channels}|${spec.deadlineMs}|${JSON.stringify(spec.tls ?? {})}`;
+    const key = `${spec.addresses.join(',')}|${spec.channels}|${spec.deadlineMs}|${JSON.stringify(spec.tls ?? {})}`;
     if (this.#pool?.key !== key) {
       this.#pool?.pool.close();
-      const pool = new RecommenderClientPool({ address: spec.address, channels: spec.channels, deadlineMs: spec.deadlineMs, ...(spec.tls !== undefined ? { tls: spec.tls } : {}) });
+      const pool = new RecommenderClientPool({ address: spec.addresses, channels: spec.channels, deadlineMs: spec.deadlineMs, ...(spec.tls !== undefined ? { tls: spec.tls } : {}) });
       this.#pool = { key, pool };
       // Connect before the clock starts, so the first requests do not pay for the handshake.
       await pool.waitForReady().catch(() => undefined);

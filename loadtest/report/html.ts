@@ -172,7 +172,7 @@ function conditions(r: LoadtestReport): string {
     ['started', esc(r.startedAt)],
     ['duration', `${r.durationS.toFixed(0)} s`],
     ['host', `${esc(c.host)}: ${c.cpus} CPUs (${esc(c.cpuModel)}), ${c.memoryGiB} GiB, Node ${esc(c.node)}`],
-    ['generator', `${c.generatorProcesses} process(es) × ${c.channelsPerProcess} gRPC channels, max ${c.maxInFlight} in flight, deadline ${c.deadlineMs} ms, seed ${c.seed}${c.generatorOnTargetHost ? '; <b>shares the host with the target</b>' : ''}`],
+    ['generator', `${c.generatorProcesses} process(es) × ${c.channelsPerProcess} gRPC channels, max ${c.maxInFlight} in flight, deadline ${c.deadlineMs} ms, seed ${c.seed}${c.coordinatorsCalled > 1 ? `; requests spread over ${c.coordinatorsCalled} coordinators` : ''}${c.generatorOnTargetHost ? '; <b>shares the host with the target</b>' : ''}`],
     ['users', esc(c.users)],
     ['videos', esc(c.videos)],
     ['LogEvents stream', `${c.eventsPerSecond} events/s`],

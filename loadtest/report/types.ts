@@ -127,6 +127,8 @@ export interface RunConditions {
   readonly eventsPerSecond: number;
   /** True when the generator shares the machine with the target (local runs). */
   readonly generatorOnTargetHost: boolean;
+  /** Coordinators the generator spread its requests over (client-side round robin). */
+  readonly coordinatorsCalled: number;
 }
 
 export interface LoadtestReport {

@@ -17,6 +17,7 @@ import { capacityModel, findCapacity, meetsSlo } from '../report/capacity.js';
 import type { LoadtestReport, PhaseResult, ProcessSeriesReport, ThreadLoad, TimelineEvent, TimelinePoint } from '../report/types.js';
 import type { Scenario } from '../scenarios/config.js';
 import type { Target } from '../target.js';
+import { targetAddresses } from '../target.js';
 
 /** Options for {@link runScenario}. */
 export interface RunOptions {
@@ -45,7 +46,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   // A started cluster knows its world: its ids are the ones worth asking for.
   const worldDir = target.worldDir ?? (sc.world !== undefined ? path.join(opts.worldsDir ?? path.join(REPO_ROOT, 'data', 'worlds'), sc.world) : undefined);
   const base: Omit<PhaseSpec, 'name' | 'segments' | 'durationMs'> = {
-    address: target.address,
+    addresses: targetAddresses(target),
     ...(target.tls !== undefined ? { tls: target.tls } : {}),
     mode: 'open',
     concurrency: 0,
@@ -227,7 +228,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     description: sc.description,
     startedAt: new Date(runStart).toISOString(),
     durationS: (Date.now() - runStart) / 1000,
-    target: target.address,
+    target: targetAddresses(target).join(','),
     slo: sc.slo,
     conditions: {
       host: os.hostname(),
@@ -243,7 +244,8 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
       users: usersOrigin,
       videos: worldDir ?? `range ${sc.videos.rangeStart}..${sc.videos.rangeStart + sc.videos.count - 1}`,
       eventsPerSecond: sc.events?.rate ?? 0,
-      generatorOnTargetHost: isLocal(target.address),
+      generatorOnTargetHost: targetAddresses(target).some(isLocal),
+      coordinatorsCalled: targetAddresses(target).length,
     },
     phases,
     timeline,

@@ -77,7 +77,7 @@ t.test('real run: 500 req/s for 2 s against a gRPC server sends the scheduled co
   const stub = await startStubRecommender();
   t.teardown(() => stub.stop());
   const spec: PhaseSpec = {
-    name: 'rate', address: stub.address, mode: 'open', segments: [{ startMs: 0, rate: 500 }], concurrency: 0, durationMs: 2000,
+    name: 'rate', addresses: [stub.address], mode: 'open', segments: [{ startMs: 0, rate: 500 }], concurrency: 0, durationMs: 2000,
     maxInFlight: 1000, channels: 2, deadlineMs: 20000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
     videos: { rangeStart: 0, rangeCount: 1000 }, events: { rate: 10, batchSize: 5 }, seed: 11, idPrefix: 't',
   };
@@ -96,7 +96,7 @@ t.test('two generator processes split the rate and their histograms merge', asyn
   const stub = await startStubRecommender();
   t.teardown(() => stub.stop());
   const spec: PhaseSpec = {
-    name: 'fleet', address: stub.address, mode: 'open', segments: [{ startMs: 0, rate: 400 }], concurrency: 0, durationMs: 1500,
+    name: 'fleet', addresses: [stub.address], mode: 'open', segments: [{ startMs: 0, rate: 400 }], concurrency: 0, durationMs: 1500,
     maxInFlight: 1000, channels: 1, deadlineMs: 20000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
     videos: { rangeStart: 0, rangeCount: 1000 }, seed: 5, idPrefix: 'f',
   };
@@ -108,4 +108,22 @@ t.test('two generator processes split the rate and their histograms merge', asyn
   t.equal(run.recorder.counts.sent, stub.recommendCalls(), 'merged count equals what the server saw');
   t.ok(Math.abs(run.recorder.counts.sent - 600) / 600 < 0.1, `sent ${run.recorder.counts.sent} ≈ 600`);
   t.equal(run.recorder.latency().count, run.recorder.counts.completed, 'merged histogram holds every answer');
+});
+
+t.test('several coordinators: the generator spreads its requests evenly over every address', async (t) => {
+  const stubs = await Promise.all([startStubRecommender(), startStubRecommender(), startStubRecommender()]);
+  t.teardown(() => Promise.all(stubs.map((s) => s.stop())));
+  const spec: PhaseSpec = {
+    name: 'spread', addresses: stubs.map((s) => s.address), mode: 'open', segments: [{ startMs: 0, rate: 300 }], concurrency: 0, durationMs: 1000,
+    maxInFlight: 1000, channels: 2, deadlineMs: 20000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
+    videos: { rangeStart: 0, rangeCount: 1000 }, seed: 9, idPrefix: 's',
+  };
+  const fleet = new GeneratorFleet(1);
+  t.teardown(() => fleet.close());
+  const run = await fleet.run(spec);
+  const sent = run.recorder.counts.sent;
+  const seen = stubs.map((s) => s.recommendCalls());
+  t.equal(seen.reduce((a, b) => a + b, 0), sent, 'every request reached one of the coordinators');
+  // Round robin over interleaved connections: each address gets a third, give or take one.
+  for (const [i, n] of seen.entries()) t.ok(Math.abs(n - sent / 3) <= 1, `coordinator ${i} got ${n} of ${sent}`);
 });

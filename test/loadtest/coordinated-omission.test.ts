@@ -16,7 +16,7 @@ t.test('a 300 ms server stall shows in latency from intended send time, not in n
   const stub = await startStubRecommender();
   t.teardown(() => stub.stop());
   const spec: PhaseSpec = {
-    name: 'stall', address: stub.address, mode: 'open', segments: [{ startMs: 0, rate: 200 }], concurrency: 0, durationMs: 5000,
+    name: 'stall', addresses: [stub.address], mode: 'open', segments: [{ startMs: 0, rate: 200 }], concurrency: 0, durationMs: 5000,
     maxInFlight: 2000, channels: 2, deadlineMs: 5000, mix: DEFAULT_MIX, users: { rangeStart: 0, rangeCount: 1000 },
     videos: { rangeStart: 0, rangeCount: 1000 }, seed: 21, idPrefix: 'co',
   };

@@ -55,7 +55,7 @@ t.test('defaults are applied and documented values come back', async (t) => {
 
 t.test('CLI flags parse and override the scenario', async (t) => {
   const a = parseArgs(['steady', '--target', '127.0.0.1:5000', '--duration', '5', '--rate', '300', '--processes', '2', '--pid', 'node-1=123']);
-  t.equal(a.target, '127.0.0.1:5000');
+  t.same(a.target, ['127.0.0.1:5000']);
   t.same(a.pids, [{ name: 'node-1', pid: 123 }]);
   const s = applyOverrides(loadScenario('steady'), a);
   t.equal(s.generator.processes, 2);
@@ -63,4 +63,15 @@ t.test('CLI flags parse and override the scenario', async (t) => {
   t.throws(() => parseArgs(['steady', '--duration', 'x']), /--duration/);
   t.throws(() => parseArgs(['steady', '--target', 'a:1', '--start-cluster']), /exclude/);
   t.throws(() => parseArgs(['--bogus']), /unknown flag --bogus/);
+  // Several coordinators: the load is spread over them.
+  t.same(parseArgs(['steady', '--target', 'a:1,b:2']).target, ['a:1', 'b:2']);
+  t.throws(() => parseArgs(['steady', '--target', 'a:1,b']), /--target needs host:port/);
+  // The shape of a started cluster: knobs checked before anything starts.
+  const c = parseArgs(['ramp', '--start-cluster', '--nodes', '5', '--set', 'cluster.coordinators=all', '--videos', '2000', '--users', '500', '--days', '3']);
+  t.equal(c.cluster.nodes, 5);
+  t.same(c.cluster.config, { cluster: { coordinators: 'all' } });
+  t.same(c.cluster.world, { videos: 2000, users: 500, days: 3 });
+  t.throws(() => parseArgs(['ramp', '--start-cluster', '--set', 'cluster.coordinatorz=all']), /cluster\.coordinatorz/);
+  t.throws(() => parseArgs(['ramp', '--start-cluster', '--nodes', '2.5']), /--nodes needs an integer/);
+  t.throws(() => parseArgs(['ramp', '--target', 'a:1', '--nodes', '2']), /--start-cluster/);
 });
