@@ -18,6 +18,7 @@ import type { BatchingOptions, ExecutionProviderChoice, ResolvedBatchingOptions 
 import { resolveItemShardOptions } from '../actors/item-shard/item-shard.js';
 import type { ItemShardOptions } from '../actors/item-shard/item-shard.js';
 import type { ResolvedIndexOptions } from '../actors/item-shard/index-options.js';
+import type { ResolvedSearchBatchOptions } from '../actors/item-shard/protocol.js';
 import { checkSnapshotIntervalWithinRetention, resolveUserPartitionOptions } from '../actors/user-state/user-state.js';
 import { DEFAULT_EVENT_MAX_AGE_MS, validateEventMaxAgeMs } from '../actors/event-stream/stream.js';
 import type { UserPartitionOptions, UserStateThreadMode } from '../actors/user-state/user-state.js';
@@ -128,6 +129,8 @@ export interface ItemShardSection {
   readonly latencyWindow: number;
   /** Snapshot within this many ms after an admin change; 0 = never. Default 30000 ms. */
   readonly snapshotAfterChangesMs: number;
+  /** Searches answered by one faiss call (only those already queued). Default `{ maxQueries: 16 }`. */
+  readonly searchBatch: ResolvedSearchBatchOptions;
 }
 
 /** User-partition knobs (see actors/user-state/user-state.ts). */
@@ -183,7 +186,7 @@ export interface UpnextConfigInput {
     readonly timeBase?: ServingTimeBase;
   };
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
-  readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow' | 'snapshotAfterChangesMs'>;
+  readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow' | 'snapshotAfterChangesMs' | 'searchBatch'>;
   readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight' | 'eventFeed' | 'snapshotIntervalMs'>;
   readonly eventStream?: Partial<EventStreamSection>;
   readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock'; readonly eventFeed?: boolean };
@@ -337,11 +340,18 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   const renamed = (err: unknown, key: string) =>
     new TypeError(String((err as Error).message).replace(/^option /, `config ${key}.`));
   const is = section('itemShard', root.itemShard);
-  noUnknownKeys('itemShard', is, ['index', 'maxInFlight', 'towerBatchRows', 'latencyWindow', 'snapshotAfterChangesMs']);
+  noUnknownKeys('itemShard', is, ['index', 'maxInFlight', 'towerBatchRows', 'latencyWindow', 'snapshotAfterChangesMs', 'searchBatch']);
   let itemShard: ItemShardSection;
   try {
     const r = resolveItemShardOptions({ ...(is as Partial<ItemShardOptions>), cluster: 'x', shard: 0, shardCount: 1, worldDir: '.', modelDir: '.' });
-    itemShard = Object.freeze({ index: r.index, maxInFlight: r.maxInFlight, towerBatchRows: r.towerBatchRows, latencyWindow: r.latencyWindow, snapshotAfterChangesMs: r.snapshotAfterChangesMs });
+    itemShard = Object.freeze({
+      index: r.index,
+      maxInFlight: r.maxInFlight,
+      towerBatchRows: r.towerBatchRows,
+      latencyWindow: r.latencyWindow,
+      snapshotAfterChangesMs: r.snapshotAfterChangesMs,
+      searchBatch: Object.freeze({ ...r.searchBatch }),
+    });
   } catch (err) {
     throw renamed(err, 'itemShard');
   }
@@ -501,6 +511,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'itemShard.towerBatchRows': ['rows', 'Items per item-tower ONNX run while building a shard.'],
   'itemShard.latencyWindow': ['count', 'Searches kept for the p50 in stats().'],
   'itemShard.snapshotAfterChangesMs': ['ms', 'After an admin upsert/removal, write a fresh shard snapshot within this time (one write per burst; also at a graceful stop); 0 = never (changes since the last snapshot are lost on a restart).'],
+  'itemShard.searchBatch.maxQueries': ['count', 'Most searches one faiss call answers (1..256; 1 = one call per search): searches already queued when the shard worker gets free share a call, which costs less per query; nothing waits for a batch to fill.'],
   'userState.embeddingCacheSize': ['entries', 'Cached user embeddings (user × context bucket × profile version) per partition.'],
   'userState.thread': ['', '"shared" (one worker thread and user-tower session for all the node\'s partitions), "worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],
   'userState.maxInFlight': ['count', 'Requests queued per partition; beyond it RESOURCE_EXHAUSTED.'],

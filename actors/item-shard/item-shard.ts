@@ -19,7 +19,7 @@ import { statusToMsg } from '../../protos/convert.js';
 import type { IndexOptions } from './index-options.js';
 import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
-import type { FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ToItemWorker } from './protocol.js';
+import type { FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ResolvedSearchBatchOptions, ToItemWorker } from './protocol.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
 import { ACTOR_STOP_DRAIN_MS, settleWithin } from '../../core/deadline.js';
 import { reopenWithBackoff } from '../../core/reopen.js';
@@ -55,10 +55,33 @@ export interface ItemShardOptions {
    * `snapshotDir`. Default 30000 ms.
    */
   readonly snapshotAfterChangesMs?: number;
+  /** How the worker answers queued searches with shared faiss calls. Default `{ maxQueries: 16 }`. */
+  readonly searchBatch?: SearchBatchOptions;
 }
 
 /** Default of {@link ItemShardOptions.snapshotAfterChangesMs}, ms. */
 export const DEFAULT_SNAPSHOT_AFTER_CHANGES_MS = 30_000;
+
+/**
+ * Search batching (protocol.ts {@link ResolvedSearchBatchOptions}): searches already queued when the
+ * worker gets free share one faiss call; nothing waits for a batch to fill.
+ */
+export interface SearchBatchOptions {
+  /**
+   * Most searches per faiss call, 1..{@link MAX_SEARCH_BATCH_QUERIES}; 1 = one call per search.
+   * Default {@link DEFAULT_SEARCH_BATCH_MAX_QUERIES}.
+   */
+  readonly maxQueries?: number;
+}
+
+/**
+ * Default of {@link SearchBatchOptions.maxQueries}. faiss, one 500k-item shard, IVF1024,PQ64x4fs,RFlat
+ * (AVX2 build), nprobe 192, k 200, one thread: 0.58 ms/query alone, 0.47–0.50 at 2–8 per call, 0.39
+ * at 16.
+ */
+export const DEFAULT_SEARCH_BATCH_MAX_QUERIES = 16;
+/** Largest {@link SearchBatchOptions.maxQueries}: a batch holds the worker for all of its searches. */
+export const MAX_SEARCH_BATCH_QUERIES = 256;
 
 /** {@link ItemShardOptions} after defaults and validation: the worker's config plus the main thread's knobs. */
 export interface ResolvedItemShardOptions extends ItemShardWorkerConfig {
@@ -77,6 +100,19 @@ function requireInt(name: string, v: unknown, min: number): number {
 function requireString(name: string, v: unknown): string {
   if (typeof v !== 'string' || v.length === 0) throw new TypeError(`option ${name} must be a non-empty string`);
   return v;
+}
+
+function resolveSearchBatch(v: unknown): ResolvedSearchBatchOptions {
+  if (v === undefined) return { maxQueries: DEFAULT_SEARCH_BATCH_MAX_QUERIES };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError('option searchBatch must be an object');
+  for (const key of Object.keys(v)) {
+    if (key !== 'maxQueries') throw new TypeError(`option searchBatch.${key} is not a known option`);
+  }
+  const maxQueries = (v as SearchBatchOptions).maxQueries ?? DEFAULT_SEARCH_BATCH_MAX_QUERIES;
+  if (typeof maxQueries !== 'number' || !Number.isInteger(maxQueries) || maxQueries < 1 || maxQueries > MAX_SEARCH_BATCH_QUERIES) {
+    throw new TypeError(`option searchBatch.maxQueries must be an integer in 1..${MAX_SEARCH_BATCH_QUERIES}, got ${JSON.stringify(maxQueries)}`);
+  }
+  return { maxQueries };
 }
 
 /** Defaults, then validation (TypeError naming the option), then the resolved type. */
@@ -101,6 +137,7 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     towerBatchRows: requireInt('towerBatchRows', o.towerBatchRows ?? 4096, 1),
     latencyWindow: requireInt('latencyWindow', o.latencyWindow ?? 1024, 1),
     snapshotAfterChangesMs: requireInt('snapshotAfterChangesMs', o.snapshotAfterChangesMs ?? DEFAULT_SNAPSHOT_AFTER_CHANGES_MS, 0),
+    searchBatch: resolveSearchBatch(o.searchBatch),
   };
 }
 
@@ -139,6 +176,10 @@ export interface ItemShardStats {
   readonly lastSnapshotWriteMs: number;
   /** Items upserted or removed since the last snapshot capture: what a worker crash now would lose. */
   readonly changesSinceSnapshot: number;
+  /** faiss search calls since start, worker restarts included (each answers a batch of searches). */
+  readonly searchCalls: number;
+  /** Searches answered by those calls; `searchCallQueries / searchCalls` = mean batch size. */
+  readonly searchCallQueries: number;
 }
 
 /**
@@ -173,6 +214,11 @@ export interface ItemShardHandle {
   stop(): Promise<void>;
   /** @internal Test hook: makes the worker throw an uncaught error (the shard then reopens). */
   crashForTest(): void;
+  /**
+   * @internal Test hook: `true` makes the worker leave queued requests waiting (what runs finishes),
+   * `false` lets it go on; a test queues a burst in between to see it batched.
+   */
+  holdForTest(hold: boolean): void;
 }
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
@@ -219,6 +265,7 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
         index: o.index,
         towerBatchRows: o.towerBatchRows,
         snapshotAfterChangesMs: o.snapshotAfterChangesMs,
+        searchBatch: o.searchBatch,
       },
     };
     worker.postMessage(init);
@@ -230,6 +277,16 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
 }
 
 
+
+function gaugesOf(info: ItemShardReadyInfo): ItemWorkerGauges {
+  return {
+    items: info.items,
+    memoryBytes: info.memoryBytes,
+    changesSinceSnapshot: info.changesSinceSnapshot,
+    searchCalls: info.searchCalls,
+    searchCallQueries: info.searchCallQueries,
+  };
+}
 
 type Pending =
   | { readonly kind: 'msg'; readonly msg: Msg }
@@ -250,6 +307,9 @@ class ItemShardImpl implements ItemShardHandle {
   #latencyCount = 0;
   #nextId = 1;
   #gauges: ItemWorkerGauges;
+  /** Search-call counters of workers that died: added to the live worker's, so stats() never go back. */
+  #pastSearchCalls = 0;
+  #pastSearchCallQueries = 0;
   #searches = 0;
   #dropped = 0;
   #rejected = 0;
@@ -270,7 +330,7 @@ class ItemShardImpl implements ItemShardHandle {
     this.#worker = worker;
     this.info = info;
     this.local = { shard: o.shard, search: (request) => this.#searchLocal(request), inFlight: () => this.#pending.size };
-    this.#gauges = { items: info.items, memoryBytes: info.memoryBytes, changesSinceSnapshot: info.changesSinceSnapshot };
+    this.#gauges = gaugesOf(info);
     this.#latencies = new Float64Array(o.latencyWindow);
     this.#opened(info);
     this.#attach(worker);
@@ -325,7 +385,9 @@ class ItemShardImpl implements ItemShardHandle {
         return;
       }
       this.#worker = opened.worker;
-      this.#gauges = { items: opened.info.items, memoryBytes: opened.info.memoryBytes, changesSinceSnapshot: opened.info.changesSinceSnapshot };
+      this.#pastSearchCalls += this.#gauges.searchCalls;
+      this.#pastSearchCallQueries += this.#gauges.searchCallQueries;
+      this.#gauges = gaugesOf(opened.info);
       this.#opened(opened.info);
       this.#dead = undefined;
       this.#restarts++;
@@ -341,6 +403,11 @@ class ItemShardImpl implements ItemShardHandle {
     this.#worker.postMessage({ type: 'crash' } satisfies ToItemWorker);
   }
 
+
+  /** @internal Test hook: see {@link ItemShardHandle.holdForTest}. */
+  holdForTest(hold: boolean): void {
+    this.#worker.postMessage({ type: 'holdForTest', hold } satisfies ToItemWorker);
+  }
 
   #queueFull(): StatusObject | undefined {
     if (this.#pending.size < this.#o.maxInFlight) return undefined;
@@ -464,6 +531,8 @@ class ItemShardImpl implements ItemShardHandle {
       lastSnapshotCaptureMs: this.#lastSnapshotCaptureMs,
       lastSnapshotWriteMs: this.#lastSnapshotWriteMs,
       changesSinceSnapshot: this.#gauges.changesSinceSnapshot,
+      searchCalls: this.#pastSearchCalls + this.#gauges.searchCalls,
+      searchCallQueries: this.#pastSearchCallQueries + this.#gauges.searchCallQueries,
     };
     if (n === 0) return base;
     const sorted = this.#latencies.slice(0, n).sort();

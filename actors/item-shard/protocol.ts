@@ -21,6 +21,18 @@ export interface ItemShardWorkerConfig {
    * burst of changes); 0 = never (only at build and on request). Ignored without `snapshotDir`.
    */
   readonly snapshotAfterChangesMs: number;
+  /** How queued searches share faiss calls (see {@link ResolvedSearchBatchOptions}). */
+  readonly searchBatch: ResolvedSearchBatchOptions;
+}
+
+/**
+ * Search batching in the worker: searches already queued when the worker gets free are answered by
+ * one faiss call over all their vectors (faiss scans once per call, so each query costs less). Only
+ * what is queued is batched: a lone search never waits for company.
+ */
+export interface ResolvedSearchBatchOptions {
+  /** Most searches answered by one faiss call, 1..256; 1 = one call per search. Default 16. */
+  readonly maxQueries: number;
 }
 
 /** Main thread → worker. */
@@ -32,7 +44,12 @@ export type ToItemWorker =
   | { readonly type: 'admin'; readonly id: number; readonly request: Uint8Array }
   | { readonly type: 'snapshot'; readonly id: number }
   /** Test hook: throws an uncaught error in the worker, so tests can exercise the restart. */
-  | { readonly type: 'crash' };
+  | { readonly type: 'crash' }
+  /**
+   * Test hook, handled on arrival: `hold: true` stops the worker from starting queued work (what
+   * runs finishes), `hold: false` lets it go on; so a test can queue a burst and see it batched.
+   */
+  | { readonly type: 'holdForTest'; readonly hold: boolean };
 
 /** Worker state reported with every answer, for stats() without a round trip. */
 export interface ItemWorkerGauges {
@@ -40,6 +57,10 @@ export interface ItemWorkerGauges {
   readonly memoryBytes: number;
   /** Items upserted or removed since the last snapshot was captured (what a crash now would lose). */
   readonly changesSinceSnapshot: number;
+  /** faiss search calls made by this worker (each answers one batch of searches). */
+  readonly searchCalls: number;
+  /** Searches answered by those calls: `searchCallQueries / searchCalls` is the mean batch. */
+  readonly searchCallQueries: number;
 }
 
 /** Why a snapshot was written after start-up: admin changes (debounced), or a snapshot() call. */
@@ -67,7 +88,9 @@ export type FromItemWorker =
   | { readonly type: 'initFailed'; readonly status: StatusObject }
   /**
    * Encoded reply for request `id`, or null when the request is dropped (deadline passed).
-   * `searchMs` is the time spent searching (0 for admin requests and drops).
+   * `searchMs` is the time spent searching (0 for admin requests and drops): for a search answered
+   * in a batch, the batch's time divided by its searches (the CPU each one cost, so the p50 stays
+   * comparable with and without batching; the wait for the batch shows in the caller's latency).
    */
   | { readonly type: 'reply'; readonly id: number; readonly reply: Uint8Array | null; readonly searchMs: number; readonly gauges: ItemWorkerGauges }
   | { readonly type: 'snapshotDone'; readonly id: number; readonly path: string | null; readonly status: StatusObject | null }

@@ -37,6 +37,16 @@ export function validateSearch(dim: number, vectorLength: number, k: number, exc
   }
 }
 
+/** One query of {@link ItemShardIndex.searchMany}. */
+export interface ShardQuery {
+  /** The user vector, `dim` floats (unit norm). */
+  readonly query: Float32Array;
+  /** Candidates wanted, 1..{@link MAX_SEARCH_K}. */
+  readonly k: number;
+  /** Video ids never returned (at most {@link MAX_EXCLUDE_IDS}). Default none. */
+  readonly exclude?: readonly number[];
+}
+
 /** What an index was built from; stored in snapshots. */
 export interface ItemShardIndexInfo {
   readonly dim: number;
@@ -168,22 +178,51 @@ export class ItemShardIndex {
 
   /**
    * Top-`k` items by inner product with `query`, best first, none of `exclude`. Over-fetches by the
-   * number of excluded ids (and of dead vectors left in an HNSW index) so up to k survive.
+   * number of excluded ids (and of dead vectors left in an HNSW index) so up to k survive. The
+   * one-query case of {@link searchMany}.
    */
   search(query: Float32Array, k: number, exclude: readonly number[] = []): CandidateBatchMsg {
-    validateSearch(this.dim, query.length, k, exclude.length);
-    const batch = emptyCandidateBatch();
+    const [batch] = this.searchMany([{ query, k, exclude }]);
+    if (batch === undefined) throw new Error('searchMany returned no batch for one query');
+    return batch;
+  }
+
+  /**
+   * {@link search} for several queries in ONE faiss call (`nq × dim` query matrix): faiss scans
+   * the index once per call, so a batch costs less per query than one call each (IVF-PQ fast-scan,
+   * one 500k shard: 0.58 ms/query alone, 0.39 ms at 16 per call). Each query keeps its own k and
+   * exclusion list; the call fetches the largest over-fetch any query needs (k + its exclusions +
+   * dead vectors), and an IVF index probes the lists that fetch calls for, so a small-k query
+   * batched with a large-k one is answered from at least as many lists as alone (on a Flat index the
+   * answers are exactly those of one search each). Returns one batch per query, in order.
+   * Throws INVALID_ARGUMENT for the first bad query (nothing is searched then): callers that must
+   * answer bad queries one by one check each with {@link validateSearch} first.
+   */
+  searchMany(queries: readonly ShardQuery[]): CandidateBatchMsg[] {
+    for (const q of queries) validateSearch(this.dim, q.query.length, q.k, q.exclude?.length ?? 0);
     const ntotal = this.#faiss.ntotal();
-    if (ntotal === 0) return batch;
-    const excluded = exclude.length > 0 ? new Set(exclude) : undefined;
-    const fetch = Math.min(ntotal, k + exclude.length + this.#deadInIndex);
+    if (ntotal === 0 || queries.length === 0) return queries.map(() => emptyCandidateBatch());
+    let fetch = 0;
+    for (const q of queries) fetch = Math.max(fetch, this.#fetchFor(q, ntotal));
     const nprobe = nprobeFor(this.factory, this.#opts, fetch, ntotal);
     if (nprobe !== undefined && nprobe !== this.#nprobe) {
       this.#faiss.setParam('nprobe', nprobe);
       this.#nprobe = nprobe;
     }
-    const { distances, labels } = this.#faiss.searchF32(query, fetch);
-    for (let i = 0; i < labels.length && batch.videoIds.length < k; i++) {
+    const { distances, labels } = this.#faiss.searchF32(queryMatrix(queries, this.dim), fetch);
+    return queries.map((q, i) => this.#collect(q, distances.subarray(i * fetch, (i + 1) * fetch), labels.subarray(i * fetch, (i + 1) * fetch)));
+  }
+
+  /** Hits to ask faiss for so that `q.k` survive its exclusions and the tombstoned rows. */
+  #fetchFor(q: ShardQuery, ntotal: number): number {
+    return Math.min(ntotal, q.k + (q.exclude?.length ?? 0) + this.#deadInIndex);
+  }
+
+  /** One query's answer from its row of a faiss result: live rows, not excluded, at most k. */
+  #collect(q: ShardQuery, distances: Float32Array, labels: BigInt64Array): CandidateBatchMsg {
+    const batch = emptyCandidateBatch();
+    const excluded = q.exclude !== undefined && q.exclude.length > 0 ? new Set(q.exclude) : undefined;
+    for (let i = 0; i < labels.length && batch.videoIds.length < q.k; i++) {
       const label = labels[i] ?? -1n;
       if (label < 0n) break;
       const row = Number(label);
@@ -252,6 +291,15 @@ export class ItemShardIndex {
       this.#deadInIndex += rows.length;
     }
   }
+}
+
+/** The queries' vectors as one `nq × dim` matrix (the vector itself for one query: no copy). */
+function queryMatrix(queries: readonly ShardQuery[], dim: number): Float32Array {
+  const only = queries.length === 1 ? queries[0] : undefined;
+  if (only !== undefined) return only.query;
+  const out = new Float32Array(queries.length * dim);
+  queries.forEach((q, i) => out.set(q.query, i * dim));
+  return out;
 }
 
 function rowLabels(first: number, count: number): BigInt64Array {

@@ -1,7 +1,16 @@
 /**
  * Worker-thread side of an item shard: owns the faiss index and the item-tower session, so a slow
- * search or a cold-start tower run never blocks the node's event loop. Handles one message at a
- * time (faiss search is synchronous); see protocol.ts for the messages.
+ * search or a cold-start tower run never blocks the node's event loop. Handles messages strictly in
+ * arrival order, one unit of work at a time (faiss search is synchronous); see protocol.ts for the
+ * messages.
+ *
+ * Search batching: a unit of work is one admin request, one snapshot task, or a run of consecutive
+ * searches (up to `searchBatch.maxQueries`) answered by ONE faiss call. Work starts from
+ * setImmediate, never from the 'message' event itself: the port delivers every message that arrived
+ * while the previous (synchronous) unit ran before the check phase, so a burst queued behind a
+ * faiss call coalesces, while a lone search starts in the same event-loop turn (no timer: only what
+ * is already queued is batched). A batch never spans an admin request or a snapshot task, so a
+ * search after an upsert sees it and one before does not.
  *
  * Snapshots after admin changes: the first change after a snapshot arms a timer of
  * `snapshotAfterChangesMs`; when it fires, a snapshot task joins the message queue (so it runs
@@ -15,12 +24,13 @@ import { itemShardOf } from '../../core/hash.js';
 import { StatusCode, invalidArgument, toStatus } from '../../core/status.js';
 import type { StatusObject } from '../../core/status.js';
 import { Codecs } from '../../protos/codec.js';
-import type { ItemAdminReplyMsg, ShardSearchReplyMsg } from '../../protos/codec.js';
+import type { CandidateBatchMsg, ItemAdminReplyMsg, ShardSearchReplyMsg } from '../../protos/codec.js';
 import { statusToMsg } from '../../protos/convert.js';
 import { openItemShard } from './bootstrap.js';
 import { ItemTower } from './item-tower.js';
 import type { FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, SnapshotTrigger, ToItemWorker } from './protocol.js';
-import type { ItemShardIndex } from './shard-index.js';
+import type { ItemShardIndex, ShardQuery } from './shard-index.js';
+import { validateSearch } from './shard-index.js';
 import type { SnapshotKey } from './snapshot.js';
 import { captureItemSnapshot } from './snapshot.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
@@ -39,6 +49,10 @@ interface State {
   timer: ReturnType<typeof setTimeout> | undefined;
   /** The background part of the last snapshot write, so writes land in capture order. */
   writing: Promise<unknown>;
+  /** faiss search calls so far (one per batch). */
+  searchCalls: number;
+  /** Searches those calls answered. */
+  searchCallQueries: number;
 }
 
 let state: State | undefined;
@@ -55,7 +69,13 @@ function post(msg: FromItemWorker): void {
 }
 
 function gauges(s: State): ItemWorkerGauges {
-  return { items: s.index.size, memoryBytes: s.index.memoryBytes(), changesSinceSnapshot: s.changes };
+  return {
+    items: s.index.size,
+    memoryBytes: s.index.memoryBytes(),
+    changesSinceSnapshot: s.changes,
+    searchCalls: s.searchCalls,
+    searchCallQueries: s.searchCallQueries,
+  };
 }
 
 async function init(config: ItemShardWorkerConfig): Promise<void> {
@@ -69,7 +89,17 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
     index: config.index,
     towerBatchRows: config.towerBatchRows,
   });
-  state = { config, index: opened.index, tower, key: opened.key, changes: 0, timer: undefined, writing: Promise.resolve() };
+  state = {
+    config,
+    index: opened.index,
+    tower,
+    key: opened.key,
+    changes: 0,
+    timer: undefined,
+    writing: Promise.resolve(),
+    searchCalls: 0,
+    searchCallQueries: 0,
+  };
   post({
     type: 'ready',
     info: {
@@ -91,31 +121,66 @@ function errorReply(s: State, status: StatusObject): ShardSearchReplyMsg {
   return { status: statusToMsg(status), shard: s.config.shard, candidates: null, shardSize: s.index.size, searchMs: 0 };
 }
 
-function search(s: State, id: number, bytes: Uint8Array): void {
-  let req;
-  try {
-    req = Codecs.shardSearchRequest.decode(bytes);
-  } catch (err) {
-    const status = { code: StatusCode.INVALID_ARGUMENT, message: `undecodable ShardSearchRequest: ${toStatus(err).message}` };
-    post({ type: 'reply', id, reply: Codecs.shardSearchReply.encode(errorReply(s, status)), searchMs: 0, gauges: gauges(s) });
-    return;
-  }
-  // deadline_ms 0 means "none" (proto3 default); a passed deadline is dropped silently: the
-  // coordinator has already given up on this shard.
-  if (req.deadlineMs > 0 && Date.now() >= req.deadlineMs) {
-    post({ type: 'reply', id, reply: null, searchMs: 0, gauges: gauges(s) });
-    return;
-  }
-  const t0 = performance.now();
-  let reply: ShardSearchReplyMsg;
-  try {
+/** A search message waiting in the inbox. */
+interface QueuedSearch {
+  readonly id: number;
+  readonly request: Uint8Array;
+}
+
+/**
+ * Answers a run of consecutive searches with one faiss call. Each request is decoded, checked for
+ * its deadline and validated on its own, so a bad or late one is answered (or dropped) alone and
+ * never fails its neighbours; the rest share {@link ItemShardIndex.searchMany}.
+ */
+function searchBatch(s: State, batch: readonly QueuedSearch[]): void {
+  const ready: { readonly id: number; readonly query: ShardQuery }[] = [];
+  for (const { id, request } of batch) {
+    let req;
+    try {
+      req = Codecs.shardSearchRequest.decode(request);
+    } catch (err) {
+      const status = { code: StatusCode.INVALID_ARGUMENT, message: `undecodable ShardSearchRequest: ${toStatus(err).message}` };
+      post({ type: 'reply', id, reply: Codecs.shardSearchReply.encode(errorReply(s, status)), searchMs: 0, gauges: gauges(s) });
+      continue;
+    }
+    // deadline_ms 0 means "none" (proto3 default); a passed deadline is dropped silently: the
+    // coordinator has already given up on this shard.
+    if (req.deadlineMs > 0 && Date.now() >= req.deadlineMs) {
+      post({ type: 'reply', id, reply: null, searchMs: 0, gauges: gauges(s) });
+      continue;
+    }
+    const t0 = performance.now();
     const query = req.userVector instanceof Float32Array ? req.userVector : Float32Array.from(req.userVector);
-    const candidates = s.index.search(query, req.k, req.excludeVideoIds);
-    reply = { shard: s.config.shard, candidates, shardSize: s.index.size, searchMs: performance.now() - t0 };
-  } catch (err) {
-    reply = errorReply(s, toStatus(err));
+    try {
+      validateSearch(s.index.dim, query.length, req.k, req.excludeVideoIds.length);
+    } catch (err) {
+      // Answered (and counted as a search by the main thread, as before batching: searchMs > 0).
+      const reply = Codecs.shardSearchReply.encode(errorReply(s, toStatus(err)));
+      post({ type: 'reply', id, reply, searchMs: performance.now() - t0, gauges: gauges(s) });
+      continue;
+    }
+    ready.push({ id, query: { query, k: req.k, exclude: req.excludeVideoIds } });
   }
-  post({ type: 'reply', id, reply: Codecs.shardSearchReply.encode(reply), searchMs: performance.now() - t0, gauges: gauges(s) });
+  if (ready.length === 0) return;
+  const t0 = performance.now();
+  let answers: readonly CandidateBatchMsg[] = [];
+  let failure: StatusObject = { code: StatusCode.INTERNAL, message: 'searchMany returned too few answers' };
+  try {
+    answers = s.index.searchMany(ready.map((r) => r.query));
+    s.searchCalls++;
+    s.searchCallQueries += ready.length;
+  } catch (err) {
+    failure = toStatus(err);
+  }
+  // Each search's share of the batch (see `searchMs` in protocol.ts).
+  const searchMs = (performance.now() - t0) / ready.length;
+  const g = gauges(s);
+  ready.forEach((r, i) => {
+    const candidates = answers[i];
+    const reply: ShardSearchReplyMsg =
+      candidates !== undefined ? { shard: s.config.shard, candidates, shardSize: s.index.size, searchMs } : errorReply(s, failure);
+    post({ type: 'reply', id: r.id, reply: Codecs.shardSearchReply.encode(reply), searchMs, gauges: g });
+  });
 }
 
 async function admin(s: State, id: number, bytes: Uint8Array): Promise<void> {
@@ -157,9 +222,12 @@ function armSnapshotTimer(s: State): void {
   if (s.timer !== undefined || delay <= 0 || s.config.snapshotDir === undefined) return;
   s.timer = setTimeout(() => {
     s.timer = undefined;
-    enqueue(async () => {
-      // Only the capture holds the queue; failures are reported (and retried) by snapshotNow.
-      if (s.changes > 0) (await snapshotNow(s, 'changes').catch(() => undefined))?.written.catch(() => undefined);
+    enqueue({
+      kind: 'run',
+      run: async () => {
+        // Only the capture holds the queue; failures are reported (and retried) by snapshotNow.
+        if (s.changes > 0) (await snapshotNow(s, 'changes').catch(() => undefined))?.written.catch(() => undefined);
+      },
     });
   }, delay);
 }
@@ -233,14 +301,57 @@ async function snapshot(s: State, id: number): Promise<void> {
   }
 }
 
-// Messages are handled strictly in order: an admin upsert finishes before the next search runs.
-let queue: Promise<void> = Promise.resolve();
+/** Work waiting for the worker, in arrival order: messages, and the snapshot timer's tasks. */
+type Task = { readonly kind: 'message'; readonly msg: ToItemWorker } | { readonly kind: 'run'; readonly run: () => Promise<void> };
 
-function enqueue(task: () => Promise<void>): void {
-  queue = queue.then(task).catch((err: unknown) => {
-    // Every handler reports its own failures; reaching here is a bug, surfaced in the parent's log.
-    console.error('item-shard worker:', err);
-  });
+const inbox: Task[] = [];
+/** A unit of work runs or is scheduled: the next one is started by its end. */
+let draining = false;
+/** Set by the 'holdForTest' hook: queued work waits. */
+let held = false;
+
+function enqueue(task: Task): void {
+  inbox.push(task);
+  schedule();
+}
+
+function schedule(): void {
+  if (draining || held || inbox.length === 0) return;
+  draining = true;
+  // setImmediate, not a microtask: messages already at the port are delivered first (module comment).
+  setImmediate(drainOne);
+}
+
+function drainOne(): void {
+  nextUnit()
+    .catch((err: unknown) => {
+      // Every handler reports its own failures; reaching here is a bug, surfaced in the parent's log.
+      console.error('item-shard worker:', err);
+    })
+    .finally(() => {
+      draining = false;
+      schedule();
+    });
+}
+
+function isSearch(task: Task | undefined): task is { readonly kind: 'message'; readonly msg: Extract<ToItemWorker, { type: 'search' }> } {
+  return task?.kind === 'message' && task.msg.type === 'search';
+}
+
+/** Runs the oldest task, or the leading run of searches as one batch (module comment). */
+async function nextUnit(): Promise<void> {
+  const head = inbox[0];
+  if (head === undefined) return;
+  if (isSearch(head) && state !== undefined) {
+    let n = 1;
+    while (n < state.config.searchBatch.maxQueries && isSearch(inbox[n])) n++;
+    const run = inbox.splice(0, n).filter(isSearch);
+    searchBatch(state, run.map((t) => ({ id: t.msg.id, request: t.msg.request })));
+    return;
+  }
+  inbox.shift();
+  if (head.kind === 'run') await head.run();
+  else await handle(head.msg);
 }
 
 port.on('message', (msg: ToItemWorker) => {
@@ -250,7 +361,12 @@ port.on('message', (msg: ToItemWorker) => {
     });
     return;
   }
-  enqueue(() => handle(msg));
+  if (msg.type === 'holdForTest') {
+    held = msg.hold;
+    schedule();
+    return;
+  }
+  enqueue({ kind: 'message', msg });
 });
 
 async function handle(msg: ToItemWorker): Promise<void> {
@@ -263,7 +379,7 @@ async function handle(msg: ToItemWorker): Promise<void> {
       }
       return;
     case 'search':
-      if (state !== undefined) search(state, msg.id, msg.request);
+      // Only before a successful init (searches are batched by nextUnit otherwise): nothing to answer.
       return;
     case 'admin':
       if (state !== undefined) await admin(state, msg.id, msg.request);
@@ -272,6 +388,7 @@ async function handle(msg: ToItemWorker): Promise<void> {
       if (state !== undefined) await snapshot(state, msg.id);
       return;
     case 'crash':
+    case 'holdForTest':
       return; // handled on arrival
   }
 }

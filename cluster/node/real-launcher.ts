@@ -97,6 +97,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         towerBatchRows: is.towerBatchRows,
         latencyWindow: is.latencyWindow,
         snapshotAfterChangesMs: is.snapshotAfterChangesMs,
+        searchBatch: is.searchBatch,
         nc: o.nc,
         cluster,
         shard,
