@@ -10,9 +10,11 @@
  *
  * A node is one OS process, and part of its work runs on single threads (the coordinator's main
  * thread, one worker per item shard, the ranker workers): the busiest of them caps one process at
- * `1000 / its CPU ms per request` QPS however many cores the machine has. So a machine of
- * `coresPerNode` cores runs ⌈CPU-limited QPS / that ceiling⌉ node processes, and each of them holds
- * every item shard: item memory (and the base footprint) is paid once per process.
+ * `1000 / its CPU ms per request of that process` QPS however many cores the machine has, and the
+ * process holds its SLO only while that thread stays below `busiestThreadMaxUtilisation` of a core
+ * (queueing on the thread). So a machine of `coresPerNode` cores runs ⌈CPU-limited QPS / (that
+ * ceiling × the utilisation bound)⌉ node processes, and each of them holds every item shard: item
+ * memory (and the base footprint) is paid once per process.
  */
 import type { CapacitySettings, Slo } from '../scenarios/config.js';
 
@@ -52,6 +54,13 @@ export interface MeasuredCapacity {
   readonly qpsPerCore: number | undefined;
   /** That phase's busiest node-process thread; undefined when unknown. */
   readonly busiestThread?: SerialThreadInput | undefined;
+  /**
+   * Node processes the requests entered through, evenly (the coordinators the generator called).
+   * Default 1. With k > 1 the model takes every sampled node process to be one of them (a local
+   * cluster with `cluster.coordinators` "all"), so a thread's cost per request of its own process is
+   * k × its cost per request of the whole phase.
+   */
+  readonly entryProcesses?: number;
 }
 
 /** True when a phase meets the SLO: P99 ≤ bound and error rate below the maximum. */
@@ -60,7 +69,7 @@ export function meetsSlo(p: Pick<CapacityPhaseInput, 'errorRate' | 'latencyMs'>,
 }
 
 /** The highest-throughput phase meeting the SLO, or undefined when none does. */
-export function findCapacity(phases: readonly CapacityPhaseInput[], slo: Slo): MeasuredCapacity | undefined {
+export function findCapacity(phases: readonly CapacityPhaseInput[], slo: Slo, entryProcesses = 1): MeasuredCapacity | undefined {
   let best: CapacityPhaseInput | undefined;
   for (const p of phases) if (meetsSlo(p, slo) && (!best || p.throughput > best.throughput)) best = p;
   if (!best) return undefined;
@@ -72,6 +81,7 @@ export function findCapacity(phases: readonly CapacityPhaseInput[], slo: Slo): M
     busiestThread: best.busiestThread
       ? { process: best.busiestThread.process, thread: best.busiestThread.thread, msPerRequest: best.busiestThread.msPerRequest, utilisation: best.busiestThread.utilisation }
       : undefined,
+    ...(entryProcesses > 1 ? { entryProcesses } : {}),
   };
 }
 
@@ -101,18 +111,22 @@ export interface CapacityReport {
   /** The SLO phase's busiest node-process thread (measured.busiestThread). */
   readonly busiestThread: SerialThreadInput | undefined;
   /**
-   * 1000 / busiestThread.msPerRequest: QPS at which that thread would use a full core, the most one
-   * node process can serve. Conservative: measured at the SLO phase's load, and per-request
-   * thread cost falls as load rises.
+   * 1000 / (busiestThread.msPerRequest × entryProcesses): QPS of its own process at which that
+   * thread would use a full core, the most one node process can serve. Per-request thread cost
+   * falls as load rises, so measured at the SLO phase's load it errs low.
    */
   readonly processCeilingQps: number | undefined;
+  /** processCeilingQps × busiestThreadMaxUtilisation: what one node process serves within the SLO. */
+  readonly processSloQps: number | undefined;
   /** ⌈qpsPerNode / processCeilingQps⌉ (at least 1): node processes per machine to use its cores. */
   readonly processesPerNode: number | undefined;
-  /** min(qpsPerNode, processCeilingQps): what a machine running one node process serves. */
+  /** min(qpsPerNode, processesPerNode × processSloQps): what a machine serves within the SLO (qpsPerNode when the thread is unknown). */
+  readonly qpsPerNodeAtSlo: number | undefined;
+  /** min(qpsPerNode, processSloQps): what a machine running one node process serves. */
   readonly qpsPerNodeOneProcess: number | undefined;
   /** Machines for `targetQps` with one node process each (CPU only), for comparison. */
   readonly nodesForTargetQpsOneProcess: number | undefined;
-  /** qpsPerNode × (1 − headroom). */
+  /** qpsPerNodeAtSlo × (1 − headroom). */
   readonly usableQpsPerNode: number | undefined;
   /** Nodes for `targetQps`, CPU only (before item groups). */
   readonly nodesForTargetQps: number | undefined;
@@ -144,15 +158,23 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
   const notes: string[] = [];
   const h = inputs.headroom;
   const qpsPerNode = measured?.qpsPerCore !== undefined ? measured.qpsPerCore * inputs.coresPerNode : undefined;
-  const usable = qpsPerNode !== undefined ? qpsPerNode * (1 - h) : undefined;
-  const nodesForQps = usable !== undefined && usable > 0 ? Math.ceil(inputs.targetQps / usable) : undefined;
 
   // The serial ceiling of one node process: its busiest thread cannot use more than one core.
   const thread = measured?.busiestThread;
-  const threadMs = thread?.msPerRequest;
+  const entries = measured?.entryProcesses ?? 1;
+  // Cost per request of the thread's own process: with k entry processes it sees 1/k of the requests.
+  const threadMs = thread?.msPerRequest !== undefined ? thread.msPerRequest * entries : undefined;
   const ceiling = threadMs !== undefined && threadMs > 0 ? 1000 / threadMs : undefined;
+  const u = inputs.busiestThreadMaxUtilisation;
+  const processSlo = ceiling !== undefined ? ceiling * u : undefined;
+  // Enough processes for their threads to use the cores, no more: extra processes each carry less
+  // load and pay more wake-ups per request (measured: 8 processes served 40% less than 5 on 16 cores).
   const processes = ceiling !== undefined && qpsPerNode !== undefined ? Math.max(1, Math.ceil(qpsPerNode / ceiling)) : undefined;
-  const oneProcess = ceiling !== undefined && qpsPerNode !== undefined ? Math.min(qpsPerNode, ceiling) : undefined;
+  // Within the SLO a machine serves what its CPU allows, or what its processes hold at the bound.
+  const sloPerNode = qpsPerNode !== undefined && processSlo !== undefined && processes !== undefined ? Math.min(qpsPerNode, processes * processSlo) : qpsPerNode;
+  const usable = sloPerNode !== undefined ? sloPerNode * (1 - h) : undefined;
+  const nodesForQps = usable !== undefined && usable > 0 ? Math.ceil(inputs.targetQps / usable) : undefined;
+  const oneProcess = processSlo !== undefined && qpsPerNode !== undefined ? Math.min(qpsPerNode, processSlo) : undefined;
   const oneProcessUsable = oneProcess !== undefined ? oneProcess * (1 - h) : undefined;
   const nodesOneProcess = oneProcessUsable !== undefined && oneProcessUsable > 0 ? Math.ceil(inputs.targetQps / oneProcessUsable) : undefined;
 
@@ -164,16 +186,22 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
       notes.push(
         `CPU-limited QPS per node = ${perCore} × ${inputs.coresPerNode} cores = ${fmt(qpsPerNode!)}; assumes the CPU cost per request stays the same when the work is spread over ${processes} node process${processes === 1 ? '' : 'es'} on one machine.`,
       );
+      const share = entries > 1
+        ? `${fmt(thread.msPerRequest!)} ms per answered request of the phase, i.e. ${fmt(threadMs)} ms per request of its own process, since the requests entered evenly through ${entries} node processes`
+        : `${fmt(threadMs)} ms per answered request (every request entered through one node process)`;
       notes.push(
-        `Serial ceiling: a node process runs part of its work on single threads; the busiest, ${thread.process} ${thread.thread}, used ${fmt(threadMs)} ms of CPU per answered request in phase ${measured.phase} (${Math.round(thread.utilisation * 100)}% of a core). A thread cannot use more than one core, so one node process tops out near 1000 / ${fmt(threadMs)} = ${fmt(ceiling)} QPS however many cores its machine has. Per request means per answer of the whole phase: right when every request entered through that process (the local cluster has one gRPC entry, n1); with several entry processes behind a balancer, divide the thread's cost by its process's share first.`,
+        `Serial ceiling: a node process runs part of its work on single threads; the busiest, ${thread.process} ${thread.thread}, used ${share} in phase ${measured.phase} (${Math.round(thread.utilisation * 100)}% of a core). A thread cannot use more than one core, so one node process tops out near 1000 / ${fmt(threadMs)} = ${fmt(ceiling)} QPS however many cores its machine has, and holds the SLO only while that thread stays below ${Math.round(u * 100)}% of a core (busiestThreadMaxUtilisation): ${fmt(processSlo!)} QPS per process.`,
       );
       notes.push(
-        `Per-request thread cost falls as load rises (a busy thread pays fewer wake-ups), so ${fmt(ceiling)} QPS, measured at that phase's ${fmt(measured.qps)} QPS, is a conservative ceiling; measure the ramp further up to raise it.`,
+        `Per-request thread cost falls as load rises (a busy thread pays fewer wake-ups), so ${fmt(ceiling)} QPS, measured at that phase's ${fmt(measured.qps)} QPS, errs low; but more processes per machine each carry less load and pay more wake-ups per request, so the CPU per request measured here may not hold for another process count: measure the machine with the count the model gives (--nodes, --set cluster.coordinators=all).`,
       );
       notes.push(
         processes > 1
-          ? `One node process per ${inputs.coresPerNode}-core machine would serve only ${fmt(oneProcess)} QPS (${nodesOneProcess ?? '—'} machines for ${fmt(inputs.targetQps)} QPS); to use the cores, run ⌈${fmt(qpsPerNode!)} / ${fmt(ceiling)}⌉ = ${processes} node processes per machine, each holding every item shard (memory below counts every copy).`
+          ? `One node process per ${inputs.coresPerNode}-core machine would serve only ${fmt(oneProcess)} QPS (${nodesOneProcess ?? '—'} machines for ${fmt(inputs.targetQps)} QPS); to use the cores, run ⌈${fmt(qpsPerNode!)} / ${fmt(ceiling)}⌉ = ${processes} node processes per machine, each holding every item shard (memory below counts every copy). More would not help: each would carry less load and pay more wake-ups per request.`
           : `One node process per machine reaches the CPU limit before its busiest thread fills a core (ceiling ${fmt(ceiling)} ≥ ${fmt(qpsPerNode!)} QPS).`,
+      );
+      notes.push(
+        `Within the SLO a machine serves min(${fmt(qpsPerNode!)}, ${processes} × ${fmt(processSlo!)}) = ${fmt(sloPerNode!)} QPS${sloPerNode! < qpsPerNode! ? ': the processes\' busiest threads, not the cores, decide' : ''}.`,
       );
     } else {
       notes.push(`QPS per node = ${perCore} × ${inputs.coresPerNode} cores; assumes throughput scales linearly with cores (one worker per core).`);
@@ -239,7 +267,9 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
     qpsPerNode,
     busiestThread: thread,
     processCeilingQps: ceiling,
+    processSloQps: processSlo,
     processesPerNode: processes,
+    qpsPerNodeAtSlo: sloPerNode,
     qpsPerNodeOneProcess: oneProcess,
     nodesForTargetQpsOneProcess: nodesOneProcess,
     usableQpsPerNode: usable,

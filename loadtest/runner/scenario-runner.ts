@@ -220,7 +220,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     await fleet.close();
   }
 
-  const measured = findCapacity(phases, sc.slo);
+  const measured = findCapacity(phases, sc.slo, targetAddresses(target).length);
   return {
     version: 1,
     scenario: sc.name,

@@ -79,6 +79,12 @@ export interface CapacitySettings {
   readonly users: number;
   /** Copies of each user partition. Default 2. */
   readonly userReplicas: number;
+  /**
+   * Share of a core a node process's busiest thread may use while the process still holds the SLO,
+   * 0.1..1. Default 0.6: on a 16-core Xeon (docs/capacity.md, "A 16-core machine") one process and
+   * five processes each met p99 ≤ 50 ms with that thread at 50–52% of a core and missed at 73–74%.
+   */
+  readonly busiestThreadMaxUtilisation: number;
   readonly memory: MemoryInputs;
 }
 
@@ -281,6 +287,7 @@ function parseCapacity(f: Fields | undefined): CapacitySettings {
     items: c.num('items', 10_000_000, { min: 0 }),
     users: c.num('users', 100_000_000, { min: 0 }),
     userReplicas: c.num('userReplicas', 2, { min: 1, int: true }),
+    busiestThreadMaxUtilisation: c.num('busiestThreadMaxUtilisation', 0.6, { min: 0.1, max: 1 }),
     memory,
   };
   c.done();

@@ -68,9 +68,10 @@ t.test('capacity model: the serial ceiling of one node process, processes per no
   const m = findCapacity(phases, slo)!;
   t.equal(m.phase, 'b');
   t.same(m.busiestThread, thread(1.6), 'the SLO phase\'s busiest thread');
-  const inputs = (items: number) => parseScenario({
+  // busiestThreadMaxUtilisation 1 here: the raw ceiling (the bound is tested below).
+  const inputs = (items: number, u = 1) => parseScenario({
     kind: 'steady', load: { rate: 1, durationS: 1 },
-    capacity: { targetQps: 50_000, headroom: 0.3, coresPerNode: 16, memoryPerNodeGiB: 64, items, users: 100e6, userReplicas: 2,
+    capacity: { targetQps: 50_000, headroom: 0.3, coresPerNode: 16, memoryPerNodeGiB: 64, items, users: 100e6, userReplicas: 2, busiestThreadMaxUtilisation: u,
       memory: { bytesPerMillionItems: 1e9, bytesPerMillionUsers: 0.5e9, baseBytesPerNode: 1e9 } },
   }).capacity;
   const budget = 64 * 2 ** 30 * 0.7; // 48,103,633,715.2 bytes
@@ -95,7 +96,7 @@ t.test('capacity model: the serial ceiling of one node process, processes per no
   const notes = c.notes.join(' ');
   t.match(notes, /1000 \/ 1\.6 = 625 QPS/);
   t.match(notes, /6 node processes per machine, each holding every item shard/);
-  t.match(notes, /conservative ceiling/);
+  t.match(notes, /errs low/);
   t.notMatch(notes, /scales linearly/, 'no linear-scaling claim when the ceiling is known');
 
   // 10M items: 6 × 10 GB = 60 GB exceeds half of (48.10 − 6) GB = 21.05 GB → ⌈2.85⌉ = 3 item groups;
@@ -122,6 +123,31 @@ t.test('capacity model: the serial ceiling of one node process, processes per no
   t.equal(linear.memory.processesPerNode, 1);
   t.equal(linear.memory.nodesForMemory, 3);
   t.match(linear.notes.join(' '), /serial ceiling of one node process .* is unknown/);
+
+  // The SLO bound on the busiest thread (default 0.6): a process serves 625 × 0.6 = 375 QPS within
+  // the SLO. Still ⌈3200 / 625⌉ = 6 processes (more would only add wake-ups), so the machine serves
+  // min(3200, 6 × 375) = 2250 QPS within the SLO: ⌈50,000 / (2250 × 0.7)⌉ = ⌈31.7⌉ = 32 machines.
+  t.equal(parseScenario({ kind: 'steady', load: { rate: 1, durationS: 1 } }).capacity.busiestThreadMaxUtilisation, 0.6, 'default bound');
+  const bounded = capacityModel(inputs(2e6, 0.6), m);
+  t.equal(bounded.processCeilingQps, 625);
+  t.equal(bounded.processSloQps, 375);
+  t.equal(bounded.processesPerNode, 6);
+  t.equal(bounded.qpsPerNodeAtSlo, 2250);
+  t.equal(bounded.nodesForTargetQps, 32);
+  t.equal(bounded.qpsPerNodeOneProcess, 375);
+  t.match(bounded.notes.join(' '), /min\(3,200, 6 × 375\) = 2,250 QPS: the processes' busiest threads, not the cores, decide/);
+  t.equal(c.qpsPerNodeAtSlo, 3200, 'with the bound at a full core the cores decide');
+  t.match(bounded.notes.join(' '), /below 60% of a core \(busiestThreadMaxUtilisation\): 375 QPS per process/);
+
+  // Requests entering evenly through 5 node processes (every node a coordinator): the thread's 0.32 ms
+  // per request of the phase is 1.6 ms per request of its own process, the same ceiling of 625.
+  const spread = findCapacity(phases.map((p) => ({ ...p, busiestThread: thread((p.busiestThread?.msPerRequest ?? 0) / 5) })), slo, 5)!;
+  t.equal(spread.entryProcesses, 5);
+  const five = capacityModel(inputs(2e6), spread);
+  t.equal(five.processCeilingQps, 625, 'per own request: 0.32 × 5 = 1.6 ms');
+  t.equal(five.processesPerNode, 6);
+  t.match(five.notes.join(' '), /1\.6 ms per request of its own process, since the requests entered evenly through 5 node processes/);
+  t.equal(findCapacity(phases, slo)!.entryProcesses, undefined, 'one entry process: no field');
 });
 
 t.test('a ramp against a real gRPC server yields a report whose HTML holds the SVG plots', async (t) => {
