@@ -22,7 +22,7 @@ import { writeReport } from './report/html.js';
 import { runScenario } from './runner/scenario-runner.js';
 import { listScenarios, loadScenario, ScenarioConfigError } from './scenarios/config.js';
 import type { Scenario } from './scenarios/config.js';
-import type { ProcessRef, Target } from './target.js';
+import type { LocalClusterTargetOptions, ProcessRef, Target } from './target.js';
 import { startLocalClusterTarget, staticTarget, targetAddresses } from './target.js';
 
 /** Parsed command line. */
@@ -40,7 +40,7 @@ export interface CliArgs {
   /** From --tls-ca/--tls-cert/--tls-key/--tls-server-name, validated (files exist and parse); {} = plaintext. */
   readonly tls: TlsSection;
   /** Shape of a `--start-cluster` cluster: `--nodes`, `--set key=value` (cluster/config.ts knobs), world size. */
-  readonly cluster: { readonly nodes?: number; readonly config?: UpnextConfigInput; readonly world: { videos?: number; users?: number; days?: number } };
+  readonly cluster: Pick<LocalClusterTargetOptions, 'nodes' | 'config' | 'world'>;
 }
 
 const USAGE = `usage: node dist/loadtest/cli.js <scenario> [--target host:port[,host:port...] | --start-cluster] [--duration s] [--out dir]
@@ -86,12 +86,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         break;
       }
       case '--nodes': nodes = int(a, next()); break;
-      case '--set': {
-        const v = next() ?? '';
-        if (!/^[A-Za-z0-9_.]+=/.test(v)) throw new TypeError(`--set needs key=value, got ${v}`);
-        set.push(v);
-        break;
-      }
+      case '--set': set.push(next() ?? ''); break; // checked below by applyConfigOverrides + resolveConfig
       case '--videos': world.videos = int(a, next()); break;
       case '--users': world.users = int(a, next()); break;
       case '--days': world.days = int(a, next()); break;
@@ -161,12 +156,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const target: Target = args.target
     ? staticTarget(args.target, args.pids, args.tls.certFile !== undefined ? args.tls : undefined)
-    : await startLocalClusterTarget({
-      log,
-      world: args.cluster.world,
-      ...(args.cluster.nodes !== undefined ? { nodes: args.cluster.nodes } : {}),
-      ...(args.cluster.config !== undefined ? { config: args.cluster.config } : {}),
-    });
+    : await startLocalClusterTarget({ log, ...args.cluster });
   try {
     log(`scenario ${scenario.name} (${scenario.load.kind}) against ${targetAddresses(target).join(', ')}`);
     const report = await runScenario({ scenario, target, ...(args.durationS !== undefined ? { durationS: args.durationS } : {}), log });

@@ -18,9 +18,9 @@ export interface Target {
   /** gRPC address of the public Recommender service, `host:port` (the first, when there are several). */
   readonly address: string;
   /**
-   * Every coordinator's address when the target has several (a local cluster with
+   * Every coordinator's address (`[address]` when there is one; several for a local cluster with
    * `cluster.coordinators` listing more than one node, or `--target a,b`): the generator spreads its
-   * requests evenly over them, as the callers' balancer would. Default: `[address]`.
+   * requests evenly over them, as the callers' balancer would. Absent: `[address]`.
    */
   readonly addresses?: readonly string[];
   /** TLS files when the service requires mutual TLS (cli.ts --tls-*); default plaintext. */
@@ -46,7 +46,7 @@ export interface Target {
 export function staticTarget(address: string | readonly string[], processes: readonly ProcessRef[] = [], tls?: TlsSection): Target {
   const addresses = typeof address === 'string' ? [address] : address;
   if (addresses.length === 0) throw new TypeError('a target needs at least one host:port');
-  return { address: addresses[0]!, ...(addresses.length > 1 ? { addresses } : {}), processes: () => processes, ...(tls !== undefined ? { tls } : {}) };
+  return { address: addresses[0]!, addresses, processes: () => processes, ...(tls !== undefined ? { tls } : {}) };
 }
 
 /** The addresses a generator calls: {@link Target.addresses}, else the one address. */
@@ -75,7 +75,7 @@ export function clusterTarget(cluster: LocalClusterHandle, worldDir?: string): T
   const target: Target = {
     ...(worldDir !== undefined ? { worldDir } : {}),
     address: cluster.grpcAddress,
-    ...(cluster.grpcAddresses !== undefined && cluster.grpcAddresses.length > 1 ? { addresses: cluster.grpcAddresses } : {}),
+    addresses: cluster.grpcAddresses ?? [cluster.grpcAddress],
     processes: () => {
       const nodes = typeof cluster.nodes === 'function' ? cluster.nodes() : cluster.nodes;
       const refs = nodes.map((n) => ({ name: n.name, pid: n.pid }));

@@ -11,23 +11,20 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { faissBuild } from './faiss.js';
 import type { ShardQuery } from './shard-index.js';
-import { readItemSnapshot } from './snapshot.js';
+import { restoreItemSnapshot } from './snapshot.js';
+import type { ItemShardSnapshotMeta } from './snapshot.js';
 import { clusteredUnitVectors } from './synthetic.js';
 
 const folder = process.argv[2];
 if (folder === undefined) throw new Error('usage: bench-batch.js <shard snapshot folder> [queries.bin] [k] [excluded]');
-const meta = JSON.parse(readFileSync(path.join(folder, 'meta.json'), 'utf8')) as {
-  shard: number;
-  shardCount: number;
-  modelVersion: string;
-  featureSpecHash: string;
-  source: string;
-};
+// The snapshot's own key (its meta.json holds every SnapshotKey field).
+const meta = JSON.parse(readFileSync(path.join(folder, 'meta.json'), 'utf8')) as ItemShardSnapshotMeta;
 const k = Number(process.argv[4] ?? 200);
 const excludedCount = Number(process.argv[5] ?? 0);
 let t0 = performance.now();
-const index = await readItemSnapshot(path.dirname(folder), meta);
-if (index === undefined) throw new Error(`snapshot ${folder} was not restored`);
+const restored = await restoreItemSnapshot(path.dirname(folder), meta);
+if (restored.kind !== 'restored') throw new Error(`snapshot ${folder} was not restored: ${restored.kind === 'refused' ? restored.reason : 'absent'}`);
+const index = restored.index;
 const dim = index.dim;
 console.log(`${index.factory} ${index.size} items, faiss=${faissBuild()}, restore ${(performance.now() - t0).toFixed(0)} ms, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`);
 

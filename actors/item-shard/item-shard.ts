@@ -283,8 +283,6 @@ function gaugesOf(info: ItemShardReadyInfo): ItemWorkerGauges {
     items: info.items,
     memoryBytes: info.memoryBytes,
     changesSinceSnapshot: info.changesSinceSnapshot,
-    searchCalls: info.searchCalls,
-    searchCallQueries: info.searchCallQueries,
   };
 }
 
@@ -307,9 +305,9 @@ class ItemShardImpl implements ItemShardHandle {
   #latencyCount = 0;
   #nextId = 1;
   #gauges: ItemWorkerGauges;
-  /** Search-call counters of workers that died: added to the live worker's, so stats() never go back. */
-  #pastSearchCalls = 0;
-  #pastSearchCallQueries = 0;
+  /** faiss search calls and the searches they answered (counted here, so a worker restart keeps them). */
+  #searchCalls = 0;
+  #searchCallQueries = 0;
   #searches = 0;
   #dropped = 0;
   #rejected = 0;
@@ -385,8 +383,6 @@ class ItemShardImpl implements ItemShardHandle {
         return;
       }
       this.#worker = opened.worker;
-      this.#pastSearchCalls += this.#gauges.searchCalls;
-      this.#pastSearchCallQueries += this.#gauges.searchCallQueries;
       this.#gauges = gaugesOf(opened.info);
       this.#opened(opened.info);
       this.#dead = undefined;
@@ -460,6 +456,10 @@ class ItemShardImpl implements ItemShardHandle {
         const p = this.#pending.get(m.id);
         this.#pending.delete(m.id);
         this.#gauges = m.gauges;
+        if (m.batchQueries !== undefined) {
+          this.#searchCalls++;
+          this.#searchCallQueries += m.batchQueries;
+        }
         if (p === undefined || p.kind === 'snapshot') return;
         if (m.reply === null) {
           this.#dropped++;
@@ -531,8 +531,8 @@ class ItemShardImpl implements ItemShardHandle {
       lastSnapshotCaptureMs: this.#lastSnapshotCaptureMs,
       lastSnapshotWriteMs: this.#lastSnapshotWriteMs,
       changesSinceSnapshot: this.#gauges.changesSinceSnapshot,
-      searchCalls: this.#pastSearchCalls + this.#gauges.searchCalls,
-      searchCallQueries: this.#pastSearchCallQueries + this.#gauges.searchCallQueries,
+      searchCalls: this.#searchCalls,
+      searchCallQueries: this.#searchCallQueries,
     };
     if (n === 0) return base;
     const sorted = this.#latencies.slice(0, n).sort();

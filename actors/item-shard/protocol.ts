@@ -57,10 +57,6 @@ export interface ItemWorkerGauges {
   readonly memoryBytes: number;
   /** Items upserted or removed since the last snapshot was captured (what a crash now would lose). */
   readonly changesSinceSnapshot: number;
-  /** faiss search calls made by this worker (each answers one batch of searches). */
-  readonly searchCalls: number;
-  /** Searches answered by those calls: `searchCallQueries / searchCalls` is the mean batch. */
-  readonly searchCallQueries: number;
 }
 
 /** Why a snapshot was written after start-up: admin changes (debounced), or a snapshot() call. */
@@ -91,8 +87,10 @@ export type FromItemWorker =
    * `searchMs` is the time spent searching (0 for admin requests and drops): for a search answered
    * in a batch, the batch's time divided by its searches (the CPU each one cost, so the p50 stays
    * comparable with and without batching; the wait for the batch shows in the caller's latency).
+   * `batchQueries` is set on the first reply of each faiss call: the searches that call answered
+   * (the main thread counts calls and batched searches from it, so the counts outlive a worker).
    */
-  | { readonly type: 'reply'; readonly id: number; readonly reply: Uint8Array | null; readonly searchMs: number; readonly gauges: ItemWorkerGauges }
+  | { readonly type: 'reply'; readonly id: number; readonly reply: Uint8Array | null; readonly searchMs: number; readonly gauges: ItemWorkerGauges; readonly batchQueries?: number }
   | { readonly type: 'snapshotDone'; readonly id: number; readonly path: string | null; readonly status: StatusObject | null }
   /**
    * A snapshot was written (either trigger). `captureMs`: the synchronous part (faiss write + column

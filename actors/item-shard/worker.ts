@@ -49,10 +49,6 @@ interface State {
   timer: ReturnType<typeof setTimeout> | undefined;
   /** The background part of the last snapshot write, so writes land in capture order. */
   writing: Promise<unknown>;
-  /** faiss search calls so far (one per batch). */
-  searchCalls: number;
-  /** Searches those calls answered. */
-  searchCallQueries: number;
 }
 
 let state: State | undefined;
@@ -73,8 +69,6 @@ function gauges(s: State): ItemWorkerGauges {
     items: s.index.size,
     memoryBytes: s.index.memoryBytes(),
     changesSinceSnapshot: s.changes,
-    searchCalls: s.searchCalls,
-    searchCallQueries: s.searchCallQueries,
   };
 }
 
@@ -97,8 +91,6 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
     changes: 0,
     timer: undefined,
     writing: Promise.resolve(),
-    searchCalls: 0,
-    searchCallQueries: 0,
   };
   post({
     type: 'ready',
@@ -139,8 +131,7 @@ function searchBatch(s: State, batch: readonly QueuedSearch[]): void {
     try {
       req = Codecs.shardSearchRequest.decode(request);
     } catch (err) {
-      const status = { code: StatusCode.INVALID_ARGUMENT, message: `undecodable ShardSearchRequest: ${toStatus(err).message}` };
-      post({ type: 'reply', id, reply: Codecs.shardSearchReply.encode(errorReply(s, status)), searchMs: 0, gauges: gauges(s) });
+      replyError(s, id, { code: StatusCode.INVALID_ARGUMENT, message: `undecodable ShardSearchRequest: ${toStatus(err).message}` }, 0);
       continue;
     }
     // deadline_ms 0 means "none" (proto3 default); a passed deadline is dropped silently: the
@@ -155,22 +146,21 @@ function searchBatch(s: State, batch: readonly QueuedSearch[]): void {
       validateSearch(s.index.dim, query.length, req.k, req.excludeVideoIds.length);
     } catch (err) {
       // Answered (and counted as a search by the main thread, as before batching: searchMs > 0).
-      const reply = Codecs.shardSearchReply.encode(errorReply(s, toStatus(err)));
-      post({ type: 'reply', id, reply, searchMs: performance.now() - t0, gauges: gauges(s) });
+      replyError(s, id, toStatus(err), performance.now() - t0);
       continue;
     }
     ready.push({ id, query: { query, k: req.k, exclude: req.excludeVideoIds } });
   }
   if (ready.length === 0) return;
   const t0 = performance.now();
-  let answers: readonly CandidateBatchMsg[] = [];
-  let failure: StatusObject = { code: StatusCode.INTERNAL, message: 'searchMany returned too few answers' };
+  let answers: readonly CandidateBatchMsg[];
   try {
     answers = s.index.searchMany(ready.map((r) => r.query));
-    s.searchCalls++;
-    s.searchCallQueries += ready.length;
   } catch (err) {
-    failure = toStatus(err);
+    const status = toStatus(err);
+    const searchMs = (performance.now() - t0) / ready.length;
+    for (const r of ready) replyError(s, r.id, status, searchMs);
+    return;
   }
   // Each search's share of the batch (see `searchMs` in protocol.ts).
   const searchMs = (performance.now() - t0) / ready.length;
@@ -178,9 +168,15 @@ function searchBatch(s: State, batch: readonly QueuedSearch[]): void {
   ready.forEach((r, i) => {
     const candidates = answers[i];
     const reply: ShardSearchReplyMsg =
-      candidates !== undefined ? { shard: s.config.shard, candidates, shardSize: s.index.size, searchMs } : errorReply(s, failure);
-    post({ type: 'reply', id: r.id, reply: Codecs.shardSearchReply.encode(reply), searchMs, gauges: g });
+      candidates !== undefined ? { shard: s.config.shard, candidates, shardSize: s.index.size, searchMs } : errorReply(s, { code: StatusCode.INTERNAL, message: 'searchMany returned too few answers' });
+    // The first reply of the call carries its size: the main thread counts calls and batched searches.
+    post({ type: 'reply', id: r.id, reply: Codecs.shardSearchReply.encode(reply), searchMs, gauges: g, ...(i === 0 ? { batchQueries: ready.length } : {}) });
   });
+}
+
+/** Answers search `id` with an error status. */
+function replyError(s: State, id: number, status: StatusObject, searchMs: number): void {
+  post({ type: 'reply', id, reply: Codecs.shardSearchReply.encode(errorReply(s, status)), searchMs, gauges: gauges(s) });
 }
 
 async function admin(s: State, id: number, bytes: Uint8Array): Promise<void> {
@@ -334,7 +330,9 @@ function drainOne(): void {
     });
 }
 
-function isSearch(task: Task | undefined): task is { readonly kind: 'message'; readonly msg: Extract<ToItemWorker, { type: 'search' }> } {
+type SearchTask = { readonly kind: 'message'; readonly msg: Extract<ToItemWorker, { type: 'search' }> };
+
+function isSearch(task: Task | undefined): task is SearchTask {
   return task?.kind === 'message' && task.msg.type === 'search';
 }
 
@@ -342,11 +340,13 @@ function isSearch(task: Task | undefined): task is { readonly kind: 'message'; r
 async function nextUnit(): Promise<void> {
   const head = inbox[0];
   if (head === undefined) return;
-  if (isSearch(head) && state !== undefined) {
+  if (isSearch(head)) {
+    // Before a successful init there is nothing to search (the main thread sends none before 'ready').
+    const max = state?.config.searchBatch.maxQueries ?? 1;
     let n = 1;
-    while (n < state.config.searchBatch.maxQueries && isSearch(inbox[n])) n++;
-    const run = inbox.splice(0, n).filter(isSearch);
-    searchBatch(state, run.map((t) => ({ id: t.msg.id, request: t.msg.request })));
+    while (n < max && isSearch(inbox[n])) n++;
+    const run = inbox.splice(0, n) as SearchTask[];
+    if (state !== undefined) searchBatch(state, run.map((t) => ({ id: t.msg.id, request: t.msg.request })));
     return;
   }
   inbox.shift();
@@ -379,8 +379,7 @@ async function handle(msg: ToItemWorker): Promise<void> {
       }
       return;
     case 'search':
-      // Only before a successful init (searches are batched by nextUnit otherwise): nothing to answer.
-      return;
+      return; // runs of searches are taken by nextUnit, never handed here
     case 'admin':
       if (state !== undefined) await admin(state, msg.id, msg.request);
       return;

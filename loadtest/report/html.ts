@@ -145,7 +145,7 @@ function capacitySection(r: LoadtestReport): string {
     [`QPS per node (${i.coresPerNode} cores, CPU-limited)`, n1(c.qpsPerNode)],
     ['busiest node-process thread at SLO', threadCell(c.busiestThread)],
     [`process ceiling (1000 / busiest thread ms per request of its process${c.measured?.entryProcesses ? `; requests entered through ${c.measured.entryProcesses} processes` : ''})`, c.processCeilingQps === undefined ? '—' : `${fmt(c.processCeilingQps)} QPS per node process`],
-    [`within the SLO (busiest thread ≤ ${Math.round((i.busiestThreadMaxUtilisation ?? 1) * 100)}% of a core)`, c.processSloQps === undefined ? '—' : `${fmt(c.processSloQps)} QPS per node process`],
+    [`within the SLO (busiest thread ≤ ${Math.round(i.busiestThreadMaxUtilisation * 100)}% of a core)`, c.processSloQps === undefined ? '—' : `${fmt(c.processSloQps)} QPS per node process`],
     [`QPS per node with one node process`, n1(c.qpsPerNodeOneProcess)],
     [`<b>node processes per node</b> to use ${i.coresPerNode} cores`, `<b>${n1(c.processesPerNode)}</b>`],
     ['QPS per node within the SLO (CPU, or processes × their SLO bound)', n1(c.qpsPerNodeAtSlo)],

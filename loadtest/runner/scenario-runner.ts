@@ -44,9 +44,10 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   const { scenario: sc, target } = opts;
   const log = opts.log ?? (() => undefined);
   // A started cluster knows its world: its ids are the ones worth asking for.
+  const addresses = targetAddresses(target);
   const worldDir = target.worldDir ?? (sc.world !== undefined ? path.join(opts.worldsDir ?? path.join(REPO_ROOT, 'data', 'worlds'), sc.world) : undefined);
   const base: Omit<PhaseSpec, 'name' | 'segments' | 'durationMs'> = {
-    addresses: targetAddresses(target),
+    addresses,
     ...(target.tls !== undefined ? { tls: target.tls } : {}),
     mode: 'open',
     concurrency: 0,
@@ -220,7 +221,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     await fleet.close();
   }
 
-  const measured = findCapacity(phases, sc.slo, targetAddresses(target).length);
+  const measured = findCapacity(phases, sc.slo, addresses.length);
   return {
     version: 1,
     scenario: sc.name,
@@ -228,7 +229,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     description: sc.description,
     startedAt: new Date(runStart).toISOString(),
     durationS: (Date.now() - runStart) / 1000,
-    target: targetAddresses(target).join(','),
+    target: addresses.join(','),
     slo: sc.slo,
     conditions: {
       host: os.hostname(),
@@ -244,8 +245,8 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
       users: usersOrigin,
       videos: worldDir ?? `range ${sc.videos.rangeStart}..${sc.videos.rangeStart + sc.videos.count - 1}`,
       eventsPerSecond: sc.events?.rate ?? 0,
-      generatorOnTargetHost: targetAddresses(target).some(isLocal),
-      coordinatorsCalled: targetAddresses(target).length,
+      generatorOnTargetHost: addresses.some(isLocal),
+      coordinatorsCalled: addresses.length,
     },
     phases,
     timeline,
