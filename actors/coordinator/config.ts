@@ -81,6 +81,31 @@ export interface FeatureLogConfig {
   readonly maxBytes: number;
 }
 
+/**
+ * Prediction drift (DESIGN §7): mean predicted CTR of the served, ranked items against the CTR the
+ * clients then log, for a sample of requests (drift.ts).
+ */
+export interface PredictionDriftConfig {
+  /** Share of requests tracked, sampled by request id (the feature log's hash), in [0, 1]; 0 = off. Default 0.05. */
+  readonly sampleRate: number;
+  /** Most requests remembered for the join; the oldest are evicted (counted). Default 20000. */
+  readonly maxTracked: number;
+  /** Events for a request served longer ago than this are not joined, ms. Default 600000 (10 min). */
+  readonly joinWindowMs: number;
+  /** Sliding window the figures cover, ms, kept in 15 buckets of windowMs/15. Default 900000 (15 min). */
+  readonly windowMs: number;
+  /** The alert fires when |drift of the top slots| exceeds this share. Default 0.10 (±10%). */
+  readonly alertAbove: number;
+  /** Matched top-slot impressions in the window below which the alert stays off. Default 1000. */
+  readonly minImpressions: number;
+  /**
+   * Slots 0..topPositions-1 form the "top" figures the alert reads: the ranker scores every item at
+   * the feature spec's inferencePosition (0), so only the first slots are judged against the position
+   * the prediction assumed (drift.ts explains and measures why). Default 3.
+   */
+  readonly topPositions: number;
+}
+
 /** Optional caller authentication on the public RPC. */
 export interface AuthConfig {
   /** When set, every call needs metadata `authorization: Bearer <token>`. Default unset. */
@@ -115,6 +140,7 @@ export interface CoordinatorConfig {
   /** Timeout of one JetStream publish ack in LogEvents, in ms. Default 5000 ms. */
   readonly publishAckTimeoutMs?: number;
   readonly featureLog?: Partial<FeatureLogConfig>;
+  readonly drift?: Partial<PredictionDriftConfig>;
   /**
    * Requests already queued on the node's own item shard or user partition from which a call goes
    * over NATS instead (to a twin replica, or the same actor). Default {@link LOCAL_OVERLOADED_AT}.
@@ -138,6 +164,7 @@ export interface ResolvedCoordinatorConfig {
   readonly maxReceiveMessageBytes: number;
   readonly publishAckTimeoutMs: number;
   readonly featureLog: FeatureLogConfig;
+  readonly drift: PredictionDriftConfig;
   readonly localOverloadedAt: number;
 }
 
@@ -165,6 +192,9 @@ export const DEFAULT_COORDINATOR_CONFIG: ResolvedCoordinatorConfig = Object.free
   publishAckTimeoutMs: 5000,
   // 1% of 50k QPS × ~20 served rows × 80 floats ≈ 3 MB/s fleet-wide: enough for skew and joins.
   featureLog: Object.freeze({ sampleRate: 0.01, maxAgeMs: 2 * 24 * 3_600_000, maxBytes: 1024 ** 3 }),
+  // 5% of one coordinator's requests: at 10 QPS that is ~1,350 top-slot impressions per 15 min,
+  // enough for minImpressions; 20k requests cover 10 min of joins up to ~33 sampled requests/s.
+  drift: Object.freeze({ sampleRate: 0.05, maxTracked: 20_000, joinWindowMs: 600_000, windowMs: 900_000, alertAbove: 0.1, minImpressions: 1000, topPositions: 3 }),
   localOverloadedAt: LOCAL_OVERLOADED_AT,
 });
 
@@ -240,6 +270,7 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
   const sampleRate = nonNegativeNumber('featureLog.sampleRate', fl.sampleRate);
   if (sampleRate > 1) throw new TypeError(`coordinator option featureLog.sampleRate must be in [0, 1], got ${sampleRate}`);
   const maxAgeMs = validateEventMaxAgeMs('coordinator option featureLog.maxAgeMs', fl.maxAgeMs);
+  const drift = resolveDriftConfig({ ...d.drift, ...config.drift });
   return Object.freeze({
     defaultDeadlineMs: positiveNumber('defaultDeadlineMs', config.defaultDeadlineMs ?? d.defaultDeadlineMs),
     budgets,
@@ -265,7 +296,31 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
     maxReceiveMessageBytes: positiveInt('maxReceiveMessageBytes', config.maxReceiveMessageBytes ?? d.maxReceiveMessageBytes),
     publishAckTimeoutMs: positiveNumber('publishAckTimeoutMs', config.publishAckTimeoutMs ?? d.publishAckTimeoutMs),
     featureLog: Object.freeze({ sampleRate, maxAgeMs, maxBytes: positiveInt('featureLog.maxBytes', fl.maxBytes) }),
+    drift,
     localOverloadedAt: positiveInt('localOverloadedAt', config.localOverloadedAt ?? d.localOverloadedAt, 100_000),
+  });
+}
+
+function share(name: string, v: unknown): number {
+  const x = nonNegativeNumber(name, v);
+  if (x > 1) throw new TypeError(`coordinator option ${name} must be in [0, 1], got ${x}`);
+  return x;
+}
+
+function resolveDriftConfig(dr: Record<keyof PredictionDriftConfig, unknown>): PredictionDriftConfig {
+  const joinWindowMs = positiveInt('drift.joinWindowMs', dr.joinWindowMs, 86_400_000);
+  const windowMs = positiveInt('drift.windowMs', dr.windowMs, 86_400_000);
+  // 15 buckets of at least a millisecond each.
+  if (windowMs < 15) throw new TypeError(`coordinator option drift.windowMs must be at least 15 ms (15 buckets), got ${windowMs}`);
+  return Object.freeze({
+    sampleRate: share('drift.sampleRate', dr.sampleRate),
+    maxTracked: positiveInt('drift.maxTracked', dr.maxTracked, 10_000_000),
+    joinWindowMs,
+    windowMs,
+    alertAbove: positiveNumber('drift.alertAbove', dr.alertAbove),
+    minImpressions: nonNegativeInt('drift.minImpressions', dr.minImpressions),
+    // k ≤ 1000 (validate.ts Limits): 1000 means "every slot".
+    topPositions: positiveInt('drift.topPositions', dr.topPositions, 1000),
   });
 }
 

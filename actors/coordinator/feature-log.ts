@@ -18,11 +18,11 @@ import { nanos } from '@nats-io/nats-core';
 import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
 import { DiscardPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { ensureStream } from '../event-stream/stream.js';
-import { hashString } from '../../core/hash.js';
 import { Subjects, servedStreamName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
 import type { ServedRowsMsg } from '../../protos/codec.js';
 import type { FeatureLogConfig } from './config.js';
+import { sampledByRequestId } from './sampling.js';
 
 /** Counters of one coordinator's feature log (the coordinator's stats, hence /metrics). */
 export interface FeatureLogStats {
@@ -81,9 +81,6 @@ export async function ensureServedStream(jsm: JetStreamManager, cluster: string,
   );
 }
 
-/** Scale of the request-id hash (32-bit FNV-1a) used for sampling. */
-const HASH_RANGE = 2 ** 32;
-
 /** Publishes sampled served rows to the cluster's feature-log stream. */
 export class FeatureLog implements FeatureLogSink {
   readonly #nc: NatsConnection;
@@ -109,10 +106,7 @@ export class FeatureLog implements FeatureLogSink {
   }
 
   sampled(requestId: string): boolean {
-    if (this.#rate <= 0) return false;
-    if (this.#rate >= 1) return true;
-    const u = requestId.length > 0 ? hashString(requestId) / HASH_RANGE : this.#random();
-    return u < this.#rate;
+    return sampledByRequestId(requestId, this.#rate, this.#random);
   }
 
   log(record: ServedRowsRecord): void {

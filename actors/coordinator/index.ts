@@ -10,6 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../core/clock.js';
 import { Deadline } from '../../core/deadline.js';
 import { systemClock } from '../../core/clock.js';
+import type { InteractionEvent } from '../../core/events.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { validateClusterName } from '../../core/subjects.js';
 import { PopularCache } from '../popular/popular-cache.js';
@@ -19,6 +20,7 @@ import type { LocalRanker } from '../ranker/local-first.js';
 import { AdmissionController } from './admission.js';
 import type { CoordinatorConfig, ResolvedCoordinatorConfig } from './config.js';
 import { resolveCoordinatorConfig } from './config.js';
+import { PredictionDriftMonitor } from './drift.js';
 import { EventPublisher } from './events.js';
 import { FeatureLog } from './feature-log.js';
 import { loadServingModel, servingModelFromManifest } from './model.js';
@@ -38,6 +40,7 @@ export { Limits } from './validate.js';
 export { DEFAULT_COORDINATOR_CONFIG, resolveCoordinatorConfig } from './config.js';
 export type { CoordinatorConfig, ResolvedCoordinatorConfig, SurfaceWeights, StageBudgets } from './config.js';
 export type { CoordinatorStats, HistogramSnapshot } from './stats.js';
+export type { DriftFigures, PredictionDriftSnapshot } from './drift.js';
 export type { PipelinePorts, PopularSource, RankerScorer, ShardSearcher, UserStateSource, ServingModel } from './ports.js';
 export { RECOMMENDER_SERVICE, loadRecommenderPackage } from './server.js';
 export { Source } from './types.js';
@@ -108,6 +111,12 @@ export interface CoordinatorOptions {
   readonly serverCredentials?: grpc.ServerCredentials;
   /** Credentials the ranker client dials replicas with. Default insecure; mTLS credentials when `tls` is configured. */
   readonly rankerCredentials?: grpc.ChannelCredentials;
+  /**
+   * Whether the event stream's events reach {@link CoordinatorHandle.noteEvents} now (the node's
+   * popular actor runs with its feed); read by stats() as `predictionDrift.eventsSource`, so a
+   * coordinator whose drift figures cannot fill says so instead of showing zeros. Default: never.
+   */
+  readonly driftEventsSource?: () => boolean;
 }
 
 /** How the coordinator dates items and events (config `coordinator.timeBase`). */
@@ -137,6 +146,11 @@ export interface CoordinatorHandle {
   setShardCount(itemShards: number): void;
   /** Hot-swaps the model (its version and calibration) from a directory or a manifest. */
   setModel(model: string | ModelManifest): Promise<void>;
+  /**
+   * Events read from the cluster's event stream, for the prediction-drift join (drift.ts): the node
+   * passes what its popular actor reads. A no-op when `coordinator.drift.sampleRate` is 0.
+   */
+  noteEvents(events: readonly InteractionEvent[]): void;
 }
 
 /** Longest start-up wait for the warm-up request, ms. */
@@ -167,6 +181,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     throw new TypeError('options.rankerAddresses must be a function returning host:port strings');
   }
   if (opts.modelDir === undefined && opts.manifest === undefined) throw new TypeError('options.modelDir or options.manifest is required');
+  if (opts.driftEventsSource !== undefined && typeof opts.driftEventsSource !== 'function') throw new TypeError('options.driftEventsSource must be a function returning a boolean');
   const config: ResolvedCoordinatorConfig = resolveCoordinatorConfig(opts.config);
   const clock = opts.clock ?? systemClock;
   const model = await resolveModel(opts.manifest ?? (opts.modelDir as string));
@@ -226,6 +241,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     rankerClient?.close();
     throw err;
   }
+  const driftEventsSource = opts.driftEventsSource ?? (() => false);
+  const drift = config.drift.sampleRate > 0 ? new PredictionDriftMonitor(config.drift, clock) : undefined;
   const pipeline = new RecommendPipeline({
     ports,
     config,
@@ -236,6 +253,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     admission,
     servingTimeOffsetMs: offset,
     ...(featureLog !== undefined ? { featureLog } : {}),
+    ...(drift !== undefined ? { drift } : {}),
   });
   let publisher: EventPublisher;
   try {
@@ -309,9 +327,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
           ? { localPaths: { ...(localShards !== undefined ? { itemShards: localShards.stats() } : {}), ...(localUsers !== undefined ? { userState: localUsers.stats() } : {}) } }
           : {}),
         ...(featureLog !== undefined ? { featureLog: { ...featureLog.stats(), buildFailures: counters.featureLogFailures } } : {}),
+        ...(drift !== undefined ? { predictionDrift: { ...drift.snapshot(), eventsSource: driftEventsSource() } } : {}),
       };
     },
     setShardCount: (s) => pipeline.setShardCount(s),
     setModel: async (m) => pipeline.setModel(await resolveModel(m)),
+    noteEvents: (events) => drift?.noteEvents(events),
   };
 }

@@ -22,6 +22,7 @@ import { blankItemFeatures, candidateAt, candidateInto, emptyCandidateBatch, use
 import { AdmissionController } from './admission.js';
 import type { ResolvedCoordinatorConfig } from './config.js';
 import type { FeatureLogSink } from './feature-log.js';
+import type { PredictionDriftSink } from './drift.js';
 import { surfaceWeights } from './config.js';
 import type { ShardCandidates } from './merge.js';
 import { mergeShardResults } from './merge.js';
@@ -56,6 +57,8 @@ export interface PipelineOptions {
   readonly servingTimeOffsetMs?: number;
   /** Where sampled served rows go (feature-log.ts); default none. */
   readonly featureLog?: FeatureLogSink;
+  /** Told the calibrated P(click) of the ranked items of every answer (drift.ts samples them); default none. */
+  readonly drift?: PredictionDriftSink;
 }
 
 /** One candidate in the pool that gets ranked: candidate `at` of a shard's or popular's columnar batch. */
@@ -101,6 +104,7 @@ export class RecommendPipeline {
   readonly #counters: PipelineCounters;
   readonly #admission: AdmissionController;
   readonly #featureLog: FeatureLogSink | undefined;
+  readonly #drift: PredictionDriftSink | undefined;
   #model: ServingModel;
   #itemShards: number;
 
@@ -115,6 +119,7 @@ export class RecommendPipeline {
     this.#clock = opts.clock ?? systemClock;
     this.#servingTimeOffsetMs = opts.servingTimeOffsetMs ?? 0;
     this.#featureLog = opts.featureLog;
+    this.#drift = opts.drift;
     this.#counters = opts.counters ?? new PipelineCounters();
     this.#admission = opts.admission ?? new AdmissionController(opts.config.admission, () => this.#clock.monotonicMs());
   }
@@ -323,6 +328,9 @@ export class RecommendPipeline {
     timings.policyMs = this.#clock.monotonicMs() - t;
     counters.latency.policy.record(timings.policyMs);
 
+    // Items the ranker scored: the policy's list (a popular fill below carries priors, not predictions).
+    const rankedCount = ranked ? items.length : 0;
+
     // (6) exactly k: fill the tail from the popular list when the pool ran short.
     if (items.length < q.k) {
       counters.degradations.filledFromPopular++;
@@ -341,6 +349,9 @@ export class RecommendPipeline {
         counters.featureLogFailures++;
         if (counters.featureLogFailures === 1) console.error('feature log:', err);
       }
+    }
+    if (rankedCount > 0 && this.#drift !== undefined) {
+      this.#drift.noteServed(q.requestId, rankedCount === items.length ? items : items.slice(0, rankedCount), this.#clock.nowMs());
     }
     return this.#finish(q, model, items, coverage, degraded, degraded.length === 0 ? 'ok' : 'degraded', timings, t0);
   }

@@ -4,6 +4,7 @@
  * path, directly usable as a Prometheus histogram.
  */
 import type { LocalFirstRankerStats } from '../ranker/local-first.js';
+import type { PredictionDriftSnapshot } from './drift.js';
 import type { FeatureLogStats } from './feature-log.js';
 import type { LocalPathStats } from './local-ports.js';
 import type { RecommendOutcome } from './types.js';
@@ -122,4 +123,9 @@ export interface CoordinatorStats {
   readonly localPaths?: { readonly itemShards?: LocalPathStats; readonly userState?: LocalPathStats };
   /** The feature log's counters (feature-log.ts; present when it runs), plus records that failed to build. */
   readonly featureLog?: FeatureLogStats & { readonly buildFailures: number };
+  /**
+   * Prediction drift over `coordinator.drift.windowMs` (drift.ts; present when drift.sampleRate > 0),
+   * and whether stream events reach the monitor at all (false: the figures cannot fill).
+   */
+  readonly predictionDrift?: PredictionDriftSnapshot & { readonly eventsSource: boolean };
 }

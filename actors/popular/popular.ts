@@ -83,6 +83,14 @@ export interface PopularOptions {
   readonly replayWindowMs?: number;
   /** Retention of the event stream (its max_age) when this actor creates or updates it, ms; 0 = unlimited. Default: see event-stream/stream.ts. */
   readonly streamMaxAgeMs?: number;
+  /**
+   * Also hands every batch this actor applies (the stream feed's, the start-up replay included) to
+   * this listener, after the lists counted it: how the node gives its coordinator's prediction-drift
+   * monitor the events without a second stream consumer. It runs on the feed's turn, so it must be
+   * cheap; what it throws is counted (`listenerFailures`) and swallowed, never retried (a retry would
+   * count the batch twice in the lists). Default none.
+   */
+  readonly onEvents?: (events: readonly InteractionEvent[]) => void;
 }
 
 /** Counters for /metrics. */
@@ -98,6 +106,8 @@ export interface PopularStats {
   /** Longest single slice of the last refresh: how long it blocked the event loop, ms. */
   readonly lastRefreshMaxSliceMs: number;
   readonly eventsApplied: number;
+  /** Batches whose `onEvents` listener threw (the lists counted them; the listener missed them). */
+  readonly listenerFailures: number;
   /** The event-stream feed's counters, when it runs. */
   readonly eventFeed?: EventFeedStats;
 }
@@ -138,6 +148,7 @@ export async function startPopular(opts: PopularOptions): Promise<PopularHandle>
   const refreshSliceMs = opts.refreshSliceMs ?? 1;
   if (!(Number.isFinite(refreshSliceMs) && refreshSliceMs > 0)) throw new TypeError(`option refreshSliceMs must be > 0, got ${refreshSliceMs}`);
   if (opts.snapshotDir !== undefined && (typeof opts.snapshotDir !== 'string' || opts.snapshotDir.length === 0)) throw new TypeError('option snapshotDir must be a non-empty string');
+  if (opts.onEvents !== undefined && typeof opts.onEvents !== 'function') throw new TypeError('option onEvents must be a function');
   const lists = resolvePopularIndexOptions(opts.lists);
   const replayWindowMs = opts.replayWindowMs ?? POPULAR_REPLAY_HALF_LIVES * lists.popularHalfLifeMs;
   if (!(Number.isFinite(replayWindowMs) && replayWindowMs > 0)) throw new TypeError(`option replayWindowMs must be > 0, got ${replayWindowMs}`);
@@ -155,7 +166,7 @@ export async function startPopular(opts: PopularOptions): Promise<PopularHandle>
       throw err;
     }
   }
-  const actor = new PopularImpl(opts.nc, opts.cluster, index, { intervalMs: refreshIntervalMs, sliceMs: refreshSliceMs, timeBase, clock, lease });
+  const actor = new PopularImpl(opts.nc, opts.cluster, index, { intervalMs: refreshIntervalMs, sliceMs: refreshSliceMs, timeBase, clock, lease, onEvents: opts.onEvents });
   if (opts.eventFeed ?? true) {
     try {
       actor.follow(
@@ -185,6 +196,7 @@ interface PopularRuntime {
   readonly timeBase: 'events' | 'clock';
   readonly clock: Clock;
   readonly lease: CatalogueLease | undefined;
+  readonly onEvents: ((events: readonly InteractionEvent[]) => void) | undefined;
 }
 
 class PopularImpl implements PopularHandle {
@@ -196,6 +208,8 @@ class PopularImpl implements PopularHandle {
   readonly #sliceMs: number;
   #feed: EventFeedHandle | undefined;
   readonly #lease: CatalogueLease | undefined;
+  readonly #onEvents: ((events: readonly InteractionEvent[]) => void) | undefined;
+  #listenerFailures = 0;
   /** A sliced refresh is running (the timer skips a tick rather than overlap it). */
   #refreshing = false;
   #lastMaxSliceMs = 0;
@@ -213,6 +227,7 @@ class PopularImpl implements PopularHandle {
     this.#clock = rt.clock;
     this.#sliceMs = rt.sliceMs;
     this.#lease = rt.lease;
+    this.#onEvents = rt.onEvents;
     this.#sub = nc.subscribe(Subjects.popular(cluster), {
       queue: Subjects.queueGroup(cluster, 'popular', 0),
       callback: (err, msg) => {
@@ -245,6 +260,12 @@ class PopularImpl implements PopularHandle {
   applyEvents(events: readonly InteractionEvent[]): void {
     for (const e of events) this.index.applyEvent(e);
     this.#events += events.length;
+    if (this.#onEvents === undefined) return;
+    try {
+      this.#onEvents(events);
+    } catch {
+      this.#listenerFailures++;
+    }
   }
 
   refresh(): void {
@@ -316,6 +337,7 @@ class PopularImpl implements PopularHandle {
       lastRefreshMs: this.#lastRefreshMs,
       lastRefreshMaxSliceMs: this.#lastMaxSliceMs,
       eventsApplied: this.#events,
+      listenerFailures: this.#listenerFailures,
       ...(this.#feed !== undefined ? { eventFeed: this.#feed.stats() } : {}),
     };
   }

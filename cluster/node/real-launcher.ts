@@ -13,6 +13,7 @@ import { startRanker } from '../../actors/ranker/replica.js';
 import type { RankerHandle } from '../../actors/ranker/replica.js';
 import { startUserPartition } from '../../actors/user-state/user-state.js';
 import { startPopular } from '../../actors/popular/popular.js';
+import type { PopularHandle } from '../../actors/popular/popular.js';
 import { servingTimeOffsetMs, startCoordinator } from '../../actors/coordinator/index.js';
 import type { CoordinatorHandle } from '../../actors/coordinator/index.js';
 import { readWorldManifest } from '../../offline/world/reader.js';
@@ -73,8 +74,13 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
   /** This node's item shards and user partitions while they run: the coordinator here calls them in-process. */
   const localItemShards = new Map<number, LocalItemShard>();
   const localUserPartitions = new Map<number, LocalUserPartition>();
-  /** The coordinator while it runs, for a model switch. */
+  /** The coordinator while it runs, for a model switch and the events of the drift join. */
   let coordinator: CoordinatorHandle | undefined;
+  /**
+   * The popular actor while it runs: it reads every event of the stream, and hands each batch to the
+   * coordinator's prediction-drift monitor (no second consumer of the stream for it).
+   */
+  let popular: PopularHandle | undefined;
   /** The model served now: actors started from here on load it. */
   let current = { dir: o.modelDir, manifest: o.model };
   return {
@@ -122,8 +128,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         streamMaxAgeMs: o.config.eventStream.maxAgeMs,
         snapshotDir: path.join(o.runDir, 'snapshots'),
       })),
-    popular: async (): Promise<RunningActor> =>
-      startPopular({
+    popular: async (): Promise<RunningActor> => {
+      const h = await startPopular({
         nc: o.nc,
         cluster,
         worldDir: o.worldDir,
@@ -133,7 +139,18 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         eventFeed: po.eventFeed,
         streamMaxAgeMs: o.config.eventStream.maxAgeMs,
         snapshotDir: path.join(o.runDir, 'snapshots'),
-      }),
+        // Read per batch: the coordinator may start after this actor, or restart under it.
+        onEvents: (events) => coordinator?.noteEvents(events),
+      });
+      popular = h;
+      return {
+        stats: () => h.stats(),
+        stop: () => {
+          if (popular === h) popular = undefined;
+          return h.stop();
+        },
+      };
+    },
     ranker: async (): Promise<RunningServerActor> => {
       const r = o.config.ranker;
       const h = await startRanker({
@@ -180,6 +197,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         config,
         serverCredentials,
         rankerCredentials,
+        driftEventsSource: () => popular !== undefined && po.eventFeed,
       });
       coordinator = c;
       return {
