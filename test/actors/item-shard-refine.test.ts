@@ -68,6 +68,8 @@ t.test('refine factories: IDMap wrapping, option validation, memory estimate', a
   t.equal(factoryFor(25_000, d, 'avx2', 32), 'IDMap,IVF256,PQ32x4fs,RFlat', 'half of nlistFor, one code per dimension');
   t.equal(factoryFor(200, resolveIndexOptions({ flatMaxItems: 100 }), 'avx2', 16), 'IDMap,IVF64,PQ16x4fs,RFlat', 'at least 64 lists');
   t.equal(nprobeFor('IDMap,IVF1024,PQ64x4fs,RFlat', d), 192, 'refine indexes probe 3/16 of the lists');
+  t.equal(nprobeFor('IDMap,IVF4096,PQ64x4fs,RFlat', d), 384, 'and 6·√nlist on finer lists (5M-item shards: 0.971 instead of 768 lists for 0.987)');
+  t.equal(nprobeFor('IDMap,IVF256,PQ64x4fs,RFlat', d), 48, 'coarse lists keep 3/16');
   t.equal(nprobeFor('IVF2048,Flat', d), 256, 'Flat IVF probes 1/8');
 });
 
