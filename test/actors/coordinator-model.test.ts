@@ -2,25 +2,15 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { specHash } from '../../core/features/index.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { StatusCode } from '../../core/status.js';
 import { loadServingModel, servingModelFromManifest } from '../../actors/coordinator/model.js';
+import { bareManifest } from './fixtures.js';
 
 const spec = { ...DEFAULT_FEATURE_SPEC, numCategories: 16 };
-const manifest: ModelManifest = {
-  version: 'm-1',
-  createdAt: new Date(0).toISOString(),
-  featureSpec: spec,
-  featureSpecHash: specHash(spec),
-  files: MODEL_FILES,
-  tensors: { userTower: { inputs: [], outputs: [] }, itemTower: { inputs: [], outputs: [] }, ranker: { inputs: [], outputs: [] } },
-  calibration: { click: { type: 'isotonic', x: [0, 1], y: [0.1, 0.9] } },
-  trainingData: {},
-  metrics: {},
-};
+const manifest: ModelManifest = bareManifest('m-1', { type: 'isotonic', x: [0, 1], y: [0.1, 0.9] }, spec);
 
 t.test('a model directory loads with its spec and calibration; a mismatch is refused', async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'upnext-coord-model-'));

@@ -14,9 +14,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { startNatsServer } from '../../cluster/nats/server.js';
-import { specHash } from '../../core/features/index.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
-import { MODEL_FILES } from '../../core/model/contract.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { Subjects, eventStreamName } from '../../core/subjects.js';
 import { StatusCode } from '../../core/status.js';
@@ -27,23 +25,13 @@ import type { CoordinatorHandle } from '../../actors/coordinator/index.js';
 import type { RankerScorer } from '../../actors/coordinator/ports.js';
 import { startRanker } from '../../actors/ranker/index.js';
 import { writeLinearRankerModel } from './ranker-fixture.js';
-import { fakeCandidateBatch } from './fixtures.js';
+import { bareManifest, fakeCandidateBatch } from './fixtures.js';
 
 const S = 2;
 const P = 4;
 const spec = DEFAULT_FEATURE_SPEC;
 const WATCHED = [1003, 2004];
-const manifest: ModelManifest = {
-  version: 'itest-v1',
-  createdAt: new Date(0).toISOString(),
-  featureSpec: spec,
-  featureSpecHash: specHash(spec),
-  files: MODEL_FILES,
-  tensors: { userTower: { inputs: [], outputs: [] }, itemTower: { inputs: [], outputs: [] }, ranker: { inputs: [], outputs: [] } },
-  calibration: { click: { type: 'temperature', temperature: 1.5 } },
-  trainingData: {},
-  metrics: {},
-};
+const manifest: ModelManifest = bareManifest('itest-v1', { type: 'temperature', temperature: 1.5 }, spec);
 
 
 /** Fake actors on the real subjects: item shards, user partitions (one wildcard sub), popular. */

@@ -9,7 +9,7 @@ import type { InteractionEvent } from '../../core/events.js';
 import { EventType } from '../../core/events.js';
 import { DEFAULT_FEATURE_SPEC, specHash } from '../../core/features/index.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
-import type { ModelManifest } from '../../core/model/contract.js';
+import type { Calibration, ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { TwoTowerModel } from '../../offline/models/two-tower.js';
 import { exportItemTower, exportUserTower } from '../../offline/onnx/export.js';
@@ -21,6 +21,24 @@ import { userLine, videoLine } from '../../offline/world/writer.js';
 import type { ItemFeatures } from '../../core/features/item.js';
 import type { CandidateBatchMsg, UserStateReplyMsg } from '../../protos/codec.js';
 import { emptyCandidateBatch } from '../../protos/convert.js';
+
+/**
+ * A manifest with no model files behind it (empty tensor lists): for code that reads only a model's
+ * version, feature spec and calibration (the coordinator's serving model, its server, its metrics).
+ */
+export function bareManifest(version: string, calibration: Calibration = { type: 'identity' }, spec: FeatureSpec = DEFAULT_FEATURE_SPEC): ModelManifest {
+  return {
+    version,
+    createdAt: new Date(0).toISOString(),
+    featureSpec: spec,
+    featureSpecHash: specHash(spec),
+    files: MODEL_FILES,
+    tensors: { userTower: { inputs: [], outputs: [] }, itemTower: { inputs: [], outputs: [] }, ranker: { inputs: [], outputs: [] } },
+    calibration: { click: calibration },
+    trainingData: {},
+    metrics: {},
+  };
+}
 
 export const TINY_SPEC: FeatureSpec = Object.freeze({
   ...DEFAULT_FEATURE_SPEC,

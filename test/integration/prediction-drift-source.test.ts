@@ -3,28 +3,15 @@
 // drift series say so (`…_events_source 0`) instead of showing bare zeros; drift off (sampleRate 0)
 // renders no drift series at all.
 import t from 'tap';
-import { DEFAULT_FEATURE_SPEC, specHash } from '../../core/features/index.js';
-import { MODEL_FILES } from '../../core/model/contract.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { EventType, UNKNOWN_CONTEXT } from '../../core/events.js';
 import { startCoordinator } from '../../actors/coordinator/index.js';
 import type { PipelinePorts } from '../../actors/coordinator/ports.js';
 import { renderMetrics } from '../../cluster/node/metrics.js';
-import { fakeCandidateBatch } from '../actors/fixtures.js';
+import { bareManifest, fakeCandidateBatch } from '../actors/fixtures.js';
 import { natsFixture } from '../fixtures/nats.js';
 
-const spec = DEFAULT_FEATURE_SPEC;
-const manifest: ModelManifest = {
-  version: 'drift-src-v1',
-  createdAt: new Date(0).toISOString(),
-  featureSpec: spec,
-  featureSpecHash: specHash(spec),
-  files: MODEL_FILES,
-  tensors: { userTower: { inputs: [], outputs: [] }, itemTower: { inputs: [], outputs: [] }, ranker: { inputs: [], outputs: [] } },
-  calibration: { click: { type: 'identity' } },
-  trainingData: {},
-  metrics: {},
-};
+const manifest: ModelManifest = bareManifest('drift-src-v1');
 const ports: PipelinePorts = {
   userState: { get: () => Promise.reject(new Error('unused')) },
   shards: { search: () => Promise.reject(new Error('unused')) },

@@ -4,42 +4,12 @@
 // reads them from the stream and hands them to the coordinator's drift monitor, and /metrics shows
 // the join. Events naming an unknown request id change nothing.
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { ensureTinyAssets } from '../fixtures/assets.js';
-import { startLocalCluster } from '../../cluster/local/launcher.js';
-import { connectRecommender } from '../../cluster/local/client.js';
+import { startTinyCluster } from '../fixtures/tiny-cluster.js';
 
-const assets = await ensureTinyAssets();
-const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-drift-'));
-// One node: it hosts the coordinator and (node.popularOn "coordinators") the popular actor.
-const cluster = await startLocalCluster({
-  runDir,
-  worldDir: assets.worldDir,
-  modelDir: assets.modelDir,
-  nodes: 1,
-  itemShards: 1,
-  userPartitions: 2,
-  grpcPort: 0,
-  config: {
-    cluster: { name: `drift-${process.pid}` },
-    coordinator: {
-      defaultDeadlineMs: 20_000,
-      budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 },
-      drift: { sampleRate: 1, minImpressions: 2 },
-    },
-    node: { loadReportIntervalMs: 0 },
-  },
-});
-const client = connectRecommender(cluster.grpcAddress);
-t.teardown(async () => {
-  client.close();
-  await cluster.stop();
-  await rm(runDir, { recursive: true, force: true });
-});
+// n1 hosts the coordinator and (node.popularOn "coordinators") the popular actor.
+const { cluster, client } = await startTinyCluster(t, 'drift', { coordinator: { drift: { sampleRate: 1, minImpressions: 2 } } });
 
-const metricsUrl = `http://${cluster.nodes[0]!.metricsAddress}/metrics`;
+const metricsUrl = `http://${cluster.nodes.find((n) => n.name === 'n1')!.metricsAddress}/metrics`;
 
 /** Every sample of `name` on the node's /metrics (no labels compared: one coordinator). */
 async function metric(name: string): Promise<number | undefined> {
