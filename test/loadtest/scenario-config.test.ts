@@ -1,5 +1,5 @@
 import t from 'tap';
-import { listScenarios, loadScenario, parseScenario, ScenarioConfigError } from '../../loadtest/scenarios/config.js';
+import { listScenarios, loadScenario, parseScenario, SCENARIO_KINDS, ScenarioConfigError } from '../../loadtest/scenarios/config.js';
 import { applyOverrides, parseArgs } from '../../loadtest/cli.js';
 
 const bad = (json: unknown, field: RegExp) => {
@@ -14,7 +14,11 @@ const bad = (json: unknown, field: RegExp) => {
 t.test('every shipped scenario file loads', async (t) => {
   const names = listScenarios();
   for (const n of ['steady', 'ramp', 'flash-crowd', 'overload', 'node-loss', 'shard-move']) t.ok(names.includes(n), `${n}.json exists`);
-  for (const n of names) t.equal(loadScenario(n).load.kind, n, `${n} parses, kind matches its name`);
+  // One file per kind, named after it; named variants of a kind (machine: a ramp) name themselves.
+  for (const k of SCENARIO_KINDS) t.equal(loadScenario(k).load.kind, k, `${k} parses, kind matches its name`);
+  for (const n of names) t.equal(loadScenario(n).name, n, `${n} parses, its name matches its file`);
+  t.equal(loadScenario('machine').load.kind, 'ramp', 'machine is a ramp');
+  t.equal(loadScenario('machine').generator.processes, 4, 'machine: several generator processes');
   const ramp = loadScenario('ramp');
   t.equal(ramp.slo.p99Ms, 50);
   t.equal(ramp.capacity.headroom, 0.3);
