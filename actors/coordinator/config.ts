@@ -88,7 +88,7 @@ export interface FeatureLogConfig {
 export interface PredictionDriftConfig {
   /** Share of requests tracked, sampled by request id (the feature log's hash), in [0, 1]; 0 = off. Default 0.05. */
   readonly sampleRate: number;
-  /** Most requests remembered for the join; the oldest are evicted (counted). Default 20000. */
+  /** Most requests remembered for the join; beyond it new sampled requests go untracked (counted). Default 20000. */
   readonly maxTracked: number;
   /** Events for a request served longer ago than this are not joined, ms. Default 600000 (10 min). */
   readonly joinWindowMs: number;

@@ -40,7 +40,6 @@ export { Limits } from './validate.js';
 export { DEFAULT_COORDINATOR_CONFIG, resolveCoordinatorConfig } from './config.js';
 export type { CoordinatorConfig, ResolvedCoordinatorConfig, SurfaceWeights, StageBudgets } from './config.js';
 export type { CoordinatorStats, HistogramSnapshot } from './stats.js';
-export type { DriftFigures, PredictionDriftSnapshot } from './drift.js';
 export type { PipelinePorts, PopularSource, RankerScorer, ShardSearcher, UserStateSource, ServingModel } from './ports.js';
 export { RECOMMENDER_SERVICE, loadRecommenderPackage } from './server.js';
 export { Source } from './types.js';

@@ -350,9 +350,7 @@ export class RecommendPipeline {
         if (counters.featureLogFailures === 1) console.error('feature log:', err);
       }
     }
-    if (rankedCount > 0 && this.#drift !== undefined) {
-      this.#drift.noteServed(q.requestId, rankedCount === items.length ? items : items.slice(0, rankedCount), this.#clock.nowMs());
-    }
+    if (rankedCount > 0 && this.#drift?.sampled(q.requestId)) this.#drift.noteServed(q.requestId, items, this.#clock.nowMs(), rankedCount);
     return this.#finish(q, model, items, coverage, degraded, degraded.length === 0 ? 'ok' : 'degraded', timings, t0);
   }
 

@@ -44,8 +44,11 @@ function ports(perShard: number, rankerFails = false): PipelinePorts {
 
 class CapturingDrift implements PredictionDriftSink {
   readonly calls: { requestId: string; items: ServedPrediction[] }[] = [];
-  noteServed(requestId: string, items: readonly ServedPrediction[]): boolean {
-    this.calls.push({ requestId, items: items.map((i) => ({ videoId: i.videoId, pClick: i.pClick })) });
+  sampled(): boolean {
+    return true;
+  }
+  noteServed(requestId: string, items: readonly ServedPrediction[], _atMs: number, count = items.length): boolean {
+    this.calls.push({ requestId, items: items.slice(0, count).map((i) => ({ videoId: i.videoId, pClick: i.pClick })) });
     return true;
   }
 }

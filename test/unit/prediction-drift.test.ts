@@ -78,9 +78,11 @@ t.test('impressions and clicks join only tracked (request, video) pairs, each on
   t.equal(s.meanPredictedCtr, 0.5);
   t.equal(s.observedCtr, 1 / 3);
   t.equal(s.ratio, 0.5 / (1 / 3) - 1);
-  // A click arriving before its impression still counts, once.
+  // A click arriving before its impression still counts, once, when the impression comes.
   m.noteServed('r2', [{ videoId: 20, pClick: 0.5 }], clock.nowMs());
-  m.noteEvents([click('r2', 20), imp('r2', 20), click('r2', 20)]);
+  m.noteEvents([click('r2', 20)]);
+  t.same([m.snapshot().impressions, m.snapshot().clicks], [3, 1], 'a click without its impression waits (a lost impression must not inflate the observed CTR)');
+  m.noteEvents([imp('r2', 20), click('r2', 20)]);
   s = m.snapshot();
   t.same([s.impressions, s.clicks], [4, 2]);
   // Slots 0..2 are "top" (default topPositions 3): every pair here is in the top slots.
@@ -137,27 +139,41 @@ t.test('events later than joinWindowMs after serving are not joined; the request
   m.noteServed('old2', [{ videoId: 2, pClick: 0.5 }], clock.nowMs());
   clock.advance(10 * MIN + 1);
   m.noteEvents([imp('old2', 2), click('old2', 2)]);
-  const s = m.snapshot();
+  let s = m.snapshot();
   t.same([s.impressions, s.clicks, s.lateEvents, s.trackedRequests], [1, 0, 1, 0]);
   t.equal(s.expiredRequests, 2, 'old (by age, at the snapshot) and old2 (at its late event)');
+  // A request already swept by age (at a snapshot or a later noteServed) still counts as late once.
+  m.noteServed('swept', [{ videoId: 3, pClick: 0.5 }], clock.nowMs());
+  clock.advance(10 * MIN + 1);
+  t.equal(m.snapshot().trackedRequests, 0, 'swept by the snapshot');
+  m.noteEvents([imp('swept', 3), click('swept', 3)]);
+  s = m.snapshot();
+  t.same([s.impressions, s.lateEvents], [0, 2], 'its late events count once');
+  // After another join window even the memory of it is gone.
+  m.noteServed('gone', [{ videoId: 4, pClick: 0.5 }], clock.nowMs());
+  clock.advance(30 * MIN);
+  m.snapshot();
+  m.noteEvents([imp('gone', 4)]);
+  t.equal(m.snapshot().lateEvents, 2, 'beyond two join windows: not even counted late');
 });
 
-t.test('eviction by count: the oldest go first and are counted', async (t) => {
+t.test('room by count: when maxTracked are remembered, new sampled requests go untracked (counted)', async (t) => {
   const { m, clock } = monitor({ maxTracked: 3 });
-  for (let i = 1; i <= 5; i++) m.noteServed(`r${i}`, [{ videoId: i, pClick: 0.5 }], clock.nowMs());
+  const tracked = [1, 2, 3, 4, 5].map((i) => m.noteServed(`r${i}`, [{ videoId: i, pClick: 0.5 }], clock.nowMs()));
+  t.same(tracked, [true, true, true, false, false]);
   let s = m.snapshot();
-  t.same([s.trackedRequests, s.evictedRequests, s.sampledRequests], [3, 2, 5]);
-  m.noteEvents([imp('r1', 1), imp('r2', 2)]);
-  t.equal(m.snapshot().impressions, 0, 'r1, r2 evicted: not joined');
-  m.noteEvents([imp('r3', 3), imp('r5', 5)]);
+  t.same([s.trackedRequests, s.droppedRequests, s.sampledRequests], [3, 2, 3]);
+  m.noteEvents([imp('r4', 4), imp('r5', 5)]);
+  t.equal(m.snapshot().impressions, 0, 'r4, r5 untracked: not joined');
+  m.noteEvents([imp('r1', 1), imp('r3', 3)]);
   s = m.snapshot();
-  t.equal(s.impressions, 2, 'r3 and r5 still tracked');
-  // Re-serving a tracked id keeps one entry (its latest answer) and evicts nothing.
-  m.noteServed('r4', [{ videoId: 40, pClick: 0.5 }], clock.nowMs());
+  t.equal(s.impressions, 2, 'the oldest keep their whole join window');
+  // Re-serving a tracked id keeps one entry (its latest answer) and drops nothing.
+  m.noteServed('r2', [{ videoId: 20, pClick: 0.5 }], clock.nowMs());
   s = m.snapshot();
-  t.same([s.trackedRequests, s.evictedRequests], [3, 2]);
-  m.noteEvents([imp('r4', 4), imp('r4', 40)]);
-  t.equal(m.snapshot().impressions, 3, 'only the latest answer of r4 joins');
+  t.same([s.trackedRequests, s.droppedRequests], [3, 2]);
+  m.noteEvents([imp('r2', 2), imp('r2', 20)]);
+  t.equal(m.snapshot().impressions, 3, 'only the latest answer of r2 joins');
 });
 
 /** `n` one-item requests at `slot` (items above it padded), with `clicks` of them clicked, all predicted `p`. */
@@ -170,22 +186,30 @@ function serveAndLog(m: PredictionDriftMonitor, clock: ManualClock, tag: string,
   }
 }
 
-t.test('alert: |top drift| > alertAbove with at least minImpressions top impressions', async (t) => {
+t.test('alert: |top drift| beyond alertAbove by more than 2 standard errors, with at least minImpressions top impressions', async (t) => {
+  // 10,000 impressions at an observed 0.5: the drift's standard error is (1 + r) × 1%.
   const cases: [string, number, number, number, boolean][] = [
     // [what, top impressions, predicted, (observed 0.5), alert]
-    ['drift exactly +alertAbove: not above', 10, 0.625, 0.5, false],
-    ['drift +0.375', 10, 0.6875, 0.5, true],
-    ['drift exactly −alertAbove: not above', 10, 0.375, 0.5, false],
-    ['drift −0.375', 10, 0.3125, 0.5, true],
-    ['drift +0.375 but one impression short', 9, 0.6875, 0.5, false],
+    ['drift exactly +alertAbove: not above', 10_000, 0.625, 0.5, false],
+    ['drift +0.375', 10_000, 0.6875, 0.5, true],
+    ['drift exactly −alertAbove: not above', 10_000, 0.375, 0.5, false],
+    ['drift −0.375', 10_000, 0.3125, 0.5, true],
+    ['drift +0.375 but one impression short', 9_999, 0.6875, 0.5, false],
   ];
   for (const [what, n, p, observed, alert] of cases) {
-    const { m, clock } = monitor({ alertAbove: 0.25, minImpressions: 10 });
-    // n even: half clicked (observed 0.5); 9: 4 or 5 clicked does not matter for the minimum.
+    const { m, clock } = monitor({ alertAbove: 0.25, minImpressions: 10_000 });
     serveAndLog(m, clock, 'x', n, Math.round(n * observed), p);
     const s = m.snapshot();
     t.equal(s.top.impressions, n, `${what}: impressions`);
     t.equal(s.alert, alert, what);
+  }
+  {
+    // +0.375 on 100 impressions: 0.125 beyond the bound, but the standard error is 0.19: noise.
+    const { m, clock } = monitor({ alertAbove: 0.25, minImpressions: 10 });
+    serveAndLog(m, clock, 'few', 100, 50, 0.6875);
+    const s = m.snapshot();
+    t.equal(s.top.ratio, 0.375);
+    t.equal(s.alert, false, 'beyond the bound but within two standard errors: no alert');
   }
   {
     const { m, clock } = monitor({ alertAbove: 0.25, minImpressions: 10 });
@@ -205,17 +229,17 @@ t.test('alert: |top drift| > alertAbove with at least minImpressions top impress
 t.test('the alert reads the top slots only; the overall figures include every slot', async (t) => {
   const { m, clock } = monitor({ alertAbove: 0.25, minImpressions: 10, topPositions: 3 });
   // Calibrated at slot 0: 10 impressions, 5 clicks, predicted 0.5.
-  serveAndLog(m, clock, 'top', 10, 5, 0.5, 0);
+  serveAndLog(m, clock, 'top', 100, 50, 0.5, 0);
   // Far off at slot 3 (outside the top 3): predicted 0.5, observed 0.125 (position bias).
-  serveAndLog(m, clock, 'low', 16, 2, 0.5, 3);
+  serveAndLog(m, clock, 'low', 160, 20, 0.5, 3);
   const s = m.snapshot();
-  t.same([s.top.impressions, s.top.clicks, s.top.ratio], [10, 5, 0]);
-  t.same([s.impressions, s.clicks], [26, 7]);
+  t.same([s.top.impressions, s.top.clicks, s.top.ratio], [100, 50, 0]);
+  t.same([s.impressions, s.clicks], [260, 70]);
   t.ok(s.ratio !== undefined && s.ratio > 0.25, `overall drift ${s.ratio} is large`);
   t.equal(s.alert, false, 'no alert: the top slots are calibrated');
   const every = monitor({ alertAbove: 0.25, minImpressions: 10, topPositions: 1000 });
-  serveAndLog(every.m, every.clock, 'top', 10, 5, 0.5, 0);
-  serveAndLog(every.m, every.clock, 'low', 16, 2, 0.5, 3);
+  serveAndLog(every.m, every.clock, 'top', 100, 50, 0.5, 0);
+  serveAndLog(every.m, every.clock, 'low', 160, 20, 0.5, 3);
   t.equal(every.m.snapshot().alert, true, 'topPositions 1000 (every slot): the overall drift alerts');
 });
 
