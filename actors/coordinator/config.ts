@@ -257,8 +257,7 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
   const surfaces: Record<string, SurfaceWeights> = {};
   for (const [name, w] of Object.entries(surfacesIn)) surfaces[name] = weights(`surfaces.${name}`, w);
   const e = { ...d.exploration, ...config.exploration };
-  const epsilon = nonNegativeNumber('exploration.epsilon', e.epsilon);
-  if (epsilon > 1) throw new TypeError(`coordinator option exploration.epsilon must be in [0, 1], got ${epsilon}`);
+  const epsilon = share('exploration.epsilon', e.epsilon);
   const dv = { ...d.diversity, ...config.diversity };
   const a = { ...d.admission, ...config.admission };
   const token = config.auth?.token;
@@ -267,8 +266,7 @@ export function resolveCoordinatorConfig(config: CoordinatorConfig = {}): Resolv
   }
   const perShardK = positiveInt('perShardK', config.perShardK ?? d.perShardK, 2000);
   const fl = { ...d.featureLog, ...config.featureLog };
-  const sampleRate = nonNegativeNumber('featureLog.sampleRate', fl.sampleRate);
-  if (sampleRate > 1) throw new TypeError(`coordinator option featureLog.sampleRate must be in [0, 1], got ${sampleRate}`);
+  const sampleRate = share('featureLog.sampleRate', fl.sampleRate);
   const maxAgeMs = validateEventMaxAgeMs('coordinator option featureLog.maxAgeMs', fl.maxAgeMs);
   const drift = resolveDriftConfig({ ...d.drift, ...config.drift });
   return Object.freeze({
