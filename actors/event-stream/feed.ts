@@ -88,6 +88,14 @@ export interface EventFeedStats {
   readonly pending: number;
   /** Start time the consumer delivers from (epoch ms), 0 when it delivers by sequence. */
   readonly startTimeMs: number;
+  /**
+   * Times the client found server heartbeats missing, and times it recreated the ordered consumer
+   * (after two missed, a reconnect or a deleted consumer): each recreation leaves the feed silent
+   * for up to ~2 × {@link FEED_PULL_EXPIRES_MS}. Also logged (`event_feed_heartbeats_missed`,
+   * `event_feed_consumer_recreated`).
+   */
+  readonly heartbeatsMissed: number;
+  readonly consumerRecreated: number;
 }
 
 /** A running feed. */
@@ -137,8 +145,21 @@ export async function startEventFeed(o: EventFeedOptions): Promise<EventFeedHand
     ...(afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
   });
   const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(maxBatch, 64), expires: FEED_PULL_EXPIRES_MS });
-  const stats = { received: 0, applied: 0, batches: 0, undecodable: 0, applyFailures: 0, lastSeq: o.afterSeq, pending: 0, startTimeMs: startTimeMs ?? 0 };
+  const stats = { received: 0, applied: 0, batches: 0, undecodable: 0, applyFailures: 0, lastSeq: o.afterSeq, pending: 0, startTimeMs: startTimeMs ?? 0, heartbeatsMissed: 0, consumerRecreated: 0 };
   let stopping = false;
+
+  // The client's own notices: a silent feed is explained in the log and the stats, not guessed at.
+  void (async () => {
+    for await (const n of messages.status()) {
+      if (n.type === 'heartbeats_missed') {
+        stats.heartbeatsMissed++;
+        o.log?.({ event: 'event_feed_heartbeats_missed', subject: o.subject, count: n.count, lastSeq: stats.lastSeq });
+      } else if (n.type === 'ordered_consumer_recreated' || n.type === 'reset') {
+        stats.consumerRecreated++;
+        o.log?.({ event: 'event_feed_consumer_recreated', subject: o.subject, kind: n.type, lastSeq: stats.lastSeq });
+      }
+    }
+  })().catch(() => undefined);
 
   const applyWithRetry = async (batch: FedEvent[]): Promise<void> => {
     for (;;) {

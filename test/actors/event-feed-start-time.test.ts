@@ -62,4 +62,5 @@ t.test('a feed started from a time keeps delivering after its consumer is recrea
   for (let i = 11; i <= 20; i++) await js.publish(subject, envelope(i));
   for (let i = 0; i < 300 && seen.length < 20; i++) await sleep(50);
   t.same(seen.map((e) => e.seq), Array.from({ length: 20 }, (_, i) => i + 2), 'every later event once, in order, after the consumer was recreated');
+  t.ok(feed.stats().consumerRecreated >= 1, `the recreation is counted (${feed.stats().consumerRecreated}; heartbeats missed ${feed.stats().heartbeatsMissed})`);
 });

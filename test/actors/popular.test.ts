@@ -169,8 +169,12 @@ t.test('the popular actor counts the events LogEvents appends to the stream', as
     top = (await ask()).candidates?.videoIds ?? [];
   }
   t.equal(top[0], target, `video ${target}, absent from the top 5 before, leads BR/ios after 200 clicks through the stream`);
-  // The video may lead after the first few clicks: wait for the feed to take all 200, then check none twice.
-  for (let i = 0; i < 200 && (actor.stats().eventFeed?.applied ?? 0) < 200; i++) await new Promise((r) => setTimeout(r, 25));
+  // The video may lead after the first few clicks: wait for the feed to take all 200, then check none
+  // twice. Patient: on a loaded machine the client may miss heartbeats and recreate the ordered
+  // consumer, which silences the feed for up to ~2 × FEED_PULL_EXPIRES_MS (seen in CI: 84 of 200
+  // after 5 s); the guarantee is every event once, eventually.
+  for (let i = 0; i < 1200 && (actor.stats().eventFeed?.applied ?? 0) < 200; i++) await new Promise((r) => setTimeout(r, 25));
   await new Promise((r) => setTimeout(r, 100));
-  t.equal(actor.stats().eventFeed?.applied, 200, 'every event applied once');
+  const feed = actor.stats().eventFeed;
+  t.equal(feed?.applied, 200, `every event applied once (heartbeats missed ${feed?.heartbeatsMissed}, consumer recreated ${feed?.consumerRecreated})`);
 });
