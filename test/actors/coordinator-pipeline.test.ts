@@ -3,99 +3,18 @@ import { Deadline } from '../../core/deadline.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import { specHash } from '../../core/features/index.js';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
-import { UpnextError, StatusCode } from '../../core/status.js';
 import type { CoordinatorConfig } from '../../actors/coordinator/config.js';
 import { resolveCoordinatorConfig } from '../../actors/coordinator/config.js';
 import { RecommendPipeline } from '../../actors/coordinator/pipeline.js';
 import { servingTimeOffsetMs } from '../../actors/coordinator/index.js';
-import type { PipelinePorts, RankerScores, ServingModel } from '../../actors/coordinator/ports.js';
+import type { PipelinePorts, ServingModel } from '../../actors/coordinator/ports.js';
 import { Source } from '../../actors/coordinator/types.js';
 import type { RecommendResult } from '../../actors/coordinator/types.js';
 import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
-import type { CandidateBatchMsg, ShardSearchReplyMsg, UserStateReplyMsg } from '../../protos/codec.js';
-import { emptyCandidateBatch } from '../../protos/convert.js';
-import { fakeUserStateReply } from './fixtures.js';
+import { batchOf, pipelineFakes } from './pipeline-fakes.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
 const model: ServingModel = { version: 'test-v1', spec, specHash: specHash(spec), calibration: { type: 'identity' } };
-const NEVER = new Promise<never>(() => {});
-
-function batchOf(ids: number[], score: (id: number, i: number) => number): CandidateBatchMsg {
-  const b = emptyCandidateBatch();
-  ids.forEach((id, i) => {
-    b.videoIds.push(id);
-    b.scores.push(score(id, i));
-    b.creatorIds.push(id % 97);
-    b.categories.push(id % spec.numCategories);
-    b.durationS.push(30 + (id % 600));
-    b.uploadTsMs.push(1_700_000_000_000);
-    b.impressions.push(100);
-    b.clicks.push(5);
-    b.watches.push(3);
-    b.watchRatioSums.push(1.5);
-  });
-  return b;
-}
-
-/** Shard s owns ids s*1000+1 .. s*1000+perShard; scores fall with the id inside a shard. */
-function shardBatch(s: number, perShard: number, excludes: readonly number[]): CandidateBatchMsg {
-  const ex = new Set(excludes);
-  const ids = Array.from({ length: perShard }, (_, i) => s * 1000 + i + 1).filter((id) => !ex.has(id));
-  return batchOf(ids, (id) => 1 - (id % 1000) / 1000 - s * 0.0001);
-}
-
-function userReply(userId: number, recent: number[]): UserStateReplyMsg {
-  return fakeUserStateReply(userId, recent, spec);
-}
-
-interface FakeOptions {
-  shards?: number;
-  perShard?: number;
-  slowShards?: number[];
-  ranker?: 'ok' | 'fail' | 'hang' | 'garbage';
-  userState?: 'ok' | 'fail' | 'hang';
-  recent?: number[];
-  popularSize?: number;
-}
-
-function fakes(o: FakeOptions = {}) {
-  const calls = { ranker: 0, shards: [] as number[], rankerRows: 0, rankerWidth: 0 };
-  const perShard = o.perShard ?? 50;
-  const popularIds = Array.from({ length: o.popularSize ?? 300 }, (_, i) => 90_000 + i);
-  const trendingIds = Array.from({ length: 30 }, (_, i) => 80_000 + i);
-  const ports: PipelinePorts = {
-    userState: {
-      get: (userId) =>
-        o.userState === 'hang' ? NEVER : o.userState === 'fail' ? Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'no responders')) : Promise.resolve(userReply(userId, o.recent ?? [])),
-    },
-    shards: {
-      search: (shard, req): Promise<ShardSearchReplyMsg> => {
-        calls.shards.push(shard);
-        if (o.slowShards?.includes(shard)) return NEVER;
-        return Promise.resolve({ shard, shardSize: perShard, searchMs: 0.1, candidates: shardBatch(shard, Math.min(perShard, req.k), req.excludeVideoIds) });
-      },
-    },
-    ranker: {
-      score: (rows: Float32Array, nRows: number): Promise<RankerScores> => {
-        calls.ranker++;
-        calls.rankerRows = nRows;
-        calls.rankerWidth = rows.length / nRows;
-        if (o.ranker === 'fail') return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, 'no ranker replica'));
-        if (o.ranker === 'hang') return NEVER;
-        if (o.ranker === 'garbage') return Promise.resolve({} as RankerScores);
-        // Reverse of the pool order: ranking visibly changes the retrieval order.
-        const pClick = new Float32Array(nRows).map((_, i) => 0.05 + (0.5 * i) / nRows);
-        const watchLog1p = new Float32Array(nRows).map((_, i) => Math.log1p(10 + (300 * i) / nRows));
-        return Promise.resolve({ pClick, watchLog1p });
-      },
-    },
-    popular: {
-      get: (_c, _d, n, trending) => Promise.resolve(trending ? batchOf(trendingIds.slice(0, n), (_id, i) => 100 - i) : batchOf(popularIds.slice(0, n), (_id, i) => 1000 - i)),
-    },
-  };
-  return { ports, calls };
-}
-
 const quiet: CoordinatorConfig = { exploration: { epsilon: 0 }, diversity: { window: 0 } };
 
 function pipeline(ports: PipelinePorts, shards: number, config: CoordinatorConfig = {}) {
@@ -118,7 +37,7 @@ function listProblems(r: RecommendResult, k: number, banned: number[]): string[]
 }
 
 t.test('healthy pipeline: k distinct items sorted by score, filters applied, full coverage', async (t) => {
-  const { ports, calls } = fakes({ shards: 3, recent: [1001, 2002] });
+  const { ports, calls } = pipelineFakes({ shards: 3, recent: [1001, 2002] });
   const p = pipeline(ports, 3);
   const r = await p.recommend(query(20, { excludeVideoIds: ['1', '2'], debug: true }), Deadline.after(1000));
   t.same(listProblems(r, 20, [1, 2, 1001, 2002]), [], 'k distinct items, sorted, filters applied');
@@ -138,7 +57,7 @@ t.test('healthy pipeline: k distinct items sorted by score, filters applied, ful
 });
 
 t.test('a slow shard: coverage (S-1)/S and a degraded reason, still k items', async (t) => {
-  const { ports } = fakes({ shards: 4, slowShards: [2] });
+  const { ports } = pipelineFakes({ shards: 4, slowShards: [2] });
   const p = pipeline(ports, 4, { budgets: { retrievalMs: 30 } });
   const r = await p.recommend(query(30), Deadline.after(1000));
   t.same(listProblems(r, 30, []), [], 'k distinct items, sorted, filters applied');
@@ -150,23 +69,23 @@ t.test('a slow shard: coverage (S-1)/S and a degraded reason, still k items', as
 });
 
 t.test('a failing ranker: retrieval order and a degraded reason', async (t) => {
-  const { ports } = fakes({ shards: 2, ranker: 'fail' });
+  const { ports } = pipelineFakes({ shards: 2, ranker: 'fail' });
   const p = pipeline(ports, 2, { ...quiet, trendingCandidates: 0 });
   const r = await p.recommend(query(10), Deadline.after(1000));
   t.same(listProblems(r, 10, []), [], 'k distinct items, sorted, filters applied');
   t.ok(r.degraded.some((d) => d.startsWith('ranking skipped:')), r.degraded.join('; '));
   // Merged retrieval order: shard 0 and 1 interleave by score (1 - i/1000 - s*0.0001).
   t.same(r.items.map((i) => i.videoId), [1, 1001, 2, 1002, 3, 1003, 4, 1004, 5, 1005]);
-  const healthy = await pipeline(fakes({ shards: 2 }).ports, 2, { ...quiet, trendingCandidates: 0 }).recommend(query(10), Deadline.after(1000));
+  const healthy = await pipeline(pipelineFakes({ shards: 2 }).ports, 2, { ...quiet, trendingCandidates: 0 }).recommend(query(10), Deadline.after(1000));
   t.notSame(healthy.items.map((i) => i.videoId), r.items.map((i) => i.videoId), 'a working ranker reorders');
-  const hang = await pipeline(fakes({ shards: 2, ranker: 'hang' }).ports, 2, { ...quiet, budgets: { rankingMs: 20 } }).recommend(query(10), Deadline.after(1000));
+  const hang = await pipeline(pipelineFakes({ shards: 2, ranker: 'hang' }).ports, 2, { ...quiet, budgets: { rankingMs: 20 } }).recommend(query(10), Deadline.after(1000));
   t.ok(hang.degraded.includes('ranking skipped: timed out'), 'a hung ranker costs its budget, then retrieval order');
   t.equal(hang.items.length, 10);
 });
 
 t.test('user state missing: new-user path with popular + trending candidates', async (t) => {
   for (const mode of ['fail', 'hang'] as const) {
-    const { ports, calls } = fakes({ shards: 2, userState: mode });
+    const { ports, calls } = pipelineFakes({ shards: 2, userState: mode });
     const r = await pipeline(ports, 2, { budgets: { userStateMs: 20 } }).recommend(query(15, { excludeVideoIds: ['90000'] }), Deadline.after(1000));
     t.same(listProblems(r, 15, [90000]), [], 'k distinct items, sorted, filters applied');
     t.ok(r.degraded.some((d) => d.startsWith('user state') && d.endsWith('treated as a new user')), r.degraded.join('; '));
@@ -179,7 +98,7 @@ t.test('user state missing: new-user path with popular + trending candidates', a
 });
 
 t.test('too few candidates: the tail is filled from the popular list', async (t) => {
-  const { ports } = fakes({ shards: 1, perShard: 5 });
+  const { ports } = pipelineFakes({ shards: 1, perShard: 5 });
   const r = await pipeline(ports, 1, { trendingCandidates: 0 }).recommend(query(12), Deadline.after(1000));
   t.same(listProblems(r, 12, []), [], 'k distinct items, sorted, filters applied');
   t.equal(r.items.filter((i) => i.source === Source.FALLBACK).length, 7);
@@ -187,7 +106,7 @@ t.test('too few candidates: the tail is filled from the popular list', async (t)
 });
 
 t.test('admission sheds beyond the limit with the popular list at once', async (t) => {
-  const { ports } = fakes({ shards: 1, userState: 'hang' });
+  const { ports } = pipelineFakes({ shards: 1, userState: 'hang' });
   const p = pipeline(ports, 1, { admission: { maxConcurrent: 1, maxQueue: 0 }, budgets: { userStateMs: 50 } });
   const first = p.recommend(query(5), Deadline.after(1000));
   const shed = await p.recommend(query(5, { excludeVideoIds: ['90001'] }), Deadline.after(1000));
@@ -201,7 +120,7 @@ t.test('admission sheds beyond the limit with the popular list at once', async (
 });
 
 t.test('an unexpected failure still answers with the fallback list', async (t) => {
-  const { ports } = fakes({ shards: 2, ranker: 'garbage' });
+  const { ports } = pipelineFakes({ shards: 2, ranker: 'garbage' });
   const p = pipeline(ports, 2);
   const r = await p.recommend(query(8), Deadline.after(1000));
   t.equal(r.outcome, 'fallback');
@@ -211,7 +130,7 @@ t.test('an unexpected failure still answers with the fallback list', async (t) =
 });
 
 t.test('setModel and setShardCount apply to the next request', async (t) => {
-  const { ports, calls } = fakes({ shards: 3 });
+  const { ports, calls } = pipelineFakes({ shards: 3 });
   const p = pipeline(ports, 2);
   p.setShardCount(3);
   p.setModel({ ...model, version: 'test-v2' });
@@ -224,7 +143,7 @@ t.test('setModel and setShardCount apply to the next request', async (t) => {
 t.test('serving time: items are aged from wall time minus the offset (a replayed world ends "now")', async (t) => {
   const UPLOAD = 1_700_000_000_000; // batchOf's upload time
   const ageColumn = async (servingTimeOffsetMs: number): Promise<number> => {
-    const { ports } = fakes();
+    const { ports } = pipelineFakes();
     let age = NaN;
     const ranker = ports.ranker;
     const capture: PipelinePorts = {

@@ -11,10 +11,10 @@ import { resolveCoordinatorConfig } from '../../actors/coordinator/config.js';
 import type { PredictionDriftSink, ServedPrediction } from '../../actors/coordinator/drift.js';
 import { PredictionDriftMonitor } from '../../actors/coordinator/drift.js';
 import { RecommendPipeline } from '../../actors/coordinator/pipeline.js';
-import type { PipelinePorts, RankerScores, ServingModel } from '../../actors/coordinator/ports.js';
+import type { PipelinePorts, ServingModel } from '../../actors/coordinator/ports.js';
 import { Source } from '../../actors/coordinator/types.js';
 import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
-import { fakeCandidateBatch, fakeUserStateReply } from '../actors/fixtures.js';
+import { pipelineFakes } from '../actors/pipeline-fakes.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
 const model: ServingModel = { version: 'test-v1', spec, specHash: specHash(spec), calibration: { type: 'temperature', temperature: 2 } };
@@ -22,24 +22,7 @@ const NOW_MS = Date.now();
 
 /** A pool of `perShard` candidates per shard (2 shards); the ranker fails when `rankerFails`. */
 function ports(perShard: number, rankerFails = false): PipelinePorts {
-  return {
-    userState: { get: (userId) => Promise.resolve(fakeUserStateReply(userId, [5, 6], spec)) },
-    shards: {
-      search: (shard) => {
-        const ids = Array.from({ length: perShard }, (_, i) => shard * 1000 + i + 10);
-        return Promise.resolve({ shard, shardSize: perShard, searchMs: 0.1, candidates: fakeCandidateBatch(ids, (i) => 1 - i / 1000, NOW_MS) });
-      },
-    },
-    ranker: {
-      score: (_rows: Float32Array, n: number): Promise<RankerScores> =>
-        rankerFails
-          ? Promise.reject(new Error('ranker down'))
-          : Promise.resolve({ pClick: new Float32Array(n).map((_, i) => 0.05 + (0.5 * i) / n), watchLog1p: new Float32Array(n).fill(3) }),
-    },
-    popular: {
-      get: (_c, _d, n) => Promise.resolve(fakeCandidateBatch(Array.from({ length: n }, (_, i) => 90_000 + i), (i) => 1 - i / n, NOW_MS)),
-    },
-  };
+  return pipelineFakes({ perShard, ...(rankerFails ? { ranker: 'fail' as const } : {}) }).ports;
 }
 
 class CapturingDrift implements PredictionDriftSink {
