@@ -1,15 +1,22 @@
 /**
- * Columnar storage of one shard's ItemFeatures: one typed array per field, indexed by row. A row is
- * also the item's faiss label, so a search hit maps to its features with no hash lookup. Rows are
- * append-only: removing an item tombstones its row (videoId -1); an upsert of a known item reuses
- * its row. Memory: 49 bytes per row plus the videoId→row map (~70 bytes per live item in V8).
+ * Storage of one shard's ItemFeatures, one fixed-size record per row. A row is also the item's
+ * faiss label, so a search hit maps to its features with no hash lookup. Rows are append-only:
+ * removing an item tombstones its row (videoId -1); an upsert of a known item reuses its row.
+ * Memory: {@link ROW_BYTES} (48) bytes per row plus the videoId→row map (~70 bytes per live item in V8).
+ *
+ * Why records, not one typed array per field: a search answer reads every field of ~200 rows at
+ * random, right after faiss has scanned ~100 MB of codes and evicted the CPU caches. With a column
+ * per field each field of each hit was its own cache miss (nine per hit); the in-process ceiling's
+ * profile (1M items, 2 shards) put 15% of a request's CPU on those reads. A 48-byte record is one
+ * or two cache lines. Snapshots keep the column-major file format (columns.bin): {@link arrays}
+ * and {@link fromArrays} convert.
  */
 import type { ItemFeatures, ItemMeta, ItemStats } from '../../core/features/item.js';
 import { applyEventToItem } from '../../core/features/item.js';
 import type { InteractionEvent } from '../../core/events.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
 
-/** Every column, in snapshot order. */
+/** Every column, in snapshot order: the snapshot file's (and {@link ItemColumns.arrays}') shape. */
 export interface ItemColumnArrays {
   readonly videoIds: Float64Array;
   readonly creatorIds: Float64Array;
@@ -35,39 +42,96 @@ export const COLUMN_NAMES = [
   'watchRatioSums',
 ] as const satisfies readonly (keyof ItemColumnArrays)[];
 
+type ColumnName = (typeof COLUMN_NAMES)[number];
+
 const TOMBSTONE = -1;
 
-function allocate(capacity: number): ItemColumnArrays {
-  return {
-    videoIds: new Float64Array(capacity),
-    creatorIds: new Float64Array(capacity),
-    categories: new Int32Array(capacity),
-    durationS: new Float32Array(capacity),
-    uploadTsMs: new Float64Array(capacity),
-    impressions: new Uint32Array(capacity),
-    clicks: new Uint32Array(capacity),
-    watches: new Uint32Array(capacity),
-    watchRatioSums: new Float32Array(capacity),
-  };
+/** Bytes of one row's record: three float64 fields, then six 32-bit ones. */
+export const ROW_BYTES = 48;
+const F64_PER_ROW = ROW_BYTES / 8;
+const W32_PER_ROW = ROW_BYTES / 4;
+
+// Float64 slots of a record (index within the row in 8-byte words).
+const F_VIDEO_ID = 0;
+const F_CREATOR_ID = 1;
+const F_UPLOAD_TS_MS = 2;
+// 32-bit slots (index within the row in 4-byte words; words 0-5 hold the float64 fields).
+const W_CATEGORY = 6;
+const W_DURATION_S = 7;
+const W_IMPRESSIONS = 8;
+const W_CLICKS = 9;
+const W_WATCHES = 10;
+const W_WATCH_RATIO_SUM = 11;
+
+/** Where each snapshot column lives in a record: which typed view and which slot of it. */
+const COLUMN_SLOTS: Readonly<Record<ColumnName, { readonly view: 'f64' | 'i32' | 'u32' | 'f32'; readonly slot: number }>> = {
+  videoIds: { view: 'f64', slot: F_VIDEO_ID },
+  creatorIds: { view: 'f64', slot: F_CREATOR_ID },
+  uploadTsMs: { view: 'f64', slot: F_UPLOAD_TS_MS },
+  categories: { view: 'i32', slot: W_CATEGORY },
+  durationS: { view: 'f32', slot: W_DURATION_S },
+  impressions: { view: 'u32', slot: W_IMPRESSIONS },
+  clicks: { view: 'u32', slot: W_CLICKS },
+  watches: { view: 'u32', slot: W_WATCHES },
+  watchRatioSums: { view: 'f32', slot: W_WATCH_RATIO_SUM },
+};
+
+/** The typed views of one records buffer (all over the same bytes). */
+class Records {
+  readonly capacity: number;
+  readonly f64: Float64Array;
+  readonly i32: Int32Array;
+  readonly u32: Uint32Array;
+  readonly f32: Float32Array;
+
+  constructor(capacity: number) {
+    const buffer = new ArrayBuffer(capacity * ROW_BYTES);
+    this.capacity = capacity;
+    this.f64 = new Float64Array(buffer);
+    this.i32 = new Int32Array(buffer);
+    this.u32 = new Uint32Array(buffer);
+    this.f32 = new Float32Array(buffer);
+  }
+
+  view(name: ColumnName): { readonly data: Float64Array | Int32Array | Uint32Array | Float32Array; readonly stride: number; readonly slot: number } {
+    const { view, slot } = COLUMN_SLOTS[name];
+    return { data: this[view], stride: view === 'f64' ? F64_PER_ROW : W32_PER_ROW, slot };
+  }
 }
 
-/** The features of one shard's items in typed arrays; see the module comment. */
+/** An empty array of the type snapshot column `name` has. */
+function columnArray(name: ColumnName, length: number): Float64Array | Int32Array | Uint32Array | Float32Array {
+  switch (COLUMN_SLOTS[name].view) {
+    case 'f64': return new Float64Array(length);
+    case 'i32': return new Int32Array(length);
+    case 'u32': return new Uint32Array(length);
+    case 'f32': return new Float32Array(length);
+  }
+}
+
+/** The features of one shard's items as fixed-size records; see the module comment. */
 export class ItemColumns {
-  #cols: ItemColumnArrays;
+  #rec: Records;
   #rows = 0;
   readonly #rowOf = new Map<number, number>();
 
   constructor(capacity = 1024) {
-    this.#cols = allocate(Math.max(16, capacity));
+    this.#rec = new Records(Math.max(16, capacity));
   }
 
   /** Rebuilds from snapshot columns (`rows` entries of each array are used). */
   static fromArrays(cols: ItemColumnArrays, rows: number): ItemColumns {
     const c = new ItemColumns(rows);
-    for (const name of COLUMN_NAMES) (c.#cols[name] as Float64Array).set((cols[name] as Float64Array).subarray(0, rows));
+    for (const name of COLUMN_NAMES) {
+      const src = cols[name];
+      if (src.length < rows) throw new RangeError(`column ${name} holds ${src.length} rows, expected ${rows}`);
+      const { data, stride, slot } = c.#rec.view(name);
+      for (let r = 0; r < rows; r++) data[r * stride + slot] = src[r] as number;
+    }
     c.#rows = rows;
+    const f64 = c.#rec.f64;
     for (let r = 0; r < rows; r++) {
-      const id = cols.videoIds[r] ?? TOMBSTONE;
+      const id = f64[r * F64_PER_ROW + F_VIDEO_ID] as number;
       if (id !== TOMBSTONE) c.#rowOf.set(id, r);
     }
     return c;
@@ -83,11 +147,28 @@ export class ItemColumns {
     return this.#rows;
   }
 
-  /** Views of the used part of every column (for snapshots). */
+  /** Copies of the used part of every column, in the snapshot's column-major shape. */
   arrays(): ItemColumnArrays {
-    const out = {} as Record<keyof ItemColumnArrays, unknown>;
-    for (const name of COLUMN_NAMES) out[name] = this.#cols[name].subarray(0, this.#rows);
-    return out as ItemColumnArrays;
+    const out = {} as Record<ColumnName, Float64Array | Int32Array | Uint32Array | Float32Array>;
+    for (const name of COLUMN_NAMES) out[name] = this.#column(name);
+    return out as unknown as ItemColumnArrays;
+  }
+
+  /**
+   * The snapshot file's bytes: every column's used part back to back in {@link COLUMN_NAMES} order,
+   * little-endian (the platform's order; upnext runs on x86-64 and arm64). One copy, column by column.
+   */
+  snapshotBytes(): Uint8Array {
+    let total = 0;
+    for (const name of COLUMN_NAMES) total += this.#rows * (COLUMN_SLOTS[name].view === 'f64' ? 8 : 4);
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const name of COLUMN_NAMES) {
+      const col = this.#column(name);
+      out.set(new Uint8Array(col.buffer, col.byteOffset, col.byteLength), at);
+      at += col.byteLength;
+    }
+    return out;
   }
 
   rowOf(videoId: number): number | undefined {
@@ -95,12 +176,13 @@ export class ItemColumns {
   }
 
   videoIdAt(row: number): number {
-    return this.#cols.videoIds[row] ?? TOMBSTONE;
+    if (row < 0 || row >= this.#rows) return TOMBSTONE;
+    return this.#rec.f64[row * F64_PER_ROW + F_VIDEO_ID] as number;
   }
 
   /** Appends a new row (the caller checked the id is not present) and returns it. */
   append(meta: ItemMeta, stats: ItemStats): number {
-    if (this.#rows === this.#cols.videoIds.length) this.#grow();
+    if (this.#rows === this.#rec.capacity) this.#grow();
     const row = this.#rows++;
     this.#write(row, meta, stats);
     this.#rowOf.set(meta.videoId, row);
@@ -117,28 +199,31 @@ export class ItemColumns {
     const row = this.#rowOf.get(videoId);
     if (row === undefined) return undefined;
     this.#rowOf.delete(videoId);
-    this.#cols.videoIds[row] = TOMBSTONE;
+    this.#rec.f64[row * F64_PER_ROW + F_VIDEO_ID] = TOMBSTONE;
     return row;
   }
 
   statsAt(row: number): ItemStats {
-    const c = this.#cols;
+    const { u32, f32 } = this.#rec;
+    const w = row * W32_PER_ROW;
     return {
-      impressions: c.impressions[row] ?? 0,
-      clicks: c.clicks[row] ?? 0,
-      watches: c.watches[row] ?? 0,
-      watchRatioSum: c.watchRatioSums[row] ?? 0,
+      impressions: u32[w + W_IMPRESSIONS] ?? 0,
+      clicks: u32[w + W_CLICKS] ?? 0,
+      watches: u32[w + W_WATCHES] ?? 0,
+      watchRatioSum: f32[w + W_WATCH_RATIO_SUM] ?? 0,
     };
   }
 
   featuresAt(row: number): ItemFeatures {
-    const c = this.#cols;
+    const { f64, i32, f32 } = this.#rec;
+    const d = row * F64_PER_ROW;
+    const w = row * W32_PER_ROW;
     return {
-      videoId: c.videoIds[row] ?? TOMBSTONE,
-      creatorId: c.creatorIds[row] ?? 0,
-      category: c.categories[row] ?? 0,
-      durationS: c.durationS[row] ?? 0,
-      uploadTsMs: c.uploadTsMs[row] ?? 0,
+      videoId: f64[d + F_VIDEO_ID] ?? TOMBSTONE,
+      creatorId: f64[d + F_CREATOR_ID] ?? 0,
+      category: i32[w + W_CATEGORY] ?? 0,
+      durationS: f32[w + W_DURATION_S] ?? 0,
+      uploadTsMs: f64[d + F_UPLOAD_TS_MS] ?? 0,
       ...this.statsAt(row),
     };
   }
@@ -148,54 +233,65 @@ export class ItemColumns {
     const row = this.#rowOf.get(event.videoId);
     if (row === undefined) return false;
     const stats = this.statsAt(row);
-    applyEventToItem(stats, event, this.#cols.durationS[row] ?? 0);
+    applyEventToItem(stats, event, this.#rec.f32[row * W32_PER_ROW + W_DURATION_S] ?? 0);
     this.#writeStats(row, stats);
     return true;
   }
 
-  /** Appends row `row` with retrieval score `score` to a columnar candidate batch. */
+  /** Appends row `row` (a used row) with retrieval score `score` to a columnar candidate batch. */
   pushCandidate(batch: CandidateBatchMsg, row: number, score: number): void {
-    const c = this.#cols;
-    batch.videoIds.push(c.videoIds[row] ?? TOMBSTONE);
+    const { f64, i32, u32, f32 } = this.#rec;
+    const d = row * F64_PER_ROW;
+    const w = row * W32_PER_ROW;
+    batch.videoIds.push(f64[d + F_VIDEO_ID] ?? TOMBSTONE);
     batch.scores.push(score);
-    batch.creatorIds.push(c.creatorIds[row] ?? 0);
-    batch.categories.push(c.categories[row] ?? 0);
-    batch.durationS.push(c.durationS[row] ?? 0);
-    batch.uploadTsMs.push(c.uploadTsMs[row] ?? 0);
-    batch.impressions.push(c.impressions[row] ?? 0);
-    batch.clicks.push(c.clicks[row] ?? 0);
-    batch.watches.push(c.watches[row] ?? 0);
-    batch.watchRatioSums.push(c.watchRatioSums[row] ?? 0);
+    batch.creatorIds.push(f64[d + F_CREATOR_ID] ?? 0);
+    batch.categories.push(i32[w + W_CATEGORY] ?? 0);
+    batch.durationS.push(f32[w + W_DURATION_S] ?? 0);
+    batch.uploadTsMs.push(f64[d + F_UPLOAD_TS_MS] ?? 0);
+    batch.impressions.push(u32[w + W_IMPRESSIONS] ?? 0);
+    batch.clicks.push(u32[w + W_CLICKS] ?? 0);
+    batch.watches.push(u32[w + W_WATCHES] ?? 0);
+    batch.watchRatioSums.push(f32[w + W_WATCH_RATIO_SUM] ?? 0);
   }
 
-  /** Bytes held by the columns (capacity) plus an estimate of the id map. */
+  /** Bytes held by the records (capacity) plus an estimate of the id map. */
   memoryBytes(): number {
-    let bytes = 0;
-    for (const name of COLUMN_NAMES) bytes += this.#cols[name].byteLength;
-    return bytes + this.#rowOf.size * 70;
+    return this.#rec.capacity * ROW_BYTES + this.#rowOf.size * 70;
+  }
+
+  /** A copy of the used part of column `name`. */
+  #column(name: ColumnName): Float64Array | Int32Array | Uint32Array | Float32Array {
+    const out = columnArray(name, this.#rows);
+    const { data, stride, slot } = this.#rec.view(name);
+    for (let r = 0; r < this.#rows; r++) out[r] = data[r * stride + slot] as number;
+    return out;
   }
 
   #write(row: number, meta: ItemMeta, stats: ItemStats): void {
-    const c = this.#cols;
-    c.videoIds[row] = meta.videoId;
-    c.creatorIds[row] = meta.creatorId;
-    c.categories[row] = meta.category;
-    c.durationS[row] = meta.durationS;
-    c.uploadTsMs[row] = meta.uploadTsMs;
+    const { f64, i32, f32 } = this.#rec;
+    const d = row * F64_PER_ROW;
+    const w = row * W32_PER_ROW;
+    f64[d + F_VIDEO_ID] = meta.videoId;
+    f64[d + F_CREATOR_ID] = meta.creatorId;
+    f64[d + F_UPLOAD_TS_MS] = meta.uploadTsMs;
+    i32[w + W_CATEGORY] = meta.category;
+    f32[w + W_DURATION_S] = meta.durationS;
     this.#writeStats(row, stats);
   }
 
   #writeStats(row: number, stats: ItemStats): void {
-    const c = this.#cols;
-    c.impressions[row] = stats.impressions;
-    c.clicks[row] = stats.clicks;
-    c.watches[row] = stats.watches;
-    c.watchRatioSums[row] = stats.watchRatioSum;
+    const { u32, f32 } = this.#rec;
+    const w = row * W32_PER_ROW;
+    u32[w + W_IMPRESSIONS] = stats.impressions;
+    u32[w + W_CLICKS] = stats.clicks;
+    u32[w + W_WATCHES] = stats.watches;
+    f32[w + W_WATCH_RATIO_SUM] = stats.watchRatioSum;
   }
 
   #grow(): void {
-    const next = allocate(this.#cols.videoIds.length * 2);
-    for (const name of COLUMN_NAMES) (next[name] as Float64Array).set(this.#cols[name] as Float64Array);
-    this.#cols = next;
+    const next = new Records(this.#rec.capacity * 2);
+    new Uint8Array(next.f64.buffer).set(new Uint8Array(this.#rec.f64.buffer));
+    this.#rec = next;
   }
 }

@@ -202,11 +202,8 @@ export function captureItemSnapshot(snapshotDir: string, key: SnapshotKey, index
   let columns: Buffer;
   try {
     index.faiss.write(path.join(tmp, FILES.index));
-    const cols = index.columns.arrays();
-    columns = Buffer.concat(COLUMN_NAMES.map((name) => {
-      const a = cols[name];
-      return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    }));
+    const bytes = index.columns.snapshotBytes();
+    columns = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (err) {
     void rm(tmp, { recursive: true, force: true });
     throw err;
