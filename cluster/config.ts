@@ -26,8 +26,11 @@ import { resolvePopularIndexOptions } from '../actors/popular/popular-index.js';
 import type { PopularIndexOptions, ResolvedPopularIndexOptions } from '../actors/popular/popular-index.js';
 import { resolveTlsSection } from './tls.js';
 import type { TlsSection } from './tls.js';
+import { resolveNatsSection } from './nats/auth.js';
+import type { NatsSection } from './nats/auth.js';
 
 export type { TlsFiles, TlsSection } from './tls.js';
+export type { NatsSection } from './nats/auth.js';
 
 /** Shape of the cluster the local launcher creates (the shard map's fixed parameters). */
 export interface ClusterShapeConfig {
@@ -173,6 +176,8 @@ export interface UpnextConfig {
   readonly eventStream: EventStreamSection;
   /** Unset ({}) by default: plaintext gRPC and NATS. */
   readonly tls: TlsSection;
+  /** NATS credentials (cluster/nats/auth.ts). Default `{ auth: false }`: no credentials. */
+  readonly nats: NatsSection;
 }
 
 /** What a config file or flags may set: every field optional, nested. */
@@ -191,6 +196,7 @@ export interface UpnextConfigInput {
   readonly eventStream?: Partial<EventStreamSection>;
   readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock'; readonly eventFeed?: boolean };
   readonly tls?: TlsSection;
+  readonly nats?: Partial<NatsSection>;
 }
 
 export const DEFAULT_CLUSTER_SHAPE: ClusterShapeConfig = Object.freeze({
@@ -213,7 +219,7 @@ export const DEFAULT_NODE_PROCESS: NodeProcessConfig = Object.freeze({
   startConcurrency: 2,
 });
 
-const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular', 'eventStream', 'tls'] as const;
+const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular', 'eventStream', 'tls', 'nats'] as const;
 
 function int(key: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -384,8 +390,9 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   });
 
   const tls = resolveTlsSection(section('tls', root.tls));
+  const nats = resolveNatsSection(section('nats', root.nats));
 
-  return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular, eventStream, tls });
+  return Object.freeze({ cluster, node, coordinator, ranker, itemShard, userState, popular, eventStream, tls, nats });
 }
 
 /**
@@ -537,6 +544,8 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'tls.keyFile': ['', 'PEM private key of tls.certFile.'],
   'tls.caFile': ['', 'PEM CA bundle: servers and clients (gRPC callers, ranker replicas, the NATS server) must present a certificate signed by it; plaintext and certificate-less clients are refused.'],
   'tls.serverName': ['', 'Name a gRPC client checks in the server certificate instead of the dialled host (shard-map addresses are host:port, usually an IP); unset = the certificate must carry the host as an IP or DNS SAN.'],
+  'nats.auth': ['', 'Local launcher only: generate an NKey per role (node, admin, reader) in nats-auth/ of the run directory (seed files mode 0600), start nats-server with per-role subject permissions, connect as admin and start the nodes as node; unauthenticated clients are refused. New keys at every start. See docs/operations.md.'],
+  'nats.credsFile': ['', 'NKey seed file (one SU… line) this process connects to NATS with; unset = no credentials. The launcher sets it for its nodes when nats.auth is on. Checked at load.'],
 };
 
 function leaves(prefix: string, v: unknown, out: Map<string, unknown>): void {

@@ -30,7 +30,11 @@
  * and what each node serves.
  * Every command but `init` refuses a cluster without a shard-map bucket instead of creating one.
  * Against a NATS server that requires TLS (a cluster whose config sets `tls`), add
- * `--tls-ca ca.pem --tls-cert client.pem --tls-key client.key` to any command.
+ * `--tls-ca ca.pem --tls-cert client.pem --tls-key client.key` to any command. Against a NATS server
+ * with per-role credentials (config `nats.auth`, cluster/nats/auth.ts), add `--creds <file>`: the
+ * admin role's NKey seed file for writes (init, move, drain, add-node, model --version); `show` and
+ * `model` without --version also work with the reader's. A refused write exits 1 naming the subject
+ * the server refused.
  */
 import { connect } from '@nats-io/transport-node';
 import { createShardMap } from './assign.js';
@@ -44,6 +48,7 @@ import { formatModelOverview, formatModelSwitch, showModel, switchModel } from '
 import { checkModelVersionName } from '../cluster/node/model.js';
 import { TLS_FLAGS, natsTlsOptions, tlsSectionFromFlags } from '../cluster/tls.js';
 import type { TlsSection } from '../cluster/tls.js';
+import { describeNatsAccessError, natsAuthOptions } from '../cluster/nats/auth.js';
 
 const USAGE = `usage:
   shardmap show --nats <url> --cluster <name> [--json]
@@ -56,7 +61,8 @@ const USAGE = `usage:
                 (start the node process first; it waits, serving nothing, until the map assigns it)
   shardmap model --nats <url> --cluster <name> [--version V [--models-dir models] [--by NAME] [--timeout-ms 60000]]
                 (same towers as the served model: swaps ranker + calibration live; without --version: show)
-  every command: [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key] for a NATS server that requires TLS`;
+  every command: [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key] for a NATS server that requires TLS
+                 [--creds admin.nk] for a NATS server that requires credentials (writes need the admin role)`;
 
 const COMMANDS = ['show', 'init', 'move', 'drain', 'add-node', 'model'] as const;
 
@@ -159,7 +165,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const timeoutMs = timeoutFlag(flags.get('timeout-ms'));
   const modelVersion = command === 'model' && flags.has('version') ? checkModelVersionName(required(flags, 'version')) : undefined;
   const tls = natsTlsFlags(flags);
-  const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}`, ...natsTlsOptions(tls) });
+  const credsFile = flags.has('creds') ? required(flags, 'creds') : undefined;
+  const nc = await connect({ servers: required(flags, 'nats'), name: `shardmap-cli-${command}`, ...natsTlsOptions(tls), ...natsAuthOptions(credsFile, '--creds') });
   try {
     let store: ShardMapStore;
     try {
@@ -293,7 +300,11 @@ if (isMain) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      process.stderr.write(`shardmap: ${err instanceof Error ? err.message : String(err)}\n`);
+      // A refused permission or credential says which, not just the client's error text.
+      const argv = process.argv.slice(2);
+      const creds = argv.indexOf('--creds');
+      const access = describeNatsAccessError(err, creds >= 0 && argv[creds + 1] !== undefined ? `--creds ${argv[creds + 1]}` : 'no credentials (--creds not given)');
+      process.stderr.write(`shardmap: ${access ?? (err instanceof Error ? err.message : String(err))}\n`);
       process.exit(1);
     },
   );

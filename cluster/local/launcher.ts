@@ -20,6 +20,8 @@ import { startNatsServer } from '../nats/server.js';
 import type { NatsServerHandle } from '../nats/server.js';
 import { applyOverrides, itemReplicasCount, resolveConfig } from '../config.js';
 import { natsTlsOptions, tlsEnabled } from '../tls.js';
+import { natsAuthOptions, writeNatsCredentials } from '../nats/auth.js';
+import type { NatsCredentialFiles } from '../nats/auth.js';
 import type { ItemReplicasSetting, UpnextConfig, UpnextConfigInput } from '../config.js';
 import { createShardMap } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
@@ -81,6 +83,12 @@ export interface LocalClusterHandle {
   readonly grpcAddresses: readonly string[];
   readonly natsUrl: string;
   readonly natsPid: number;
+  /**
+   * With `nats.auth` on: the per-role NKey seed files (admin, node, reader) and the server config
+   * under `<runDir>/nats-auth/`; a client of this cluster's NATS must connect with one of them
+   * (cluster/nats/auth.ts natsAuthOptions). Undefined when auth is off.
+   */
+  readonly natsCredentials?: NatsCredentialFiles;
   readonly cluster: string;
   readonly config: UpnextConfig;
   /** The nodes as they are now (pids change on restart). */
@@ -180,17 +188,35 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
 
   // With `tls` set, the local nats-server serves TLS with the same certificate and CA as the nodes
   // (it verifies their client certificates), so the whole local cluster runs encrypted.
-  const nats: NatsServerHandle = await startNatsServer({
-    dataDir: path.join(runDir, 'nats'),
-    ...(tlsEnabled(config.tls) ? { tls: config.tls } : {}),
-  });
+  // With `nats.auth` on, fresh per-role NKeys (a restart rotates them): the server gets the
+  // public keys and permissions, the launcher signs in as admin (it writes the map and deletes the
+  // event stream), the nodes as node.
+  const credentials = config.nats.auth ? await writeNatsCredentials(path.join(runDir, 'nats-auth'), config.cluster.name) : undefined;
+  // The server's log (permission and authorization violations show there).
+  const natsLog = createWriteStream(path.join(runDir, 'logs', 'nats-server.log'), { flags: 'a' });
+  let nats: NatsServerHandle;
+  try {
+    nats = await startNatsServer({
+      dataDir: path.join(runDir, 'nats'),
+      ...(tlsEnabled(config.tls) ? { tls: config.tls } : {}),
+      ...(credentials !== undefined ? { configFile: credentials.serverConfig } : {}),
+      onLog: (line) => natsLog.write(`${line}\n`),
+    });
+  } catch (err) {
+    natsLog.end();
+    throw err;
+  }
+  const stopNats = async () => {
+    await nats.stop();
+    await new Promise<void>((resolve) => natsLog.end(resolve));
+  };
   const procs = new Map<string, NodeProc>();
   let stopped: Promise<void> | undefined;
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: nats.url, name: 'local-launcher', ...natsTlsOptions(config.tls) });
+    nc = await connect({ servers: nats.url, name: 'local-launcher', ...natsTlsOptions(config.tls), ...natsAuthOptions(credentials?.creds.admin ?? config.nats.credsFile) });
   } catch (err) {
-    await nats.stop();
+    await stopNats();
     throw err;
   }
   let initialMap: ShardMapSnapshot;
@@ -203,7 +229,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     await resetEventStream(nc, config.cluster.name);
   } catch (err) {
     await nc.close().catch(() => {});
-    await nats.stop();
+    await stopNats();
     throw err;
   }
 
@@ -223,6 +249,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       '--config', configFile,
       // Only the first coordinator gets the fixed public port; others on this host take a free one.
       ...(name === firstCoordinator ? [] : ['--set', 'coordinator.port=0']),
+      // The path of the node role's seed file, never the seed itself (command lines are world-readable).
+      ...(credentials !== undefined ? ['--set', `nats.credsFile=${credentials.creds.node}`] : []),
     ];
     const t0 = Date.now();
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -277,7 +305,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     stopped ??= (async () => {
       await Promise.all([...procs.values()].map((p) => stopNodeProc(p, 'SIGTERM')));
       await nc.close().catch(() => {});
-      await nats.stop();
+      await stopNats();
     })();
     return stopped;
   };
@@ -311,6 +339,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     grpcAddresses,
     natsUrl: nats.url,
     natsPid: nats.pid,
+    ...(credentials !== undefined ? { natsCredentials: credentials } : {}),
     cluster: config.cluster.name,
     config,
     initialMap,

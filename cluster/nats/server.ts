@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 import { UpnextError, StatusCode } from '../../core/status.js';
 
 export interface NatsServerOptions {
@@ -26,6 +27,17 @@ export interface NatsServerOptions {
    * `tls: { caFile, certFile, keyFile }` (cluster/tls.ts natsTlsOptions).
    */
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+  /**
+   * nats-server config file (`-c`), e.g. the `authorization` block of cluster/nats/auth.ts
+   * (per-role NKey users and subject permissions). The flags above override what it sets for the
+   * same settings. Default unset: no config file (no authentication).
+   */
+  readonly configFile?: string;
+  /**
+   * Called with every line the server writes (its log: start-up, errors, permission and
+   * authorization violations). Default: lines are read and dropped.
+   */
+  readonly onLog?: (line: string) => void;
 }
 
 export interface NatsServerHandle {
@@ -57,10 +69,18 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   await mkdir(opts.dataDir, { recursive: true });
   const binary = opts.binary ?? (await findBinary());
   const tlsArgs = opts.tls === undefined ? [] : ['--tlsverify', '--tlscert', opts.tls.certFile, '--tlskey', opts.tls.keyFile, '--tlscacert', opts.tls.caFile];
-  const child: ChildProcess = spawn(binary, ['-a', host, '-p', String(port), '-js', '-sd', opts.dataDir, ...tlsArgs], {
+  const configArgs = opts.configFile === undefined ? [] : ['-c', opts.configFile];
+  const child: ChildProcess = spawn(binary, [...configArgs, '-a', host, '-p', String(port), '-js', '-sd', opts.dataDir, ...tlsArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const timeoutMs = opts.startTimeoutMs ?? 15_000;
+  const onLog = opts.onLog;
+  if (onLog !== undefined) {
+    // Lines, not chunks: a chunk may end mid-line.
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream) createInterface({ input: stream }).on('line', onLog);
+    }
+  }
   await new Promise<void>((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => {

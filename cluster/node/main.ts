@@ -17,6 +17,7 @@ import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { applyOverrides, readConfigFile, resolveConfig } from '../config.js';
 import { natsTlsOptions } from '../tls.js';
+import { natsAuthOptions } from '../nats/auth.js';
 import type { UpnextConfigInput } from '../config.js';
 import { toStatus } from '../../core/status.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
@@ -84,6 +85,8 @@ async function main(): Promise<number> {
     noAsyncTraces: true,
     // With the config's `tls` set, the NATS server must speak TLS and accept the node's certificate.
     ...natsTlsOptions(config.tls),
+    // With `nats.credsFile` set, the node signs in with that NKey (the `node` role when the launcher wrote it).
+    ...natsAuthOptions(config.nats.credsFile),
   });
   let key: ModelKeyEntry | null = null;
   try {

@@ -1,0 +1,145 @@
+/**
+ * The tiny local cluster with `nats.auth` on: the launcher generates per-role NKeys, nats-server
+ * refuses unauthenticated clients, the node processes sign in as `node` (seed file path on their
+ * command line, never the seed) and serve Recommend and LogEvents with the feature log on, and
+ * nats-server logs no permission violation while they do: the node role's grants cover everything
+ * real nodes do (request/reply, queue groups, event and feature-log streams, ordered consumers,
+ * KV reads, watches and address registration, load reports).
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { ensureTinyAssets } from '../fixtures/assets.js';
+import { startLocalCluster } from '../../cluster/local/launcher.js';
+import { connectRecommender } from '../../cluster/local/client.js';
+import { isAuthorizationRefused, natsAuthOptions } from '../../cluster/nats/auth.js';
+import { ShardMapStore } from '../../shardmap/kv-store.js';
+import { readStreamSnapshot } from '../../offline/skew/reader.js';
+import { Subjects, eventStreamName, servedStreamName } from '../../core/subjects.js';
+
+const OFFLINE_CLI = fileURLToPath(new URL('../../offline/cli.js', import.meta.url));
+const SHARDMAP_CLI = fileURLToPath(new URL('../../shardmap/cli.js', import.meta.url));
+const run = promisify(execFile);
+const assets = await ensureTinyAssets();
+const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-nats-auth-cluster-'));
+const cluster = await startLocalCluster({
+  runDir,
+  worldDir: assets.worldDir,
+  modelDir: assets.modelDir,
+  nodes: 2,
+  itemShards: 2,
+  userPartitions: 4,
+  replicas: 1,
+  grpcPort: 0,
+  config: {
+    cluster: { name: `nauth-${process.pid}`, itemReplicas: 1 },
+    coordinator: {
+      defaultDeadlineMs: 20_000,
+      budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 },
+      featureLog: { sampleRate: 1 },
+    },
+    node: { loadReportIntervalMs: 200 },
+    nats: { auth: true },
+  },
+}).catch(async (err: unknown) => {
+  await rm(runDir, { recursive: true, force: true });
+  throw err;
+});
+const client = connectRecommender(cluster.grpcAddress);
+t.teardown(async () => {
+  client.close();
+  await cluster.stop();
+  await rm(runDir, { recursive: true, force: true });
+});
+const ctx = { device: 'ios', country: 'US', localHour: 20 };
+
+t.test('Recommend and LogEvents are served with every process signed in by role', async (t) => {
+  const creds = cluster.natsCredentials;
+  if (creds === undefined) throw new Error('nats.auth is on: the handle must carry the credential files');
+  t.equal(path.dirname(creds.creds.node), path.join(runDir, 'nats-auth'));
+  const reply = await client.recommend({ userId: 7, k: 10, context: ctx }, { deadlineMs: 20_000 });
+  t.equal(reply.items.length, 10);
+  t.same(reply.degraded, [], 'nothing degraded: item shards and user partitions answered over NATS');
+  t.equal(reply.coverage, 1);
+  const logged = await client.logEvents([{ eventId: `auth-${process.pid}-1`, userId: 7, videoId: reply.items[0]!.videoId, type: 'CLICK', position: 0, context: ctx, requestId: reply.requestId }]);
+  t.equal(logged.accepted, 1, 'the event stream took the event');
+  const again = await client.recommend({ userId: 7, k: 10, context: ctx }, { deadlineMs: 20_000 });
+  t.equal(again.items.length, 10);
+
+  // nodes wrote their load reports (KV put as node) and the admin/reader can read the map
+  const reader = await connect({ servers: cluster.natsUrl, reconnect: false, ...natsAuthOptions(creds.creds.reader) });
+  t.teardown(() => reader.close());
+  const store = await ShardMapStore.open(reader, cluster.cluster, { create: false });
+  const map = await store.read();
+  t.ok(map?.nodes.n1?.recommendAddress, 'n1 registered its Recommend address in the map as node');
+  const until = Date.now() + 10_000;
+  let loads = await store.readLoads(['n1', 'n2']);
+  while (loads.size < 2 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    loads = await store.readLoads(['n1', 'n2']);
+  }
+  t.equal(loads.size, 2, 'both nodes wrote their load report');
+
+  // the reader role reads what the nodes published: the event and the feature log
+  const read = async (stream: string, subject: string) => {
+    let n = 0;
+    await readStreamSnapshot({ nc: reader, stream, subject, fetchWaitMs: 1000, notFound: (s) => new Error(`no stream ${s}`) }, () => ++n > 0);
+    return n;
+  };
+  t.equal(await read(eventStreamName(cluster.cluster), Subjects.allEvents(cluster.cluster)), 1, 'the reader reads the logged event');
+  t.ok((await read(servedStreamName(cluster.cluster), Subjects.served(cluster.cluster))) >= 1, 'the reader reads the feature log the coordinator wrote (sampleRate 1)');
+});
+
+t.test('skew reads the feature log with the reader role (--creds); without credentials it is refused', async (t) => {
+  const out = path.join(runDir, 'skew.json');
+  const args = [OFFLINE_CLI, 'skew', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--world', assets.worldDir, '--out', out];
+  const ok = await run(process.execPath, [...args, '--creds', cluster.natsCredentials!.creds.reader]);
+  t.match(ok.stdout, /wrote /);
+  const report = JSON.parse(await readFile(out, 'utf8')) as { conditions: { serving_messages: number } };
+  t.ok(report.conditions.serving_messages >= 1, `the feature log was read (${report.conditions.serving_messages} messages)`);
+  const refused = await run(process.execPath, args).then(
+    () => undefined,
+    (e: { code?: number; stderr?: string }) => e,
+  );
+  t.not(refused?.code ?? 0, 0, 'no credentials: non-zero exit');
+  t.match(refused?.stderr ?? '', /Authorization Violation/i);
+});
+
+t.test('shardmap model (show) with the reader role: the key and what each node serves', async (t) => {
+  const shown = await run(process.execPath, [SHARDMAP_CLI, 'model', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--creds', cluster.natsCredentials!.creds.reader]);
+  t.match(shown.stdout, new RegExp(`n1: serving ${assets.manifest.version}`), 'n1 answered the reader\'s status query');
+  t.match(shown.stdout, new RegExp(`n2: serving ${assets.manifest.version}`), 'n2 too');
+});
+
+t.test('the cluster refuses unauthenticated NATS clients', async (t) => {
+  const err = await connect({ servers: cluster.natsUrl, reconnect: false, timeout: 5000 }).then(
+    async (nc) => {
+      await nc.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  t.ok(isAuthorizationRefused(err), `refused: ${String(err)}`);
+});
+
+t.test('node command lines carry the seed file path, never the seed', async (t) => {
+  const seed = (await readFile(cluster.natsCredentials!.creds.node, 'utf8')).split('\n').find((l) => l.startsWith('SU'))!;
+  for (const n of cluster.nodes) {
+    const cmdline = (await readFile(`/proc/${n.pid}/cmdline`, 'utf8')).split('\0').join(' ');
+    t.ok(cmdline.includes(`nats.credsFile=${cluster.natsCredentials!.creds.node}`), `${n.name} gets the node role's file`);
+    t.notOk(cmdline.includes(seed), `${n.name}'s command line holds no seed`);
+  }
+});
+
+t.test('nats-server logged no permission violation while the cluster worked and stopped', async (t) => {
+  await cluster.stop(); // idempotent; the drain (consumer deletes, last load reports) is checked too
+  const log = await readFile(path.join(runDir, 'logs', 'nats-server.log'), 'utf8');
+  t.ok(log.includes('Server is ready'), 'the server log is kept in <runDir>/logs/nats-server.log');
+  const violations = log.split('\n').filter((l) => /Permissions? Violation|Publish Violation|Subscription Violation/i.test(l));
+  t.same(violations, [], 'no permission violation');
+});
