@@ -1,5 +1,5 @@
 # upnext — see README.md. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test install build train eval skew online-eval bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
+.PHONY: run test install build train eval skew train-logged online-eval bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
 
 NODE ?= node
 TSC  := node_modules/.bin/tsc
@@ -48,6 +48,11 @@ eval: build
 ## (ARGS="--nats nats://127.0.0.1:4222 --cluster local --world default --models models")
 skew: build
 	@$(NODE) dist/offline/cli.js skew $(ARGS)
+
+## train-logged: retrain the ranker on the rows the cluster logged, joined with the events that followed
+## (ARGS="--nats nats://127.0.0.1:4222 --cluster local --from-model models/<version>")
+train-logged: build
+	@$(NODE) dist/offline/cli.js train-logged $(ARGS)
 
 ## online-eval: the world's simulated users against a running cluster (paired arms) -> reports/online-eval.json
 ## (ARGS="--target 127.0.0.1:50051 --world data/worlds/<world> --requests 2000 --rate 20 [--log-events]")

@@ -3,6 +3,7 @@
  *   node dist/offline/cli.js train [--world default] [--videos N --users N --days N] [--out models]
  *   node dist/offline/cli.js eval  [--world default] [--models models] [--version V]
  *   node dist/offline/cli.js skew  --nats <url> --cluster <name> --world <dir|name> [--models <dir>] [--max-rows N] [--out reports/skew.json]
+ *   node dist/offline/cli.js train-logged --nats <url> --cluster <name> --from-model models/<version> [--since T] [--wait-ms 1800000] [--out models]
  *
  * `train` generates the synthetic world if it is missing, converts KuaiRand if it is missing,
  * trains on both (the synthetic world's models are published to models/<version> and LATEST;
@@ -10,6 +11,8 @@
  * into reports/eval.json. `eval` re-evaluates the current version's ONNX files (what serving runs)
  * on its world and updates the report. `skew` compares the ranker rows a cluster's coordinators
  * logged (the feature log) with the world's training rows, per feature (offline/skew/).
+ * `train-logged` retrains the ranker on the rows the cluster logged, joined with the events that
+ * followed (offline/logged/), and publishes a version with the serving towers.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,9 +34,16 @@ import { DEFAULT_MAX_SERVED_ROWS } from './skew/reader.js';
 import { DEFAULT_KL_THRESHOLD, DEFAULT_SKEW_REPORT_PATH, flagged, formatSkewTable, writeSkewReport } from './skew/report.js';
 import type { SkewSplit } from './skew/training-rows.js';
 import { DEFAULT_MAX_TRAINING_ROWS, SKEW_SPLITS } from './skew/training-rows.js';
+import { DEFAULT_WAIT_MS } from './logged/join.js';
+import { DEFAULT_MAX_LOGGED_ROWS } from './logged/read-served.js';
+import { DEFAULT_MIN_SPLIT_ROWS, DEFAULT_TEST_SHARE, DEFAULT_VALID_SHARE } from './logged/split.js';
+import { DEFAULT_LOGGED_EPOCHS } from './logged/fit.js';
+import { formatLoggedTable } from './logged/table.js';
+import { trainOnLoggedRows } from './logged/train-logged.js';
 import { generateWorld } from './world/generate.js';
 import { progressBar } from './world/progress.js';
 import { worldExists } from './world/reader.js';
+import { natsAuthOptions } from '../cluster/nats/auth.js';
 
 /** Size of the default synthetic world when `train` has to generate it. */
 const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
@@ -50,7 +60,10 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]
        cli.js skew  --nats nats://127.0.0.1:4222 --cluster NAME --world DIR|NAME [--worlds-dir data/worlds] [--models DIR [--version V]]
                     [--max-rows ${DEFAULT_MAX_SERVED_ROWS}] [--training-rows ${DEFAULT_MAX_TRAINING_ROWS}] [--split train|valid|test] [--since ISO-TIME]
-                    [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew]`;
+                    [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
+       cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME --from-model models/VERSION [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
+                    [--out models] [--version V] [--epochs ${DEFAULT_LOGGED_EPOCHS}] [--seed 1] [--lr X] [--from-scratch] [--max-rows ${DEFAULT_MAX_LOGGED_ROWS}]
+                    [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--now ISO-TIME|EPOCH-MS]`;
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -163,7 +176,8 @@ async function skew(values: Record<string, string | boolean | undefined>): Promi
     const version = typeof values['version'] === 'string' ? values['version'] : await readLatestVersion(values['models']);
     modelDir = join(values['models'], version);
   }
-  const nc = await connect({ servers: natsUrl, name: 'upnext-skew' });
+  // --creds: the reader role's NKey seed file, for a NATS server that requires credentials.
+  const nc = await connect({ servers: natsUrl, name: 'upnext-skew', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
   try {
     const report = await measureSkew({
       nc,
@@ -181,6 +195,70 @@ async function skew(values: Record<string, string | boolean | undefined>): Promi
     await writeSkewReport(report, out);
     process.stdout.write(`${formatSkewTable(report)}\nwrote ${out}\n`);
     if (values['fail-on-skew'] === true && flagged(report, 'skew').length > 0) process.exitCode = 2;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** A time flag: epoch ms (digits) or an ISO time. */
+function timeOption(name: string, v: string | boolean | undefined): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(ms)) throw new TypeError(`--${name} must be an ISO time or epoch ms, got ${JSON.stringify(v)}`);
+  return ms;
+}
+
+/** A number flag in (lo, hi), or undefined when absent. */
+function numberOption(name: string, v: string | boolean | undefined, lo: number, hi: number): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > lo && n < hi)) throw new TypeError(`--${name} must be a number in (${lo}, ${hi}), got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/**
+ * `train-logged`: retrain the ranker on the cluster's logged rows (offline/logged/), compare it with
+ * the serving one on the latest rows, publish `<out>/<version>/` with the serving towers. Prints the
+ * table; the new version's name is its last line.
+ */
+async function trainLogged(values: Record<string, string | boolean | undefined>): Promise<void> {
+  const natsUrl = values['nats'];
+  const cluster = values['cluster'];
+  const fromModel = values['from-model'];
+  if (typeof natsUrl !== 'string' || typeof cluster !== 'string' || typeof fromModel !== 'string') throw new TypeError('train-logged needs --nats, --cluster and --from-model');
+  let waitMs: number | undefined;
+  if (typeof values['wait-ms'] === 'string') {
+    waitMs = Number(values['wait-ms']);
+    if (!(Number.isInteger(waitMs) && waitMs >= 0)) throw new TypeError(`--wait-ms must be an integer >= 0, got ${JSON.stringify(values['wait-ms'])}`);
+  }
+  const sinceMs = timeOption('since', values['since']);
+  const nowMs = timeOption('now', values['now']);
+  const lr = numberOption('lr', values['lr'], 0, 1);
+  const validShare = numberOption('valid-share', values['valid-share'], 0, 1);
+  const testShare = numberOption('test-share', values['test-share'], 0, 1);
+  const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged' });
+  try {
+    const res = await trainOnLoggedRows({
+      nc,
+      cluster,
+      fromModelDir: fromModel,
+      outDir: String(values['out'] ?? 'models'),
+      epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_LOGGED_EPOCHS),
+      seed: intOption('seed', values['seed'] as string | undefined, 1),
+      maxRows: intOption('max-rows', values['max-rows'] as string | undefined, DEFAULT_MAX_LOGGED_ROWS),
+      minSplitRows: intOption('min-split-rows', values['min-split-rows'] as string | undefined, DEFAULT_MIN_SPLIT_ROWS),
+      warmStart: values['from-scratch'] !== true,
+      skipOtherSpecs: values['skip-other-specs'] === true,
+      ...(waitMs !== undefined ? { waitMs } : {}),
+      ...(sinceMs !== undefined ? { sinceMs } : {}),
+      ...(nowMs !== undefined ? { nowMs } : {}),
+      ...(lr !== undefined ? { lr } : {}),
+      ...(validShare !== undefined ? { validShare } : {}),
+      ...(testShare !== undefined ? { testShare } : {}),
+      ...(typeof values['version'] === 'string' ? { version: values['version'] } : {}),
+      ...(values['quiet'] === true ? {} : { log }),
+    });
+    process.stdout.write(`${formatLoggedTable(res, cluster)}\n`);
   } finally {
     await nc.close();
   }
@@ -205,6 +283,7 @@ async function main(): Promise<void> {
       report: { type: 'string' },
       'no-kuairand': { type: 'boolean' },
       nats: { type: 'string' },
+      creds: { type: 'string' },
       cluster: { type: 'string' },
       'max-rows': { type: 'string' },
       'training-rows': { type: 'string' },
@@ -212,6 +291,15 @@ async function main(): Promise<void> {
       since: { type: 'string' },
       'kl-threshold': { type: 'string' },
       'fail-on-skew': { type: 'boolean' },
+      'from-model': { type: 'string' },
+      'wait-ms': { type: 'string' },
+      now: { type: 'string' },
+      lr: { type: 'string' },
+      'from-scratch': { type: 'boolean' },
+      'valid-share': { type: 'string' },
+      'test-share': { type: 'string' },
+      'min-split-rows': { type: 'string' },
+      'skip-other-specs': { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -224,6 +312,7 @@ async function main(): Promise<void> {
   if (command === 'train') await train(values);
   else if (command === 'eval') await evaluate(values);
   else if (command === 'skew') await skew(values);
+  else if (command === 'train-logged') await trainLogged(values);
   else throw new TypeError(`unknown command ${JSON.stringify(command)}`);
 }
 

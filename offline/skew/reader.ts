@@ -51,6 +51,89 @@ export interface ServedRowsRead extends ServedRowsSample {
   readonly undecodable: number;
 }
 
+/** Options of {@link readStreamSnapshot}. */
+export interface StreamSnapshotOptions {
+  readonly nc: NatsConnection;
+  readonly stream: string;
+  /** Subject filter of the consumer. */
+  readonly subject: string;
+  /** Read the messages stored at or after this time (epoch ms) instead of from the first. */
+  readonly startTimeMs?: number;
+  /** Wait of one fetch for more messages, ms (≥ 1000). */
+  readonly fetchWaitMs: number;
+  /** The error to throw when the stream does not exist (it names what the caller expected there). */
+  readonly notFound: (stream: string) => Error;
+}
+
+/** Where a {@link readStreamSnapshot} stopped. */
+export interface StreamSnapshotEnd {
+  readonly stream: string;
+  /** The stream's last sequence when reading began: the snapshot's end. */
+  readonly endSeq: number;
+  /** Stream sequence of the last message read (0 when none). */
+  readonly lastSeq: number;
+  /** Storage time (the server's wall clock, epoch ms) of the last message read; NaN when none. */
+  readonly lastStoredAtMs: number;
+  /** Wall time (epoch ms) just before the snapshot's end was taken: every message stored before it is at or below `endSeq`. */
+  readonly snapshotAtMs: number;
+  /** True when the read reached the snapshot's end (nothing of the filter left before it); false when `take` stopped it. */
+  readonly caughtUp: boolean;
+  /** True when `take` stopped the read while messages before the snapshot's end were still pending. */
+  readonly moreLeft: boolean;
+}
+
+/**
+ * Reads one subject of a stream with an ordered consumer (ephemeral, no acks: the stream is left
+ * as it was) from the first message, or from a storage time, handing every message to `take` until
+ * `take` returns false or the snapshot's end is reached (the stream's last sequence when reading
+ * began: writers keep appending, the read is of a snapshot), or a fetch waits `fetchWaitMs` with
+ * nothing. The feature-log reader below and offline/logged's event reader share it.
+ */
+export async function readStreamSnapshot(o: StreamSnapshotOptions, take: (m: JsMsg) => boolean): Promise<StreamSnapshotEnd> {
+  const snapshotAtMs = Date.now();
+  let endSeq: number;
+  try {
+    endSeq = (await (await jetstreamManager(o.nc)).streams.info(o.stream)).state.last_seq;
+  } catch (err) {
+    if (isStreamNotFound(err)) throw o.notFound(o.stream);
+    throw err;
+  }
+  let lastSeq = 0;
+  let lastStoredAtMs = Number.NaN;
+  let moreLeft = false;
+  let stopped = false;
+  if (endSeq > 0) {
+    const consumer = await jetstream(o.nc).consumers.get(o.stream, {
+      filter_subjects: o.subject,
+      ...(o.startTimeMs !== undefined ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(o.startTimeMs).toISOString() } : { deliver_policy: DeliverPolicy.All }),
+    });
+    let done = false;
+    while (!done) {
+      const batch = await consumer.fetch({ max_messages: 256, expires: o.fetchWaitMs });
+      let got = 0;
+      for await (const m of batch as AsyncIterable<JsMsg>) {
+        got++;
+        lastSeq = m.info.streamSequence;
+        lastStoredAtMs = m.time.getTime();
+        const wantsMore = take(m);
+        if (!wantsMore) {
+          stopped = true;
+          moreLeft = m.info.pending > 0 && lastSeq < endSeq;
+        }
+        if (!wantsMore || m.info.pending === 0 || lastSeq >= endSeq) {
+          done = true;
+          break;
+        }
+      }
+      if (got === 0) done = true;
+      // Leaving the loop early must not leave the pull request open on the connection.
+      else if (done) await batch.close();
+    }
+    await consumer.delete().catch(() => false);
+  }
+  return { stream: o.stream, endSeq, lastSeq, lastStoredAtMs, snapshotAtMs, caughtUp: !stopped || !moreLeft, moreLeft };
+}
+
 /**
  * Reads the cluster's feature log into one row matrix. Throws UpnextError NOT_FOUND when the
  * stream does not exist (no coordinator has logged yet: is `coordinator.featureLog.sampleRate` > 0?).
@@ -64,48 +147,27 @@ export async function readServedRows(o: ReadServedRowsOptions): Promise<ServedRo
   }
   const expect: ServedRowsExpectation = { featureSpecHash: o.featureSpecHash, width: o.width, maxRows };
   const collector = new ServedRowsCollector(expect);
-  const stream = servedStreamName(o.cluster);
-  let endSeq: number;
-  try {
-    endSeq = (await (await jetstreamManager(o.nc)).streams.info(stream)).state.last_seq;
-  } catch (err) {
-    if (isStreamNotFound(err)) {
-      throw new UpnextError(StatusCode.NOT_FOUND, `feature log stream ${stream} does not exist: no coordinator of cluster ${o.cluster} has logged served rows (is coordinator.featureLog.sampleRate > 0?)`);
-    }
-    throw err;
-  }
-  let lastSeq = 0;
   let undecodable = 0;
-  let moreLeft = false;
-  if (endSeq > 0) {
-    const consumer = await jetstream(o.nc).consumers.get(stream, {
-      filter_subjects: Subjects.served(o.cluster),
-      ...(o.startTimeMs !== undefined ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(o.startTimeMs).toISOString() } : { deliver_policy: DeliverPolicy.All }),
-    });
-    let done = false;
-    while (!done) {
-      const batch = await consumer.fetch({ max_messages: 256, expires: fetchWaitMs });
-      let got = 0;
-      for await (const m of batch as AsyncIterable<JsMsg>) {
-        got++;
-        lastSeq = m.info.streamSequence;
-        try {
-          collector.add(Codecs.servedRows.decode(m.data));
-        } catch {
-          undecodable++;
-        }
-        if (!collector.wantsMore) moreLeft = m.info.pending > 0 && lastSeq < endSeq;
-        if (!collector.wantsMore || m.info.pending === 0 || lastSeq >= endSeq) {
-          done = true;
-          break;
-        }
+  const end = await readStreamSnapshot(
+    {
+      nc: o.nc,
+      stream: servedStreamName(o.cluster),
+      subject: Subjects.served(o.cluster),
+      fetchWaitMs,
+      ...(o.startTimeMs !== undefined ? { startTimeMs: o.startTimeMs } : {}),
+      notFound: (stream) =>
+        new UpnextError(StatusCode.NOT_FOUND, `feature log stream ${stream} does not exist: no coordinator of cluster ${o.cluster} has logged served rows (is coordinator.featureLog.sampleRate > 0?)`),
+    },
+    (m) => {
+      try {
+        collector.add(Codecs.servedRows.decode(m.data));
+      } catch {
+        undecodable++;
       }
-      if (got === 0) done = true;
-      // Leaving the loop early must not leave the pull request open on the connection.
-      else if (done) await batch.close();
-    }
-    await consumer.delete().catch(() => false);
-  }
+      return collector.wantsMore;
+    },
+  );
+  const { stream, lastSeq, moreLeft } = end;
   const sample = collector.result();
   for (const m of sample.mismatches) o.log?.(describeMismatch(m, expect));
   return { ...sample, truncated: sample.truncated || moreLeft, stream, lastSeq, undecodable };

@@ -1,0 +1,100 @@
+/**
+ * Logged served requests: the feature log's ServedRows messages kept whole (request id, user,
+ * model version, feature-spec hash, videos, slots, rows, servedAtMs), which the training join needs
+ * and offline/skew's ServedRowsCollector (one row matrix, for distributions) does not keep. Pure:
+ * the NATS reading is read-served.ts.
+ *
+ * Messages of every feature spec are kept: whether rows of another spec are refused or dropped is
+ * the join's decision (join.ts), which names both hashes.
+ */
+import type { ServedRowsMsg } from '../../protos/codec.js';
+
+/** One logged ServedRows message. */
+export interface ServedRequest {
+  /** Stream sequence of the message. */
+  readonly seq: number;
+  readonly requestId: string;
+  readonly userId: number;
+  readonly modelVersion: string;
+  /** specHash of the serving model's feature spec: what the rows' columns mean. */
+  readonly featureSpecHash: string;
+  readonly surface: string;
+  /** Coordinator wall clock when the answer was built, epoch ms. */
+  readonly servedAtMs: number;
+  /** Served items with rows, in answer order. */
+  readonly videoIds: readonly number[];
+  /** Their 0-based slots in the answer (the position they were shown at). */
+  readonly slots: readonly number[];
+  /** Floats per row. */
+  readonly width: number;
+  /** videoIds.length × width floats, row-major (a copy owned by this record). */
+  readonly rows: Float32Array;
+}
+
+/** What {@link ServedRequestsCollector} gathered and what it left out. */
+export interface ServedRequests {
+  /** In stream order. */
+  readonly requests: readonly ServedRequest[];
+  /** Rows held (sum of videoIds.length). */
+  readonly rows: number;
+  /** Messages whose rows byte length is not videoIds × width × 4, or whose slots do not match videoIds (skipped). */
+  readonly malformed: number;
+  /** True when `maxRows` stopped the gathering. */
+  readonly truncated: boolean;
+}
+
+/** Accumulates ServedRows messages up to `maxRows` rows; {@link add} returns whether it wants more. */
+export class ServedRequestsCollector {
+  readonly #maxRows: number;
+  readonly #requests: ServedRequest[] = [];
+  #rows = 0;
+  #malformed = 0;
+  #truncated = false;
+
+  /** `maxRows`: most rows held; a message that would cross it is not taken (requests are kept whole). */
+  constructor(maxRows: number) {
+    if (!Number.isInteger(maxRows) || maxRows < 1) throw new TypeError(`maxRows must be a positive integer, got ${String(maxRows)}`);
+    this.#maxRows = maxRows;
+  }
+
+  /** True while fewer than `maxRows` rows are held and no message was refused for room. */
+  get wantsMore(): boolean {
+    return !this.#truncated && this.#rows < this.#maxRows;
+  }
+
+  /** Takes one decoded message found at stream sequence `seq` (or counts why not). */
+  add(msg: ServedRowsMsg, seq: number): boolean {
+    if (!this.wantsMore) return false;
+    const n = msg.videoIds.length;
+    if (n === 0) return true;
+    if (msg.rows.byteLength !== n * msg.width * 4 || msg.slots.length !== n || !(msg.width > 0)) {
+      this.#malformed++;
+      return true;
+    }
+    if (this.#rows + n > this.#maxRows) {
+      this.#truncated = true;
+      return false;
+    }
+    // The decoded bytes are a view into protobufjs' pooled buffer, possibly unaligned: copy them.
+    const rows = new Float32Array(Uint8Array.prototype.slice.call(msg.rows).buffer);
+    this.#requests.push({
+      seq,
+      requestId: msg.requestId,
+      userId: Number(msg.userId),
+      modelVersion: msg.modelVersion,
+      featureSpecHash: msg.featureSpecHash,
+      surface: msg.surface,
+      servedAtMs: Number(msg.servedAtMs),
+      videoIds: msg.videoIds.map(Number),
+      slots: msg.slots.map(Number),
+      width: msg.width,
+      rows,
+    });
+    this.#rows += n;
+    return this.wantsMore;
+  }
+
+  result(): ServedRequests {
+    return { requests: [...this.#requests], rows: this.#rows, malformed: this.#malformed, truncated: this.#truncated };
+  }
+}
