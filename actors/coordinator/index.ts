@@ -33,7 +33,7 @@ import type { PipelinePorts, ServingModel } from './ports.js';
 import type { RecommenderServer } from './server.js';
 import { startRecommenderServer } from './server.js';
 import type { CoordinatorStats } from './stats.js';
-import { PipelineCounters, STAGES } from './stats.js';
+import { PipelineCounters, STAGES, completenessStats } from './stats.js';
 import type { HistogramSnapshot, Stage } from './stats.js';
 
 export { Limits } from './validate.js';
@@ -316,6 +316,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         latencyMs,
         meanCoverage: counters.coverageCount > 0 ? counters.coverageSum / counters.coverageCount : 1,
         lastCoverage: counters.lastCoverage,
+        featureCompleteness: completenessStats(counters.completeness),
         admission: { inFlight: a.inFlight, queued: a.queued, shedOverload: a.shedOverload, shedQueueTimeout: a.shedQueueTimeout },
         events: { ...events },
         itemShards: pipeline.itemShards,

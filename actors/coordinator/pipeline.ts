@@ -11,7 +11,7 @@ import type { Clock } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
 import type { Deadline } from '../../core/deadline.js';
 import type { ItemFeatures } from '../../core/features/item.js';
-import { itemCtrPrior, itemWatchRatioPrior } from '../../core/features/item.js';
+import { itemCtrPrior, itemFeatureCompleteness, itemWatchRatioPrior } from '../../core/features/item.js';
 import { RankerRowWriter } from '../../core/features/ranker-row.js';
 import type { UserView } from '../../core/features/towers.js';
 import { itemShardOf } from '../../core/hash.js';
@@ -196,8 +196,10 @@ export class RecommendPipeline {
     usTimer.cancel();
     let user = emptyUser(q.userId, spec.numCategories);
     let embedding: readonly number[] | null = null;
+    let userCompleteness: number | undefined;
     if (us.kind === 'ok') {
       user = userViewFromReply(us.value, spec.numCategories);
+      userCompleteness = us.value.completeness;
       if (us.value.embedding.length === spec.embeddingDim) embedding = us.value.embedding;
       else degraded.push(`user embedding has ${us.value.embedding.length} floats, expected ${spec.embeddingDim}`);
     } else {
@@ -283,10 +285,13 @@ export class RecommendPipeline {
       writer = new RankerRowWriter(user, q.context, spec.inferencePosition, nowMs, spec);
       const rows = new Float32Array(n * writer.width);
       const item = blankItemFeatures();
+      let itemCompleteness = 0;
       for (let i = 0; i < n; i++) {
         const e = pool[i]!;
         writer.write(rows, i, candidateInto(e.batch, e.at, item), e.retrievalScore);
+        itemCompleteness += itemFeatureCompleteness(item);
       }
+      counters.recordCompleteness(userCompleteness, itemCompleteness, n);
       const rankTimer = new StageTimer(deadline.stage(cfg.budgets.rankingMs));
       const scored = await rankTimer.settle(() => this.#ports.ranker.score(rows, n, rankTimer.deadline));
       rankTimer.cancel();

@@ -90,12 +90,57 @@ export class PipelineCounters {
   lastCoverage = 1;
   /** Sampled requests whose feature-log record could not be built (a bug; the answer was unaffected). */
   featureLogFailures = 0;
+  /** Feature completeness of ranked requests (see {@link FeatureCompletenessStats}). */
+  readonly completeness = { userSum: 0, requests: 0, userStateMissing: 0, itemSum: 0, items: 0 };
+
+  /**
+   * One ranked request: the user's completeness as user state reported it (`undefined` when user
+   * state did not answer: the request ran with a new user's defaults, counted as 0), and the sum
+   * of its candidates' item completeness over `items` candidates.
+   */
+  recordCompleteness(user: number | undefined, itemSum: number, items: number): void {
+    const c = this.completeness;
+    c.requests++;
+    if (user === undefined) c.userStateMissing++;
+    else c.userSum += user;
+    c.itemSum += itemSum;
+    c.items += items;
+  }
 
   recordCoverage(c: number): void {
     this.coverageSum += c;
     this.coverageCount++;
     this.lastCoverage = c;
   }
+}
+
+/**
+ * How much real data the ranked requests' features carried (DESIGN §7, feature completeness).
+ * Sums and counts are monotonic (Prometheus: rate(user_sum) / rate(requests) is the mean over a
+ * window); the means are over the coordinator's lifetime.
+ */
+export interface FeatureCompletenessStats {
+  /** Requests that reached ranking with at least one candidate. */
+  readonly requests: number;
+  /** Sum over those of the user's completeness (core/features/user.ts userFeatureCompleteness; 0 when user state was missing). */
+  readonly userSum: number;
+  /** Of those, requests ranked without user state (defaults of a new user). */
+  readonly userStateMissing: number;
+  /** Candidates ranked, and the sum of their completeness (core/features/item.ts itemFeatureCompleteness). */
+  readonly items: number;
+  readonly itemSum: number;
+  /** userSum / requests and itemSum / items (1 when none yet). */
+  readonly userMean: number;
+  readonly itemMean: number;
+}
+
+/** {@link FeatureCompletenessStats} from the counters. */
+export function completenessStats(c: PipelineCounters['completeness']): FeatureCompletenessStats {
+  return {
+    ...c,
+    userMean: c.requests > 0 ? c.userSum / c.requests : 1,
+    itemMean: c.items > 0 ? c.itemSum / c.items : 1,
+  };
 }
 
 /** Plain-data counters of one coordinator. */
@@ -106,6 +151,8 @@ export interface CoordinatorStats {
   /** Mean coverage over requests that ran retrieval (1 when none did yet). */
   readonly meanCoverage: number;
   readonly lastCoverage: number;
+  /** Feature completeness of ranked requests. */
+  readonly featureCompleteness: FeatureCompletenessStats;
   readonly admission: {
     readonly inFlight: number;
     readonly queued: number;

@@ -25,6 +25,16 @@ export interface ItemStats {
 /** Everything the ranker needs about one candidate; item shards store and return this. */
 export interface ItemFeatures extends ItemMeta, ItemStats {}
 
+/**
+ * Share of an item's ranker features that carry real data rather than a default, 0..1: the mean
+ * of three indicators — duration known (> 0), upload time known (> 0), and interaction counters
+ * (at least one impression; before that the CTR and watch-ratio features are priors only). The
+ * coordinator exports its mean over ranked candidates as feature completeness (DESIGN §7).
+ */
+export function itemFeatureCompleteness(item: Pick<ItemFeatures, 'durationS' | 'uploadTsMs' | 'impressions'>): number {
+  return ((item.durationS > 0 ? 1 : 0) + (item.uploadTsMs > 0 ? 1 : 0) + (item.impressions > 0 ? 1 : 0)) / 3;
+}
+
 export function emptyItemStats(): ItemStats {
   return { impressions: 0, clicks: 0, watchRatioSum: 0, watches: 0 };
 }

@@ -11,6 +11,7 @@ import type { PipelinePorts, ServingModel } from '../../actors/coordinator/ports
 import { Source } from '../../actors/coordinator/types.js';
 import type { RecommendResult } from '../../actors/coordinator/types.js';
 import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
+import { completenessStats } from '../../actors/coordinator/stats.js';
 import { batchOf, pipelineFakes } from './pipeline-fakes.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
@@ -172,4 +173,38 @@ t.test('serving time: items are aged from wall time minus the offset (a replayed
   t.equal(servingTimeOffsetMs('auto', now - 700 * DAY, now), 700 * DAY, "'auto' shifts a world that ended long ago");
   t.equal(servingTimeOffsetMs('auto', now - 3_600_000, now), 0, "'auto' leaves live data (ended an hour ago) alone");
   t.equal(servingTimeOffsetMs('auto', undefined, now), 0, 'no world: no shift');
+});
+
+t.test('feature completeness: the user\'s as user state reports it, each ranked candidate\'s from its features', async (t) => {
+  const { ports } = pipelineFakes({ shards: 2, perShard: 40 });
+  const userState = ports.userState;
+  const withCompleteness: PipelinePorts = {
+    ...ports,
+    userState: { get: async (...a: Parameters<typeof userState.get>) => ({ ...(await userState.get(...a)), completeness: 0.4 }) },
+    shards: {
+      search: async (shard, req, deadline) => {
+        const reply = await ports.shards.search(shard, req, deadline);
+        // Shard 1's items have no impressions yet: 2 of 3 indicators each.
+        if (shard === 1 && reply.candidates) reply.candidates.impressions.fill(0);
+        return reply;
+      },
+    },
+  };
+  const p = pipeline(withCompleteness, 2, quiet);
+  await p.recommend(query(10), Deadline.after(1000));
+  const s = completenessStats(p.counters.completeness);
+  const pool = 40 + 40 + 30; // both shards + trending
+  t.equal(s.requests, 1);
+  t.equal(s.userStateMissing, 0);
+  t.equal(s.userSum, 0.4);
+  t.equal(s.items, pool);
+  t.ok(Math.abs(s.itemSum - (70 + (40 * 2) / 3)) < 1e-9, `item sum ${s.itemSum}`);
+  t.ok(Math.abs(s.itemMean - (70 + 80 / 3) / pool) < 1e-9);
+
+  const failing = pipeline(pipelineFakes({ shards: 2, userState: 'fail' }).ports, 2, quiet);
+  await failing.recommend(query(10), Deadline.after(1000));
+  const f = completenessStats(failing.counters.completeness);
+  t.equal(f.requests, 1, 'a request ranked with new-user defaults still counts');
+  t.equal(f.userStateMissing, 1);
+  t.equal(f.userMean, 0, 'missing user state counts as no user data');
 });

@@ -122,6 +122,8 @@ t.test('/metrics of the coordinator node shows outcomes and shard sizes', async 
   const n1 = cluster.nodes.find((n) => n.name === 'n1')!;
   const text = await (await fetch(`http://${n1.metricsAddress}/metrics`)).text();
   t.match(text, /^upnext_coordinator_requests_ok\{[^}]*\} [1-9]\d*$/m, 'ok outcomes counted');
+  t.match(text, /^upnext_coordinator_feature_completeness_requests\{[^}]*\} [1-9]\d*$/m, 'feature completeness counted');
+  t.match(text, /^upnext_coordinator_feature_completeness_item_mean\{[^}]*\} (0\.\d+|1)$/m, 'mean item completeness exported');
   t.match(text, /^upnext_item_shard_items\{[^}]*index="0"\} [1-9]\d*$/m, 'item shard 0 size');
   t.match(text, new RegExp(`^upnext_node_info\\{[^}]*model_version="${assets.manifest.version}"\\} 1$`, 'm'));
   t.match(text, /^process_resident_memory_bytes\{[^}]*\} \d+$/m);
