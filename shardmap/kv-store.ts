@@ -1,9 +1,17 @@
 /**
- * The NATS KV adapter of the shard map: the snapshot lives under key {@link KV_KEYS.shardMap} of
- * bucket `clusterKvBucket(cluster)`, as JSON (a cold path: read at start, on change and by the
- * CLI). The KV revision is the snapshot's version; every change is a compare-and-set on it, so
- * concurrent writers (nodes registering their addresses, an operator moving a shard) never lose
- * each other's updates and a retried write is safe.
+ * The NATS KV adapter of the shard map. Bucket `clusterKvBucket(cluster)` holds, as JSON (a cold
+ * path: read at start, on change and by the CLI):
+ * - {@link KV_KEYS.shardMap}: the assignments, written only by admin operations (init, move, drain,
+ *   add-node). Its KV revision is the snapshot's version; every change is a compare-and-set on it,
+ *   so concurrent operators never lose each other's updates and a retried write is safe.
+ * - `addr.<node>` ({@link nodeAddressKey}): where each node serves, written by the node itself
+ *   (last write wins; `{}` withdraws). Kept out of the map key so the `node` NATS role needs no
+ *   write access to the assignments (cluster/nats/auth.ts).
+ * - `load.<node>`: each node's load report; `model`: the model pointer.
+ *
+ * {@link ShardMapStore.read} and {@link ShardMapStore.watch} hand out the map with each node's
+ * address record merged in (shardmap/snapshot.ts `withAdvertisedAddresses`), so readers see one
+ * snapshot as before; its version stays the map key's revision.
  */
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { KV, KvEntry } from '@nats-io/kv';
@@ -11,7 +19,8 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { clusterKvBucket, KV_KEYS, validateClusterName } from '../core/subjects.js';
 import { isStreamNotFound } from '../actors/event-stream/stream.js';
 import { StatusCode, UpnextError } from '../core/status.js';
-import type { ShardMapSnapshot } from './snapshot.js';
+import type { NodeAddresses, ShardMapSnapshot } from './snapshot.js';
+import { addressesOf, sameAddresses, validateNodeAddresses, withAdvertisedAddresses, withoutAddresses } from './snapshot.js';
 import type { NodeLoad } from './format.js';
 import { validateShardMap } from './route.js';
 
@@ -19,6 +28,16 @@ import { validateShardMap } from './route.js';
 const WRONG_LAST_SEQUENCE = 10071;
 /** KV key prefix of the per-node load reports. */
 const LOAD_PREFIX = 'load.';
+/** KV key prefix of the per-node address records (cluster/nats/auth.ts grants nodes `addr.*`). */
+const ADDRESS_PREFIX = 'addr.';
+/** A node name usable as one KV key token (shardmap/add-node.ts validateNodeName is stricter). */
+const KEY_TOKEN = /^[A-Za-z0-9_=-]{1,64}$/;
+
+/** KV key of `node`'s address record, e.g. "addr.n1". TypeError when the name cannot be a key token. */
+export function nodeAddressKey(node: string): string {
+  if (!KEY_TOKEN.test(node)) throw new TypeError(`node name must match [A-Za-z0-9_=-]{1,64} to have an address key, got "${node}"`);
+  return `${ADDRESS_PREFIX}${node}`;
+}
 
 /** Options of {@link ShardMapStore.open}. */
 export interface ShardMapStoreOptions {
@@ -42,6 +61,32 @@ export interface ShardMapWatch {
 function isCasConflict(err: unknown): boolean {
   // Structural: the JetStream client throws JetStreamApiError with a numeric `code`.
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === WRONG_LAST_SEQUENCE;
+}
+
+/**
+ * One node's address record as read: its KV revision, and its addresses, or undefined when the key
+ * was deleted or holds an invalid value (then the map's own addresses for the node, if any, apply).
+ */
+interface AddressEntry {
+  readonly revision: number;
+  readonly addresses: NodeAddresses | undefined;
+}
+
+function decodeAddresses(entry: KvEntry): NodeAddresses | undefined {
+  if (entry.operation !== 'PUT') return undefined;
+  return validateNodeAddresses(JSON.parse(new TextDecoder().decode(entry.value)));
+}
+
+/** The records that decide their node's addresses (deleted and invalid ones do not). */
+function liveRecords(entries: ReadonlyMap<string, AddressEntry>): Map<string, NodeAddresses> {
+  const out = new Map<string, NodeAddresses>();
+  for (const [node, e] of entries) if (e.addresses !== undefined) out.set(node, e.addresses);
+  return out;
+}
+
+/** Whether two snapshots of the same version advertise the same addresses for every node. */
+function sameAdvertised(a: ShardMapSnapshot, b: ShardMapSnapshot): boolean {
+  return Object.keys(b.nodes).every((n) => sameAddresses(addressesOf(a.nodes[n]), addressesOf(b.nodes[n])));
 }
 
 function decode(entry: KvEntry, cluster: string): ShardMapSnapshot {
@@ -129,11 +174,59 @@ export class ShardMapStore {
     return new ShardMapStore(cluster, kv);
   }
 
-  /** The current snapshot (version = KV revision), or null when none was stored yet. */
+  /**
+   * The current snapshot (version = the map key's KV revision) with every node's address record
+   * merged in, or null when no map was stored yet.
+   */
   async read(): Promise<ShardMapSnapshot | null> {
+    return (await this.#readMerged())?.map ?? null;
+  }
+
+  /** The stored map key, decoded (addresses as stored: none, or an older build's), or null. */
+  async #readMapKey(): Promise<ShardMapSnapshot | null> {
     const entry = await this.#kv.get(KV_KEYS.shardMap);
     if (!entry || entry.operation !== 'PUT') return null;
     return decode(entry, this.cluster);
+  }
+
+  /** The address records of `nodes` that exist (an invalid one reads as absent: the map's addresses apply). */
+  async #readAddressEntries(nodes: readonly string[]): Promise<Map<string, AddressEntry>> {
+    const out = new Map<string, AddressEntry>();
+    await Promise.all(
+      nodes.map(async (node) => {
+        if (!KEY_TOKEN.test(node)) return;
+        const entry = await this.#kv.get(nodeAddressKey(node));
+        if (!entry) return;
+        let addresses: NodeAddresses | undefined;
+        try {
+          addresses = decodeAddresses(entry);
+        } catch {
+          addresses = undefined;
+        }
+        out.set(node, { revision: entry.revision, addresses });
+      }),
+    );
+    return out;
+  }
+
+  /** The merged map and the nodes whose address record decides their addresses. */
+  async #readMerged(): Promise<{ map: ShardMapSnapshot; recorded: Set<string> } | null> {
+    const raw = await this.#readMapKey();
+    if (raw === null) return null;
+    const records = liveRecords(await this.#readAddressEntries(Object.keys(raw.nodes)));
+    return { map: withAdvertisedAddresses(raw, records), recorded: new Set(records.keys()) };
+  }
+
+  /**
+   * What goes under the map key for `map`: without the addresses of nodes that have their own
+   * address record (those decide; a copy in the map would only go stale). Addresses of nodes
+   * without one (written by an older build, or by an operator) are kept. Synchronous when `map`
+   * holds no address (nothing to look up), so the write is issued at once.
+   */
+  #encodeForWrite(map: ShardMapSnapshot): Uint8Array | Promise<Uint8Array> {
+    const advertising = Object.keys(map.nodes).filter((n) => !sameAddresses(addressesOf(map.nodes[n]), {}));
+    if (advertising.length === 0) return encode(map);
+    return this.#readAddressEntries(advertising).then((entries) => encode(withoutAddresses(map, new Set(liveRecords(entries).keys()))));
   }
 
   /**
@@ -142,7 +235,8 @@ export class ShardMapStore {
    */
   async put(map: ShardMapSnapshot): Promise<ShardMapSnapshot> {
     this.#checkCluster(map);
-    const revision = await this.#kv.put(KV_KEYS.shardMap, encode(map));
+    const bytes = this.#encodeForWrite(map);
+    const revision = await this.#kv.put(KV_KEYS.shardMap, bytes instanceof Uint8Array ? bytes : await bytes);
     return { ...map, version: revision };
   }
 
@@ -151,7 +245,8 @@ export class ShardMapStore {
     this.#checkCluster(map);
     for (;;) {
       try {
-        const revision = await this.#kv.create(KV_KEYS.shardMap, encode(map));
+        const bytes = this.#encodeForWrite(map);
+        const revision = await this.#kv.create(KV_KEYS.shardMap, bytes instanceof Uint8Array ? bytes : await bytes);
         return { snapshot: { ...map, version: revision }, created: true };
       } catch (err) {
         if (!isCasConflict(err)) throw err;
@@ -163,10 +258,12 @@ export class ShardMapStore {
   }
 
   /**
-   * Compare-and-set update: reads the current map, applies `change` (pure; return null to leave the
-   * map as it is), writes it only if nobody wrote in between, and retries on a conflict. Resolves to
-   * the stored snapshot. FAILED_PRECONDITION when no map exists; ABORTED after `maxAttempts`
-   * conflicts in a row (default 16).
+   * Compare-and-set update of the map key: reads the current map (addresses merged in, as
+   * {@link read}), applies `change` (pure; return null to leave the map as it is), writes it only if
+   * nobody wrote the map key in between, and retries on a conflict. Address records are not part
+   * of the CAS: a node re-registering never makes an operator's update retry. Resolves to the
+   * stored snapshot. FAILED_PRECONDITION when no map exists; ABORTED after `maxAttempts` conflicts
+   * in a row (default 16).
    */
   async update(
     change: (current: ShardMapSnapshot) => ShardMapSnapshot | null,
@@ -174,13 +271,14 @@ export class ShardMapStore {
   ): Promise<ShardMapSnapshot> {
     const maxAttempts = opts.maxAttempts ?? 16;
     for (let attempt = 1; ; attempt++) {
-      const current = await this.read();
-      if (!current) throw new UpnextError(StatusCode.FAILED_PRECONDITION, `cluster ${this.cluster} has no shard map yet`);
+      const read = await this.#readMerged();
+      if (!read) throw new UpnextError(StatusCode.FAILED_PRECONDITION, `cluster ${this.cluster} has no shard map yet`);
+      const current = read.map;
       const next = change(current);
       if (next === null) return current;
       this.#checkCluster(next);
       try {
-        const revision = await this.#kv.update(KV_KEYS.shardMap, encode(next), current.version);
+        const revision = await this.#kv.update(KV_KEYS.shardMap, encode(withoutAddresses(next, read.recorded)), current.version);
         return { ...next, version: revision };
       } catch (err) {
         if (!isCasConflict(err)) throw err;
@@ -192,15 +290,89 @@ export class ShardMapStore {
   }
 
   /**
-   * Calls `onSnapshot` with the current map (if any) and then every new one, in revision order.
-   * Deletions are ignored (a cluster never runs without a map). A value that fails validation is
-   * reported to `onError` and skipped, so a bad write cannot take the fleet down.
+   * Advertises where `node` serves (its own key {@link nodeAddressKey}; last write wins, no CAS: only
+   * the node writes it). `{}` withdraws both addresses. Resolves to the KV revision.
+   */
+  async putAddresses(node: string, addresses: NodeAddresses): Promise<number> {
+    const record = validateNodeAddresses(addresses);
+    return this.#kv.put(nodeAddressKey(node), new TextEncoder().encode(JSON.stringify(record)));
+  }
+
+  /**
+   * `node`'s address record, or null when it has none (never registered, deleted, or invalid): its
+   * addresses are then whatever the map key holds for it.
+   */
+  async readAddresses(node: string): Promise<NodeAddresses | null> {
+    return (await this.#readAddressEntries([node])).get(node)?.addresses ?? null;
+  }
+
+  /**
+   * Calls `onSnapshot` with the current map (if any) and then every new one: a new map key revision,
+   * or a change of a map node's advertised addresses (same version: not an assignment change).
+   * Addresses are merged as in {@link read}. Map versions never go backwards. Deletions of the map
+   * are ignored (a cluster never runs without a map); a deleted address record falls back to the
+   * map's addresses. A value that fails validation is reported to `onError` and skipped (an invalid
+   * address record reads as absent), so a bad write cannot take the fleet down.
    */
   async watch(
     onSnapshot: (map: ShardMapSnapshot) => void,
     onError: (err: unknown) => void = () => {},
   ): Promise<ShardMapWatch> {
-    return this.#watchKey(KV_KEYS.shardMap, (entry) => decode(entry, this.cluster), onSnapshot, onError);
+    // One consistent first snapshot (map + the records of its nodes), then two watches feeding the
+    // same state; an entry is applied only when newer than what the state holds, so the watches'
+    // replay of current values changes nothing. nats-server 2.9 has no multi-filter consumers.
+    let raw = await this.#readMapKey().catch((err: unknown) => {
+      onError(err);
+      return null;
+    });
+    const records = raw === null ? new Map<string, AddressEntry>() : await this.#readAddressEntries(Object.keys(raw.nodes));
+    let last: ShardMapSnapshot | undefined;
+    const emit = () => {
+      if (raw === null) return;
+      const merged = withAdvertisedAddresses(raw, liveRecords(records));
+      if (last !== undefined && last.version === merged.version && sameAdvertised(last, merged)) return;
+      last = merged;
+      onSnapshot(merged);
+    };
+    emit();
+    const addressWatch = await this.#watchEntries(
+      `${ADDRESS_PREFIX}*`,
+      (entry) => {
+        const node = entry.key.slice(ADDRESS_PREFIX.length);
+        if ((records.get(node)?.revision ?? 0) >= entry.revision) return;
+        let addresses: NodeAddresses | undefined;
+        try {
+          addresses = decodeAddresses(entry);
+        } catch (err) {
+          onError(new TypeError(`address record of node ${node} (revision ${entry.revision}): ${(err as Error).message}`));
+          addresses = undefined;
+        }
+        records.set(node, { revision: entry.revision, addresses });
+        emit();
+      },
+      onError,
+    );
+    const mapWatch = await this.#watchEntries(
+      KV_KEYS.shardMap,
+      (entry) => {
+        if (entry.operation !== 'PUT' || (raw !== null && raw.version >= entry.revision)) return;
+        try {
+          raw = decode(entry, this.cluster);
+        } catch (err) {
+          onError(err);
+          return;
+        }
+        emit();
+      },
+      onError,
+    );
+    let stopped: Promise<void> | undefined;
+    return {
+      stop: () => {
+        stopped ??= Promise.all([mapWatch.stop(), addressWatch.stop()]).then(() => {});
+        return stopped;
+      },
+    };
   }
 
   /**
@@ -209,19 +381,28 @@ export class ShardMapStore {
    * cannot take the fleet down.
    */
   async #watchKey<T>(key: string, parse: (entry: KvEntry) => T, onValue: (value: T) => void, onError: (err: unknown) => void): Promise<ShardMapWatch> {
-    const iter = await this.#kv.watch({ key, include: KvWatchInclude.LastValue });
-    const done = (async () => {
-      for await (const entry of iter) {
-        if (entry.operation !== 'PUT') continue;
+    return this.#watchEntries(
+      key,
+      (entry) => {
+        if (entry.operation !== 'PUT') return;
         let value: T;
         try {
           value = parse(entry);
         } catch (err) {
           onError(err);
-          continue;
+          return;
         }
         onValue(value);
-      }
+      },
+      onError,
+    );
+  }
+
+  /** Calls `onEntry` with the current entry of each key matching `key` (deletions included), then every new one. */
+  async #watchEntries(key: string, onEntry: (entry: KvEntry) => void, onError: (err: unknown) => void): Promise<ShardMapWatch> {
+    const iter = await this.#kv.watch({ key, include: KvWatchInclude.LastValue });
+    const done = (async () => {
+      for await (const entry of iter) onEntry(entry);
     })().catch(onError);
     let stopped: Promise<void> | undefined;
     return {

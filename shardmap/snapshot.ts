@@ -80,3 +80,82 @@ export function assignmentOf(map: ShardMapSnapshot, node: string): NodeAssignmen
     coordinator: map.coordinators.includes(node),
   };
 }
+
+/**
+ * Where a node serves, as the node itself advertises it under its own KV key
+ * (shardmap/kv-store.ts `nodeAddressKey`), apart from the admin-written map. `{}` is a withdrawal:
+ * the node stopped, or runs neither server.
+ */
+export interface NodeAddresses {
+  /** host:port of the node's KServe v2 ranker server. */
+  readonly rankerAddress?: string;
+  /** host:port of the node's public Recommend gRPC server. */
+  readonly recommendAddress?: string;
+}
+
+/** The address fields of `info` (none when the node is absent). */
+export function addressesOf(info: NodeInfo | undefined): NodeAddresses {
+  return {
+    ...(info?.rankerAddress ? { rankerAddress: info.rankerAddress } : {}),
+    ...(info?.recommendAddress ? { recommendAddress: info.recommendAddress } : {}),
+  };
+}
+
+/** Whether two address records advertise the same endpoints. */
+export function sameAddresses(a: NodeAddresses, b: NodeAddresses): boolean {
+  return (a.rankerAddress ?? '') === (b.rankerAddress ?? '') && (a.recommendAddress ?? '') === (b.recommendAddress ?? '');
+}
+
+function withAddresses(info: NodeInfo, addresses: NodeAddresses): NodeInfo {
+  const { rankerAddress: _r, recommendAddress: _c, ...rest } = info;
+  return { ...rest, ...addressesOf({ ...rest, ...addresses }) };
+}
+
+/**
+ * The map as readers see it: each node that has an address record gets that record's addresses
+ * (replacing any the map itself holds: maps written by builds before the per-node keys carried
+ * them); nodes without a record keep the map's; records of nodes not in the map are ignored. The
+ * version stays the map's own: an address change is not an assignment change. Pure.
+ */
+export function withAdvertisedAddresses(map: ShardMapSnapshot, records: ReadonlyMap<string, NodeAddresses>): ShardMapSnapshot {
+  let nodes: Record<string, NodeInfo> | undefined;
+  for (const [name, addresses] of records) {
+    const info = map.nodes[name];
+    if (info === undefined || sameAddresses(addressesOf(info), addresses)) continue;
+    nodes ??= { ...map.nodes };
+    nodes[name] = withAddresses(info, addresses);
+  }
+  return nodes === undefined ? map : { ...map, nodes };
+}
+
+/**
+ * The map with the addresses of `nodes` removed: what is stored under the map key for nodes whose
+ * own address record decides (a copy there would be stale the moment the node re-registers). Pure.
+ */
+export function withoutAddresses(map: ShardMapSnapshot, nodes: ReadonlySet<string>): ShardMapSnapshot {
+  return withAdvertisedAddresses(map, new Map([...nodes].map((n) => [n, {}])));
+}
+
+/** Most characters of an advertised host:port. */
+const MAX_ADDRESS_LENGTH = 256;
+
+/**
+ * Structural check of an address record read from KV: an object whose `rankerAddress` and
+ * `recommendAddress`, when present, are non-empty strings without whitespace of at most 256
+ * characters. Other fields are dropped (a newer writer may add some). Throws a TypeError naming the
+ * bad field.
+ */
+export function validateNodeAddresses(value: unknown): NodeAddresses {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError('node address record must be an object');
+  const v = value as Record<string, unknown>;
+  const out: { rankerAddress?: string; recommendAddress?: string } = {};
+  for (const f of ['rankerAddress', 'recommendAddress'] as const) {
+    const a = v[f];
+    if (a === undefined) continue;
+    if (typeof a !== 'string' || a.length === 0 || a.length > MAX_ADDRESS_LENGTH || /\s/.test(a)) {
+      throw new TypeError(`node address record ${f} must be a host:port string of 1..${MAX_ADDRESS_LENGTH} characters without spaces`);
+    }
+    out[f] = a;
+  }
+  return out;
+}

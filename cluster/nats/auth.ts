@@ -3,9 +3,9 @@
  *
  * - `node`: a node process. Serves and calls its cluster's subjects (`upnext.<cluster>.>`), publishes
  *   events and served rows, creates/updates the event and feature-log streams, reads and watches
- *   the shard-map bucket, writes its load report and (for address registration, see below) the map
- *   key. It cannot write the model pointer, send item-admin (catalog) requests, delete or purge any
- *   stream, or touch anything outside its cluster.
+ *   the shard-map bucket, writes its address record (`addr.<node>`) and its load report
+ *   (`load.<node>`). It cannot write the shard map's assignments (`map`) or the model pointer, send
+ *   item-admin (catalog) requests, delete or purge any stream, or touch anything outside its cluster.
  * - `admin`: an operator (`shardmap` CLI, the local launcher): everything on its cluster's streams,
  *   bucket and subjects, including writing the map and the model pointer and deleting streams.
  * - `reader`: offline readers (`skew`, the logged-rows trainer) and `shardmap show`/`model`:
@@ -16,10 +16,10 @@
  * role's seed in a file (mode 0600). The pure parts (permissions, server config text, seed parsing)
  * need no server; {@link writeNatsCredentials} is the file-writing edge.
  *
- * Known limit: nodes register their own gRPC addresses in the map key with a compare-and-set
- * (cluster/node/node.ts), so `node` keeps publish on `$KV.<bucket>.map`. Subject permissions cannot
- * tell an address update from a rewrite; moving the addresses to per-node keys would let the map
- * key become admin-only.
+ * Known limit: all nodes share one `node` identity, so a node may write any node's address record
+ * and load report (`addr.*`, `load.*`), not only its own: a compromised node can misdirect ranker or
+ * Recommend traffic, but cannot change assignments or the model. Per-node identities (one NKey per
+ * node, granted `addr.<node>` only) would close it.
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -119,12 +119,14 @@ export function rolePermissions(cluster: string, role: NatsRole): NatsPermission
             // with other settings than the existing bucket's is refused by the server), read, watched
             `$JS.API.STREAM.CREATE.${n.kvStream}`,
             ...streamReadApi(n.kvStream),
-            `${n.kvPrefix}.map`,
+            // its own records: addresses (shardmap/kv-store.ts nodeAddressKey) and load report;
+            // never the map key, which only admin operations write
+            `${n.kvPrefix}.addr.*`,
             `${n.kvPrefix}.load.*`,
             // flow-control replies of push consumers (the KV watch)
             '$JS.FC.>',
           ],
-          deny: [`${n.kvPrefix}.model`, `upnext.${cluster}.item.*.admin`],
+          deny: [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, `upnext.${cluster}.item.*.admin`],
         },
         subscribe: { allow: [own, inbox], deny: [] },
         allowResponses: true,

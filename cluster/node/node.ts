@@ -1,7 +1,8 @@
 /**
  * One upnext node: reads and watches the shard map in NATS KV, runs exactly the actors the map
  * assigns it (starting new ones, stopping ones it no longer owns), advertises its ranker and
- * Recommend addresses in the map (CAS), serves /metrics, and drains on stop.
+ * Recommend addresses in its own KV key (`addr.<node>`; the map key is admin-only), serves /metrics,
+ * and drains on stop (withdrawing its addresses).
  *
  * Reconciliation is serialised (one pass at a time, always against the newest map seen), so a burst
  * of map changes never starts an actor twice. When given {@link NodeOptions.model}, the node also
@@ -15,8 +16,8 @@ import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
-import { assignmentOf, rankerAddresses } from '../../shardmap/snapshot.js';
-import { withNodeInfo } from '../../shardmap/assign.js';
+import type { NodeAddresses } from '../../shardmap/snapshot.js';
+import { addressesOf, assignmentOf, rankerAddresses, sameAddresses } from '../../shardmap/snapshot.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import type { ModelKeyEntry, ShardMapWatch } from '../../shardmap/kv-store.js';
 import type { NodeLoad } from '../../shardmap/format.js';
@@ -213,20 +214,18 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
 
   const serverAddress = (key: 'ranker' | 'coordinator') => (running.get(key) as RunningServerActor | undefined)?.address;
 
-  /** Advertise (or withdraw) this node's addresses when they differ from the map's. */
+  /**
+   * Advertise (or withdraw) this node's addresses in its own KV key when they differ from what
+   * readers see: its record, or without one the map's entry for it (a map written by an older build
+   * may still carry addresses). Never writes the map key: that is admin-only (cluster/nats/auth.ts).
+   */
   const register = async () => {
     const ranker = serverAddress('ranker');
     const recommend = serverAddress('coordinator');
-    await store.update((m) => {
-      const info = m.nodes[name];
-      if (!info) return null;
-      if (info.rankerAddress === ranker && info.recommendAddress === recommend) return null;
-      const { rankerAddress: _r, recommendAddress: _c, ...rest } = info;
-      return withNodeInfo({ ...m, nodes: { ...m.nodes, [name]: rest } }, name, {
-        ...(ranker ? { rankerAddress: ranker } : {}),
-        ...(recommend ? { recommendAddress: recommend } : {}),
-      });
-    });
+    const want: NodeAddresses = { ...(ranker ? { rankerAddress: ranker } : {}), ...(recommend ? { recommendAddress: recommend } : {}) };
+    const advertised = (await store.readAddresses(name)) ?? addressesOf(map?.nodes[name]);
+    if (sameAddresses(advertised, want)) return;
+    await store.putAddresses(name, want);
   };
 
   const startActor = async (key: ActorKey, m: ShardMapSnapshot): Promise<RunningActor> => {
@@ -353,8 +352,12 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   const gotFirst = new Promise<void>((r) => (firstMap = r));
   const watch: ShardMapWatch = await store.watch(
     (m) => {
-      if (map && m.version <= map.version) return;
+      if (map && m.version < map.version) return;
+      // Same version: only advertised addresses changed. Keep the new snapshot (the coordinator's
+      // ranker list reads `map` on every call) but do not reconcile: assignments are unchanged.
+      const assignmentChanged = map === undefined || m.version > map.version;
       map = m;
+      if (!assignmentChanged) return;
       firstMap();
       schedule();
     },

@@ -1,6 +1,7 @@
 // The node's reconciliation against a real nats-server KV, with fake actors (the real ones are
 // covered by test/integration/cluster.test.ts): it starts what the map assigns, stops what it no
-// longer owns, registers its addresses with CAS, serves /metrics, and stops cleanly.
+// longer owns, registers its addresses in its own KV key (never the map key), serves /metrics, and
+// stops cleanly.
 import t from 'tap';
 import { natsFixture } from '../fixtures/nats.js';
 import { resolveConfig } from '../../cluster/config.js';
@@ -65,13 +66,22 @@ t.test('runs its assignment, registers addresses, follows map changes, stops cle
   t.equal(launcher.log[0], 'start ranker', 'ranker starts before the coordinator that calls it');
   t.equal(launcher.log[launcher.log.length - 1], 'start coordinator');
 
-  // the addresses are in the map (CAS registration), and the coordinator sees the live ranker list
+  // the addresses are in the map as read (the node's own record), and the coordinator sees the live ranker list
   await until(async () => (await store.read())?.nodes.n1?.recommendAddress === ready.recommendAddress, 'registration');
   const stored = await store.read();
   t.equal(stored?.nodes.n1?.rankerAddress, ready.rankerAddress);
+  t.same(await store.readAddresses('n1'), { rankerAddress: ready.rankerAddress, recommendAddress: ready.recommendAddress }, 'registered in its own key');
+  t.equal(stored?.version, ready.mapVersion, 'registering did not write the map key');
   await until(() => launcher.rankerAddressesSeen?.().length === 1, 'ranker list');
   await store.update((m) => withNodeInfo(m, 'n2', { rankerAddress: '10.0.0.2:7000' }));
   await until(() => launcher.rankerAddressesSeen?.().includes('10.0.0.2:7000') === true, 'second ranker seen');
+  // a peer's own record (no map change) reaches the ranker list too, and wins over the map's copy
+  const reconciledTo = (await store.read())!.version;
+  await until(() => node.mapVersion() === reconciledTo, 'reconciled to the admin update');
+  await store.putAddresses('n2', { rankerAddress: '10.0.0.2:7001' });
+  await until(() => launcher.rankerAddressesSeen?.().includes('10.0.0.2:7001') === true, 'peer record seen');
+  t.notOk(launcher.rankerAddressesSeen?.().includes('10.0.0.2:7000'), 'the record replaced the map\'s copy');
+  t.equal(node.mapVersion(), reconciledTo, 'an address change is not an assignment change');
 
   // /metrics over HTTP
   const res = await fetch(`http://${node.metricsAddress}/metrics`);

@@ -4,7 +4,8 @@
  * command line, never the seed) and serve Recommend and LogEvents with the feature log on, and
  * nats-server logs no permission violation while they do: the node role's grants cover everything
  * real nodes do (request/reply, queue groups, event and feature-log streams, ordered consumers,
- * KV reads, watches and address registration, load reports).
+ * KV reads, watches, address registration in their own `addr.<node>` keys, load reports) while the
+ * map key stays admin-only.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -18,9 +19,12 @@ import { ensureTinyAssets } from '../fixtures/assets.js';
 import { startLocalCluster } from '../../cluster/local/launcher.js';
 import { connectRecommender } from '../../cluster/local/client.js';
 import { isAuthorizationRefused, natsAuthOptions } from '../../cluster/nats/auth.js';
+import { Kvm } from '@nats-io/kv';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
+import { addressesOf } from '../../shardmap/snapshot.js';
+import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
 import { readStreamSnapshot } from '../../offline/skew/reader.js';
-import { Subjects, eventStreamName, servedStreamName } from '../../core/subjects.js';
+import { Subjects, clusterKvBucket, eventStreamName, servedStreamName } from '../../core/subjects.js';
 
 const OFFLINE_CLI = fileURLToPath(new URL('../../offline/cli.js', import.meta.url));
 const SHARDMAP_CLI = fileURLToPath(new URL('../../shardmap/cli.js', import.meta.url));
@@ -76,7 +80,17 @@ t.test('Recommend and LogEvents are served with every process signed in by role'
   t.teardown(() => reader.close());
   const store = await ShardMapStore.open(reader, cluster.cluster, { create: false });
   const map = await store.read();
-  t.ok(map?.nodes.n1?.recommendAddress, 'n1 registered its Recommend address in the map as node');
+  t.ok(map?.nodes.n1?.recommendAddress, 'n1 registered its Recommend address as node');
+  t.same(cluster.grpcAddresses, map!.coordinators.map((n) => map!.nodes[n]?.recommendAddress), 'the launcher found every coordinator\'s address');
+  t.ok(cluster.grpcAddresses.includes(cluster.grpcAddress));
+  for (const n of ['n1', 'n2']) {
+    t.same(await store.readAddresses(n), addressesOf(map!.nodes[n]), `${n}'s addresses come from its own record`);
+  }
+  t.ok(Object.values(map!.nodes).some((n) => n.rankerAddress), 'ranker addresses registered too');
+  const rawMap = (await (await new Kvm(reader).open(clusterKvBucket(cluster.cluster))).get('map'))!.json<ShardMapSnapshot>();
+  t.same(Object.values(rawMap.nodes).map((n) => addressesOf(n)), [{}, {}], 'the map key itself holds no address');
+  const shown = await run(process.execPath, [SHARDMAP_CLI, 'show', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--creds', creds.creds.reader]);
+  t.ok(shown.stdout.includes(map!.nodes.n1!.recommendAddress!), `shardmap show prints n1's Recommend address:\n${shown.stdout}`);
   const until = Date.now() + 10_000;
   let loads = await store.readLoads(['n1', 'n2']);
   while (loads.size < 2 && Date.now() < until) {

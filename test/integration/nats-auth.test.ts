@@ -1,10 +1,11 @@
 /**
  * Per-role NATS credentials against a real nats-server started with the config that
  * cluster/nats/auth.ts writes: each role can do its job (node: request/reply, event publish and
- * ordered consume, feature-log publish, shard-map read/watch/address update, load report; admin:
- * map and model writes, stream delete; reader: ordered consumers on both streams, map read), each
- * denial the design relies on is refused by the server (node writing the model key, deleting a
- * stream, sending item-admin requests, reaching another cluster; reader writing anything), and
+ * ordered consume, feature-log publish, shard-map read/watch, its address record, load report;
+ * admin: map and model writes, stream delete; reader: ordered consumers on both streams, map read),
+ * each denial the design relies on is refused by the server (node writing the map key or the model
+ * key, deleting a stream, sending item-admin requests, reaching another cluster; reader writing
+ * anything), and
  * connections without credentials or with an unknown key are refused. The shardmap CLI exits
  * non-zero naming the missing permission.
  */
@@ -105,7 +106,7 @@ t.test('admin creates the bucket, writes the map and the model key, and owns the
   t.ok(await jsm.streams.delete(eventStreamName(cluster)), 'admin deletes the event stream');
 });
 
-t.test('node: request/reply, events (publish + ordered consume), feature log, map read/watch/update, load report', async (t) => {
+t.test('node: request/reply, events (publish + ordered consume), feature log, map read/watch, address record, load report', async (t) => {
   const a = await as('node');
   const b = await as('node');
   // an item shard answering on its queue group; a coordinator on another connection asking
@@ -136,22 +137,26 @@ t.test('node: request/reply, events (publish + ordered consume), feature log, ma
   b.publish(Subjects.served(cluster), new TextEncoder().encode('rows'));
   await b.flush();
 
-  // the shard map: open the existing bucket, read, watch, register addresses, report load
+  // the shard map: open the existing bucket, read, watch, register addresses (own key), report load
   const store = await ShardMapStore.open(a, cluster);
-  t.equal((await store.read())?.cluster, cluster, 'map read');
-  const seen: number[] = [];
-  const watch = await store.watch((m) => seen.push(m.version));
-  const updated = await store.update((m) => withNodeInfo(m, 'n1', { rankerAddress: '127.0.0.1:7001' }));
+  const before = await store.read();
+  t.equal(before?.cluster, cluster, 'map read');
+  const seen: (string | undefined)[] = [];
+  const watch = await store.watch((m) => seen.push(m.nodes.n1?.rankerAddress));
+  await store.putAddresses('n1', { rankerAddress: '127.0.0.1:7001' });
   await store.putLoad('n1', { atMs: Date.now(), cpuCores: 0.1, rssBytes: 1, items: 0, recommends: 0 });
   const until = Date.now() + 5000;
-  while (!seen.includes(updated.version) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  while (!seen.includes('127.0.0.1:7001') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   await watch.stop();
-  t.ok(seen.includes(updated.version), 'the watch saw the address update');
+  t.ok(seen.includes('127.0.0.1:7001'), 'the watch saw the address registration');
+  const after = await store.read();
+  t.equal(after?.nodes.n1?.rankerAddress, '127.0.0.1:7001', 'readers see the address in the map');
+  t.equal(after?.version, before?.version, 'without a map write');
   t.equal((await store.readModelKey())?.value.version, 'v1', 'the model key is readable');
   t.equal((await store.readLoads(['n1'])).size, 1, 'load report written');
 });
 
-t.test('node: the model key, stream deletion, item admin and other clusters are refused', async (t) => {
+t.test('node: the map key, the model key, stream deletion, item admin and other clusters are refused', async (t) => {
   const nc = await as('node');
   const store = await ShardMapStore.open(nc, cluster);
   const current = await store.readModelKey();
@@ -159,6 +164,13 @@ t.test('node: the model key, stream deletion, item admin and other clusters are 
   t.same(permissionDenial(modelWrite), { operation: 'publish', subject: `$KV.${bucket}.model` }, 'model key: publish permission violation');
   t.match(describeNatsAccessError(modelWrite, 'the node credentials'), /permission denied: .*publish on "\$KV\.[^"]+\.model".*admin role/);
   t.equal((await store.readModelKey())?.value.version, 'v1', 'the model key is unchanged');
+
+  // the map key (assignments) is admin-only: a node cannot reassign shards, nor plant an address there
+  const mapBefore = await store.read();
+  const mapWrite = await rejection(t, store.update((m) => ({ ...withNodeInfo(m, 'n1', { rankerAddress: '6.6.6.6:1' }), itemShardOwners: m.itemShardOwners.map(() => ['n1']) })), 'a node writing the map key');
+  t.same(permissionDenial(mapWrite), { operation: 'publish', subject: `$KV.${bucket}.map` }, 'map key: publish permission violation');
+  t.match(describeNatsAccessError(mapWrite, 'the node credentials'), /permission denied: .*publish on "\$KV\.[^"]+\.map".*admin role/);
+  t.same(await store.read(), mapBefore, 'the map is unchanged');
 
   const jsm = await jetstreamManager(nc);
   const del = await rejection(t, jsm.streams.delete(eventStreamName(cluster)), 'a node deleting the event stream');
@@ -224,6 +236,7 @@ t.test('the server logged exactly the refusals provoked above: no allowed step h
   t.same(violated.sort(), [
     `Publish $JS.API.STREAM.DELETE.${eventStreamName(cluster)}`,
     `Publish $JS.API.STREAM.PURGE.KV_${bucket}`,
+    `Publish $KV.${bucket}.map`,
     `Publish $KV.${bucket}.map`,
     `Publish $KV.${bucket}.map`,
     `Publish $KV.${bucket}.model`,

@@ -22,6 +22,7 @@ import {
 import type { NatsRole, SubjectPermission } from '../../cluster/nats/auth.js';
 import { describeConfig, resolveConfig } from '../../cluster/config.js';
 import { Subjects } from '../../core/subjects.js';
+import { nodeAddressKey } from '../../shardmap/kv-store.js';
 
 /** NATS subject matching: `*` one token, `>` one or more trailing tokens. */
 function matches(pattern: string, subject: string): boolean {
@@ -52,16 +53,16 @@ t.test('names: streams and bucket of the cluster', async (t) => {
   t.throws(() => rolePermissions('bad.name', 'node'), TypeError);
 });
 
-t.test('node: serves and calls its cluster, writes its map entry and load; never the model key, item admin, deletes or other clusters', async (t) => {
+t.test('node: serves and calls its cluster, writes address records and load; never the map or model key, item admin, deletes or other clusters', async (t) => {
   for (const s of [Subjects.itemSearch(C, 3), Subjects.userGet(C, 9), Subjects.popular(C), Subjects.nodeStatus(C, 'n2'), Subjects.events(C, 5), Subjects.served(C)]) {
     t.ok(pub('node', s), `publish ${s}`);
     t.ok(sub('node', s), `subscribe ${s}`);
   }
   t.ok(sub('node', '_INBOX.abc.def'), 'reply inboxes');
-  for (const s of [`${n.kvPrefix}.map`, `${n.kvPrefix}.load.n1`, `$JS.API.STREAM.CREATE.${n.events}`, `$JS.API.STREAM.UPDATE.${n.served}`, `$JS.API.STREAM.INFO.${n.kvStream}`, `$JS.API.DIRECT.GET.${n.kvStream}.$KV.upnext_prod_eu_cluster.map`, `$JS.API.CONSUMER.CREATE.${n.events}.oc_1.upnext.${C}.events.2`, `$JS.API.CONSUMER.MSG.NEXT.${n.events}.oc_1`]) {
+  for (const s of [`${n.kvPrefix}.${nodeAddressKey('n1')}`, `${n.kvPrefix}.load.n1`, `$JS.API.STREAM.CREATE.${n.events}`, `$JS.API.STREAM.UPDATE.${n.served}`, `$JS.API.STREAM.INFO.${n.kvStream}`, `$JS.API.DIRECT.GET.${n.kvStream}.$KV.upnext_prod_eu_cluster.map`, `$JS.API.CONSUMER.CREATE.${n.events}.oc_1.upnext.${C}.events.2`, `$JS.API.CONSUMER.MSG.NEXT.${n.events}.oc_1`]) {
     t.ok(pub('node', s), `publish ${s}`);
   }
-  for (const s of [`${n.kvPrefix}.model`, Subjects.itemAdmin(C, 0), `$JS.API.STREAM.DELETE.${n.events}`, `$JS.API.STREAM.PURGE.${n.kvStream}`, `$JS.API.STREAM.UPDATE.${n.kvStream}`, `$JS.API.STREAM.DELETE.${n.kvStream}`, Subjects.itemSearch('other', 0), '$KV.upnext_other_cluster.map', '$SYS.REQ.SERVER.PING']) {
+  for (const s of [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, `${n.kvPrefix}.addr.n1.x`, `${n.kvPrefix}.other`, Subjects.itemAdmin(C, 0), `$JS.API.STREAM.DELETE.${n.events}`, `$JS.API.STREAM.PURGE.${n.kvStream}`, `$JS.API.STREAM.UPDATE.${n.kvStream}`, `$JS.API.STREAM.DELETE.${n.kvStream}`, Subjects.itemSearch('other', 0), '$KV.upnext_other_cluster.map', '$SYS.REQ.SERVER.PING']) {
     t.notOk(pub('node', s), `no publish ${s}`);
   }
   t.notOk(sub('node', 'upnext.other.>'), 'no subscribe to another cluster');
@@ -70,7 +71,7 @@ t.test('node: serves and calls its cluster, writes its map entry and load; never
 });
 
 t.test('admin: the map, the model key, item admin and every operation on the cluster\'s streams; nothing of another cluster', async (t) => {
-  for (const s of [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, Subjects.itemAdmin(C, 1), Subjects.nodeStatus(C, 'n3'), `$JS.API.STREAM.DELETE.${n.events}`, `$JS.API.STREAM.CREATE.${n.kvStream}`, `$JS.API.STREAM.MSG.GET.${n.kvStream}`, `$JS.API.CONSUMER.MSG.NEXT.${n.served}.c1`, `$JS.API.CONSUMER.DURABLE.CREATE.${n.served}.d1`]) {
+  for (const s of [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, `${n.kvPrefix}.addr.n1`, Subjects.itemAdmin(C, 1), Subjects.nodeStatus(C, 'n3'), `$JS.API.STREAM.DELETE.${n.events}`, `$JS.API.STREAM.CREATE.${n.kvStream}`, `$JS.API.STREAM.MSG.GET.${n.kvStream}`, `$JS.API.CONSUMER.MSG.NEXT.${n.served}.c1`, `$JS.API.CONSUMER.DURABLE.CREATE.${n.served}.d1`]) {
     t.ok(pub('admin', s), `publish ${s}`);
   }
   for (const s of ['$KV.upnext_other_cluster.map', '$JS.API.STREAM.DELETE.UPNEXT_OTHER_EVENTS', Subjects.itemSearch('other', 0)]) t.notOk(pub('admin', s), `no publish ${s}`);
@@ -81,7 +82,7 @@ t.test('reader: stream reads and map reads; no data subject, no write, no servin
   for (const s of [`$JS.API.STREAM.INFO.${n.served}`, `$JS.API.CONSUMER.CREATE.${n.served}.oc.upnext.${C}.served`, `$JS.API.CONSUMER.MSG.NEXT.${n.events}.oc`, `$JS.API.CONSUMER.DELETE.${n.events}.oc`, `$JS.API.DIRECT.GET.${n.kvStream}.$KV.upnext_prod_eu_cluster.map`]) {
     t.ok(pub('reader', s), `publish ${s}`);
   }
-  for (const s of [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, Subjects.events(C, 0), Subjects.served(C), Subjects.itemSearch(C, 0), `$JS.API.STREAM.CREATE.${n.served}`, `$JS.API.STREAM.UPDATE.${n.events}`, `$JS.API.STREAM.DELETE.${n.events}`, `$JS.API.STREAM.PURGE.${n.served}`]) {
+  for (const s of [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, `${n.kvPrefix}.addr.n1`, `${n.kvPrefix}.load.n1`, Subjects.events(C, 0), Subjects.served(C), Subjects.itemSearch(C, 0), `$JS.API.STREAM.CREATE.${n.served}`, `$JS.API.STREAM.UPDATE.${n.events}`, `$JS.API.STREAM.DELETE.${n.events}`, `$JS.API.STREAM.PURGE.${n.served}`]) {
     t.notOk(pub('reader', s), `no publish ${s}`);
   }
   t.ok(pub('reader', Subjects.nodeStatus(C, 'n1')), 'node status queries (read-only)');
