@@ -70,6 +70,37 @@ export function weightedAuc(labels: Numbers, scores: Numbers, weights: Numbers):
   return aucCore(labels, scores, weights);
 }
 
+/**
+ * AUC over the (positive, negative) pairs that share a group, e.g. the same slot of a served list:
+ * the mean of each group's AUC weighted by its pair count (groups with one class add no pairs).
+ * On logged serving data this is the fair ranking metric: clicks follow the slot (position bias)
+ * and the slot follows the serving policy, so a pooled AUC also scores the policy's placement,
+ * while within a slot only the score's ordering of comparable impressions counts. NaN without a
+ * group holding both classes.
+ */
+export function groupedAuc(labels: Numbers, scores: Numbers, groups: Numbers): number {
+  sameLength('groupedAuc', labels, scores);
+  sameLength('groupedAuc', labels, groups);
+  const members = new Map<number, number[]>();
+  for (let i = 0; i < groups.length; i++) {
+    const g = groups[i] as number;
+    let m = members.get(g);
+    if (m === undefined) members.set(g, (m = []));
+    m.push(i);
+  }
+  let area = 0;
+  let pairs = 0;
+  for (const idx of members.values()) {
+    let pos = 0;
+    for (const i of idx) if ((labels[i] as number) > 0) pos++;
+    const n = pos * (idx.length - pos);
+    if (n === 0) continue;
+    area += n * aucCore(idx.map((i) => labels[i] as number), idx.map((i) => scores[i] as number), undefined);
+    pairs += n;
+  }
+  return pairs > 0 ? area / pairs : NaN;
+}
+
 /** Mean binary cross-entropy in nats; probabilities clamped to [1e-7, 1 - 1e-7]. */
 export function logLoss(labels: Numbers, probs: Numbers): number {
   sameLength('logLoss', labels, probs);

@@ -10,6 +10,7 @@ import { TENSORS } from '../../core/model/contract.js';
 import type { RankerOutputs } from '../models/mmoe.js';
 import type { SplitRows } from '../pipeline/evaluate.js';
 import { predictRows, rankerMetrics } from '../pipeline/evaluate.js';
+import { groupedAuc } from '../eval/metrics.js';
 import type { RowRange } from './fit.js';
 import type { JoinedRows } from './join.js';
 
@@ -63,7 +64,16 @@ export class OnnxRanker {
   }
 }
 
-/** Test metrics of `ranker` (calibrated with `cal`) on `rows`. */
-export async function onnxRankerMetrics(ranker: OnnxRanker, rows: SplitRows, cal: Calibration): Promise<Record<string, number>> {
-  return rankerMetrics(rows, await ranker.predict(rows), cal);
+/**
+ * Test metrics of `ranker` (calibrated with `cal`) on `rows`, plus `click_auc_within_slot` when the
+ * rows' served `slots` are given: the click AUC over pairs shown in the same slot (offline/eval
+ * metrics groupedAuc). On logged rows the pooled AUC also scores where the serving policy placed
+ * each item (clicks follow the slot); within a slot only the ranker's ordering counts.
+ */
+export async function onnxRankerMetrics(ranker: OnnxRanker, rows: SplitRows, cal: Calibration, slots?: ArrayLike<number>): Promise<Record<string, number>> {
+  const pred = await ranker.predict(rows);
+  return {
+    ...rankerMetrics(rows, pred, cal),
+    ...(slots !== undefined ? { click_auc_within_slot: groupedAuc(rows.click, pred.pClick, slots) } : {}),
+  };
 }

@@ -5,6 +5,7 @@ import type { TrainLoggedResult } from './train-logged.js';
 /** Metrics shown, in order, with their column titles. */
 const COLUMNS: readonly (readonly [string, string])[] = [
   ['click_auc', 'click AUC'],
+  ['click_auc_within_slot', 'AUC in slot'],
   ['click_weighted_auc', 'wAUC'],
   ['click_log_loss', 'logloss'],
   ['click_log_loss_calibrated', 'logloss cal'],

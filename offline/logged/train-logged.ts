@@ -170,7 +170,8 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
   const old = await OnnxRanker.open(join(fromDir, MODEL_FILES.ranker), width);
   let metrics: TrainLoggedResult['metrics'];
   try {
-    metrics = { new: await onnxRankerMetrics(fresh, test, calibration), serving: await onnxRankerMetrics(old, test, serving.calibration.click) };
+    const testSlots = rows.slot.subarray(split.test.start, split.test.end);
+    metrics = { new: await onnxRankerMetrics(fresh, test, calibration, testSlots), serving: await onnxRankerMetrics(old, test, serving.calibration.click, testSlots) };
   } finally {
     await fresh.close();
     await old.close();

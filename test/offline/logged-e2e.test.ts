@@ -156,6 +156,7 @@ t.test('train-logged over a real feature log and event stream', { timeout: 120_0
   t.equal(asOf.split.train + asOf.split.valid + asOf.split.test, c.joined);
   t.equal(asOf.warmStart, true, 'started from the serving ranker');
   for (const m of [asOf.metrics.new, asOf.metrics.serving]) t.ok(m['click_auc']! > 0.5 && m['click_auc']! < 1, `click AUC ${m['click_auc']}`);
+  for (const m of [asOf.metrics.new, asOf.metrics.serving]) t.ok(m['click_auc_within_slot']! > 0 && m['click_auc_within_slot']! < 1, `click AUC within a slot ${m['click_auc_within_slot']}`);
 
   // The CLI once every window has closed.
   const lastServed = Date.now();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { auc, ece, logLoss, mae, meanRecallAtK, recallAtK, weightedAuc } from '../../offline/eval/metrics.js';
+import { auc, ece, groupedAuc, logLoss, mae, meanRecallAtK, recallAtK, weightedAuc } from '../../offline/eval/metrics.js';
 import { formatReport, mergeIntoReport, mergeReports, readReport } from '../../offline/eval/report.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,19 @@ t.test('weightedAuc: positives weighted by watch time', async (t) => {
   t.equal(weightedAuc([1, 1, 0], [0.9, 0.2, 0.5], [10, 1, 1]), 10 / 11);
   t.equal(weightedAuc([1, 1, 0], [0.9, 0.2, 0.5], [1, 1, 1]), auc([1, 1, 0], [0.9, 0.2, 0.5]));
   t.throws(() => weightedAuc([1, 0], [0.1, 0.2], [-1, 1]), /weight/);
+});
+
+t.test('groupedAuc: only pairs inside a group count, weighted by their number', async (t) => {
+  // Slot 0: one positive between two negatives -> AUC 1/2 over 2 pairs. Slot 1: both positives above
+  // the negative -> AUC 1 over 2 pairs. Slot 2: one class, no pairs.
+  const labels = [1, 0, 0, 1, 1, 0, 0, 0];
+  const scores = [0.2, 0.5, 0.1, 0.9, 0.8, 0.4, 0.3, 0.6];
+  const slots = [0, 0, 0, 1, 1, 1, 2, 2];
+  t.equal(groupedAuc(labels, scores, slots), (0.5 * 2 + 1 * 2) / 4);
+  t.not(groupedAuc(labels, scores, slots), auc(labels, scores), 'differs from the pooled AUC here');
+  t.equal(groupedAuc(labels, scores, new Array(8).fill(0)), auc(labels, scores), 'one group = the pooled AUC');
+  t.ok(Number.isNaN(groupedAuc([1, 0], [0.5, 0.4], [0, 1])), 'no group with both classes: NaN');
+  t.throws(() => groupedAuc([1], [0.5, 0.4], [0, 0]), TypeError);
 });
 
 t.test('logLoss, mae, ece', async (t) => {
