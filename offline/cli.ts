@@ -63,7 +63,7 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
                     [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
        cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME --from-model models/VERSION [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
                     [--out models] [--version V] [--epochs ${DEFAULT_LOGGED_EPOCHS}] [--seed 1] [--lr X] [--from-scratch] [--max-rows ${DEFAULT_MAX_LOGGED_ROWS}]
-                    [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--now ISO-TIME|EPOCH-MS]`;
+                    [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS]`;
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -249,6 +249,7 @@ async function trainLogged(values: Record<string, string | boolean | undefined>)
       minSplitRows: intOption('min-split-rows', values['min-split-rows'] as string | undefined, DEFAULT_MIN_SPLIT_ROWS),
       warmStart: values['from-scratch'] !== true,
       skipOtherSpecs: values['skip-other-specs'] === true,
+      ...(values['all-served'] === true ? { requireImpression: false } : {}),
       ...(waitMs !== undefined ? { waitMs } : {}),
       ...(sinceMs !== undefined ? { sinceMs } : {}),
       ...(nowMs !== undefined ? { nowMs } : {}),
@@ -296,6 +297,7 @@ async function main(): Promise<void> {
       now: { type: 'string' },
       lr: { type: 'string' },
       'from-scratch': { type: 'boolean' },
+      'all-served': { type: 'boolean' },
       'valid-share': { type: 'string' },
       'test-share': { type: 'string' },
       'min-split-rows': { type: 'string' },

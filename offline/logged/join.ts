@@ -23,6 +23,11 @@
  * - **Feature spec**: rows logged under another featureSpecHash or width mean something else;
  *   they are refused (FAILED_PRECONDITION naming both hashes) unless `skipOtherSpecs`, which drops
  *   and counts them.
+ * - **Seen or not**: a served item the user never scrolled to is no negative. With
+ *   `requireImpression` (default 'auto': on when any logged row got an IMPRESSION event, i.e. the
+ *   clients log impressions), a row counts only if an IMPRESSION (or a CLICK or WATCH, which imply
+ *   one) of its request and video arrived in its window; the others are dropped and counted as
+ *   unseen. Off, every served row is an example (clients that log no impressions).
  * - **Position**: the served row's position column holds the inference default; the joined row
  *   gets the slot the item was shown at, written by the one feature definition (writeRankerRow).
  */
@@ -52,6 +57,11 @@ export interface JoinOptions {
   readonly eventsThroughMs?: number;
   /** Drop (and count) rows of another feature spec instead of refusing. Default false. */
   readonly skipOtherSpecs?: boolean;
+  /**
+   * Keep only rows the user saw (an IMPRESSION, CLICK or WATCH of the row's request and video in its
+   * window). 'auto' (default): on when at least one logged row got an IMPRESSION event.
+   */
+  readonly requireImpression?: boolean | 'auto';
 }
 
 /** Labelled rows, sorted by (servedAtMs, stream sequence, slot). */
@@ -93,6 +103,12 @@ export interface JoinCounts {
   readonly joinedRequests: number;
   /** Rows whose wait window had not closed (not labelled, not trained on). */
   readonly heldBack: number;
+  /** Whether rows needed an impression (the resolved `requireImpression`). */
+  readonly requireImpression: boolean;
+  /** Closed-window rows dropped because the user never saw them (only with requireImpression). */
+  readonly unseenRows: number;
+  /** IMPRESSION events matched to a logged row. */
+  readonly impressions: number;
   readonly heldBackRequests: number;
   /** Requests (and their rows) dropped because their request id was logged again later. */
   readonly duplicateRequests: number;
@@ -140,6 +156,8 @@ export function positionColumnValue(slot: number, spec: FeatureSpec): number {
 interface Label {
   click: boolean;
   watchS: number;
+  /** An IMPRESSION, CLICK or WATCH arrived: the user saw the item. */
+  seen: boolean;
 }
 
 const key = (a: string | number, b: number): string => `${a}\u0000${b}`;
@@ -210,7 +228,7 @@ export function joinLabels(requests: readonly ServedRequest[], events: readonly 
   const byUserVideo = new Map<string, ServedRequest[]>();
   for (const r of kept) {
     const m = new Map<number, Label>();
-    for (const v of r.videoIds) m.set(v, { click: false, watchS: 0 });
+    for (const v of r.videoIds) m.set(v, { click: false, watchS: 0, seen: false });
     labels.set(r, m);
     if (r.requestId !== '') byRequestId.set(r.requestId, r);
     for (const v of r.videoIds) {
@@ -225,9 +243,10 @@ export function joinLabels(requests: readonly ServedRequest[], events: readonly 
   let lateEvents = 0;
   let eventsAfterWatermark = 0;
   let unmatchedEvents = 0;
+  let impressions = 0;
   for (const le of events) {
     const e = le.event;
-    if (e.type !== EventType.CLICK && e.type !== EventType.WATCH) continue;
+    if (e.type !== EventType.CLICK && e.type !== EventType.WATCH && e.type !== EventType.IMPRESSION) continue;
     if (le.storedAtMs > watermarkMs) {
       eventsAfterWatermark++;
       continue;
@@ -250,25 +269,40 @@ export function joinLabels(requests: readonly ServedRequest[], events: readonly 
       fallback = true;
     }
     if (target === undefined) {
-      unmatchedEvents++;
+      if (e.type !== EventType.IMPRESSION) unmatchedEvents++;
       continue;
     }
     if (le.storedAtMs > target.servedAtMs + waitMs) {
-      lateEvents++;
+      if (e.type !== EventType.IMPRESSION) lateEvents++;
       continue;
     }
     const label = labels.get(target)!.get(e.videoId)!;
+    label.seen = true;
+    if (e.type === EventType.IMPRESSION) {
+      impressions++;
+      continue;
+    }
     if (e.type === EventType.CLICK) label.click = true;
     else label.watchS = Math.max(label.watchS, Number.isFinite(e.watchSeconds) ? e.watchSeconds : 0);
     if (fallback) eventsByFallback++;
     else eventsByRequestId++;
   }
 
-  // Rows of closed windows, in time order, with the logged slot in the position column.
+  // Rows of closed windows, in time order, with the logged slot in the position column; with
+  // requireImpression only the seen ones.
+  const requireImpression = o.requireImpression === undefined || o.requireImpression === 'auto' ? impressions > 0 : o.requireImpression;
   const closed = kept.filter((r) => r.servedAtMs + waitMs <= watermarkMs);
   let heldBack = 0;
   for (const r of kept) if (!(r.servedAtMs + waitMs <= watermarkMs)) heldBack += r.videoIds.length;
-  const count = closed.reduce((n, r) => n + r.videoIds.length, 0);
+  const keepRow = (r: ServedRequest, i: number): boolean => !requireImpression || labels.get(r)!.get(r.videoIds[i]!)!.seen;
+  let unseenRows = 0;
+  let count = 0;
+  for (const r of closed) {
+    for (let i = 0; i < r.videoIds.length; i++) {
+      if (keepRow(r, i)) count++;
+      else unseenRows++;
+    }
+  }
   const features = new Float32Array(count * width);
   const click = new Float32Array(count);
   const watchS = new Float32Array(count);
@@ -283,12 +317,15 @@ export function joinLabels(requests: readonly ServedRequest[], events: readonly 
   let clicked = 0;
   let watched = 0;
   let at = 0;
+  let joinedRequests = 0;
   for (const r of closed) {
     const m = labels.get(r)!;
+    const order = r.slots.map((_, i) => i).filter((i) => keepRow(r, i)).sort((a, b) => r.slots[a]! - r.slots[b]!);
+    if (order.length === 0) continue;
+    joinedRequests++;
     const ri = requestIds.length;
     requestIds.push(r.requestId);
     if (r.modelVersion !== '') versions.add(r.modelVersion);
-    const order = r.slots.map((_, i) => i).sort((a, b) => r.slots[a]! - r.slots[b]!);
     for (const i of order) {
       const s = r.slots[i]!;
       const v = r.videoIds[i]!;
@@ -316,8 +353,11 @@ export function joinLabels(requests: readonly ServedRequest[], events: readonly 
       waitMs,
       rowsIn,
       joined: count,
-      joinedRequests: closed.length,
+      joinedRequests,
       heldBack,
+      requireImpression,
+      unseenRows,
+      impressions,
       heldBackRequests: kept.length - closed.length,
       duplicateRequests,
       duplicateRows,

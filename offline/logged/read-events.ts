@@ -41,9 +41,9 @@ export interface ReadLabelEventsOptions {
 /** The label events read and how far the read got. */
 export interface LabelEventsRead {
   readonly stream: string;
-  /** CLICK and WATCH events, in stream order. */
+  /** IMPRESSION, CLICK and WATCH events, in stream order. */
   readonly events: readonly LabelEvent[];
-  /** Events of other types read and skipped (impressions, likes, skips). */
+  /** Events of other types read and skipped (likes, skips). */
   readonly otherEvents: number;
   /** Messages that did not decode as an EventEnvelope. */
   readonly undecodable: number;
@@ -57,7 +57,7 @@ export interface LabelEventsRead {
   readonly throughMs: number;
 }
 
-/** Reads CLICK and WATCH events stored at or after `startTimeMs`. NOT_FOUND when the stream does not exist. */
+/** Reads IMPRESSION, CLICK and WATCH events stored at or after `startTimeMs`. NOT_FOUND when the stream does not exist. */
 export async function readLabelEvents(o: ReadLabelEventsOptions): Promise<LabelEventsRead> {
   if (!(Number.isFinite(o.startTimeMs) && o.startTimeMs >= 0)) throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms), got ${String(o.startTimeMs)}`);
   const events: LabelEvent[] = [];
@@ -84,7 +84,7 @@ export async function readLabelEvents(o: ReadLabelEventsOptions): Promise<LabelE
         undecodable++;
         return true;
       }
-      if (event.type === EventType.CLICK || event.type === EventType.WATCH) {
+      if (event.type === EventType.IMPRESSION || event.type === EventType.CLICK || event.type === EventType.WATCH) {
         events.push({ seq: m.info.streamSequence, storedAtMs: m.time.getTime(), event });
       } else {
         otherEvents++;

@@ -25,7 +25,8 @@ export function formatLoggedTable(r: TrainLoggedResult, cluster: string): string
     `feature log ${r.served.stream} seq ${r.served.firstSeq}..${r.served.lastSeq}: ${r.served.rows} rows read${r.served.truncated ? ' (truncated at --max-rows)' : ''}; ` +
       `event stream ${r.events.stream} seq ${r.events.firstSeq}..${r.events.lastSeq}: ${r.events.labelEvents} click/watch events`,
     `rows: joined ${c.joined} (${c.joinedRequests} requests, served ${fmtTime(c.firstServedAtMs)} .. ${fmtTime(c.lastServedAtMs)}), held back ${c.heldBack} (served less than ${c.waitMs} ms before the watermark ${fmtTime(c.watermarkMs)}), ` +
-      `duplicate ${c.duplicateRows}, other spec ${c.otherSpecRows}, malformed messages ${r.served.malformed + r.served.undecodable}`,
+      `duplicate ${c.duplicateRows}, other spec ${c.otherSpecRows}, malformed messages ${r.served.malformed + r.served.undecodable}, ` +
+      (c.requireImpression ? `never seen ${c.unseenRows} (no impression, click or watch; ${c.impressions} impressions matched)` : 'every served row kept (no impressions logged, or --all-served)'),
     `labels: clicked ${c.clicked} (${pct(c.clicked, c.joined)}), watched ${c.watched} (${pct(c.watched, c.joined)}); events by request id ${c.eventsByRequestId}, by (user, video) ${c.eventsByFallback}, late ${c.lateEvents}, unmatched ${c.unmatchedEvents}`,
     `split by time: train ${r.split.train} / valid ${r.split.valid} / test ${r.split.test} rows; ${r.warmStart === true ? `started from ${r.servingVersion}'s ranker weights` : `trained from scratch (${r.warmStart})`}, ${r.fit.epochs} epochs`,
     '',

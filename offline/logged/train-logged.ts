@@ -65,6 +65,8 @@ export interface TrainLoggedOptions extends TimeSplitOptions {
   readonly maxRows?: number;
   /** Drop rows of another feature spec instead of refusing. Default false. */
   readonly skipOtherSpecs?: boolean;
+  /** Train only on rows the user saw (join.ts JoinOptions.requireImpression). Default 'auto'. */
+  readonly requireImpression?: boolean | 'auto';
   /** New version name. Default `<serving version>-logged-<UTC yyyymmdd-HHMMSS>`. */
   readonly version?: string;
   /** Wait of the readers' last fetch, ms. Default 2000. */
@@ -127,6 +129,7 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
     eventsThroughMs: events.throughMs,
     ...(o.waitMs !== undefined ? { waitMs: o.waitMs } : {}),
     ...(o.skipOtherSpecs !== undefined ? { skipOtherSpecs: o.skipOtherSpecs } : {}),
+    ...(o.requireImpression !== undefined ? { requireImpression: o.requireImpression } : {}),
   });
   const c = joined.counts;
   log(`join: ${c.joined} rows joined (${c.joinedRequests} requests), ${c.heldBack} held back, ${c.duplicateRows} duplicate, ${c.otherSpecRows} of another spec; ${c.clicked} clicked, ${c.watched} watched`);

@@ -212,3 +212,31 @@ t.test('rows come out in serving-time order; the time split cuts between request
   t.throws(() => timeSplit(rows, { validShare: 0.5, testShare: 0.5 }), TypeError);
   t.throws(() => timeSplit(rows, { testShare: 0 }), TypeError);
 });
+
+t.test('rows the user never saw are dropped once impressions are logged; a click implies a view', async (t) => {
+  // Video 20 shown (impression), 21 clicked with no impression logged, 22 never reached.
+  const reqs = [request('s', 5, T0, [20, 21, 22]), request('u', 6, T0 + 1, [30, 31])];
+  // Events are complete well past every window.
+  const closedOpts = { ...opts, eventsThroughMs: T0 + 5 * W };
+  const evs = [event(EventType.IMPRESSION, 's', 5, 20, T0 + 100), event(EventType.CLICK, 's', 5, 21, T0 + 200)];
+  const auto = joinLabels(reqs, evs, closedOpts);
+  t.equal(auto.counts.requireImpression, true, "'auto' turns on when an impression matched");
+  t.equal(auto.counts.impressions, 1);
+  t.ok(labelOf(auto.rows, 's', 20), 'seen row kept (a negative)');
+  t.equal(labelOf(auto.rows, 's', 20)?.click, 0);
+  t.equal(labelOf(auto.rows, 's', 21)?.click, 1, 'clicked row kept');
+  t.equal(labelOf(auto.rows, 's', 22), undefined, 'unseen row dropped');
+  t.equal(labelOf(auto.rows, 'u', 30), undefined, 'a request with nothing seen is dropped whole');
+  t.equal(auto.counts.unseenRows, 3);
+  t.equal(auto.counts.joined, 2);
+  t.equal(auto.counts.joinedRequests, 1);
+  t.equal(auto.counts.unmatchedEvents, 0, 'impressions are not counted as unmatched label events');
+
+  const all = joinLabels(reqs, evs, { ...closedOpts, requireImpression: false });
+  t.equal(all.counts.joined, 5, 'off: every served row is an example');
+  t.equal(all.counts.unseenRows, 0);
+
+  const none = joinLabels(reqs, [event(EventType.CLICK, 's', 5, 21, T0 + 200)], closedOpts);
+  t.equal(none.counts.requireImpression, false, "'auto' stays off when no impression is logged");
+  t.equal(none.counts.joined, 5);
+});
