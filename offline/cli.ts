@@ -63,7 +63,7 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
                     [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
        cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME --from-model models/VERSION [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
                     [--out models] [--version V] [--epochs ${DEFAULT_LOGGED_EPOCHS}] [--seed 1] [--lr X] [--from-scratch] [--max-rows ${DEFAULT_MAX_LOGGED_ROWS}]
-                    [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS]`;
+                    [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS] [--creds reader.nk]`;
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -236,7 +236,8 @@ async function trainLogged(values: Record<string, string | boolean | undefined>)
   const lr = numberOption('lr', values['lr'], 0, 1);
   const validShare = numberOption('valid-share', values['valid-share'], 0, 1);
   const testShare = numberOption('test-share', values['test-share'], 0, 1);
-  const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged' });
+  // --creds: the reader role's NKey seed file, for a NATS server that requires credentials.
+  const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
   try {
     const res = await trainOnLoggedRows({
       nc,

@@ -124,6 +124,19 @@ t.test('skew reads the feature log with the reader role (--creds); without crede
   t.match(refused?.stderr ?? '', /Authorization Violation/i);
 });
 
+t.test('train-logged reads the feature log and the events with the reader role (--creds)', async (t) => {
+  const args = [OFFLINE_CLI, 'train-logged', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--from-model', assets.modelDir, '--wait-ms', '0', '--out', path.join(runDir, 'logged-models'), '--quiet'];
+  const failure = (e: { code?: number; stderr?: string }) => e;
+  // A handful of logged rows is below the split minimum: the command gets as far as the join (both
+  // streams read under the reader role) and refuses to train, naming the minimum.
+  const withCreds = await run(process.execPath, [...args, '--creds', cluster.natsCredentials!.creds.reader]).then(() => undefined, failure);
+  t.not(withCreds?.code ?? 0, 0);
+  t.match(withCreds?.stderr ?? '', /too few joined rows to split/, 'refused for too few rows, not for access');
+  t.notMatch(withCreds?.stderr ?? '', /Permissions Violation|Authorization Violation|permission denied/i);
+  const without = await run(process.execPath, args).then(() => undefined, failure);
+  t.match(without?.stderr ?? '', /Authorization Violation/i, 'no credentials: refused');
+});
+
 t.test('shardmap model (show) with the reader role: the key and what each node serves', async (t) => {
   const shown = await run(process.execPath, [SHARDMAP_CLI, 'model', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--creds', cluster.natsCredentials!.creds.reader]);
   t.match(shown.stdout, new RegExp(`n1: serving ${assets.manifest.version}`), 'n1 answered the reader\'s status query');
