@@ -119,7 +119,7 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
   let firstServed = Number.POSITIVE_INFINITY;
   for (const r of served.requests) firstServed = Math.min(firstServed, r.servedAtMs);
   const events = await readLabelEvents({ nc: o.nc, cluster: o.cluster, startTimeMs: Math.max(0, firstServed - EVENT_READ_MARGIN_MS), ...fetch });
-  log(`event stream ${events.stream}: ${events.events.length} click/watch events, ${events.otherEvents} others (seq ${events.firstSeq}..${events.lastSeq})`);
+  log(`event stream ${events.stream}: ${events.events.length} impression/click/watch events, ${events.otherEvents} others (seq ${events.firstSeq}..${events.lastSeq})`);
 
   const nowMs = o.nowMs ?? Date.now();
   const joined = joinLabels(served.requests, events.events, {
