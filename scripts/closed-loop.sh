@@ -18,12 +18,18 @@ A=$(ls -d "models/$WORLD_NAME"-* 2>/dev/null | head -1 || true)
 PORT=50090
 rm -rf "$OUT"; mkdir -p "$OUT"
 
+CLUSTER_PID=
 serve() { # serve <model> <run-dir> <log>: starts a cluster in the background, waits until it serves
   node dist/cluster/local/main.js --world "$WORLD" --models "$1" --nodes 1 --port $PORT --run-dir "$2" --set coordinator.featureLog.sampleRate=1 > "$3" 2>&1 &
+  CLUSTER_PID=$!
   for _ in $(seq 1 120); do grep -q "serving on" "$3" && return 0; sleep 2; done
   echo "cluster did not start: see $3" >&2; exit 1
 }
-stop() { pkill -INT -f -- "--run-dir $1" || true; sleep 8; }
+stop() { # Ctrl-C to the launcher stops its nodes and NATS; wait until it has
+  kill -INT "$CLUSTER_PID" 2>/dev/null || true
+  wait "$CLUSTER_PID" 2>/dev/null || true
+}
+trap 'stop' EXIT
 evaluate() { # evaluate <seed> <out.json>
   node dist/loadtest/online-eval.js --target 127.0.0.1:$PORT --world "$WORLD" --requests "$REQUESTS" --rate 40 --log-events --seed "$1" --out "$2" > "$2.log" 2>&1
 }
@@ -33,13 +39,13 @@ NATS=$(grep -o "nats://127.0.0.1:[0-9]*" "$OUT/log-cluster.txt" | head -1)
 evaluate 1 "$OUT/logged-run.json"
 sleep 12 # past the wait window below
 node dist/offline/cli.js train-logged --nats "$NATS" --cluster local --from-model "$A" --wait-ms 10000 --out "$OUT/models" | tee "$OUT/train-logged.txt"
-stop "$OUT/run-log"
+stop
 B=$(ls -d "$OUT"/models/*-logged-*)
 for arm in A B; do
   M=$A; [ $arm = B ] && M=$B
   serve "$M" "$OUT/run-$arm" "$OUT/cluster-$arm.txt"
   evaluate "$SEED" "$OUT/eval-$arm.json"
-  stop "$OUT/run-$arm"
+  stop
 done
 node -e '
 const [a, b] = process.argv.slice(1).map((f) => require(require("path").resolve(f)).arms.served.metrics);

@@ -8,15 +8,15 @@
  * random, right after faiss has scanned ~100 MB of codes and evicted the CPU caches. With a column
  * per field each field of each hit was its own cache miss (nine per hit); the in-process ceiling's
  * profile (1M items, 2 shards) put 15% of a request's CPU on those reads. A 48-byte record is one
- * or two cache lines. Snapshots keep the column-major file format (columns.bin): {@link arrays}
- * and {@link fromArrays} convert.
+ * or two cache lines. Snapshots keep the column-major file format (columns.bin):
+ * {@link ItemColumns.snapshotBytes} and {@link ItemColumns.fromSnapshotBytes} convert.
  */
 import type { ItemFeatures, ItemMeta, ItemStats } from '../../core/features/item.js';
 import { applyEventToItem } from '../../core/features/item.js';
 import type { InteractionEvent } from '../../core/events.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
 
-/** Every column, in snapshot order: the snapshot file's (and {@link ItemColumns.arrays}') shape. */
+/** Every column's type, in snapshot order: the snapshot file's (columns.bin) shape. */
 export interface ItemColumnArrays {
   readonly videoIds: Float64Array;
   readonly creatorIds: Float64Array;
@@ -99,14 +99,21 @@ class Records {
   }
 }
 
-/** An empty array of the type snapshot column `name` has. */
-function columnArray(name: ColumnName, length: number): Float64Array | Int32Array | Uint32Array | Float32Array {
+/** A typed view of snapshot column `name` over `rows` values at `byteOffset` of `buffer`. */
+function columnArrayOver(name: ColumnName, buffer: ArrayBufferLike, byteOffset: number, rows: number): Float64Array | Int32Array | Uint32Array | Float32Array {
   switch (COLUMN_SLOTS[name].view) {
-    case 'f64': return new Float64Array(length);
-    case 'i32': return new Int32Array(length);
-    case 'u32': return new Uint32Array(length);
-    case 'f32': return new Float32Array(length);
+    case 'f64': return new Float64Array(buffer, byteOffset, rows);
+    case 'i32': return new Int32Array(buffer, byteOffset, rows);
+    case 'u32': return new Uint32Array(buffer, byteOffset, rows);
+    case 'f32': return new Float32Array(buffer, byteOffset, rows);
   }
+}
+
+/** Bytes of columns.bin for `rows` rows. */
+function snapshotByteLength(rows: number): number {
+  let perRow = 0;
+  for (const name of COLUMN_NAMES) perRow += COLUMN_SLOTS[name].view === 'f64' ? 8 : 4;
+  return rows * perRow;
 }
 
 /** The features of one shard's items as fixed-size records; see the module comment. */
@@ -119,22 +126,14 @@ export class ItemColumns {
     this.#rec = new Records(Math.max(16, capacity));
   }
 
-  /** Rebuilds from snapshot columns (`rows` entries of each array are used). */
-  static fromArrays(cols: ItemColumnArrays, rows: number): ItemColumns {
-    const c = new ItemColumns(rows);
-    for (const name of COLUMN_NAMES) {
-      const src = cols[name];
-      if (src.length < rows) throw new RangeError(`column ${name} holds ${src.length} rows, expected ${rows}`);
-      const { data, stride, slot } = c.#rec.view(name);
-      for (let r = 0; r < rows; r++) data[r * stride + slot] = src[r] as number;
-    }
-    c.#rows = rows;
-    const f64 = c.#rec.f64;
+  /** Marks the first `rows` records used and maps their live video ids to rows. */
+  #indexRows(rows: number): void {
+    this.#rows = rows;
+    const f64 = this.#rec.f64;
     for (let r = 0; r < rows; r++) {
       const id = f64[r * F64_PER_ROW + F_VIDEO_ID] as number;
-      if (id !== TOMBSTONE) c.#rowOf.set(id, r);
+      if (id !== TOMBSTONE) this.#rowOf.set(id, r);
     }
-    return c;
   }
 
   /** Live items. */
@@ -147,28 +146,44 @@ export class ItemColumns {
     return this.#rows;
   }
 
-  /** Copies of the used part of every column, in the snapshot's column-major shape. */
-  arrays(): ItemColumnArrays {
-    const out = {} as Record<ColumnName, Float64Array | Int32Array | Uint32Array | Float32Array>;
-    for (const name of COLUMN_NAMES) out[name] = this.#column(name);
-    return out as unknown as ItemColumnArrays;
-  }
-
   /**
    * The snapshot file's bytes: every column's used part back to back in {@link COLUMN_NAMES} order,
    * little-endian (the platform's order; upnext runs on x86-64 and arm64). One copy, column by column.
    */
   snapshotBytes(): Uint8Array {
-    let total = 0;
-    for (const name of COLUMN_NAMES) total += this.#rows * (COLUMN_SLOTS[name].view === 'f64' ? 8 : 4);
-    const out = new Uint8Array(total);
+    const rows = this.#rows;
+    const out = new Uint8Array(snapshotByteLength(rows));
     let at = 0;
     for (const name of COLUMN_NAMES) {
-      const col = this.#column(name);
-      out.set(new Uint8Array(col.buffer, col.byteOffset, col.byteLength), at);
-      at += col.byteLength;
+      // Each column starts at a multiple of 8 bytes (8+8+4+4 bytes per row precede uploadTsMs), so
+      // a typed view over the output is aligned: the values go in with no intermediate copy.
+      const dst = columnArrayOver(name, out.buffer, at, rows);
+      const { data, stride, slot } = this.#rec.view(name);
+      for (let r = 0; r < rows; r++) dst[r] = data[r * stride + slot] as number;
+      at += dst.byteLength;
     }
     return out;
+  }
+
+  /**
+   * The inverse of {@link snapshotBytes}: `bytes` must hold exactly `rows` rows of every column.
+   * Throws RangeError naming both lengths otherwise.
+   */
+  static fromSnapshotBytes(bytes: Uint8Array, rows: number): ItemColumns {
+    const want = snapshotByteLength(rows);
+    if (bytes.byteLength !== want) throw new RangeError(`columns.bin holds ${bytes.byteLength} bytes, expected ${want} for ${rows} rows`);
+    // Views need element alignment; a Buffer from readFile may start anywhere in its pool.
+    const src = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);
+    const c = new ItemColumns(rows);
+    let at = 0;
+    for (const name of COLUMN_NAMES) {
+      const col = columnArrayOver(name, src.buffer, src.byteOffset + at, rows);
+      const { data, stride, slot } = c.#rec.view(name);
+      for (let r = 0; r < rows; r++) data[r * stride + slot] = col[r] as number;
+      at += col.byteLength;
+    }
+    c.#indexRows(rows);
+    return c;
   }
 
   rowOf(videoId: number): number | undefined {
@@ -258,14 +273,6 @@ export class ItemColumns {
   /** Bytes held by the records (capacity) plus an estimate of the id map. */
   memoryBytes(): number {
     return this.#rec.capacity * ROW_BYTES + this.#rowOf.size * 70;
-  }
-
-  /** A copy of the used part of column `name`. */
-  #column(name: ColumnName): Float64Array | Int32Array | Uint32Array | Float32Array {
-    const out = columnArray(name, this.#rows);
-    const { data, stride, slot } = this.#rec.view(name);
-    for (let r = 0; r < this.#rows; r++) out[r] = data[r * stride + slot] as number;
-    return out;
   }
 
   #write(row: number, meta: ItemMeta, stats: ItemStats): void {

@@ -21,8 +21,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { replaceDir } from '../../core/replace-dir.js';
-import type { ItemColumnArrays } from './columns.js';
-import { COLUMN_NAMES, ItemColumns } from './columns.js';
+import { ItemColumns } from './columns.js';
 import type { FaissBuild } from './faiss.js';
 import { faissBuild, faissRead } from './faiss.js';
 import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
@@ -141,20 +140,12 @@ export async function restoreItemSnapshot(snapshotDir: string, key: SnapshotKey,
   const reason = snapshotRefusal(meta, key, { options: resolved, faissBuild: faissBuild() });
   if (reason !== undefined) return { kind: 'refused', reason, path: dir };
   const bytes = await readFile(path.join(dir, FILES.columns));
-  const cols = {} as Record<keyof ItemColumnArrays, unknown>;
-  const blank = new ItemColumns(1).arrays();
-  let at = 0;
-  for (const name of COLUMN_NAMES) {
-    const ctor = blank[name].constructor as new (buf: ArrayBuffer, offset: number, length: number) => Float64Array;
-    const width = blank[name].BYTES_PER_ELEMENT;
-    // Copy into an aligned buffer: Buffer slices from readFile may not be element-aligned.
-    const copy = new Uint8Array(meta.rows * width);
-    copy.set(bytes.subarray(at, at + meta.rows * width));
-    cols[name] = new ctor(copy.buffer, 0, meta.rows);
-    at += meta.rows * width;
+  let columns: ItemColumns;
+  try {
+    columns = ItemColumns.fromSnapshotBytes(bytes, meta.rows);
+  } catch (err) {
+    return { kind: 'refused', reason: (err as Error).message, path: dir };
   }
-  if (at !== bytes.length) return { kind: 'refused', reason: `columns.bin holds ${bytes.length} bytes, expected ${at}`, path: dir };
-  const columns = ItemColumns.fromArrays(cols as ItemColumnArrays, meta.rows);
   let faiss;
   try {
     faiss = faissRead(path.join(dir, FILES.index));

@@ -194,13 +194,19 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const credentials = config.nats.auth ? await writeNatsCredentials(path.join(runDir, 'nats-auth'), config.cluster.name) : undefined;
   // The server's log (permission and authorization violations show there).
   const natsLog = createWriteStream(path.join(runDir, 'logs', 'nats-server.log'), { flags: 'a' });
+  // A full disk or a removed run directory must not take the launcher down for a log line.
+  natsLog.on('error', (err) => console.error(`nats-server.log: ${err.message}`));
   let nats: NatsServerHandle;
   try {
     nats = await startNatsServer({
       dataDir: path.join(runDir, 'nats'),
       ...(tlsEnabled(config.tls) ? { tls: config.tls } : {}),
       ...(credentials !== undefined ? { configFile: credentials.serverConfig } : {}),
-      onLog: (line) => natsLog.write(`${line}\n`),
+      // The server's last lines can arrive after its 'exit' (stdio drains later) and so after
+      // stopNats() or a failed start ended the file: drop those rather than write after end.
+      onLog: (line) => {
+        if (!natsLog.writableEnded) natsLog.write(`${line}\n`);
+      },
     });
   } catch (err) {
     natsLog.end();

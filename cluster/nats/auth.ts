@@ -212,11 +212,6 @@ export function readNatsSeedFile(name: string, file: string): Uint8Array {
   return parseNatsSeed(`${name} ${JSON.stringify(file)}`, text);
 }
 
-/** The public key ("U…") of a credentials file's seed. */
-export async function natsCredsPublicKey(file: string): Promise<string> {
-  return nkeys.fromSeed(parseNatsSeed(file, await readFile(file, 'utf8'))).getPublicKey();
-}
-
 /**
  * Spread into nats.js `connect()` options: `{ authenticator }` signing the server's nonce with the
  * seed in `credsFile` when set, `{}` otherwise (no credentials). The file is read and checked now,

@@ -1,13 +1,11 @@
 /**
  * Training the MMoE ranker on joined logged rows: the same loss and engine as the world pipeline
  * (offline/models/mmoe.ts: click log-loss + ½(Δ log1p watch s)²), over the train split only, in a
- * seeded shuffle order; then P(click) calibration on the validation split.
+ * seeded shuffle order. (Calibration on the validation split is the world pipeline's
+ * offline/pipeline/calibrate.ts fitClickCalibration.)
  */
 import { SeededRng } from '../../core/clock.js';
-import type { Calibration } from '../../core/model/contract.js';
-import { fitIsotonic, fitTemperature } from '../calibration/index.js';
 import type { MmoeModel } from '../models/mmoe.js';
-import { MIN_ISOTONIC_ROWS } from '../pipeline/calibrate.js';
 import { shuffle } from '../pipeline/fit.js';
 import type { JoinedRows } from './join.js';
 
@@ -82,13 +80,4 @@ export function fitOnRows(model: MmoeModel, rows: JoinedRows, range: RowRange, o
   }
   const cpu = process.cpuUsage(cpu0);
   return { examples: order.length, epochs, finalLoss, examplesPerCpuSecond: (order.length * epochs) / Math.max(1e-9, (cpu.user + cpu.system) / 1e6) };
-}
-
-/**
- * P(click) calibration from validation labels and raw predictions: isotonic regression from
- * MIN_ISOTONIC_ROWS (2,000) rows, temperature scaling below, as the world pipeline decides
- * (offline/pipeline/calibrate.ts).
- */
-export function fitClickCalibration(labels: Float32Array, probs: Float32Array): Calibration {
-  return labels.length >= MIN_ISOTONIC_ROWS ? fitIsotonic(probs, labels) : fitTemperature(probs, labels);
 }

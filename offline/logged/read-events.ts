@@ -92,5 +92,5 @@ export async function readLabelEvents(o: ReadLabelEventsOptions): Promise<LabelE
       return true;
     },
   );
-  return { stream: end.stream, events, otherEvents, undecodable, firstSeq, lastSeq: end.lastSeq, throughMs: end.caughtUp ? end.snapshotAtMs : end.lastStoredAtMs };
+  return { stream: end.stream, events, otherEvents, undecodable, firstSeq, lastSeq: end.lastSeq, throughMs: end.snapshotAtMs };
 }

@@ -18,7 +18,7 @@ export async function fitCalibrations(set: ExampleSet, scoring: ScoringModels, i
   const f = rankerRowWidth(set.spec);
   for (const [name, rank] of Object.entries(scoring.rankers)) {
     const pred = await predictRows(rank, rows, f);
-    out[name] = fitClick(rows.click, pred.pClick);
+    out[name] = fitClickCalibration(rows.click, pred.pClick);
   }
   return out;
 }
@@ -30,6 +30,6 @@ export const MIN_ISOTONIC_ROWS = 2000;
  * Isotonic regression (offline/calibration) when the validation day has enough rows for a stable
  * step function; temperature scaling (one parameter, cannot overfit) otherwise.
  */
-function fitClick(labels: Float32Array, probs: Float32Array): Calibration {
+export function fitClickCalibration(labels: Float32Array, probs: Float32Array): Calibration {
   return labels.length >= MIN_ISOTONIC_ROWS ? fitIsotonic(probs, labels) : fitTemperature(probs, labels);
 }

@@ -72,8 +72,6 @@ export interface StreamSnapshotEnd {
   readonly endSeq: number;
   /** Stream sequence of the last message read (0 when none). */
   readonly lastSeq: number;
-  /** Storage time (the server's wall clock, epoch ms) of the last message read; NaN when none. */
-  readonly lastStoredAtMs: number;
   /** Wall time (epoch ms) just before the snapshot's end was taken: every message stored before it is at or below `endSeq`. */
   readonly snapshotAtMs: number;
   /** True when the read reached the snapshot's end (nothing of the filter left before it); false when `take` stopped it. */
@@ -99,9 +97,7 @@ export async function readStreamSnapshot(o: StreamSnapshotOptions, take: (m: JsM
     throw err;
   }
   let lastSeq = 0;
-  let lastStoredAtMs = Number.NaN;
   let moreLeft = false;
-  let stopped = false;
   if (endSeq > 0) {
     const consumer = await jetstream(o.nc).consumers.get(o.stream, {
       filter_subjects: o.subject,
@@ -114,10 +110,8 @@ export async function readStreamSnapshot(o: StreamSnapshotOptions, take: (m: JsM
       for await (const m of batch as AsyncIterable<JsMsg>) {
         got++;
         lastSeq = m.info.streamSequence;
-        lastStoredAtMs = m.time.getTime();
         const wantsMore = take(m);
         if (!wantsMore) {
-          stopped = true;
           moreLeft = m.info.pending > 0 && lastSeq < endSeq;
         }
         if (!wantsMore || m.info.pending === 0 || lastSeq >= endSeq) {
@@ -131,7 +125,7 @@ export async function readStreamSnapshot(o: StreamSnapshotOptions, take: (m: JsM
     }
     await consumer.delete().catch(() => false);
   }
-  return { stream: o.stream, endSeq, lastSeq, lastStoredAtMs, snapshotAtMs, caughtUp: !stopped || !moreLeft, moreLeft };
+  return { stream: o.stream, endSeq, lastSeq, snapshotAtMs, caughtUp: !moreLeft, moreLeft };
 }
 
 /**

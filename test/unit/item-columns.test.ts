@@ -65,33 +65,33 @@ t.test('updateMeta keeps the counters; remove tombstones only its row', async (t
   t.same(cols.featuresAt(2), item(2));
 });
 
-t.test('snapshot bytes are the columns back to back, and fromArrays reads them back', async (t) => {
+t.test('snapshot bytes are the columns back to back (the columns.bin format), and fromSnapshotBytes reads them back', async (t) => {
   const cols = new ItemColumns(8);
   for (let i = 0; i < 20; i++) cols.append(item(i), item(i));
   cols.remove(item(4).videoId);
-  const arrays = cols.arrays();
-  const fields: Record<(typeof COLUMN_NAMES)[number], keyof ItemFeatures> = {
-    videoIds: 'videoId', creatorIds: 'creatorId', categories: 'category', durationS: 'durationS', uploadTsMs: 'uploadTsMs',
-    impressions: 'impressions', clicks: 'clicks', watches: 'watches', watchRatioSums: 'watchRatioSum',
+  // The format written independently of the implementation: each column in COLUMN_NAMES order.
+  const fields: Record<(typeof COLUMN_NAMES)[number], [keyof ItemFeatures, new (n: number) => Float64Array | Int32Array | Uint32Array | Float32Array]> = {
+    videoIds: ['videoId', Float64Array], creatorIds: ['creatorId', Float64Array], categories: ['category', Int32Array], durationS: ['durationS', Float32Array],
+    uploadTsMs: ['uploadTsMs', Float64Array], impressions: ['impressions', Uint32Array], clicks: ['clicks', Uint32Array], watches: ['watches', Uint32Array],
+    watchRatioSums: ['watchRatioSum', Float32Array],
   };
-  for (const name of COLUMN_NAMES) {
-    t.equal(arrays[name].length, 20, `${name} length`);
-    for (let r = 0; r < 20; r++) {
-      const want = r === 4 && name === 'videoIds' ? -1 : (item(r)[fields[name]] as number);
-      t.equal(arrays[name][r], name === 'durationS' || name === 'watchRatioSums' ? Math.fround(want) : want, `${name}[${r}]`);
-    }
-  }
-  // The file format: each column's bytes in COLUMN_NAMES order.
+  const expected = Buffer.concat(COLUMN_NAMES.map((name) => {
+    const [field, Ctor] = fields[name];
+    const a = new Ctor(20);
+    for (let r = 0; r < 20; r++) a[r] = r === 4 && name === 'videoIds' ? -1 : (item(r)[field] as number);
+    return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  }));
   const bytes = cols.snapshotBytes();
-  let at = 0;
-  for (const name of COLUMN_NAMES) {
-    const a = arrays[name];
-    t.same(Buffer.from(bytes.subarray(at, at + a.byteLength)), Buffer.from(a.buffer, a.byteOffset, a.byteLength), `${name} bytes`);
-    at += a.byteLength;
+  t.same(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), expected, 'the file bytes');
+
+  // Read back, also from a buffer that starts off an 8-byte boundary (a pooled Buffer from readFile).
+  const shifted = new Uint8Array(bytes.byteLength + 3);
+  shifted.set(bytes, 3);
+  for (const [what, src] of [['aligned', bytes], ['unaligned', shifted.subarray(3)]] as const) {
+    const back = ItemColumns.fromSnapshotBytes(src, 20);
+    t.equal(back.size, 19, `${what}: live items`);
+    t.equal(back.rowOf(item(4).videoId), undefined, `${what}: the tombstone stays one`);
+    for (let r = 0; r < 20; r++) if (r !== 4) t.same(back.featuresAt(r), cols.featuresAt(r), `${what}: row ${r}`);
   }
-  t.equal(at, bytes.length);
-  const back = ItemColumns.fromArrays(arrays, 20);
-  t.equal(back.size, 19);
-  t.equal(back.rowOf(item(4).videoId), undefined);
-  for (let r = 0; r < 20; r++) if (r !== 4) t.same(back.featuresAt(r), cols.featuresAt(r), `row ${r} after the round trip`);
+  t.throws(() => ItemColumns.fromSnapshotBytes(bytes.subarray(1), 20), RangeError, 'a short file is refused');
 });
