@@ -6,9 +6,10 @@
  */
 import ort from 'onnxruntime-node';
 import type { Calibration } from '../../core/model/contract.js';
-import { TENSORS } from '../../core/model/contract.js';
 import type { RankerOutputs } from '../models/mmoe.js';
 import type { SplitRows } from '../pipeline/evaluate.js';
+import type { RankFn } from '../pipeline/scoring.js';
+import { OFFLINE_SESSION_OPTIONS, onnxRankFn } from '../onnx/sessions.js';
 import { predictRows, rankerMetrics } from '../pipeline/evaluate.js';
 import { groupedAuc } from '../eval/metrics.js';
 import type { RowRange } from './fit.js';
@@ -31,32 +32,23 @@ export function splitRowsOf(rows: JoinedRows, range: RowRange): SplitRows {
 export class OnnxRanker {
   readonly #session: ort.InferenceSession;
   readonly #width: number;
+  readonly #rank: RankFn;
 
   private constructor(session: ort.InferenceSession, width: number) {
     this.#session = session;
     this.#width = width;
+    this.#rank = onnxRankFn(session, width);
   }
 
   /** Opens `source` (a file path or ranker.onnx bytes) for rows of `width` floats. */
   static async open(source: string | Uint8Array, width: number): Promise<OnnxRanker> {
-    const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
-    const session = typeof source === 'string' ? await ort.InferenceSession.create(source, opts) : await ort.InferenceSession.create(source, opts);
+    const session = typeof source === 'string' ? await ort.InferenceSession.create(source, OFFLINE_SESSION_OPTIONS) : await ort.InferenceSession.create(source, OFFLINE_SESSION_OPTIONS);
     return new OnnxRanker(session, width);
-  }
-
-  /** Outputs for `batch` rows of `features`. */
-  async rank(features: Float32Array, batch: number): Promise<RankerOutputs> {
-    const f = this.#width;
-    const out = await this.#session.run({ [TENSORS.ranker.features]: new ort.Tensor('float32', features.subarray(0, batch * f), [batch, f]) });
-    return {
-      pClick: (out[TENSORS.ranker.pClick]!.data as Float32Array).slice(),
-      watchLog1p: (out[TENSORS.ranker.watchLog1p]!.data as Float32Array).slice(),
-    };
   }
 
   /** Predictions for every row of `rows`. */
   predict(rows: SplitRows): Promise<RankerOutputs> {
-    return predictRows((x, b) => this.rank(x, b), rows, this.#width);
+    return predictRows(this.#rank, rows, this.#width);
   }
 
   async close(): Promise<void> {

@@ -7,8 +7,9 @@
  * renamed into place, so a reader never sees half a version. `models/LATEST` is not touched:
  * switching is the operator's decision, after reading the metrics.
  */
-import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { exists } from '../onnx/sessions.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
@@ -22,13 +23,6 @@ export interface LoggedVersion {
   readonly manifest: ModelManifest;
   /** The new ranker.onnx. */
   readonly ranker: Uint8Array;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Writes the version; ALREADY_EXISTS when `<outDir>/<version>` exists (a published version is never overwritten). Returns its absolute directory. */

@@ -25,29 +25,36 @@ function big(a: Int32Array): BigInt64Array {
   return out;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** True when `path` exists. */
+export async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
     () => false,
   );
 }
 
+/** Session options of offline scoring: one thread each, like the serving workers. */
+export const OFFLINE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+
+/** A {@link RankFn} over a ranker.onnx session for rows of `width` floats (outputs copied out). */
+export function onnxRankFn(session: ort.InferenceSession, width: number): RankFn {
+  return async (x: Float32Array, b: number): Promise<RankerOutputs> => {
+    const out = await session.run({ [TENSORS.ranker.features]: new ort.Tensor('float32', x.subarray(0, b * width), [b, width]) });
+    return {
+      pClick: (out[TENSORS.ranker.pClick]!.data as Float32Array).slice(),
+      watchLog1p: (out[TENSORS.ranker.watchLog1p]!.data as Float32Array).slice(),
+    };
+  };
+}
+
 /** Opens the ONNX files of the model version in `dir`. */
 export async function onnxScoring(dir: string, spec: FeatureSpec): Promise<ScoringModels> {
-  const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+  const opts = OFFLINE_SESSION_OPTIONS;
   const user = await ort.InferenceSession.create(join(dir, MODEL_FILES.userTower), opts);
   const item = await ort.InferenceSession.create(join(dir, MODEL_FILES.itemTower), opts);
   const sessions = [user, item];
   const f = rankerRowWidth(spec);
-  const rankFn = (s: ort.InferenceSession): RankFn => {
-    return async (x: Float32Array, b: number): Promise<RankerOutputs> => {
-      const out = await s.run({ [TENSORS.ranker.features]: new ort.Tensor('float32', x.subarray(0, b * f), [b, f]) });
-      return {
-        pClick: (out[TENSORS.ranker.pClick]!.data as Float32Array).slice(),
-        watchLog1p: (out[TENSORS.ranker.watchLog1p]!.data as Float32Array).slice(),
-      };
-    };
-  };
+  const rankFn = (s: ort.InferenceSession): RankFn => onnxRankFn(s, f);
   const rankers: Record<string, RankFn> = {};
   const mmoe = await ort.InferenceSession.create(join(dir, MODEL_FILES.ranker), opts);
   sessions.push(mmoe);
