@@ -515,7 +515,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'ranker.batching.maxQueueRows': ['rows', 'Rows allowed to wait; beyond it a request fails RESOURCE_EXHAUSTED (the coordinator degrades).'],
   'ranker.batching.batchesPerWorker': ['count', 'Batches in flight per worker.'],
   'itemShard.index.factory': ['', "faiss factory string, or 'auto' (IDMap,Flat up to flatMaxItems; above it IVF{≈2√n},PQ{dim}x4fs,RFlat on the AVX2 faiss build, IVF{≈4√n},Flat on Debian's)."],
-  'itemShard.index.nprobe': ['lists', "IVF lists probed per query, or 'auto' (nlist/8, 3·nlist/16 for re-rank indexes, raised for large k)."],
+  'itemShard.index.nprobe': ['lists', "IVF lists probed per query, or 'auto' (nlist/8; for re-rank indexes min(3·nlist/16, 6·√nlist); raised for large k)."],
   'itemShard.index.efSearch': ['count', 'HNSW search breadth (HNSW factories only).'],
   'itemShard.index.efConstruction': ['count', 'HNSW build breadth (HNSW factories only).'],
   'itemShard.index.flatMaxItems': ['items', "Largest shard that 'auto' indexes exactly (flat)."],
