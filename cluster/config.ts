@@ -457,7 +457,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'cluster.rankers': ['', 'Nodes hosting a ranker replica: "all" or comma-separated node names.'],
   'cluster.coordinators': ['', 'Nodes hosting a coordinator (public Recommend endpoint), comma-separated.'],
   'node.host': ['', 'Address the node binds its servers to and advertises in the shard map.'],
-  'node.metricsPort': ['port', 'Prometheus /metrics port; 0 picks a free one (printed in the ready line).'],
+  'node.metricsPort': ['port', 'Prometheus /metrics port; 0 picks a free one (printed in the ready line). With `tls` set it serves HTTPS and /metrics needs a client certificate from the cluster CA; /healthz does not.'],
   'node.loadReportIntervalMs': ['ms', 'How often the node writes its load report to KV for `shardmap show`; 0 = never.'],
   'node.drainTimeoutMs': ['ms', 'Graceful stop: how long in-flight work may finish before the node forces shutdown.'],
   'node.popularOn': ['', 'Where the popular/trending actor runs: "coordinators" (nodes with a coordinator) or "all".'],

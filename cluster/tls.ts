@@ -164,6 +164,19 @@ export function grpcChannelCredentials(tls: TlsSection): grpc.ChannelCredentials
   return grpc.credentials.createSsl(m.ca, m.key, m.cert, verify);
 }
 
+/**
+ * Options of the node's HTTPS server for /metrics and /healthz when `tls` is set (undefined = serve
+ * plain HTTP): this process's certificate, and client certificates requested and checked against
+ * `tls.caFile` but not demanded at the handshake — the handler decides per path (`/metrics` needs
+ * one, `/healthz` does not: an orchestrator's probe rarely carries a client certificate, and
+ * liveness says nothing an attacker could use).
+ */
+export function httpsServerOptions(tls: TlsSection): { ca: Buffer; cert: Buffer; key: Buffer; requestCert: true; rejectUnauthorized: false } | undefined {
+  const m = readMaterial(tls);
+  if (m === undefined) return undefined;
+  return { ...m, requestCert: true, rejectUnauthorized: false };
+}
+
 /** The NATS client's TLS files (nats.js reads them when it connects). */
 export interface NatsTlsFiles {
   readonly caFile: string;

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { applyOverrides, readConfigFile } from '../config.js';
 import type { UpnextConfigInput } from '../config.js';
+import { tlsEnabled } from '../tls.js';
 import { DEFAULT_LOCAL_WORLD, ensureLocalAssets } from './assets.js';
 import { connectRecommender } from './client.js';
 import type { RecommendReply } from './client.js';
@@ -131,7 +132,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => void stop().then(() => process.exit(0)));
   process.once('SIGTERM', () => void stop().then(() => process.exit(0)));
   const tCluster = Date.now();
-  for (const n of cluster.nodes) say(`  ${n.name} pid ${n.pid} ready in ${secs(n.readyMs)}: ${n.actors.join(' ')}  metrics http://${n.metricsAddress}/metrics`);
+  for (const n of cluster.nodes) say(`  ${n.name} pid ${n.pid} ready in ${secs(n.readyMs)}: ${n.actors.join(' ')}  metrics ${tlsEnabled(cluster.config.tls) ? 'https' : 'http'}://${n.metricsAddress}/metrics`);
   say(`  nats ${cluster.natsUrl} (pid ${cluster.natsPid}); shard map: node dist/shardmap/cli.js show --nats ${cluster.natsUrl} --cluster ${cluster.cluster}`);
   say(`      done in ${secs(tCluster - tAssets)}`);
 

@@ -12,6 +12,9 @@
  * flight keeps the snapshot it started with.
  */
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { httpsServerOptions } from '../tls.js';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -194,8 +197,16 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     },
   });
 
-  const server = http.createServer((req, res) => {
+  // With `tls` set: HTTPS, and /metrics only for clients with a certificate signed by tls.caFile
+  // (the same mutual TLS as the gRPC ports); /healthz stays open to probes without one.
+  const httpsOptions = httpsServerOptions(config.tls);
+  const handler: http.RequestListener = (req, res) => {
     if (req.url === '/metrics') {
+      if (httpsOptions !== undefined && !(req.socket as TLSSocket).authorized) {
+        res.writeHead(403, { 'content-type': 'text/plain' });
+        res.end('a client certificate signed by the cluster CA (tls.caFile) is required for /metrics\n');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       res.end(metricsText());
     } else if (req.url === '/healthz') {
@@ -205,7 +216,8 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       res.writeHead(404);
       res.end();
     }
-  });
+  };
+  const server = httpsOptions !== undefined ? https.createServer(httpsOptions, handler) : http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.node.metricsPort, config.node.host, () => resolve());

@@ -6,6 +6,8 @@
  * answers the fixture's mTLS client and refuses a plaintext one.
  */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { connect } from '@nats-io/transport-node';
 import { StatusCode } from '../../core/status.js';
 import { connectRecommender } from '../../cluster/local/client.js';
@@ -24,6 +26,31 @@ t.test('Recommend over mTLS, ranked over mTLS gRPC, with NATS over TLS', async (
   t.equal(reply.coverage, 1);
   t.equal(reply.modelVersion, assets.manifest.version);
   t.ok(reply.items.some((i) => i.source === 'RETRIEVAL'), 'retrieved and ranked items, not only the fallback list');
+});
+
+/** GET over HTTPS trusting the test CA, with `files`' client certificate when given. */
+function httpsGet(url: string, files?: { certFile: string; keyFile: string }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca: readFileSync(certs.node.caFile), ...(files ? { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) } : {}) }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+t.test('/metrics over HTTPS needs a client certificate from the cluster CA; /healthz does not', async (t) => {
+  const address = cluster.nodes[0]!.metricsAddress;
+  const withCert = await httpsGet(`https://${address}/metrics`, certs.client);
+  t.equal(withCert.status, 200);
+  t.match(withCert.body, /^upnext_node_info\{/m, 'the Prometheus text');
+  const noCert = await httpsGet(`https://${address}/metrics`);
+  t.equal(noCert.status, 403, 'no client certificate: refused');
+  t.match(noCert.body, /client certificate/);
+  t.equal((await httpsGet(`https://${address}/healthz`)).status, 200, 'health without a client certificate');
+  await t.rejects(fetch(`http://${address}/metrics`), 'plain HTTP is not served');
 });
 
 t.test('plaintext clients are refused: gRPC UNAVAILABLE, NATS connect fails', async (t) => {
