@@ -5,10 +5,7 @@
  * reading began, or at `maxRows`.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
-import { StatusCode, UpnextError } from '../../core/status.js';
-import { Subjects, servedStreamName } from '../../core/subjects.js';
-import { Codecs } from '../../protos/codec.js';
-import { readStreamSnapshot } from '../skew/reader.js';
+import { readFeatureLog } from '../skew/reader.js';
 import type { ServedRequests } from './served.js';
 import { ServedRequestsCollector } from './served.js';
 
@@ -44,26 +41,10 @@ export interface ServedRequestsRead extends ServedRequests {
 export async function readServedRequests(o: ReadServedRequestsOptions): Promise<ServedRequestsRead> {
   const fetchWaitMs = o.fetchWaitMs ?? DEFAULT_LOGGED_FETCH_WAIT_MS;
   const collector = new ServedRequestsCollector(o.maxRows ?? DEFAULT_MAX_LOGGED_ROWS);
-  let undecodable = 0;
-  const end = await readStreamSnapshot(
-    {
-      nc: o.nc,
-      stream: servedStreamName(o.cluster),
-      subject: Subjects.served(o.cluster),
-      fetchWaitMs,
-      ...(o.startTimeMs !== undefined ? { startTimeMs: o.startTimeMs } : {}),
-      notFound: (stream) =>
-        new UpnextError(StatusCode.NOT_FOUND, `feature log stream ${stream} does not exist: no coordinator of cluster ${o.cluster} has logged served rows (is coordinator.featureLog.sampleRate > 0?)`),
-    },
-    (m) => {
-      try {
-        return collector.add(Codecs.servedRows.decode(m.data), m.info.streamSequence);
-      } catch {
-        undecodable++;
-        return collector.wantsMore;
-      }
-    },
-  );
+  const { end, undecodable } = await readFeatureLog(o, fetchWaitMs, {
+    take: (rows, seq) => collector.add(rows, seq),
+    wantsMore: () => collector.wantsMore,
+  });
   const got = collector.result();
   return {
     ...got,

@@ -15,6 +15,7 @@ import { isStreamNotFound } from '../../actors/event-stream/stream.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
 import { Subjects, servedStreamName } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
+import type { ServedRowsMsg } from '../../protos/codec.js';
 import type { ServedRowsExpectation, ServedRowsSample } from './served-rows.js';
 import { ServedRowsCollector, describeMismatch } from './served-rows.js';
 
@@ -141,6 +142,30 @@ export async function readServedRows(o: ReadServedRowsOptions): Promise<ServedRo
   }
   const expect: ServedRowsExpectation = { featureSpecHash: o.featureSpecHash, width: o.width, maxRows };
   const collector = new ServedRowsCollector(expect);
+  const { end, undecodable } = await readFeatureLog(o, fetchWaitMs, {
+    take: (rows) => {
+      collector.add(rows);
+      return collector.wantsMore;
+    },
+    wantsMore: () => collector.wantsMore,
+  });
+  const { stream, lastSeq, moreLeft } = end;
+  const sample = collector.result();
+  for (const m of sample.mismatches) o.log?.(describeMismatch(m, expect));
+  return { ...sample, truncated: sample.truncated || moreLeft, stream, lastSeq, undecodable };
+}
+
+/**
+ * Reads cluster `o.cluster`'s feature log (the ServedRows stream) through {@link readStreamSnapshot}:
+ * each message decoded and handed to `take` with its stream sequence until `take` returns false;
+ * a message that does not decode is counted and skipped (the read goes on while `wantsMore()`).
+ * NOT_FOUND when no coordinator has logged yet. Shared by the skew reader and offline/logged.
+ */
+export async function readFeatureLog(
+  o: { readonly nc: NatsConnection; readonly cluster: string; readonly startTimeMs?: number },
+  fetchWaitMs: number,
+  sink: { take(rows: ServedRowsMsg, seq: number): boolean; wantsMore(): boolean },
+): Promise<{ readonly end: StreamSnapshotEnd; readonly undecodable: number }> {
   let undecodable = 0;
   const end = await readStreamSnapshot(
     {
@@ -153,16 +178,15 @@ export async function readServedRows(o: ReadServedRowsOptions): Promise<ServedRo
         new UpnextError(StatusCode.NOT_FOUND, `feature log stream ${stream} does not exist: no coordinator of cluster ${o.cluster} has logged served rows (is coordinator.featureLog.sampleRate > 0?)`),
     },
     (m) => {
+      let rows: ServedRowsMsg;
       try {
-        collector.add(Codecs.servedRows.decode(m.data));
+        rows = Codecs.servedRows.decode(m.data);
       } catch {
         undecodable++;
+        return sink.wantsMore();
       }
-      return collector.wantsMore;
+      return sink.take(rows, m.info.streamSequence);
     },
   );
-  const { stream, lastSeq, moreLeft } = end;
-  const sample = collector.result();
-  for (const m of sample.mismatches) o.log?.(describeMismatch(m, expect));
-  return { ...sample, truncated: sample.truncated || moreLeft, stream, lastSeq, undecodable };
+  return { end, undecodable };
 }
