@@ -50,7 +50,7 @@ skew: build
 	@$(NODE) dist/offline/cli.js skew $(ARGS)
 
 ## train-logged: retrain the ranker on the rows the cluster logged, joined with the events that followed
-## (ARGS="--nats nats://127.0.0.1:4222 --cluster local --from-model models/<version>")
+## (ARGS="--nats nats://127.0.0.1:4222 --cluster local [--from-model models/<version>]"; default: the served version)
 train-logged: build
 	@$(NODE) dist/offline/cli.js train-logged $(ARGS)
 

@@ -3,7 +3,7 @@
  *   node dist/offline/cli.js train [--world default] [--videos N --users N --days N] [--out models]
  *   node dist/offline/cli.js eval  [--world default] [--models models] [--version V]
  *   node dist/offline/cli.js skew  --nats <url> --cluster <name> --world <dir|name> [--models <dir>] [--max-rows N] [--out reports/skew.json]
- *   node dist/offline/cli.js train-logged --nats <url> --cluster <name> --from-model models/<version> [--since T] [--wait-ms 1800000] [--out models]
+ *   node dist/offline/cli.js train-logged --nats <url> --cluster <name> [--from-model models/<version>] [--since T] [--wait-ms 1800000] [--out models]
  *
  * `train` generates the synthetic world if it is missing, converts KuaiRand if it is missing,
  * trains on both (the synthetic world's models are published to models/<version> and LATEST;
@@ -40,6 +40,7 @@ import { DEFAULT_MIN_SPLIT_ROWS, DEFAULT_TEST_SHARE, DEFAULT_VALID_SHARE } from 
 import { DEFAULT_LOGGED_EPOCHS } from './logged/fit.js';
 import { formatLoggedTable } from './logged/table.js';
 import { trainOnLoggedRows } from './logged/train-logged.js';
+import { servingModelDir } from './logged/serving-version.js';
 import { generateWorld } from './world/generate.js';
 import { progressBar } from './world/progress.js';
 import { worldExists } from './world/reader.js';
@@ -61,7 +62,7 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
        cli.js skew  --nats nats://127.0.0.1:4222 --cluster NAME --world DIR|NAME [--worlds-dir data/worlds] [--models DIR [--version V]]
                     [--max-rows ${DEFAULT_MAX_SERVED_ROWS}] [--training-rows ${DEFAULT_MAX_TRAINING_ROWS}] [--split train|valid|test] [--since ISO-TIME]
                     [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
-       cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME --from-model models/VERSION [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
+       cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME [--from-model models/VERSION | --models-dir models] [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
                     [--out models] [--version V] [--epochs ${DEFAULT_LOGGED_EPOCHS}] [--seed 1] [--lr X] [--from-scratch] [--max-rows ${DEFAULT_MAX_LOGGED_ROWS}]
                     [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS] [--creds reader.nk]`;
 
@@ -224,8 +225,7 @@ function numberOption(name: string, v: string | boolean | undefined, lo: number,
 async function trainLogged(values: Record<string, string | boolean | undefined>): Promise<void> {
   const natsUrl = values['nats'];
   const cluster = values['cluster'];
-  const fromModel = values['from-model'];
-  if (typeof natsUrl !== 'string' || typeof cluster !== 'string' || typeof fromModel !== 'string') throw new TypeError('train-logged needs --nats, --cluster and --from-model');
+  if (typeof natsUrl !== 'string' || typeof cluster !== 'string') throw new TypeError('train-logged needs --nats and --cluster');
   let waitMs: number | undefined;
   if (typeof values['wait-ms'] === 'string') {
     waitMs = Number(values['wait-ms']);
@@ -239,6 +239,13 @@ async function trainLogged(values: Record<string, string | boolean | undefined>)
   // --creds: the reader role's NKey seed file, for a NATS server that requires credentials.
   const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
   try {
+    // Without --from-model: the version the cluster serves, under --models-dir.
+    let fromModel = values['from-model'];
+    if (typeof fromModel !== 'string') {
+      const serving = await servingModelDir({ nc, cluster, modelsDir: typeof values['models-dir'] === 'string' ? values['models-dir'] : 'models' });
+      log(`retraining ${serving.version}, the version the cluster serves (from its ${serving.source}): ${serving.dir}`);
+      fromModel = serving.dir;
+    }
     const res = await trainOnLoggedRows({
       nc,
       cluster,
@@ -294,6 +301,7 @@ async function main(): Promise<void> {
       'kl-threshold': { type: 'string' },
       'fail-on-skew': { type: 'boolean' },
       'from-model': { type: 'string' },
+      'models-dir': { type: 'string' },
       'wait-ms': { type: 'string' },
       now: { type: 'string' },
       lr: { type: 'string' },

@@ -125,12 +125,15 @@ t.test('skew reads the feature log with the reader role (--creds); without crede
 });
 
 t.test('train-logged reads the feature log and the events with the reader role (--creds)', async (t) => {
-  const args = [OFFLINE_CLI, 'train-logged', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--from-model', assets.modelDir, '--wait-ms', '0', '--out', path.join(runDir, 'logged-models'), '--quiet'];
+  // No --from-model: the command asks the cluster which version it serves (node status; no switch
+  // has written the model key) and finds it under --models-dir.
+  const args = [OFFLINE_CLI, 'train-logged', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--models-dir', path.dirname(assets.modelDir), '--wait-ms', '0', '--out', path.join(runDir, 'logged-models'), '--quiet'];
   const failure = (e: { code?: number; stderr?: string }) => e;
   // A handful of logged rows is below the split minimum: the command gets as far as the join (both
   // streams read under the reader role) and refuses to train, naming the minimum.
   const withCreds = await run(process.execPath, [...args, '--creds', cluster.natsCredentials!.creds.reader]).then(() => undefined, failure);
   t.not(withCreds?.code ?? 0, 0);
+  t.match(withCreds?.stderr ?? '', new RegExp(`retraining ${assets.manifest.version}, the version the cluster serves \\(from its node status\\)`), 'the serving version found');
   t.match(withCreds?.stderr ?? '', /too few joined rows to split/, 'refused for too few rows, not for access');
   t.notMatch(withCreds?.stderr ?? '', /Permissions Violation|Authorization Violation|permission denied/i);
   const without = await run(process.execPath, args).then(() => undefined, failure);
