@@ -16,6 +16,7 @@ import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { REPO_ROOT } from '../fixtures/assets.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import { switchModel } from '../../shardmap/model-switch.js';
+import { servingModelDir } from '../../offline/logged/serving-version.js';
 import { nodeStatus } from '../../shardmap/move.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { StatusCode, toStatus } from '../../core/status.js';
@@ -118,6 +119,8 @@ t.test('a same-towers version switches live under load: no failed call, answers 
   t.equal(key?.value.version, v2);
   t.equal(key?.value.by, 'model-switch.test');
   for (const n of cluster.nodes) t.match(await metricsOf(n.metricsAddress), new RegExp(`upnext_node_info\\{[^}]*model_version="${v2}"\\} 1`), `${n.name} /metrics follows`);
+  // train-logged without --from-model retrains what the key says is served.
+  t.same(await servingModelDir({ nc, cluster: cluster.cluster, modelsDir: modelsRoot }), { dir: path.join(modelsRoot, v2), version: v2, source: 'model key' });
 });
 
 t.test('the CLI switches back, shows the key, and refuses a changed tower before writing', async (t) => {
