@@ -544,7 +544,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'tls.keyFile': ['', 'PEM private key of tls.certFile.'],
   'tls.caFile': ['', 'PEM CA bundle: servers and clients (gRPC callers, ranker replicas, the NATS server) must present a certificate signed by it; plaintext and certificate-less clients are refused.'],
   'tls.serverName': ['', 'Name a gRPC client checks in the server certificate instead of the dialled host (shard-map addresses are host:port, usually an IP); unset = the certificate must carry the host as an IP or DNS SAN.'],
-  'nats.auth': ['', 'Local launcher only: generate an NKey per role (node, admin, reader) in nats-auth/ of the run directory (seed files mode 0600), start nats-server with per-role subject permissions, connect as admin and start the nodes as node; unauthenticated clients are refused. New keys at every start. See docs/operations.md.'],
+  'nats.auth': ['', 'Local launcher only: generate an NKey per role (node, admin, reader) and one per node in nats-auth/ of the run directory (seed files mode 0600), start nats-server with per-role subject permissions (a node\'s own key writes only its own address and load records), connect as admin and start each node with its own key; unauthenticated clients are refused. New keys at every start. See docs/operations.md.'],
   'nats.credsFile': ['', 'NKey seed file (one SU… line) this process connects to NATS with; unset = no credentials. The launcher sets it for its nodes when nats.auth is on. Checked at load.'],
 };
 

@@ -191,7 +191,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // With `nats.auth` on, fresh per-role NKeys (a restart rotates them): the server gets the
   // public keys and permissions, the launcher signs in as admin (it writes the map and deletes the
   // event stream), the nodes as node.
-  const credentials = config.nats.auth ? await writeNatsCredentials(path.join(runDir, 'nats-auth'), config.cluster.name) : undefined;
+  // Each node the launcher starts gets its own identity (it may write only its own address and load
+  // records); the shared node key stays for nodes started by hand (add-node).
+  const credentials = config.nats.auth ? await writeNatsCredentials(path.join(runDir, 'nats-auth'), config.cluster.name, names) : undefined;
   // The server's log (permission and authorization violations show there).
   const natsLog = createWriteStream(path.join(runDir, 'logs', 'nats-server.log'), { flags: 'a' });
   // A full disk or a removed run directory must not take the launcher down for a log line.
@@ -256,7 +258,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       // Only the first coordinator gets the fixed public port; others on this host take a free one.
       ...(name === firstCoordinator ? [] : ['--set', 'coordinator.port=0']),
       // The path of the node role's seed file, never the seed itself (command lines are world-readable).
-      ...(credentials !== undefined ? ['--set', `nats.credsFile=${credentials.creds.node}`] : []),
+      ...(credentials !== undefined ? ['--set', `nats.credsFile=${credentials.nodes[name] ?? credentials.creds.node}`] : []),
     ];
     const t0 = Date.now();
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -16,12 +16,12 @@
  * role's seed in a file (mode 0600). The pure parts (permissions, server config text, seed parsing)
  * need no server; {@link writeNatsCredentials} is the file-writing edge.
  *
- * Known limit: all nodes share one `node` identity, so a node may write any node's address record
- * and load report (`addr.*`, `load.*`), not only its own: a compromised node can misdirect ranker or
- * Recommend traffic, but cannot change assignments or the model. Per-node identities (one NKey per
- * node, granted `addr.<node>` only) would close it.
+ * Per-node identities: each node the launcher starts gets its own `node` key granted only its own
+ * `addr.<node>` and `load.<node>` records. The shared `node` key (any node's records) remains for
+ * nodes started by hand (add-node): a node holding it can misdirect ranker or Recommend traffic, but
+ * cannot change assignments or the model.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { nkeyAuthenticator, nkeys } from '@nats-io/nats-core';
@@ -100,8 +100,14 @@ export function clusterJetStreamNames(cluster: string): ClusterJetStreamNames {
  * The permissions of `role` in `cluster`. Pure; the integration test (test/integration/nats-auth)
  * checks each grant and each denial against a real nats-server.
  */
-export function rolePermissions(cluster: string, role: NatsRole): NatsPermissions {
+export function rolePermissions(cluster: string, role: NatsRole, node?: string): NatsPermissions {
   const n = clusterJetStreamNames(cluster);
+  // A node's own identity may write only its own records; the shared `node` key (node === undefined)
+  // any node's (for nodes started outside the launcher, e.g. by add-node).
+  if (node !== undefined && (role !== 'node' || !NODE_KEY_TOKEN.test(node))) {
+    throw new TypeError(`a per-node identity needs role node and a name matching ${NODE_KEY_TOKEN.source}, got role ${role}, node ${JSON.stringify(node)}`);
+  }
+  const ownRecord = node ?? '*';
   const own = `upnext.${cluster}.>`;
   const inbox = '_INBOX.>';
   switch (role) {
@@ -121,8 +127,8 @@ export function rolePermissions(cluster: string, role: NatsRole): NatsPermission
             ...streamReadApi(n.kvStream),
             // its own records: addresses (shardmap/kv-store.ts nodeAddressKey) and load report;
             // never the map key, which only admin operations write
-            `${n.kvPrefix}.addr.*`,
-            `${n.kvPrefix}.load.*`,
+            `${n.kvPrefix}.addr.${ownRecord}`,
+            `${n.kvPrefix}.load.${ownRecord}`,
             // flow-control replies of push consumers (the KV watch)
             '$JS.FC.>',
           ],
@@ -152,6 +158,9 @@ export function rolePermissions(cluster: string, role: NatsRole): NatsPermission
       };
   }
 }
+
+/** Node names that can carry a per-node identity: one KV key token (shardmap/kv-store.ts nodeAddressKey). */
+const NODE_KEY_TOKEN = /^[A-Za-z0-9_=-]{1,64}$/;
 
 /** One user of the server config: a public NKey and its role's permissions. */
 export interface NatsUserEntry {
@@ -232,33 +241,51 @@ export interface NatsCredentialFiles {
   readonly serverConfig: string;
   /** Public key of each role, for logs and tests. */
   readonly publicKeys: Readonly<Record<NatsRole, string>>;
+  /** Seed file of each named node's own identity (`node-<name>.nk`, role node, its own records only). */
+  readonly nodes: Readonly<Record<string, string>>;
+}
+
+/** Writes a fresh user NKey's seed to `file` (0600 from creation) and returns its public key. */
+async function writeSeedFile(file: string, comment: string): Promise<string> {
+  const kp = nkeys.createUser();
+  const seed = new TextDecoder().decode(kp.getSeed());
+  // 0600 at creation (no window where another user can read it), and again in case it existed.
+  await writeFile(file, `# ${comment} Secret: keep mode 0600.\n${seed}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return kp.getPublicKey();
 }
 
 /**
- * Generates a fresh NKey per role for `cluster`, writes `<dir>/<role>.nk` (the seed, 0600) and
- * `<dir>/nats-server.conf` (users + permissions). New keys every call: a restart rotates them.
+ * Generates a fresh NKey per role for `cluster`, and one per name in `nodes` (role node, allowed to
+ * write only its own address and load records), writes `<dir>/<role>.nk` and `<dir>/node-<name>.nk`
+ * (the seeds, 0600) and `<dir>/nats-server.conf` (users + permissions). New keys every call: a
+ * restart rotates them.
  */
-export async function writeNatsCredentials(dir: string, cluster: string): Promise<NatsCredentialFiles> {
+export async function writeNatsCredentials(dir: string, cluster: string, nodes: readonly string[] = []): Promise<NatsCredentialFiles> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
   const creds = {} as Record<NatsRole, string>;
   const publicKeys = {} as Record<NatsRole, string>;
   const users: NatsUserEntry[] = [];
   for (const role of NATS_ROLES) {
-    const kp = nkeys.createUser();
     const file = path.join(dir, `${role}.nk`);
-    const seed = new TextDecoder().decode(kp.getSeed());
-    // 0600 at creation (no window where another user can read it), and again in case it existed.
-    await writeFile(file, `# upnext NATS credentials: role ${role}, cluster ${cluster}. Secret: keep mode 0600.\n${seed}\n`, { mode: 0o600 });
-    await chmod(file, 0o600);
+    const publicKey = await writeSeedFile(file, `upnext NATS credentials: role ${role}, cluster ${cluster}.`);
     creds[role] = file;
-    publicKeys[role] = kp.getPublicKey();
-    users.push({ role, publicKey: kp.getPublicKey(), permissions: rolePermissions(cluster, role) });
+    publicKeys[role] = publicKey;
+    users.push({ role, publicKey, permissions: rolePermissions(cluster, role) });
+  }
+  const nodeFiles: Record<string, string> = {};
+  for (const node of new Set(nodes)) {
+    const permissions = rolePermissions(cluster, 'node', node); // validates the name first
+    const file = path.join(dir, `node-${node}.nk`);
+    const publicKey = await writeSeedFile(file, `upnext NATS credentials: node ${node} (role node), cluster ${cluster}.`);
+    nodeFiles[node] = file;
+    users.push({ role: 'node', publicKey, permissions });
   }
   const serverConfig = path.join(dir, 'nats-server.conf');
   await writeFile(serverConfig, renderAuthorizationConfig(users), { mode: 0o600 });
   await chmod(serverConfig, 0o600);
-  return { dir, creds, serverConfig, publicKeys };
+  return { dir, creds, serverConfig, publicKeys, nodes: nodeFiles };
 }
 
 /** A permission violation as nats.js reports it (PermissionViolationError), read structurally. */

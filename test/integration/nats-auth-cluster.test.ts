@@ -18,7 +18,7 @@ import { connect } from '@nats-io/transport-node';
 import { ensureTinyAssets } from '../fixtures/assets.js';
 import { startLocalCluster } from '../../cluster/local/launcher.js';
 import { connectRecommender } from '../../cluster/local/client.js';
-import { isAuthorizationRefused, natsAuthOptions } from '../../cluster/nats/auth.js';
+import { isAuthorizationRefused, natsAuthOptions, permissionDenial } from '../../cluster/nats/auth.js';
 import { Kvm } from '@nats-io/kv';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import { addressesOf } from '../../shardmap/snapshot.js';
@@ -157,13 +157,27 @@ t.test('the cluster refuses unauthenticated NATS clients', async (t) => {
   t.ok(isAuthorizationRefused(err), `refused: ${String(err)}`);
 });
 
-t.test('node command lines carry the seed file path, never the seed', async (t) => {
-  const seed = (await readFile(cluster.natsCredentials!.creds.node, 'utf8')).split('\n').find((l) => l.startsWith('SU'))!;
+t.test('each node signs in with its own identity: the seed file path on its command line, never the seed', async (t) => {
   for (const n of cluster.nodes) {
+    const file = cluster.natsCredentials!.nodes[n.name];
+    if (file === undefined) throw new Error(`no identity written for ${n.name}`);
+    const seed = (await readFile(file, 'utf8')).split('\n').find((l) => l.startsWith('SU'))!;
     const cmdline = (await readFile(`/proc/${n.pid}/cmdline`, 'utf8')).split('\0').join(' ');
-    t.ok(cmdline.includes(`nats.credsFile=${cluster.natsCredentials!.creds.node}`), `${n.name} gets the node role's file`);
+    t.ok(cmdline.includes(`nats.credsFile=${file}`), `${n.name} gets its own file`);
     t.notOk(cmdline.includes(seed), `${n.name}'s command line holds no seed`);
   }
+});
+
+t.test("a node's own identity writes its address record, not another node's (refused by the server)", async (t) => {
+  const nc = await connect({ servers: cluster.natsUrl, reconnect: false, ...natsAuthOptions(cluster.natsCredentials!.nodes['n1']) });
+  t.teardown(() => nc.close());
+  const store = await ShardMapStore.open(nc, cluster.cluster, { create: false });
+  const mine = await store.readAddresses('n1');
+  await store.putAddresses('n1', mine ?? {});
+  t.pass('n1 rewrote its own record');
+  const err = await store.putAddresses('n2', { recommendAddress: '127.0.0.1:1' }).then(() => undefined, (e: unknown) => e);
+  t.ok(permissionDenial(err) !== undefined, `n1 writing n2's record is denied: ${String(err)}`);
+  t.notSame(await store.readAddresses('n2'), { recommendAddress: '127.0.0.1:1' }, "n2's record is unchanged");
 });
 
 t.test('nats-server logged no permission violation while the cluster worked and stopped', async (t) => {
@@ -171,5 +185,7 @@ t.test('nats-server logged no permission violation while the cluster worked and 
   const log = await readFile(path.join(runDir, 'logs', 'nats-server.log'), 'utf8');
   t.ok(log.includes('Server is ready'), 'the server log is kept in <runDir>/logs/nats-server.log');
   const violations = log.split('\n').filter((l) => /Permissions? Violation|Publish Violation|Subscription Violation/i.test(l));
-  t.same(violations, [], 'no permission violation');
+  // The one the test above provoked (n1 writing n2's address record); nothing the cluster did itself.
+  t.equal(violations.length, 1, violations.join('\n'));
+  t.match(violations[0] ?? '', /addr\.n2/);
 });

@@ -70,6 +70,17 @@ t.test('node: serves and calls its cluster, writes address records and load; nev
   t.notOk(pub('node', '_INBOX.x'), 'and has none');
 });
 
+t.test('a per-node identity writes only its own address and load records; the rest is the node role', async (t) => {
+  const own = rolePermissions(C, 'node', 'n1');
+  t.ok(permits(own.publish, `${n.kvPrefix}.${nodeAddressKey('n1')}`), 'its address record');
+  t.ok(permits(own.publish, `${n.kvPrefix}.load.n1`), 'its load report');
+  for (const s of [`${n.kvPrefix}.${nodeAddressKey('n2')}`, `${n.kvPrefix}.load.n2`, `${n.kvPrefix}.map`, `${n.kvPrefix}.model`]) t.notOk(permits(own.publish, s), `no publish ${s}`);
+  for (const s of [Subjects.itemSearch(C, 3), Subjects.events(C, 5), Subjects.served(C), `$JS.API.CONSUMER.MSG.NEXT.${n.events}.oc_1`]) t.ok(permits(own.publish, s), `publish ${s}`);
+  t.same(own.subscribe, rolePermissions(C, 'node').subscribe, 'subscriptions as the node role');
+  t.throws(() => rolePermissions(C, 'admin', 'n1'), TypeError, 'only the node role is per node');
+  t.throws(() => rolePermissions(C, 'node', 'a.b'), TypeError, 'a name that is not one key token');
+});
+
 t.test('admin: the map, the model key, item admin and every operation on the cluster\'s streams; nothing of another cluster', async (t) => {
   for (const s of [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, `${n.kvPrefix}.addr.n1`, Subjects.itemAdmin(C, 1), Subjects.nodeStatus(C, 'n3'), `$JS.API.STREAM.DELETE.${n.events}`, `$JS.API.STREAM.CREATE.${n.kvStream}`, `$JS.API.STREAM.MSG.GET.${n.kvStream}`, `$JS.API.CONSUMER.MSG.NEXT.${n.served}.c1`, `$JS.API.CONSUMER.DURABLE.CREATE.${n.served}.d1`]) {
     t.ok(pub('admin', s), `publish ${s}`);
