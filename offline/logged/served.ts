@@ -8,27 +8,17 @@
  * the join's decision (join.ts), which names both hashes.
  */
 import type { ServedRowsMsg } from '../../protos/codec.js';
+import type { ServedRowsRecord } from '../../actors/coordinator/feature-log.js';
 
-/** One logged ServedRows message. */
-export interface ServedRequest {
+/**
+ * One logged ServedRows message: what the coordinator logged (its {@link ServedRowsRecord}; `rows`
+ * here a copy owned by this record) plus where and when.
+ */
+export interface ServedRequest extends ServedRowsRecord {
   /** Stream sequence of the message. */
   readonly seq: number;
-  readonly requestId: string;
-  readonly userId: number;
-  readonly modelVersion: string;
-  /** specHash of the serving model's feature spec: what the rows' columns mean. */
-  readonly featureSpecHash: string;
-  readonly surface: string;
   /** Coordinator wall clock when the answer was built, epoch ms. */
   readonly servedAtMs: number;
-  /** Served items with rows, in answer order. */
-  readonly videoIds: readonly number[];
-  /** Their 0-based slots in the answer (the position they were shown at). */
-  readonly slots: readonly number[];
-  /** Floats per row. */
-  readonly width: number;
-  /** videoIds.length × width floats, row-major (a copy owned by this record). */
-  readonly rows: Float32Array;
 }
 
 /** What {@link ServedRequestsCollector} gathered and what it left out. */
