@@ -36,6 +36,8 @@ export interface ReadLabelEventsOptions {
   readonly startTimeMs: number;
   /** Wait of one fetch, ms (≥ 1000). Default {@link DEFAULT_LOGGED_FETCH_WAIT_MS}. */
   readonly fetchWaitMs?: number;
+  /** Keep only the impressions, clicks and watches this accepts (join.ts loggedEventFilter); the rest are counted in `unrelated`. Default: keep all. */
+  readonly keep?: (e: InteractionEvent) => boolean;
 }
 
 /** The label events read and how far the read got. */
@@ -45,6 +47,8 @@ export interface LabelEventsRead {
   readonly events: readonly LabelEvent[];
   /** Events of other types read and skipped (likes, skips). */
   readonly otherEvents: number;
+  /** Impressions, clicks and watches `keep` refused (of requests the feature log did not sample). */
+  readonly unrelated: number;
   /** Messages that did not decode as an EventEnvelope. */
   readonly undecodable: number;
   /** Stream sequences of the first and last message read (0 when none). */
@@ -62,6 +66,7 @@ export async function readLabelEvents(o: ReadLabelEventsOptions): Promise<LabelE
   if (!(Number.isFinite(o.startTimeMs) && o.startTimeMs >= 0)) throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms), got ${String(o.startTimeMs)}`);
   const events: LabelEvent[] = [];
   let otherEvents = 0;
+  let unrelated = 0;
   let undecodable = 0;
   let firstSeq = 0;
   const end = await readStreamSnapshot(
@@ -84,13 +89,11 @@ export async function readLabelEvents(o: ReadLabelEventsOptions): Promise<LabelE
         undecodable++;
         return true;
       }
-      if (event.type === EventType.IMPRESSION || event.type === EventType.CLICK || event.type === EventType.WATCH) {
-        events.push({ seq: m.info.streamSequence, storedAtMs: m.time.getTime(), event });
-      } else {
-        otherEvents++;
-      }
+      if (event.type !== EventType.IMPRESSION && event.type !== EventType.CLICK && event.type !== EventType.WATCH) otherEvents++;
+      else if (o.keep !== undefined && !o.keep(event)) unrelated++;
+      else events.push({ seq: m.info.streamSequence, storedAtMs: m.time.getTime(), event });
       return true;
     },
   );
-  return { stream: end.stream, events, otherEvents, undecodable, firstSeq, lastSeq: end.lastSeq, throughMs: end.snapshotAtMs };
+  return { stream: end.stream, events, otherEvents, unrelated, undecodable, firstSeq, lastSeq: end.lastSeq, throughMs: end.snapshotAtMs };
 }

@@ -23,7 +23,7 @@ export function formatLoggedTable(r: TrainLoggedResult, cluster: string): string
   const pct = (n: number, of: number): string => (of > 0 ? `${((100 * n) / of).toFixed(1)}%` : 'n/a');
   const lines = [
     `feature log ${r.served.stream} seq ${r.served.firstSeq}..${r.served.lastSeq}: ${r.served.rows} rows read${r.served.truncated ? ' (truncated at --max-rows)' : ''}; ` +
-      `event stream ${r.events.stream} seq ${r.events.firstSeq}..${r.events.lastSeq}: ${r.events.labelEvents} impression/click/watch events`,
+      `event stream ${r.events.stream} seq ${r.events.firstSeq}..${r.events.lastSeq}: ${r.events.labelEvents} impression/click/watch events of logged requests (${r.events.unrelated} of unlogged requests skipped)`,
     `rows: joined ${c.joined} (${c.joinedRequests} requests, served ${fmtTime(c.firstServedAtMs)} .. ${fmtTime(c.lastServedAtMs)}), held back ${c.heldBack} (served less than ${c.waitMs} ms before the watermark ${fmtTime(c.watermarkMs)}), ` +
       `duplicate ${c.duplicateRows}, other spec ${c.otherSpecRows}, malformed messages ${r.served.malformed + r.served.undecodable}, ` +
       (c.requireImpression ? `never seen ${c.unseenRows} (no impression, click or watch; ${c.impressions} impressions matched)` : 'every served row kept (no impressions logged, or --all-served)'),

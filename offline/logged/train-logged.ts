@@ -24,7 +24,7 @@ import type { LoggedFitStats } from './fit.js';
 import { DEFAULT_LOGGED_EPOCHS, DEFAULT_LOGGED_LR, fitOnRows } from './fit.js';
 import { fitClickCalibration } from '../pipeline/calibrate.js';
 import type { JoinCounts, JoinedRows } from './join.js';
-import { DEFAULT_WAIT_MS, joinLabels } from './join.js';
+import { DEFAULT_WAIT_MS, joinLabels, loggedEventFilter } from './join.js';
 import { publishLoggedVersion } from './publish.js';
 import type { LabelEventsRead } from './read-events.js';
 import { readLabelEvents } from './read-events.js';
@@ -90,7 +90,7 @@ export interface TrainLoggedResult {
   readonly warmStart: true | string;
   readonly fit: LoggedFitStats;
   readonly served: Pick<ServedRequestsRead, 'stream' | 'firstSeq' | 'lastSeq' | 'rows' | 'malformed' | 'undecodable' | 'truncated'>;
-  readonly events: Pick<LabelEventsRead, 'stream' | 'firstSeq' | 'lastSeq' | 'undecodable' | 'otherEvents'> & { readonly labelEvents: number };
+  readonly events: Pick<LabelEventsRead, 'stream' | 'firstSeq' | 'lastSeq' | 'undecodable' | 'otherEvents' | 'unrelated'> & { readonly labelEvents: number };
 }
 
 /** `<base>-logged-<UTC yyyymmdd-HHMMSS>`, with an earlier `-logged-…` suffix of `base` dropped. */
@@ -119,8 +119,8 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
   if (served.requests.length === 0) throw failedPrecondition(`the feature log ${served.stream} holds no served rows${o.sinceMs !== undefined ? ` stored since ${isoOrEmpty(o.sinceMs)}` : ''}: is coordinator.featureLog.sampleRate > 0?`);
   let firstServed = Number.POSITIVE_INFINITY;
   for (const r of served.requests) firstServed = Math.min(firstServed, r.servedAtMs);
-  const events = await readLabelEvents({ nc: o.nc, cluster: o.cluster, startTimeMs: Math.max(0, firstServed - EVENT_READ_MARGIN_MS), ...fetch });
-  log(`event stream ${events.stream}: ${events.events.length} impression/click/watch events, ${events.otherEvents} others (seq ${events.firstSeq}..${events.lastSeq})`);
+  const events = await readLabelEvents({ nc: o.nc, cluster: o.cluster, startTimeMs: Math.max(0, firstServed - EVENT_READ_MARGIN_MS), keep: loggedEventFilter(served.requests), ...fetch });
+  log(`event stream ${events.stream}: ${events.events.length} impression/click/watch events of logged requests kept, ${events.unrelated} of other requests and ${events.otherEvents} of other types skipped (seq ${events.firstSeq}..${events.lastSeq})`);
 
   const nowMs = o.nowMs ?? Date.now();
   const joined = joinLabels(served.requests, events.events, {
@@ -211,7 +211,7 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
     warmStart,
     fit,
     served: { stream: served.stream, firstSeq: served.firstSeq, lastSeq: served.lastSeq, rows: served.rows, malformed: served.malformed, undecodable: served.undecodable, truncated: served.truncated },
-    events: { stream: events.stream, firstSeq: events.firstSeq, lastSeq: events.lastSeq, undecodable: events.undecodable, otherEvents: events.otherEvents, labelEvents: events.events.length },
+    events: { stream: events.stream, firstSeq: events.firstSeq, lastSeq: events.lastSeq, undecodable: events.undecodable, otherEvents: events.otherEvents, unrelated: events.unrelated, labelEvents: events.events.length },
   };
 }
 
@@ -260,6 +260,7 @@ function trainingData(
     eventsByUserVideo: c.eventsByFallback,
     eventsLate: c.lateEvents,
     eventsUnmatched: c.unmatchedEvents,
+    eventsOfUnloggedRequests: events.unrelated,
     trainRows: split.train.end - split.train.start,
     validRows: split.valid.end - split.valid.start,
     testRows: split.test.end - split.test.start,

@@ -12,7 +12,7 @@ import { POSITION_FEATURE_INDEX, rankerRowWidth, writeRankerRow } from '../../co
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import { newUserProfile } from '../../core/features/user.js';
 import { StatusCode } from '../../core/status.js';
-import { joinLabels } from '../../offline/logged/join.js';
+import { joinLabels, loggedEventFilter } from '../../offline/logged/join.js';
 import type { JoinedRows } from '../../offline/logged/join.js';
 import type { LabelEvent } from '../../offline/logged/read-events.js';
 import type { ServedRequest } from '../../offline/logged/served.js';
@@ -239,4 +239,26 @@ t.test('rows the user never saw are dropped once impressions are logged; a click
   const none = joinLabels(reqs, [event(EventType.CLICK, 's', 5, 21, T0 + 200)], closedOpts);
   t.equal(none.counts.requireImpression, false, "'auto' stays off when no impression is logged");
   t.equal(none.counts.joined, 5);
+});
+
+t.test('loggedEventFilter keeps exactly the events the join could use', async (t) => {
+  const reqs = [request('k1', 5, T0, [20, 21]), request('', 6, T0, [30])];
+  const keep = loggedEventFilter(reqs);
+  t.ok(keep({ requestId: 'k1', userId: 5, videoId: 99 }), 'a logged request id (the join checks the video)');
+  t.notOk(keep({ requestId: 'other', userId: 5, videoId: 20 }), 'a request id the log does not hold labels nothing');
+  t.ok(keep({ requestId: '', userId: 6, videoId: 30 }), 'no request id: a (user, video) a logged request served');
+  t.ok(keep({ requestId: '', userId: 5, videoId: 21 }), 'also from a request that has an id');
+  t.notOk(keep({ requestId: '', userId: 6, videoId: 31 }), 'no request id and a pair no logged request served');
+  // Filtering first changes nothing in the join.
+  const evs = [
+    event(EventType.CLICK, 'k1', 5, 20, T0 + 100),
+    event(EventType.CLICK, 'other', 5, 20, T0 + 100),
+    event(EventType.WATCH, '', 6, 30, T0 + 200, 12),
+    event(EventType.CLICK, '', 6, 31, T0 + 200),
+  ];
+  const closed = { ...opts, eventsThroughMs: T0 + 5 * W };
+  const all = joinLabels(reqs, evs, closed);
+  const kept = joinLabels(reqs, evs.filter((e) => keep(e.event)), closed);
+  t.same(kept.rows, all.rows, 'the same labelled rows');
+  t.equal(all.counts.unmatchedEvents - kept.counts.unmatchedEvents, 2, 'only the unmatched ones were dropped');
 });
