@@ -12,6 +12,16 @@ export function validateClusterName(name: string): string {
   return name;
 }
 
+/**
+ * A node name usable as one subject / KV key token (the node's address record `addr.<node>`, its
+ * load report, its NATS identity). TypeError otherwise. (shardmap/add-node.ts validateNodeName is
+ * stricter: no '='.)
+ */
+export function validateNodeKeyToken(node: string): string {
+  if (!/^[A-Za-z0-9_=-]{1,64}$/.test(node)) throw new TypeError(`node name must match [A-Za-z0-9_=-]{1,64} to be a key token, got "${node}"`);
+  return node;
+}
+
 export const Subjects = {
   /** ShardSearchRequest → ShardSearchReply. */
   itemSearch: (cluster: string, shard: number) => `upnext.${cluster}.item.${shard}.search`,

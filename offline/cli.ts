@@ -62,7 +62,7 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
        cli.js skew  --nats nats://127.0.0.1:4222 --cluster NAME --world DIR|NAME [--worlds-dir data/worlds] [--models DIR [--version V]]
                     [--max-rows ${DEFAULT_MAX_SERVED_ROWS}] [--training-rows ${DEFAULT_MAX_TRAINING_ROWS}] [--split train|valid|test] [--since ISO-TIME]
                     [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
-       cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME [--from-model models/VERSION | --models-dir models] [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
+       cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME [--from-model models/VERSION | --models models] [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
                     [--out models] [--version V] [--epochs ${DEFAULT_LOGGED_EPOCHS}] [--seed 1] [--lr X] [--from-scratch] [--max-rows ${DEFAULT_MAX_LOGGED_ROWS}]
                     [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS] [--creds reader.nk]`;
 
@@ -239,10 +239,10 @@ async function trainLogged(values: Record<string, string | boolean | undefined>)
   // --creds: the reader role's NKey seed file, for a NATS server that requires credentials.
   const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
   try {
-    // Without --from-model: the version the cluster serves, under --models-dir.
+    // Without --from-model: the version the cluster serves, under --models (the models root, as for eval and skew).
     let fromModel = values['from-model'];
     if (typeof fromModel !== 'string') {
-      const serving = await servingModelDir({ nc, cluster, modelsDir: typeof values['models-dir'] === 'string' ? values['models-dir'] : 'models' });
+      const serving = await servingModelDir({ nc, cluster, modelsDir: typeof values['models'] === 'string' ? values['models'] : 'models' });
       log(`retraining ${serving.version}, the version the cluster serves (from its ${serving.source}): ${serving.dir}`);
       fromModel = serving.dir;
     }
@@ -301,7 +301,6 @@ async function main(): Promise<void> {
       'kl-threshold': { type: 'string' },
       'fail-on-skew': { type: 'boolean' },
       'from-model': { type: 'string' },
-      'models-dir': { type: 'string' },
       'wait-ms': { type: 'string' },
       now: { type: 'string' },
       lr: { type: 'string' },

@@ -16,7 +16,7 @@
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { clusterKvBucket, KV_KEYS, validateClusterName } from '../core/subjects.js';
+import { clusterKvBucket, KV_KEYS, validateClusterName, validateNodeKeyToken } from '../core/subjects.js';
 import { isStreamNotFound } from '../actors/event-stream/stream.js';
 import { StatusCode, UpnextError } from '../core/status.js';
 import type { NodeAddresses, ShardMapSnapshot } from './snapshot.js';
@@ -28,15 +28,15 @@ import { validateShardMap } from './route.js';
 const WRONG_LAST_SEQUENCE = 10071;
 /** KV key prefix of the per-node load reports. */
 const LOAD_PREFIX = 'load.';
-/** KV key prefix of the per-node address records (cluster/nats/auth.ts grants nodes `addr.*`). */
+/**
+ * KV key prefix of the per-node address records (cluster/nats/auth.ts grants a node's own identity
+ * `addr.<node>`, the shared node key `addr.*`).
+ */
 const ADDRESS_PREFIX = 'addr.';
-/** A node name usable as one KV key token (shardmap/add-node.ts validateNodeName is stricter). */
-const KEY_TOKEN = /^[A-Za-z0-9_=-]{1,64}$/;
 
 /** KV key of `node`'s address record, e.g. "addr.n1". TypeError when the name cannot be a key token. */
 export function nodeAddressKey(node: string): string {
-  if (!KEY_TOKEN.test(node)) throw new TypeError(`node name must match [A-Za-z0-9_=-]{1,64} to have an address key, got "${node}"`);
-  return `${ADDRESS_PREFIX}${node}`;
+  return `${ADDRESS_PREFIX}${validateNodeKeyToken(node)}`;
 }
 
 /** Options of {@link ShardMapStore.open}. */
@@ -194,8 +194,13 @@ export class ShardMapStore {
     const out = new Map<string, AddressEntry>();
     await Promise.all(
       nodes.map(async (node) => {
-        if (!KEY_TOKEN.test(node)) return;
-        const entry = await this.#kv.get(nodeAddressKey(node));
+        let key: string;
+        try {
+          key = nodeAddressKey(node);
+        } catch {
+          return; // a name that cannot be a key token has no record
+        }
+        const entry = await this.#kv.get(key);
         if (!entry) return;
         let addresses: NodeAddresses | undefined;
         try {

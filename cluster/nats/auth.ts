@@ -17,16 +17,19 @@
  * need no server; {@link writeNatsCredentials} is the file-writing edge.
  *
  * Per-node identities: each node the launcher starts gets its own `node` key granted only its own
- * `addr.<node>` and `load.<node>` records. The shared `node` key (any node's records) remains for
- * nodes started by hand (add-node): a node holding it can misdirect ranker or Recommend traffic, but
- * cannot change assignments or the model.
+ * `addr.<node>` and `load.<node>` records and its own status subject. Serving subjects (item-shard
+ * and user-partition queue groups, the popular list) stay open to every node key, because shards
+ * and partitions move between nodes. The shared `node` key (any node's records and status) is
+ * always in the server config and is what a node added later (add-node) gets: one such node brings
+ * back "write any node's records" — a holder can misdirect ranker or Recommend traffic, but cannot
+ * change assignments or the model.
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { nkeyAuthenticator, nkeys } from '@nats-io/nats-core';
 import type { Authenticator } from '@nats-io/nats-core';
-import { clusterKvBucket, eventStreamName, servedStreamName, validateClusterName } from '../../core/subjects.js';
+import { Subjects, clusterKvBucket, eventStreamName, servedStreamName, validateClusterName, validateNodeKeyToken } from '../../core/subjects.js';
 
 /** The NATS identities of a cluster. */
 export const NATS_ROLES = ['node', 'admin', 'reader'] as const;
@@ -102,10 +105,12 @@ export function clusterJetStreamNames(cluster: string): ClusterJetStreamNames {
  */
 export function rolePermissions(cluster: string, role: NatsRole, node?: string): NatsPermissions {
   const n = clusterJetStreamNames(cluster);
-  // A node's own identity may write only its own records; the shared `node` key (node === undefined)
-  // any node's (for nodes started outside the launcher, e.g. by add-node).
-  if (node !== undefined && (role !== 'node' || !NODE_KEY_TOKEN.test(node))) {
-    throw new TypeError(`a per-node identity needs role node and a name matching ${NODE_KEY_TOKEN.source}, got role ${role}, node ${JSON.stringify(node)}`);
+  // A node's own identity may write only its own records and answer only its own status subject;
+  // the shared `node` key (node === undefined) any node's (for nodes started outside the launcher,
+  // e.g. by add-node).
+  if (node !== undefined) {
+    if (role !== 'node') throw new TypeError(`a per-node identity needs role node, got ${role}`);
+    validateNodeKeyToken(node);
   }
   const ownRecord = node ?? '*';
   const own = `upnext.${cluster}.>`;
@@ -134,7 +139,22 @@ export function rolePermissions(cluster: string, role: NatsRole, node?: string):
           ],
           deny: [`${n.kvPrefix}.map`, `${n.kvPrefix}.model`, `upnext.${cluster}.item.*.admin`],
         },
-        subscribe: { allow: [own, inbox], deny: [] },
+        // Per node: the serving subjects every node may host (shards and partitions move between
+        // nodes) and its own status subject, not another node's.
+        subscribe: {
+          allow:
+            node === undefined
+              ? [own, inbox]
+              : [
+                  `upnext.${cluster}.item.*.search`,
+                  `upnext.${cluster}.item.*.admin`,
+                  `upnext.${cluster}.user.*.get`,
+                  Subjects.popular(cluster),
+                  Subjects.nodeStatus(cluster, node),
+                  inbox,
+                ],
+          deny: [],
+        },
         allowResponses: true,
       };
     case 'admin':
@@ -158,9 +178,6 @@ export function rolePermissions(cluster: string, role: NatsRole, node?: string):
       };
   }
 }
-
-/** Node names that can carry a per-node identity: one KV key token (shardmap/kv-store.ts nodeAddressKey). */
-const NODE_KEY_TOKEN = /^[A-Za-z0-9_=-]{1,64}$/;
 
 /** One user of the server config: a public NKey and its role's permissions. */
 export interface NatsUserEntry {
@@ -274,7 +291,8 @@ export async function writeNatsCredentials(dir: string, cluster: string, nodes: 
     publicKeys[role] = publicKey;
     users.push({ role, publicKey, permissions: rolePermissions(cluster, role) });
   }
-  const nodeFiles: Record<string, string> = {};
+  // No prototype: a node named "constructor" must not read Object's.
+  const nodeFiles: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const node of new Set(nodes)) {
     const permissions = rolePermissions(cluster, 'node', node); // validates the name first
     const file = path.join(dir, `node-${node}.nk`);

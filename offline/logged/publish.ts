@@ -7,9 +7,9 @@
  * renamed into place, so a reader never sees half a version. `models/LATEST` is not touched:
  * switching is the operator's decision, after reading the metrics.
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { exists } from '../onnx/sessions.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
@@ -28,7 +28,7 @@ export interface LoggedVersion {
 /** Writes the version; ALREADY_EXISTS when `<outDir>/<version>` exists (a published version is never overwritten). Returns its absolute directory. */
 export async function publishLoggedVersion(v: LoggedVersion): Promise<string> {
   const dir = resolve(v.outDir, v.manifest.version);
-  if (await exists(dir)) throw new UpnextError(StatusCode.ALREADY_EXISTS, `model version ${v.manifest.version} already exists at ${dir}: pick another --version`);
+  if (existsSync(dir)) throw new UpnextError(StatusCode.ALREADY_EXISTS, `model version ${v.manifest.version} already exists at ${dir}: pick another --version`);
   const staging = `${dir}.staging-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });

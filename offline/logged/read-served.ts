@@ -41,10 +41,7 @@ export interface ServedRequestsRead extends ServedRequests {
 export async function readServedRequests(o: ReadServedRequestsOptions): Promise<ServedRequestsRead> {
   const fetchWaitMs = o.fetchWaitMs ?? DEFAULT_LOGGED_FETCH_WAIT_MS;
   const collector = new ServedRequestsCollector(o.maxRows ?? DEFAULT_MAX_LOGGED_ROWS);
-  const { end, undecodable } = await readFeatureLog(o, fetchWaitMs, {
-    take: (rows, seq) => collector.add(rows, seq),
-    wantsMore: () => collector.wantsMore,
-  });
+  const { end, undecodable } = await readFeatureLog(o, fetchWaitMs, (rows, seq) => collector.add(rows, seq));
   const got = collector.result();
   return {
     ...got,

@@ -20,11 +20,13 @@ export interface ServingModelDir {
 /** FAILED_PRECONDITION when the nodes disagree, none answers, or the cluster has no shard map. */
 export async function servingModelDir(o: { readonly nc: NatsConnection; readonly cluster: string; readonly modelsDir: string }): Promise<ServingModelDir> {
   const store = await ShardMapStore.open(o.nc, o.cluster, { create: false });
-  const overview = await showModel({ nc: o.nc, store, cluster: o.cluster });
-  if (overview.key !== null) {
-    const version = checkModelVersionName(overview.key.value.version);
+  const key = await store.readModelKey();
+  if (key !== null) {
+    const version = checkModelVersionName(key.value.version);
     return { dir: join(o.modelsDir, version), version, source: 'model key' };
   }
+  // No switch has written the key: ask the nodes (one status request each, in parallel).
+  const overview = await showModel({ nc: o.nc, store, cluster: o.cluster });
   const versions = new Set<string>();
   for (const n of overview.nodes) if (n.status?.model?.version !== undefined) versions.add(n.status.model.version);
   if (versions.size === 1) {

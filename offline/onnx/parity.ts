@@ -9,6 +9,7 @@ import type { MmoeModel } from '../models/mmoe.js';
 import type { TwoTowerModel } from '../models/two-tower.js';
 import type { Catalogue, UserRows } from '../pipeline/examples.js';
 import { itemBatch, userBatch } from '../pipeline/examples.js';
+import { OFFLINE_SESSION_OPTIONS } from './sessions.js';
 
 /** Largest allowed |TS − ONNX| on any output value. 1e-4. */
 export const PARITY_TOLERANCE = 1e-4;
@@ -30,7 +31,7 @@ function toBig(a: Int32Array): BigInt64Array {
 }
 
 async function run(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(bytes, OFFLINE_SESSION_OPTIONS);
   try {
     const out = await session.run(feeds);
     const res: Record<string, Float32Array> = {};

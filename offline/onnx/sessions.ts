@@ -25,8 +25,7 @@ function big(a: Int32Array): BigInt64Array {
   return out;
 }
 
-/** True when `path` exists. */
-export async function exists(path: string): Promise<boolean> {
+async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
     () => false,
@@ -49,20 +48,18 @@ export function onnxRankFn(session: ort.InferenceSession, width: number): RankFn
 
 /** Opens the ONNX files of the model version in `dir`. */
 export async function onnxScoring(dir: string, spec: FeatureSpec): Promise<ScoringModels> {
-  const opts = OFFLINE_SESSION_OPTIONS;
-  const user = await ort.InferenceSession.create(join(dir, MODEL_FILES.userTower), opts);
-  const item = await ort.InferenceSession.create(join(dir, MODEL_FILES.itemTower), opts);
+  const user = await ort.InferenceSession.create(join(dir, MODEL_FILES.userTower), OFFLINE_SESSION_OPTIONS);
+  const item = await ort.InferenceSession.create(join(dir, MODEL_FILES.itemTower), OFFLINE_SESSION_OPTIONS);
   const sessions = [user, item];
   const f = rankerRowWidth(spec);
-  const rankFn = (s: ort.InferenceSession): RankFn => onnxRankFn(s, f);
   const rankers: Record<string, RankFn> = {};
-  const mmoe = await ort.InferenceSession.create(join(dir, MODEL_FILES.ranker), opts);
+  const mmoe = await ort.InferenceSession.create(join(dir, MODEL_FILES.ranker), OFFLINE_SESSION_OPTIONS);
   sessions.push(mmoe);
-  rankers['mmoe'] = rankFn(mmoe);
+  rankers['mmoe'] = onnxRankFn(mmoe, f);
   if (await exists(join(dir, SINGLE_TASK_RANKER_FILE))) {
-    const single = await ort.InferenceSession.create(join(dir, SINGLE_TASK_RANKER_FILE), opts);
+    const single = await ort.InferenceSession.create(join(dir, SINGLE_TASK_RANKER_FILE), OFFLINE_SESSION_OPTIONS);
     sessions.push(single);
-    rankers['single_task'] = rankFn(single);
+    rankers['single_task'] = onnxRankFn(single, f);
   }
   const h = spec.historyLength;
   const d = spec.embeddingDim;

@@ -136,19 +136,9 @@ export async function readStreamSnapshot(o: StreamSnapshotOptions, take: (m: JsM
 export async function readServedRows(o: ReadServedRowsOptions): Promise<ServedRowsRead> {
   const maxRows = o.maxRows ?? DEFAULT_MAX_SERVED_ROWS;
   const fetchWaitMs = o.fetchWaitMs ?? DEFAULT_FETCH_WAIT_MS;
-  if (!Number.isInteger(fetchWaitMs) || fetchWaitMs < 1000) throw new TypeError(`option fetchWaitMs must be an integer >= 1000 ms, got ${String(fetchWaitMs)}`);
-  if (o.startTimeMs !== undefined && !(Number.isFinite(o.startTimeMs) && o.startTimeMs >= 0)) {
-    throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms), got ${String(o.startTimeMs)}`);
-  }
   const expect: ServedRowsExpectation = { featureSpecHash: o.featureSpecHash, width: o.width, maxRows };
   const collector = new ServedRowsCollector(expect);
-  const { end, undecodable } = await readFeatureLog(o, fetchWaitMs, {
-    take: (rows) => {
-      collector.add(rows);
-      return collector.wantsMore;
-    },
-    wantsMore: () => collector.wantsMore,
-  });
+  const { end, undecodable } = await readFeatureLog(o, fetchWaitMs, (rows) => collector.add(rows));
   const { stream, lastSeq, moreLeft } = end;
   const sample = collector.result();
   for (const m of sample.mismatches) o.log?.(describeMismatch(m, expect));
@@ -158,14 +148,19 @@ export async function readServedRows(o: ReadServedRowsOptions): Promise<ServedRo
 /**
  * Reads cluster `o.cluster`'s feature log (the ServedRows stream) through {@link readStreamSnapshot}:
  * each message decoded and handed to `take` with its stream sequence until `take` returns false;
- * a message that does not decode is counted and skipped (the read goes on while `wantsMore()`).
- * NOT_FOUND when no coordinator has logged yet. Shared by the skew reader and offline/logged.
+ * a message that does not decode is counted and skipped. NOT_FOUND when no coordinator has logged
+ * yet; TypeError for a `fetchWaitMs` under 1000 or a bad `startTimeMs`. Shared by the skew reader
+ * and offline/logged.
  */
 export async function readFeatureLog(
   o: { readonly nc: NatsConnection; readonly cluster: string; readonly startTimeMs?: number },
   fetchWaitMs: number,
-  sink: { take(rows: ServedRowsMsg, seq: number): boolean; wantsMore(): boolean },
+  take: (rows: ServedRowsMsg, seq: number) => boolean,
 ): Promise<{ readonly end: StreamSnapshotEnd; readonly undecodable: number }> {
+  if (!Number.isInteger(fetchWaitMs) || fetchWaitMs < 1000) throw new TypeError(`option fetchWaitMs must be an integer >= 1000 ms, got ${String(fetchWaitMs)}`);
+  if (o.startTimeMs !== undefined && !(Number.isFinite(o.startTimeMs) && o.startTimeMs >= 0)) {
+    throw new TypeError(`option startTimeMs must be a time >= 0 (epoch ms), got ${String(o.startTimeMs)}`);
+  }
   let undecodable = 0;
   const end = await readStreamSnapshot(
     {
@@ -182,10 +177,11 @@ export async function readFeatureLog(
       try {
         rows = Codecs.servedRows.decode(m.data);
       } catch {
+        // take() returned true for the message before (or the read would have stopped): go on.
         undecodable++;
-        return sink.wantsMore();
+        return true;
       }
-      return sink.take(rows, m.info.streamSequence);
+      return take(rows, m.info.streamSequence);
     },
   );
   return { end, undecodable };

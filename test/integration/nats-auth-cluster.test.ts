@@ -126,8 +126,8 @@ t.test('skew reads the feature log with the reader role (--creds); without crede
 
 t.test('train-logged reads the feature log and the events with the reader role (--creds)', async (t) => {
   // No --from-model: the command asks the cluster which version it serves (node status; no switch
-  // has written the model key) and finds it under --models-dir.
-  const args = [OFFLINE_CLI, 'train-logged', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--models-dir', path.dirname(assets.modelDir), '--wait-ms', '0', '--out', path.join(runDir, 'logged-models'), '--quiet'];
+  // has written the model key) and finds it under --models.
+  const args = [OFFLINE_CLI, 'train-logged', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, '--models', path.dirname(assets.modelDir), '--wait-ms', '0', '--out', path.join(runDir, 'logged-models'), '--quiet'];
   const failure = (e: { code?: number; stderr?: string }) => e;
   // A handful of logged rows is below the split minimum: the command gets as far as the join (both
   // streams read under the reader role) and refuses to train, naming the minimum.
@@ -178,6 +178,11 @@ t.test("a node's own identity writes its address record, not another node's (ref
   const err = await store.putAddresses('n2', { recommendAddress: '127.0.0.1:1' }).then(() => undefined, (e: unknown) => e);
   t.ok(permissionDenial(err) !== undefined, `n1 writing n2's record is denied: ${String(err)}`);
   t.notSame(await store.readAddresses('n2'), { recommendAddress: '127.0.0.1:1' }, "n2's record is unchanged");
+  // Nor can it answer n2's status queries (what `shardmap model` and train-logged trust).
+  const subErr = await new Promise<unknown>((resolve) => {
+    nc.subscribe(Subjects.nodeStatus(cluster.cluster, 'n2'), { callback: (e) => resolve(e) });
+  });
+  t.same(permissionDenial(subErr), { operation: 'subscription', subject: Subjects.nodeStatus(cluster.cluster, 'n2') }, "n1's key cannot subscribe to n2's status");
 });
 
 t.test('nats-server logged no permission violation while the cluster worked and stopped', async (t) => {
@@ -185,7 +190,9 @@ t.test('nats-server logged no permission violation while the cluster worked and 
   const log = await readFile(path.join(runDir, 'logs', 'nats-server.log'), 'utf8');
   t.ok(log.includes('Server is ready'), 'the server log is kept in <runDir>/logs/nats-server.log');
   const violations = log.split('\n').filter((l) => /Permissions? Violation|Publish Violation|Subscription Violation/i.test(l));
-  // The one the test above provoked (n1 writing n2's address record); nothing the cluster did itself.
-  t.equal(violations.length, 1, violations.join('\n'));
-  t.match(violations[0] ?? '', /addr\.n2/);
+  // The two the test above provoked (n1 writing n2's address record, subscribing to n2's status);
+  // nothing the cluster did itself.
+  t.equal(violations.length, 2, violations.join('\n'));
+  t.match(violations.join('\n'), /addr\.n2/);
+  t.match(violations.join('\n'), /node\.n2\.status/);
 });

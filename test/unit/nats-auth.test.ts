@@ -76,7 +76,8 @@ t.test('a per-node identity writes only its own address and load records; the re
   t.ok(permits(own.publish, `${n.kvPrefix}.load.n1`), 'its load report');
   for (const s of [`${n.kvPrefix}.${nodeAddressKey('n2')}`, `${n.kvPrefix}.load.n2`, `${n.kvPrefix}.map`, `${n.kvPrefix}.model`]) t.notOk(permits(own.publish, s), `no publish ${s}`);
   for (const s of [Subjects.itemSearch(C, 3), Subjects.events(C, 5), Subjects.served(C), `$JS.API.CONSUMER.MSG.NEXT.${n.events}.oc_1`]) t.ok(permits(own.publish, s), `publish ${s}`);
-  t.same(own.subscribe, rolePermissions(C, 'node').subscribe, 'subscriptions as the node role');
+  for (const s of [Subjects.itemSearch(C, 3), Subjects.itemAdmin(C, 0), Subjects.userGet(C, 9), Subjects.popular(C), Subjects.nodeStatus(C, 'n1'), '_INBOX.x.y']) t.ok(permits(own.subscribe, s), `subscribe ${s}`);
+  for (const s of [Subjects.nodeStatus(C, 'n2'), Subjects.events(C, 0), Subjects.served(C), 'upnext.other.item.0.search']) t.notOk(permits(own.subscribe, s), `no subscribe ${s}`);
   t.throws(() => rolePermissions(C, 'admin', 'n1'), TypeError, 'only the node role is per node');
   t.throws(() => rolePermissions(C, 'node', 'a.b'), TypeError, 'a name that is not one key token');
 });
