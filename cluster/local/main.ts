@@ -133,7 +133,9 @@ async function main(): Promise<number> {
   process.once('SIGTERM', () => void stop().then(() => process.exit(0)));
   const tCluster = Date.now();
   for (const n of cluster.nodes) say(`  ${n.name} pid ${n.pid} ready in ${secs(n.readyMs)}: ${n.actors.join(' ')}  metrics ${tlsEnabled(cluster.config.tls) ? 'https' : 'http'}://${n.metricsAddress}/metrics`);
-  say(`  nats ${cluster.natsUrl} (pid ${cluster.natsPid}); shard map: node dist/shardmap/cli.js show --nats ${cluster.natsUrl} --cluster ${cluster.cluster}`);
+  const creds = cluster.natsCredentials;
+  say(`  nats ${cluster.natsUrl} (pid ${cluster.natsPid}); shard map: node dist/shardmap/cli.js show --nats ${cluster.natsUrl} --cluster ${cluster.cluster}${creds !== undefined ? ` --creds ${creds.creds.reader}` : ''}`);
+  if (creds !== undefined) say(`  NATS credentials in ${creds.dir}: shardmap writes need --creds ${creds.creds.admin}; skew and train-logged read with --creds ${creds.creds.reader}`);
   say(`      done in ${secs(tCluster - tAssets)}`);
 
   say(`[3/3] recommendations from ${cluster.grpcAddress} (upnext.v1.Recommender/Recommend)`);
