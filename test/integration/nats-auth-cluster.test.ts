@@ -9,15 +9,12 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { ensureTinyAssets } from '../fixtures/assets.js';
-import { startLocalCluster } from '../../cluster/local/launcher.js';
-import { connectRecommender } from '../../cluster/local/client.js';
+import { startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { isAuthorizationRefused, natsAuthOptions, permissionDenial } from '../../cluster/nats/auth.js';
 import { Kvm } from '@nats-io/kv';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
@@ -29,36 +26,10 @@ import { Subjects, clusterKvBucket, eventStreamName, servedStreamName } from '..
 const OFFLINE_CLI = fileURLToPath(new URL('../../offline/cli.js', import.meta.url));
 const SHARDMAP_CLI = fileURLToPath(new URL('../../shardmap/cli.js', import.meta.url));
 const run = promisify(execFile);
-const assets = await ensureTinyAssets();
-const runDir = await mkdtemp(path.join(tmpdir(), 'upnext-nats-auth-cluster-'));
-const cluster = await startLocalCluster({
-  runDir,
-  worldDir: assets.worldDir,
-  modelDir: assets.modelDir,
-  nodes: 2,
-  itemShards: 2,
-  userPartitions: 4,
-  replicas: 1,
-  grpcPort: 0,
-  config: {
-    cluster: { name: `nauth-${process.pid}`, itemReplicas: 1 },
-    coordinator: {
-      defaultDeadlineMs: 20_000,
-      budgets: { userStateMs: 5000, retrievalMs: 5000, rankingMs: 5000, policyMs: 1000 },
-      featureLog: { sampleRate: 1 },
-    },
-    node: { loadReportIntervalMs: 200 },
-    nats: { auth: true },
-  },
-}).catch(async (err: unknown) => {
-  await rm(runDir, { recursive: true, force: true });
-  throw err;
-});
-const client = connectRecommender(cluster.grpcAddress);
-t.teardown(async () => {
-  client.close();
-  await cluster.stop();
-  await rm(runDir, { recursive: true, force: true });
+const { assets, cluster, client, runDir } = await startTinyCluster(t, 'nauth', {
+  coordinator: { featureLog: { sampleRate: 1 } },
+  node: { loadReportIntervalMs: 200 },
+  nats: { auth: true },
 });
 const ctx = { device: 'ios', country: 'US', localHour: 20 };
 
