@@ -72,10 +72,11 @@ t.test('a conflicting writer is detected; update gives up after maxAttempts with
   t.equal(calls, 3);
 });
 
-t.test('watch delivers the current map, then every new version in order', async (t) => {
-  const cluster = 'kv-watch';
-  const store = await ShardMapStore.open(nc, cluster);
-  const v1 = await store.put(createShardMap({ cluster, ...spec }));
+/**
+ * Watches `store`, recording every snapshot and every error; `waitFor(n, list)` resolves once
+ * `list` (default the snapshots) holds n entries.
+ */
+async function recordWatch(store: ShardMapStore) {
   const seen: ShardMapSnapshot[] = [];
   const errors: unknown[] = [];
   let wake: (() => void) | undefined;
@@ -84,11 +85,22 @@ t.test('watch delivers the current map, then every new version in order', async 
       seen.push(m);
       wake?.();
     },
-    (e) => errors.push(e),
+    (e) => {
+      errors.push(e);
+      wake?.();
+    },
   );
-  const waitFor = async (n: number) => {
-    while (seen.length < n) await new Promise<void>((r) => (wake = r));
+  const waitFor = async (n: number, list: readonly unknown[] = seen) => {
+    while (list.length < n) await new Promise<void>((r) => (wake = r));
   };
+  return { seen, errors, watch, waitFor };
+}
+
+t.test('watch delivers the current map, then every new version in order', async (t) => {
+  const cluster = 'kv-watch';
+  const store = await ShardMapStore.open(nc, cluster);
+  const v1 = await store.put(createShardMap({ cluster, ...spec }));
+  const { seen, errors, watch, waitFor } = await recordWatch(store);
   await waitFor(1);
   t.equal(seen[0]?.version, v1.version);
   const v2 = await store.update((m) => withNodeInfo(m, 'n2', { recommendAddress: '127.0.0.1:1' }));
@@ -183,23 +195,8 @@ t.test('watch: merged snapshots; an address change is a new snapshot of the same
   const store = await ShardMapStore.open(nc, cluster);
   const v1 = await store.put(createShardMap({ cluster, ...spec }));
   await store.putAddresses('n1', { rankerAddress: '127.0.0.1:7001' });
-  const seen: ShardMapSnapshot[] = [];
-  const errors: unknown[] = [];
-  let wake: (() => void) | undefined;
-  const watch = await store.watch(
-    (m) => {
-      seen.push(m);
-      wake?.();
-    },
-    (e) => {
-      errors.push(e);
-      wake?.();
-    },
-  );
+  const { seen, errors, watch, waitFor } = await recordWatch(store);
   t.teardown(() => watch.stop());
-  const waitFor = async (n: number, list: unknown[] = seen) => {
-    while (list.length < n) await new Promise<void>((r) => (wake = r));
-  };
   await waitFor(1);
   t.equal(seen[0]?.version, v1.version);
   t.equal(seen[0]?.nodes.n1?.rankerAddress, '127.0.0.1:7001', 'the first snapshot already carries the stored records');
