@@ -61,6 +61,8 @@ export interface ShardSearchRequestMsg {
   excludeVideoIds: number[];
   /** Absolute epoch ms. */
   deadlineMs: number;
+  /** Embedding space of userVector (actors/model/embedding-space.ts); '' or absent = unstated. */
+  space?: string;
 }
 
 /** Columnar candidates: index i of every array describes candidate i, best first. */
@@ -89,6 +91,8 @@ export interface UserStateRequestMsg {
   userId: number;
   context?: ContextMsg | null;
   deadlineMs: number;
+  /** Embedding space the caller searches in (a partition of another answers without an embedding); '' or absent = the partition's own. */
+  space?: string;
 }
 
 export interface UserStateReplyMsg {
@@ -106,6 +110,8 @@ export interface UserStateReplyMsg {
   completeness: number;
   partition: number;
   appliedSeq: number;
+  /** Embedding space of `embedding`; '' or absent = unstated (an older build). */
+  space?: string;
 }
 
 export interface ItemUpsertMsg {

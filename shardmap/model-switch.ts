@@ -224,7 +224,7 @@ export function formatModelOverview(v: ModelOverview): string {
     const m = status?.model;
     if (status === undefined) lines.push(`  ${node}: no answer`);
     else if (m === undefined) lines.push(`  ${node}: does not report its model`);
-    else lines.push(`  ${node}: serving ${m.version} (key revision ${m.keyRevision})${m.refused ? `; refused ${m.refused.version}: ${m.refused.code} ${m.refused.message}` : ''}`);
+    else lines.push(`  ${node}: serving ${m.version}${m.space ? ` (embedding space ${m.space})` : ''} (key revision ${m.keyRevision})${m.refused ? `; refused ${m.refused.version}: ${m.refused.code} ${m.refused.message}` : ''}`);
   }
   return lines.join('\n');
 }

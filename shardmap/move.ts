@@ -75,6 +75,11 @@ export interface NodeStatus {
 export interface NodeModelStatus {
   /** manifest.version of the model the node serves now. */
   readonly version: string;
+  /**
+   * Embedding space of its towers (actors/model/embedding-space.ts): nodes of different spaces do not
+   * search each other's vectors (a rolling restart onto new towers shows two). Absent from older builds.
+   */
+  readonly space?: string;
   /** KV revision of the last "model" key value the node acted on (switched, kept or refused); 0 = none yet. */
   readonly keyRevision: number;
   /** Why the node did not switch to the version at `keyRevision`, when it refused. */

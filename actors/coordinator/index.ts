@@ -79,6 +79,12 @@ export interface CoordinatorOptions {
   /** `models/<version>/` holding manifest.json. One of modelDir / manifest is required. */
   readonly modelDir?: string;
   readonly manifest?: ModelManifest;
+  /**
+   * Embedding space of the towers the cluster's shards and partitions serve for this model
+   * (actors/model/embedding-space.ts `readEmbeddingSpace`), named in every user-state read and shard
+   * search so that no vector is searched against another tower's index. Default '' (unchecked).
+   */
+  readonly embeddingSpace?: string;
   /** Bind address of the public server. Default 127.0.0.1. */
   readonly host?: string;
   /** Public server port; 0 picks a free one. Default 0. */
@@ -251,6 +257,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     counters,
     admission,
     servingTimeOffsetMs: offset,
+    embeddingSpace: opts.embeddingSpace ?? '',
     ...(featureLog !== undefined ? { featureLog } : {}),
     ...(drift !== undefined ? { drift } : {}),
   });

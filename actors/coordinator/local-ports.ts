@@ -189,7 +189,7 @@ export class LocalFirstUserStateSource implements UserStateSource {
     this.#overloadedAt = overloadThreshold(opts.overloadedAt);
   }
 
-  get(userId: number, context: RequestContext, deadline: Deadline): Promise<UserStateReplyMsg> {
+  get(userId: number, context: RequestContext, deadline: Deadline, space = ''): Promise<UserStateReplyMsg> {
     const partition = userPartitionOf(userId, this.#partitions);
     return localFirst(
       this.#local(partition),
@@ -197,11 +197,11 @@ export class LocalFirstUserStateSource implements UserStateSource {
       this.#counter,
       deadline,
       async (a) => {
-        const reply = Codecs.userStateReply.decode(await a.get(encodeUserStateRequest(userId, context, deadline)));
+        const reply = Codecs.userStateReply.decode(await a.get(encodeUserStateRequest(userId, context, deadline, space)));
         throwIfStatus(`local user partition ${partition}`, reply.status);
         return reply;
       },
-      () => this.#nats.get(userId, context, deadline),
+      () => this.#nats.get(userId, context, deadline, space),
     );
   }
 

@@ -61,8 +61,8 @@ export function encodeShardSearchRequest(req: ShardSearchRequestMsg): Uint8Array
 }
 
 /** The UserStateRequest bytes for one user (one request per Recommend, so nothing to cache). */
-export function encodeUserStateRequest(userId: number, context: RequestContext, deadline: Deadline): Uint8Array {
-  return Codecs.userStateRequest.encode({ userId, context: contextToMsg(context), deadlineMs: deadline.atMs });
+export function encodeUserStateRequest(userId: number, context: RequestContext, deadline: Deadline, space = ''): Uint8Array {
+  return Codecs.userStateRequest.encode({ userId, context: contextToMsg(context), deadlineMs: deadline.atMs, space });
 }
 
 /** User state over NATS: one request to the user's partition subject. */
@@ -77,9 +77,9 @@ export class NatsUserStateSource implements UserStateSource {
     this.#partitions = partitions;
   }
 
-  async get(userId: number, context: RequestContext, deadline: Deadline): Promise<UserStateReplyMsg> {
+  async get(userId: number, context: RequestContext, deadline: Deadline, space = ''): Promise<UserStateReplyMsg> {
     const subject = Subjects.userGet(this.#cluster, userPartitionOf(userId, this.#partitions));
-    const payload = encodeUserStateRequest(userId, context, deadline);
+    const payload = encodeUserStateRequest(userId, context, deadline, space);
     const reply = Codecs.userStateReply.decode(await request(this.#nc, subject, payload, deadline));
     throwIfStatus(subject, reply.status);
     return reply;

@@ -16,7 +16,7 @@ import { RankerRowWriter } from '../../core/features/ranker-row.js';
 import type { UserView } from '../../core/features/towers.js';
 import { itemShardOf } from '../../core/hash.js';
 import { calibrate } from '../../core/model/calibration.js';
-import { toStatus } from '../../core/status.js';
+import { StatusCode, toStatus } from '../../core/status.js';
 import type { CandidateBatchMsg, ShardSearchRequestMsg } from '../../protos/codec.js';
 import { blankItemFeatures, candidateAt, candidateInto, emptyCandidateBatch, userViewFromReply } from '../../protos/convert.js';
 import { AdmissionController } from './admission.js';
@@ -59,6 +59,13 @@ export interface PipelineOptions {
   readonly featureLog?: FeatureLogSink;
   /** Told the calibrated P(click) of the ranked items of every answer (drift.ts samples them); default none. */
   readonly drift?: PredictionDriftSink;
+  /**
+   * Embedding space of the towers this node's shards and partitions serve (actors/model/embedding-space.ts),
+   * named in every user-state read and shard search; a user vector from another space is never
+   * searched (see {@link RecommendPipeline} "Embedding spaces"). A live model switch keeps the towers,
+   * so it is fixed for the pipeline's life. Default '' (unstated: nothing is checked).
+   */
+  readonly embeddingSpace?: string;
 }
 
 /** One candidate in the pool that gets ranked: candidate `at` of a shard's or popular's columnar batch. */
@@ -105,6 +112,7 @@ export class RecommendPipeline {
   readonly #admission: AdmissionController;
   readonly #featureLog: FeatureLogSink | undefined;
   readonly #drift: PredictionDriftSink | undefined;
+  readonly #space: string;
   #model: ServingModel;
   #itemShards: number;
 
@@ -120,6 +128,7 @@ export class RecommendPipeline {
     this.#servingTimeOffsetMs = opts.servingTimeOffsetMs ?? 0;
     this.#featureLog = opts.featureLog;
     this.#drift = opts.drift;
+    this.#space = opts.embeddingSpace ?? '';
     this.#counters = opts.counters ?? new PipelineCounters();
     this.#admission = opts.admission ?? new AdmissionController(opts.config.admission, () => this.#clock.monotonicMs());
   }
@@ -192,7 +201,7 @@ export class RecommendPipeline {
     // (2) user state: missing or late → a new user.
     let t = this.#clock.monotonicMs();
     const usTimer = new StageTimer(deadline.stage(cfg.budgets.userStateMs));
-    const us = await usTimer.settle(() => this.#ports.userState.get(q.userId, q.context, usTimer.deadline));
+    const us = await usTimer.settle(() => this.#ports.userState.get(q.userId, q.context, usTimer.deadline, this.#space));
     usTimer.cancel();
     let user = emptyUser(q.userId, spec.numCategories);
     let embedding: readonly number[] | null = null;
@@ -200,7 +209,17 @@ export class RecommendPipeline {
     if (us.kind === 'ok') {
       user = userViewFromReply(us.value, spec.numCategories);
       userCompleteness = us.value.completeness;
-      if (us.value.embedding.length === spec.embeddingDim) embedding = us.value.embedding;
+      const replySpace = us.value.space ?? '';
+      if (this.#space !== '' && ((replySpace !== '' && replySpace !== this.#space) || (replySpace === '' && us.value.embedding.length === 0))) {
+        // A partition of other towers (a rolling restart onto a new model is half done): its vector
+        // would retrieve nonsense here, so this request takes the new-user path (popular candidates).
+        counters.degradations.spaceMismatch++;
+        degraded.push(
+          replySpace === ''
+            ? `user embedding unavailable: partition ${us.value.partition} serves another embedding space than ${this.#space}`
+            : `user embedding is in embedding space ${replySpace}, this node serves ${this.#space}: not searched`,
+        );
+      } else if (us.value.embedding.length === spec.embeddingDim) embedding = us.value.embedding;
       else degraded.push(`user embedding has ${us.value.embedding.length} floats, expected ${spec.embeddingDim}`);
     } else {
       counters.degradations.userState++;
@@ -228,6 +247,7 @@ export class RecommendPipeline {
         k: cfg.perShardK,
         excludeVideoIds: [...drop],
         deadlineMs: rTimer.deadline.atMs,
+        space: this.#space,
       };
       const replies = await Promise.all(
         Array.from({ length: itemShards }, (_, s) => rTimer.settle(() => this.#ports.shards.search(s, request, rTimer.deadline))),
@@ -240,6 +260,8 @@ export class RecommendPipeline {
           return;
         }
         counters.degradations.shardMiss++;
+        // FAILED_PRECONDITION from a shard: it serves another embedding space (item-shard/worker.ts).
+        if ((r.kind === 'ok' ? code : r.kind === 'error' ? r.status.code : 0) === StatusCode.FAILED_PRECONDITION) counters.degradations.spaceMismatch++;
         degraded.push(r.kind === 'ok' ? `shard ${s} failed (${r.value.status?.message ?? `code ${code}`})` : `shard ${s} ${describeFailure(r)}`);
       });
       const merged = mergeShardResults(answered, itemShards, cfg.mergeLimit, drop);

@@ -15,8 +15,11 @@ import type { CandidateBatchMsg, ShardSearchReplyMsg, ShardSearchRequestMsg, Use
 
 /** The user's partition: recent watches, counters and the fresh user embedding. */
 export interface UserStateSource {
-  /** Rejects on failure; `known: false` is a normal answer for a new user. */
-  get(userId: number, context: RequestContext, deadline: Deadline): Promise<UserStateReplyMsg>;
+  /**
+   * Rejects on failure; `known: false` is a normal answer for a new user. `space` is the embedding
+   * space the caller searches in (actors/model/embedding-space.ts); '' or absent = unstated.
+   */
+  get(userId: number, context: RequestContext, deadline: Deadline, space?: string): Promise<UserStateReplyMsg>;
 }
 
 /** One item shard's ANN search (one NATS subject per virtual shard; replicas in a queue group). */

@@ -74,7 +74,7 @@ export class PipelineCounters {
   /** Requests rejected by validation or authentication (never reached the pipeline). */
   rejected = 0;
   /** Stage-level degradations by kind. */
-  readonly degradations = { userState: 0, shardMiss: 0, rankingSkipped: 0, trending: 0, filledFromPopular: 0 };
+  readonly degradations = { userState: 0, shardMiss: 0, rankingSkipped: 0, trending: 0, filledFromPopular: 0, spaceMismatch: 0 };
   readonly latency: Record<Stage, LatencyHistogram> = {
     admission: new LatencyHistogram(),
     userState: new LatencyHistogram(),

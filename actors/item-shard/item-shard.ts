@@ -38,6 +38,11 @@ export interface ItemShardOptions {
   readonly worldDir: string;
   /** Model directory holding item_tower.onnx and manifest.json. */
   readonly modelDir: string;
+  /**
+   * Embedding space of modelDir's towers (actors/model/embedding-space.ts `readEmbeddingSpace`):
+   * searches that name another space are answered FAILED_PRECONDITION. Default '' (no check).
+   */
+  readonly space?: string;
   /** Snapshot folder; omit to build every time without writing a snapshot. */
   readonly snapshotDir?: string;
   /** ANN index options (see index-options.ts). Default: 'auto'. */
@@ -102,6 +107,12 @@ function requireString(name: string, v: unknown): string {
   return v;
 }
 
+function optionalSpace(v: unknown): string {
+  if (v === undefined) return '';
+  if (typeof v !== 'string') throw new TypeError('option space must be a string');
+  return v;
+}
+
 function resolveSearchBatch(v: unknown): ResolvedSearchBatchOptions {
   if (v === undefined) return { maxQueries: DEFAULT_SEARCH_BATCH_MAX_QUERIES };
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError('option searchBatch must be an object');
@@ -131,6 +142,7 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     shardCount,
     worldDir: requireString('worldDir', o.worldDir),
     modelDir: requireString('modelDir', o.modelDir),
+    space: optionalSpace(o.space),
     snapshotDir: o.snapshotDir === undefined ? undefined : requireString('snapshotDir', o.snapshotDir),
     index: resolveIndexOptions(o.index),
     maxInFlight: requireInt('maxInFlight', o.maxInFlight ?? 256, 1),
@@ -261,6 +273,7 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
         shardCount: o.shardCount,
         worldDir: o.worldDir,
         modelDir: o.modelDir,
+        space: o.space,
         snapshotDir: o.snapshotDir,
         index: o.index,
         towerBatchRows: o.towerBatchRows,

@@ -13,6 +13,8 @@ export interface ItemShardWorkerConfig {
   readonly shardCount: number;
   readonly worldDir: string;
   readonly modelDir: string;
+  /** Embedding space of modelDir's towers ('' = unchecked): searches naming another are refused. */
+  readonly space: string;
   readonly snapshotDir: string | undefined;
   readonly index: ResolvedIndexOptions;
   readonly towerBatchRows: number;
@@ -68,6 +70,8 @@ export interface ItemShardReadyInfo extends ItemWorkerGauges {
   readonly factory: string;
   readonly dim: number;
   readonly modelVersion: string;
+  /** Embedding space the shard checks searches against ('' = none). */
+  readonly space: string;
   readonly timings: ShardStartupTimings;
   readonly snapshotPath: string | undefined;
   /** Why an existing snapshot was refused (the shard was rebuilt instead); undefined otherwise. */

@@ -34,6 +34,7 @@ import { validateSearch } from './shard-index.js';
 import type { SnapshotKey } from './snapshot.js';
 import { captureItemSnapshot } from './snapshot.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
+import { spacesAgree } from '../model/embedding-space.js';
 
 /** Most items one admin request may upsert or remove. */
 export const MAX_ADMIN_ITEMS = 10_000;
@@ -100,6 +101,7 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
       factory: opened.index.factory,
       dim: opened.index.dim,
       modelVersion: tower.manifest.version,
+      space: config.space,
       timings: opened.timings,
       snapshotPath: opened.snapshotPath,
       snapshotRefused: opened.snapshotRefused,
@@ -140,6 +142,11 @@ function searchBatch(s: State, batch: readonly QueuedSearch[]): void {
       post({ type: 'reply', id, reply: null, searchMs: 0, gauges: gauges(s) });
       continue;
     }
+    if (!spacesAgree(s.config.space, req.space)) {
+      // Another tower pair's vector: searching it here would return well-formed nonsense.
+      replyError(s, id, { code: StatusCode.FAILED_PRECONDITION, message: spaceMismatchMessage(s, req.space ?? '') }, 0);
+      continue;
+    }
     const t0 = performance.now();
     const query = req.userVector instanceof Float32Array ? req.userVector : Float32Array.from(req.userVector);
     try {
@@ -172,6 +179,10 @@ function searchBatch(s: State, batch: readonly QueuedSearch[]): void {
     // The first reply of the call carries its size: the main thread counts calls and batched searches.
     post({ type: 'reply', id: r.id, reply: Codecs.shardSearchReply.encode(reply), searchMs, gauges: g, ...(i === 0 ? { batchQueries: ready.length } : {}) });
   });
+}
+
+function spaceMismatchMessage(s: State, requested: string): string {
+  return `space: the user vector is in embedding space ${requested}, shard ${s.config.shard} serves space ${s.config.space} (model ${s.tower.manifest.version}); the request's towers differ from this shard's`;
 }
 
 /** Answers search `id` with an error status. */

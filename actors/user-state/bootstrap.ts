@@ -46,6 +46,7 @@ export async function openUserPartition(config: UserPartitionWorkerConfig, tower
     partition: config.partition,
     partitionCount: config.partitionCount,
     embedder: tower,
+    space: config.space,
     embeddingCacheSize: config.embeddingCacheSize,
     ...(config.catalogue === undefined ? {} : { catalogue: new ItemCatalogue(config.catalogue) }),
   });

@@ -30,6 +30,10 @@ import { ItemCatalogue, buildCatalogueColumns } from './catalogue.js';
 import type { UserProfileColumns } from './snapshot.js';
 import { USER_COUNTER_FIELDS } from './snapshot.js';
 import type { UserEmbedder } from './user-tower.js';
+import { spacesAgree } from '../model/embedding-space.js';
+
+/** The embedding of a reply to a request in another embedding space: none. */
+const NO_EMBEDDING = new Float32Array(0);
 
 /** An event with its event-stream sequence number (JetStream stream sequence). */
 export interface SequencedEvent {
@@ -51,6 +55,12 @@ export interface UserStatePartitionOptions {
   readonly partition: number;
   readonly partitionCount: number;
   readonly embedder: UserEmbedder;
+  /**
+   * Embedding space of the embedder's towers (actors/model/embedding-space.ts). A request naming
+   * another space gets the profile without an embedding (`space` '' in the reply): a vector of this
+   * tower would be searched against another tower's index. Default '' (no check).
+   */
+  readonly space?: string;
   /** Cached embeddings (one per user × context bucket × version). Default 100000. */
   readonly embeddingCacheSize?: number;
   /** Category and creator of the catalogue's videos (shared, read-only). Default: none until loadWorld. */
@@ -73,6 +83,8 @@ export interface UserPartitionCounters {
   readonly eventsApplied: number;
   readonly appliedSeq: number;
   readonly cachedEmbeddings: number;
+  /** Requests that named another embedding space (answered without an embedding). */
+  readonly spaceMismatches: number;
   readonly memoryBytes: number;
   /** Bytes of the catalogue this partition reads (shared by every partition of the node). */
   readonly catalogueBytes: number;
@@ -83,6 +95,8 @@ export class UserStatePartition {
   readonly partition: number;
   readonly partitionCount: number;
   readonly #embedder: UserEmbedder;
+  readonly #space: string;
+  #spaceMismatches = 0;
   readonly #users = new Map<number, Entry>();
   /** Category and creator of every catalogue video (events name videos of every shard). */
   #catalogue: ItemCatalogue | undefined;
@@ -102,6 +116,7 @@ export class UserStatePartition {
     this.partition = opts.partition;
     this.partitionCount = opts.partitionCount;
     this.#embedder = opts.embedder;
+    this.#space = opts.space ?? '';
     this.#cache = new LRUCache({ max: opts.embeddingCacheSize ?? 100_000 });
     this.#catalogue = opts.catalogue;
   }
@@ -233,7 +248,9 @@ export class UserStatePartition {
     const entry = this.#users.get(userId);
     if (entry === undefined) this.#unknown++;
     const profile = entry?.profile ?? newUserProfile(userId, spec);
-    const embedding = await this.#embedding(profile, entry?.version ?? 0, ctx);
+    const sameSpace = spacesAgree(this.#space, req.space);
+    if (!sameSpace) this.#spaceMismatches++;
+    const embedding = sameSpace ? await this.#embedding(profile, entry?.version ?? 0, ctx) : NO_EMBEDDING;
     return {
       known: entry !== undefined,
       userId,
@@ -248,6 +265,7 @@ export class UserStatePartition {
       completeness: userFeatureCompleteness(profile, spec),
       partition: this.partition,
       appliedSeq: this.#appliedSeq,
+      space: sameSpace ? this.#space : '',
     };
   }
 
@@ -261,6 +279,7 @@ export class UserStatePartition {
       eventsApplied: this.#eventsApplied,
       appliedSeq: this.#appliedSeq,
       cachedEmbeddings: this.#cache.size,
+      spaceMismatches: this.#spaceMismatches,
       memoryBytes: this.memoryBytes(),
       catalogueBytes: this.catalogueBytes,
     };

@@ -25,6 +25,8 @@ export interface UserPartitionWorkerConfig {
   readonly partitionCount: number;
   readonly worldDir: string | undefined;
   readonly modelDir: string;
+  /** Embedding space of modelDir's towers ('' = unchecked; see UserStatePartitionOptions.space). */
+  readonly space: string;
   readonly embeddingCacheSize: number;
   /** Profile snapshots live here; undefined turns them off. */
   readonly snapshotDir: string | undefined;

@@ -88,6 +88,11 @@ export interface UserPartitionOptions {
   /** Model directory holding user_tower.onnx and manifest.json. */
   readonly modelDir: string;
   /**
+   * Embedding space of modelDir's towers (actors/model/embedding-space.ts `readEmbeddingSpace`):
+   * a request naming another space gets the profile without an embedding. Default '' (no check).
+   */
+  readonly space?: string;
+  /**
    * Folder for profile snapshots (`user-partition-<p>-of-<P>-<world>/`) and the node's catalogue
    * file; omit to replay the world at every start and write nothing.
    */
@@ -151,6 +156,7 @@ export interface ResolvedUserPartitionOptions {
   readonly partitionCount: number;
   readonly worldDir: string | undefined;
   readonly modelDir: string;
+  readonly space: string;
   readonly snapshotDir: string | undefined;
   readonly embeddingCacheSize: number;
   readonly thread: UserStateThreadMode;
@@ -176,6 +182,7 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
     throw new TypeError(`option cluster: ${(err as Error).message}`);
   }
   if (typeof o.modelDir !== 'string' || o.modelDir.length === 0) throw new TypeError('option modelDir must be a non-empty string');
+  if (o.space !== undefined && typeof o.space !== 'string') throw new TypeError('option space must be a string');
   if (o.worldDir !== undefined && (typeof o.worldDir !== 'string' || o.worldDir.length === 0)) throw new TypeError('option worldDir must be a non-empty string');
   if (o.snapshotDir !== undefined && (typeof o.snapshotDir !== 'string' || o.snapshotDir.length === 0)) throw new TypeError('option snapshotDir must be a non-empty string');
   const thread = o.thread ?? 'shared';
@@ -186,6 +193,7 @@ export function resolveUserPartitionOptions(o: Omit<UserPartitionOptions, 'nc'>)
     partitionCount,
     worldDir: o.worldDir,
     modelDir: o.modelDir,
+    space: o.space ?? '',
     snapshotDir: o.snapshotDir,
     embeddingCacheSize: requireInt('embeddingCacheSize', o.embeddingCacheSize ?? 100_000, 1),
     thread,
@@ -321,6 +329,7 @@ export async function startUserPartition(opts: UserPartitionOptions): Promise<Us
     partitionCount: o.partitionCount,
     worldDir: o.worldDir,
     modelDir: o.modelDir,
+    space: o.space,
     embeddingCacheSize: o.embeddingCacheSize,
     snapshotDir: o.snapshotDir,
     snapshotIntervalMs: o.snapshotIntervalMs,

@@ -10,8 +10,6 @@
  * served one, and its ranker takes rows of the same width. Anything else needs the index rebuilt: a
  * rolling restart of the nodes on the new model.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
@@ -19,6 +17,8 @@ import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError, failedPrecondition, invalidArgument, toStatus } from '../../core/status.js';
 import { loadServingManifest } from '../../offline/onnx/load.js';
+import type { TowerHashes } from '../../actors/model/embedding-space.js';
+import { embeddingSpaceOf, towerHashes } from '../../actors/model/embedding-space.js';
 
 /**
  * Loads `dir/manifest.json` and refuses it (FAILED_PRECONDITION) when its stored featureSpecHash
@@ -35,7 +35,9 @@ export interface ModelDirInfo {
   readonly dir: string;
   readonly manifest: ModelManifest;
   /** sha256 (hex) of user_tower.onnx and item_tower.onnx. */
-  readonly towers: { readonly userTower: string; readonly itemTower: string };
+  readonly towers: TowerHashes;
+  /** Embedding space of the towers (actors/model/embedding-space.ts). */
+  readonly space: string;
   /** Ranker input width: the manifest's declared `features` width, else rankerRowWidth(spec). */
   readonly rankerWidth: number;
 }
@@ -49,27 +51,6 @@ export function checkModelVersionName(version: unknown): string {
     throw invalidArgument('version', `model version must match [A-Za-z0-9._-]{1,128} (a directory under the models root), got ${JSON.stringify(version)}`);
   }
   return version;
-}
-
-/** File hashes by path, size and mtime: a model dir's towers are hashed once, not on every check. */
-const towerHashCache = new Map<string, string>();
-
-async function fileSha256(file: string): Promise<string> {
-  let s;
-  try {
-    s = await stat(file);
-  } catch (err) {
-    throw new UpnextError(StatusCode.NOT_FOUND, `model file ${file} not found: ${(err as Error).message}`);
-  }
-  const key = `${file}\0${s.size}\0${s.mtimeMs}`;
-  const cached = towerHashCache.get(key);
-  if (cached !== undefined) return cached;
-  // Streamed: the towers are tens of MB each (67 MB for the 1M world's user tower).
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  const hash = h.digest('hex');
-  towerHashCache.set(key, hash);
-  return hash;
 }
 
 /**
@@ -97,11 +78,8 @@ export async function readModelDir(modelsRoot: string, version: string): Promise
 export async function readModelDirAt(modelDir: string): Promise<ModelDirInfo> {
   const dir = path.resolve(modelDir);
   const manifest = await loadServingModel(dir);
-  const [userTower, itemTower] = await Promise.all([
-    fileSha256(path.join(dir, MODEL_FILES.userTower)),
-    fileSha256(path.join(dir, MODEL_FILES.itemTower)),
-  ]);
-  return { dir, manifest, towers: { userTower, itemTower }, rankerWidth: rankerInputWidth(manifest) };
+  const towers = await towerHashes(dir);
+  return { dir, manifest, towers, space: embeddingSpaceOf(towers), rankerWidth: rankerInputWidth(manifest) };
 }
 
 function rankerInputWidth(m: ModelManifest): number {

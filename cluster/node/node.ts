@@ -187,6 +187,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
           ? undefined
           : {
               version: served.manifest.version,
+              space: served.space,
               keyRevision: modelKeyRevision,
               ...(modelRefusal !== undefined && modelRefusal.revision === modelKeyRevision
                 ? { refused: { version: modelRefusal.version, code: modelRefusal.code, message: modelRefusal.message } }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { startItemShard } from '../../actors/item-shard/item-shard.js';
+import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
 import type { LocalItemShard } from '../../actors/item-shard/item-shard.js';
 import type { LocalUserPartition } from '../../actors/user-state/user-state.js';
 import { startRanker } from '../../actors/ranker/replica.js';
@@ -110,6 +111,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         shardCount: map.itemShards,
         worldDir: o.worldDir,
         modelDir: current.dir,
+        space: await readEmbeddingSpace(current.dir),
         snapshotDir: path.join(o.runDir, 'snapshots'),
       })),
     userPartition: async (partition, map): Promise<RunningActor> =>
@@ -120,6 +122,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         partitionCount: map.userPartitions,
         worldDir: o.worldDir,
         modelDir: current.dir,
+        space: await readEmbeddingSpace(current.dir),
         embeddingCacheSize: us.embeddingCacheSize,
         thread: us.thread,
         maxInFlight: us.maxInFlight,
@@ -192,6 +195,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
           ? { localItemShard: (s: number) => localItemShards.get(s), localUserPartition: (p: number) => localUserPartitions.get(p) }
           : {}),
         manifest: current.manifest,
+        embeddingSpace: await readEmbeddingSpace(current.dir),
         host,
         port,
         config,

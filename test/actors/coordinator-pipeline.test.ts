@@ -13,6 +13,7 @@ import type { RecommendResult } from '../../actors/coordinator/types.js';
 import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
 import { completenessStats } from '../../actors/coordinator/stats.js';
 import { batchOf, pipelineFakes } from './pipeline-fakes.js';
+import { StatusCode, UpnextError } from '../../core/status.js';
 
 const spec = DEFAULT_FEATURE_SPEC;
 const model: ServingModel = { version: 'test-v1', spec, specHash: specHash(spec), calibration: { type: 'identity' } };
@@ -207,4 +208,78 @@ t.test('feature completeness: the user\'s as user state reports it, each ranked 
   t.equal(f.requests, 1, 'a request ranked with new-user defaults still counts');
   t.equal(f.userStateMissing, 1);
   t.equal(f.userMean, 0, 'missing user state counts as no user data');
+});
+
+t.test('embedding spaces: the request names the space; a vector of other towers is never searched', async (t) => {
+  const spaced = (ports: PipelinePorts) =>
+    new RecommendPipeline({ ports, config: resolveCoordinatorConfig(quiet), model, itemShards: 2, embeddingSpace: 'aaaa' });
+  // What each port was asked, and a user-state reply in the space the test chooses.
+  const withSpace = (replySpace: string | undefined, embedding?: number[]) => {
+    const { ports, calls } = pipelineFakes({ shards: 2 });
+    const asked = { userSpace: [] as (string | undefined)[], shardSpace: [] as (string | undefined)[] };
+    const userState = ports.userState;
+    const shards = ports.shards;
+    return {
+      calls,
+      asked,
+      ports: {
+        ...ports,
+        userState: {
+          get: async (userId: number, ctx: Parameters<PipelinePorts['userState']['get']>[1], d: Deadline, space?: string) => {
+            asked.userSpace.push(space);
+            const reply = await userState.get(userId, ctx, d);
+            return { ...reply, ...(replySpace !== undefined ? { space: replySpace } : {}), ...(embedding !== undefined ? { embedding } : {}) };
+          },
+        },
+        shards: {
+          search: (s: number, req: Parameters<PipelinePorts['shards']['search']>[1], d: Deadline) => {
+            asked.shardSpace.push(req.space);
+            return shards.search(s, req, d);
+          },
+        },
+      } satisfies PipelinePorts,
+    };
+  };
+
+  const same = withSpace('aaaa');
+  const ok = await spaced(same.ports).recommend(query(10), Deadline.after(1000));
+  t.same(same.asked.userSpace, ['aaaa'], 'the user-state read names the space');
+  t.same(same.asked.shardSpace, ['aaaa', 'aaaa'], 'every shard search names it');
+  t.equal(ok.coverage, 1);
+  t.same(ok.degraded, []);
+
+  // A partition of other towers (half-done rolling restart) answered with its own vector.
+  const other = withSpace('bbbb');
+  const p = spaced(other.ports);
+  const r = await p.recommend(query(10), Deadline.after(1000));
+  t.equal(other.calls.shards.length, 0, 'a vector from another space is not searched');
+  t.ok(r.degraded.some((d) => d.includes('embedding space bbbb') && d.includes('aaaa')), r.degraded.join('; '));
+  t.equal(r.items.length, 10, 'the request is still answered (popular candidates, ranked)');
+  t.ok(r.items.every((i) => i.source !== Source.RETRIEVAL));
+  t.equal(p.counters.degradations.spaceMismatch, 1);
+
+  // A partition that refused to embed for our space: empty embedding and no space.
+  const refused = withSpace('', []);
+  const r2 = await spaced(refused.ports).recommend(query(10), Deadline.after(1000));
+  t.equal(refused.calls.shards.length, 0);
+  t.ok(r2.degraded.some((d) => d.startsWith('user embedding unavailable')), r2.degraded.join('; '));
+
+  // An older build states no space but sends its vector: accepted as before.
+  const old = withSpace(undefined);
+  const r3 = await spaced(old.ports).recommend(query(10), Deadline.after(1000));
+  t.equal(r3.coverage, 1);
+
+  // A shard of another space refuses the search: that shard counts as missed.
+  const { ports } = pipelineFakes({ shards: 2 });
+  const refusing = spaced({
+    ...ports,
+    shards: {
+      search: (s, req, d) =>
+        s === 1 ? Promise.reject(new UpnextError(StatusCode.FAILED_PRECONDITION, 'space: the user vector is in embedding space aaaa, shard 1 serves space cccc')) : ports.shards.search(s, req, d),
+    },
+  });
+  const r4 = await refusing.recommend(query(10), Deadline.after(1000));
+  t.equal(r4.coverage, 0.5);
+  t.equal(refusing.counters.degradations.spaceMismatch, 1);
+  t.equal(refusing.counters.degradations.shardMiss, 1);
 });
