@@ -91,8 +91,10 @@ export interface UserStateRequestMsg {
   userId: number;
   context?: ContextMsg | null;
   deadlineMs: number;
-  /** Embedding space the caller searches in (a partition of another answers without an embedding); '' or absent = the partition's own. */
+  /** Embedding space the caller searches in; '' or absent = the partition's own. */
   space?: string;
+  /** The caller's model version: where a partition of another space finds that space's user tower. */
+  modelVersion?: string;
 }
 
 export interface UserStateReplyMsg {

@@ -25,7 +25,7 @@ import { StatusCode, UpnextError, toStatus } from '../../core/status.js';
 import type { ShardSearchReplyMsg, ShardSearchRequestMsg, UserStateReplyMsg } from '../../protos/codec.js';
 import { Codecs } from '../../protos/codec.js';
 import { encodeShardSearchRequest, encodeUserStateRequest, throwIfStatus } from './nats-ports.js';
-import type { ShardSearcher, UserStateSource } from './ports.js';
+import type { ShardSearcher, UserStateSource, WantedSpace } from './ports.js';
 
 /** What the coordinator needs of an item shard in its own process (ItemShardHandle.local provides it). */
 export interface InProcessItemShard {
@@ -189,7 +189,7 @@ export class LocalFirstUserStateSource implements UserStateSource {
     this.#overloadedAt = overloadThreshold(opts.overloadedAt);
   }
 
-  get(userId: number, context: RequestContext, deadline: Deadline, space = ''): Promise<UserStateReplyMsg> {
+  get(userId: number, context: RequestContext, deadline: Deadline, want?: WantedSpace): Promise<UserStateReplyMsg> {
     const partition = userPartitionOf(userId, this.#partitions);
     return localFirst(
       this.#local(partition),
@@ -197,11 +197,11 @@ export class LocalFirstUserStateSource implements UserStateSource {
       this.#counter,
       deadline,
       async (a) => {
-        const reply = Codecs.userStateReply.decode(await a.get(encodeUserStateRequest(userId, context, deadline, space)));
+        const reply = Codecs.userStateReply.decode(await a.get(encodeUserStateRequest(userId, context, deadline, want)));
         throwIfStatus(`local user partition ${partition}`, reply.status);
         return reply;
       },
-      () => this.#nats.get(userId, context, deadline, space),
+      () => this.#nats.get(userId, context, deadline, want),
     );
   }
 

@@ -16,7 +16,7 @@ import { Subjects } from '../../core/subjects.js';
 import type { ShardSearchReplyMsg, ShardSearchRequestMsg, StatusMsg, UserStateReplyMsg } from '../../protos/codec.js';
 import { Codecs } from '../../protos/codec.js';
 import { contextToMsg } from '../../protos/convert.js';
-import type { ShardSearcher, UserStateSource } from './ports.js';
+import type { ShardSearcher, UserStateSource, WantedSpace } from './ports.js';
 
 /** Extra ms the NATS client waits beyond the stage deadline before dropping its reply slot. */
 const CLIENT_GRACE_MS = 50;
@@ -61,8 +61,8 @@ export function encodeShardSearchRequest(req: ShardSearchRequestMsg): Uint8Array
 }
 
 /** The UserStateRequest bytes for one user (one request per Recommend, so nothing to cache). */
-export function encodeUserStateRequest(userId: number, context: RequestContext, deadline: Deadline, space = ''): Uint8Array {
-  return Codecs.userStateRequest.encode({ userId, context: contextToMsg(context), deadlineMs: deadline.atMs, space });
+export function encodeUserStateRequest(userId: number, context: RequestContext, deadline: Deadline, want?: WantedSpace): Uint8Array {
+  return Codecs.userStateRequest.encode({ userId, context: contextToMsg(context), deadlineMs: deadline.atMs, space: want?.space ?? '', modelVersion: want?.modelVersion ?? '' });
 }
 
 /** User state over NATS: one request to the user's partition subject. */
@@ -77,9 +77,9 @@ export class NatsUserStateSource implements UserStateSource {
     this.#partitions = partitions;
   }
 
-  async get(userId: number, context: RequestContext, deadline: Deadline, space = ''): Promise<UserStateReplyMsg> {
+  async get(userId: number, context: RequestContext, deadline: Deadline, want?: WantedSpace): Promise<UserStateReplyMsg> {
     const subject = Subjects.userGet(this.#cluster, userPartitionOf(userId, this.#partitions));
-    const payload = encodeUserStateRequest(userId, context, deadline, space);
+    const payload = encodeUserStateRequest(userId, context, deadline, want);
     const reply = Codecs.userStateReply.decode(await request(this.#nc, subject, payload, deadline));
     throwIfStatus(subject, reply.status);
     return reply;

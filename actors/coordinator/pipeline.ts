@@ -201,7 +201,7 @@ export class RecommendPipeline {
     // (2) user state: missing or late → a new user.
     let t = this.#clock.monotonicMs();
     const usTimer = new StageTimer(deadline.stage(cfg.budgets.userStateMs));
-    const us = await usTimer.settle(() => this.#ports.userState.get(q.userId, q.context, usTimer.deadline, this.#space));
+    const us = await usTimer.settle(() => this.#ports.userState.get(q.userId, q.context, usTimer.deadline, { space: this.#space, modelVersion: model.version }));
     usTimer.cancel();
     let user = emptyUser(q.userId, spec.numCategories);
     let embedding: readonly number[] | null = null;

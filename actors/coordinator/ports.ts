@@ -13,13 +13,22 @@ import type { Calibration } from '../../core/model/contract.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
 import type { CandidateBatchMsg, ShardSearchReplyMsg, ShardSearchRequestMsg, UserStateReplyMsg } from '../../protos/codec.js';
 
+/**
+ * The embedding space a user-state read asks for (actors/model/embedding-space.ts): the caller's
+ * space, and its model version, under which a partition of other towers finds the caller's user tower.
+ */
+export interface WantedSpace {
+  readonly space: string;
+  readonly modelVersion: string;
+}
+
 /** The user's partition: recent watches, counters and the fresh user embedding. */
 export interface UserStateSource {
   /**
-   * Rejects on failure; `known: false` is a normal answer for a new user. `space` is the embedding
-   * space the caller searches in (actors/model/embedding-space.ts); '' or absent = unstated.
+   * Rejects on failure; `known: false` is a normal answer for a new user. `want`: the space the
+   * embedding must be in; absent = unstated (the partition's own).
    */
-  get(userId: number, context: RequestContext, deadline: Deadline, space?: string): Promise<UserStateReplyMsg>;
+  get(userId: number, context: RequestContext, deadline: Deadline, want?: WantedSpace): Promise<UserStateReplyMsg>;
 }
 
 /** One item shard's ANN search (one NATS subject per virtual shard; replicas in a queue group). */

@@ -17,7 +17,18 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { MODEL_FILES } from '../../core/model/contract.js';
-import { StatusCode, UpnextError } from '../../core/status.js';
+import { StatusCode, UpnextError, invalidArgument } from '../../core/status.js';
+
+/** Model version names are one path segment: letters, digits, '.', '_', '-' (not "." or ".."). */
+const MODEL_VERSION_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
+
+/** INVALID_ARGUMENT unless `version` is a safe directory name (it comes from KV, a flag or a request). */
+export function checkModelVersionName(version: unknown): string {
+  if (typeof version !== 'string' || !MODEL_VERSION_PATTERN.test(version)) {
+    throw invalidArgument('version', `model version must match [A-Za-z0-9._-]{1,128} (a directory under the models root), got ${JSON.stringify(version)}`);
+  }
+  return version;
+}
 
 /** sha256 (hex) of both tower files of a model version. */
 export interface TowerHashes {

@@ -5,9 +5,11 @@
  * feature spec, P and the event stream being followed, else the bootstrap one (world history,
  * sequence 0) — or replay the world and write the bootstrap snapshot.
  */
+import path from 'node:path';
 import { specHash } from '../../core/features/index.js';
 import { toStatus } from '../../core/status.js';
 import { ItemCatalogue, worldIdentity } from './catalogue.js';
+import { foreignUserTowers } from './foreign-towers.js';
 import { UserStatePartition } from './partition.js';
 import type { UserPartitionReadyInfo, UserPartitionWorkerConfig } from './protocol.js';
 import type { UserSnapshotKey, UserSnapshotKind, UserSnapshotRead } from './snapshot.js';
@@ -47,6 +49,7 @@ export async function openUserPartition(config: UserPartitionWorkerConfig, tower
     partitionCount: config.partitionCount,
     embedder: tower,
     space: config.space,
+    foreignEmbedder: (space, modelVersion) => foreignUserTowers(path.dirname(config.modelDir), specHash(tower.spec)).get(space, modelVersion),
     embeddingCacheSize: config.embeddingCacheSize,
     ...(config.catalogue === undefined ? {} : { catalogue: new ItemCatalogue(config.catalogue) }),
   });

@@ -61,6 +61,12 @@ export interface UserStatePartitionOptions {
    * tower would be searched against another tower's index. Default '' (no check).
    */
   readonly space?: string;
+  /**
+   * The user tower of another space, for a request that names it (actors/user-state/foreign-towers.ts):
+   * the profile is embedded in the requester's space. Undefined (the default), or resolving
+   * undefined: such a request is answered without an embedding.
+   */
+  readonly foreignEmbedder?: (space: string, modelVersion: string) => Promise<UserEmbedder | undefined>;
   /** Cached embeddings (one per user × context bucket × version). Default 100000. */
   readonly embeddingCacheSize?: number;
   /** Category and creator of the catalogue's videos (shared, read-only). Default: none until loadWorld. */
@@ -83,8 +89,10 @@ export interface UserPartitionCounters {
   readonly eventsApplied: number;
   readonly appliedSeq: number;
   readonly cachedEmbeddings: number;
-  /** Requests that named another embedding space (answered without an embedding). */
+  /** Requests that named another embedding space and were answered without an embedding. */
   readonly spaceMismatches: number;
+  /** Requests that named another embedding space and were embedded with that space's user tower. */
+  readonly spaceBridged: number;
   readonly memoryBytes: number;
   /** Bytes of the catalogue this partition reads (shared by every partition of the node). */
   readonly catalogueBytes: number;
@@ -96,7 +104,9 @@ export class UserStatePartition {
   readonly partitionCount: number;
   readonly #embedder: UserEmbedder;
   readonly #space: string;
+  readonly #foreign: UserStatePartitionOptions['foreignEmbedder'];
   #spaceMismatches = 0;
+  #spaceBridged = 0;
   readonly #users = new Map<number, Entry>();
   /** Category and creator of every catalogue video (events name videos of every shard). */
   #catalogue: ItemCatalogue | undefined;
@@ -117,6 +127,7 @@ export class UserStatePartition {
     this.partitionCount = opts.partitionCount;
     this.#embedder = opts.embedder;
     this.#space = opts.space ?? '';
+    this.#foreign = opts.foreignEmbedder;
     this.#cache = new LRUCache({ max: opts.embeddingCacheSize ?? 100_000 });
     this.#catalogue = opts.catalogue;
   }
@@ -248,9 +259,18 @@ export class UserStatePartition {
     const entry = this.#users.get(userId);
     if (entry === undefined) this.#unknown++;
     const profile = entry?.profile ?? newUserProfile(userId, spec);
-    const sameSpace = spacesAgree(this.#space, req.space);
-    if (!sameSpace) this.#spaceMismatches++;
-    const embedding = sameSpace ? await this.#embedding(profile, entry?.version ?? 0, ctx) : NO_EMBEDDING;
+    // The embedding is in the requester's space: ours, or another one's through its user tower.
+    let embedder: UserEmbedder | undefined = this.#embedder;
+    let space = this.#space;
+    if (!spacesAgree(this.#space, req.space)) {
+      space = req.space ?? '';
+      embedder = await this.#foreign?.(space, req.modelVersion ?? '');
+      if (embedder === undefined) {
+        this.#spaceMismatches++;
+        space = '';
+      } else this.#spaceBridged++;
+    }
+    const embedding = embedder === undefined ? NO_EMBEDDING : await this.#embedding(embedder, space, profile, entry?.version ?? 0, ctx);
     return {
       known: entry !== undefined,
       userId,
@@ -265,7 +285,7 @@ export class UserStatePartition {
       completeness: userFeatureCompleteness(profile, spec),
       partition: this.partition,
       appliedSeq: this.#appliedSeq,
-      space: sameSpace ? this.#space : '',
+      space,
     };
   }
 
@@ -280,6 +300,7 @@ export class UserStatePartition {
       appliedSeq: this.#appliedSeq,
       cachedEmbeddings: this.#cache.size,
       spaceMismatches: this.#spaceMismatches,
+      spaceBridged: this.#spaceBridged,
       memoryBytes: this.memoryBytes(),
       catalogueBytes: this.catalogueBytes,
     };
@@ -314,16 +335,16 @@ export class UserStatePartition {
     return true;
   }
 
-  async #embedding(profile: UserProfile, version: number, ctx: RequestContext): Promise<Float32Array> {
-    const spec = this.#embedder.spec;
-    const key = `${profile.userId}:${version}:${deviceIndex(ctx.device)}:${hourBucket(ctx.localHour)}:${countryBucket(ctx.country, spec)}`;
+  async #embedding(embedder: UserEmbedder, space: string, profile: UserProfile, version: number, ctx: RequestContext): Promise<Float32Array> {
+    const spec = embedder.spec;
+    const key = `${space}:${profile.userId}:${version}:${deviceIndex(ctx.device)}:${hourBucket(ctx.localHour)}:${countryBucket(ctx.country, spec)}`;
     const cached = this.#cache.get(key);
     if (cached !== undefined) {
       this.#hits++;
       return cached;
     }
     this.#misses++;
-    const vec = (await this.#embedder.embed([profile], [ctx])).slice(0, this.#embedder.dim);
+    const vec = (await embedder.embed([profile], [ctx])).slice(0, embedder.dim);
     this.#cache.set(key, vec);
     return vec;
   }

@@ -245,7 +245,7 @@ function fail(state: SlotState, status: StatusObject): void {
 }
 
 function emptyCounters(): UserHostCounters {
-  return { users: 0, requests: 0, unknownUsers: 0, cacheHits: 0, cacheMisses: 0, eventsApplied: 0, appliedSeq: 0, cachedEmbeddings: 0, spaceMismatches: 0, memoryBytes: 0, catalogueBytes: 0, snapshots: NO_SNAPSHOT_WRITER_STATS };
+  return { users: 0, requests: 0, unknownUsers: 0, cacheHits: 0, cacheMisses: 0, eventsApplied: 0, appliedSeq: 0, cachedEmbeddings: 0, spaceMismatches: 0, spaceBridged: 0, memoryBytes: 0, catalogueBytes: 0, snapshots: NO_SNAPSHOT_WRITER_STATS };
 }
 
 /** One partition open in a host worker: the calls user-state.ts makes, addressed to its slot. */

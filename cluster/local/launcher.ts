@@ -97,8 +97,12 @@ export interface LocalClusterHandle {
   readonly initialMap: ShardMapSnapshot;
   /** SIGKILL a node (a crash: no drain). Resolves when the process is gone. */
   killNode(name: string): Promise<void>;
-  /** Starts a killed or stopped node again and waits for its ready line. */
-  restartNode(name: string): Promise<LocalNodeInfo>;
+  /**
+   * Starts a killed or stopped node again (stopping it first, with a drain, when it runs) and waits
+   * for its ready line. `modelDir` restarts it on another model version (a rolling restart onto new
+   * towers, docs/operations.md); default: the cluster's model.
+   */
+  restartNode(name: string, restartOpts?: { readonly modelDir?: string }): Promise<LocalNodeInfo>;
   /**
    * Moves `kind index` live (shardmap/move.ts) from `from` (default: its first owner) to `to`
    * (default: the first active node, by name, that does not host it). Resolves with what it did.
@@ -244,7 +248,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const readyTimeoutMs = opts.readyTimeoutMs ?? 600_000;
   const firstCoordinator = map.coordinators[0];
 
-  const spawnNode = (name: string): Promise<NodeProc> => {
+  const spawnNode = (name: string, modelDir: string = opts.modelDir): Promise<NodeProc> => {
     const args = [
       ...(opts.nodeArgs ?? []),
       NODE_MAIN,
@@ -252,7 +256,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       '--nats', nats.url,
       '--cluster', config.cluster.name,
       '--world', path.resolve(opts.worldDir),
-      '--models', path.resolve(opts.modelDir),
+      '--models', path.resolve(modelDir),
       '--run-dir', runDir,
       '--config', configFile,
       // Only the first coordinator gets the fixed public port; others on this host take a free one.
@@ -381,14 +385,14 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       const result = await addNode({ nc, store, cluster: config.cluster.name, node: name, ...(addOpts?.timeoutMs !== undefined ? { timeoutMs: addOpts.timeoutMs } : {}) });
       return { node: info, result };
     },
-    restartNode: async (name) => {
+    restartNode: async (name, restartOpts) => {
       if (!names.includes(name)) throw new TypeError(`no node named ${name} in this cluster`);
       const old = procs.get(name);
       if (old) {
         procs.delete(name);
         await stopNodeProc(old, 'SIGTERM');
       }
-      return (await spawnNode(name)).info;
+      return (await spawnNode(name, restartOpts?.modelDir)).info;
     },
     stop,
   };

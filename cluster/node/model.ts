@@ -18,7 +18,9 @@ import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError, failedPrecondition, invalidArgument, toStatus } from '../../core/status.js';
 import { loadServingManifest } from '../../offline/onnx/load.js';
 import type { TowerHashes } from '../../actors/model/embedding-space.js';
-import { embeddingSpaceOf, towerHashes } from '../../actors/model/embedding-space.js';
+import { checkModelVersionName, embeddingSpaceOf, towerHashes } from '../../actors/model/embedding-space.js';
+
+export { checkModelVersionName };
 
 /**
  * Loads `dir/manifest.json` and refuses it (FAILED_PRECONDITION) when its stored featureSpecHash
@@ -40,17 +42,6 @@ export interface ModelDirInfo {
   readonly space: string;
   /** Ranker input width: the manifest's declared `features` width, else rankerRowWidth(spec). */
   readonly rankerWidth: number;
-}
-
-/** Model version names are one path segment: letters, digits, '.', '_', '-' (not "." or ".."). */
-const MODEL_VERSION_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
-
-/** INVALID_ARGUMENT unless `version` is a safe directory name (it comes from KV or a flag). */
-export function checkModelVersionName(version: unknown): string {
-  if (typeof version !== 'string' || !MODEL_VERSION_PATTERN.test(version)) {
-    throw invalidArgument('version', `model version must match [A-Za-z0-9._-]{1,128} (a directory under the models root), got ${JSON.stringify(version)}`);
-  }
-  return version;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { CoordinatorConfig } from '../../actors/coordinator/config.js';
 import { resolveCoordinatorConfig } from '../../actors/coordinator/config.js';
 import { RecommendPipeline } from '../../actors/coordinator/pipeline.js';
 import { servingTimeOffsetMs } from '../../actors/coordinator/index.js';
-import type { PipelinePorts, ServingModel } from '../../actors/coordinator/ports.js';
+import type { PipelinePorts, ServingModel, WantedSpace } from '../../actors/coordinator/ports.js';
 import { Source } from '../../actors/coordinator/types.js';
 import type { RecommendResult } from '../../actors/coordinator/types.js';
 import { validateRecommendRequest } from '../../actors/coordinator/validate.js';
@@ -216,7 +216,7 @@ t.test('embedding spaces: the request names the space; a vector of other towers 
   // What each port was asked, and a user-state reply in the space the test chooses.
   const withSpace = (replySpace: string | undefined, embedding?: number[]) => {
     const { ports, calls } = pipelineFakes({ shards: 2 });
-    const asked = { userSpace: [] as (string | undefined)[], shardSpace: [] as (string | undefined)[] };
+    const asked = { userSpace: [] as (WantedSpace | undefined)[], shardSpace: [] as (string | undefined)[] };
     const userState = ports.userState;
     const shards = ports.shards;
     return {
@@ -225,8 +225,8 @@ t.test('embedding spaces: the request names the space; a vector of other towers 
       ports: {
         ...ports,
         userState: {
-          get: async (userId: number, ctx: Parameters<PipelinePorts['userState']['get']>[1], d: Deadline, space?: string) => {
-            asked.userSpace.push(space);
+          get: async (userId: number, ctx: Parameters<PipelinePorts['userState']['get']>[1], d: Deadline, want?: WantedSpace) => {
+            asked.userSpace.push(want);
             const reply = await userState.get(userId, ctx, d);
             return { ...reply, ...(replySpace !== undefined ? { space: replySpace } : {}), ...(embedding !== undefined ? { embedding } : {}) };
           },
@@ -243,7 +243,7 @@ t.test('embedding spaces: the request names the space; a vector of other towers 
 
   const same = withSpace('aaaa');
   const ok = await spaced(same.ports).recommend(query(10), Deadline.after(1000));
-  t.same(same.asked.userSpace, ['aaaa'], 'the user-state read names the space');
+  t.same(same.asked.userSpace, [{ space: 'aaaa', modelVersion: model.version }], 'the user-state read names the space and the model version');
   t.same(same.asked.shardSpace, ['aaaa', 'aaaa'], 'every shard search names it');
   t.equal(ok.coverage, 1);
   t.same(ok.degraded, []);

@@ -5,7 +5,8 @@
  * another space gets the profile without an embedding.
  */
 import t from 'tap';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import onnxProto from 'onnx-proto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -14,6 +15,7 @@ import { userPartitionOf } from '../../core/hash.js';
 import { Subjects } from '../../core/subjects.js';
 import { StatusCode } from '../../core/status.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
+import type { ModelManifest } from '../../core/model/contract.js';
 import { Codecs } from '../../protos/codec.js';
 import { readUsers } from '../../offline/world/reader.js';
 import { startItemShard } from '../../actors/item-shard/item-shard.js';
@@ -105,4 +107,68 @@ t.test('a real item shard and user partition answer only their own space', async
   t.equal(refused.status?.code, StatusCode.FAILED_PRECONDITION);
   t.match(refused.status?.message, /^space: .*0123456789abcdef.*shard 0 serves space/, 'the message names the field and both spaces');
   t.equal(refused.candidates?.videoIds.length ?? 0, 0, 'no candidates from the wrong space');
+});
+
+t.test('a partition embeds with the requester\'s user tower when that version is in its models root', async (t) => {
+  const assets = await ensureTinyAssets();
+  const space = await readEmbeddingSpace(assets.modelDir);
+  // Another version with another user tower: the same graph re-encoded with a new doc string, so
+  // its bytes (and space) differ while it computes the same vectors.
+  const modelsRoot = path.dirname(assets.modelDir);
+  const v2 = `sp-v2-${process.pid}`;
+  const v2Dir = path.join(modelsRoot, v2);
+  await cp(assets.modelDir, v2Dir, { recursive: true });
+  t.teardown(() => rm(v2Dir, { recursive: true, force: true }));
+  const manifest = JSON.parse(await readFile(path.join(v2Dir, 'manifest.json'), 'utf8')) as ModelManifest;
+  await writeFile(path.join(v2Dir, 'manifest.json'), JSON.stringify({ ...manifest, version: v2 }));
+  const { onnx } = onnxProto;
+  const graph = onnx.ModelProto.decode(await readFile(path.join(v2Dir, MODEL_FILES.userTower)));
+  graph.docString = `${graph.docString} (re-encoded for ${v2})`;
+  await writeFile(path.join(v2Dir, MODEL_FILES.userTower), onnx.ModelProto.encode(graph).finish());
+  const space2 = await readEmbeddingSpace(v2Dir);
+  t.not(space2, space, 'the re-encoded tower is another space');
+
+  const root = await mkdtemp(path.join(tmpdir(), 'upnext-space-'));
+  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
+  const nc = await connect({ servers: nats.url });
+  t.teardown(async () => {
+    await nc.close();
+    await nats.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+  const cluster = `sb${process.pid}`;
+  let userId = -1;
+  for await (const u of readUsers(assets.worldDir)) {
+    userId = u.userId;
+    break;
+  }
+  const partition = await startUserPartition({ nc, cluster, partition: 0, partitionCount: 1, worldDir: assets.worldDir, modelDir: assets.modelDir, space });
+  t.teardown(() => partition.stop());
+  const ask = async (requestSpace: string, modelVersion: string) =>
+    Codecs.userStateReply.decode(
+      (
+        await nc.request(
+          Subjects.userGet(cluster, 0),
+          Codecs.userStateRequest.encode({ userId, context: { device: 'ios', country: 'BR', localHour: 20 }, deadlineMs: Date.now() + 10_000, space: requestSpace, modelVersion }),
+          { timeout: 10_000 },
+        )
+      ).data,
+    );
+  const own = await ask(space, assets.manifest.version);
+  const bridged = await ask(space2, v2);
+  t.equal(bridged.space, space2, 'answered in the requester\'s space');
+  t.equal(bridged.embedding.length, own.embedding.length);
+  t.same(bridged.embedding, own.embedding, 'by the v2 user tower (same graph here, so the same vector)');
+  const wrongVersion = await ask('0011223344556677', v2);
+  t.equal(wrongVersion.embedding.length, 0, 'a version whose towers are not the named space: no embedding');
+  t.equal(wrongVersion.space, '');
+  const again = await ask(space2, 'any-version');
+  t.equal(again.space, space2, 'a loaded space is found by its id (the version only says where to load it from)');
+  const missing = await ask('fedcba9876543210', 'no-such-version');
+  t.equal(missing.embedding.length, 0, 'a version not in the models root: no embedding');
+  const bad = await ask('fedcba9876543210', '../escape');
+  t.equal(bad.embedding.length, 0, 'a version that is not a plain directory name: no embedding');
+  const stats = partition.stats();
+  t.equal(stats.spaceBridged, 2);
+  t.equal(stats.spaceMismatches, 3);
 });

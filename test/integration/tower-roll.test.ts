@@ -1,0 +1,94 @@
+// A rolling restart onto a model with another user tower (DESIGN §5; docs/operations.md "Switching
+// the model"), on the real tiny cluster: one node restarts on v2 while back-to-back Recommend calls
+// go to the other, still on v1. Nodes report two embedding spaces; no call fails; once the restarted
+// node is up every answer has full coverage and no answer says a vector was refused for its space,
+// because each partition embeds in the caller's space (v1's user tower, loaded from the models root
+// by the v2 node) and each coordinator searches its own space's shards.
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import t from 'tap';
+import onnxProto from 'onnx-proto';
+import { connect } from '@nats-io/transport-node';
+import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { nodeStatus } from '../../shardmap/move.js';
+import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
+import { MODEL_FILES } from '../../core/model/contract.js';
+import type { ModelManifest } from '../../core/model/contract.js';
+
+const { assets, cluster, client } = await startTinyCluster(t, 'roll', { itemReplicas: 'all' });
+const modelsRoot = path.dirname(assets.modelDir);
+const v2 = `roll-v2-${process.pid}`;
+const v2Dir = path.join(modelsRoot, v2);
+t.teardown(() => rm(v2Dir, { recursive: true, force: true }));
+await cp(assets.modelDir, v2Dir, { recursive: true });
+const manifest = JSON.parse(await readFile(path.join(v2Dir, 'manifest.json'), 'utf8')) as ModelManifest;
+await writeFile(path.join(v2Dir, 'manifest.json'), JSON.stringify({ ...manifest, version: v2 }));
+// Another user tower: the same graph re-encoded with a new doc string (another space, same vectors,
+// so the answers stay comparable; the refusal paths for truly different vectors are unit-tested).
+const { onnx } = onnxProto;
+const graph = onnx.ModelProto.decode(await readFile(path.join(v2Dir, MODEL_FILES.userTower)));
+graph.docString = `${graph.docString} (${v2})`;
+await writeFile(path.join(v2Dir, MODEL_FILES.userTower), onnx.ModelProto.encode(graph).finish());
+const spaces = { v1: await readEmbeddingSpace(assets.modelDir), v2: await readEmbeddingSpace(v2Dir) };
+
+const nc = await connect({ servers: cluster.natsUrl });
+t.teardown(() => nc.close());
+
+function metricsOf(address: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(`http://${address}/metrics`, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+/** Sum of every sample of metrics named `upnext_…_<suffix>` in a /metrics text. */
+function sumOf(text: string, suffix: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^upnext_\\w*_${suffix}(\\{[^}]*\\})? ([0-9.e+-]+)$`).exec(line);
+    if (m) sum += Number(m[2]);
+  }
+  return sum;
+}
+
+t.test('restarting one node on other towers: two spaces, no failed call, full coverage after', async (t) => {
+  t.not(spaces.v2, spaces.v1);
+  const front = cluster.initialMap.coordinators[0]!;
+  const other = cluster.nodes.map((n) => n.name).find((n) => n !== front)!;
+  const calls = backToBackCalls(client, Array.from({ length: 16 }, (_, i) => i + 1));
+  await calls.firstAnswer;
+  const restartedInfo = await cluster.restartNode(other, { modelDir: v2Dir });
+  const readyAt = Date.now();
+  // Enough calls after the restart to reach every partition of both nodes several times.
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    const s0 = await nodeStatus(nc, cluster.cluster, other);
+    if (s0?.model?.version === v2) break;
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  const log = await calls.stop();
+  t.equal(log.errors.length, 0, `no call failed${log.errors.length ? `: ${String(log.errors[0])}` : ''}`);
+  const after = log.replies.filter((_, i) => log.answeredAtMs[i]! > readyAt + 1000);
+  t.ok(after.length >= 16, `${after.length} calls answered after the restart`);
+  const partial = after.filter((r) => r.coverage < 1);
+  t.equal(partial.length, 0, `full coverage after the restart${partial.length ? `: ${JSON.stringify(partial[0]!.degraded)}` : ''}`);
+  const spaceNotes = after.flatMap((r) => r.degraded).filter((d) => d.includes('embedding space'));
+  t.same(spaceNotes, [], 'no vector refused for its space');
+
+  const [sFront, sOther] = await Promise.all([nodeStatus(nc, cluster.cluster, front), nodeStatus(nc, cluster.cluster, other)]);
+  t.equal(sFront?.model?.version, assets.manifest.version);
+  t.equal(sFront?.model?.space, spaces.v1, 'the front node reports v1\'s space');
+  t.equal(sOther?.model?.version, v2);
+  t.equal(sOther?.model?.space, spaces.v2, 'the restarted node reports v2\'s space');
+
+  // The v2 node embedded the front node's users' requests with v1's user tower.
+  const restarted = await metricsOf(restartedInfo.metricsAddress);
+  t.ok(sumOf(restarted, 'space_bridged') > 0, 'the restarted node answered in the caller\'s space');
+  t.equal(sumOf(await metricsOf(cluster.nodes.find((n) => n.name === front)!.metricsAddress), 'space_mismatch'), 0, 'the front coordinator refused no vector');
+});
