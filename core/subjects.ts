@@ -23,8 +23,14 @@ export function validateNodeKeyToken(node: string): string {
 }
 
 export const Subjects = {
-  /** ShardSearchRequest → ShardSearchReply. */
+  /** ShardSearchRequest → ShardSearchReply, from a requester that states no embedding space. */
   itemSearch: (cluster: string, shard: number) => `upnext.${cluster}.item.${shard}.search`,
+  /**
+   * ShardSearchRequest → ShardSearchReply in embedding space `space` (16 hex characters,
+   * actors/model/embedding-space.ts): only the replicas on that space's towers subscribe, so while two
+   * tower pairs serve side by side a search never lands on a replica of the other pair.
+   */
+  itemSearchInSpace: (cluster: string, shard: number, space: string) => `upnext.${cluster}.item.${shard}.search.${space}`,
   /** ItemAdminRequest → ItemAdminReply (add/remove items: cold start). */
   itemAdmin: (cluster: string, shard: number) => `upnext.${cluster}.item.${shard}.admin`,
   /** UserStateRequest → UserStateReply. */

@@ -24,7 +24,7 @@
  * already running into the map and gives it its share, live (shardmap/add-node.ts: register it,
  * copy every item shard onto it when every node holds them all, move user partitions to it one at
  * a time until it hosts within one of the others); running it again changes nothing. `model
- * --version V` switches the served model live (shardmap/model-switch.ts: checks V against
+ * --version V` switches the served model live, towers included (shardmap/model-switch.ts: checks V against
  * `<models-dir>/V` and what the nodes serve, writes the KV "model" key, waits for every node and
  * prints what each did; exit 1 naming the nodes that refused); without --version it shows the key
  * and what each node serves.
@@ -60,7 +60,8 @@ const USAGE = `usage:
   shardmap add-node --nats <url> --cluster <name> --node <node> [--ranker yes|no] [--timeout-ms 120000]
                 (start the node process first; it waits, serving nothing, until the map assigns it)
   shardmap model --nats <url> --cluster <name> [--version V [--models-dir models] [--by NAME] [--timeout-ms 60000]]
-                (same towers as the served model: swaps ranker + calibration live; without --version: show)
+                (same towers: swaps ranker + calibration live; other towers: each node rebuilds its item
+                 shards on them beside the serving ones, then flips (default timeout 600000); without --version: show)
   every command: [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key] for a NATS server that requires TLS
                  [--creds admin.nk] for a NATS server that requires credentials (writes need the admin role)`;
 

@@ -1,27 +1,34 @@
 /**
  * Switching the served model live (DESIGN §5: "the current version lives in NATS KV; rankers and
- * shards hot-swap on change"), ranker-and-calibration scope:
+ * shards hot-swap on change"):
  *
  * 1. check the version here first, when this machine has the models root: it exists (NOT_FOUND),
- *    this build accepts its manifest, and it can replace what the nodes serve now without a rebuild
- *    (same towers, same feature spec, same ranker width: cluster/node/model.ts `checkLiveSwitch`);
+ *    this build accepts its manifest, and it can replace what the nodes serve now (same feature
+ *    spec and ranker width: cluster/node/model.ts `liveSwitchKind`);
  * 2. write the cluster's "model" key, compare-and-set on its revision;
- * 3. every node in the map sees the key, runs the same checks against what it serves, reloads its
- *    ranker replica and then its coordinator's model, and reports the outcome in its status;
+ * 3. every node in the map sees the key, runs the same checks against what it serves and switches:
+ *    with the same towers it reloads its ranker replica and then its coordinator's model; with other
+ *    towers it first rebuilds its item shards on them beside the serving ones (seconds to minutes:
+ *    cluster/node/real-launcher.ts `switchTowers`); it reports the outcome in its status;
  * 4. wait until every node has answered the new revision; when one refused or did not answer, the
  *    key is put back to the version before (nodes that had switched follow it back), so the
  *    cluster does not stay split between two versions.
  *
- * A tower change is refused: it needs the item index and user vectors rebuilt, i.e. a rolling
- * restart of the nodes on the new model.
+ * While nodes switch at different moments each request stays in its coordinator's embedding space
+ * (actors/model/embedding-space.ts), so a tower switch never searches a vector of other towers.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { StatusCode, UpnextError, toStatus } from '../core/status.js';
-import { checkLiveSwitch, checkModelVersionName, readModelDir } from '../cluster/node/model.js';
+import { checkModelVersionName, liveSwitchKind, readModelDir } from '../cluster/node/model.js';
 import type { ModelDirInfo } from '../cluster/node/model.js';
 import type { ModelKeyEntry, ShardMapStore } from './kv-store.js';
 import { nodeStatus } from './move.js';
 import type { NodeStatus } from './move.js';
+
+/** Default wait for every node to switch, ms. */
+export const DEFAULT_SWITCH_TIMEOUT_MS = 60_000;
+/** Default wait when the towers change (each node rebuilds its item shards on them), ms. */
+export const TOWER_SWITCH_TIMEOUT_MS = 600_000;
 
 /** Options of {@link switchModel}. */
 export interface ModelSwitchOptions {
@@ -37,7 +44,10 @@ export interface ModelSwitchOptions {
   readonly modelsDir?: string;
   /** Who asks, stored in the key for the audit trail. Default: none. */
   readonly by?: string;
-  /** Longest wait for every node to answer a key change, ms. Default 60,000. */
+  /**
+   * Longest wait for every node to answer a key change, ms. Default 60,000, or
+   * {@link TOWER_SWITCH_TIMEOUT_MS} when the local check sees a tower switch (shards are rebuilt).
+   */
   readonly timeoutMs?: number;
   /** Poll interval of the node status, ms. Default 100. */
   readonly pollMs?: number;
@@ -124,7 +134,7 @@ async function checkAgainstServed(modelsDir: string, next: ModelDirInfo, before:
       throw err;
     }
     try {
-      checkLiveSwitch(served, next);
+      liveSwitchKind(served, next);
     } catch (err) {
       const st = toStatus(err);
       throw new UpnextError(st.code, `${nodes.join(', ')} serve${nodes.length === 1 ? 's' : ''} ${v}: ${st.message}`);
@@ -134,7 +144,7 @@ async function checkAgainstServed(modelsDir: string, next: ModelDirInfo, before:
 
 /** Polls every node until it has acted on key revision `revision` (or the timeout), then says how. */
 async function awaitNodes(o: ModelSwitchOptions, nodes: readonly string[], version: string, revision: number): Promise<NodeModelOutcome[]> {
-  const timeoutMs = o.timeoutMs ?? 60_000;
+  const timeoutMs = o.timeoutMs ?? DEFAULT_SWITCH_TIMEOUT_MS;
   const end = Date.now() + timeoutMs;
   return Promise.all(
     [...nodes].sort().map(async (node): Promise<NodeModelOutcome> => {
@@ -171,6 +181,9 @@ export async function switchModel(o: ModelSwitchOptions): Promise<ModelSwitchRes
   const nodes = await mapNodes(o.store, o.cluster);
   const before = await statuses(o, nodes);
   if (o.modelsDir !== undefined && next !== undefined) await checkAgainstServed(o.modelsDir, next, before);
+  // A node that reports another embedding space than the new version's rebuilds its shards: wait longer.
+  const towers = next !== undefined && before.some((b) => b.status?.model?.space !== undefined && b.status.model.space !== next.space);
+  if (o.timeoutMs === undefined && towers) o = { ...o, timeoutMs: TOWER_SWITCH_TIMEOUT_MS };
   const previous = await o.store.readModelKey();
   const requestedAt = new Date().toISOString();
   const revision = await o.store.writeModelKey({ version, requestedAt, ...(o.by !== undefined ? { by: o.by } : {}) }, previous?.revision ?? null);

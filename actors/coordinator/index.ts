@@ -71,9 +71,10 @@ export interface CoordinatorOptions {
    * The item shards running in this process (read per call: the shard map may start or stop them).
    * With it, retrieval searches them in-process and the other shards over NATS
    * (local-ports.ts); stats().localPaths counts which path answered. Default: every shard over NATS.
-   * Ignored when `ports.shards` is given.
+   * Ignored when `ports.shards` is given. `space` is the request's embedding space: during a tower
+   * switch a process holds a shard on both tower pairs, and each request searches its own.
    */
-  readonly localItemShard?: (shard: number) => InProcessItemShard | undefined;
+  readonly localItemShard?: (shard: number, space: string) => InProcessItemShard | undefined;
   /** The same for user partitions in this process. Ignored when `ports.userState` is given. */
   readonly localUserPartition?: (partition: number) => InProcessUserPartition | undefined;
   /** `models/<version>/` holding manifest.json. One of modelDir / manifest is required. */
@@ -149,8 +150,12 @@ export interface CoordinatorHandle {
   stats(): CoordinatorStats;
   /** Follows a shard-map change of S (requests in flight keep the old S). */
   setShardCount(itemShards: number): void;
-  /** Hot-swaps the model (its version and calibration) from a directory or a manifest. */
-  setModel(model: string | ModelManifest): Promise<void>;
+  /**
+   * Hot-swaps the model (its version and calibration) from a directory or a manifest, for requests
+   * that start from now on; `space` is the embedding space of its towers (default: unchanged, as
+   * for a ranker-only switch).
+   */
+  setModel(model: string | ModelManifest, space?: string): Promise<void>;
   /**
    * Events read from the cluster's event stream, for the prediction-drift join (drift.ts): the node
    * passes what its popular actor reads. A no-op when `coordinator.drift.sampleRate` is 0.
@@ -189,7 +194,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   if (opts.driftEventsSource !== undefined && typeof opts.driftEventsSource !== 'function') throw new TypeError('options.driftEventsSource must be a function returning a boolean');
   const config: ResolvedCoordinatorConfig = resolveCoordinatorConfig(opts.config);
   const clock = opts.clock ?? systemClock;
-  const model = await resolveModel(opts.manifest ?? (opts.modelDir as string));
+  const model: ServingModel = { ...(await resolveModel(opts.manifest ?? (opts.modelDir as string))), space: opts.embeddingSpace ?? '' };
 
   const { nc, cluster } = opts;
   let rankerClient: RankerClient | undefined;
@@ -257,7 +262,6 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     counters,
     admission,
     servingTimeOffsetMs: offset,
-    embeddingSpace: opts.embeddingSpace ?? '',
     ...(featureLog !== undefined ? { featureLog } : {}),
     ...(drift !== undefined ? { drift } : {}),
   });
@@ -338,7 +342,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       };
     },
     setShardCount: (s) => pipeline.setShardCount(s),
-    setModel: async (m) => pipeline.setModel(await resolveModel(m)),
+    setModel: async (m, space) => pipeline.setModel({ ...(await resolveModel(m)), space: space ?? pipeline.model.space ?? '' }),
     noteEvents: (events) => drift?.noteEvents(events),
   };
 }

@@ -116,8 +116,11 @@ async function localFirst<A extends { inFlight(): number }, R>(
 
 /** Options of {@link LocalFirstShardSearcher}. */
 export interface LocalFirstShardSearcherOptions {
-  /** This process's replica of shard `s` now, or undefined (read per call: shard moves start and stop them). */
-  readonly local: (shard: number) => InProcessItemShard | undefined;
+  /**
+   * This process's replica of shard `s` in embedding space `space` now, or undefined (read per call:
+   * shard moves and tower switches start and stop them).
+   */
+  readonly local: (shard: number, space: string) => InProcessItemShard | undefined;
   /** Every shard over NATS (NatsShardSearcher). */
   readonly nats: ShardSearcher;
   /** Queued requests on the local replica from which NATS is used instead. Default {@link LOCAL_OVERLOADED_AT}. */
@@ -126,7 +129,7 @@ export interface LocalFirstShardSearcherOptions {
 
 /** A ShardSearcher that searches the shards hosted by its own process in-process, the rest over NATS. */
 export class LocalFirstShardSearcher implements ShardSearcher {
-  readonly #local: (shard: number) => InProcessItemShard | undefined;
+  readonly #local: (shard: number, space: string) => InProcessItemShard | undefined;
   readonly #nats: ShardSearcher;
   readonly #overloadedAt: number;
   readonly #counter = new PathCounter();
@@ -141,7 +144,7 @@ export class LocalFirstShardSearcher implements ShardSearcher {
 
   search(shard: number, req: ShardSearchRequestMsg, deadline: Deadline): Promise<ShardSearchReplyMsg> {
     return localFirst(
-      this.#local(shard),
+      this.#local(shard, req.space ?? ''),
       this.#overloadedAt,
       this.#counter,
       deadline,

@@ -97,7 +97,8 @@ export class NatsShardSearcher implements ShardSearcher {
   }
 
   async search(shard: number, req: ShardSearchRequestMsg, deadline: Deadline): Promise<ShardSearchReplyMsg> {
-    const subject = Subjects.itemSearch(this.#cluster, shard);
+    // In a space, only replicas on the same towers are asked (a tower switch or roll may be under way).
+    const subject = req.space ? Subjects.itemSearchInSpace(this.#cluster, shard, req.space) : Subjects.itemSearch(this.#cluster, shard);
     const reply = Codecs.shardSearchReply.decode(await request(this.#nc, subject, encodeShardSearchRequest(req), deadline));
     throwIfStatus(subject, reply.status);
     return reply;

@@ -59,13 +59,6 @@ export interface PipelineOptions {
   readonly featureLog?: FeatureLogSink;
   /** Told the calibrated P(click) of the ranked items of every answer (drift.ts samples them); default none. */
   readonly drift?: PredictionDriftSink;
-  /**
-   * Embedding space of the towers this node's shards and partitions serve (actors/model/embedding-space.ts),
-   * named in every user-state read and shard search; a user vector from another space is never
-   * searched (see {@link RecommendPipeline} "Embedding spaces"). A live model switch keeps the towers,
-   * so it is fixed for the pipeline's life. Default '' (unstated: nothing is checked).
-   */
-  readonly embeddingSpace?: string;
 }
 
 /** One candidate in the pool that gets ranked: candidate `at` of a shard's or popular's columnar batch. */
@@ -112,7 +105,6 @@ export class RecommendPipeline {
   readonly #admission: AdmissionController;
   readonly #featureLog: FeatureLogSink | undefined;
   readonly #drift: PredictionDriftSink | undefined;
-  readonly #space: string;
   #model: ServingModel;
   #itemShards: number;
 
@@ -128,7 +120,6 @@ export class RecommendPipeline {
     this.#servingTimeOffsetMs = opts.servingTimeOffsetMs ?? 0;
     this.#featureLog = opts.featureLog;
     this.#drift = opts.drift;
-    this.#space = opts.embeddingSpace ?? '';
     this.#counters = opts.counters ?? new PipelineCounters();
     this.#admission = opts.admission ?? new AdmissionController(opts.config.admission, () => this.#clock.monotonicMs());
   }
@@ -201,7 +192,10 @@ export class RecommendPipeline {
     // (2) user state: missing or late → a new user.
     let t = this.#clock.monotonicMs();
     const usTimer = new StageTimer(deadline.stage(cfg.budgets.userStateMs));
-    const us = await usTimer.settle(() => this.#ports.userState.get(q.userId, q.context, usTimer.deadline, { space: this.#space, modelVersion: model.version }));
+    // The embedding space of the model's towers (ports.ts ServingModel.space): named in the user-state
+    // read and every shard search, so no vector is searched against another tower pair's index.
+    const space = model.space ?? '';
+    const us = await usTimer.settle(() => this.#ports.userState.get(q.userId, q.context, usTimer.deadline, { space, modelVersion: model.version }));
     usTimer.cancel();
     let user = emptyUser(q.userId, spec.numCategories);
     let embedding: readonly number[] | null = null;
@@ -210,14 +204,14 @@ export class RecommendPipeline {
       user = userViewFromReply(us.value, spec.numCategories);
       userCompleteness = us.value.completeness;
       const replySpace = us.value.space ?? '';
-      if (this.#space !== '' && ((replySpace !== '' && replySpace !== this.#space) || (replySpace === '' && us.value.embedding.length === 0))) {
+      if (space !== '' && ((replySpace !== '' && replySpace !== space) || (replySpace === '' && us.value.embedding.length === 0))) {
         // A partition of other towers (a rolling restart onto a new model is half done): its vector
         // would retrieve nonsense here, so this request takes the new-user path (popular candidates).
         counters.degradations.spaceMismatch++;
         degraded.push(
           replySpace === ''
-            ? `user embedding unavailable: partition ${us.value.partition} serves another embedding space than ${this.#space}`
-            : `user embedding is in embedding space ${replySpace}, this node serves ${this.#space}: not searched`,
+            ? `user embedding unavailable: partition ${us.value.partition} serves another embedding space than ${space}`
+            : `user embedding is in embedding space ${replySpace}, this node serves ${space}: not searched`,
         );
       } else if (us.value.embedding.length === spec.embeddingDim) embedding = us.value.embedding;
       else degraded.push(`user embedding has ${us.value.embedding.length} floats, expected ${spec.embeddingDim}`);
@@ -247,7 +241,7 @@ export class RecommendPipeline {
         k: cfg.perShardK,
         excludeVideoIds: [...drop],
         deadlineMs: rTimer.deadline.atMs,
-        space: this.#space,
+        space: space,
       };
       const replies = await Promise.all(
         Array.from({ length: itemShards }, (_, s) => rTimer.settle(() => this.#ports.shards.search(s, request, rTimer.deadline))),

@@ -82,4 +82,10 @@ export interface ServingModel {
   readonly specHash: string;
   /** Calibration of the ranker's P(click). */
   readonly calibration: Calibration;
+  /**
+   * Embedding space of the towers the cluster serves this model with (actors/model/embedding-space.ts):
+   * named in every user-state read and shard search; a user vector of another space is never
+   * searched. '' or absent = unstated (nothing is checked).
+   */
+  readonly space?: string;
 }

@@ -74,16 +74,24 @@ export interface OpenShardOptions {
   readonly snapshotDir: string | undefined;
   readonly index: IndexOptions;
   readonly towerBatchRows: number;
+  /**
+   * Build from these items instead of the world, and never restore (a tower switch re-encodes the
+   * running shard's items, admin upserts included); the snapshot is written as usual.
+   */
+  readonly items?: readonly ItemFeatures[];
+  /** Embedding space of the tower's model ('' = unknown): recorded in the snapshot and checked on restore. */
+  readonly space?: string;
 }
 
 /** The snapshot key of shard `shard` of `shardCount` served with `tower` from `worldDir`. */
-export async function shardSnapshotKey(worldDir: string, shard: number, shardCount: number, tower: ItemTower): Promise<SnapshotKey> {
+export async function shardSnapshotKey(worldDir: string, shard: number, shardCount: number, tower: ItemTower, space = ''): Promise<SnapshotKey> {
   return {
     shard,
     shardCount,
     modelVersion: tower.manifest.version,
     featureSpecHash: tower.manifest.featureSpecHash,
     source: await worldSource(worldDir),
+    ...(space !== '' ? { space } : {}),
   };
 }
 
@@ -94,9 +102,9 @@ export async function shardSnapshotKey(worldDir: string, shard: number, shardCou
 export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const t0 = performance.now();
   const timings: ShardStartupTimings = { restoreMs: 0, readWorldMs: 0, towerMs: 0, indexBuildMs: 0, snapshotWriteMs: 0, totalMs: 0 };
-  const key = await shardSnapshotKey(o.worldDir, o.shard, o.shardCount, o.tower);
+  const key = await shardSnapshotKey(o.worldDir, o.shard, o.shardCount, o.tower, o.space);
   let snapshotRefused: string | undefined;
-  if (o.snapshotDir !== undefined) {
+  if (o.snapshotDir !== undefined && o.items === undefined) {
     const r = await restoreItemSnapshot(o.snapshotDir, key, o.index);
     if (r.kind === 'restored') {
       timings.restoreMs = timings.totalMs = performance.now() - t0;
@@ -106,7 +114,7 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
     if (r.kind === 'refused') snapshotRefused = `${r.path}: ${r.reason}`;
   }
   let t = performance.now();
-  const items = await loadShardItems(o.worldDir, o.shard, o.shardCount);
+  const items = o.items ?? (await loadShardItems(o.worldDir, o.shard, o.shardCount));
   timings.readWorldMs = performance.now() - t;
   t = performance.now();
   const vectors = await o.tower.encode(items, o.towerBatchRows);

@@ -243,6 +243,13 @@ export class ItemColumns {
     };
   }
 
+  /** Every live item (tombstoned rows skipped), in row order: what a rebuild on other towers starts from. */
+  liveItems(): ItemFeatures[] {
+    const out: ItemFeatures[] = [];
+    for (let row = 0; row < this.rows; row++) if (this.videoIdAt(row) >= 0) out.push(this.featuresAt(row));
+    return out;
+  }
+
   /** Applies one interaction to the counters of its video; false when the video is not here. */
   applyEvent(event: InteractionEvent): boolean {
     const row = this.#rowOf.get(event.videoId);

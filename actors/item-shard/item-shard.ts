@@ -19,7 +19,7 @@ import { statusToMsg } from '../../protos/convert.js';
 import type { IndexOptions } from './index-options.js';
 import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
-import type { FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ResolvedSearchBatchOptions, ToItemWorker } from './protocol.js';
+import type { ExportedItems, FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ResolvedSearchBatchOptions, ToItemWorker } from './protocol.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
 import { ACTOR_STOP_DRAIN_MS, settleWithin } from '../../core/deadline.js';
 import { reopenWithBackoff } from '../../core/reopen.js';
@@ -62,6 +62,16 @@ export interface ItemShardOptions {
   readonly snapshotAfterChangesMs?: number;
   /** How the worker answers queued searches with shared faiss calls. Default `{ maxQueries: 16 }`. */
   readonly searchBatch?: SearchBatchOptions;
+  /**
+   * Which NATS subjects the shard joins at start: 'all' (default) = its search subject, the search
+   * subject of its embedding space and its admin subject; 'space' = only the space's search subject,
+   * for an instance prepared beside the serving one during a tower switch (only coordinators already
+   * in its space ask there), which joins the rest with {@link ItemShardHandle.subscribe} when the node
+   * flips.
+   */
+  readonly subscribe?: 'all' | 'space';
+  /** Build from another instance's items ({@link ItemShardHandle.exportItems}) instead of the world or a snapshot. */
+  readonly seed?: ExportedItems;
 }
 
 /** Default of {@link ItemShardOptions.snapshotAfterChangesMs}, ms. */
@@ -91,6 +101,7 @@ export const MAX_SEARCH_BATCH_QUERIES = 256;
 /** {@link ItemShardOptions} after defaults and validation: the worker's config plus the main thread's knobs. */
 export interface ResolvedItemShardOptions extends ItemShardWorkerConfig {
   readonly cluster: string;
+  readonly subscribe: 'all' | 'space';
   readonly maxInFlight: number;
   readonly latencyWindow: number;
 }
@@ -105,6 +116,11 @@ function requireInt(name: string, v: unknown, min: number): number {
 function requireString(name: string, v: unknown): string {
   if (typeof v !== 'string' || v.length === 0) throw new TypeError(`option ${name} must be a non-empty string`);
   return v;
+}
+
+function resolveSubscribe(v: unknown): 'all' | 'space' {
+  if (v === undefined || v === 'all' || v === 'space') return v ?? 'all';
+  throw new TypeError(`option subscribe must be 'all' or 'space', got ${JSON.stringify(v)}`);
 }
 
 function optionalSpace(v: unknown): string {
@@ -150,6 +166,8 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     latencyWindow: requireInt('latencyWindow', o.latencyWindow ?? 1024, 1),
     snapshotAfterChangesMs: requireInt('snapshotAfterChangesMs', o.snapshotAfterChangesMs ?? DEFAULT_SNAPSHOT_AFTER_CHANGES_MS, 0),
     searchBatch: resolveSearchBatch(o.searchBatch),
+    subscribe: resolveSubscribe(o.subscribe),
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
   };
 }
 
@@ -222,6 +240,24 @@ export interface ItemShardHandle {
   stats(): ItemShardStats;
   /** Writes a snapshot of the current state (after upserts/removes); resolves to its folder. */
   snapshot(): Promise<string>;
+  /**
+   * The live items with their counters, taken in order with admin requests (so every change
+   * answered before the call is in it): what an instance on other towers is built from.
+   */
+  exportItems(): Promise<ExportedItems>;
+  /** Joins all of the shard's NATS subjects (after `subscribe: 'space'`). Idempotent. */
+  subscribe(): void;
+  /**
+   * Retires an instance replaced by one on other towers: leaves the shared subjects (unstated-space
+   * searches and admin) now, keeps answering searches in its own space — coordinators not yet
+   * switched still send them — and stops once none has arrived for `idleMs` (or after `maxMs`).
+   */
+  retire(idleMs: number, maxMs: number): Promise<void>;
+  /**
+   * With a reason, admin requests are answered UNAVAILABLE with it (a tower switch is copying the
+   * items: a change now would miss the copy); undefined accepts them again.
+   */
+  freezeAdmin(reason: string | undefined): void;
   /** Unsubscribes and terminates the worker. Idempotent. */
   stop(): Promise<void>;
   /** @internal Test hook: makes the worker throw an uncaught error (the shard then reopens). */
@@ -274,6 +310,7 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
         worldDir: o.worldDir,
         modelDir: o.modelDir,
         space: o.space,
+        ...(o.seed !== undefined ? { seed: o.seed } : {}),
         snapshotDir: o.snapshotDir,
         index: o.index,
         towerBatchRows: o.towerBatchRows,
@@ -302,12 +339,18 @@ function gaugesOf(info: ItemShardReadyInfo): ItemWorkerGauges {
 type Pending =
   | { readonly kind: 'msg'; readonly msg: Msg }
   | { readonly kind: 'local'; resolve(reply: Uint8Array): void; reject(err: UpnextError): void }
-  | { readonly kind: 'snapshot'; resolve(path: string): void; reject(err: Error): void };
+  | { readonly kind: 'snapshot'; resolve(path: string): void; reject(err: Error): void }
+  | { readonly kind: 'export'; resolve(items: ExportedItems): void; reject(err: Error): void };
 
 class ItemShardImpl implements ItemShardHandle {
   readonly info: ItemShardReadyInfo;
   readonly local: LocalItemShard;
-  readonly #o: ResolvedItemShardOptions;
+  #o: ResolvedItemShardOptions;
+  /** Which subjects the shard is in (rejoined after a worker restart). */
+  #subscribed: 'all' | 'space';
+  #adminFrozen: string | undefined;
+  /** When the last search arrived (NATS or in-process), for {@link ItemShardHandle.retire}. */
+  #lastSearchAtMs = Date.now();
   readonly #nc: NatsConnection;
   #worker: Worker;
   #subs: Subscription[] = [];
@@ -336,7 +379,9 @@ class ItemShardImpl implements ItemShardHandle {
   #dead: StatusObject | undefined;
 
   constructor(nc: NatsConnection, o: ResolvedItemShardOptions, worker: Worker, info: ItemShardReadyInfo) {
-    this.#o = o;
+    // A reopen after a crash restores the snapshot this build wrote, never the (older) seed again.
+    this.#o = { ...o, seed: undefined };
+    this.#subscribed = o.subscribe;
     this.#nc = nc;
     this.#worker = worker;
     this.info = info;
@@ -357,13 +402,51 @@ class ItemShardImpl implements ItemShardHandle {
     }
   }
 
-  /** Listens to `worker` and (re)joins the shard's NATS queue group. */
+  /** Listens to `worker` and (re)joins the shard's NATS queue group when subscribed. */
   #attach(worker: Worker): void {
     worker.on('message', (m: FromItemWorker) => this.#onWorker(m));
     worker.on('error', (err) => this.#onWorkerDied(worker, err));
+    this.#joinNats();
+  }
+
+  subscribe(): void {
+    if (this.#subscribed === 'all' || this.#stopped !== undefined) return;
+    this.#subscribed = 'all';
+    if (this.#dead !== undefined) return; // the reopen joins
+    // Added beside the space subject, which stays: no moment without a responder there.
+    this.#subs.push(...this.#joinShared());
+  }
+
+  freezeAdmin(reason: string | undefined): void {
+    this.#adminFrozen = reason;
+  }
+
+  exportItems(): Promise<ExportedItems> {
+    if (this.#stopped !== undefined) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, `item shard ${this.#o.shard} stopped`));
+    if (this.#dead !== undefined) return Promise.reject(UpnextError.fromStatus(this.#dead));
+    return new Promise<ExportedItems>((resolve, reject) => {
+      const id = this.#nextId++;
+      this.#pending.set(id, { kind: 'export', resolve, reject });
+      this.#post({ type: 'exportItems', id });
+    });
+  }
+
+  #joinNats(): void {
     const o = this.#o;
     const queue = Subjects.queueGroup(o.cluster, 'item', o.shard);
-    this.#subs = [
+    // The replicas of this shard on the same towers (see Subjects.itemSearchInSpace).
+    const inSpace =
+      o.space !== ''
+        ? [this.#nc.subscribe(Subjects.itemSearchInSpace(o.cluster, o.shard, o.space), { queue: `${queue}-${o.space}`, callback: (err, msg) => void (err === null && this.#onSearch(msg)) })]
+        : [];
+    this.#subs = [...inSpace, ...(this.#subscribed === 'all' ? this.#joinShared() : [])];
+  }
+
+  /** The subjects every replica of the shard shares, whatever its towers: unstated-space searches and admin. */
+  #joinShared(): Subscription[] {
+    const o = this.#o;
+    const queue = Subjects.queueGroup(o.cluster, 'item', o.shard);
+    return [
       this.#nc.subscribe(Subjects.itemSearch(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onSearch(msg)) }),
       this.#nc.subscribe(Subjects.itemAdmin(o.cluster, o.shard), { queue, callback: (err, msg) => void (err === null && this.#onAdmin(msg)) }),
     ];
@@ -424,7 +507,25 @@ class ItemShardImpl implements ItemShardHandle {
     return { code: StatusCode.RESOURCE_EXHAUSTED, message: `item shard ${this.#o.shard} has ${this.#pending.size} requests queued` };
   }
 
+  async retire(idleMs: number, maxMs: number): Promise<void> {
+    const o = this.#o;
+    const shared = new Set([Subjects.itemSearch(o.cluster, o.shard), Subjects.itemAdmin(o.cluster, o.shard)]);
+    const keep: Subscription[] = [];
+    for (const s of this.#subs) {
+      if (shared.has(s.getSubject())) await s.drain().catch(() => s.unsubscribe());
+      else keep.push(s);
+    }
+    this.#subs = keep;
+    this.#subscribed = 'space';
+    const end = Date.now() + maxMs;
+    while (this.#stopped === undefined && Date.now() < end && Date.now() - this.#lastSearchAtMs < idleMs) {
+      await new Promise((r) => setTimeout(r, Math.min(idleMs, 1000)));
+    }
+    await this.stop();
+  }
+
   #onSearch(msg: Msg): void {
+    this.#lastSearchAtMs = Date.now();
     const full = this.#queueFull();
     if (full !== undefined) {
       msg.respond(Codecs.shardSearchReply.encode({ status: statusToMsg(full), shard: this.#o.shard, candidates: null, shardSize: this.#gauges.items, searchMs: 0 }));
@@ -436,6 +537,7 @@ class ItemShardImpl implements ItemShardHandle {
   }
 
   #searchLocal(request: Uint8Array): Promise<Uint8Array> {
+    this.#lastSearchAtMs = Date.now();
     if (this.#stopped !== undefined) return Promise.reject(new UpnextError(StatusCode.UNAVAILABLE, `item shard ${this.#o.shard} stopped`));
     if (this.#dead !== undefined) return Promise.reject(UpnextError.fromStatus(this.#dead));
     const full = this.#queueFull();
@@ -449,6 +551,12 @@ class ItemShardImpl implements ItemShardHandle {
 
   #onAdmin(msg: Msg): void {
     this.#admin++;
+    if (this.#adminFrozen !== undefined) {
+      msg.respond(
+        Codecs.itemAdminReply.encode({ status: statusToMsg({ code: StatusCode.UNAVAILABLE, message: this.#adminFrozen }), upserted: 0, removed: 0, shardSize: this.#gauges.items }),
+      );
+      return;
+    }
     const id = this.#nextId++;
     this.#pending.set(id, { kind: 'msg', msg });
     this.#post({ type: 'admin', id, request: msg.data });
@@ -473,7 +581,7 @@ class ItemShardImpl implements ItemShardHandle {
           this.#searchCalls++;
           this.#searchCallQueries += m.batchQueries;
         }
-        if (p === undefined || p.kind === 'snapshot') return;
+        if (p === undefined || p.kind === 'snapshot' || p.kind === 'export') return;
         if (m.reply === null) {
           this.#dropped++;
           if (p.kind === 'local') p.reject(new UpnextError(StatusCode.DEADLINE_EXCEEDED, `item shard ${this.#o.shard} dropped a search past its deadline`));
@@ -494,6 +602,12 @@ class ItemShardImpl implements ItemShardHandle {
         if (p?.kind !== 'snapshot') return;
         if (m.path !== null) p.resolve(m.path);
         else p.reject(UpnextError.fromStatus(m.status ?? { code: StatusCode.INTERNAL, message: 'snapshot failed' }));
+        return;
+      }
+      case 'itemsExported': {
+        const p = this.#pending.get(m.id);
+        this.#pending.delete(m.id);
+        if (p?.kind === 'export') p.resolve(m.items);
         return;
       }
       case 'snapshotWritten':

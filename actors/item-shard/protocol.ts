@@ -25,6 +25,19 @@ export interface ItemShardWorkerConfig {
   readonly snapshotAfterChangesMs: number;
   /** How queued searches share faiss calls (see {@link ResolvedSearchBatchOptions}). */
   readonly searchBatch: ResolvedSearchBatchOptions;
+  /**
+   * Build from these items (another instance's {@link ExportedItems}, e.g. the shard on the old
+   * towers during a tower switch) instead of the world or a snapshot; the snapshot is then written
+   * under this model. Undefined: restore or build from the world as usual.
+   */
+  readonly seed?: ExportedItems;
+}
+
+/** A shard's live items as its feature columns (ItemColumns.snapshotBytes), for another instance to rebuild from. */
+export interface ExportedItems {
+  readonly bytes: Uint8Array;
+  /** Rows in `bytes` (tombstoned rows included; they are skipped). */
+  readonly rows: number;
 }
 
 /**
@@ -45,6 +58,8 @@ export type ToItemWorker =
   /** An ItemAdminRequest as received from NATS. */
   | { readonly type: 'admin'; readonly id: number; readonly request: Uint8Array }
   | { readonly type: 'snapshot'; readonly id: number }
+  /** Sends back the live items ({@link ExportedItems}), in queue order with admin requests. */
+  | { readonly type: 'exportItems'; readonly id: number }
   /** Test hook: throws an uncaught error in the worker, so tests can exercise the restart. */
   | { readonly type: 'crash' }
   /**
@@ -96,6 +111,7 @@ export type FromItemWorker =
    */
   | { readonly type: 'reply'; readonly id: number; readonly reply: Uint8Array | null; readonly searchMs: number; readonly gauges: ItemWorkerGauges; readonly batchQueries?: number }
   | { readonly type: 'snapshotDone'; readonly id: number; readonly path: string | null; readonly status: StatusObject | null }
+  | { readonly type: 'itemsExported'; readonly id: number; readonly items: ExportedItems }
   /**
    * A snapshot was written (either trigger). `captureMs`: the synchronous part (faiss write + column
    * copy) during which the worker served nothing; `writeMs`: capture to rename, searches served

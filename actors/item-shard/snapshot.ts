@@ -53,10 +53,15 @@ export interface ItemShardSnapshotMeta {
   readonly createdAt: string;
   /** How the index was built (format ≥ 2; absent in format 1 = unknown facts). */
   readonly build?: ItemShardBuildFacts;
+  /**
+   * Embedding space of the towers that computed the vectors (actors/model/embedding-space.ts); absent
+   * in snapshots written before spaces existed (or with spaces off), which are not checked for it.
+   */
+  readonly space?: string;
 }
 
 /** What a snapshot must match to be restored. */
-export type SnapshotKey = Pick<ItemShardSnapshotMeta, 'shard' | 'shardCount' | 'modelVersion' | 'featureSpecHash' | 'source'>;
+export type SnapshotKey = Pick<ItemShardSnapshotMeta, 'shard' | 'shardCount' | 'modelVersion' | 'featureSpecHash' | 'source' | 'space'>;
 
 /** What this process accepts besides the key: its index options and the faiss build it runs. */
 export interface SnapshotAcceptance {
@@ -88,6 +93,8 @@ export function snapshotRefusal(meta: ItemShardSnapshotMeta, key: SnapshotKey, a
     return `snapshot vectors come from feature spec ${meta.featureSpecHash}, model ${key.modelVersion} uses feature spec ${key.featureSpecHash}`;
   }
   if (meta.source !== key.source) return `snapshot built from world ${meta.source}, serving world ${key.source}`;
+  // Same version name, other tower files (replaced in place): the stored vectors are another space's.
+  if (meta.space && key.space && meta.space !== key.space) return `snapshot vectors are in embedding space ${meta.space}, model ${key.modelVersion}'s towers are space ${key.space}`;
   const opts = accept.options;
   const b = meta.build;
   if (b === undefined) {

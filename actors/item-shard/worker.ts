@@ -28,7 +28,8 @@ import type { CandidateBatchMsg, ItemAdminReplyMsg, ShardSearchReplyMsg } from '
 import { statusToMsg } from '../../protos/convert.js';
 import { openItemShard } from './bootstrap.js';
 import { ItemTower } from './item-tower.js';
-import type { FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, SnapshotTrigger, ToItemWorker } from './protocol.js';
+import { ItemColumns } from './columns.js';
+import type { ExportedItems, FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, SnapshotTrigger, ToItemWorker } from './protocol.js';
 import type { ItemShardIndex, ShardQuery } from './shard-index.js';
 import { validateSearch } from './shard-index.js';
 import type { SnapshotKey } from './snapshot.js';
@@ -83,6 +84,8 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
     snapshotDir: config.snapshotDir,
     index: config.index,
     towerBatchRows: config.towerBatchRows,
+    space: config.space,
+    ...(config.seed !== undefined ? { items: ItemColumns.fromSnapshotBytes(config.seed.bytes, config.seed.rows).liveItems() } : {}),
   });
   state = {
     config,
@@ -396,6 +399,14 @@ async function handle(msg: ToItemWorker): Promise<void> {
       return;
     case 'snapshot':
       if (state !== undefined) await snapshot(state, msg.id);
+      return;
+    case 'exportItems':
+      if (state !== undefined) {
+        const columns = state.index.columns;
+        // A copy (snapshotBytes allocates), transferred: the worker keeps serving from its own.
+        const items: ExportedItems = { bytes: columns.snapshotBytes(), rows: columns.rows };
+        port?.postMessage({ type: 'itemsExported', id: msg.id, items } satisfies FromItemWorker, [items.bytes.buffer as ArrayBuffer]);
+      }
       return;
     case 'crash':
     case 'holdForTest':

@@ -44,12 +44,14 @@ export function liveSnapshotStreamRefusal(read: Extract<UserSnapshotRead, { colu
  * replays the world (when configured).
  */
 export async function openUserPartition(config: UserPartitionWorkerConfig, tower: UserTower): Promise<OpenedUserPartition> {
+  // Other-space user towers, shared by this thread's partitions of the same models root and spec.
+  const foreign = foreignUserTowers(path.dirname(config.modelDir), tower.manifest.featureSpecHash);
   const partition = new UserStatePartition({
     partition: config.partition,
     partitionCount: config.partitionCount,
     embedder: tower,
     space: config.space,
-    foreignEmbedder: (space, modelVersion) => foreignUserTowers(path.dirname(config.modelDir), specHash(tower.spec)).get(space, modelVersion),
+    foreignEmbedder: (space, modelVersion) => foreign.get(space, modelVersion),
     embeddingCacheSize: config.embeddingCacheSize,
     ...(config.catalogue === undefined ? {} : { catalogue: new ItemCatalogue(config.catalogue) }),
   });

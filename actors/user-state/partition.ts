@@ -62,11 +62,12 @@ export interface UserStatePartitionOptions {
    */
   readonly space?: string;
   /**
-   * The user tower of another space, for a request that names it (actors/user-state/foreign-towers.ts):
-   * the profile is embedded in the requester's space. Undefined (the default), or resolving
-   * undefined: such a request is answered without an embedding.
+   * The user tower of another space when it is loaded, for a request that names it
+   * (actors/user-state/foreign-towers.ts, which loads it in the background on a miss): the profile is
+   * embedded in the requester's space. Undefined (the default), or returning undefined: such a
+   * request is answered without an embedding.
    */
-  readonly foreignEmbedder?: (space: string, modelVersion: string) => Promise<UserEmbedder | undefined>;
+  readonly foreignEmbedder?: (space: string, modelVersion: string) => UserEmbedder | undefined;
   /** Cached embeddings (one per user × context bucket × version). Default 100000. */
   readonly embeddingCacheSize?: number;
   /** Category and creator of the catalogue's videos (shared, read-only). Default: none until loadWorld. */
@@ -264,7 +265,7 @@ export class UserStatePartition {
     let space = this.#space;
     if (!spacesAgree(this.#space, req.space)) {
       space = req.space ?? '';
-      embedder = await this.#foreign?.(space, req.modelVersion ?? '');
+      embedder = this.#foreign?.(space, req.modelVersion ?? '');
       if (embedder === undefined) {
         this.#spaceMismatches++;
         space = '';

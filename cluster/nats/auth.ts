@@ -147,6 +147,7 @@ export function rolePermissions(cluster: string, role: NatsRole, node?: string):
               ? [own, inbox]
               : [
                   `upnext.${cluster}.item.*.search`,
+                  `upnext.${cluster}.item.*.search.*`,
                   `upnext.${cluster}.item.*.admin`,
                   `upnext.${cluster}.user.*.get`,
                   Subjects.popular(cluster),

@@ -122,7 +122,7 @@ async function main(): Promise<number> {
       served: start.served,
       keyRevision: start.keyRevision,
       ...(start.refused !== undefined ? { refused: start.refused } : {}),
-      apply: (next) => launcher.switchModel(next.dir, next.manifest),
+      apply: (next, kind) => (kind === 'ranker' ? launcher.switchModel(next.dir, next.manifest) : launcher.switchTowers(next.dir, next.manifest, next.space)),
     },
   });
 

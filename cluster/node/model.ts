@@ -1,14 +1,15 @@
 /**
  * The model a node serves: its manifest, checked against the running code's feature definitions
  * before any actor starts, so a node never serves a model whose inputs would mean something else;
- * and the rule for switching a running node to another version live (DESIGN §5: the current version
- * lives in NATS KV, rankers hot-swap on change).
+ * and the rules for switching a running node to another version live (DESIGN §5: the current version
+ * lives in NATS KV, rankers and shards hot-swap on change).
  *
- * A live switch only swaps the ranker and the coordinator's version and calibration: item shards and
- * user partitions keep the vectors their towers computed. So a version is switchable only when its
- * two towers are byte-for-byte the served ones (compared by content hash), its feature spec is the
- * served one, and its ranker takes rows of the same width. Anything else needs the index rebuilt: a
- * rolling restart of the nodes on the new model.
+ * A running node switches live when the new version has the served feature spec and ranker width:
+ * with the same two towers (compared by content hash) only the ranker and the coordinator's version
+ * and calibration change; with other towers the node also rebuilds its item shards on the new towers
+ * beside the serving ones and then flips ({@link liveSwitchKind}). A starting node takes the key's
+ * version only when its towers are its own --models' (a rolling restart onto new towers proceeds
+ * while the key still names the old version).
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -79,20 +80,16 @@ function rankerInputWidth(m: ModelManifest): number {
 }
 
 /**
- * Throws FAILED_PRECONDITION, naming what differs, unless `next` can replace `served` live (see the
- * module comment). Pure: compares two {@link ModelDirInfo}s.
+ * How `next` can replace `served` in a running node: 'ranker' when both towers are byte-for-byte
+ * the served ones (the ranker and calibration are swapped, shards and partitions keep running),
+ * 'towers' when a tower differs (each item shard is rebuilt beside the serving one on the new towers,
+ * then the node flips: cluster/node/real-launcher.ts `switchModel`). Throws FAILED_PRECONDITION,
+ * naming what differs, when neither can: another feature spec (the partitions' profiles and the
+ * shards' item features are the spec's) or another ranker input width. Pure.
  */
-export function checkLiveSwitch(served: ModelDirInfo, next: ModelDirInfo): void {
+export function liveSwitchKind(served: ModelDirInfo, next: ModelDirInfo): 'ranker' | 'towers' {
   const from = served.manifest.version;
   const to = next.manifest.version;
-  for (const [key, file] of [['userTower', MODEL_FILES.userTower], ['itemTower', MODEL_FILES.itemTower]] as const) {
-    if (served.towers[key] !== next.towers[key]) {
-      throw failedPrecondition(
-        `model ${to} has a different ${file} than the served ${from} (sha256 ${next.towers[key].slice(0, 12)}… vs ${served.towers[key].slice(0, 12)}…): ` +
-          `a tower change needs the item index and user vectors rebuilt, i.e. a rolling restart of the nodes on the new model; a live switch only swaps the ranker and calibration`,
-      );
-    }
-  }
   if (next.manifest.featureSpecHash !== served.manifest.featureSpecHash) {
     throw failedPrecondition(
       `model ${to} has feature spec ${next.manifest.featureSpecHash}, the served ${from} has ${served.manifest.featureSpecHash}: the running shards and partitions compute the served spec; restart the nodes on the new model`,
@@ -101,6 +98,22 @@ export function checkLiveSwitch(served: ModelDirInfo, next: ModelDirInfo): void 
   if (next.rankerWidth !== served.rankerWidth) {
     throw failedPrecondition(`model ${to}'s ranker takes ${next.rankerWidth} features per row, the served ${from}'s takes ${served.rankerWidth}: restart the nodes on the new model`);
   }
+  return next.towers.userTower === served.towers.userTower && next.towers.itemTower === served.towers.itemTower ? 'ranker' : 'towers';
+}
+
+/**
+ * Throws FAILED_PRECONDITION unless `next` can replace `served` with a ranker-only switch (same
+ * towers; see {@link liveSwitchKind}): what a retrain that keeps the serving towers must produce
+ * (offline/logged/publish.ts).
+ */
+export function checkLiveSwitch(served: ModelDirInfo, next: ModelDirInfo): void {
+  if (liveSwitchKind(served, next) === 'ranker') return;
+  const key = served.towers.userTower !== next.towers.userTower ? 'userTower' : 'itemTower';
+  const file = key === 'userTower' ? MODEL_FILES.userTower : MODEL_FILES.itemTower;
+  throw failedPrecondition(
+    `model ${next.manifest.version} has a different ${file} than the served ${served.manifest.version} (sha256 ${next.towers[key].slice(0, 12)}… vs ${served.towers[key].slice(0, 12)}…): ` +
+      `not a ranker-only switch (a switch to it rebuilds every node's item shards on its towers)`,
+  );
 }
 
 /** The outcome of a node's last attempt to follow the "model" key, for its status and logs. */
@@ -120,13 +133,6 @@ export function modelRefusal(err: unknown, version: string, revision: number): M
   return { version, revision, code: StatusCode[st.code] ?? String(st.code), message: st.message };
 }
 
-/** `<modelsRoot>/<version>` when it can replace `served` live; else throws why (see {@link checkLiveSwitch}). */
-export async function nextLiveModel(served: ModelDirInfo, modelsRoot: string, version: string): Promise<ModelDirInfo> {
-  const next = await readModelDir(modelsRoot, version);
-  checkLiveSwitch(served, next);
-  return next;
-}
-
 /** What a node serves at start, after looking at the cluster's "model" key. */
 export interface StartModel {
   readonly served: ModelDirInfo;
@@ -138,10 +144,11 @@ export interface StartModel {
 
 /**
  * A starting node follows the cluster: when the "model" key names another version than its own
- * --models directory and that version passes {@link checkLiveSwitch} against it, the node serves
- * the key's version; otherwise its own, with the refusal (logged as `model_switch_refused`). A
- * version with other towers is refused on purpose: that is how a rolling restart onto new towers
- * proceeds while the key still names the old version.
+ * --models directory and that version passes {@link liveSwitchKind} against it (same feature spec
+ * and ranker width; its towers may differ: the node builds or restores its shards for them), the
+ * node serves the key's version; otherwise its own, with the refusal (logged as
+ * `model_switch_refused`). So once the key is set it is what every node serves, restarts included;
+ * without a key each node serves its --models.
  */
 export async function resolveStartModel(o: {
   readonly own: ModelDirInfo;
@@ -154,7 +161,8 @@ export async function resolveStartModel(o: {
   const { own, key } = o;
   if (key === null || key.version === own.manifest.version) return { served: own, keyRevision: key?.revision ?? 0 };
   try {
-    const next = await nextLiveModel(own, o.modelsRoot, key.version);
+    const next = await readModelDir(o.modelsRoot, key.version);
+    liveSwitchKind(own, next);
     o.log({ event: 'model_switched', node: o.node, from: own.manifest.version, to: key.version, keyRevision: key.revision, atStart: true });
     return { served: next, keyRevision: key.revision };
   } catch (err) {

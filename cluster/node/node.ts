@@ -30,7 +30,7 @@ import type { ActorKey, ActorLauncher, RunningActor, RunningServerActor } from '
 import { describeActorKey } from './actor-launcher.js';
 import { Subjects } from '../../core/subjects.js';
 import type { NodeModelStatus, NodeStatus } from '../../shardmap/move.js';
-import { modelRefusal as refusalOf, nextLiveModel } from './model.js';
+import { liveSwitchKind, modelRefusal as refusalOf, readModelDir } from './model.js';
 import type { ModelDirInfo, ModelRefusal } from './model.js';
 import { renderMetrics } from './metrics.js';
 import type { ActorStatsEntry, ProcessSample } from './metrics.js';
@@ -64,10 +64,12 @@ export interface NodeModelOptions {
   /** A start-up refusal of the key's version, reported in the status until the key changes. */
   readonly refused?: ModelRefusal;
   /**
-   * Swaps the running actors to `next` (ranker reload first, then the coordinator's model) and makes
-   * actors started later use it. Rejecting refuses the switch: the node keeps serving what it served.
+   * Swaps the running actors to `next` and makes actors started later use it: `kind` 'ranker' reloads
+   * the ranker then sets the coordinator's model; 'towers' first rebuilds the node's item shards on
+   * the new towers beside the serving ones (cluster/node/model.ts `liveSwitchKind`). Rejecting refuses
+   * the switch: the node keeps serving what it served.
    */
-  readonly apply: (next: ModelDirInfo) => Promise<void>;
+  readonly apply: (next: ModelDirInfo, kind: 'ranker' | 'towers') => Promise<void>;
 }
 
 /** A running node. */
@@ -341,11 +343,12 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     if (version !== from) {
       const t0 = Date.now();
       try {
-        const next = await nextLiveModel(served, m.modelsRoot, version);
-        await m.apply(next);
+        const next = await readModelDir(m.modelsRoot, version);
+        const kind = liveSwitchKind(served, next);
+        await m.apply(next, kind);
         served = next;
         modelRefusal = undefined;
-        log({ event: 'model_switched', node: name, from, to: version, keyRevision: entry.revision, ms: Date.now() - t0 });
+        log({ event: 'model_switched', node: name, from, to: version, kind, keyRevision: entry.revision, ms: Date.now() - t0 });
       } catch (err) {
         modelRefusal = refusalOf(err, version, entry.revision);
         log({ event: 'model_switch_refused', node: name, serving: from, version, keyRevision: entry.revision, code: modelRefusal.code, message: modelRefusal.message });

@@ -7,6 +7,13 @@ import path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { startItemShard } from '../../actors/item-shard/item-shard.js';
+import type { ItemShardHandle } from '../../actors/item-shard/item-shard.js';
+import { encodeUserStateRequest } from '../../actors/coordinator/nats-ports.js';
+import { Deadline } from '../../core/deadline.js';
+import { userPartitionOf } from '../../core/hash.js';
+import { failedPrecondition } from '../../core/status.js';
+import { Codecs } from '../../protos/codec.js';
+import { Subjects } from '../../core/subjects.js';
 import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
 import type { LocalItemShard } from '../../actors/item-shard/item-shard.js';
 import type { LocalUserPartition } from '../../actors/user-state/user-state.js';
@@ -61,7 +68,40 @@ export interface RealLauncher extends ActorLauncher {
    * model (best effort) and the error is rethrown: the node keeps what it served.
    */
   switchModel(dir: string, manifest: ModelManifest): Promise<void>;
+  /**
+   * Serves the model in `dir`, whose towers (embedding `space`) differ from the served ones, without
+   * a restart (DESIGN §5 "shards hot-swap"):
+   * 1. admin changes to this node's item shards are paused (answered UNAVAILABLE, retryable);
+   * 2. each shard, one at a time, exports its live items to a new instance on the new towers, which
+   *    encodes and indexes them in its own worker while the old one serves, then answers searches of
+   *    the new space (Subjects.itemSearchInSpace) only;
+   * 3. barrier: every shard of the cluster has a replica answering in the new space, and every user
+   *    partition answers in it (loading the new user tower: foreign-towers.ts);
+   * 4. the ranker reloads and the coordinator flips to the new model and space;
+   * 5. the new shards join the shared subjects; each old one leaves them and keeps answering old-space
+   *    searches from nodes not yet switched until none comes for {@link RETIRE_IDLE_MS}, then stops.
+   * Every request is served in one space throughout (in-process shards are looked up by space). On a
+   * failure before the flip the new instances stop, the ranker is put back, admin resumes and the
+   * error is rethrown: the node keeps what it served.
+   */
+  switchTowers(dir: string, manifest: ModelManifest, space: string): Promise<void>;
 }
+
+/** How long a tower switch waits for every local user partition to load the new user tower, ms. */
+const TOWER_WARM_TIMEOUT_MS = 60_000;
+
+/** One of this node's item shards: the running instance, replaced in place by a tower switch. */
+interface ItemShardCell {
+  handle: ItemShardHandle;
+  readonly shardCount: number;
+  /** The instance a tower switch replaced, while it still answers searches in the old space. */
+  retiring?: ItemShardHandle | undefined;
+}
+
+/** A replaced shard instance stops after this long without a search in its space, ms. */
+const RETIRE_IDLE_MS = 5_000;
+/** ... or after this long in any case, ms. */
+const RETIRE_MAX_MS = 600_000;
 
 export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
   const cluster = o.config.cluster.name;
@@ -73,7 +113,95 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
   /** This node's ranker replica while it runs: the coordinator in this process scores on it directly. */
   let localRanker: RankerHandle | undefined;
   /** This node's item shards and user partitions while they run: the coordinator here calls them in-process. */
-  const localItemShards = new Map<number, LocalItemShard>();
+  /** By shard, then by embedding space: both instances during a tower switch, one otherwise. */
+  const localItemShards = new Map<number, Map<string, LocalItemShard>>();
+  const itemShardCells = new Map<number, ItemShardCell>();
+  const registerLocalShard = (shard: number, h: ItemShardHandle) => {
+    const bySpace = localItemShards.get(shard) ?? new Map<string, LocalItemShard>();
+    bySpace.set(h.info.space, h.local);
+    localItemShards.set(shard, bySpace);
+  };
+  const unregisterLocalShard = (shard: number, h: ItemShardHandle) => {
+    const bySpace = localItemShards.get(shard);
+    if (bySpace?.get(h.info.space) === h.local) bySpace.delete(h.info.space);
+    if (bySpace?.size === 0) localItemShards.delete(shard);
+  };
+  /** The in-process shard for a request in `space` ('' = unstated: the one there is). */
+  const localShardFor = (shard: number, space: string): LocalItemShard | undefined => {
+    const bySpace = localItemShards.get(shard);
+    if (bySpace === undefined) return undefined;
+    return bySpace.get(space) ?? (space === '' ? [...bySpace.values()][0] : undefined);
+  };
+  /** P, learnt when a user partition or the coordinator starts (to pick a user of each partition). */
+  let userPartitionCount = 0;
+  /**
+   * Asks every user partition of the cluster (over NATS: local and remote replicas alike) for one of
+   * its users in `space` until it answers in that space: a partition of other towers loads the
+   * space's user tower in the background (actors/user-state/foreign-towers.ts), so once this resolves
+   * the first requests this node's coordinator sends in the new space find it loaded. With several
+   * replicas of a partition the probe reaches one; the others load on their first request.
+   * FAILED_PRECONDITION after {@link TOWER_WARM_TIMEOUT_MS} (e.g. the version is missing from a
+   * node's models root).
+   */
+  const awaitPartitionsInSpace = async (space: string, modelVersion: string): Promise<void> => {
+    const end = Date.now() + TOWER_WARM_TIMEOUT_MS;
+    await Promise.all(
+      Array.from({ length: userPartitionCount }, async (_, p) => {
+        let userId = 0;
+        while (userPartitionOf(userId, userPartitionCount) !== p) userId++;
+        for (;;) {
+          const request = encodeUserStateRequest(userId, { device: 'unknown', country: '', localHour: 12 }, Deadline.after(10_000), { space, modelVersion });
+          const reply = await o.nc.request(Subjects.userGet(cluster, p), request, { timeout: 2000 }).then(
+            (m) => Codecs.userStateReply.decode(m.data),
+            () => undefined,
+          );
+          if (reply?.space === space) return;
+          if (Date.now() > end) throw failedPrecondition(`user partition ${p} did not answer in space ${space} within ${TOWER_WARM_TIMEOUT_MS} ms: is model ${modelVersion} under every node's models root?`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }),
+    );
+  };
+  /** S, learnt when the first item shard starts. */
+  let itemShardCount = 0;
+  /**
+   * Waits until every item shard has a replica answering in `space` (Subjects.itemSearchInSpace): a
+   * node flips only when its coordinator's scatter can reach every shard in the new space, so with
+   * item shards spread over nodes (cluster.itemReplicas below "all") no shard is missed because its
+   * owner has not built its copy yet. A probe is a search no shard accepts (no vector): any answer
+   * proves a responder. FAILED_PRECONDITION after {@link TOWER_WARM_TIMEOUT_MS}.
+   */
+  const awaitShardsInSpace = async (space: string): Promise<void> => {
+    const probe = Codecs.shardSearchRequest.encode({ userVector: [], k: 1, excludeVideoIds: [], deadlineMs: 0, space });
+    const end = Date.now() + TOWER_WARM_TIMEOUT_MS;
+    for (let s = 0; s < itemShardCount; s++) {
+      for (;;) {
+        const answered = await o.nc.request(Subjects.itemSearchInSpace(cluster, s, space), probe, { timeout: 2000 }).then(
+          () => true,
+          () => false,
+        );
+        if (answered) break;
+        if (Date.now() > end) throw failedPrecondition(`item shard ${s} has no replica in space ${space} after ${TOWER_WARM_TIMEOUT_MS} ms: did its owner refuse the switch?`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
+  const shardOptions = async (shard: number, shardCount: number, modelDir: string) => ({
+    index: is.index,
+    maxInFlight: is.maxInFlight,
+    towerBatchRows: is.towerBatchRows,
+    latencyWindow: is.latencyWindow,
+    snapshotAfterChangesMs: is.snapshotAfterChangesMs,
+    searchBatch: is.searchBatch,
+    nc: o.nc,
+    cluster,
+    shard,
+    shardCount,
+    worldDir: o.worldDir,
+    modelDir,
+    space: await readEmbeddingSpace(modelDir),
+    snapshotDir: path.join(o.runDir, 'snapshots'),
+  });
   const localUserPartitions = new Map<number, LocalUserPartition>();
   /** The coordinator while it runs, for a model switch and the events of the drift join. */
   let coordinator: CoordinatorHandle | undefined;
@@ -97,25 +225,75 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       }
       current = { dir, manifest };
     },
-    itemShard: async (shard, map): Promise<RunningActor> =>
-      registered(localItemShards, shard, await startItemShard({
-        index: is.index,
-        maxInFlight: is.maxInFlight,
-        towerBatchRows: is.towerBatchRows,
-        latencyWindow: is.latencyWindow,
-        snapshotAfterChangesMs: is.snapshotAfterChangesMs,
-        searchBatch: is.searchBatch,
-        nc: o.nc,
-        cluster,
-        shard,
-        shardCount: map.itemShards,
-        worldDir: o.worldDir,
-        modelDir: current.dir,
-        space: await readEmbeddingSpace(current.dir),
-        snapshotDir: path.join(o.runDir, 'snapshots'),
-      })),
-    userPartition: async (partition, map): Promise<RunningActor> =>
-      registered(localUserPartitions, partition, await startUserPartition({
+    switchTowers: async (dir, manifest, space) => {
+      const cells = [...itemShardCells.entries()];
+      const previous = current;
+      const ranker = localRanker;
+      let rankerReloaded = false;
+      const prepared: { readonly shard: number; readonly cell: ItemShardCell; readonly next: ItemShardHandle }[] = [];
+      for (const [, cell] of cells) cell.handle.freezeAdmin(`item admin paused: this node is switching to model ${manifest.version} (new towers); retry shortly`);
+      const t0 = Date.now();
+      try {
+        // One shard at a time: the extra memory and CPU of a rebuild are one shard's.
+        for (const [shard, cell] of cells) {
+          const seed = await cell.handle.exportItems();
+          const next = await startItemShard({ ...(await shardOptions(shard, cell.shardCount, dir)), subscribe: 'space', seed });
+          prepared.push({ shard, cell, next });
+          registerLocalShard(shard, next);
+        }
+        // The barrier: flip only when every shard and partition answers in the new space.
+        await awaitShardsInSpace(space);
+        await awaitPartitionsInSpace(space, manifest.version);
+        if (ranker !== undefined) {
+          await ranker.reload(dir);
+          rankerReloaded = true;
+        }
+        await coordinator?.setModel(manifest, space);
+      } catch (err) {
+        for (const p of prepared) {
+          unregisterLocalShard(p.shard, p.next);
+          await p.next.stop().catch(() => {});
+        }
+        if (rankerReloaded && ranker !== undefined) await ranker.reload(previous.dir).catch(() => {});
+        for (const [, cell] of cells) cell.handle.freezeAdmin(undefined);
+        throw err;
+      }
+      // Flipped: new requests here are in the new space (their shards are registered above); the old
+      // instances finish what they took and go. Actors started from now on load the new model.
+      current = { dir, manifest };
+      for (const p of prepared) {
+        const was = p.cell.handle;
+        p.cell.handle = p.next;
+        p.next.subscribe();
+        // Coordinators of nodes not yet switched still search the old space: the old instance answers
+        // them until they stop coming, then goes (in the background: this node has switched).
+        p.cell.retiring = was;
+        void was.retire(RETIRE_IDLE_MS, RETIRE_MAX_MS).finally(() => {
+          unregisterLocalShard(p.shard, was);
+          if (p.cell.retiring === was) p.cell.retiring = undefined;
+        });
+      }
+      o.log({ event: 'towers_switched', node: o.node, to: manifest.version, space, itemShards: prepared.length, ms: Date.now() - t0 });
+    },
+    itemShard: async (shard, map): Promise<RunningActor> => {
+      itemShardCount = map.itemShards;
+      const cell: ItemShardCell = { handle: await startItemShard(await shardOptions(shard, map.itemShards, current.dir)), shardCount: map.itemShards };
+      itemShardCells.set(shard, cell);
+      registerLocalShard(shard, cell.handle);
+      return {
+        stats: () => cell.handle.stats(),
+        stop: async () => {
+          // Unregistered first, so no new local call reaches a stopping instance.
+          if (itemShardCells.get(shard) === cell) itemShardCells.delete(shard);
+          const h = cell.handle;
+          unregisterLocalShard(shard, h);
+          await Promise.all([h.stop(), cell.retiring?.stop()]);
+        },
+      };
+    },
+    userPartition: async (partition, map): Promise<RunningActor> => {
+      userPartitionCount = map.userPartitions;
+      return registered(localUserPartitions, partition, await startUserPartition({
         nc: o.nc,
         cluster,
         partition,
@@ -130,7 +308,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         snapshotIntervalMs: us.snapshotIntervalMs,
         streamMaxAgeMs: o.config.eventStream.maxAgeMs,
         snapshotDir: path.join(o.runDir, 'snapshots'),
-      })),
+      }));
+    },
     popular: async (): Promise<RunningActor> => {
       const h = await startPopular({
         nc: o.nc,
@@ -178,6 +357,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       };
     },
     coordinator: async (map, rankerAddresses): Promise<RunningServerActor> => {
+      itemShardCount = map.itemShards;
+      userPartitionCount = map.userPartitions;
       const { port, localRanker: localMode, localShards, timeBase, ...config } = co;
       const world = await readWorldManifest(o.worldDir);
       const servingTimeOffset = servingTimeOffsetMs(timeBase, worldEndMs(world), Date.now());
@@ -192,7 +373,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         rankerAddresses,
         ...(localMode === 'prefer' ? { localRanker: () => localRanker?.local } : {}),
         ...(localShards === 'prefer'
-          ? { localItemShard: (s: number) => localItemShards.get(s), localUserPartition: (p: number) => localUserPartitions.get(p) }
+          ? { localItemShard: localShardFor, localUserPartition: (p: number) => localUserPartitions.get(p) }
           : {}),
         manifest: current.manifest,
         embeddingSpace: await readEmbeddingSpace(current.dir),

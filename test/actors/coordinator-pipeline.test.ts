@@ -212,7 +212,7 @@ t.test('feature completeness: the user\'s as user state reports it, each ranked 
 
 t.test('embedding spaces: the request names the space; a vector of other towers is never searched', async (t) => {
   const spaced = (ports: PipelinePorts) =>
-    new RecommendPipeline({ ports, config: resolveCoordinatorConfig(quiet), model, itemShards: 2, embeddingSpace: 'aaaa' });
+    new RecommendPipeline({ ports, config: resolveCoordinatorConfig(quiet), model: { ...model, space: 'aaaa' }, itemShards: 2 });
   // What each port was asked, and a user-state reply in the space the test chooses.
   const withSpace = (replySpace: string | undefined, embedding?: number[]) => {
     const { ports, calls } = pipelineFakes({ shards: 2 });

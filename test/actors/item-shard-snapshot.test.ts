@@ -68,6 +68,9 @@ t.test('snapshotRefusal: build facts instead of the current count; format 1 keep
   t.match(snapshotRefusal(meta, { ...KEY, featureSpecHash: 'spec-b' }, accept), /feature spec spec-a, model v1 uses feature spec spec-b/);
   t.match(snapshotRefusal(meta, { ...KEY, modelVersion: 'v2' }, accept), /snapshot of model v1, serving model v2/);
   t.match(snapshotRefusal(meta, { ...KEY, source: 'w@9' }, accept), /built from world w@0, serving world w@9/);
+  t.match(snapshotRefusal({ ...meta, space: 'aaaa' }, { ...KEY, space: 'bbbb' }, accept), /embedding space aaaa, model v1's towers are space bbbb/, 'same version name, other tower files');
+  t.equal(snapshotRefusal({ ...meta, space: 'aaaa' }, { ...KEY, space: 'aaaa' }, accept), undefined);
+  t.equal(snapshotRefusal(meta, { ...KEY, space: 'bbbb' }, accept), undefined, 'a snapshot from before spaces is not checked for one');
   t.match(snapshotRefusal({ ...meta, format: 7 }, KEY, accept), /snapshot format 7/);
   t.match(snapshotRefusal(meta, KEY, { ...accept, options: resolveIndexOptions({ flatMaxItems: 60 }) }), /flatMaxItems 50, the options now say 60/);
   t.match(snapshotRefusal(meta, KEY, { ...accept, options: resolveIndexOptions({ factory: 'IVF64,Flat' }) }), /index.factory "auto", the options now ask "IVF64,Flat"/);

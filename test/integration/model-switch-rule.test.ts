@@ -1,11 +1,11 @@
 // The live-switch rule (cluster/node/model.ts) without a cluster: which versions can replace the
 // served one live, the checks on a model directory, and what a starting node serves given the key.
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { ensureTinyAssets } from '../fixtures/assets.js';
-import { checkLiveSwitch, checkModelVersionName, readModelDir, readModelDirAt, resolveStartModel } from '../../cluster/node/model.js';
+import { checkLiveSwitch, checkModelVersionName, liveSwitchKind, readModelDir, readModelDirAt, resolveStartModel } from '../../cluster/node/model.js';
 import type { ModelDirInfo } from '../../cluster/node/model.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { StatusCode, toStatus } from '../../core/status.js';
@@ -47,17 +47,23 @@ t.test('readModelDir: NOT_FOUND without the folder, FAILED_PRECONDITION when the
   t.equal((await rejection(readModelDir(root, 'badspec'))).code, StatusCode.FAILED_PRECONDITION, 'feature-spec hash refused by this build');
 });
 
-t.test('checkLiveSwitch: same towers pass; towers, spec or ranker width differing are refused, named', async (t) => {
+t.test('liveSwitchKind and checkLiveSwitch: same towers switch the ranker, other towers rebuild the shards; spec or ranker width differing are refused, named', async (t) => {
   const served = await readModelDirAt(path.join(root, base));
   await copyAs('cal', (m) => ({ ...m, version: 'cal', calibration: { click: { type: 'identity' } } }));
   const cal = await readModelDir(root, 'cal');
   t.same(cal.towers, served.towers, 'copied towers hash the same');
   t.doesNotThrow(() => checkLiveSwitch(served, cal));
+  t.equal(liveSwitchKind(served, cal), 'ranker');
   const other = (towers: Partial<ModelDirInfo['towers']>, rest: Partial<ModelDirInfo> = {}): ModelDirInfo => ({ ...cal, ...rest, towers: { ...cal.towers, ...towers } });
-  t.throws(() => checkLiveSwitch(served, other({ userTower: 'ff' })), { code: StatusCode.FAILED_PRECONDITION, message: /user_tower\.onnx.*rolling restart/ });
+  t.equal(liveSwitchKind(served, other({ userTower: 'ff' })), 'towers', 'another user tower: a tower switch');
+  t.equal(liveSwitchKind(served, other({ itemTower: 'ff' })), 'towers', 'another item tower too');
+  // A ranker-only switch (what train-logged publishes) needs the same towers.
+  t.throws(() => checkLiveSwitch(served, other({ userTower: 'ff' })), { code: StatusCode.FAILED_PRECONDITION, message: /user_tower\.onnx.*not a ranker-only switch/ });
   t.throws(() => checkLiveSwitch(served, other({ itemTower: 'ff' })), { code: StatusCode.FAILED_PRECONDITION, message: /item_tower\.onnx/ });
-  t.throws(() => checkLiveSwitch(served, other({}, { manifest: { ...cal.manifest, featureSpecHash: 'x' } })), { code: StatusCode.FAILED_PRECONDITION, message: /feature spec/ });
-  t.throws(() => checkLiveSwitch(served, other({}, { rankerWidth: served.rankerWidth + 1 })), { code: StatusCode.FAILED_PRECONDITION, message: /features per row/ });
+  for (const kind of [liveSwitchKind, checkLiveSwitch]) {
+    t.throws(() => kind(served, other({}, { manifest: { ...cal.manifest, featureSpecHash: 'x' } })), { code: StatusCode.FAILED_PRECONDITION, message: /feature spec/ });
+    t.throws(() => kind(served, other({ userTower: 'ff' }, { rankerWidth: served.rankerWidth + 1 })), { code: StatusCode.FAILED_PRECONDITION, message: /features per row/ });
+  }
 });
 
 t.test('a starting node serves the key version when it can, else its own with the reason', async (t) => {
@@ -68,8 +74,14 @@ t.test('a starting node serves the key version when it can, else its own with th
   const follow = await resolveStartModel({ ...args, key: { revision: 3, version: 'cal' } });
   t.equal(follow.served.manifest.version, 'cal');
   t.equal(follow.keyRevision, 3);
+  // The key's version with other towers: followed too (the node builds its shards for them).
+  await copyAs('towers2', (m) => ({ ...m, version: 'towers2' }));
+  await appendFile(path.join(root, 'towers2', 'item_tower.onnx'), new Uint8Array([0]));
+  const towers = await resolveStartModel({ ...args, key: { revision: 5, version: 'towers2' } });
+  t.equal(towers.served.manifest.version, 'towers2');
+  t.not(towers.served.space, own.space);
   const refused = await resolveStartModel({ ...args, key: { revision: 4, version: 'absent' } });
   t.equal(refused.served.manifest.version, base);
   t.equal(refused.refused?.code, 'NOT_FOUND');
-  t.same(log.map((e) => e.event), ['model_switched', 'model_switch_refused']);
+  t.same(log.map((e) => e.event), ['model_switched', 'model_switched', 'model_switch_refused']);
 });

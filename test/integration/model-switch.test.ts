@@ -1,12 +1,12 @@
 // Live model switch (shardmap/model-switch.ts, cluster/node/node.ts) on the real tiny cluster: a
 // second version with the same towers and another calibration is switched in under back-to-back
 // Recommend calls (none fails, answers carry the new version, every node reports it, /metrics
-// follows); the CLI switches back and shows the key; a version whose user tower differs is refused
-// (by the CLI before the key is written, and by the nodes themselves when the key is written
-// without local checks) and the cluster keeps serving the old version; an unknown version is
-// NOT_FOUND before anything is written.
+// follows); the CLI switches back and shows the key; a version whose ranker takes rows of another
+// width is refused (by the CLI before the key is written, and by the nodes themselves when the key
+// is written without local checks) and the cluster keeps serving the old version; an unknown version
+// is NOT_FOUND before anything is written. (Switching to other towers: tower-switch.test.ts.)
 import { execFile } from 'node:child_process';
-import { appendFile, cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,7 +26,7 @@ const { assets, cluster, client } = await startTinyCluster(t, 'msw');
 const modelsRoot = path.dirname(assets.modelDir);
 const base = assets.manifest.version;
 const v2 = `msw-v2-${process.pid}`;
-const badTower = `msw-tower-${process.pid}`;
+const badWidth = `msw-width-${process.pid}`;
 
 /** Copies the tiny model to `<modelsRoot>/<name>` with its manifest's version fixed and `edit` applied. */
 async function makeVersion(name: string, edit: (m: ModelManifest) => ModelManifest = (m) => m): Promise<string> {
@@ -38,13 +38,15 @@ async function makeVersion(name: string, edit: (m: ModelManifest) => ModelManife
 }
 t.teardown(async () => {
   await rm(path.join(modelsRoot, v2), { recursive: true, force: true });
-  await rm(path.join(modelsRoot, badTower), { recursive: true, force: true });
+  await rm(path.join(modelsRoot, badWidth), { recursive: true, force: true });
 });
 // Same towers and ranker bytes, another calibration: what the switch path must carry.
 await makeVersion(v2, (m) => ({ ...m, calibration: { click: { type: 'temperature', temperature: 1.7 } } }));
-// A user tower that hashes differently (appended bytes; the check refuses it before ONNX would load it).
-const badDir = await makeVersion(badTower);
-await appendFile(path.join(badDir, 'user_tower.onnx'), new Uint8Array([0]));
+// A ranker declared to take one feature more per row than the coordinators write.
+await makeVersion(badWidth, (m) => ({
+  ...m,
+  tensors: { ...m.tensors, ranker: { ...m.tensors.ranker, inputs: m.tensors.ranker.inputs.map((i) => (i.name === 'features' ? { ...i, shape: [i.shape[0] ?? -1, Number(i.shape[1]) + 1] } : i)) } },
+}));
 
 const nc = await connect({ servers: cluster.natsUrl });
 t.teardown(() => nc.close());
@@ -123,7 +125,7 @@ t.test('a same-towers version switches live under load: no failed call, answers 
   t.same(await servingModelDir({ nc, cluster: cluster.cluster, modelsDir: modelsRoot }), { dir: path.join(modelsRoot, v2), version: v2, source: 'model key' });
 });
 
-t.test('the CLI switches back, shows the key, and refuses a changed tower before writing', async (t) => {
+t.test('the CLI switches back, shows the key, and refuses another ranker width before writing', async (t) => {
   const back = await cli('--version', base, '--models-dir', modelsRoot);
   t.equal(back.code, 0, back.stderr);
   t.match(back.stdout, `every node serves ${base}`);
@@ -137,21 +139,21 @@ t.test('the CLI switches back, shows the key, and refuses a changed tower before
   for (const n of nodes) t.match(shown.stdout, `${n}: serving ${base}`);
 
   const revision = (await store.readModelKey())?.revision;
-  const refused = await cli('--version', badTower, '--models-dir', modelsRoot);
+  const refused = await cli('--version', badWidth, '--models-dir', modelsRoot);
   t.equal(refused.code, 1, 'exits non-zero');
-  t.match(refused.stderr, /FAILED_PRECONDITION: .*user_tower\.onnx.*rolling restart/);
+  t.match(refused.stderr, /FAILED_PRECONDITION: .*features per row/);
   t.equal((await store.readModelKey())?.revision, revision, 'the key was not changed');
   t.same(await servedVersions(), nodes.map(() => base));
 });
 
-t.test('nodes refuse a changed tower themselves; the key is put back and the cluster keeps serving', async (t) => {
+t.test('nodes refuse another ranker width themselves; the key is put back and the cluster keeps serving', async (t) => {
   // No modelsDir: no local checks, the key is written and each node decides.
-  const r = await switchModel({ nc, store, cluster: cluster.cluster, version: badTower, timeoutMs: 20_000 });
+  const r = await switchModel({ nc, store, cluster: cluster.cluster, version: badWidth, timeoutMs: 20_000 });
   t.notOk(r.ok);
   for (const n of r.nodes) {
     t.equal(n.state, 'refused', `${n.node} refused`);
     t.equal(n.code, 'FAILED_PRECONDITION');
-    t.match(n.message, /user_tower\.onnx.*rolling restart/);
+    t.match(n.message, /features per row/);
     t.equal(n.serving, base);
   }
   t.equal(r.rollback?.version, base, 'key put back to the previous version');

@@ -1,0 +1,102 @@
+// A live switch to a model with other towers (DESIGN §5 "rankers and shards hot-swap on change";
+// cluster/node/real-launcher.ts switchTowers) on the real tiny cluster, where each node hosts one of
+// the two item shards (so the scatter crosses nodes over NATS): `shardmap model --version v2` under
+// back-to-back Recommend calls. Every node rebuilds its shard on v2's towers beside the serving one,
+// waits until every shard and partition answers in v2's embedding space, then flips. No call fails,
+// no answer misses a shard or searches a vector of other towers, answers after carry v2, nodes report
+// v2's space, item admin works again afterwards (it is refused, retryable, only while a node copies
+// its items), and a restarted node comes back on the key's v2 towers.
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { REPO_ROOT } from '../fixtures/assets.js';
+import { writeTinyModel } from '../actors/fixtures.js';
+import { nodeStatus } from '../../shardmap/move.js';
+import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
+import { MODEL_FILES } from '../../core/model/contract.js';
+import type { ModelManifest } from '../../core/model/contract.js';
+import { itemShardOf } from '../../core/hash.js';
+import { Subjects } from '../../core/subjects.js';
+import { Codecs } from '../../protos/codec.js';
+
+const run = promisify(execFile);
+const { assets, cluster, client } = await startTinyCluster(t, 'tsw');
+const modelsRoot = path.dirname(assets.modelDir);
+const v2 = `tsw-v2-${process.pid}`;
+const v2Dir = path.join(modelsRoot, v2);
+t.teardown(() => rm(v2Dir, { recursive: true, force: true }));
+// v2 = the tiny model's ranker and calibration with other (untrained) towers of the same spec.
+await cp(assets.modelDir, v2Dir, { recursive: true });
+const manifest = JSON.parse(await readFile(path.join(v2Dir, 'manifest.json'), 'utf8')) as ModelManifest;
+await writeFile(path.join(v2Dir, 'manifest.json'), JSON.stringify({ ...manifest, version: v2 }));
+const towersDir = await mkdtemp(path.join(tmpdir(), 'upnext-towers-'));
+t.teardown(() => rm(towersDir, { recursive: true, force: true }));
+await writeTinyModel(towersDir, v2, 5, assets.manifest.featureSpec);
+for (const f of [MODEL_FILES.userTower, MODEL_FILES.itemTower]) await cp(path.join(towersDir, f), path.join(v2Dir, f));
+const spaces = { v1: await readEmbeddingSpace(assets.modelDir), v2: await readEmbeddingSpace(v2Dir) };
+
+const nc = await connect({ servers: cluster.natsUrl });
+t.teardown(() => nc.close());
+const nodes = cluster.nodes.map((n) => n.name).sort();
+const cli = (...args: string[]) =>
+  run(process.execPath, [path.join(REPO_ROOT, 'dist/shardmap/cli.js'), 'model', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, ...args]).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+  );
+
+t.test('shardmap model switches the cluster to other towers live', async (t) => {
+  t.not(spaces.v2, spaces.v1);
+  const calls = backToBackCalls(client, Array.from({ length: 16 }, (_, i) => i + 1));
+  await calls.firstAnswer;
+  const startedAt = Date.now();
+  const r = await cli('--version', v2, '--models-dir', modelsRoot, '--by', 'tower-switch.test');
+  const switchedAt = Date.now();
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, `every node serves ${v2}`);
+  await new Promise((res) => setTimeout(res, 2000));
+  const log = await calls.stop();
+  t.equal(log.errors.length, 0, `no call failed${log.errors.length ? `: ${String(log.errors[0])}` : ''}`);
+  t.ok(log.replies.length > 20, `${log.replies.length} calls answered`);
+  const partial = log.replies.filter((x) => x.coverage < 1);
+  t.equal(partial.length, 0, `every answer had full coverage${partial.length ? `: ${JSON.stringify(partial[0]!.degraded)}` : ''}`);
+  const spaceNotes = log.replies.flatMap((x) => x.degraded).filter((d) => d.includes('embedding space'));
+  t.same(spaceNotes, [], 'no answer met a vector of other towers');
+  const after = log.replies.filter((_, i) => log.answeredAtMs[i]! > switchedAt);
+  t.ok(after.length > 0);
+  t.same([...new Set(after.map((x) => x.modelVersion))], [v2], 'answers after the switch carry v2');
+  const during = log.replies.filter((_, i) => log.answeredAtMs[i]! > startedAt && log.answeredAtMs[i]! < switchedAt);
+  t.ok(during.length > 0, `${during.length} calls answered during the switch`);
+
+  for (const n of nodes) {
+    const s = await nodeStatus(nc, cluster.cluster, n);
+    t.equal(s?.model?.version, v2, `${n} serves v2`);
+    t.equal(s?.model?.space, spaces.v2, `${n} reports v2's space`);
+  }
+  const shown = await cli();
+  t.match(shown.stdout, `(embedding space ${spaces.v2})`);
+
+  // Cold start on the new towers: an upsert reaches the new instance (the old one left the admin subject).
+  let videoId = 9_000_001;
+  while (itemShardOf(videoId, 2) !== 0) videoId++;
+  const upsert = Codecs.itemAdminReply.decode(
+    (await nc.request(Subjects.itemAdmin(cluster.cluster, 0), Codecs.itemAdminRequest.encode({ upserts: [{ videoId, creatorId: 1, category: 2, durationS: 60, uploadTsMs: Date.now() }], removeVideoIds: [] }), { timeout: 10_000 })).data,
+  );
+  t.equal(upsert.status?.code ?? 0, 0, upsert.status?.message ?? 'admin accepted after the switch');
+  t.equal(upsert.upserted, 1);
+});
+
+t.test('a node restarted after the switch comes back on the key\'s towers', async (t) => {
+  const other = nodes.find((n) => n !== cluster.initialMap.coordinators[0])!;
+  await cluster.restartNode(other);
+  const s = await nodeStatus(nc, cluster.cluster, other);
+  t.equal(s?.model?.version, v2);
+  t.equal(s?.model?.space, spaces.v2);
+  const reply = await client.recommend({ userId: 3, k: 10, context: { device: 'ios', country: 'US', localHour: 20 } });
+  t.equal(reply.modelVersion, v2);
+  t.equal(reply.coverage, 1, JSON.stringify(reply.degraded));
+});
