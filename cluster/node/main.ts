@@ -78,6 +78,11 @@ async function main(): Promise<number> {
   const ownDir = path.resolve(args.models);
   const modelsRoot = path.dirname(ownDir);
   const own = await readModelDirAt(ownDir);
+  if (path.basename(ownDir) !== own.manifest.version) {
+    // Other nodes find a version's towers at <models root>/<version> (a user partition embedding for
+    // this node's coordinator, a model switch): with another folder name they will not find these.
+    log({ event: 'model_dir_name_mismatch', node: args.name, dir: ownDir, version: own.manifest.version, message: `--models folder ${path.basename(ownDir)} is not named after its manifest's version ${own.manifest.version}: other nodes will not find it under the models root` });
+  }
   const nc = await connect({
     servers: args.nats,
     name: `upnext-${config.cluster.name}-${args.name}`,

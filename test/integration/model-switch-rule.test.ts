@@ -1,6 +1,6 @@
 // The live-switch rule (cluster/node/model.ts) without a cluster: which versions can replace the
 // served one live, the checks on a model directory, and what a starting node serves given the key.
-import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -8,6 +8,7 @@ import { ensureTinyAssets } from '../fixtures/assets.js';
 import { checkLiveSwitch, checkModelVersionName, liveSwitchKind, readModelDir, readModelDirAt, resolveStartModel } from '../../cluster/node/model.js';
 import type { ModelDirInfo } from '../../cluster/node/model.js';
 import type { ModelManifest } from '../../core/model/contract.js';
+import { copyModelVersion } from '../fixtures/model-versions.js';
 import { StatusCode, toStatus } from '../../core/status.js';
 
 const assets = await ensureTinyAssets();
@@ -16,11 +17,7 @@ t.teardown(() => rm(root, { recursive: true, force: true }));
 const base = assets.manifest.version;
 await cp(assets.modelDir, path.join(root, base), { recursive: true });
 
-async function copyAs(name: string, edit: (m: ModelManifest) => ModelManifest): Promise<void> {
-  await cp(assets.modelDir, path.join(root, name), { recursive: true });
-  const file = path.join(root, name, 'manifest.json');
-  await writeFile(file, JSON.stringify(edit(JSON.parse(await readFile(file, 'utf8')) as ModelManifest)));
-}
+const copyAs = (name: string, edit: (m: ModelManifest) => ModelManifest) => copyModelVersion(assets.modelDir, root, name, edit);
 
 const codeOf = (fn: () => unknown) => {
   try {
@@ -39,7 +36,7 @@ t.test('version names are one safe path segment', async (t) => {
 
 t.test('readModelDir: NOT_FOUND without the folder, FAILED_PRECONDITION when the manifest names another version', async (t) => {
   t.equal((await rejection(readModelDir(root, 'absent'))).code, StatusCode.NOT_FOUND);
-  await copyAs('renamed', (m) => m);
+  await copyAs('renamed', (m) => ({ ...m, version: base }));
   const e = await rejection(readModelDir(root, 'renamed'));
   t.equal(e.code, StatusCode.FAILED_PRECONDITION);
   t.match(e.message, /manifest of version tiny, not renamed/);

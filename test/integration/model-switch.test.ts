@@ -6,13 +6,14 @@
 // is written without local checks) and the cluster keeps serving the old version; an unknown version
 // is NOT_FOUND before anything is written. (Switching to other towers: tower-switch.test.ts.)
 import { execFile } from 'node:child_process';
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { copyModelVersion } from '../fixtures/model-versions.js';
 import { REPO_ROOT } from '../fixtures/assets.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import { switchModel } from '../../shardmap/model-switch.js';
@@ -28,14 +29,7 @@ const base = assets.manifest.version;
 const v2 = `msw-v2-${process.pid}`;
 const badWidth = `msw-width-${process.pid}`;
 
-/** Copies the tiny model to `<modelsRoot>/<name>` with its manifest's version fixed and `edit` applied. */
-async function makeVersion(name: string, edit: (m: ModelManifest) => ModelManifest = (m) => m): Promise<string> {
-  const dir = path.join(modelsRoot, name);
-  await cp(assets.modelDir, dir, { recursive: true });
-  const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(edit({ ...manifest, version: name }), null, 2));
-  return dir;
-}
+const makeVersion = (name: string, edit?: (m: ModelManifest) => ModelManifest) => copyModelVersion(assets.modelDir, modelsRoot, name, edit);
 t.teardown(async () => {
   await rm(path.join(modelsRoot, v2), { recursive: true, force: true });
   await rm(path.join(modelsRoot, badWidth), { recursive: true, force: true });

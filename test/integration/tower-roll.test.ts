@@ -6,32 +6,24 @@
 // the caller's space (v1's user tower, which the v2 node loads from the models root in the background
 // on the first such read; until then those reads go without an embedding and take the popular path)
 // and each coordinator searches its own space's shards. (The live switch: tower-switch.test.ts.)
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
-import onnxProto from 'onnx-proto';
 import { connect } from '@nats-io/transport-node';
 import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { copyModelVersion, replaceTowers } from '../fixtures/model-versions.js';
 import { nodeStatus } from '../../shardmap/move.js';
 import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
-import { MODEL_FILES } from '../../core/model/contract.js';
-import type { ModelManifest } from '../../core/model/contract.js';
 
 const { assets, cluster, client } = await startTinyCluster(t, 'roll', { itemReplicas: 'all' });
 const modelsRoot = path.dirname(assets.modelDir);
 const v2 = `roll-v2-${process.pid}`;
 const v2Dir = path.join(modelsRoot, v2);
 t.teardown(() => rm(v2Dir, { recursive: true, force: true }));
-await cp(assets.modelDir, v2Dir, { recursive: true });
-const manifest = JSON.parse(await readFile(path.join(v2Dir, 'manifest.json'), 'utf8')) as ModelManifest;
-await writeFile(path.join(v2Dir, 'manifest.json'), JSON.stringify({ ...manifest, version: v2 }));
-// Another user tower: the same graph re-encoded with a new doc string (another space, same vectors,
-// so the answers stay comparable; the refusal paths for truly different vectors are unit-tested).
-const { onnx } = onnxProto;
-const graph = onnx.ModelProto.decode(await readFile(path.join(v2Dir, MODEL_FILES.userTower)));
-graph.docString = `${graph.docString} (${v2})`;
-await writeFile(path.join(v2Dir, MODEL_FILES.userTower), onnx.ModelProto.encode(graph).finish());
+// v2: the tiny model's ranker with other (untrained) towers of the same spec.
+await copyModelVersion(assets.modelDir, modelsRoot, v2);
+await replaceTowers(v2Dir, assets.manifest.featureSpec, 5);
 const spaces = { v1: await readEmbeddingSpace(assets.modelDir), v2: await readEmbeddingSpace(v2Dir) };
 
 const nc = await connect({ servers: cluster.natsUrl });

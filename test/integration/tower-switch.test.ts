@@ -6,8 +6,7 @@
 // no answer misses a shard or searches a vector of other towers, answers after carry v2, nodes report
 // v2's space, item admin works again afterwards (it is refused, retryable, only while a node copies
 // its items), and a restarted node comes back on the key's v2 towers.
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -15,11 +14,9 @@ import t from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { REPO_ROOT } from '../fixtures/assets.js';
-import { writeTinyModel } from '../actors/fixtures.js';
+import { copyModelVersion, replaceTowers } from '../fixtures/model-versions.js';
 import { nodeStatus } from '../../shardmap/move.js';
 import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
-import { MODEL_FILES } from '../../core/model/contract.js';
-import type { ModelManifest } from '../../core/model/contract.js';
 import { itemShardOf } from '../../core/hash.js';
 import { Subjects } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
@@ -31,13 +28,8 @@ const v2 = `tsw-v2-${process.pid}`;
 const v2Dir = path.join(modelsRoot, v2);
 t.teardown(() => rm(v2Dir, { recursive: true, force: true }));
 // v2 = the tiny model's ranker and calibration with other (untrained) towers of the same spec.
-await cp(assets.modelDir, v2Dir, { recursive: true });
-const manifest = JSON.parse(await readFile(path.join(v2Dir, 'manifest.json'), 'utf8')) as ModelManifest;
-await writeFile(path.join(v2Dir, 'manifest.json'), JSON.stringify({ ...manifest, version: v2 }));
-const towersDir = await mkdtemp(path.join(tmpdir(), 'upnext-towers-'));
-t.teardown(() => rm(towersDir, { recursive: true, force: true }));
-await writeTinyModel(towersDir, v2, 5, assets.manifest.featureSpec);
-for (const f of [MODEL_FILES.userTower, MODEL_FILES.itemTower]) await cp(path.join(towersDir, f), path.join(v2Dir, f));
+await copyModelVersion(assets.modelDir, modelsRoot, v2);
+await replaceTowers(v2Dir, assets.manifest.featureSpec, 5);
 const spaces = { v1: await readEmbeddingSpace(assets.modelDir), v2: await readEmbeddingSpace(v2Dir) };
 
 const nc = await connect({ servers: cluster.natsUrl });
