@@ -66,3 +66,11 @@ export function itemShardOf(videoId: number, shardCount: number): number {
 export function userPartitionOf(userId: number, partitionCount: number): number {
   return hashId(userId, HashSeeds.USER_PARTITION) % partitionCount;
 }
+
+/** The smallest user id (from `from`) that partition `partition` of `partitionCount` owns: a probe's user. */
+export function firstUserOfPartition(partition: number, partitionCount: number, from = 0): number {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= partitionCount) throw new RangeError(`partition ${partition} is not in 0..${partitionCount - 1}`);
+  let userId = from;
+  while (userPartitionOf(userId, partitionCount) !== partition) userId++;
+  return userId;
+}

@@ -24,7 +24,7 @@ const CLIENT_GRACE_MS = 50;
 /** Maps a NATS request failure onto the status vocabulary (by error class, never by message text). */
 export function natsRequestError(subject: string, err: unknown): UpnextError {
   if (err instanceof UpnextError) return err;
-  if (err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
+  if (isNoResponders(err)) {
     return unavailable(`no responders on ${subject}`);
   }
   if (err instanceof TimeoutError) return deadlineExceeded(`no reply on ${subject} in time`);
@@ -38,13 +38,19 @@ export function throwIfStatus(subject: string, status: StatusMsg | null | undefi
   }
 }
 
-async function request(nc: NatsConnection, subject: string, payload: Uint8Array, deadline: Deadline): Promise<Uint8Array> {
+/** One NATS request; `onNoResponders`, when given, answers instead when nobody listens on `subject`. */
+async function request(nc: NatsConnection, subject: string, payload: Uint8Array, deadline: Deadline, onNoResponders?: () => Promise<Uint8Array>): Promise<Uint8Array> {
   try {
     const msg = await nc.request(subject, payload, { timeout: Math.max(1, Math.ceil(deadline.remainingMs())) + CLIENT_GRACE_MS });
     return msg.data;
   } catch (err) {
+    if (onNoResponders !== undefined && isNoResponders(err)) return onNoResponders();
     throw natsRequestError(subject, err);
   }
+}
+
+function isNoResponders(err: unknown): boolean {
+  return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
 }
 
 // The scatter sends the same request to every shard, local or over NATS: encode it once per request object.
@@ -98,8 +104,14 @@ export class NatsShardSearcher implements ShardSearcher {
 
   async search(shard: number, req: ShardSearchRequestMsg, deadline: Deadline): Promise<ShardSearchReplyMsg> {
     // In a space, only replicas on the same towers are asked (a tower switch or roll may be under way).
-    const subject = req.space ? Subjects.itemSearchInSpace(this.#cluster, shard, req.space) : Subjects.itemSearch(this.#cluster, shard);
-    const reply = Codecs.shardSearchReply.decode(await request(this.#nc, subject, encodeShardSearchRequest(req), deadline));
+    const plain = Subjects.itemSearch(this.#cluster, shard);
+    const payload = encodeShardSearchRequest(req);
+    let subject = req.space ? Subjects.itemSearchInSpace(this.#cluster, shard, req.space) : plain;
+    // No replica on the space subject: the shard's hosts may run a build from before spaces (a rolling
+    // upgrade), so ask on the plain subject; a replica of other towers still refuses the vector there
+    // (FAILED_PRECONDITION), so this never mixes spaces.
+    const onNoResponders = subject === plain ? undefined : () => request(this.#nc, (subject = plain), payload, deadline);
+    const reply = Codecs.shardSearchReply.decode(await request(this.#nc, subject, payload, deadline, onNoResponders));
     throwIfStatus(subject, reply.status);
     return reply;
   }

@@ -7,9 +7,10 @@
  * A running node switches live when the new version has the served feature spec and ranker width:
  * with the same two towers (compared by content hash) only the ranker and the coordinator's version
  * and calibration change; with other towers the node also rebuilds its item shards on the new towers
- * beside the serving ones and then flips ({@link liveSwitchKind}). A starting node takes the key's
- * version only when its towers are its own --models' (a rolling restart onto new towers proceeds
- * while the key still names the old version).
+ * beside the serving ones and then flips ({@link liveSwitchKind}). A starting node serves the key's
+ * version whenever the key is set (its towers may differ: it builds or restores its shards for them),
+ * else its own --models ({@link resolveStartModel}); so with a key set, a restart onto another
+ * --models stays on the key's version: change towers with `shardmap model`.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';

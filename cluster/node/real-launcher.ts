@@ -8,9 +8,9 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { startItemShard } from '../../actors/item-shard/item-shard.js';
 import type { ItemShardHandle } from '../../actors/item-shard/item-shard.js';
-import { encodeUserStateRequest } from '../../actors/coordinator/nats-ports.js';
+import { NatsUserStateSource } from '../../actors/coordinator/nats-ports.js';
 import { Deadline } from '../../core/deadline.js';
-import { userPartitionOf } from '../../core/hash.js';
+import { firstUserOfPartition } from '../../core/hash.js';
 import { failedPrecondition } from '../../core/status.js';
 import { Codecs } from '../../protos/codec.js';
 import { Subjects } from '../../core/subjects.js';
@@ -87,15 +87,19 @@ export interface RealLauncher extends ActorLauncher {
   switchTowers(dir: string, manifest: ModelManifest, space: string): Promise<void>;
 }
 
-/** How long a tower switch waits for every local user partition to load the new user tower, ms. */
-const TOWER_WARM_TIMEOUT_MS = 60_000;
+/**
+ * How long after a node starts its tower switch it waits for the rest of the cluster to answer in the
+ * new space (other nodes may have more items to rebuild, or start later), ms. Below the CLI's wait
+ * (shardmap/model-switch.ts TOWER_SWITCH_TIMEOUT_MS), so a node refuses before the CLI gives up.
+ */
+const TOWER_SWITCH_BARRIER_MS = 480_000;
 
 /** One of this node's item shards: the running instance, replaced in place by a tower switch. */
 interface ItemShardCell {
   handle: ItemShardHandle;
   readonly shardCount: number;
-  /** The instance a tower switch replaced, while it still answers searches in the old space. */
-  retiring?: ItemShardHandle | undefined;
+  /** Instances a tower switch replaced (or prepared and gave up), while they still answer searches in their space. */
+  readonly retiring: Set<ItemShardHandle>;
 }
 
 /** A replaced shard instance stops after this long without a search in its space, ms. */
@@ -126,65 +130,54 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
     if (bySpace?.get(h.info.space) === h.local) bySpace.delete(h.info.space);
     if (bySpace?.size === 0) localItemShards.delete(shard);
   };
-  /** The in-process shard for a request in `space` ('' = unstated: the one there is). */
+  /** The in-process shard for a request in `space` ('' = unstated: the serving instance). */
   const localShardFor = (shard: number, space: string): LocalItemShard | undefined => {
-    const bySpace = localItemShards.get(shard);
-    if (bySpace === undefined) return undefined;
-    return bySpace.get(space) ?? (space === '' ? [...bySpace.values()][0] : undefined);
+    if (space === '') return itemShardCells.get(shard)?.handle.local;
+    return localItemShards.get(shard)?.get(space);
   };
-  /** P, learnt when a user partition or the coordinator starts (to pick a user of each partition). */
+  /** P and S, learnt when a user partition, item shard or the coordinator starts. */
   let userPartitionCount = 0;
-  /**
-   * Asks every user partition of the cluster (over NATS: local and remote replicas alike) for one of
-   * its users in `space` until it answers in that space: a partition of other towers loads the
-   * space's user tower in the background (actors/user-state/foreign-towers.ts), so once this resolves
-   * the first requests this node's coordinator sends in the new space find it loaded. With several
-   * replicas of a partition the probe reaches one; the others load on their first request.
-   * FAILED_PRECONDITION after {@link TOWER_WARM_TIMEOUT_MS} (e.g. the version is missing from a
-   * node's models root).
-   */
-  const awaitPartitionsInSpace = async (space: string, modelVersion: string): Promise<void> => {
-    const end = Date.now() + TOWER_WARM_TIMEOUT_MS;
-    await Promise.all(
-      Array.from({ length: userPartitionCount }, async (_, p) => {
-        let userId = 0;
-        while (userPartitionOf(userId, userPartitionCount) !== p) userId++;
-        for (;;) {
-          const request = encodeUserStateRequest(userId, { device: 'unknown', country: '', localHour: 12 }, Deadline.after(10_000), { space, modelVersion });
-          const reply = await o.nc.request(Subjects.userGet(cluster, p), request, { timeout: 2000 }).then(
-            (m) => Codecs.userStateReply.decode(m.data),
-            () => undefined,
-          );
-          if (reply?.space === space) return;
-          if (Date.now() > end) throw failedPrecondition(`user partition ${p} did not answer in space ${space} within ${TOWER_WARM_TIMEOUT_MS} ms: is model ${modelVersion} under every node's models root?`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }),
-    );
-  };
-  /** S, learnt when the first item shard starts. */
   let itemShardCount = 0;
   /**
-   * Waits until every item shard has a replica answering in `space` (Subjects.itemSearchInSpace): a
-   * node flips only when its coordinator's scatter can reach every shard in the new space, so with
-   * item shards spread over nodes (cluster.itemReplicas below "all") no shard is missed because its
-   * owner has not built its copy yet. A probe is a search no shard accepts (no vector): any answer
-   * proves a responder. FAILED_PRECONDITION after {@link TOWER_WARM_TIMEOUT_MS}.
+   * The barrier of a tower switch: waits until every item shard of the cluster has a replica
+   * answering in `space` (Subjects.itemSearchInSpace) and every user partition answers a read in it
+   * (over NATS: local and remote replicas alike), so a node flips only when its coordinator can reach
+   * every shard and every user in the new space — no shard missed because its owner has not built
+   * its copy yet, no read without an embedding because a partition has not loaded the new user tower
+   * (actors/user-state/foreign-towers.ts). A shard probe is a search no shard accepts (no vector): any
+   * answer proves a responder. With several replicas of a partition the probe reaches one; the others
+   * load on their first request. FAILED_PRECONDITION when `deadlineMs` passes (e.g. a node refused,
+   * or the version is missing from its models root).
    */
-  const awaitShardsInSpace = async (space: string): Promise<void> => {
+  const awaitClusterInSpace = async (space: string, modelVersion: string, deadlineMs: number): Promise<void> => {
+    const late = (what: string) => failedPrecondition(`${what} did not answer in embedding space ${space} by the switch's deadline: did a node refuse model ${modelVersion}, or lack it under its models root?`);
+    const pause = () => new Promise((r) => setTimeout(r, 200));
     const probe = Codecs.shardSearchRequest.encode({ userVector: [], k: 1, excludeVideoIds: [], deadlineMs: 0, space });
-    const end = Date.now() + TOWER_WARM_TIMEOUT_MS;
-    for (let s = 0; s < itemShardCount; s++) {
-      for (;;) {
-        const answered = await o.nc.request(Subjects.itemSearchInSpace(cluster, s, space), probe, { timeout: 2000 }).then(
-          () => true,
-          () => false,
-        );
-        if (answered) break;
-        if (Date.now() > end) throw failedPrecondition(`item shard ${s} has no replica in space ${space} after ${TOWER_WARM_TIMEOUT_MS} ms: did its owner refuse the switch?`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    const users = new NatsUserStateSource(o.nc, cluster, Math.max(1, userPartitionCount));
+    const context = { device: 'unknown', country: '', localHour: 12 };
+    await Promise.all([
+      ...Array.from({ length: itemShardCount }, async (_, s) => {
+        while (!(await o.nc.request(Subjects.itemSearchInSpace(cluster, s, space), probe, { timeout: 2000 }).then(() => true, () => false))) {
+          if (Date.now() > deadlineMs) throw late(`item shard ${s}`);
+          await pause();
+        }
+      }),
+      ...Array.from({ length: userPartitionCount }, async (_, p) => {
+        const userId = firstUserOfPartition(p, userPartitionCount);
+        while ((await users.get(userId, context, Deadline.after(2000), { space, modelVersion }).catch(() => undefined))?.space !== space) {
+          if (Date.now() > deadlineMs) throw late(`user partition ${p}`);
+          await pause();
+        }
+      }),
+    ]);
+  };
+  /** Lets `h` answer its space's searches until they stop coming, then stops it (ItemShardHandle.retire). */
+  const retire = (cell: ItemShardCell, h: ItemShardHandle, shard: number): void => {
+    cell.retiring.add(h);
+    void h.retire(RETIRE_IDLE_MS, RETIRE_MAX_MS).finally(() => {
+      unregisterLocalShard(shard, h);
+      cell.retiring.delete(h);
+    });
   };
   const shardOptions = async (shard: number, shardCount: number, modelDir: string) => ({
     index: is.index,
@@ -234,7 +227,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       for (const [, cell] of cells) cell.handle.freezeAdmin(`item admin paused: this node is switching to model ${manifest.version} (new towers); retry shortly`);
       const t0 = Date.now();
       try {
-        // One shard at a time: the extra memory and CPU of a rebuild are one shard's.
+        // One shard at a time, to bound the CPU taken from serving; the copies are kept until the
+        // flip, so the node holds its item index twice meanwhile (docs/operations.md).
         for (const [shard, cell] of cells) {
           const seed = await cell.handle.exportItems();
           const next = await startItemShard({ ...(await shardOptions(shard, cell.shardCount, dir)), subscribe: 'space', seed });
@@ -242,8 +236,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
           registerLocalShard(shard, next);
         }
         // The barrier: flip only when every shard and partition answers in the new space.
-        await awaitShardsInSpace(space);
-        await awaitPartitionsInSpace(space, manifest.version);
+        await awaitClusterInSpace(space, manifest.version, t0 + TOWER_SWITCH_BARRIER_MS);
         if (ranker !== undefined) {
           await ranker.reload(dir);
           rankerReloaded = true;
@@ -252,7 +245,9 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       } catch (err) {
         for (const p of prepared) {
           unregisterLocalShard(p.shard, p.next);
-          await p.next.stop().catch(() => {});
+          // Retired, not stopped: a node that flipped already (its barrier passed on this copy) may
+          // search it until the key goes back and it switches back.
+          retire(p.cell, p.next, p.shard);
         }
         if (rankerReloaded && ranker !== undefined) await ranker.reload(previous.dir).catch(() => {});
         for (const [, cell] of cells) cell.handle.freezeAdmin(undefined);
@@ -267,17 +262,13 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         p.next.subscribe();
         // Coordinators of nodes not yet switched still search the old space: the old instance answers
         // them until they stop coming, then goes (in the background: this node has switched).
-        p.cell.retiring = was;
-        void was.retire(RETIRE_IDLE_MS, RETIRE_MAX_MS).finally(() => {
-          unregisterLocalShard(p.shard, was);
-          if (p.cell.retiring === was) p.cell.retiring = undefined;
-        });
+        retire(p.cell, was, p.shard);
       }
       o.log({ event: 'towers_switched', node: o.node, to: manifest.version, space, itemShards: prepared.length, ms: Date.now() - t0 });
     },
     itemShard: async (shard, map): Promise<RunningActor> => {
       itemShardCount = map.itemShards;
-      const cell: ItemShardCell = { handle: await startItemShard(await shardOptions(shard, map.itemShards, current.dir)), shardCount: map.itemShards };
+      const cell: ItemShardCell = { handle: await startItemShard(await shardOptions(shard, map.itemShards, current.dir)), shardCount: map.itemShards, retiring: new Set() };
       itemShardCells.set(shard, cell);
       registerLocalShard(shard, cell.handle);
       return {
@@ -287,7 +278,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
           if (itemShardCells.get(shard) === cell) itemShardCells.delete(shard);
           const h = cell.handle;
           unregisterLocalShard(shard, h);
-          await Promise.all([h.stop(), cell.retiring?.stop()]);
+          await Promise.all([h.stop(), ...[...cell.retiring].map((r) => r.stop())]);
         },
       };
     },

@@ -41,8 +41,17 @@ const cli = (...args: string[]) =>
     (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
   );
 
+let coldStart = 9_000_001;
+while (itemShardOf(coldStart, 2) !== 0) coldStart++;
+const upsert = async () =>
+  Codecs.itemAdminReply.decode(
+    (await nc.request(Subjects.itemAdmin(cluster.cluster, 0), Codecs.itemAdminRequest.encode({ upserts: [{ videoId: coldStart, creatorId: 1, category: 2, durationS: 60, uploadTsMs: Date.now() }], removeVideoIds: [] }), { timeout: 10_000 })).data,
+  );
+
 t.test('shardmap model switches the cluster to other towers live', async (t) => {
   t.not(spaces.v2, spaces.v1);
+  const first = await upsert();
+  t.equal(first.upserted, 1, 'a cold-start upsert before the switch');
   const calls = backToBackCalls(client, Array.from({ length: 16 }, (_, i) => i + 1));
   await calls.firstAnswer;
   const startedAt = Date.now();
@@ -72,14 +81,17 @@ t.test('shardmap model switches the cluster to other towers live', async (t) => 
   const shown = await cli();
   t.match(shown.stdout, `(embedding space ${spaces.v2})`);
 
-  // Cold start on the new towers: an upsert reaches the new instance (the old one left the admin subject).
-  let videoId = 9_000_001;
-  while (itemShardOf(videoId, 2) !== 0) videoId++;
-  const upsert = Codecs.itemAdminReply.decode(
-    (await nc.request(Subjects.itemAdmin(cluster.cluster, 0), Codecs.itemAdminRequest.encode({ upserts: [{ videoId, creatorId: 1, category: 2, durationS: 60, uploadTsMs: Date.now() }], removeVideoIds: [] }), { timeout: 10_000 })).data,
-  );
-  t.equal(upsert.status?.code ?? 0, 0, upsert.status?.message ?? 'admin accepted after the switch');
-  t.equal(upsert.upserted, 1);
+  // Admin works on the new towers, and the item upserted before the switch was carried over: upserting
+  // it again replaces it, so the shard does not grow.
+  const again = await upsert();
+  t.equal(again.status?.code ?? 0, 0, again.status?.message ?? 'admin accepted after the switch');
+  t.equal(again.shardSize, first.shardSize, 'the pre-switch upsert is in the new index');
+
+  // The old instances retire once no old-space search comes (5 s idle): nobody answers v1 any more.
+  await new Promise((res) => setTimeout(res, 7000));
+  for (const s of [0, 1]) {
+    await t.rejects(nc.request(Subjects.itemSearchInSpace(cluster.cluster, s, spaces.v1), new Uint8Array(0), { timeout: 2000 }), `shard ${s}: no replica left in v1's space`);
+  }
 });
 
 t.test('a node restarted after the switch comes back on the key\'s towers', async (t) => {

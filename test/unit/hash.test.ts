@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { HashSeeds, bucketOf, hashId, itemShardOf, userPartitionOf } from '../../core/hash.js';
+import { HashSeeds, bucketOf, firstUserOfPartition, hashId, itemShardOf, userPartitionOf } from '../../core/hash.js';
 
 t.test('hash values are pinned: a change re-shards every item and re-buckets every model', async (t) => {
   t.same([0, 1, 42, 2 ** 32 + 7, 2 ** 53 - 1].map((id) => hashId(id, 123)), [3753932041, 1351517994, 3123263786, 2838307319, 3158482126]);
@@ -28,4 +28,15 @@ t.test('shard assignment spreads ids evenly', async (t) => {
   const counts = [0, 0, 0, 0];
   for (let id = 0; id < 40_000; id++) counts[itemShardOf(id, 4)]! += 1;
   for (const c of counts) t.ok(Math.abs(c - 10_000) < 400, `shard count ${c} within 4% of 10000`);
+});
+
+t.test('firstUserOfPartition: the smallest id the partition owns', async (t) => {
+  for (let p = 0; p < 16; p++) {
+    const u = firstUserOfPartition(p, 16);
+    t.equal(userPartitionOf(u, 16), p);
+    for (let v = 0; v < u; v++) t.not(userPartitionOf(v, 16), p, `no smaller id of partition ${p}`);
+  }
+  t.equal(userPartitionOf(firstUserOfPartition(3, 16, 1000), 16), 3);
+  t.ok(firstUserOfPartition(3, 16, 1000) >= 1000);
+  t.throws(() => firstUserOfPartition(16, 16), RangeError);
 });
