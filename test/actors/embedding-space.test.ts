@@ -8,8 +8,7 @@ import t from 'tap';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
+import { natsFixture } from '../fixtures/nats.js';
 import { userPartitionOf } from '../../core/hash.js';
 import { Subjects } from '../../core/subjects.js';
 import { StatusCode } from '../../core/status.js';
@@ -53,14 +52,7 @@ t.test('the space id: a hash of both towers, stable, and different when either t
 t.test('a real item shard and user partition answer only their own space', async (t) => {
   const assets = await ensureTinyAssets();
   const space = await readEmbeddingSpace(assets.modelDir);
-  const root = await mkdtemp(path.join(tmpdir(), 'upnext-space-'));
-  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
-  const nc = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await nc.close();
-    await nats.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { nc } = await natsFixture(t, 'upnext-space');
   const cluster = `sp${process.pid}`;
   const P = 2;
   const shard = await startItemShard({ nc, cluster, shard: 0, shardCount: 1, worldDir: assets.worldDir, modelDir: assets.modelDir, space });
@@ -122,14 +114,7 @@ t.test('a partition embeds with the requester\'s user tower once it has loaded i
   const space2 = await readEmbeddingSpace(v2Dir);
   t.not(space2, space);
 
-  const root = await mkdtemp(path.join(tmpdir(), 'upnext-space-'));
-  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
-  const nc = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await nc.close();
-    await nats.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { nc } = await natsFixture(t, 'upnext-space');
   const cluster = `sb${process.pid}`;
   let userId = -1;
   for await (const u of readUsers(assets.worldDir)) {

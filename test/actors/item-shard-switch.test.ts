@@ -6,11 +6,8 @@
  * come, then stops.
  */
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { startNatsServer } from '../../cluster/nats/server.js';
+import { natsFixture } from '../fixtures/nats.js';
 import { Subjects } from '../../core/subjects.js';
 import { StatusCode } from '../../core/status.js';
 import { Codecs } from '../../protos/codec.js';
@@ -21,14 +18,7 @@ import { writeTinyModel } from './fixtures.js';
 
 t.test('pause admin, seed an instance on other towers, join its subjects, retire the old one', async (t) => {
   const assets = await ensureTinyAssets();
-  const root = await mkdtemp(path.join(tmpdir(), 'upnext-shard-switch-'));
-  const nats = await startNatsServer({ dataDir: path.join(root, 'nats') });
-  const nc = await connect({ servers: nats.url });
-  t.teardown(async () => {
-    await nc.close();
-    await nats.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { root, nc } = await natsFixture(t, 'upnext-shard-switch');
   const cluster = `ss${process.pid}`;
   const v2Dir = await writeTinyModel(path.join(root, 'models', 'v2'), 'v2', 6, assets.manifest.featureSpec);
   const [spaceA, spaceB] = [await readEmbeddingSpace(assets.modelDir), await readEmbeddingSpace(v2Dir)];
@@ -66,7 +56,8 @@ t.test('pause admin, seed an instance on other towers, join its subjects, retire
   // The flip: the new instance joins the shared subjects, the old one retires.
   b.subscribe();
   a.freezeAdmin(undefined);
-  const retired = a.retire(400, 30_000);
+  // Idle time long enough that the checks below (a few requests) never outlast it on a loaded machine.
+  const retired = a.retire(3000, 30_000);
   await new Promise((r) => setTimeout(r, 100));
   for (let i = 0; i < 4; i++) t.equal((await admin(7_000_010 + i)).status?.code ?? 0, 0, 'admin goes to the new instance');
   t.equal((await search(Subjects.itemSearchInSpace(cluster, 0, spaceA), vec)).candidates?.videoIds.length, 5, 'the retiring instance still answers its space');

@@ -5,16 +5,12 @@
 // width is refused (by the CLI before the key is written, and by the nodes themselves when the key
 // is written without local checks) and the cluster keeps serving the old version; an unknown version
 // is NOT_FOUND before anything is written. (Switching to other towers: tower-switch.test.ts.)
-import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
-import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { backToBackCalls, metricsText, shardmapModel, startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { copyModelVersion } from '../fixtures/model-versions.js';
-import { REPO_ROOT } from '../fixtures/assets.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import { switchModel } from '../../shardmap/model-switch.js';
 import { servingModelDir } from '../../offline/logged/serving-version.js';
@@ -22,7 +18,6 @@ import { nodeStatus } from '../../shardmap/move.js';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { StatusCode, toStatus } from '../../core/status.js';
 
-const run = promisify(execFile);
 const { assets, cluster, client } = await startTinyCluster(t, 'msw');
 const modelsRoot = path.dirname(assets.modelDir);
 const base = assets.manifest.version;
@@ -52,22 +47,8 @@ async function servedVersions(): Promise<string[]> {
   return Promise.all(nodes.map(async (n) => (await nodeStatus(nc, cluster.cluster, n))?.model?.version ?? '?'));
 }
 
-function metricsOf(address: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get(`http://${address}/metrics`, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
-const cli = (...args: string[]) =>
-  run(process.execPath, [path.join(REPO_ROOT, 'dist/shardmap/cli.js'), 'model', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, ...args]).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
-  );
+const cli = (...args: string[]) => shardmapModel(cluster, ...args);
 
 t.test('an unknown version is NOT_FOUND before the key is written', async (t) => {
   const err = await switchModel({ nc, store, cluster: cluster.cluster, version: `nope-${process.pid}`, modelsDir: modelsRoot }).then(
@@ -114,7 +95,7 @@ t.test('a same-towers version switches live under load: no failed call, answers 
   const key = await store.readModelKey();
   t.equal(key?.value.version, v2);
   t.equal(key?.value.by, 'model-switch.test');
-  for (const n of cluster.nodes) t.match(await metricsOf(n.metricsAddress), new RegExp(`upnext_node_info\\{[^}]*model_version="${v2}"\\} 1`), `${n.name} /metrics follows`);
+  for (const n of cluster.nodes) t.match(await metricsText(n.metricsAddress), new RegExp(`upnext_node_info\\{[^}]*model_version="${v2}"\\} 1`), `${n.name} /metrics follows`);
   // train-logged without --from-model retrains what the key says is served.
   t.same(await servingModelDir({ nc, cluster: cluster.cluster, modelsDir: modelsRoot }), { dir: path.join(modelsRoot, v2), version: v2, source: 'model key' });
 });

@@ -6,40 +6,27 @@
 // no answer misses a shard or searches a vector of other towers, answers after carry v2, nodes report
 // v2's space, item admin works again afterwards (it is refused, retryable, only while a node copies
 // its items), and a restarted node comes back on the key's v2 towers.
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
-import { backToBackCalls, startTinyCluster } from '../fixtures/tiny-cluster.js';
-import { REPO_ROOT } from '../fixtures/assets.js';
-import { copyModelVersion, replaceTowers } from '../fixtures/model-versions.js';
+import { backToBackCalls, shardmapModel, startTinyCluster } from '../fixtures/tiny-cluster.js';
+import { otherTowersVersion } from '../fixtures/model-versions.js';
 import { nodeStatus } from '../../shardmap/move.js';
 import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
 import { itemShardOf } from '../../core/hash.js';
 import { Subjects } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
 
-const run = promisify(execFile);
 const { assets, cluster, client } = await startTinyCluster(t, 'tsw');
 const modelsRoot = path.dirname(assets.modelDir);
 const v2 = `tsw-v2-${process.pid}`;
-const v2Dir = path.join(modelsRoot, v2);
-t.teardown(() => rm(v2Dir, { recursive: true, force: true }));
 // v2 = the tiny model's ranker and calibration with other (untrained) towers of the same spec.
-await copyModelVersion(assets.modelDir, modelsRoot, v2);
-await replaceTowers(v2Dir, assets.manifest.featureSpec, 5);
-const spaces = { v1: await readEmbeddingSpace(assets.modelDir), v2: await readEmbeddingSpace(v2Dir) };
+const spaces = { v1: await readEmbeddingSpace(assets.modelDir), v2: (await otherTowersVersion(t, assets, v2)).space };
 
 const nc = await connect({ servers: cluster.natsUrl });
 t.teardown(() => nc.close());
 const nodes = cluster.nodes.map((n) => n.name).sort();
-const cli = (...args: string[]) =>
-  run(process.execPath, [path.join(REPO_ROOT, 'dist/shardmap/cli.js'), 'model', '--nats', cluster.natsUrl, '--cluster', cluster.cluster, ...args]).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
-  );
+const cli = (...args: string[]) => shardmapModel(cluster, ...args);
 
 let coldStart = 9_000_001;
 while (itemShardOf(coldStart, 2) !== 0) coldStart++;
