@@ -67,9 +67,10 @@ export interface NodeModelOptions {
    * Swaps the running actors to `next` and makes actors started later use it: `kind` 'ranker' reloads
    * the ranker then sets the coordinator's model; 'towers' first rebuilds the node's item shards on
    * the new towers beside the serving ones (cluster/node/model.ts `liveSwitchKind`). Rejecting refuses
-   * the switch: the node keeps serving what it served.
+   * the switch: the node keeps serving what it served. `signal` aborts when the node stops: a tower
+   * switch then gives up at its next step (after the shard being built), as if it had failed.
    */
-  readonly apply: (next: ModelDirInfo, kind: 'ranker' | 'towers') => Promise<void>;
+  readonly apply: (next: ModelDirInfo, kind: 'ranker' | 'towers', signal: AbortSignal) => Promise<void>;
 }
 
 /** A running node. */
@@ -153,6 +154,8 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   let map: ShardMapSnapshot | undefined;
   let appliedVersion = 0;
   let stopping = false;
+  /** Aborted by stop(): a model switch in progress gives up instead of holding the stop. */
+  const stopSignal = new AbortController();
   const sample = processSampler();
   let served = opts.model?.served;
   let modelKeyRevision = opts.model?.keyRevision ?? 0;
@@ -345,7 +348,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       try {
         const next = await readModelDir(m.modelsRoot, version);
         const kind = liveSwitchKind(served, next);
-        await m.apply(next, kind);
+        await m.apply(next, kind, stopSignal.signal);
         served = next;
         modelRefusal = undefined;
         log({ event: 'model_switched', node: name, from, to: version, kind, keyRevision: entry.revision, ms: Date.now() - t0 });
@@ -432,6 +435,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   const stop = () => {
     stopped ??= (async () => {
       stopping = true;
+      stopSignal.abort();
       clearTimeout(mapTimer);
       if (loadTimer) clearInterval(loadTimer);
       await watch.stop();

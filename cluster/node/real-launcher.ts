@@ -11,7 +11,7 @@ import type { ItemShardHandle } from '../../actors/item-shard/item-shard.js';
 import { NatsUserStateSource } from '../../actors/coordinator/nats-ports.js';
 import { Deadline } from '../../core/deadline.js';
 import { firstUserOfPartition } from '../../core/hash.js';
-import { failedPrecondition } from '../../core/status.js';
+import { StatusCode, UpnextError, failedPrecondition } from '../../core/status.js';
 import { Codecs } from '../../protos/codec.js';
 import { Subjects } from '../../core/subjects.js';
 import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
@@ -81,10 +81,11 @@ export interface RealLauncher extends ActorLauncher {
    * 5. the new shards join the shared subjects; each old one leaves them and keeps answering old-space
    *    searches from nodes not yet switched until none comes for {@link RETIRE_IDLE_MS}, then stops.
    * Every request is served in one space throughout (in-process shards are looked up by space). On a
-   * failure before the flip the new instances stop, the ranker is put back, admin resumes and the
-   * error is rethrown: the node keeps what it served.
+   * failure before the flip — or when `signal` aborts (the node stops), checked between shards and
+   * while waiting at the barrier — the new instances retire, the ranker is put back, admin resumes
+   * and the error is rethrown: the node keeps what it served.
    */
-  switchTowers(dir: string, manifest: ModelManifest, space: string): Promise<void>;
+  switchTowers(dir: string, manifest: ModelManifest, space: string, signal?: AbortSignal): Promise<void>;
 }
 
 /**
@@ -93,6 +94,11 @@ export interface RealLauncher extends ActorLauncher {
  * (shardmap/model-switch.ts TOWER_SWITCH_TIMEOUT_MS), so a node refuses before the CLI gives up.
  */
 const TOWER_SWITCH_BARRIER_MS = 480_000;
+
+/** ABORTED when `signal` has fired (the node is stopping: a tower switch gives up). */
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new UpnextError(StatusCode.ABORTED, 'the node is stopping: tower switch abandoned');
+}
 
 /** One of this node's item shards: the running instance, replaced in place by a tower switch. */
 interface ItemShardCell {
@@ -149,9 +155,12 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
    * load on their first request. FAILED_PRECONDITION when `deadlineMs` passes (e.g. a node refused,
    * or the version is missing from its models root).
    */
-  const awaitClusterInSpace = async (space: string, modelVersion: string, deadlineMs: number): Promise<void> => {
+  const awaitClusterInSpace = async (space: string, modelVersion: string, deadlineMs: number, signal?: AbortSignal): Promise<void> => {
     const late = (what: string) => failedPrecondition(`${what} did not answer in embedding space ${space} by the switch's deadline: did a node refuse model ${modelVersion}, or lack it under its models root?`);
-    const pause = () => new Promise((r) => setTimeout(r, 200));
+    const pause = async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      throwIfAborted(signal);
+    };
     const probe = Codecs.shardSearchRequest.encode({ userVector: [], k: 1, excludeVideoIds: [], deadlineMs: 0, space });
     const users = new NatsUserStateSource(o.nc, cluster, Math.max(1, userPartitionCount));
     const context = { device: 'unknown', country: '', localHour: 12 };
@@ -218,7 +227,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       }
       current = { dir, manifest };
     },
-    switchTowers: async (dir, manifest, space) => {
+    switchTowers: async (dir, manifest, space, signal) => {
       const cells = [...itemShardCells.entries()];
       const previous = current;
       const ranker = localRanker;
@@ -230,13 +239,15 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         // One shard at a time, to bound the CPU taken from serving; the copies are kept until the
         // flip, so the node holds its item index twice meanwhile (docs/operations.md).
         for (const [shard, cell] of cells) {
+          throwIfAborted(signal);
           const seed = await cell.handle.exportItems();
           const next = await startItemShard({ ...(await shardOptions(shard, cell.shardCount, dir)), subscribe: 'space', seed });
           prepared.push({ shard, cell, next });
           registerLocalShard(shard, next);
         }
         // The barrier: flip only when every shard and partition answers in the new space.
-        await awaitClusterInSpace(space, manifest.version, t0 + TOWER_SWITCH_BARRIER_MS);
+        await awaitClusterInSpace(space, manifest.version, t0 + TOWER_SWITCH_BARRIER_MS, signal);
+        throwIfAborted(signal);
         if (ranker !== undefined) {
           await ranker.reload(dir);
           rankerReloaded = true;
