@@ -241,7 +241,7 @@ export class RecommendPipeline {
         k: cfg.perShardK,
         excludeVideoIds: [...drop],
         deadlineMs: rTimer.deadline.atMs,
-        space: space,
+        space,
       };
       const replies = await Promise.all(
         Array.from({ length: itemShards }, (_, s) => rTimer.settle(() => this.#ports.shards.search(s, request, rTimer.deadline))),

@@ -57,8 +57,9 @@ export interface UserStatePartitionOptions {
   readonly embedder: UserEmbedder;
   /**
    * Embedding space of the embedder's towers (actors/model/embedding-space.ts). A request naming
-   * another space gets the profile without an embedding (`space` '' in the reply): a vector of this
-   * tower would be searched against another tower's index. Default '' (no check).
+   * another space is embedded with that space's tower ({@link foreignEmbedder}) or, without one, gets
+   * the profile without an embedding (`space` '' in the reply): a vector of this tower would be
+   * searched against another tower's index. Default '' (no check).
    */
   readonly space?: string;
   /**

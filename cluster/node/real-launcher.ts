@@ -104,6 +104,8 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 interface ItemShardCell {
   handle: ItemShardHandle;
   readonly shardCount: number;
+  /** The instance a tower switch is building on the new towers, until it flips or gives up. */
+  preparing?: ItemShardHandle | undefined;
   /** Instances a tower switch replaced (or prepared and gave up), while they still answer searches in their space. */
   readonly retiring: Set<ItemShardHandle>;
 }
@@ -123,23 +125,17 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
   /** This node's ranker replica while it runs: the coordinator in this process scores on it directly. */
   let localRanker: RankerHandle | undefined;
   /** This node's item shards and user partitions while they run: the coordinator here calls them in-process. */
-  /** By shard, then by embedding space: both instances during a tower switch, one otherwise. */
-  const localItemShards = new Map<number, Map<string, LocalItemShard>>();
+  /** This node's item shards: the serving instance of each, and during a tower switch the others. */
   const itemShardCells = new Map<number, ItemShardCell>();
-  const registerLocalShard = (shard: number, h: ItemShardHandle) => {
-    const bySpace = localItemShards.get(shard) ?? new Map<string, LocalItemShard>();
-    bySpace.set(h.info.space, h.local);
-    localItemShards.set(shard, bySpace);
-  };
-  const unregisterLocalShard = (shard: number, h: ItemShardHandle) => {
-    const bySpace = localItemShards.get(shard);
-    if (bySpace?.get(h.info.space) === h.local) bySpace.delete(h.info.space);
-    if (bySpace?.size === 0) localItemShards.delete(shard);
-  };
-  /** The in-process shard for a request in `space` ('' = unstated: the serving instance). */
+  /**
+   * The in-process instance of `shard` for a request in `space` ('' = unstated: the serving one):
+   * during a tower switch a shard runs on both tower pairs, and each request searches its own.
+   */
   const localShardFor = (shard: number, space: string): LocalItemShard | undefined => {
-    if (space === '') return itemShardCells.get(shard)?.handle.local;
-    return localItemShards.get(shard)?.get(space);
+    const cell = itemShardCells.get(shard);
+    if (cell === undefined || space === '') return cell?.handle.local;
+    for (const h of [cell.handle, cell.preparing, ...cell.retiring]) if (h?.info.space === space) return h.local;
+    return undefined;
   };
   /** P and S, learnt when a user partition, item shard or the coordinator starts. */
   let userPartitionCount = 0;
@@ -181,12 +177,9 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
     ]);
   };
   /** Lets `h` answer its space's searches until they stop coming, then stops it (ItemShardHandle.retire). */
-  const retire = (cell: ItemShardCell, h: ItemShardHandle, shard: number): void => {
+  const retire = (cell: ItemShardCell, h: ItemShardHandle): void => {
     cell.retiring.add(h);
-    void h.retire(RETIRE_IDLE_MS, RETIRE_MAX_MS).finally(() => {
-      unregisterLocalShard(shard, h);
-      cell.retiring.delete(h);
-    });
+    void h.retire(RETIRE_IDLE_MS, RETIRE_MAX_MS).finally(() => cell.retiring.delete(h));
   };
   const shardOptions = async (shard: number, shardCount: number, modelDir: string) => ({
     index: is.index,
@@ -232,7 +225,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       const previous = current;
       const ranker = localRanker;
       let rankerReloaded = false;
-      const prepared: { readonly shard: number; readonly cell: ItemShardCell; readonly next: ItemShardHandle }[] = [];
+      const prepared: { readonly cell: ItemShardCell; readonly next: ItemShardHandle }[] = [];
       for (const [, cell] of cells) cell.handle.freezeAdmin(`item admin paused: this node is switching to model ${manifest.version} (new towers); retry shortly`);
       const t0 = Date.now();
       try {
@@ -242,8 +235,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
           throwIfAborted(signal);
           const seed = await cell.handle.exportItems();
           const next = await startItemShard({ ...(await shardOptions(shard, cell.shardCount, dir)), subscribe: 'space', seed });
-          prepared.push({ shard, cell, next });
-          registerLocalShard(shard, next);
+          prepared.push({ cell, next });
+          cell.preparing = next;
         }
         // The barrier: flip only when every shard and partition answers in the new space.
         await awaitClusterInSpace(space, manifest.version, t0 + TOWER_SWITCH_BARRIER_MS, signal);
@@ -255,25 +248,26 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         await coordinator?.setModel(manifest, space);
       } catch (err) {
         for (const p of prepared) {
-          unregisterLocalShard(p.shard, p.next);
+          p.cell.preparing = undefined;
           // Retired, not stopped: a node that flipped already (its barrier passed on this copy) may
           // search it until the key goes back and it switches back.
-          retire(p.cell, p.next, p.shard);
+          retire(p.cell, p.next);
         }
         if (rankerReloaded && ranker !== undefined) await ranker.reload(previous.dir).catch(() => {});
         for (const [, cell] of cells) cell.handle.freezeAdmin(undefined);
         throw err;
       }
-      // Flipped: new requests here are in the new space (their shards are registered above); the old
+      // Flipped: new requests here are in the new space (their shards are found above); the old
       // instances finish what they took and go. Actors started from now on load the new model.
       current = { dir, manifest };
       for (const p of prepared) {
         const was = p.cell.handle;
         p.cell.handle = p.next;
+        p.cell.preparing = undefined;
         p.next.subscribe();
         // Coordinators of nodes not yet switched still search the old space: the old instance answers
         // them until they stop coming, then goes (in the background: this node has switched).
-        retire(p.cell, was, p.shard);
+        retire(p.cell, was);
       }
       o.log({ event: 'towers_switched', node: o.node, to: manifest.version, space, itemShards: prepared.length, ms: Date.now() - t0 });
     },
@@ -281,15 +275,12 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       itemShardCount = map.itemShards;
       const cell: ItemShardCell = { handle: await startItemShard(await shardOptions(shard, map.itemShards, current.dir)), shardCount: map.itemShards, retiring: new Set() };
       itemShardCells.set(shard, cell);
-      registerLocalShard(shard, cell.handle);
       return {
         stats: () => cell.handle.stats(),
         stop: async () => {
-          // Unregistered first, so no new local call reaches a stopping instance.
+          // Out of the registry first, so no new local call reaches a stopping instance.
           if (itemShardCells.get(shard) === cell) itemShardCells.delete(shard);
-          const h = cell.handle;
-          unregisterLocalShard(shard, h);
-          await Promise.all([h.stop(), ...[...cell.retiring].map((r) => r.stop())]);
+          await Promise.all([cell.handle.stop(), ...[...cell.retiring].map((r) => r.stop())]);
         },
       };
     },
