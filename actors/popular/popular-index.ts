@@ -17,11 +17,19 @@
  * (ItemStats) are kept only for videos that had events. A Map of a full object per catalogue video
  * cost ~1.2 GB of RSS on the 1M-video local world.
  *
- * Refresh cost: each list keeps its best `listSize` entries in a bounded heap (O(entries · log
- * listSize)) instead of sorting every counted entry, and {@link PopularIndex.refreshSteps} does the
- * work in slices so a caller on a busy event loop can yield between them (popular.ts). The result
- * equals a full sort's first `listSize` entries exactly (same scores, same order, ties on the smaller
- * id).
+ * Refresh cost does not grow with the counted entries (it was O(entries), ~80 ms every 5 s on the
+ * coordinator's thread at 1M videos, and grows with the corpus):
+ * - popular: every counter decays at the same rate, so time alone never reorders two of them; only a
+ *   bump does, and only upwards. Each list's best `listSize` videos are therefore kept up to date
+ *   on every bump ({@link IncrementalTop}, O(log listSize)), and a refresh only prices and sorts them;
+ * - trending: a video's recent count only falls between its bumps, so a video below
+ *   `minTrendingCount` at one pass stays below until it is bumped again. A pass scans only the
+ *   videos that qualified at the last pass plus those bumped since (a full scan when "now" moves
+ *   backwards).
+ * {@link PopularIndex.refreshSteps} still does the work in slices so a caller on a busy event loop can
+ * yield between them (popular.ts). The result equals a full sort of every counted entry's first
+ * `listSize` (same scores, same order, ties on the smaller id) as long as no event is newer than
+ * "now" (always so with the event-time base; see {@link IncrementalTop} for the clock base).
  */
 import type { InteractionEvent } from '../../core/events.js';
 import { EventType } from '../../core/events.js';
@@ -87,6 +95,17 @@ interface Counter {
   atMs: number;
 }
 
+/** One list key's counters and the state that keeps its refresh proportional to its activity. */
+interface KeyState {
+  readonly counters: Map<number, Counter>;
+  /** The best `listSize` videos by popular count, maintained on every bump. */
+  readonly popular: IncrementalTop;
+  /** Videos bumped since this key's last trending pass. */
+  bumped: Set<number>;
+  /** Videos whose recent count met `minTrendingCount` at the last trending pass. */
+  trendingPool: readonly number[];
+}
+
 /** One materialised list: video ids and their scores, best first. */
 export interface RankedList {
   readonly videoIds: readonly number[];
@@ -96,7 +115,7 @@ export interface RankedList {
 /** Counters and materialised lists (see the module comment). */
 export class PopularIndex {
   readonly options: ResolvedPopularIndexOptions;
-  readonly #counters = new Map<string, Map<number, Counter>>();
+  readonly #keys = new Map<string, KeyState>();
   readonly #catalogue: ItemCatalogue | undefined;
   /** Videos registered through setItem (checked before the catalogue). */
   readonly #meta = new Map<number, ItemMeta>();
@@ -106,6 +125,11 @@ export class PopularIndex {
   #trending = new Map<string, RankedList>();
   #watermarkMs = 0;
   #refreshedAtMs = 0;
+  /** "Now" of the last completed trending pass; NaN before the first (forces a full scan). */
+  #lastPassNowMs = Number.NaN;
+  #lastRefreshScanned = 0;
+  /** A refresh pass has begun: from then on bumps are recorded for the next incremental pass. */
+  #passStarted = false;
 
   /** `catalogue`: metadata of the world's videos (shared, read-only); default none. */
   constructor(options: PopularIndexOptions = {}, catalogue?: ItemCatalogue) {
@@ -174,38 +198,64 @@ export class PopularIndex {
     const ratio = o.trendingHalfLifeMs / o.popularHalfLifeMs;
     const popular = new Map<string, RankedList>();
     const trending = new Map<string, RankedList>();
-    const pop = new BoundedTop(o.listSize);
     const trend = new BoundedTop(o.listSize);
+    // A video dropped from a trending pool can only qualify again through a bump while "now" moves
+    // forward; when it moves back, every counted video is a candidate again.
+    const fullScan = !(nowMs >= this.#lastPassNowMs);
+    this.#passStarted = true;
     let budget = sliceEntries;
-    for (const [key, counters] of this.#counters) {
-      pop.clear();
+    let scanned = 0;
+    for (const [key, state] of this.#keys) {
+      const { counters } = state;
+      // popular: price and sort the kept videos.
+      const ids = state.popular.members();
+      const scores = new Array<number>(ids.length);
+      for (let i = 0; i < ids.length; i++) {
+        const c = counters.get(ids[i] as number) as Counter;
+        scores[i] = c.slow * Math.pow(0.5, Math.max(0, nowMs - c.atMs) / o.popularHalfLifeMs);
+      }
+      popular.set(key, rankedOf(ids, scores));
+      scanned += ids.length;
+      budget -= ids.length;
+      // trending: the last pass's qualifiers and the videos bumped since. Bumps that land while this
+      // generator is suspended go to the fresh set and are seen by the next pass.
+      const bumped = state.bumped;
+      state.bumped = new Set();
+      const pool = fullScan ? counters.keys() : unionOf(state.trendingPool, bumped);
+      const qualified: number[] = [];
       trend.clear();
-      // keys() + get() rather than entries(): no [key, value] pair allocated per entry, so fewer
-      // scavenges land inside a slice.
-      for (const videoId of counters.keys()) {
+      for (const videoId of pool) {
         const c = counters.get(videoId) as Counter;
         const dt = Math.max(0, nowMs - c.atMs);
-        const slow = c.slow * Math.pow(0.5, dt / o.popularHalfLifeMs);
         const fast = c.fast * Math.pow(0.5, dt / o.trendingHalfLifeMs);
-        pop.offer(videoId, slow);
         if (fast >= o.minTrendingCount) {
+          qualified.push(videoId);
+          const slow = c.slow * Math.pow(0.5, dt / o.popularHalfLifeMs);
           const growth = (fast + 1) / (slow * ratio + 1);
           const upload = this.#uploadTsMs(videoId);
           const age = Math.max(0, nowMs - upload);
           const freshness = upload > 0 ? 1 + Math.exp(-age / o.freshnessMs) : 1;
           trend.offer(videoId, growth * Math.log1p(fast) * freshness);
         }
+        scanned++;
         if (--budget <= 0) {
           budget = sliceEntries;
           yield;
         }
       }
-      popular.set(key, pop.ranked());
+      state.trendingPool = qualified;
       trending.set(key, trend.ranked());
     }
     this.#popular = popular;
     this.#trending = trending;
     this.#refreshedAtMs = nowMs;
+    this.#lastPassNowMs = nowMs;
+    this.#lastRefreshScanned = scanned;
+  }
+
+  /** Entries the last completed refresh examined (kept popular videos + trending candidates). */
+  get lastRefreshScanned(): number {
+    return this.#lastRefreshScanned;
   }
 
   /** The materialised list of a key (as of the last refresh), or undefined. */
@@ -239,7 +289,7 @@ export class PopularIndex {
   /** Counted (key, video) pairs, for memory stats. */
   get counterEntries(): number {
     let n = 0;
-    for (const m of this.#counters.values()) n += m.size;
+    for (const k of this.#keys.values()) n += k.counters.size;
     return n;
   }
 
@@ -255,15 +305,16 @@ export class PopularIndex {
   }
 
   #bump(key: string, videoId: number, tsMs: number): void {
-    let m = this.#counters.get(key);
-    if (m === undefined) {
-      m = new Map();
-      this.#counters.set(key, m);
+    let state = this.#keys.get(key);
+    if (state === undefined) {
+      state = { counters: new Map(), popular: new IncrementalTop(this.options.listSize), bumped: new Set(), trendingPool: [] };
+      this.#keys.set(key, state);
     }
-    const c = m.get(videoId);
+    let c = state.counters.get(videoId);
     const o = this.options;
     if (c === undefined) {
-      m.set(videoId, { slow: 1, fast: 1, atMs: tsMs });
+      c = { slow: 1, fast: 1, atMs: tsMs };
+      state.counters.set(videoId, c);
     } else if (tsMs >= c.atMs) {
       const dt = tsMs - c.atMs;
       c.slow = c.slow * Math.pow(0.5, dt / o.popularHalfLifeMs) + 1;
@@ -275,7 +326,114 @@ export class PopularIndex {
       c.slow += Math.pow(0.5, dt / o.popularHalfLifeMs);
       c.fast += Math.pow(0.5, dt / o.trendingHalfLifeMs);
     }
+    state.popular.update(videoId, Math.log2(c.slow) + c.atMs / o.popularHalfLifeMs);
+    // Until a pass starts, the first pass scans every entry anyway: the start-up replay (millions of
+    // events at scale) need not fill the sets.
+    if (this.#passStarted) state.bumped.add(videoId);
   }
+}
+
+/** `trendingPool` then the bumped videos not already in it. */
+function* unionOf(pool: readonly number[], bumped: ReadonlySet<number>): Generator<number, void, void> {
+  const inPool = new Set(pool);
+  yield* pool;
+  for (const id of bumped) if (!inPool.has(id)) yield id;
+}
+
+/** Best first: higher score, ties on the smaller id. */
+function rankedOf(ids: readonly number[], scores: readonly number[]): RankedList {
+  const order = ids.map((id, i) => [id, scores[i] as number] as const);
+  order.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  return { videoIds: order.map((e) => e[0]), scores: order.map((e) => e[1]) };
+}
+
+/**
+ * The `n` videos with the highest popular count, kept exact as counters change. A counter's value at
+ * time t is slow·0.5^((t − at)/H); every counter decays by the same factor, so their order at any t
+ * is the order of the time-free rank key log2(slow) + at/H (forward decay: Cormode et al., "Forward
+ * Decay", ICDE 2009). Only a bump changes a key, and only upwards (a bump adds weight), so a video
+ * outside the kept set can enter only when it is bumped, by beating the worst kept video: a min-heap
+ * with positions, O(log n) per bump. (The rank key ignores the clamp of a refresh's price at events
+ * newer than "now", which only the clock time base can see: such a video ranks by its unclamped value.)
+ */
+class IncrementalTop {
+  readonly #n: number;
+  readonly #ids: number[] = [];
+  readonly #keys: number[] = [];
+  readonly #pos = new Map<number, number>();
+
+  constructor(n: number) {
+    this.#n = n;
+  }
+
+  /** The kept videos, in heap order. */
+  members(): readonly number[] {
+    return this.#ids;
+  }
+
+  /** Sets a video's rank key (higher is better). */
+  update(id: number, key: number): void {
+    const at = this.#pos.get(id);
+    if (at !== undefined) {
+      this.#keys[at] = key;
+      this.#down(this.#up(at));
+      return;
+    }
+    if (this.#ids.length < this.#n) {
+      this.#ids.push(id);
+      this.#keys.push(key);
+      this.#pos.set(id, this.#ids.length - 1);
+      this.#up(this.#ids.length - 1);
+      return;
+    }
+    if (!worse(this.#ids[0] as number, this.#keys[0] as number, id, key)) return;
+    this.#pos.delete(this.#ids[0] as number);
+    this.#ids[0] = id;
+    this.#keys[0] = key;
+    this.#pos.set(id, 0);
+    this.#down(0);
+  }
+
+  #swap(i: number, j: number): void {
+    const ids = this.#ids;
+    const keys = this.#keys;
+    const a = ids[i] as number;
+    const ka = keys[i] as number;
+    ids[i] = ids[j] as number;
+    keys[i] = keys[j] as number;
+    ids[j] = a;
+    keys[j] = ka;
+    this.#pos.set(ids[i] as number, i);
+    this.#pos.set(a, j);
+  }
+
+  #up(i: number): number {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!worse(this.#ids[i] as number, this.#keys[i] as number, this.#ids[p] as number, this.#keys[p] as number)) break;
+      this.#swap(i, p);
+      i = p;
+    }
+    return i;
+  }
+
+  #down(i: number): void {
+    const len = this.#ids.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= len) return;
+      const r = l + 1;
+      const c = r < len && worse(this.#ids[r] as number, this.#keys[r] as number, this.#ids[l] as number, this.#keys[l] as number) ? r : l;
+      if (!worse(this.#ids[c] as number, this.#keys[c] as number, this.#ids[i] as number, this.#keys[i] as number)) return;
+      this.#swap(i, c);
+      i = c;
+    }
+  }
+}
+
+/** (ia, sa) ranks below (ib, sb): lower score, ties on the larger id. */
+function worse(ia: number, sa: number, ib: number, sb: number): boolean {
+  return sa < sb || (sa === sb && ia > ib);
 }
 
 /**
@@ -296,11 +454,6 @@ class BoundedTop {
     this.#scores = [];
   }
 
-  /** a ranks below b. */
-  #worse(ia: number, sa: number, ib: number, sb: number): boolean {
-    return sa < sb || (sa === sb && ia > ib);
-  }
-
   offer(id: number, score: number): void {
     const ids = this.#ids;
     const sc = this.#scores;
@@ -310,7 +463,7 @@ class BoundedTop {
       sc.push(score);
       while (i > 0) {
         const p = (i - 1) >> 1;
-        if (!this.#worse(id, score, ids[p] as number, sc[p] as number)) break;
+        if (!worse(id, score, ids[p] as number, sc[p] as number)) break;
         ids[i] = ids[p] as number;
         sc[i] = sc[p] as number;
         i = p;
@@ -319,15 +472,15 @@ class BoundedTop {
       sc[i] = score;
       return;
     }
-    if (!this.#worse(ids[0] as number, sc[0] as number, id, score)) return;
+    if (!worse(ids[0] as number, sc[0] as number, id, score)) return;
     const len = ids.length;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= len) break;
       const r = l + 1;
-      const c = r < len && this.#worse(ids[r] as number, sc[r] as number, ids[l] as number, sc[l] as number) ? r : l;
-      if (!this.#worse(ids[c] as number, sc[c] as number, id, score)) break;
+      const c = r < len && worse(ids[r] as number, sc[r] as number, ids[l] as number, sc[l] as number) ? r : l;
+      if (!worse(ids[c] as number, sc[c] as number, id, score)) break;
       ids[i] = ids[c] as number;
       sc[i] = sc[c] as number;
       i = c;
@@ -338,8 +491,6 @@ class BoundedTop {
 
   /** The kept pairs, best first. */
   ranked(): RankedList {
-    const order = this.#ids.map((id, i) => [id, this.#scores[i] as number] as const);
-    order.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
-    return { videoIds: order.map((e) => e[0]), scores: order.map((e) => e[1]) };
+    return rankedOf(this.#ids, this.#scores);
   }
 }

@@ -105,6 +105,8 @@ export interface PopularStats {
   readonly lastRefreshMs: number;
   /** Longest single slice of the last refresh: how long it blocked the event loop, ms. */
   readonly lastRefreshMaxSliceMs: number;
+  /** Entries the last refresh examined: the kept popular videos plus the trending candidates (popular-index.ts). */
+  readonly lastRefreshScanned: number;
   readonly eventsApplied: number;
   /** Batches whose `onEvents` listener threw (the lists counted them; the listener missed them). */
   readonly listenerFailures: number;
@@ -336,6 +338,7 @@ class PopularImpl implements PopularHandle {
       refreshesSkipped: this.#skipped,
       lastRefreshMs: this.#lastRefreshMs,
       lastRefreshMaxSliceMs: this.#lastMaxSliceMs,
+      lastRefreshScanned: this.index.lastRefreshScanned,
       eventsApplied: this.#events,
       listenerFailures: this.#listenerFailures,
       ...(this.#feed !== undefined ? { eventFeed: this.#feed.stats() } : {}),

@@ -110,3 +110,73 @@ t.test('a catalogue-backed index answers like a setItem-backed one', async (t) =
     }
   }
 });
+
+t.test('refreshes after more events equal a fresh index over all of them; only active entries are scanned', async (t) => {
+  const { metas, events } = fixedInput();
+  const rounds = [events.slice(0, 12_000), events.slice(12_000, 20_000), events.slice(20_000)];
+  const live = new PopularIndex({ listSize: 30, minTrendingCount: 1.5 });
+  for (const m of metas) live.setItem(m);
+  const applied: InteractionEvent[] = [];
+  // "now" moves forward between rounds, then back (a full rescan), then forward again.
+  const nows = [NOW - 6 * H, NOW - 2 * H, NOW, NOW - 4 * H, NOW + 3 * H];
+  const rng = new SeededRng(11);
+  for (const [round, now] of nows.entries()) {
+    const batch = rounds[round] ?? [];
+    for (const e of batch) {
+      // Late events too: the batches are not in time order.
+      live.applyEvent(e);
+      applied.push(e);
+    }
+    // A few extra bumps of videos already counted, so kept and dropped entries both move.
+    for (let i = 0; i < 200; i++) {
+      const e = applied[rng.int(applied.length)] as InteractionEvent;
+      const again = { ...e, eventId: `${e.eventId}-again-${round}-${i}`, type: EventType.CLICK, tsMs: now - rng.int(3 * H) };
+      live.applyEvent(again);
+      applied.push(again);
+    }
+    live.refresh(now);
+    const fresh = new PopularIndex({ listSize: 30, minTrendingCount: 1.5 });
+    for (const m of metas) fresh.setItem(m);
+    for (const e of applied) fresh.applyEvent(e);
+    fresh.refresh(now);
+    for (const key of keys) {
+      for (const trending of [false, true]) t.same(live.list(key, trending), fresh.list(key, trending), `round ${round} (now ${(now - NOW) / H} h): ${key} ${trending ? 'trending' : 'popular'}`);
+    }
+  }
+  t.ok(live.list(GLOBAL_KEY, true)?.videoIds.length, 'trending lists are not empty');
+
+  // A day later every recent count has decayed below the threshold: one pass drops them all, and
+  // the next pass prices only the kept popular videos, however many entries are counted.
+  live.refresh(NOW + 48 * H);
+  live.refresh(NOW + 48 * H + 1);
+  const kept = keys.reduce((n, k) => n + (live.list(k, false)?.videoIds.length ?? 0), 0);
+  t.equal(live.lastRefreshScanned, kept, `the second pass scanned ${live.lastRefreshScanned} entries: the ${kept} kept popular videos`);
+  t.ok(live.counterEntries > 10 * kept, `of ${live.counterEntries} counted`);
+  t.equal(live.list(GLOBAL_KEY, true)?.videoIds.length, 0, 'nothing trends after two idle days');
+});
+
+t.test('events applied while the first sliced pass runs are seen by the next pass', async (t) => {
+  const { metas, events } = fixedInput();
+  const first = events.slice(0, 25_000);
+  const during = events.slice(25_000);
+  const live = new PopularIndex({ listSize: 30, minTrendingCount: 1.5 });
+  for (const m of metas) live.setItem(m);
+  for (const e of first) live.applyEvent(e);
+  const steps = live.refreshSteps(NOW, 500);
+  let slices = 0;
+  let next = 0;
+  while (!steps.next().done) {
+    slices++;
+    // Spread the late batch over the pass: keys already done and keys still to come both get some.
+    for (const e of during.slice(next, next + 150)) live.applyEvent(e);
+    next += 150;
+  }
+  t.ok(slices > 5 && next < during.length, `pass ran in ${slices} slices with events between them`);
+  for (const e of during.slice(next)) live.applyEvent(e);
+  live.refresh(NOW);
+  const fresh = new PopularIndex({ listSize: 30, minTrendingCount: 1.5 });
+  for (const m of metas) fresh.setItem(m);
+  for (const e of events) fresh.applyEvent(e);
+  fresh.refresh(NOW);
+  for (const key of keys) for (const trending of [false, true]) t.same(live.list(key, trending), fresh.list(key, trending), `${key} ${trending ? 'trending' : 'popular'}`);
+});
