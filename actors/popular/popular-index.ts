@@ -10,7 +10,9 @@
  *   support = log1p(fast) keeps three stray clicks from topping the list, and freshness
  *   = 1 + exp(-age / freshnessMs) favours new uploads (cold start, exploration).
  *
- * Two counters and a timestamp per (key, video): O(1) memory per active video, no time buckets.
+ * Two counters and a timestamp per (key, video): O(1) memory per active video, no time buckets. They
+ * and the item counters live in typed-array tables ({@link IdTable}), not in Maps of objects, so
+ * millions of entries neither fill the coordinator's JS heap nor lengthen its GC pauses.
  *
  * Items: catalogue metadata comes from a shared, compact {@link ItemCatalogue} when one is given
  * (the node's, catalogue-cache.ts) plus a small Map of videos registered through setItem; counters
@@ -36,9 +38,10 @@ import { EventType } from '../../core/events.js';
 import { deviceIndex } from '../../core/features/context.js';
 import { DEVICES } from '../../core/events.js';
 import type { ItemFeatures, ItemMeta, ItemStats } from '../../core/features/item.js';
-import { applyEventToItem, emptyItemStats } from '../../core/features/item.js';
+import { applyEventToItem } from '../../core/features/item.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
 import type { ItemCatalogue } from '../user-state/catalogue.js';
+import { IdTable } from './id-table.js';
 import { emptyCandidateBatch, pushCandidate } from '../../protos/convert.js';
 
 /** Options of {@link PopularIndex} (all optional). */
@@ -89,20 +92,20 @@ export function listKey(country: string, device: string): string {
   return `${country.toUpperCase()}|${DEVICES[deviceIndex(device)] ?? 'unknown'}`;
 }
 
-interface Counter {
-  slow: number;
-  fast: number;
-  atMs: number;
-}
+/** A list key's counter columns: decayed popular and recent counts, as of `atMs`. */
+type CounterColumn = 'slow' | 'fast' | 'atMs';
+const COUNTER_COLUMNS: readonly CounterColumn[] = ['slow', 'fast', 'atMs'];
+/** The item counters ({@link ItemStats}) of videos that had events. */
+const STATS_COLUMNS: readonly (keyof ItemStats)[] = ['impressions', 'clicks', 'watches', 'watchRatioSum'];
 
 /** One list key's counters and the state that keeps its refresh proportional to its activity. */
 interface KeyState {
-  readonly counters: Map<number, Counter>;
+  readonly counters: IdTable<CounterColumn>;
   /** The best `listSize` videos by popular count, maintained on every bump. */
   readonly popular: IncrementalTop;
-  /** Videos bumped since this key's last trending pass. */
+  /** Rows (in `counters`) bumped since this key's last trending pass. */
   bumped: Set<number>;
-  /** Videos whose recent count met `minTrendingCount` at the last trending pass. */
+  /** Rows whose recent count met `minTrendingCount` at the last trending pass. */
   trendingPool: readonly number[];
 }
 
@@ -120,7 +123,9 @@ export class PopularIndex {
   /** Videos registered through setItem (checked before the catalogue). */
   readonly #meta = new Map<number, ItemMeta>();
   /** Counters of known videos that had events. */
-  readonly #stats = new Map<number, ItemStats>();
+  readonly #stats = new IdTable<keyof ItemStats>(STATS_COLUMNS, 1024);
+  /** applyEventToItem's operand (the one feature definition works on an ItemStats object). */
+  readonly #scratch: ItemStats = { impressions: 0, clicks: 0, watchRatioSum: 0, watches: 0 };
   #popular = new Map<string, RankedList>();
   #trending = new Map<string, RankedList>();
   #watermarkMs = 0;
@@ -169,12 +174,12 @@ export class PopularIndex {
     this.#watermarkMs = Math.max(this.#watermarkMs, e.tsMs);
     const item = this.#itemMeta(e.videoId);
     if (item !== undefined) {
-      let stats = this.#stats.get(e.videoId);
-      if (stats === undefined) {
-        stats = emptyItemStats();
-        this.#stats.set(e.videoId, stats);
-      }
-      applyEventToItem(stats, e, item.durationS);
+      const t = this.#stats;
+      const row = t.insert(e.videoId);
+      const s = this.#scratch;
+      for (const k of STATS_COLUMNS) s[k] = t.column(k)[row] as number;
+      applyEventToItem(s, e, item.durationS);
+      for (const k of STATS_COLUMNS) t.column(k)[row] = s[k];
     }
     const engaged = e.type === EventType.CLICK || (e.type === EventType.WATCH && e.watchSeconds > 0);
     if (!engaged) return;
@@ -207,12 +212,15 @@ export class PopularIndex {
     let scanned = 0;
     for (const [key, state] of this.#keys) {
       const { counters } = state;
+      let slowOf = counters.column('slow');
+      let fastOf = counters.column('fast');
+      let atOf = counters.column('atMs');
       // popular: price and sort the kept videos.
       const ids = state.popular.members();
       const scores = new Array<number>(ids.length);
       for (let i = 0; i < ids.length; i++) {
-        const c = counters.get(ids[i] as number) as Counter;
-        scores[i] = c.slow * Math.pow(0.5, Math.max(0, nowMs - c.atMs) / o.popularHalfLifeMs);
+        const row = counters.rowOf(ids[i] as number);
+        scores[i] = (slowOf[row] as number) * Math.pow(0.5, Math.max(0, nowMs - (atOf[row] as number)) / o.popularHalfLifeMs);
       }
       popular.set(key, rankedOf(ids, scores));
       scanned += ids.length;
@@ -221,16 +229,16 @@ export class PopularIndex {
       // generator is suspended go to the fresh set and are seen by the next pass.
       const bumped = state.bumped;
       state.bumped = new Set();
-      const pool = fullScan ? counters.keys() : unionOf(state.trendingPool, bumped);
+      const pool = fullScan ? allRows(counters.size) : unionOf(state.trendingPool, bumped);
       const qualified: number[] = [];
       trend.clear();
-      for (const videoId of pool) {
-        const c = counters.get(videoId) as Counter;
-        const dt = Math.max(0, nowMs - c.atMs);
-        const fast = c.fast * Math.pow(0.5, dt / o.trendingHalfLifeMs);
+      for (const row of pool) {
+        const dt = Math.max(0, nowMs - (atOf[row] as number));
+        const fast = (fastOf[row] as number) * Math.pow(0.5, dt / o.trendingHalfLifeMs);
         if (fast >= o.minTrendingCount) {
-          qualified.push(videoId);
-          const slow = c.slow * Math.pow(0.5, dt / o.popularHalfLifeMs);
+          qualified.push(row);
+          const videoId = counters.idAt(row);
+          const slow = (slowOf[row] as number) * Math.pow(0.5, dt / o.popularHalfLifeMs);
           const growth = (fast + 1) / (slow * ratio + 1);
           const upload = this.#uploadTsMs(videoId);
           const age = Math.max(0, nowMs - upload);
@@ -241,6 +249,10 @@ export class PopularIndex {
         if (--budget <= 0) {
           budget = sliceEntries;
           yield;
+          // Events applied while suspended may have grown the table (new arrays).
+          slowOf = counters.column('slow');
+          fastOf = counters.column('fast');
+          atOf = counters.column('atMs');
         }
       }
       state.trendingPool = qualified;
@@ -293,6 +305,13 @@ export class PopularIndex {
     return n;
   }
 
+  /** Bytes of the counter tables (list keys and items). */
+  get counterBytes(): number {
+    let n = this.#stats.bytes;
+    for (const k of this.#keys.values()) n += k.counters.bytes;
+    return n;
+  }
+
   /** Known videos: the catalogue's plus those registered through setItem (an upper bound when they overlap). */
   get items(): number {
     return (this.#catalogue?.size ?? 0) + this.#meta.size;
@@ -300,37 +319,54 @@ export class PopularIndex {
 
   #features(videoId: number): ItemFeatures {
     const meta = this.#itemMeta(videoId) ?? { videoId, creatorId: 0, category: 0, durationS: 0, uploadTsMs: 0 };
-    const stats = this.#stats.get(videoId) ?? emptyItemStats();
+    const t = this.#stats;
+    const row = t.rowOf(videoId);
+    const stat = (k: keyof ItemStats): number => (row < 0 ? 0 : (t.column(k)[row] as number));
+    const stats: ItemStats = { impressions: stat('impressions'), clicks: stat('clicks'), watches: stat('watches'), watchRatioSum: stat('watchRatioSum') };
     return { ...meta, impressions: stats.impressions, clicks: stats.clicks, watches: stats.watches, watchRatioSum: stats.watchRatioSum };
   }
 
   #bump(key: string, videoId: number, tsMs: number): void {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { counters: new Map(), popular: new IncrementalTop(this.options.listSize), bumped: new Set(), trendingPool: [] };
+      state = { counters: new IdTable(COUNTER_COLUMNS), popular: new IncrementalTop(this.options.listSize), bumped: new Set(), trendingPool: [] };
       this.#keys.set(key, state);
     }
-    let c = state.counters.get(videoId);
+    const t = state.counters;
     const o = this.options;
-    if (c === undefined) {
-      c = { slow: 1, fast: 1, atMs: tsMs };
-      state.counters.set(videoId, c);
-    } else if (tsMs >= c.atMs) {
-      const dt = tsMs - c.atMs;
-      c.slow = c.slow * Math.pow(0.5, dt / o.popularHalfLifeMs) + 1;
-      c.fast = c.fast * Math.pow(0.5, dt / o.trendingHalfLifeMs) + 1;
-      c.atMs = tsMs;
+    let row = t.rowOf(videoId);
+    if (row < 0) {
+      row = t.insert(videoId);
+      t.column('slow')[row] = 1;
+      t.column('fast')[row] = 1;
+      t.column('atMs')[row] = tsMs;
     } else {
-      // A late event: add its weight as it has decayed by the counter's time.
-      const dt = c.atMs - tsMs;
-      c.slow += Math.pow(0.5, dt / o.popularHalfLifeMs);
-      c.fast += Math.pow(0.5, dt / o.trendingHalfLifeMs);
+      const slow = t.column('slow');
+      const fast = t.column('fast');
+      const at = t.column('atMs');
+      const atMs = at[row] as number;
+      if (tsMs >= atMs) {
+        const dt = tsMs - atMs;
+        slow[row] = (slow[row] as number) * Math.pow(0.5, dt / o.popularHalfLifeMs) + 1;
+        fast[row] = (fast[row] as number) * Math.pow(0.5, dt / o.trendingHalfLifeMs) + 1;
+        at[row] = tsMs;
+      } else {
+        // A late event: add its weight as it has decayed by the counter's time.
+        const dt = atMs - tsMs;
+        slow[row] = (slow[row] as number) + Math.pow(0.5, dt / o.popularHalfLifeMs);
+        fast[row] = (fast[row] as number) + Math.pow(0.5, dt / o.trendingHalfLifeMs);
+      }
     }
-    state.popular.update(videoId, Math.log2(c.slow) + c.atMs / o.popularHalfLifeMs);
+    state.popular.update(videoId, Math.log2(t.column('slow')[row] as number) + (t.column('atMs')[row] as number) / o.popularHalfLifeMs);
     // Until a pass starts, the first pass scans every entry anyway: the start-up replay (millions of
     // events at scale) need not fill the sets.
-    if (this.#passStarted) state.bumped.add(videoId);
+    if (this.#passStarted) state.bumped.add(row);
   }
+}
+
+/** Rows 0 .. n-1. */
+function* allRows(n: number): Generator<number, void, void> {
+  for (let r = 0; r < n; r++) yield r;
 }
 
 /** `trendingPool` then the bumped videos not already in it. */

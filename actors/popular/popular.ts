@@ -97,6 +97,8 @@ export interface PopularOptions {
 export interface PopularStats {
   readonly items: number;
   readonly counterEntries: number;
+  /** Bytes of the counter tables (typed arrays, outside the JS heap; popular-index.ts). */
+  readonly counterBytes: number;
   readonly requests: number;
   readonly refreshes: number;
   /** Timer passes skipped because no event arrived and "now" (the event watermark) did not move. */
@@ -333,6 +335,7 @@ class PopularImpl implements PopularHandle {
     return {
       items: this.index.items,
       counterEntries: this.index.counterEntries,
+      counterBytes: this.index.counterBytes,
       requests: this.#requests,
       refreshes: this.#refreshes,
       refreshesSkipped: this.#skipped,
