@@ -27,7 +27,7 @@ import { fitCalibrations } from './pipeline/calibrate.js';
 import { evaluateAll } from './pipeline/evaluate.js';
 import { buildExamples } from './pipeline/examples.js';
 import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
-import { baselineRows, mergeRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
+import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
 import { measureSkew } from './skew/measure.js';
 import { DEFAULT_MAX_SERVED_ROWS } from './skew/reader.js';
@@ -107,7 +107,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   };
   const res = await trainModels({ worldDir, outDir: String(values['out'] ?? 'models'), ...common });
   log(`published ${res.dir} (timings ${JSON.stringify(res.timings)})`);
-  let report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(res.metrics), await baselineRows(worldDir))), reportPath);
+  let report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(res.metrics), await baselineRows(worldDir), await oracleRows(worldDir, log))), reportPath);
 
   if (values['no-kuairand'] !== true) {
     const kuaiDir = join(worldsDir, 'kuairand');
@@ -123,7 +123,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
       ...common,
       epochs: intOption('kuairand-epochs', values['kuairand-epochs'] as string | undefined, KUAIRAND_TWO_TOWER_EPOCHS),
     });
-    report = await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), mergeRows(reportRows(kr.metrics), await baselineRows(kuaiDir))), reportPath);
+    report = await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), mergeRows(reportRows(kr.metrics), await baselineRows(kuaiDir), await oracleRows(kuaiDir, log))), reportPath);
   }
   process.stdout.write(`${formatReport(report)}\n`);
 }
@@ -143,7 +143,7 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
     // The MMoE's calibration is the manifest's; the baselines' is refitted on the same validation day.
     const calibration = { ...(await fitCalibrations(set, scoring, itemVecs)), mmoe: manifest.calibration.click };
     const metrics = await evaluateAll({ set, scoring, calibration });
-    const report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(metrics), await baselineRows(worldDir))), String(values['report'] ?? DEFAULT_REPORT_PATH));
+    const report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(metrics), await baselineRows(worldDir), await oracleRows(worldDir, log))), String(values['report'] ?? DEFAULT_REPORT_PATH));
     process.stdout.write(`${formatReport(report)}\n`);
   } finally {
     await scoring.close();

@@ -6,6 +6,7 @@ import { MatrixFactorization } from '../baselines/matrix-factorization.js';
 import { PopularityRecommender } from '../baselines/popularity.js';
 import type { EvalReport, ModelMetrics } from '../eval/report.js';
 import { evaluateRetrieval, loadRetrievalTask } from '../eval/retrieval.js';
+import { clickOracle } from '../eval/oracle.js';
 import { readWorldManifest } from '../world/reader.js';
 import { DEFAULT_EVAL_USERS, evalUserCount } from './evaluate.js';
 import type { MetricTable } from './evaluate.js';
@@ -58,6 +59,21 @@ export async function baselineRows(worldDir: string, maxUsers = DEFAULT_EVAL_USE
     popularity: { recall_at_10: p.recall_at_10, recall_at_100: p.recall_at_100 },
     mf: { recall_at_10: m.recall_at_10, recall_at_100: m.recall_at_100 },
   };
+}
+
+/**
+ * The `oracle` row of a generated world: the click AUC of the world's own click model on the test
+ * days (offline/eval/oracle.ts), the ceiling the rankers' `auc` is read against. Empty for converted
+ * datasets; for a world whose truths do not rebuild from its manifest, empty and a note to `log`.
+ */
+export async function oracleRows(worldDir: string, log: (msg: string) => void = () => {}): Promise<Record<string, ModelMetrics>> {
+  if ((await readWorldManifest(worldDir)).source !== 'synthetic') return {};
+  try {
+    return { oracle: { auc: (await clickOracle(worldDir)).auc } };
+  } catch (err) {
+    log(`no click oracle for ${worldDir}: ${err instanceof Error ? err.message : String(err)}`);
+    return {};
+  }
 }
 
 /**

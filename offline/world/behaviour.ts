@@ -100,13 +100,13 @@ export function buildFeed(catalog: Catalog, user: SimUser, tsMs: number, length:
 }
 
 /** The user's latent appeal of one video (0..1 each part). */
-interface Match {
+export interface Match {
   readonly category: number;
   readonly tag: number;
   readonly creator: number;
 }
 
-function matchOf(catalog: Catalog, user: SimUser, id: number): Match {
+export function matchOf(catalog: Catalog, user: SimUser, id: number): Match {
   const t1 = catalog.tag1[id] ?? -1;
   const t2 = catalog.tag2[id] ?? -1;
   return {
@@ -114,6 +114,18 @@ function matchOf(catalog: Catalog, user: SimUser, id: number): Match {
     tag: user.favTags.includes(t1) || (t2 >= 0 && user.favTags.includes(t2)) ? 1 : 0,
     creator: user.favCreators.includes(catalog.creator[id] ?? -1) ? 1 : 0,
   };
+}
+
+/**
+ * The click log-odds of showing video `id` (match `m` for the user) at `position` at time `tsMs`,
+ * before the per-impression noise (N(0, 0.3²) on the log-odds) that {@link respondToFeed} adds: the
+ * world's true click model, so also the best any ranker could know (offline/eval/oracle.ts).
+ */
+export function clickLogitOf(catalog: Catalog, m: Match, id: number, tsMs: number, position: number): number {
+  const q = (catalog.quality[id] ?? 0.5) - 0.5;
+  const cb = catalog.clickbait[id] ?? 0;
+  const trendBoost = catalog.trending[id] === 1 && tsMs - (catalog.uploadTsMs[id] ?? 0) < FRESH_WINDOW_MS ? 0.6 : 0;
+  return -2.6 + 2.2 * m.category + 0.35 * m.tag + 0.5 * m.creator + 0.8 * q + 1.6 * cb + trendBoost - 0.07 * position;
 }
 
 /** Session context the response model reads. */
@@ -174,9 +186,7 @@ export function respondToFeed(
     const m = matchOf(catalog, user, id);
     const q = (catalog.quality[id] ?? 0.5) - 0.5;
     const cb = catalog.clickbait[id] ?? 0;
-    const trendBoost = catalog.trending[id] === 1 && t - (catalog.uploadTsMs[id] ?? 0) < FRESH_WINDOW_MS ? 0.6 : 0;
-    const clickLogit =
-      -2.6 + 2.2 * m.category + 0.35 * m.tag + 0.5 * m.creator + 0.8 * q + 1.6 * cb + trendBoost - 0.07 * position + 0.3 * rng.normal();
+    const clickLogit = clickLogitOf(catalog, m, id, t, position) + 0.3 * rng.normal();
     let stop = LEAVE_PER_SLOT;
     if (rng.next() < sigmoid(clickLogit)) {
       const clickTs = t + 400 + rng.int(1600);
