@@ -9,7 +9,11 @@
  * Rows are never removed (the counters only decay); the table doubles when 3/4 full.
  */
 
+import { hashId } from '../../core/hash.js';
+
 const EMPTY = -1;
+/** Seed of the bucket hash (any constant: the table is private to one process). */
+const SEED = 0x5bd1e995;
 
 export class IdTable<C extends string> {
   readonly columnNames: readonly C[];
@@ -17,7 +21,7 @@ export class IdTable<C extends string> {
   #buckets: Int32Array;
   /** Video id of each row. */
   #ids: Float64Array;
-  #columns: Float64Array[];
+  #columns: Record<C, Float64Array>;
   #size = 0;
 
   constructor(columns: readonly C[], initialRows = 64) {
@@ -25,7 +29,7 @@ export class IdTable<C extends string> {
     const rows = Math.max(8, initialRows);
     this.#buckets = new Int32Array(bucketsFor(rows)).fill(EMPTY);
     this.#ids = new Float64Array(rows);
-    this.#columns = columns.map(() => new Float64Array(rows));
+    this.#columns = columnsOf(columns, rows);
   }
 
   /** Rows in use (0 .. size-1). */
@@ -35,13 +39,13 @@ export class IdTable<C extends string> {
 
   /** Bytes held by the typed arrays (index + ids + columns). */
   get bytes(): number {
-    return this.#buckets.byteLength + this.#ids.byteLength + this.#columns.reduce((n, c) => n + c.byteLength, 0);
+    return this.#buckets.byteLength + this.#ids.byteLength + this.columnNames.reduce((n, c) => n + this.#columns[c].byteLength, 0);
   }
 
   /** The row of `id`, or -1. */
   rowOf(id: number): number {
     const mask = this.#buckets.length - 1;
-    for (let b = hash(id) & mask; ; b = (b + 1) & mask) {
+    for (let b = hashId(id, SEED) & mask; ; b = (b + 1) & mask) {
       const row = this.#buckets[b] as number;
       if (row === EMPTY) return -1;
       if (this.#ids[row] === id) return row;
@@ -65,12 +69,28 @@ export class IdTable<C extends string> {
 
   /** The column array (index by row; it is replaced when the table grows, so do not keep it across inserts). */
   column(name: C): Float64Array {
-    return this.#columns[this.columnNames.indexOf(name)] as Float64Array;
+    return this.#columns[name];
+  }
+
+  /** Mean buckets visited to find a row (1 = no collisions): a check on the hash's spread. */
+  meanProbeLength(): number {
+    if (this.#size === 0) return 0;
+    const mask = this.#buckets.length - 1;
+    let probes = 0;
+    for (let r = 0; r < this.#size; r++) {
+      let b = hashId(this.#ids[r] as number, SEED) & mask;
+      probes++;
+      while (this.#buckets[b] !== r) {
+        b = (b + 1) & mask;
+        probes++;
+      }
+    }
+    return probes / this.#size;
   }
 
   #place(id: number, row: number): void {
     const mask = this.#buckets.length - 1;
-    let b = hash(id) & mask;
+    let b = hashId(id, SEED) & mask;
     while (this.#buckets[b] !== EMPTY) b = (b + 1) & mask;
     this.#buckets[b] = row;
   }
@@ -80,11 +100,9 @@ export class IdTable<C extends string> {
     const ids = new Float64Array(rows);
     ids.set(this.#ids);
     this.#ids = ids;
-    this.#columns = this.#columns.map((c) => {
-      const n = new Float64Array(rows);
-      n.set(c);
-      return n;
-    });
+    const columns = columnsOf(this.columnNames, rows);
+    for (const c of this.columnNames) columns[c].set(this.#columns[c]);
+    this.#columns = columns;
     this.#buckets = new Int32Array(bucketsFor(rows)).fill(EMPTY);
     for (let r = 0; r < this.#size; r++) this.#place(this.#ids[r] as number, r);
   }
@@ -97,11 +115,8 @@ function bucketsFor(rows: number): number {
   return n;
 }
 
-/** Spreads integer ids (dense or strided) over the buckets: both 32-bit halves, multiplicative mix. */
-function hash(id: number): number {
-  const lo = id >>> 0;
-  const hi = (id / 4294967296) >>> 0;
-  let h = Math.imul(lo ^ Math.imul(hi, 0x27d4eb2d), 0x9e3779b1);
-  h ^= h >>> 15;
-  return h >>> 0;
+function columnsOf<C extends string>(names: readonly C[], rows: number): Record<C, Float64Array> {
+  const out = {} as Record<C, Float64Array>;
+  for (const c of names) out[c] = new Float64Array(rows);
+  return out;
 }

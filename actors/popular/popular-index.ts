@@ -29,9 +29,13 @@
  *   videos that qualified at the last pass plus those bumped since (a full scan when "now" moves
  *   backwards).
  * {@link PopularIndex.refreshSteps} still does the work in slices so a caller on a busy event loop can
- * yield between them (popular.ts). The result equals a full sort of every counted entry's first
- * `listSize` (same scores, same order, ties on the smaller id) as long as no event is newer than
- * "now" (always so with the event-time base; see {@link IncrementalTop} for the clock base).
+ * yield between them (popular.ts); a pass begun while another is suspended supersedes it, and rows
+ * the older pass had taken are scanned by the newer. The result equals a full sort of every counted
+ * entry's first `listSize` (same scores, same order, ties on the smaller id) as long as no event is
+ * newer than "now" (always so with the event-time base; see {@link IncrementalTop} for the clock
+ * base). The heap keeps {@link SPARE_MEMBERS} more than `listSize`, so rank keys and prices that
+ * round differently (1 ulp) at the cut still cut like the full sort; counts decayed to exactly 0
+ * (over ~1,000 half-lives) are the one case where the kept set may differ.
  */
 import type { InteractionEvent } from '../../core/events.js';
 import { EventType } from '../../core/events.js';
@@ -103,10 +107,27 @@ interface KeyState {
   readonly counters: IdTable<CounterColumn>;
   /** The best `listSize` videos by popular count, maintained on every bump. */
   readonly popular: IncrementalTop;
-  /** Rows (in `counters`) bumped since this key's last trending pass. */
-  bumped: Set<number>;
+  /**
+   * Rows (in `counters`) bumped since a trending pass last took them; undefined when not tracked
+   * (before this key's first pass, or after more bumps than {@link bumpedLimit}): the key's next
+   * pass scans every row.
+   */
+  bumped: Set<number> | undefined;
+  /**
+   * What a pass took from `bumped` and has not finished with ('all' = a full scan): a pass that
+   * runs while that one is suspended, or after it was abandoned, scans these too.
+   */
+  taken: Set<number> | 'all' | undefined;
   /** Rows whose recent count met `minTrendingCount` at the last trending pass. */
   trendingPool: readonly number[];
+}
+
+/** Popular heap members kept beyond `listSize`, so float near-ties at the cut resolve as in a full sort. */
+export const SPARE_MEMBERS = 8;
+
+/** Past this many tracked bumps a key's next pass scans every row (a replay after start, a burst). */
+function bumpedLimit(rows: number): number {
+  return Math.max(4096, rows >> 2);
 }
 
 /** One materialised list: video ids and their scores, best first. */
@@ -133,8 +154,8 @@ export class PopularIndex {
   /** "Now" of the last completed trending pass; NaN before the first (forces a full scan). */
   #lastPassNowMs = Number.NaN;
   #lastRefreshScanned = 0;
-  /** A refresh pass has begun: from then on bumps are recorded for the next incremental pass. */
-  #passStarted = false;
+  /** Generation of the latest pass begun: an older pass that resumes after it stops unwritten. */
+  #passGeneration = 0;
 
   /** `catalogue`: metadata of the world's videos (shared, read-only); default none. */
   constructor(options: PopularIndexOptions = {}, catalogue?: ItemCatalogue) {
@@ -196,9 +217,11 @@ export class PopularIndex {
   /**
    * {@link refresh} in slices: yields after about every `sliceEntries` counted entries; the new
    * lists replace the old ones only when the generator finishes. Events applied between slices may
-   * or may not be seen by this pass (the next one sees them).
+   * or may not be seen by this pass (the next one sees them). A pass begun while this one is
+   * suspended supersedes it: this one then ends at its next step without writing anything.
    */
   *refreshSteps(nowMs: number, sliceEntries = 2048): Generator<void, void, void> {
+    const generation = ++this.#passGeneration;
     const o = this.options;
     const ratio = o.trendingHalfLifeMs / o.popularHalfLifeMs;
     const popular = new Map<string, RankedList>();
@@ -206,30 +229,42 @@ export class PopularIndex {
     const trend = new BoundedTop(o.listSize);
     // A video dropped from a trending pool can only qualify again through a bump while "now" moves
     // forward; when it moves back, every counted video is a candidate again.
-    const fullScan = !(nowMs >= this.#lastPassNowMs);
-    this.#passStarted = true;
+    const backwards = !(nowMs >= this.#lastPassNowMs);
     let budget = sliceEntries;
     let scanned = 0;
     for (const [key, state] of this.#keys) {
       const { counters } = state;
-      let slowOf = counters.column('slow');
-      let fastOf = counters.column('fast');
-      let atOf = counters.column('atMs');
-      // popular: price and sort the kept videos.
+      // popular: price and sort the kept videos, cut to listSize.
       const ids = state.popular.members();
+      const slowAt = counters.column('slow');
+      const atAt = counters.column('atMs');
       const scores = new Array<number>(ids.length);
       for (let i = 0; i < ids.length; i++) {
         const row = counters.rowOf(ids[i] as number);
-        scores[i] = (slowOf[row] as number) * Math.pow(0.5, Math.max(0, nowMs - (atOf[row] as number)) / o.popularHalfLifeMs);
+        scores[i] = (slowAt[row] as number) * Math.pow(0.5, Math.max(0, nowMs - (atAt[row] as number)) / o.popularHalfLifeMs);
       }
-      popular.set(key, rankedOf(ids, scores));
+      popular.set(key, rankedOf(ids, scores, o.listSize));
       scanned += ids.length;
       budget -= ids.length;
-      // trending: the last pass's qualifiers and the videos bumped since. Bumps that land while this
-      // generator is suspended go to the fresh set and are seen by the next pass.
-      const bumped = state.bumped;
+      if (budget <= 0) {
+        budget = sliceEntries;
+        yield;
+        if (generation !== this.#passGeneration) return;
+      }
+      // trending: the last pass's qualifiers, the rows bumped since and any a superseded pass took.
+      // Bumps that land while this generator is suspended go to the fresh set: the next pass's.
+      const full = backwards || state.bumped === undefined || state.taken === 'all';
+      let taken: Set<number> | 'all' = 'all';
+      if (!full && state.bumped !== undefined) {
+        taken = state.bumped;
+        if (state.taken instanceof Set) for (const r of state.taken) taken.add(r);
+      }
+      state.taken = taken;
       state.bumped = new Set();
-      const pool = fullScan ? allRows(counters.size) : unionOf(state.trendingPool, bumped);
+      const pool = taken === 'all' ? allRows(counters.size) : unionOf(state.trendingPool, taken);
+      let slowOf = counters.column('slow');
+      let fastOf = counters.column('fast');
+      let atOf = counters.column('atMs');
       const qualified: number[] = [];
       trend.clear();
       for (const row of pool) {
@@ -249,6 +284,7 @@ export class PopularIndex {
         if (--budget <= 0) {
           budget = sliceEntries;
           yield;
+          if (generation !== this.#passGeneration) return;
           // Events applied while suspended may have grown the table (new arrays).
           slowOf = counters.column('slow');
           fastOf = counters.column('fast');
@@ -256,6 +292,7 @@ export class PopularIndex {
         }
       }
       state.trendingPool = qualified;
+      state.taken = undefined;
       trending.set(key, trend.ranked());
     }
     this.#popular = popular;
@@ -329,38 +366,38 @@ export class PopularIndex {
   #bump(key: string, videoId: number, tsMs: number): void {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { counters: new IdTable(COUNTER_COLUMNS), popular: new IncrementalTop(this.options.listSize), bumped: new Set(), trendingPool: [] };
+      state = { counters: new IdTable(COUNTER_COLUMNS), popular: new IncrementalTop(this.options.listSize + SPARE_MEMBERS), bumped: undefined, taken: undefined, trendingPool: [] };
       this.#keys.set(key, state);
     }
     const t = state.counters;
     const o = this.options;
-    let row = t.rowOf(videoId);
-    if (row < 0) {
-      row = t.insert(videoId);
-      t.column('slow')[row] = 1;
-      t.column('fast')[row] = 1;
-      t.column('atMs')[row] = tsMs;
+    const before = t.size;
+    const row = t.insert(videoId);
+    const slow = t.column('slow');
+    const fast = t.column('fast');
+    const at = t.column('atMs');
+    if (t.size > before) {
+      slow[row] = 1;
+      fast[row] = 1;
+      at[row] = tsMs;
+    } else if (tsMs >= (at[row] as number)) {
+      const dt = tsMs - (at[row] as number);
+      slow[row] = (slow[row] as number) * Math.pow(0.5, dt / o.popularHalfLifeMs) + 1;
+      fast[row] = (fast[row] as number) * Math.pow(0.5, dt / o.trendingHalfLifeMs) + 1;
+      at[row] = tsMs;
     } else {
-      const slow = t.column('slow');
-      const fast = t.column('fast');
-      const at = t.column('atMs');
-      const atMs = at[row] as number;
-      if (tsMs >= atMs) {
-        const dt = tsMs - atMs;
-        slow[row] = (slow[row] as number) * Math.pow(0.5, dt / o.popularHalfLifeMs) + 1;
-        fast[row] = (fast[row] as number) * Math.pow(0.5, dt / o.trendingHalfLifeMs) + 1;
-        at[row] = tsMs;
-      } else {
-        // A late event: add its weight as it has decayed by the counter's time.
-        const dt = atMs - tsMs;
-        slow[row] = (slow[row] as number) + Math.pow(0.5, dt / o.popularHalfLifeMs);
-        fast[row] = (fast[row] as number) + Math.pow(0.5, dt / o.trendingHalfLifeMs);
-      }
+      // A late event: add its weight as it has decayed by the counter's time.
+      const dt = (at[row] as number) - tsMs;
+      slow[row] = (slow[row] as number) + Math.pow(0.5, dt / o.popularHalfLifeMs);
+      fast[row] = (fast[row] as number) + Math.pow(0.5, dt / o.trendingHalfLifeMs);
     }
-    state.popular.update(videoId, Math.log2(t.column('slow')[row] as number) + (t.column('atMs')[row] as number) / o.popularHalfLifeMs);
-    // Until a pass starts, the first pass scans every entry anyway: the start-up replay (millions of
-    // events at scale) need not fill the sets.
-    if (this.#passStarted) state.bumped.add(row);
+    state.popular.update(videoId, Math.log2(slow[row] as number) + (at[row] as number) / o.popularHalfLifeMs);
+    // Untracked (undefined) means the next pass scans the whole key anyway: the start-up replay and
+    // bursts do not fill a set as large as the table.
+    if (state.bumped !== undefined) {
+      state.bumped.add(row);
+      if (state.bumped.size > bumpedLimit(t.size)) state.bumped = undefined;
+    }
   }
 }
 
@@ -376,11 +413,12 @@ function* unionOf(pool: readonly number[], bumped: ReadonlySet<number>): Generat
   for (const id of bumped) if (!inPool.has(id)) yield id;
 }
 
-/** Best first: higher score, ties on the smaller id. */
-function rankedOf(ids: readonly number[], scores: readonly number[]): RankedList {
+/** Best first (higher score, ties on the smaller id), at most `limit`. */
+function rankedOf(ids: readonly number[], scores: readonly number[], limit = ids.length): RankedList {
   const order = ids.map((id, i) => [id, scores[i] as number] as const);
   order.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
-  return { videoIds: order.map((e) => e[0]), scores: order.map((e) => e[1]) };
+  const kept = order.slice(0, limit);
+  return { videoIds: kept.map((e) => e[0]), scores: kept.map((e) => e[1]) };
 }
 
 /**

@@ -15,7 +15,7 @@ import { EventType } from '../../core/events.js';
 import { failedPrecondition } from '../../core/status.js';
 import { clickLogitOf, matchOf } from '../world/behaviour.js';
 import { DAY_MS } from '../world/format.js';
-import { GENERATOR_VERSION, Population, catalogOf, resolveGenerateOptions } from '../world/generate.js';
+import { GENERATOR_VERSION, Population, catalogOf, resolveGenerateOptions, sessionDayOf } from '../world/generate.js';
 import type { SimUser } from '../world/population.js';
 import { readEventBatches, readVideos, readWorldManifest } from '../world/reader.js';
 import { auc } from './metrics.js';
@@ -76,7 +76,8 @@ export async function clickOracle(worldDir: string): Promise<ClickOracle> {
       const slot = `${e.requestId}|${e.videoId}|${e.position}`;
       if (e.type === EventType.IMPRESSION) {
         if (!(e.videoId >= 1 && e.videoId <= m.numVideos)) continue; // never clicked by construction
-        const day = Math.floor((e.tsMs - m.startMs) / DAY_MS);
+        // The user's interests are those of the day the session started (it may run past midnight).
+        const day = sessionDayOf(e.requestId) ?? Math.floor((e.tsMs - m.startMs) / DAY_MS);
         const key = `${e.userId}|${day}`;
         let user = users.get(key);
         if (user === undefined) {

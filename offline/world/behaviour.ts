@@ -100,7 +100,7 @@ export function buildFeed(catalog: Catalog, user: SimUser, tsMs: number, length:
 }
 
 /** The user's latent appeal of one video (0..1 each part). */
-export interface Match {
+interface Match {
   readonly category: number;
   readonly tag: number;
   readonly creator: number;

@@ -338,10 +338,27 @@ function makeSession(
     device,
     country: country?.code ?? '',
     localHour,
-    requestId: `${day.toString(36)}.${seq.toString(36)}`,
+    requestId: sessionRequestId(day, seq),
     events,
     next: 0,
   };
+}
+
+/** A generated session's request id: its start day and sequence number, base 36 ("5.qzt"). */
+function sessionRequestId(day: number, seq: number): string {
+  return `${day.toString(36)}.${seq.toString(36)}`;
+}
+
+/**
+ * The day a generated session started (the day its user's interests are drawn for), from its
+ * request id; undefined for ids of another form. A session that runs past midnight logs events on
+ * the next day's file with the day it started.
+ */
+export function sessionDayOf(requestId: string): number | undefined {
+  const dot = requestId.indexOf('.');
+  if (dot <= 0) return undefined;
+  const day = parseInt(requestId.slice(0, dot), 36);
+  return Number.isInteger(day) && day >= 0 ? day : undefined;
 }
 
 /** Re-exported for tools that inspect the world's latent structure (tests, diagnostics). */

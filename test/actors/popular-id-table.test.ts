@@ -37,3 +37,16 @@ t.test('insert / rowOf agree with a Map across growth, for dense, strided and la
   t.equal(table.size, reference.size, 'inserting existing ids adds no row');
   t.ok(table.bytes < reference.size * 60, `${(table.bytes / reference.size).toFixed(1)} bytes per entry with two columns`);
 });
+
+t.test('ids that differ only in high or strided bits still spread over the buckets', async (t) => {
+  for (const [name, idOf] of [
+    ['dense', (i: number) => i + 1],
+    ['multiples of 2^20', (i: number) => (i + 1) * 2 ** 20],
+    ['multiples of 2^32', (i: number) => (i + 1) * 2 ** 32],
+  ] as const) {
+    const table = new IdTable(['a'] as const);
+    for (let i = 0; i < 20_000; i++) table.insert(idOf(i));
+    const probes = table.meanProbeLength();
+    t.ok(probes < 2.5, `${name}: ${probes.toFixed(2)} buckets visited per lookup`);
+  }
+});

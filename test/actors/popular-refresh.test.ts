@@ -7,7 +7,7 @@ import { SeededRng } from '../../core/clock.js';
 import { DEVICES, EventType } from '../../core/events.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { allocateCatalogueColumns, ItemCatalogue } from '../../actors/user-state/catalogue.js';
-import { GLOBAL_KEY, PopularIndex, listKey } from '../../actors/popular/popular-index.js';
+import { GLOBAL_KEY, PopularIndex, SPARE_MEMBERS, listKey } from '../../actors/popular/popular-index.js';
 
 const H = 3_600_000;
 const NOW = Date.UTC(2026, 5, 1);
@@ -150,7 +150,9 @@ t.test('refreshes after more events equal a fresh index over all of them; only a
   live.refresh(NOW + 48 * H);
   live.refresh(NOW + 48 * H + 1);
   const kept = keys.reduce((n, k) => n + (live.list(k, false)?.videoIds.length ?? 0), 0);
-  t.equal(live.lastRefreshScanned, kept, `the second pass scanned ${live.lastRefreshScanned} entries: the ${kept} kept popular videos`);
+  // Each list's heap holds listSize + SPARE_MEMBERS videos (every key here has more counted).
+  t.equal(kept, keys.length * 30, 'full lists');
+  t.equal(live.lastRefreshScanned, keys.length * (30 + SPARE_MEMBERS), `the second pass scanned ${live.lastRefreshScanned} entries: the kept popular videos and their spares`);
   t.ok(live.counterEntries > 10 * kept, `of ${live.counterEntries} counted`);
   t.equal(live.list(GLOBAL_KEY, true)?.videoIds.length, 0, 'nothing trends after two idle days');
 });
@@ -179,4 +181,55 @@ t.test('events applied while the first sliced pass runs are seen by the next pas
   for (const e of events) fresh.applyEvent(e);
   fresh.refresh(NOW);
   for (const key of keys) for (const trending of [false, true]) t.same(live.list(key, trending), fresh.list(key, trending), `${key} ${trending ? 'trending' : 'popular'}`);
+});
+
+t.test('a pass that runs while a sliced one is suspended supersedes it; nothing taken is lost', async (t) => {
+  const { metas, events } = fixedInput();
+  const make = (): PopularIndex => {
+    const idx = new PopularIndex({ listSize: 30, minTrendingCount: 1.5 });
+    for (const m of metas) idx.setItem(m);
+    return idx;
+  };
+  const fresh = make();
+  for (const e of events.slice(0, 22_500)) fresh.applyEvent(e);
+  fresh.refresh(NOW);
+  // Suspend the sliced pass at many points: between keys, inside a key's pricing, inside its scan.
+  let differing = 0;
+  let superseded = 0;
+  for (const steps of [1, 2, 3, 5, 8, 13, 21, 34]) {
+    const live = make();
+    for (const e of events.slice(0, 20_000)) live.applyEvent(e);
+    live.refresh(NOW - 2 * H);
+    for (const e of events.slice(20_000, 21_000)) live.applyEvent(e); // tracked bumps
+    const sliced = live.refreshSteps(NOW - H, 40);
+    let done = false;
+    for (let i = 0; i < steps && !done; i++) done = sliced.next().done === true;
+    for (const e of events.slice(21_000, 22_000)) live.applyEvent(e);
+    live.refresh(NOW); // runs in full meanwhile
+    if (!done) {
+      superseded++;
+      t.equal(sliced.next().done, true, `after ${steps} steps: the superseded pass ends at its next step`);
+    }
+    for (const e of events.slice(22_000, 22_500)) live.applyEvent(e);
+    // Or abandoned: begun, never resumed; the next pass still sees what it took.
+    const abandoned = live.refreshSteps(NOW - H / 2, 40);
+    for (let i = 0; i < steps; i++) abandoned.next();
+    live.refresh(NOW);
+    for (const key of keys) {
+      for (const trending of [false, true]) if (JSON.stringify(live.list(key, trending)) !== JSON.stringify(fresh.list(key, trending))) differing++;
+    }
+  }
+  t.ok(superseded >= 6, `${superseded} of 8 sliced passes were superseded mid-way`);
+  t.equal(differing, 0, 'every list equals a fresh index over the same events');
+});
+
+t.test('a pass yields while it prices popular lists too (no trending work)', async (t) => {
+  const idx = build(40);
+  idx.refresh(NOW);
+  idx.refresh(NOW + 72 * H); // everything stops trending
+  let slices = 0;
+  const steps = idx.refreshSteps(NOW + 72 * H + 1, 100);
+  while (!steps.next().done) slices++;
+  t.equal(idx.list(GLOBAL_KEY, true)?.videoIds.length, 0, 'no trending candidates left');
+  t.ok(slices >= Math.floor((keys.length * 40) / 100) - 1, `${slices} slices over ${keys.length} popular lists`);
 });

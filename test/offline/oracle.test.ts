@@ -12,7 +12,7 @@ import { StatusCode, UpnextError } from '../../core/status.js';
 import { auc } from '../../offline/eval/metrics.js';
 import { clickOracle } from '../../offline/eval/oracle.js';
 import { oracleRows } from '../../offline/pipeline/report.js';
-import { generateWorld } from '../../offline/world/generate.js';
+import { generateWorld, sessionDayOf } from '../../offline/world/generate.js';
 import { readEventBatches, readWorldManifest } from '../../offline/world/reader.js';
 
 const root = await mkdtemp(join(tmpdir(), 'upnext-oracle-'));
@@ -57,4 +57,11 @@ t.test('refuses worlds whose truths it cannot rebuild', async (t) => {
   const notes: string[] = [];
   t.same(await oracleRows(other, (m) => notes.push(m)), {}, 'no row');
   t.match(notes.join('\n'), /no click oracle/, 'and a note');
+});
+
+t.test('the day a generated session started, from its request id', async (t) => {
+  t.equal(sessionDayOf('5.qzt'), 5);
+  t.equal(sessionDayOf('a.1'), 10, 'base 36');
+  t.equal(sessionDayOf(''), undefined);
+  t.equal(sessionDayOf('req-17'), undefined, 'not a generated id');
 });
