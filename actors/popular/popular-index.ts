@@ -45,7 +45,7 @@ import type { ItemFeatures, ItemMeta, ItemStats } from '../../core/features/item
 import { applyEventToItem } from '../../core/features/item.js';
 import type { CandidateBatchMsg } from '../../protos/codec.js';
 import type { ItemCatalogue } from '../user-state/catalogue.js';
-import { IdTable } from './id-table.js';
+import { IdTable } from '../../core/id-table.js';
 import { emptyCandidateBatch, pushCandidate } from '../../protos/convert.js';
 
 /** Options of {@link PopularIndex} (all optional). */

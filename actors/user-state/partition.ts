@@ -1,5 +1,5 @@
 /**
- * The in-process core of a user-state partition: the profiles of the users with
+ * The in-process core of a user-state partition: the profiles (in columns, profile-store.ts) of the users with
  * `userPartitionOf(userId, P) === p`, updated by `applyEventToUser` (the one feature definition),
  * and the request handler that turns a profile plus a context into a UserStateReply with a fresh
  * user embedding. No NATS, no threads: user-state.ts hosts it (in a worker or inline) and the bench
@@ -28,7 +28,7 @@ import { contextFromMsg } from '../../protos/convert.js';
 import { readEventBatches } from '../../offline/world/reader.js';
 import { ItemCatalogue, buildCatalogueColumns } from './catalogue.js';
 import type { UserProfileColumns } from './snapshot.js';
-import { USER_COUNTER_FIELDS } from './snapshot.js';
+import { ProfileStore } from './profile-store.js';
 import type { UserEmbedder } from './user-tower.js';
 import { spacesAgree } from '../model/embedding-space.js';
 
@@ -75,12 +75,6 @@ export interface UserStatePartitionOptions {
   readonly catalogue?: ItemCatalogue;
 }
 
-interface Entry {
-  readonly profile: UserProfile;
-  /** Bumped on every applied event; part of the embedding cache key. */
-  version: number;
-}
-
 /** Counters for /metrics. */
 export interface UserPartitionCounters {
   readonly users: number;
@@ -109,7 +103,8 @@ export class UserStatePartition {
   readonly #foreign: UserStatePartitionOptions['foreignEmbedder'];
   #spaceMismatches = 0;
   #spaceBridged = 0;
-  readonly #users = new Map<number, Entry>();
+  /** Profiles in columns (profile-store.ts): no JS object per user for the GC to walk. */
+  readonly #users: ProfileStore;
   /** Category and creator of every catalogue video (events name videos of every shard). */
   #catalogue: ItemCatalogue | undefined;
   /** Videos registered after the catalogue was built (new uploads); checked first. */
@@ -121,13 +116,12 @@ export class UserStatePartition {
   #hits = 0;
   #misses = 0;
   #eventsApplied = 0;
-  /** Sum of recent-list lengths over all profiles (kept incrementally for memoryBytes). */
-  #recentEntries = 0;
 
   constructor(opts: UserStatePartitionOptions) {
     this.partition = opts.partition;
     this.partitionCount = opts.partitionCount;
     this.#embedder = opts.embedder;
+    this.#users = new ProfileStore(opts.embedder.spec);
     this.#space = opts.space ?? '';
     this.#foreign = opts.foreignEmbedder;
     this.#cache = new LRUCache({ max: opts.embeddingCacheSize ?? 100_000 });
@@ -144,6 +138,8 @@ export class UserStatePartition {
     for await (const batch of readEventBatches(worldDir)) {
       for (const e of batch) if (this.#applyOne(e)) events++;
     }
+    // The replay grew every recent list through the size classes: drop the slots it left behind.
+    this.#users.compact();
     return { users: this.#users.size, events };
   }
 
@@ -159,29 +155,7 @@ export class UserStatePartition {
 
   /** The profiles and appliedSeq as columns (for a snapshot); rows in ascending user id. */
   exportProfiles(): UserProfileColumns {
-    const nc = this.#embedder.spec.numCategories;
-    const ids = [...this.#users.keys()].sort((a, b) => a - b);
-    const n = ids.length;
-    const userIds = new Float64Array(ids);
-    const counters = new Float64Array(n * USER_COUNTER_FIELDS.length);
-    const recentOffsets = new Uint32Array(n + 1);
-    const affinity = new Float32Array(n * nc);
-    let total = 0;
-    for (let u = 0; u < n; u++) total += (this.#users.get(ids[u] as number) as Entry).profile.recentVideoIds.length;
-    const recentVideoIds = new Float64Array(total);
-    const recentCreatorIds = new Float64Array(total);
-    let at = 0;
-    for (let u = 0; u < n; u++) {
-      const p = (this.#users.get(ids[u] as number) as Entry).profile;
-      USER_COUNTER_FIELDS.forEach((f, i) => (counters[u * USER_COUNTER_FIELDS.length + i] = p[f]));
-      recentOffsets[u] = at;
-      recentVideoIds.set(p.recentVideoIds, at);
-      recentCreatorIds.set(p.recentCreatorIds, at);
-      at += p.recentVideoIds.length;
-      affinity.set(p.categoryAffinity.subarray(0, nc), u * nc);
-    }
-    recentOffsets[n] = at;
-    return { numCategories: nc, appliedSeq: this.#appliedSeq, userIds, counters, recentOffsets, recentVideoIds, recentCreatorIds, affinity };
+    return this.#users.exportColumns(this.#appliedSeq);
   }
 
   /**
@@ -191,28 +165,11 @@ export class UserStatePartition {
   restoreProfiles(cols: UserProfileColumns): void {
     const spec = this.#embedder.spec;
     if (cols.numCategories !== spec.numCategories) throw new TypeError(`snapshot has ${cols.numCategories} categories, the spec ${spec.numCategories}`);
-    this.#users.clear();
-    this.#cache.clear();
-    this.#recentEntries = 0;
-    const nc = cols.numCategories;
-    const w = USER_COUNTER_FIELDS.length;
-    for (let u = 0; u < cols.userIds.length; u++) {
-      const userId = cols.userIds[u] as number;
+    for (const userId of cols.userIds) {
       if (userPartitionOf(userId, this.partitionCount) !== this.partition) throw new TypeError(`snapshot user ${userId} belongs to another partition`);
-      const from = cols.recentOffsets[u] as number;
-      const to = cols.recentOffsets[u + 1] as number;
-      const profile = newUserProfile(userId, spec);
-      profile.impressions = cols.counters[u * w] as number;
-      profile.clicks = cols.counters[u * w + 1] as number;
-      profile.watches = cols.counters[u * w + 2] as number;
-      profile.watchSeconds = cols.counters[u * w + 3] as number;
-      profile.lastEventMs = cols.counters[u * w + 4] as number;
-      profile.recentVideoIds = Array.from(cols.recentVideoIds.subarray(from, to));
-      profile.recentCreatorIds = Array.from(cols.recentCreatorIds.subarray(from, to));
-      profile.categoryAffinity.set(cols.affinity.subarray(u * nc, (u + 1) * nc));
-      this.#recentEntries += to - from;
-      this.#users.set(userId, { profile, version: 0 });
     }
+    this.#cache.clear();
+    this.#users.restoreColumns(cols);
     this.#appliedSeq = cols.appliedSeq;
   }
 
@@ -242,7 +199,7 @@ export class UserStatePartition {
 
   /** The profile of a user of this partition, or undefined when the user has no events yet. */
   profile(userId: number): Readonly<UserProfile> | undefined {
-    return this.#users.get(userId)?.profile;
+    return this.#users.get(userId);
   }
 
   /**
@@ -258,9 +215,9 @@ export class UserStatePartition {
     this.#requests++;
     const ctx = contextFromMsg(req.context);
     const spec = this.#embedder.spec;
-    const entry = this.#users.get(userId);
-    if (entry === undefined) this.#unknown++;
-    const profile = entry?.profile ?? newUserProfile(userId, spec);
+    const known = this.#users.get(userId);
+    if (known === undefined) this.#unknown++;
+    const profile = known ?? newUserProfile(userId, spec);
     // The embedding is in the requester's space: ours, or another one's through its user tower.
     let embedder: UserEmbedder | undefined = this.#embedder;
     let space = this.#space;
@@ -272,12 +229,13 @@ export class UserStatePartition {
         space = '';
       } else this.#spaceBridged++;
     }
-    const embedding = embedder === undefined ? NO_EMBEDDING : await this.#embedding(embedder, space, profile, entry?.version ?? 0, ctx);
+    const embedding = embedder === undefined ? NO_EMBEDDING : await this.#embedding(embedder, space, profile, this.#users.version(userId), ctx);
     return {
-      known: entry !== undefined,
+      known: known !== undefined,
       userId,
-      recentVideoIds: profile.recentVideoIds.slice(),
-      recentCreatorIds: profile.recentCreatorIds.slice(),
+      // `profile` is this call's own copy (ProfileStore.get).
+      recentVideoIds: profile.recentVideoIds,
+      recentCreatorIds: profile.recentCreatorIds,
       categoryAffinity: Array.from(profile.categoryAffinity),
       impressions: profile.impressions,
       clicks: profile.clicks,
@@ -309,13 +267,11 @@ export class UserStatePartition {
   }
 
   /**
-   * Rough bytes this partition holds on its own: per profile ~ (recent lists 2×8 B per entry +
-   * affinity 4 B per category + ~200 B of object and map overhead), per cached embedding dim×4 B +
-   * ~120 B, per registered upload ~90 B. The shared catalogue is not counted (catalogueBytes).
+   * Bytes this partition holds on its own: the profile columns (exact), per cached embedding dim×4 B
+   * + ~120 B, per registered upload ~90 B. The shared catalogue is not counted (catalogueBytes).
    */
   memoryBytes(): number {
-    const perUser = 200 + this.#embedder.spec.numCategories * 4;
-    return this.#users.size * perUser + this.#recentEntries * 16 + this.#cache.size * (this.#embedder.dim * 4 + 120) + this.#uploads.size * 90;
+    return this.#users.bytes + this.#cache.size * (this.#embedder.dim * 4 + 120) + this.#uploads.size * 90;
   }
 
   #itemInfo(videoId: number): EventItemInfo | undefined {
@@ -324,15 +280,9 @@ export class UserStatePartition {
 
   #applyOne(event: InteractionEvent): boolean {
     if (userPartitionOf(event.userId, this.partitionCount) !== this.partition) return false;
-    let entry = this.#users.get(event.userId);
-    if (entry === undefined) {
-      entry = { profile: newUserProfile(event.userId, this.#embedder.spec), version: 0 };
-      this.#users.set(event.userId, entry);
-    }
-    const before = entry.profile.recentVideoIds.length;
-    applyEventToUser(entry.profile, event, this.#itemInfo(event.videoId), this.#embedder.spec);
-    this.#recentEntries += entry.profile.recentVideoIds.length - before;
-    entry.version++;
+    const info = this.#itemInfo(event.videoId);
+    const spec = this.#embedder.spec;
+    this.#users.update(event.userId, (profile) => applyEventToUser(profile, event, info, spec));
     this.#eventsApplied++;
     return true;
   }

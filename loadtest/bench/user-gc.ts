@@ -1,13 +1,15 @@
 /**
  * What resident user profiles cost one thread in garbage collection, for the capacity model
  * (docs/capacity.md "User state at scale"): builds N profiles with the real feature code
- * (`newUserProfile` + `applyEventToUser`, `--engagements` each), then runs serving-like work for
+ * (`applyEventToUser`, `--engagements` each) in the partitions' {@link ProfileStore} (`--shape
+ * columns`, the default) or as one UserProfile object per user in a Map (`--shape objects`, the
+ * layout before the store), then runs serving-like work for
  * `--seconds`: each "request" allocates ~30 KB of short-lived objects (a reply's worth) and every
  * 4th applies one event to a random user. Prints the heap, a forced full GC, the requests done and
  * the time spent in scavenges and major GCs (PerformanceObserver 'gc' entries).
  *
  *   node --expose-gc --max-old-space-size=8000 dist/loadtest/bench/user-gc.js [--users 300000]
- *     [--engagements 41] [--seconds 15] [--seed 1]
+ *     [--engagements 41] [--seconds 15] [--seed 1] [--shape columns|objects]
  */
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import path from 'node:path';
@@ -18,10 +20,12 @@ import type { InteractionEvent } from '../../core/events.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import type { EventItemInfo, UserProfile } from '../../core/features/user.js';
 import { applyEventToUser, newUserProfile } from '../../core/features/user.js';
+import { ProfileStore } from '../../actors/user-state/profile-store.js';
 import { printTable } from './table.js';
 
 /** One run's figures. */
 export interface UserGcResult {
+  readonly shape: 'columns' | 'objects';
   readonly users: number;
   readonly heapBytes: number;
   readonly arrayBufferBytes: number;
@@ -58,21 +62,32 @@ function itemOf(videoId: number): EventItemInfo {
 }
 
 /** Builds the profiles, then measures `seconds` of churn. Needs `--expose-gc`. */
-export async function measureUserGc(o: { users: number; engagements: number; seconds: number; seed: number }): Promise<UserGcResult> {
+export async function measureUserGc(o: { users: number; engagements: number; seconds: number; seed: number; shape: 'columns' | 'objects' }): Promise<UserGcResult> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error('run node with --expose-gc');
   const spec = DEFAULT_FEATURE_SPEC;
   const rng = new SeededRng(o.seed);
-  const profiles = new Map<number, UserProfile>();
+  const objects = new Map<number, UserProfile>();
+  const store = new ProfileStore(spec);
+  // One event applied to a user, in the chosen layout.
+  const apply = (u: number, e: InteractionEvent): void => {
+    const info = itemOf(e.videoId);
+    if (o.shape === 'columns') {
+      store.update(u, (p) => applyEventToUser(p, e, info, spec));
+      return;
+    }
+    let p = objects.get(u);
+    if (p === undefined) objects.set(u, (p = newUserProfile(u, spec)));
+    applyEventToUser(p, e, info, spec);
+  };
   let ts = Date.UTC(2026, 0, 1);
   for (let u = 1; u <= o.users; u++) {
-    const p = newUserProfile(u, spec);
-    for (let i = 0; i < o.engagements; i++) {
-      const v = 1 + rng.int(CATALOGUE);
-      applyEventToUser(p, watchEvent(u, v, ts++), itemOf(v), spec);
-    }
-    profiles.set(u, p);
+    for (let i = 0; i < o.engagements; i++) apply(u, watchEvent(u, 1 + rng.int(CATALOGUE), ts++));
   }
+  store.compact(); // as a partition does after its world replay
+  // ArrayBuffers dropped by growth and compaction are released by a sweeper after the GC: give it time.
+  gc();
+  await new Promise((r) => setTimeout(r, 300));
   gc();
   const mem = process.memoryUsage();
   const t0 = performance.now();
@@ -107,8 +122,7 @@ export async function measureUserGc(o: { users: number; engagements: number; sec
         sink += reply.length;
         if (requests % 4 === 0) {
           const u = 1 + rng.int(o.users);
-          const v = 1 + rng.int(CATALOGUE);
-          applyEventToUser(profiles.get(u) as UserProfile, watchEvent(u, v, ts++), itemOf(v), spec);
+          apply(u, watchEvent(u, 1 + rng.int(CATALOGUE), ts++));
         }
       }
       if (performance.now() < end) setImmediate(tick);
@@ -121,7 +135,8 @@ export async function measureUserGc(o: { users: number; engagements: number; sec
   observer.disconnect();
   if (sink < 0) throw new Error('unreachable');
   return {
-    users: profiles.size,
+    shape: o.shape,
+    users: o.shape === 'columns' ? store.size : objects.size,
     heapBytes: mem.heapUsed,
     arrayBufferBytes: mem.arrayBuffers,
     fullGcMs,
@@ -136,8 +151,10 @@ export async function measureUserGc(o: { users: number; engagements: number; sec
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { users: { type: 'string' }, engagements: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' } },
+    options: { users: { type: 'string' }, engagements: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' }, shape: { type: 'string' } },
   });
+  const shape = values.shape ?? 'columns';
+  if (shape !== 'columns' && shape !== 'objects') throw new TypeError(`--shape must be columns or objects, got ${shape}`);
   const num = (v: string | undefined, fallback: number, name: string): number => {
     const n = v === undefined ? fallback : Number(v);
     if (!Number.isInteger(n) || n <= 0) throw new TypeError(`--${name} must be a positive integer, got ${v}`);
@@ -148,11 +165,12 @@ async function main(): Promise<void> {
     engagements: num(values.engagements, 41, 'engagements'),
     seconds: num(values.seconds, 15, 'seconds'),
     seed: num(values.seed, 1, 'seed'),
+    shape,
   });
   printTable(
     'Resident user profiles on one thread: GC under serving-like churn',
-    ['profiles', 'heap MB', 'buffers MB', 'full GC ms', 'requests', 'scavenge s', 'scavenge share %', 'longest scavenge ms', 'major s', 'longest major ms'],
-    [[r.users, r.heapBytes / 1e6, r.arrayBufferBytes / 1e6, r.fullGcMs, r.requests, r.scavengeMs / 1000, (100 * r.scavengeMs) / (r.seconds * 1000), r.longestScavengeMs, r.majorMs / 1000, r.longestMajorMs]],
+    ['shape', 'profiles', 'heap MB', 'buffers MB', 'full GC ms', 'requests', 'scavenge s', 'scavenge share %', 'longest scavenge ms', 'major s', 'longest major ms'],
+    [[r.shape, r.users, r.heapBytes / 1e6, r.arrayBufferBytes / 1e6, r.fullGcMs, r.requests, r.scavengeMs / 1000, (100 * r.scavengeMs) / (r.seconds * 1000), r.longestScavengeMs, r.majorMs / 1000, r.longestMajorMs]],
     { seconds: r.seconds, engagements_per_user: values.engagements ?? 41, churn: '~30 KB garbage per request, an event every 4th' },
     (s) => process.stdout.write(s),
   );

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { SeededRng } from '../../core/clock.js';
-import { IdTable } from '../../actors/popular/id-table.js';
+import { IdTable } from '../../core/id-table.js';
 
 t.test('insert / rowOf agree with a Map across growth, for dense, strided and large ids', async (t) => {
   const table = new IdTable(['a', 'b'] as const, 8);
