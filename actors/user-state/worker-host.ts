@@ -36,26 +36,6 @@ export interface UserStateWorkerCounts {
   readonly dedicatedWorkers: number;
 }
 
-/**
- * Profiles one user-state thread holds before garbage collection dominates it: 1M resident profiles
- * spent 55% of a thread in scavenges, 300k 33% (loadtest/bench/user-gc.ts; docs/capacity.md "User
- * state at scale").
- */
-export const CROWDED_THREAD_USERS = 300_000;
-
-/**
- * The warning a host logs once when its thread holds more than {@link CROWDED_THREAD_USERS} users,
- * or undefined. Pure (tested); `kind` says which remedy applies.
- */
-export function crowdedThreadWarning(kind: UserStateHostKind, users: number, partitions: number): Record<string, unknown> | undefined {
-  if (!(users > CROWDED_THREAD_USERS)) return undefined;
-  const advice =
-    kind === 'shared'
-      ? `one thread holds the ${partitions} partitions of this node: set userState.thread = "worker" (a thread per partition) so each holds ≤ ${CROWDED_THREAD_USERS} users`
-      : `one partition holds them: raise cluster.userPartitions so each holds ≤ ${CROWDED_THREAD_USERS} users`;
-  return { event: 'user_state_thread_crowded', kind, users, partitions, limit: CROWDED_THREAD_USERS, advice };
-}
-
 const live = new Set<UserStateHostWorker>();
 let shared: UserStateHostWorker | undefined;
 
@@ -101,8 +81,6 @@ export class UserStateHostWorker {
   #nextId = 1;
   /** Why the worker died; set once, after which every call fails with it. */
   #failure: StatusObject | undefined;
-  /** The crowded-thread warning was logged (once per worker). */
-  #warnedCrowded = false;
 
   constructor(kind: UserStateHostKind) {
     this.kind = kind;
@@ -133,7 +111,6 @@ export class UserStateHostWorker {
         this.#post({ type: 'open', slot, config });
       });
       state.counters = opened.counters;
-      this.#checkCrowded();
       return { partition: new HostedUserPartition(this, slot), info: opened.info };
     } catch (err) {
       await this.#dropSlot(slot, false);
@@ -212,16 +189,6 @@ export class UserStateHostWorker {
     if (shared === this) shared = undefined;
   }
 
-  #checkCrowded(): void {
-    if (this.#warnedCrowded) return;
-    let users = 0;
-    for (const st of this.#slots.values()) users += st.counters.users;
-    const warning = crowdedThreadWarning(this.kind, users, this.#slots.size);
-    if (warning === undefined) return;
-    this.#warnedCrowded = true;
-    process.stderr.write(`${JSON.stringify(warning)}\n`);
-  }
-
   #die(message: string): void {
     live.delete(this);
     this.#retireOnce();
@@ -254,12 +221,10 @@ export class UserStateHostWorker {
         return;
       case 'counters':
         state.counters = m.counters;
-        this.#checkCrowded();
         return;
       case 'reply':
       case 'applied': {
         state.counters = m.counters;
-        if (m.type === 'applied') this.#checkCrowded();
         const w = state.waiting.get(m.id);
         state.waiting.delete(m.id);
         if (w === undefined) return;
