@@ -19,7 +19,7 @@
 import { LRUCache } from 'lru-cache';
 import type { InteractionEvent, RequestContext } from '../../core/events.js';
 import type { EventItemInfo, UserProfile } from '../../core/features/user.js';
-import { applyEventToUser, newUserProfile, userFeatureCompleteness } from '../../core/features/user.js';
+import { applyEventToUser, isEngagement, newUserProfile, userFeatureCompleteness } from '../../core/features/user.js';
 import { countryBucket, deviceIndex, hourBucket } from '../../core/features/context.js';
 import { userPartitionOf } from '../../core/hash.js';
 import { invalidArgument } from '../../core/status.js';
@@ -104,7 +104,7 @@ export class UserStatePartition {
   #spaceMismatches = 0;
   #spaceBridged = 0;
   /** Profiles in columns (profile-store.ts): no JS object per user for the GC to walk. */
-  readonly #users: ProfileStore;
+  #users: ProfileStore;
   /** Category and creator of every catalogue video (events name videos of every shard). */
   #catalogue: ItemCatalogue | undefined;
   /** Videos registered after the catalogue was built (new uploads); checked first. */
@@ -168,8 +168,11 @@ export class UserStatePartition {
     for (const userId of cols.userIds) {
       if (userPartitionOf(userId, this.partitionCount) !== this.partition) throw new TypeError(`snapshot user ${userId} belongs to another partition`);
     }
+    // Into a new store, swapped in only once complete: a refused snapshot leaves the profiles as they were.
+    const restored = new ProfileStore(spec);
+    restored.restoreColumns(cols);
+    this.#users = restored;
     this.#cache.clear();
-    this.#users.restoreColumns(cols);
     this.#appliedSeq = cols.appliedSeq;
   }
 
@@ -194,6 +197,8 @@ export class UserStatePartition {
       if (this.#applyOne(event)) applied++;
       else skipped++;
     }
+    // Lists that grew into larger size classes left slots behind; reclaim them when they pile up.
+    if (applied > 0) this.#users.compactIfWasteful();
     return { applied, skipped, appliedSeq: this.#appliedSeq };
   }
 
@@ -282,7 +287,7 @@ export class UserStatePartition {
     if (userPartitionOf(event.userId, this.partitionCount) !== this.partition) return false;
     const info = this.#itemInfo(event.videoId);
     const spec = this.#embedder.spec;
-    this.#users.update(event.userId, (profile) => applyEventToUser(profile, event, info, spec));
+    this.#users.update(event.userId, (profile) => applyEventToUser(profile, event, info, spec), isEngagement(event));
     this.#eventsApplied++;
     return true;
   }

@@ -24,8 +24,10 @@ import { USER_COUNTER_FIELDS } from './snapshot.js';
 /** Recent-list capacities; the last is RECENT_LIMIT. */
 const CLASSES: readonly number[] = [4, 8, 12, 16, 24, 32, 48, 64, 80, RECENT_LIMIT];
 
-type Column = 'impressions' | 'clicks' | 'watches' | 'watchSeconds' | 'lastEventMs' | 'version' | 'recentLength' | 'recentClass' | 'recentSlot';
-const COLUMNS: readonly Column[] = ['impressions', 'clicks', 'watches', 'watchSeconds', 'lastEventMs', 'version', 'recentLength', 'recentClass', 'recentSlot'];
+const COLUMNS = ['impressions', 'clicks', 'watches', 'watchSeconds', 'lastEventMs', 'version', 'recentLength', 'recentClass', 'recentSlot'] as const;
+type Column = (typeof COLUMNS)[number];
+/** Free slots may hold this share of the pools before {@link ProfileStore.compactIfWasteful} compacts. */
+const MAX_FREE_SHARE = 0.25;
 
 /** Fixed-size slots of `width` video ids and creator ids, with a free list. */
 class RecentPool {
@@ -114,6 +116,19 @@ export class ProfileStore {
    * state new users reuse them). O(recent entries); versions and rows are kept. The partition runs
    * it after a world replay.
    */
+  /** {@link compact} when free slots exceed a quarter of the pools (growth while serving); true if it did. */
+  compactIfWasteful(): boolean {
+    let free = 0;
+    let total = 0;
+    for (const pool of this.#pools) {
+      free += pool.freeBytes;
+      total += pool.bytes;
+    }
+    if (!(free > MAX_FREE_SHARE * total && free > 1 << 20)) return false;
+    this.compact();
+    return true;
+  }
+
   compact(): void {
     const t = this.#rows;
     const old = this.#pools;
@@ -152,23 +167,41 @@ export class ProfileStore {
     const row = this.#rows.rowOf(userId);
     if (row < 0) return undefined;
     const p = newUserProfile(userId, this.#spec);
-    this.#read(row, p);
+    this.#readCounters(row, p);
+    const nc = this.#spec.numCategories;
+    p.categoryAffinity.set(this.#affinity.subarray(row * nc, (row + 1) * nc));
+    const length = this.#rows.column('recentLength')[row] as number;
+    if (length > 0) {
+      const pool = this.#pools[this.#rows.column('recentClass')[row] as number] as RecentPool;
+      const at = (this.#rows.column('recentSlot')[row] as number) * pool.width;
+      p.recentVideoIds = Array.from(pool.videoIds.subarray(at, at + length));
+      p.recentCreatorIds = Array.from(pool.creatorIds.subarray(at, at + length));
+    }
     return p;
   }
 
   /**
    * Runs `mutate` on the user's profile (a new one when absent), stores the result and bumps the
-   * version. `mutate` must not keep the profile: it is reused.
+   * version. `mutate` must not keep the profile (it is reused) and must not throw (the user exists
+   * from here on). With `lists` false (an event that is not an engagement, core/features/user.ts
+   * `isEngagement`) only the counters are read and written: the lists and affinities `mutate` sees
+   * are empty, and it must not change them.
    */
-  update(userId: number, mutate: (profile: UserProfile) => void): void {
+  update(userId: number, mutate: (profile: UserProfile) => void, lists = true): void {
     const before = this.#rows.size;
     const row = this.#rows.insert(userId);
     if (this.#rows.size > before) this.#ensureAffinity(this.#rows.size);
     const p = this.#scratch;
     p.userId = userId;
-    this.#read(row, p);
+    this.#readCounters(row, p);
+    if (lists) this.#readLists(row, p);
+    else {
+      p.recentVideoIds.length = 0;
+      p.recentCreatorIds.length = 0;
+    }
     mutate(p);
-    this.#write(row, p);
+    this.#writeCounters(row, p);
+    if (lists) this.#writeLists(row, p);
     const version = this.#rows.column('version');
     version[row] = (version[row] as number) + 1;
   }
@@ -207,9 +240,14 @@ export class ProfileStore {
     return { numCategories: nc, appliedSeq, userIds, counters, recentOffsets, recentVideoIds, recentCreatorIds, affinity };
   }
 
-  /** Replaces every profile with the snapshot's (versions restart at 0); the caller checked its shape. */
+  /**
+   * Replaces every profile with the snapshot's (versions restart at 0). Throws a TypeError, before
+   * changing anything, when the columns are inconsistent (ids not strictly ascending, offsets out
+   * of order or past the lists, a list over RECENT_LIMIT, sections of the wrong length).
+   */
   restoreColumns(cols: UserProfileColumns): void {
-    this.clear();
+    checkColumns(cols, this.#spec.numCategories);
+    this.#clear();
     const nc = this.#spec.numCategories;
     const w = USER_COUNTER_FIELDS.length;
     const t = this.#rows;
@@ -235,8 +273,7 @@ export class ProfileStore {
     this.compact(); // pools sized exactly, not by doubling
   }
 
-  /** Drops every profile. */
-  clear(): void {
+  #clear(): void {
     this.#rows = new IdTable<Column>(COLUMNS, 1024);
     this.#affinity = new Float32Array(1024 * this.#spec.numCategories);
     this.#pools = CLASSES.map((w) => new RecentPool(w));
@@ -251,36 +288,46 @@ export class ProfileStore {
     this.#affinity = grown;
   }
 
-  #read(row: number, p: { -readonly [K in keyof UserProfile]: UserProfile[K] }): void {
+  #readCounters(row: number, p: { -readonly [K in keyof UserProfile]: UserProfile[K] }): void {
     const t = this.#rows;
     p.impressions = t.column('impressions')[row] as number;
     p.clicks = t.column('clicks')[row] as number;
     p.watches = t.column('watches')[row] as number;
     p.watchSeconds = t.column('watchSeconds')[row] as number;
     p.lastEventMs = t.column('lastEventMs')[row] as number;
+  }
+
+  /** Into the scratch profile: written by index, then cut, so the arrays keep their storage. */
+  #readLists(row: number, p: UserProfile): void {
+    const t = this.#rows;
     const nc = this.#spec.numCategories;
     p.categoryAffinity.set(this.#affinity.subarray(row * nc, (row + 1) * nc));
     const length = t.column('recentLength')[row] as number;
     const videos = p.recentVideoIds;
     const creators = p.recentCreatorIds;
-    videos.length = 0;
-    creators.length = 0;
-    if (length === 0) return;
-    const pool = this.#pools[t.column('recentClass')[row] as number] as RecentPool;
-    const at = (t.column('recentSlot')[row] as number) * pool.width;
-    for (let i = 0; i < length; i++) {
-      videos.push(pool.videoIds[at + i] as number);
-      creators.push(pool.creatorIds[at + i] as number);
+    if (length > 0) {
+      const pool = this.#pools[t.column('recentClass')[row] as number] as RecentPool;
+      const at = (t.column('recentSlot')[row] as number) * pool.width;
+      for (let i = 0; i < length; i++) {
+        videos[i] = pool.videoIds[at + i] as number;
+        creators[i] = pool.creatorIds[at + i] as number;
+      }
     }
+    videos.length = length;
+    creators.length = length;
   }
 
-  #write(row: number, p: UserProfile): void {
+  #writeCounters(row: number, p: UserProfile): void {
     const t = this.#rows;
     t.column('impressions')[row] = p.impressions;
     t.column('clicks')[row] = p.clicks;
     t.column('watches')[row] = p.watches;
     t.column('watchSeconds')[row] = p.watchSeconds;
     t.column('lastEventMs')[row] = p.lastEventMs;
+  }
+
+  #writeLists(row: number, p: UserProfile): void {
+    const t = this.#rows;
     const nc = this.#spec.numCategories;
     this.#affinity.set(p.categoryAffinity.subarray(0, nc), row * nc);
     const oldLength = t.column('recentLength')[row] as number;
@@ -307,4 +354,22 @@ export class ProfileStore {
     t.column('recentLength')[row] = length;
     this.#recentEntries += length - oldLength;
   }
+}
+
+function checkColumns(cols: UserProfileColumns, nc: number): void {
+  const n = cols.userIds.length;
+  const bad = (what: string): never => {
+    throw new TypeError(`profile snapshot: ${what}`);
+  };
+  if (cols.numCategories !== nc) bad(`${cols.numCategories} categories, the spec has ${nc}`);
+  if (cols.counters.length !== n * USER_COUNTER_FIELDS.length) bad(`counters hold ${cols.counters.length} values for ${n} users`);
+  if (cols.affinity.length !== n * nc) bad(`affinity holds ${cols.affinity.length} values for ${n} users`);
+  if (cols.recentOffsets.length !== n + 1 || cols.recentOffsets[0] !== 0) bad('recent offsets do not start at 0 with one per user');
+  for (let u = 0; u < n; u++) {
+    if (u > 0 && !((cols.userIds[u] as number) > (cols.userIds[u - 1] as number))) bad(`user ids not strictly ascending at row ${u}`);
+    const length = (cols.recentOffsets[u + 1] as number) - (cols.recentOffsets[u] as number);
+    if (!(length >= 0 && length <= RECENT_LIMIT)) bad(`user ${cols.userIds[u]} has a recent list of ${length} entries (0..${RECENT_LIMIT})`);
+  }
+  const total = cols.recentOffsets[n] as number;
+  if (cols.recentVideoIds.length !== total || cols.recentCreatorIds.length !== total) bad(`recent lists hold ${cols.recentVideoIds.length}/${cols.recentCreatorIds.length} entries, the offsets ${total}`);
 }

@@ -58,25 +58,22 @@ export function applyEventToUser(
   spec: FeatureSpec,
 ): void {
   profile.lastEventMs = Math.max(profile.lastEventMs, event.tsMs);
-  let engaged = false;
   switch (event.type) {
     case EventType.IMPRESSION:
       profile.impressions += 1;
       break;
     case EventType.CLICK:
       profile.clicks += 1;
-      engaged = true;
       break;
     case EventType.WATCH:
       profile.watches += 1;
       profile.watchSeconds += Math.max(0, event.watchSeconds);
-      engaged = event.watchSeconds > 0;
       break;
     case EventType.LIKE:
     case EventType.SKIP:
       break;
   }
-  if (!engaged) return;
+  if (!isEngagement(event)) return;
   const existing = profile.recentVideoIds.lastIndexOf(event.videoId);
   if (existing >= 0) {
     profile.recentVideoIds.splice(existing, 1);
@@ -94,6 +91,15 @@ export function applyEventToUser(
     for (let c = 0; c < aff.length; c++) aff[c] = (aff[c] ?? 0) * decay;
     aff[item.category] = (aff[item.category] ?? 0) + 1;
   }
+}
+
+/**
+ * Whether {@link applyEventToUser} treats `event` as an engagement (a CLICK, or a WATCH of more than
+ * 0 s): only those touch the recent lists and the category affinities; every other event moves
+ * counters only (actors/user-state/profile-store.ts skips the lists for them).
+ */
+export function isEngagement(event: InteractionEvent): boolean {
+  return event.type === EventType.CLICK || (event.type === EventType.WATCH && event.watchSeconds > 0);
 }
 
 /** Share of the features that had real data (0 = brand-new user, 1 = full history). */

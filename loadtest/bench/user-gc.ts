@@ -19,7 +19,7 @@ import { EventType } from '../../core/events.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import type { EventItemInfo, UserProfile } from '../../core/features/user.js';
-import { applyEventToUser, newUserProfile } from '../../core/features/user.js';
+import { applyEventToUser, isEngagement, newUserProfile } from '../../core/features/user.js';
 import { ProfileStore } from '../../actors/user-state/profile-store.js';
 import { printTable } from './table.js';
 
@@ -73,7 +73,7 @@ export async function measureUserGc(o: { users: number; engagements: number; sec
   const apply = (u: number, e: InteractionEvent): void => {
     const info = itemOf(e.videoId);
     if (o.shape === 'columns') {
-      store.update(u, (p) => applyEventToUser(p, e, info, spec));
+      store.update(u, (p) => applyEventToUser(p, e, info, spec), isEngagement(e));
       return;
     }
     let p = objects.get(u);
@@ -84,7 +84,7 @@ export async function measureUserGc(o: { users: number; engagements: number; sec
   for (let u = 1; u <= o.users; u++) {
     for (let i = 0; i < o.engagements; i++) apply(u, watchEvent(u, 1 + rng.int(CATALOGUE), ts++));
   }
-  store.compact(); // as a partition does after its world replay
+  if (o.shape === 'columns') store.compact(); // as a partition does after its world replay
   // ArrayBuffers dropped by growth and compaction are released by a sweeper after the GC: give it time.
   gc();
   await new Promise((r) => setTimeout(r, 300));

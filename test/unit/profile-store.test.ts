@@ -8,7 +8,7 @@ import { EventType } from '../../core/events.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { DEFAULT_FEATURE_SPEC as spec } from '../../core/features/spec.js';
 import type { UserProfile } from '../../core/features/user.js';
-import { RECENT_LIMIT, applyEventToUser, newUserProfile } from '../../core/features/user.js';
+import { RECENT_LIMIT, applyEventToUser, isEngagement, newUserProfile } from '../../core/features/user.js';
 import { ProfileStore } from '../../actors/user-state/profile-store.js';
 
 const TYPES = [EventType.IMPRESSION, EventType.CLICK, EventType.WATCH, EventType.WATCH, EventType.LIKE, EventType.SKIP];
@@ -31,7 +31,8 @@ function replay(n: number, users: number, seed: number): { store: ProfileStore; 
     let p = reference.get(userId);
     if (p === undefined) reference.set(userId, (p = newUserProfile(userId, spec)));
     applyEventToUser(p, e, info, spec);
-    store.update(userId, (q) => applyEventToUser(q, e, info, spec));
+    // As the partition does: lists read and written for engagements only.
+    store.update(userId, (q) => applyEventToUser(q, e, info, spec), isEngagement(e));
   }
   return { store, reference };
 }
@@ -97,11 +98,33 @@ t.test('memory follows the lists, not RECENT_LIMIT', async (t) => {
     }
   }
   const before = store.bytes / store.size;
-  store.compact();
+  t.equal(store.compactIfWasteful(), true, 'the slots left behind by growth trigger a compaction');
+  t.equal(store.compactIfWasteful(), false, 'and once compacted, not again');
   const after = store.bytes / store.size;
   t.equal(store.get(77)?.recentVideoIds.length, 41, 'lists intact after compaction');
   // What a user needs: 41 × (video id + creator id) × 8 B, the affinities, ten 8-byte columns.
   const needed = 41 * 16 + spec.numCategories * 4 + 10 * 8;
   t.ok(after < before, `compaction drops the slots growth left behind: ${before.toFixed(0)} -> ${after.toFixed(0)} bytes per user`);
   t.ok(after < 1.4 * needed, `${after.toFixed(0)} bytes per user for ${needed} of data (a RECENT_LIMIT ring alone would be ${RECENT_LIMIT * 16})`);
+});
+
+t.test('a snapshot with inconsistent columns is refused before anything changes', async (t) => {
+  const { store } = replay(5000, 200, 3);
+  const good = store.exportColumns(9);
+  const broken = (patch: Partial<typeof good>): typeof good => ({ ...good, ...patch });
+  const swapped = Float64Array.from(good.userIds);
+  [swapped[0], swapped[1]] = [swapped[1] as number, swapped[0] as number];
+  const longOffsets = Uint32Array.from(good.recentOffsets);
+  for (let u = 1; u < longOffsets.length; u++) longOffsets[u] = (longOffsets[u] as number) + (u >= 1 ? RECENT_LIMIT + 1 : 0);
+  for (const [what, cols, message] of [
+    ['ids out of order', broken({ userIds: swapped }), /not strictly ascending/],
+    ['a list over RECENT_LIMIT', broken({ recentOffsets: longOffsets }), /has a recent list of \d+ entries \(0\.\.100\)/],
+    ['short counters', broken({ counters: good.counters.subarray(1) }), /counters hold/],
+    ['short affinities', broken({ affinity: good.affinity.subarray(1) }), /affinity holds/],
+  ] as const) {
+    const target = new ProfileStore(spec);
+    target.update(1, (p) => p.recentVideoIds.push(5));
+    t.throws(() => target.restoreColumns(cols), message, what);
+    t.same(target.get(1)?.recentVideoIds, [5], `${what}: the store is unchanged`);
+  }
 });
