@@ -58,22 +58,25 @@ export function applyEventToUser(
   spec: FeatureSpec,
 ): void {
   profile.lastEventMs = Math.max(profile.lastEventMs, event.tsMs);
+  let engaged = false;
   switch (event.type) {
     case EventType.IMPRESSION:
       profile.impressions += 1;
       break;
     case EventType.CLICK:
       profile.clicks += 1;
+      engaged = true;
       break;
     case EventType.WATCH:
       profile.watches += 1;
       profile.watchSeconds += Math.max(0, event.watchSeconds);
+      engaged = event.watchSeconds > 0;
       break;
     case EventType.LIKE:
     case EventType.SKIP:
       break;
   }
-  if (!isEngagement(event)) return;
+  if (!engaged) return;
   const existing = profile.recentVideoIds.lastIndexOf(event.videoId);
   if (existing >= 0) {
     profile.recentVideoIds.splice(existing, 1);
@@ -96,7 +99,10 @@ export function applyEventToUser(
 /**
  * Whether {@link applyEventToUser} treats `event` as an engagement (a CLICK, or a WATCH of more than
  * 0 s): only those touch the recent lists and the category affinities; every other event moves
- * counters only (actors/user-state/profile-store.ts skips the lists for them).
+ * counters only (actors/user-state/profile-store.ts skips the lists for them). It restates the
+ * rule inside applyEventToUser rather than being called from it, because applyEventToUser's source
+ * is part of the feature-spec hash and a rewrite would refuse every trained model;
+ * test/unit/features-user.test.ts checks the two agree for every event type.
  */
 export function isEngagement(event: InteractionEvent): boolean {
   return event.type === EventType.CLICK || (event.type === EventType.WATCH && event.watchSeconds > 0);
