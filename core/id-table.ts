@@ -1,13 +1,14 @@
 /**
- * Numeric columns keyed by an integer id (videos, users), in typed arrays: an open-addressing hash (linear
- * probing) from id to a dense row, and one Float64Array per column. The popular actor keeps one such
- * table per list key and one for the item counters. As `Map`s of small objects the same data cost
- * ~170 bytes per entry on the coordinator's JS heap (4.1M entries: ~700 MB that every major GC
- * marks); here it is 8 bytes per column plus ~12 bytes of index per entry, outside the GC's walk
- * (ArrayBuffers are not traced).
+ * Numeric columns keyed by an integer id (videos, users), in typed arrays: an open-addressing hash
+ * (linear probing) from id to a dense row, and one Float64Array per column. The popular actor keeps
+ * one table per list key and one for the item counters; the user partitions' profile store
+ * (actors/user-state/profile-store.ts) one for its users. As `Map`s of small objects the same data
+ * cost ~150 bytes per entry on the JS heap (4.0M popular counters: 592 MB that every major GC marks,
+ * loadtest/bench/popular-scale.ts); here it is 8 bytes per column plus ~12 bytes of index per entry,
+ * outside the GC's walk (ArrayBuffers are not traced).
  *
- * Rows are never removed (popular counters only decay; user profiles are only ever added); the
- * table doubles when 3/4 full. Also the user partitions' profile index (actors/user-state/profile-store.ts).
+ * Rows are never removed (popular counters only decay; profiles are only ever added); the table
+ * doubles when 3/4 full.
  */
 
 import { hashId } from './hash.js';

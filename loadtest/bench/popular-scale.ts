@@ -13,6 +13,7 @@ import { SeededRng } from '../../core/clock.js';
 import { EventType } from '../../core/events.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { PopularIndex } from '../../actors/popular/popular-index.js';
+import { positiveIntFlag } from './flags.js';
 import { printTable } from './table.js';
 
 const HOUR_MS = 3_600_000;
@@ -72,12 +73,7 @@ export function measurePopularScale(o: { events: number; videos: number; seed: n
 
 function main(): void {
   const { values } = parseArgs({ options: { events: { type: 'string' }, videos: { type: 'string' }, seed: { type: 'string' }, passes: { type: 'string' } } });
-  const num = (v: string | undefined, fallback: number, name: string): number => {
-    const n = v === undefined ? fallback : Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new TypeError(`--${name} must be a positive integer, got ${v}`);
-    return n;
-  };
-  const r = measurePopularScale({ events: num(values.events, 3_000_000, 'events'), videos: num(values.videos, 2_000_000, 'videos'), seed: num(values.seed, 3, 'seed'), passes: num(values.passes, 4, 'passes') });
+  const r = measurePopularScale({ events: positiveIntFlag(values.events, 3_000_000, 'events'), videos: positiveIntFlag(values.videos, 2_000_000, 'videos'), seed: positiveIntFlag(values.seed, 3, 'seed'), passes: positiveIntFlag(values.passes, 4, 'passes') });
   const later = r.passes.map((p) => p.ms);
   printTable(
     'Popular index at scale: memory and refresh passes',

@@ -21,6 +21,7 @@ import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import type { EventItemInfo, UserProfile } from '../../core/features/user.js';
 import { applyEventToUser, isEngagement, newUserProfile } from '../../core/features/user.js';
 import { ProfileStore } from '../../actors/user-state/profile-store.js';
+import { positiveIntFlag } from './flags.js';
 import { printTable } from './table.js';
 
 /** One run's figures. */
@@ -155,16 +156,11 @@ async function main(): Promise<void> {
   });
   const shape = values.shape ?? 'columns';
   if (shape !== 'columns' && shape !== 'objects') throw new TypeError(`--shape must be columns or objects, got ${shape}`);
-  const num = (v: string | undefined, fallback: number, name: string): number => {
-    const n = v === undefined ? fallback : Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new TypeError(`--${name} must be a positive integer, got ${v}`);
-    return n;
-  };
   const r = await measureUserGc({
-    users: num(values.users, 300_000, 'users'),
-    engagements: num(values.engagements, 41, 'engagements'),
-    seconds: num(values.seconds, 15, 'seconds'),
-    seed: num(values.seed, 1, 'seed'),
+    users: positiveIntFlag(values.users, 300_000, 'users'),
+    engagements: positiveIntFlag(values.engagements, 41, 'engagements'),
+    seconds: positiveIntFlag(values.seconds, 15, 'seconds'),
+    seed: positiveIntFlag(values.seed, 1, 'seed'),
     shape,
   });
   printTable(
