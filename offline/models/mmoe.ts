@@ -29,7 +29,7 @@ export interface MmoeOptions {
   readonly towerDim?: number;
   /**
    * Weight of the watch loss (½·squared error in log1p seconds) against the click log-loss.
-   * Default 1 (on the default world 0.2 and 0.5 gave the same click AUC and a worse watch MAE).
+   * Default {@link DEFAULT_WATCH_WEIGHT}.
    */
   readonly watchWeight?: number;
   /** Adam learning rate. Default 2e-3. */
@@ -37,6 +37,18 @@ export interface MmoeOptions {
   /** Default 1. */
   readonly seed?: number;
 }
+
+/**
+ * Default weight of the watch loss. Under Adam the weight barely changes how fast the watch gate
+ * and tower learn (Adam's steps do not depend on the scale of a loss that alone reaches a
+ * parameter); what it sets is the watch task's share of the gradient in the shared layer and the
+ * experts. Measured (docs/offline.md "The watch-loss weight"): at 1 the MMoE's click AUC trailed
+ * the single-task model's on KuaiRand by 0.007–0.013 on four seeds and tied it on the default
+ * world; at 0.1 the click task leads the shared layers, and the MMoE is ahead on click AUC on the
+ * default world on every seed tried and on KuaiRand on three of four, with a lower KuaiRand watch
+ * MAE on all four.
+ */
+export const DEFAULT_WATCH_WEIGHT = 0.1;
 
 /** Predictions for a batch: P(click) (uncalibrated) and log1p(watch seconds). */
 export interface RankerOutputs {
@@ -69,7 +81,7 @@ export class MmoeModel {
     if (!Number.isInteger(this.numExperts) || this.numExperts < 1) throw new TypeError(`mmoe experts must be a positive integer, got ${this.numExperts}`);
     this.expertDim = opts.expertDim ?? 64;
     const towerDim = opts.towerDim ?? 32;
-    this.watchWeight = opts.watchWeight ?? 1;
+    this.watchWeight = opts.watchWeight ?? DEFAULT_WATCH_WEIGHT;
     this.featureWidth = featureWidth;
     this.shared = new Mlp('shared', [featureWidth, sharedDim], rng, true);
     this.experts = new Mlp('experts', [sharedDim, this.numExperts * this.expertDim], rng, true);
