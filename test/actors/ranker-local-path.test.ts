@@ -59,7 +59,9 @@ t.test('local path: bitwise the scores of the KServe path; falls back to a remot
   t.equal(viaLocal.pClick.length, ROWS);
   t.same(bits(viaLocal.pClick), bits(viaKServe.pClick), 'p_click bitwise equal');
   t.same(bits(viaLocal.watchLog1p), bits(viaKServe.watchLog1p), 'watch_log1p_s bitwise equal');
-  t.ok(viaLocal.pClick.every((p) => p > 0 && p < 1), 'probabilities');
+  // Inclusive: these rows are random, far outside the training data, and a float32 sigmoid of a
+  // large logit is exactly 1 (the model trained with the watch-loss weight 0.1 reaches that here).
+  t.ok(viaLocal.pClick.every((p) => Number.isFinite(p) && p >= 0 && p <= 1), 'probabilities');
 
   // Several at once (they may share a batch, then their rows are copied): the same scores per request.
   const many = [1, 2, 3, 4].map((s) => randomRows(40 + s, width, 100 + s));
