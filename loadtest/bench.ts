@@ -15,7 +15,8 @@
  * Flags: --world, --models, --items, --users, --quick, --only e2e,recall,ceiling,onnx,nats,grpc,hop[,faiss-synthetic],
  * --nodes, --shards, --set key=value (any config knob, repeatable; e.g. --set coordinator.localShards=off),
  * --rates start,step,max (req/s), --step-s, --p99 (ms), --ceiling-requests,
- * --recall-queries, --profile (node --cpu-prof of every cluster node; top frames in the output — it
+ * --routing spread|user (how the generator picks a coordinator; "user" needs several coordinators,
+ * e.g. --set cluster.coordinators=n1,n2,n3), --recall-queries, --profile (node --cpu-prof of every cluster node; top frames in the output — it
  * roughly doubles the nodes' CPU, measured, so take the end-to-end figures from a run without it),
  * --run-dir (cluster working dir, default run/bench-cluster), --out (default reports/bench.json);
  * synthetic faiss: --n, --queries, --recall, --spread, --skip-hnsw.
@@ -45,6 +46,11 @@ function numFlag(name: string, fallback: number): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new TypeError(`${name} must be a positive number, got ${v}`);
   return n;
+}
+
+function routingFlag(v: string): 'spread' | 'user' {
+  if (v !== 'spread' && v !== 'user') throw new TypeError(`--routing must be spread or user, got ${v}`);
+  return v;
 }
 
 const out = (s: string) => process.stdout.write(s);
@@ -134,6 +140,7 @@ async function main(): Promise<void> {
       // 15 s steps: at 50 req/s an 8 s step's p99 was its 4th-worst request, and two runs of the same
       // build disagreed on whether the SLO was met (p99 35 vs 66 ms); 15 s steps halve that noise.
       stepS: numFlag('--step-s', quick ? 4 : 15), p99Ms: numFlag('--p99', 50), warmUpS: quick ? 3 : 10,
+      ...(flag('--routing') !== undefined ? { routing: routingFlag(flag('--routing')!) } : {}),
       ...(profileDir !== undefined ? { profileDir } : {}),
       log,
     });

@@ -35,6 +35,7 @@ import { startRecommenderServer } from './server.js';
 import type { CoordinatorStats } from './stats.js';
 import { PipelineCounters, STAGES, completenessStats } from './stats.js';
 import type { HistogramSnapshot, Stage } from './stats.js';
+import type { RoutingTable } from '../../shardmap/routing-table.js';
 
 export { Limits } from './validate.js';
 export { DEFAULT_COORDINATOR_CONFIG, resolveCoordinatorConfig } from './config.js';
@@ -123,6 +124,11 @@ export interface CoordinatorOptions {
    * coordinator whose drift figures cannot fill says so instead of showing zeros. Default: never.
    */
   readonly driftEventsSource?: () => boolean;
+  /**
+   * The user-routing table clients may fetch with GetRouting (the node builds it from its shard
+   * map, shardmap/routing-table.ts). Absent: GetRouting answers UNAVAILABLE.
+   */
+  readonly routing?: () => RoutingTable | undefined;
 }
 
 /** How the coordinator dates items and events (config `coordinator.timeBase`). */
@@ -192,6 +198,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
   if (opts.modelDir === undefined && opts.manifest === undefined) throw new TypeError('options.modelDir or options.manifest is required');
   if (opts.driftEventsSource !== undefined && typeof opts.driftEventsSource !== 'function') throw new TypeError('options.driftEventsSource must be a function returning a boolean');
+  if (opts.routing !== undefined && typeof opts.routing !== 'function') throw new TypeError('options.routing must be a function returning the routing table or undefined');
   const config: ResolvedCoordinatorConfig = resolveCoordinatorConfig(opts.config);
   const clock = opts.clock ?? systemClock;
   const model: ServingModel = { ...(await resolveModel(opts.manifest ?? (opts.modelDir as string))), space: opts.embeddingSpace ?? '' };
@@ -298,6 +305,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         onRejected: () => {
           counters.rejected++;
         },
+        ...(opts.routing !== undefined ? { routing: opts.routing } : {}),
       },
     });
   } catch (err) {

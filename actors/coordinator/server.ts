@@ -1,5 +1,5 @@
 /**
- * The public gRPC server (protos/upnext/v1/recommender.proto): Recommend and LogEvents, plus the
+ * The public gRPC server (protos/upnext/v1/recommender.proto): Recommend, LogEvents and GetRouting, plus the
  * standard `grpc.health.v1.Health` service and server reflection, so grpcurl-style, Python and Go
  * clients work with no .proto files. Requests are validated here (INVALID_ARGUMENT naming the field);
  * failures carry UpnextError's gRPC code; a call without a client deadline gets the default one.
@@ -16,6 +16,8 @@ import { Deadline } from '../../core/deadline.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { StatusCode, UpnextError, toStatus } from '../../core/status.js';
 import { PROTO_DIR } from '../../protos/codec.js';
+import type { RoutingTable } from '../../shardmap/routing-table.js';
+import { routingTableToWire } from '../../shardmap/routing-table.js';
 import type { ResolvedCoordinatorConfig } from './config.js';
 import type { PublishResult } from './events.js';
 import type { RecommendResult } from './types.js';
@@ -45,6 +47,11 @@ export function loadRecommenderPackage(): protoLoader.PackageDefinition {
 export interface RecommenderBackend {
   recommend(query: RecommendQuery, deadline: Deadline): Promise<RecommendResult>;
   logEvents(events: InteractionEvent[]): Promise<PublishResult>;
+  /**
+   * The user-routing table from the node's current shard map (shardmap/routing-table.ts); undefined
+   * (or absent) when the coordinator runs without one: GetRouting then answers UNAVAILABLE.
+   */
+  routing?(): RoutingTable | undefined;
   /** Called for each call refused before reaching the backend (bad request, bad token). */
   onRejected?(status: { code: StatusCode }): void;
 }
@@ -176,7 +183,22 @@ export async function startRecommenderServer(opts: RecommenderServerOptions): Pr
     );
   };
 
-  server.addService(loaded.upnext.v1.Recommender.service, { recommend, logEvents } as grpc.UntypedServiceImplementation);
+  const getRouting: grpc.handleUnaryCall<unknown, ReturnType<typeof routingTableToWire>> = (call, callback) => {
+    try {
+      checkAuth(call.metadata);
+    } catch (err) {
+      reject(err, callback);
+      return;
+    }
+    const table = backend.routing?.();
+    if (table === undefined) {
+      callback(toServiceError(new UpnextError(StatusCode.UNAVAILABLE, 'this coordinator has no shard map to route by (it runs outside a cluster node); send requests to any coordinator')));
+      return;
+    }
+    callback(null, routingTableToWire(table));
+  };
+
+  server.addService(loaded.upnext.v1.Recommender.service, { recommend, logEvents, getRouting } as grpc.UntypedServiceImplementation);
   const health = new HealthImplementation({ '': 'NOT_SERVING', [RECOMMENDER_SERVICE]: 'NOT_SERVING' });
   health.addToServer(server);
   new ReflectionService(pkgDef).addToServer(server);

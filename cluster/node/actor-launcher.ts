@@ -27,7 +27,8 @@ export interface ActorLauncher {
   popular(map: ShardMapSnapshot): Promise<RunningActor>;
   ranker(map: ShardMapSnapshot): Promise<RunningServerActor>;
   /** `rankerAddresses` follows the live map (replicas come and go). */
-  coordinator(map: ShardMapSnapshot, rankerAddresses: () => string[]): Promise<RunningServerActor>;
+  /** `currentMap`: the node's map as it changes (addresses included), for the coordinator's GetRouting. */
+  coordinator(map: ShardMapSnapshot, rankerAddresses: () => string[], currentMap?: () => ShardMapSnapshot | undefined): Promise<RunningServerActor>;
 }
 
 /** Key of one actor instance in a node: "item:3", "user:12", "popular", "ranker", "coordinator". */

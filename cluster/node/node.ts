@@ -248,7 +248,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
 
   const startActor = async (key: ActorKey, m: ShardMapSnapshot): Promise<RunningActor> => {
     if (key === 'ranker') return launcher.ranker(m);
-    if (key === 'coordinator') return launcher.coordinator(m, () => (map ? rankerAddresses(map) : []));
+    if (key === 'coordinator') return launcher.coordinator(m, () => (map ? rankerAddresses(map) : []), () => map);
     if (key === 'popular') return launcher.popular(m);
     const { index } = describeActorKey(key);
     return key.startsWith('item:') ? launcher.itemShard(index!, m) : launcher.userPartition(index!, m);

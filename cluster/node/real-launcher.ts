@@ -24,6 +24,7 @@ import { startPopular } from '../../actors/popular/popular.js';
 import type { PopularHandle } from '../../actors/popular/popular.js';
 import { servingTimeOffsetMs, startCoordinator } from '../../actors/coordinator/index.js';
 import type { CoordinatorHandle } from '../../actors/coordinator/index.js';
+import { routingTableOf } from '../../shardmap/routing-table.js';
 import { readWorldManifest } from '../../offline/world/reader.js';
 import { worldEndMs } from '../../offline/world/format.js';
 import type { UpnextConfig } from '../config.js';
@@ -349,7 +350,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         },
       };
     },
-    coordinator: async (map, rankerAddresses): Promise<RunningServerActor> => {
+    coordinator: async (map, rankerAddresses, currentMap): Promise<RunningServerActor> => {
       itemShardCount = map.itemShards;
       userPartitionCount = map.userPartitions;
       const { port, localRanker: localMode, localShards, timeBase, ...config } = co;
@@ -376,6 +377,14 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         serverCredentials,
         rankerCredentials,
         driftEventsSource: () => popular !== undefined && po.eventFeed,
+        ...(currentMap !== undefined
+          ? {
+              routing: () => {
+                const m = currentMap();
+                return m === undefined ? undefined : routingTableOf(m);
+              },
+            }
+          : {}),
       });
       coordinator = c;
       return {

@@ -54,6 +54,12 @@ export interface EndToEndOptions {
   /** Generator seed. Default 1. */
   readonly seed?: number;
   /**
+   * How the generator picks a coordinator (GeneratorSettings.routing): "spread" (default) or "user"
+   * (each user to a coordinator hosting its partition; meaningful when several nodes run one:
+   * `--set cluster.coordinators=n1,n2,n3`).
+   */
+  readonly routing?: 'spread' | 'user';
+  /**
    * Seconds of load at `startRate` before the ramp, not reported: the first requests pay for JIT,
    * connection set-up, the popular caches and user-embedding caches. Default 5.
    */
@@ -89,6 +95,8 @@ export interface EndToEndStep {
   readonly meanCoverage: number | null;
   readonly outcomes: Readonly<Record<string, number>>;
   readonly generatorSaturated: boolean;
+  /** With routing "user": share of calls sent to a coordinator hosting the user's partition. */
+  readonly routedShare?: number;
   readonly sloMet: boolean;
 }
 
@@ -108,7 +116,7 @@ export function benchScenario(o: BenchScenarioOptions = {}): Scenario {
   return parseScenario(scenarioJson(o));
 }
 
-type BenchScenarioOptions = Pick<EndToEndOptions, 'startRate' | 'stepRate' | 'maxRate' | 'stepS' | 'p99Ms' | 'stopAfterBreaches' | 'seed'>;
+type BenchScenarioOptions = Pick<EndToEndOptions, 'startRate' | 'stepRate' | 'maxRate' | 'stepS' | 'p99Ms' | 'stopAfterBreaches' | 'seed' | 'routing'>;
 
 function scenarioJson(o: BenchScenarioOptions): Record<string, unknown> {
   return {
@@ -116,7 +124,7 @@ function scenarioJson(o: BenchScenarioOptions): Record<string, unknown> {
     kind: 'ramp',
     description: 'make bench: homepage mix, open-loop ramp until the SLO breaks; Recommend only (no LogEvents)',
     slo: { p99Ms: o.p99Ms ?? 50, maxErrorRate: 0.001 },
-    generator: { processes: 1, channels: 4, maxInFlight: 2000, deadlineMs: 1000, seed: o.seed ?? 1 },
+    generator: { processes: 1, channels: 4, maxInFlight: 2000, deadlineMs: 1000, seed: o.seed ?? 1, routing: o.routing ?? 'spread' },
     mix: BENCH_MIX_JSON,
     load: {
       startRate: o.startRate ?? 25,
@@ -155,6 +163,7 @@ function step(p: PhaseResult): EndToEndStep {
     meanCoverage: p.coverage?.mean ?? null,
     outcomes: p.outcomes,
     generatorSaturated: p.generatorSaturated,
+    ...(p.routedShare !== undefined ? { routedShare: p.routedShare } : {}),
     sloMet: p.sloMet,
   };
 }

@@ -9,6 +9,9 @@ import path from 'node:path';
 import { PROTO_DIR } from '../paths.js';
 import { grpcChannelCredentials } from '../../cluster/tls.js';
 import type { TlsSection } from '../../cluster/tls.js';
+import { userPartitionOf } from '../../core/hash.js';
+import type { RoutingTable, RoutingTableWire } from '../../shardmap/routing-table.js';
+import { routingTableFromWire } from '../../shardmap/routing-table.js';
 
 /** `upnext.v1.Context` as proto-loader presents it (camelCase fields). */
 export interface ContextMessage {
@@ -65,12 +68,41 @@ export interface RecommenderClientOptions {
   readonly deadlineMs?: number;
   /** Mutual TLS against a cluster whose config sets `tls` (cli.ts --tls-* flags). Default unset: plaintext. */
   readonly tls?: TlsSection;
+  /**
+   * How Recommend calls pick a coordinator. 'spread' (default): round-robin over `address`.
+   * 'user': read the cluster's routing table (GetRouting, shardmap/routing-table.ts) from `address`
+   * and send each user to a coordinator whose node hosts the user's partition, so the coordinator
+   * reads the user's state in its own process instead of over NATS; users whose partition no
+   * coordinator hosts, and every call before the first table arrives, are spread. LogEvents is
+   * always spread (events reach the partitions through the event stream).
+   */
+  readonly routing?: RoutingMode;
+  /** With routing 'user': re-read the table this often, ms (and after a routed call fails UNAVAILABLE). Default 5000. */
+  readonly routingRefreshMs?: number;
+}
+
+export type RoutingMode = 'spread' | 'user';
+
+/** What routing did (routing 'user'). */
+export interface RoutingStats {
+  readonly mode: RoutingMode;
+  /** Recommend calls sent to a coordinator hosting the user's partition. */
+  readonly routed: number;
+  /** Recommend calls spread (no table yet, or no coordinator hosts the partition). */
+  readonly spread: number;
+  /** Map version of the table in use; -1 before the first. */
+  readonly mapVersion: number;
+  readonly refreshes: number;
+  readonly refreshFailures: number;
+  /** Message of the last failed refresh, if any. */
+  readonly lastError?: string;
 }
 
 type UnaryFn = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => unknown;
 interface RecommenderStub extends grpc.Client {
   Recommend: UnaryFn;
   LogEvents: UnaryFn;
+  GetRouting: UnaryFn;
 }
 
 /** Loads the Recommender service definition (also used by test servers). */
@@ -87,45 +119,159 @@ export function loadRecommenderService(): grpc.ServiceDefinition {
   return pkg.upnext.v1.Recommender.service;
 }
 
-/** Round-robin pool of Recommender clients, one connection each, over one or several addresses. */
+/**
+ * Round-robin pool of Recommender clients, `channels` connections per address, over one or several
+ * addresses; with routing 'user', Recommend calls go to the coordinators hosting each user's partition.
+ */
 export class RecommenderClientPool {
+  /** Clients of the given addresses, interleaved (a1, a2, …, a1, a2, …) for the spread round-robin. */
   readonly #clients: RecommenderStub[];
+  readonly #byAddress = new Map<string, RecommenderStub[]>();
   readonly #deadlineMs: number;
+  readonly #channels: number;
+  readonly #makeClient: (address: string, channel: number) => RecommenderStub;
+  readonly #routing: RoutingMode;
+  readonly #refreshMs: number;
   #next = 0;
+  /** routes[p]: clients of the coordinators hosting partition p, interleaved; empty: spread. */
+  #routes: RecommenderStub[][] = [];
+  #table: RoutingTable | undefined;
+  #routeNext = 0;
+  #refreshing: Promise<RoutingTable | undefined> | undefined;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #lastRefreshMs = 0;
+  #stats = { routed: 0, spread: 0, refreshes: 0, refreshFailures: 0, lastError: undefined as string | undefined };
+  #closed = false;
 
   constructor(opts: RecommenderClientOptions) {
     const channels = opts.channels ?? 4;
     if (!Number.isInteger(channels) || channels < 1) throw new TypeError(`channels must be an integer >= 1, got ${channels}`);
+    this.#channels = channels;
     this.#deadlineMs = opts.deadlineMs ?? 2000;
+    this.#routing = opts.routing ?? 'spread';
+    if (this.#routing !== 'spread' && this.#routing !== 'user') throw new TypeError(`routing must be 'spread' or 'user', got ${String(opts.routing)}`);
+    this.#refreshMs = opts.routingRefreshMs ?? 5000;
+    if (!Number.isFinite(this.#refreshMs) || this.#refreshMs < 100) throw new TypeError(`routingRefreshMs must be a number >= 100, got ${String(opts.routingRefreshMs)}`);
     const Ctor = grpc.makeGenericClientConstructor(loadRecommenderService(), 'Recommender');
     const credentials = grpcChannelCredentials(opts.tls ?? {});
+    // A distinct option value plus a local subchannel pool: otherwise grpc-js would share one
+    // connection between all clients with the same target.
+    this.#makeClient = (address, channel) =>
+      new Ctor(address, credentials, {
+        'grpc.use_local_subchannel_pool': 1,
+        'upnext.loadtest_channel': channel,
+        'grpc.max_receive_message_length': 4 * 1024 * 1024,
+      }) as unknown as RecommenderStub;
     const addresses = typeof opts.address === 'string' ? [opts.address] : opts.address;
     if (addresses.length === 0) throw new TypeError('address needs at least one host:port');
+    for (const address of addresses) this.#clientsOf(address);
     this.#clients = [];
-    // Interleaved (a1, a2, …, a1, a2, …) so round-robin alternates between addresses call by call.
     for (let i = 0; i < channels; i++) {
-      for (const address of addresses) {
-        // A distinct option value plus a local subchannel pool: otherwise grpc-js would share one
-        // connection between all clients with the same target.
-        const client = new Ctor(address, credentials, {
-          'grpc.use_local_subchannel_pool': 1,
-          'upnext.loadtest_channel': i,
-          'grpc.max_receive_message_length': 4 * 1024 * 1024,
-        }) as unknown as RecommenderStub;
-        this.#clients.push(client);
-      }
+      for (const address of new Set(addresses)) this.#clients.push(this.#byAddress.get(address)![i]!);
+    }
+    if (this.#routing === 'user') {
+      this.#refreshTimer = setInterval(() => void this.refreshRouting(), this.#refreshMs);
+      this.#refreshTimer.unref();
     }
   }
 
-  /** Waits until every channel is connected (or the deadline passes). */
+  /** The `channels` clients of `address`, made on first use (a routing table may name new coordinators). */
+  #clientsOf(address: string): RecommenderStub[] {
+    let clients = this.#byAddress.get(address);
+    if (clients === undefined) {
+      clients = [];
+      for (let i = 0; i < this.#channels; i++) clients.push(this.#makeClient(address, i));
+      this.#byAddress.set(address, clients);
+    }
+    return clients;
+  }
+
+  /**
+   * Waits until every channel is connected (or the deadline passes); with routing 'user', reads the
+   * routing table first and waits for the coordinators it names too.
+   */
   async waitForReady(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    if (this.#routing === 'user') {
+      const table = await this.refreshRouting();
+      if (table === undefined) throw new Error(`routing 'user': no routing table from ${[...this.#byAddress.keys()].join(', ')}: ${this.#stats.lastError ?? 'unknown error'}`);
+    }
     await Promise.all(
-      this.#clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(deadline, (err) => (err ? reject(err) : resolve())))),
+      [...this.#byAddress.values()].flat().map((c) => new Promise<void>((resolve, reject) => c.waitForReady(deadline, (err) => (err ? reject(err) : resolve())))),
     );
   }
 
+  /**
+   * Reads the routing table from the given addresses (the first that answers) and routes by it from
+   * the next call on. Resolves to the table, or undefined when none answered (the previous table,
+   * if any, stays in use). Concurrent calls share one read.
+   */
+  refreshRouting(): Promise<RoutingTable | undefined> {
+    this.#refreshing ??= this.#readTable().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #readTable(): Promise<RoutingTable | undefined> {
+    this.#lastRefreshMs = Date.now();
+    this.#stats.refreshes++;
+    let lastError = 'no address';
+    for (const clients of [...this.#byAddress.values()]) {
+      if (this.#closed) return undefined;
+      const r = await this.#unary<RoutingTableWire>(clients[0]!, 'GetRouting', {});
+      if (!r.ok) {
+        lastError = `${grpc.status[r.code] ?? r.code}: ${r.message}`;
+        continue;
+      }
+      try {
+        const table = routingTableFromWire(r.value);
+        this.#useTable(table);
+        return table;
+      } catch (err) {
+        lastError = `invalid routing table: ${(err as Error).message}`;
+      }
+    }
+    this.#stats.refreshFailures++;
+    this.#stats.lastError = lastError;
+    return undefined;
+  }
+
+  #useTable(table: RoutingTable): void {
+    if (this.#closed) return;
+    this.#routes = table.partitions.map((addresses) => {
+      const clients: RecommenderStub[] = [];
+      for (let i = 0; i < this.#channels; i++) for (const a of addresses) clients.push(this.#clientsOf(a)[i]!);
+      return clients;
+    });
+    this.#table = table;
+  }
+
+  /** The routing table in use (routing 'user'); undefined before the first read. */
+  get routingTable(): RoutingTable | undefined {
+    return this.#table;
+  }
+
+  routingStats(): RoutingStats {
+    const { lastError, ...counts } = this.#stats;
+    return { mode: this.#routing, ...counts, mapVersion: this.#table?.mapVersion ?? -1, ...(lastError !== undefined ? { lastError } : {}) };
+  }
+
   recommend(req: RecommendRequestMessage): Promise<CallResult<RecommendResponseMessage>> {
+    if (this.#routing === 'user') {
+      const table = this.#table;
+      const clients = table === undefined || table.userPartitions < 1 ? undefined : this.#routes[userPartitionOf(req.userId, table.userPartitions)];
+      if (clients !== undefined && clients.length > 0) {
+        this.#stats.routed++;
+        const client = clients[this.#routeNext++ % clients.length]!;
+        return this.#unary<RecommendResponseMessage>(client, 'Recommend', req).then((r) => {
+          // A coordinator that went away: re-read the table soon (at most once a second).
+          if (!r.ok && r.code === grpc.status.UNAVAILABLE && Date.now() - this.#lastRefreshMs > 1000) void this.refreshRouting();
+          return r;
+        });
+      }
+      this.#stats.spread++;
+    }
     return this.#call('Recommend', req);
   }
 
@@ -134,12 +280,18 @@ export class RecommenderClientPool {
   }
 
   close(): void {
-    for (const c of this.#clients) c.close();
+    this.#closed = true;
+    if (this.#refreshTimer !== undefined) clearInterval(this.#refreshTimer);
+    for (const clients of this.#byAddress.values()) for (const c of clients) c.close();
   }
 
   #call<T>(method: 'Recommend' | 'LogEvents', req: unknown): Promise<CallResult<T>> {
     const client = this.#clients[this.#next]!;
     this.#next = (this.#next + 1) % this.#clients.length;
+    return this.#unary<T>(client, method, req);
+  }
+
+  #unary<T>(client: RecommenderStub, method: 'Recommend' | 'LogEvents' | 'GetRouting', req: unknown): Promise<CallResult<T>> {
     return new Promise((resolve) => {
       client[method](req, new grpc.Metadata(), { deadline: Date.now() + this.#deadlineMs }, (err, res) => {
         if (err) resolve({ ok: false, code: err.code ?? grpc.status.UNKNOWN, message: err.details ?? err.message });

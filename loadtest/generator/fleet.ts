@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PhaseRecorder } from '../measure/recorder.js';
 import type { RecorderSnapshot } from '../measure/recorder.js';
-import type { PhaseRun, PhaseSpec } from './phase.js';
+import type { PhaseRouting, PhaseRun, PhaseSpec } from './phase.js';
 import { PhaseRunner } from './phase.js';
 
 /** Parent → child. */
@@ -19,7 +19,7 @@ export type FleetRequest = { readonly type: 'run'; readonly id: number; readonly
 export type FleetReply =
   | {
       readonly type: 'result'; readonly id: number; readonly snapshot: RecorderSnapshot; readonly generatorCpuSeconds: number;
-      readonly wallMs: number; readonly startedAtEpochMs: number; readonly userIdsOrigin: string;
+      readonly wallMs: number; readonly startedAtEpochMs: number; readonly userIdsOrigin: string; readonly routing?: PhaseRouting;
     }
   | { readonly type: 'failed'; readonly id: number; readonly message: string };
 
@@ -85,6 +85,9 @@ export class GeneratorFleet {
       wallMs: Math.max(...replies.map((r) => r.wallMs)),
       startedAtEpochMs: Math.min(...replies.map((r) => r.startedAtEpochMs)),
       userIdsOrigin: replies[0]!.userIdsOrigin,
+      ...(replies.some((r) => r.routing !== undefined)
+        ? { routing: { routed: replies.reduce((s, r) => s + (r.routing?.routed ?? 0), 0), spread: replies.reduce((s, r) => s + (r.routing?.spread ?? 0), 0) } }
+        : {}),
       processes: this.#n,
     };
   }

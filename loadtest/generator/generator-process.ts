@@ -16,6 +16,7 @@ process.on('message', (raw) => {
         (run) => reply({
           type: 'result', id: msg.id, snapshot: run.recorder.snapshot(), generatorCpuSeconds: run.generatorCpuSeconds,
           wallMs: run.wallMs, startedAtEpochMs: run.startedAtEpochMs, userIdsOrigin: run.userIdsOrigin,
+          ...(run.routing !== undefined ? { routing: run.routing } : {}),
         }),
         (err: unknown) => reply({ type: 'failed', id: msg.id, message: err instanceof Error ? err.message : String(err) }),
       );

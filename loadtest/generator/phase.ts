@@ -5,6 +5,7 @@
 import { SeededRng } from '../../core/clock.js';
 import type { TlsSection } from '../../cluster/tls.js';
 import { RecommenderClientPool } from '../client/recommender-client.js';
+import type { RoutingMode } from '../client/recommender-client.js';
 import { PhaseRecorder } from '../measure/recorder.js';
 import type { RateSegment } from './arrivals.js';
 import { PoissonSchedule } from './arrivals.js';
@@ -30,8 +31,10 @@ export interface PhaseSpec {
   readonly durationMs: number;
   /** Outstanding Recommend calls beyond which arrivals are dropped by the generator. */
   readonly maxInFlight: number;
-  /** gRPC connections. */
+  /** gRPC connections (per coordinator). */
   readonly channels: number;
+  /** How Recommend calls pick a coordinator (GeneratorSettings.routing). Default "spread". */
+  readonly routing?: RoutingMode;
   /** Per-call deadline, ms. */
   readonly deadlineMs: number;
   readonly mix: RequestMixSpec;
@@ -57,6 +60,13 @@ export interface PhaseRun {
   /** Epoch ms the phase started. */
   readonly startedAtEpochMs: number;
   readonly userIdsOrigin: string;
+  /** With routing "user": Recommend calls routed to a partition's coordinator, and spread, in this phase. */
+  readonly routing?: PhaseRouting;
+}
+
+export interface PhaseRouting {
+  readonly routed: number;
+  readonly spread: number;
 }
 
 /** Runs phases in this process; keeps loaded ids and connections across phases. */
@@ -75,6 +85,7 @@ export class PhaseRunner {
       const wait = spec.startAtEpochMs - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
+    const routing0 = pool.routingStats();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const startedAtEpochMs = Date.now();
@@ -96,7 +107,9 @@ export class PhaseRunner {
       await runClosedLoop({ concurrency: spec.concurrency, durationMs: spec.durationMs, mix, transport: pool, recorder });
     }
     const cpu = process.cpuUsage(cpu0);
+    const routing1 = pool.routingStats();
     return {
+      ...(routing1.mode === 'user' ? { routing: { routed: routing1.routed - routing0.routed, spread: routing1.spread - routing0.spread } } : {}),
       recorder,
       generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
       wallMs: performance.now() - t0,
@@ -121,10 +134,17 @@ export class PhaseRunner {
   }
 
   async #poolFor(spec: PhaseSpec): Promise<RecommenderClientPool> {
-    const key = `${spec.addresses.join(',')}|${spec.channels}|${spec.deadlineMs}|${JSON.stringify(spec.tls ?? {})}`;
+    const routing = spec.routing ?? 'spread';
+    const key = `${spec.addresses.join(',')}|${spec.channels}|${spec.deadlineMs}|${JSON.stringify(spec.tls ?? {})}|${routing}`;
     if (this.#pool?.key !== key) {
       this.#pool?.pool.close();
-      const pool = new RecommenderClientPool({ address: spec.addresses, channels: spec.channels, deadlineMs: spec.deadlineMs, ...(spec.tls !== undefined ? { tls: spec.tls } : {}) });
+      const pool = new RecommenderClientPool({
+        address: spec.addresses,
+        channels: spec.channels,
+        deadlineMs: spec.deadlineMs,
+        routing,
+        ...(spec.tls !== undefined ? { tls: spec.tls } : {}),
+      });
       this.#pool = { key, pool };
       // Connect before the clock starts, so the first requests do not pay for the handshake.
       await pool.waitForReady().catch(() => undefined);

@@ -77,6 +77,11 @@ export interface PhaseResult {
   readonly generatorProcesses: number;
   /** True when the generator could not keep its schedule; the phase then understates capacity. */
   readonly generatorSaturated: boolean;
+  /**
+   * With routing "user": the share of Recommend calls sent to a coordinator hosting the user's
+   * partition (the rest were spread: no table yet, or no coordinator hosts the partition).
+   */
+  readonly routedShare?: number;
   readonly sloMet: boolean;
   /** Why the SLO was or was not met, in words. */
   readonly sloVerdict: string;
@@ -127,8 +132,10 @@ export interface RunConditions {
   readonly eventsPerSecond: number;
   /** True when the generator shares the machine with the target (local runs). */
   readonly generatorOnTargetHost: boolean;
-  /** Coordinators the generator spread its requests over (client-side round robin). */
+  /** Coordinators the generator was given (it spreads over them, or reads the routing table from them). */
   readonly coordinatorsCalled: number;
+  /** How Recommend calls picked a coordinator ("spread" or "user"; absent in reports before it existed). */
+  readonly routing?: 'spread' | 'user';
 }
 
 export interface LoadtestReport {

@@ -53,6 +53,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     concurrency: 0,
     maxInFlight: sc.generator.maxInFlight,
     channels: sc.generator.channels,
+    routing: sc.generator.routing,
     deadlineMs: sc.generator.deadlineMs,
     mix: sc.mix,
     users: { ...(worldDir ? { worldDir } : {}), rangeStart: sc.users.rangeStart, rangeCount: sc.users.count },
@@ -123,6 +124,11 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     if (result.generatorSaturated) {
       warnings.push(
         `generator saturated in phase ${spec.name}: lag p99 ${result.lagMs.p99.toFixed(1)} ms, ${result.dropped} dropped, ${result.generatorCpuCores.toFixed(2)} cores over ${result.generatorProcesses} process(es); latency there includes generator delay — add generator processes or machines.`,
+      );
+    }
+    if (result.routedShare !== undefined && result.routedShare < 0.99) {
+      warnings.push(
+        `routing "user" in phase ${spec.name}: only ${(result.routedShare * 100).toFixed(1)}% of Recommend calls went to a coordinator hosting the user's partition (no routing table, or partitions without a coordinator); the rest were spread.`,
       );
     }
     const bt = result.busiestThread;
@@ -239,6 +245,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
       node: process.version,
       generatorProcesses: sc.generator.processes,
       channelsPerProcess: sc.generator.channels,
+      routing: sc.generator.routing,
       maxInFlight: sc.generator.maxInFlight,
       deadlineMs: sc.generator.deadlineMs,
       seed: sc.generator.seed,
@@ -360,6 +367,7 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
     generatorCpuCores,
     generatorProcesses: run.processes,
     generatorSaturated,
+    ...(run.routing !== undefined && run.routing.routed + run.routing.spread > 0 ? { routedShare: run.routing.routed / (run.routing.routed + run.routing.spread) } : {}),
     sloMet: ok,
     sloVerdict,
   };

@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { RequestMixSpec } from '../generator/request-mix.js';
 import { DEFAULT_MIX } from '../generator/request-mix.js';
+import type { RoutingMode } from '../client/recommender-client.js';
 import { SCENARIO_DIR } from '../paths.js';
 
 /** A bad scenario field; `field` is its dotted path. */
@@ -43,6 +44,12 @@ export interface GeneratorSettings {
   readonly deadlineMs: number;
   /** RNG seed. Default 1. */
   readonly seed: number;
+  /**
+   * How Recommend calls pick a coordinator: "spread" (round-robin, default) or "user" (read the
+   * cluster's routing table and send each user to a coordinator hosting the user's partition:
+   * loadtest/client/recommender-client.ts). "user" is what a routing-aware caller would do.
+   */
+  readonly routing: RoutingMode;
 }
 
 /** Numeric id range used when the world file is absent. */
@@ -367,6 +374,11 @@ function parseLoad(f: Fields | undefined, kind: ScenarioKind): LoadSettings {
 }
 
 /** Validates a parsed JSON scenario; throws {@link ScenarioConfigError} naming the bad field. */
+function routingMode(value: string, at: string): RoutingMode {
+  if (value !== 'spread' && value !== 'user') throw new ScenarioConfigError(at, `must be "spread" or "user", got ${JSON.stringify(value)}`);
+  return value;
+}
+
 export function parseScenario(json: unknown): Scenario {
   const root = new Fields(json, '');
   const kind = root.str('kind', undefined);
@@ -384,6 +396,7 @@ export function parseScenario(json: unknown): Scenario {
       maxInFlight: gen.num('maxInFlight', 2000, { min: 1, int: true }),
       deadlineMs: gen.num('deadlineMs', 1000, { gt: 0 }),
       seed: gen.num('seed', 1, { min: 0, int: true }),
+      routing: routingMode(gen.str('routing', 'spread'), gen.at('routing')),
     },
     world: root.optStr('world'),
     users: parseRange(root.obj('users'), 'users', 100_000),

@@ -18,6 +18,11 @@ export interface StubOptions {
   readonly fallbackEvery?: number;
   /** Every Nth answer is degraded; 0 = never. Default 0. */
   readonly degradedEvery?: number;
+  /**
+   * What GetRouting answers (the wire form, read on every call, so a test can change it); absent:
+   * GetRouting fails UNIMPLEMENTED, as a server without routing would.
+   */
+  readonly routing?: () => unknown;
 }
 
 export interface StubRecommender {
@@ -27,6 +32,8 @@ export interface StubRecommender {
   recommendCalls(): number;
   /** LogEvents events accepted so far. */
   eventsAccepted(): number;
+  /** user_id of every Recommend call answered so far, in arrival order. */
+  recommendUsers(): readonly number[];
   /** Blocks this process's event loop for `ms` when the next Recommend call arrives (once). */
   stallOnNextCall(ms: number): void;
   stop(): Promise<void>;
@@ -38,11 +45,13 @@ export async function startStubRecommender(opts: StubOptions = {}): Promise<Stub
   const server = new grpc.Server();
   let calls = 0;
   let events = 0;
+  const users: number[] = [];
   let stallMs = 0;
   const delay = opts.delayMs ?? 0;
   server.addService(loadRecommenderService(), {
     Recommend: (call: grpc.ServerUnaryCall<RecommendReq, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       calls++;
+      users.push(Number(call.request.userId));
       if (stallMs > 0) {
         // A busy wait on purpose: it stands for a GC pause or a blocked event loop, during which
         // nothing else in the process (a co-located generator included) can run.
@@ -65,6 +74,10 @@ export async function startStubRecommender(opts: StubOptions = {}): Promise<Stub
       events += call.request.events.length;
       cb(null, { accepted: call.request.events.length, duplicates: 0 });
     },
+    GetRouting: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      if (opts.routing === undefined) cb({ code: grpc.status.UNIMPLEMENTED, details: 'this stub has no routing table' }, null);
+      else cb(null, opts.routing());
+    },
   });
   const host = opts.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
@@ -74,6 +87,7 @@ export async function startStubRecommender(opts: StubOptions = {}): Promise<Stub
     address: `${host}:${port}`,
     recommendCalls: () => calls,
     eventsAccepted: () => events,
+    recommendUsers: () => users,
     stallOnNextCall: (ms) => {
       stallMs = ms;
     },

@@ -273,9 +273,30 @@ t.test('coordinator over real NATS and gRPC', async (t) => {
     md.set('authorization', 'Bearer s3cret');
     const r = await call<RecommendReply>(c, 'recommend', { userId: '1', k: 3 }, md);
     t.equal(r.items.length, 3);
+    await t.rejects(call(c, 'getRouting', {}), { code: grpc.status.UNAUTHENTICATED }, 'GetRouting needs the token too');
     c.close();
     await secured.stop();
     await secured.stop();
+  });
+
+  await t.test('GetRouting: the table the node passes in; UNAVAILABLE without one', async (t) => {
+    await t.rejects(call(client, 'getRouting', {}), { code: grpc.status.UNAVAILABLE, details: /has no shard map to route by/ });
+    const table = { cluster, mapVersion: 9, userPartitions: 2, partitions: [['h1:1'], []], coordinators: ['h1:1', 'h2:2'] };
+    const routed = await startCoordinator({ nc, cluster, itemShards: S, userPartitions: P, manifest, ports: { ranker: fakeRanker }, config, routing: () => table });
+    const c = new Recommender(routed.address, grpc.credentials.createInsecure());
+    t.teardown(async () => {
+      c.close();
+      await routed.stop();
+    });
+    const r = await call<Record<string, unknown>>(c, 'getRouting', {});
+    t.same(r, {
+      cluster,
+      mapVersion: '9',
+      userPartitions: 2,
+      partitions: [{ partition: 0, recommendAddresses: ['h1:1'] }, { partition: 1, recommendAddresses: [] }],
+      coordinators: ['h1:1', 'h2:2'],
+    });
+    await t.rejects(startCoordinator({ nc, cluster, itemShards: S, userPartitions: P, manifest, ports: { ranker: fakeRanker }, config, routing: 'n1' as unknown as () => undefined }), /options\.routing must be a function/);
   });
 
   await t.test('with a real ranker replica (KServe over gRPC): ranked, then degraded when it is gone', async (t) => {
