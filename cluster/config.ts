@@ -132,6 +132,8 @@ export interface ItemShardSection {
   readonly latencyWindow: number;
   /** Snapshot within this many ms after an admin change; 0 = never. Default 30000 ms. */
   readonly snapshotAfterChangesMs: number;
+  /** Snapshots of each shard kept on disk, the current one included; 0 = all. Default 2. */
+  readonly snapshotsKept: number;
   /** Searches answered by one faiss call (only those already queued). Default `{ maxQueries: 16 }`. */
   readonly searchBatch: ResolvedSearchBatchOptions;
 }
@@ -191,7 +193,7 @@ export interface UpnextConfigInput {
     readonly timeBase?: ServingTimeBase;
   };
   readonly ranker?: Partial<Omit<RankerSection, 'batching'>> & { readonly batching?: BatchingOptions };
-  readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow' | 'snapshotAfterChangesMs' | 'searchBatch'>;
+  readonly itemShard?: Pick<ItemShardOptions, 'index' | 'maxInFlight' | 'towerBatchRows' | 'latencyWindow' | 'snapshotAfterChangesMs' | 'snapshotsKept' | 'searchBatch'>;
   readonly userState?: Pick<UserPartitionOptions, 'embeddingCacheSize' | 'thread' | 'maxInFlight' | 'eventFeed' | 'snapshotIntervalMs'>;
   readonly eventStream?: Partial<EventStreamSection>;
   readonly popular?: { readonly lists?: PopularIndexOptions; readonly refreshIntervalMs?: number; readonly timeBase?: 'events' | 'clock'; readonly eventFeed?: boolean };
@@ -346,7 +348,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
   const renamed = (err: unknown, key: string) =>
     new TypeError(String((err as Error).message).replace(/^option /, `config ${key}.`));
   const is = section('itemShard', root.itemShard);
-  noUnknownKeys('itemShard', is, ['index', 'maxInFlight', 'towerBatchRows', 'latencyWindow', 'snapshotAfterChangesMs', 'searchBatch']);
+  noUnknownKeys('itemShard', is, ['index', 'maxInFlight', 'towerBatchRows', 'latencyWindow', 'snapshotAfterChangesMs', 'snapshotsKept', 'searchBatch']);
   let itemShard: ItemShardSection;
   try {
     const r = resolveItemShardOptions({ ...(is as Partial<ItemShardOptions>), cluster: 'x', shard: 0, shardCount: 1, worldDir: '.', modelDir: '.' });
@@ -356,6 +358,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
       towerBatchRows: r.towerBatchRows,
       latencyWindow: r.latencyWindow,
       snapshotAfterChangesMs: r.snapshotAfterChangesMs,
+      snapshotsKept: r.snapshotsKept,
       searchBatch: Object.freeze({ ...r.searchBatch }),
     });
   } catch (err) {
@@ -525,6 +528,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'itemShard.towerBatchRows': ['rows', 'Items per item-tower ONNX run while building a shard.'],
   'itemShard.latencyWindow': ['count', 'Searches kept for the p50 in stats().'],
   'itemShard.snapshotAfterChangesMs': ['ms', 'After an admin upsert/removal, write a fresh shard snapshot within this time (one write per burst; also at a graceful stop); 0 = never (changes since the last snapshot are lost on a restart).'],
+  'itemShard.snapshotsKept': ['count', 'Snapshots of each item shard kept on disk, the current one included: after a shard opens or writes, older ones of other model versions (left by tower switches) beyond this count are removed, newest kept, along with unfinished writes of dead processes; 0 = keep all.'],
   'itemShard.searchBatch.maxQueries': ['count', 'Most searches one faiss call answers (1..256; 1 = one call per search): searches already queued when the shard worker gets free share a call, which costs less per query; nothing waits for a batch to fill.'],
   'userState.embeddingCacheSize': ['entries', 'Cached user embeddings (user × context bucket × profile version) per partition.'],
   'userState.thread': ['', '"shared" (one worker thread and user-tower session for all the node\'s partitions), "worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],

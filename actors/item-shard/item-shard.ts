@@ -63,6 +63,13 @@ export interface ItemShardOptions {
   /** How the worker answers queued searches with shared faiss calls. Default `{ maxQueries: 16 }`. */
   readonly searchBatch?: SearchBatchOptions;
   /**
+   * Snapshots of this shard kept in `snapshotDir`, the current one included: after the shard opens
+   * and after every write, older ones of other model versions (tower switches) beyond this count
+   * are removed, newest kept (snapshot.ts `pruneItemSnapshots`). 0 = keep all. Default 2 (the
+   * current and the previous model's, for a restart on the previous model).
+   */
+  readonly snapshotsKept?: number;
+  /**
    * Which NATS subjects the shard joins at start: 'all' (default) = its search subject, the search
    * subject of its embedding space and its admin subject; 'space' = only the space's search subject,
    * for an instance prepared beside the serving one during a tower switch (only coordinators already
@@ -76,6 +83,9 @@ export interface ItemShardOptions {
 
 /** Default of {@link ItemShardOptions.snapshotAfterChangesMs}, ms. */
 export const DEFAULT_SNAPSHOT_AFTER_CHANGES_MS = 30_000;
+
+/** Default of {@link ItemShardOptions.snapshotsKept}: the current snapshot and the previous model's. */
+export const DEFAULT_SNAPSHOTS_KEPT = 2;
 
 /**
  * Search batching (protocol.ts {@link ResolvedSearchBatchOptions}): searches already queued when the
@@ -165,6 +175,7 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     towerBatchRows: requireInt('towerBatchRows', o.towerBatchRows ?? 4096, 1),
     latencyWindow: requireInt('latencyWindow', o.latencyWindow ?? 1024, 1),
     snapshotAfterChangesMs: requireInt('snapshotAfterChangesMs', o.snapshotAfterChangesMs ?? DEFAULT_SNAPSHOT_AFTER_CHANGES_MS, 0),
+    snapshotsKept: requireInt('snapshotsKept', o.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT, 0),
     searchBatch: resolveSearchBatch(o.searchBatch),
     subscribe: resolveSubscribe(o.subscribe),
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
@@ -196,6 +207,8 @@ export interface ItemShardStats {
   readonly snapshotsWritten: number;
   /** Snapshot writes that failed since start. */
   readonly snapshotFailures: number;
+  /** Superseded snapshot folders of this shard removed since start (`snapshotsKept`). */
+  readonly snapshotsPruned: number;
   /** When the newest snapshot on disk of this shard was written, epoch ms (restored ones count); 0 = none. */
   readonly lastSnapshotAtMs: number;
   /** Live items in that snapshot. */
@@ -315,6 +328,7 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
         index: o.index,
         towerBatchRows: o.towerBatchRows,
         snapshotAfterChangesMs: o.snapshotAfterChangesMs,
+        snapshotsKept: o.snapshotsKept,
         searchBatch: o.searchBatch,
       },
     };
@@ -370,6 +384,7 @@ class ItemShardImpl implements ItemShardHandle {
   #admin = 0;
   #snapshotsWritten = 0;
   #snapshotFailures = 0;
+  #snapshotsPruned = 0;
   #lastSnapshotAtMs = 0;
   #lastSnapshotItems = 0;
   #lastSnapshotCaptureMs = 0;
@@ -618,6 +633,10 @@ class ItemShardImpl implements ItemShardHandle {
         this.#lastSnapshotCaptureMs = m.captureMs;
         this.#lastSnapshotWriteMs = m.writeMs;
         return;
+      case 'snapshotsPruned':
+        this.#snapshotsPruned += m.removed.length;
+        process.stderr.write(`${JSON.stringify({ event: 'item_shard_snapshots_pruned', shard: this.#o.shard, removed: m.removed })}\n`);
+        return;
       case 'snapshotFailed':
         this.#gauges = m.gauges;
         this.#snapshotFailures++;
@@ -653,6 +672,7 @@ class ItemShardImpl implements ItemShardHandle {
       startup: this.info.timings,
       snapshotsWritten: this.#snapshotsWritten,
       snapshotFailures: this.#snapshotFailures,
+      snapshotsPruned: this.#snapshotsPruned,
       lastSnapshotAtMs: this.#lastSnapshotAtMs,
       lastSnapshotItems: this.#lastSnapshotItems,
       lastSnapshotCaptureMs: this.#lastSnapshotCaptureMs,

@@ -17,7 +17,7 @@
  * facts) keep the older rule: the factory the options pick now for the snapshot's row count.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { replaceDir } from '../../core/replace-dir.js';
@@ -236,4 +236,73 @@ export function captureItemSnapshot(snapshotDir: string, key: SnapshotKey, index
 /** Writes `index` as the snapshot for `key`, replacing any older one atomically (rename). */
 export async function writeItemSnapshot(snapshotDir: string, key: SnapshotKey, index: ItemShardIndex): Promise<string> {
   return captureItemSnapshot(snapshotDir, key, index).finish();
+}
+
+/** Whether process `pid` exists on this machine (a signal-0 probe; EPERM means it exists). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the snapshots of this shard that newer ones superseded, so that tower switches (each
+ * writes the shard under its new model version) do not fill the disk: of the shard's snapshots for
+ * other model versions (same shard and S), the `kept − 1` newest by `createdAt` stay (what a restart
+ * on the previous model would restore) and the rest go, as do folders of the shard without a
+ * complete meta.json and unfinished writes (`.tmp-<pid>-…`, `.old-<pid>-…`) whose process is gone. The snapshot of
+ * `key` itself is never touched, nor any other shard's. `kept` 0 keeps everything. Resolves to the
+ * removed paths; a folder that cannot be read or removed is left (never a reason to fail the shard).
+ */
+export async function pruneItemSnapshots(snapshotDir: string, key: Pick<SnapshotKey, 'shard' | 'shardCount' | 'modelVersion'>, kept: number): Promise<string[]> {
+  if (!Number.isInteger(kept) || kept < 0) throw new TypeError(`kept must be an integer >= 0, got ${String(kept)}`);
+  if (kept === 0) return [];
+  const current = path.basename(itemSnapshotPath(snapshotDir, key));
+  const prefix = `item-shard-${key.shard}-of-${key.shardCount}-`;
+  let names: string[];
+  try {
+    names = await readdir(snapshotDir);
+  } catch {
+    return [];
+  }
+  const doomed: string[] = [];
+  const others: { readonly name: string; readonly atMs: number }[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix) || name === current) continue;
+    // A write in progress (`.tmp-<pid>-…`, snapshot capture) or a folder set aside while one is put
+    // in place (`.old-<pid>-…`, core/replace-dir.ts): only a dead writer's is garbage.
+    const transient = /\.(?:tmp|old)-(\d+)-[\d-]+$/.exec(name);
+    if (transient !== null) {
+      if (!processAlive(Number(transient[1]))) doomed.push(name);
+      continue;
+    }
+    let meta: Partial<ItemShardSnapshotMeta>;
+    try {
+      meta = JSON.parse(await readFile(path.join(snapshotDir, name, FILES.meta), 'utf8')) as Partial<ItemShardSnapshotMeta>;
+    } catch {
+      doomed.push(name); // no complete meta.json: never restorable
+      continue;
+    }
+    // A version whose name merely starts like ours (e.g. shard 1 vs 10 is ruled out by "-of-"; a
+    // model version containing "-of-" is not) must really be this shard.
+    if (meta.shard !== key.shard || meta.shardCount !== key.shardCount) continue;
+    const atMs = Date.parse(meta.createdAt ?? '');
+    others.push({ name, atMs: Number.isFinite(atMs) ? atMs : 0 });
+  }
+  others.sort((a, b) => b.atMs - a.atMs);
+  for (const o of others.slice(kept - 1)) doomed.push(o.name);
+  const removed: string[] = [];
+  for (const name of doomed) {
+    const dir = path.join(snapshotDir, name);
+    try {
+      await rm(dir, { recursive: true, force: true });
+      removed.push(dir);
+    } catch {
+      // left for the next pass
+    }
+  }
+  return removed;
 }

@@ -188,6 +188,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
     towerBatchRows: is.towerBatchRows,
     latencyWindow: is.latencyWindow,
     snapshotAfterChangesMs: is.snapshotAfterChangesMs,
+    snapshotsKept: is.snapshotsKept,
     searchBatch: is.searchBatch,
     nc: o.nc,
     cluster,

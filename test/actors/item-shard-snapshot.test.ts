@@ -2,11 +2,13 @@
  * Item-shard snapshots that survive admin changes: the build facts in the snapshot meta (a shard
  * whose upserts crossed an index-kind boundary restores its own snapshot), the snapshot written
  * after admin changes (debounced, kept across a worker crash and a stop/start, flushed at a
- * graceful stop), and the refusal of a snapshot of another feature spec. Real faiss, real worker
+ * graceful stop), the refusal of a snapshot of another feature spec, and the pruning of snapshots
+ * that newer model versions superseded (`snapshotsKept`). Real faiss, real worker
  * thread, real nats-server, tiny untrained model and world (test/actors/fixtures.ts).
  */
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -259,4 +261,60 @@ t.test('a failed snapshot after changes is counted, logged and retried', async (
   await until('the retry', () => shard.stats().snapshotsWritten === 2);
   t.equal(shard.stats().changesSinceSnapshot, 0, 'saved by the retry');
   t.equal(shard.stats().lastSnapshotItems, world.videos.length + 1);
+});
+
+t.test('item shard worker: snapshots of superseded model versions are pruned once its own is on disk', async (t) => {
+  const SHARDS = 2;
+  const SHARD = 1;
+  const { root, nc } = await natsFixture(t, 'upnext-item-prune');
+  const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: 120, numUsers: 10, days: 2 });
+  const models = [];
+  for (const v of ['prune-v1', 'prune-v2', 'prune-v3']) models.push(await writeTinyModel(path.join(root, v), v));
+  const snapshotDir = path.join(root, 'snap');
+  const cluster = `prune${process.pid}`;
+  const base = { nc, cluster, shard: SHARD, shardCount: SHARDS, worldDir: world.dir, snapshotDir };
+  const dirOf = (v: string, shard = SHARD) => itemSnapshotPath(snapshotDir, { shard, shardCount: SHARDS, modelVersion: v });
+
+  const v1 = await startItemShard({ ...base, modelDir: models[0]! });
+  await v1.stop();
+  t.ok(existsSync(dirOf('prune-v1')));
+  // Garbage beside it: a dead writer's unfinished folder, a folder of this shard with no meta.json,
+  // and a complete snapshot of the other shard (never this shard's business).
+  const deadTmp = `${dirOf('prune-v1')}.tmp-999999999-1-1`;
+  const broken = dirOf('broken');
+  const otherShard = dirOf('prune-v0', 0);
+  for (const d of [deadTmp, broken, otherShard]) await mkdir(d, { recursive: true });
+  await writeFile(path.join(otherShard, 'meta.json'), JSON.stringify({ shard: 0, shardCount: SHARDS, createdAt: '2020-01-01T00:00:00Z' }));
+  const liveTmp = `${dirOf('prune-v1')}.tmp-${process.pid}-1-1`;
+  await mkdir(liveTmp);
+
+  // The default keeps 2: the new version's snapshot and v1's.
+  const v2 = await startItemShard({ ...base, modelDir: models[1]! });
+  await until('the prune after opening on v2', () => v2.stats().snapshotsPruned === 2);
+  await v2.stop();
+  t.notOk(existsSync(deadTmp), "a dead writer's unfinished folder is removed");
+  t.notOk(existsSync(broken), 'a folder without meta.json is removed');
+  t.ok(existsSync(liveTmp), "a live process's unfinished folder stays");
+  t.ok(existsSync(dirOf('prune-v1')) && existsSync(dirOf('prune-v2')), 'the previous version stays beside the current one');
+
+  const v3 = await startItemShard({ ...base, modelDir: models[2]! });
+  await until('the prune after opening on v3', () => v3.stats().snapshotsPruned === 1);
+  await v3.stop();
+  t.notOk(existsSync(dirOf('prune-v1')), 'the oldest version goes');
+  t.ok(existsSync(dirOf('prune-v2')) && existsSync(dirOf('prune-v3')));
+  t.ok(existsSync(otherShard), "the other shard's snapshot is untouched");
+
+  // snapshotsKept 1: only the current one; 0: nothing is removed.
+  const keepAll = await startItemShard({ ...base, modelDir: models[1]!, snapshotsKept: 0 });
+  t.equal(keepAll.info.restored, true, 'v2 restores its kept snapshot');
+  await keepAll.stop();
+  t.equal(keepAll.stats().snapshotsPruned, 0);
+  t.ok(existsSync(dirOf('prune-v3')));
+  const keepOne = await startItemShard({ ...base, modelDir: models[1]!, snapshotsKept: 1 });
+  await until('the prune with snapshotsKept 1', () => keepOne.stats().snapshotsPruned === 1);
+  await keepOne.stop();
+  t.notOk(existsSync(dirOf('prune-v3')), 'kept 1: every other version goes');
+  t.ok(existsSync(dirOf('prune-v2')), 'never the current one');
+  await t.rejects(startItemShard({ ...base, modelDir: models[1]!, snapshotsKept: -1 }), /snapshotsKept/);
+  await rm(liveTmp, { recursive: true, force: true });
 });
