@@ -1,13 +1,14 @@
 /**
  * `node dist/loadtest/cli.js <scenario> [--target host:port[,host:port…] | --start-cluster] [--duration s]
- *  [--out reports/loadtest] [--processes n] [--rate r] [--pid name=pid ...] [--world name]
+ *  [--out reports/loadtest] [--processes n] [--rate r] [--routing spread|user] [--pid name=pid ...] [--world name]
  *  [--nodes n] [--set key=value ...] [--videos n] [--users n] [--days n]   (with --start-cluster)
  *  [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key [--tls-server-name name]]`
  *
  * The `--tls-*` flags dial a `--target` whose cluster sets `tls` (mutual TLS): the generator trusts
  * `--tls-ca` and presents the client certificate. Several `--target` addresses (a cluster's
  * coordinators) share the load evenly, as the callers' balancer would; a started cluster with
- * several coordinators (`--set cluster.coordinators=all`) is called the same way.
+ * several coordinators (`--set cluster.coordinators=all`) is called the same way, or, with
+ * `--routing user`, each user is sent to a coordinator hosting its partition (GetRouting).
  *
  * Runs a named scenario (loadtest/scenarios/<name>.json, or a path to a .json file) and writes
  * `<out>/<scenario>.json` and `.html`. See docs/loadtest.md.
@@ -23,6 +24,7 @@ import { runScenario } from './runner/scenario-runner.js';
 import { listScenarios, loadScenario, ScenarioConfigError } from './scenarios/config.js';
 import type { Scenario } from './scenarios/config.js';
 import type { LocalClusterTargetOptions, ProcessRef, Target } from './target.js';
+import type { RoutingMode } from './client/recommender-client.js';
 import { startLocalClusterTarget, staticTarget, targetAddresses } from './target.js';
 
 /** Parsed command line. */
@@ -35,6 +37,8 @@ export interface CliArgs {
   readonly out: string;
   readonly processes: number | undefined;
   readonly rate: number | undefined;
+  /** `--routing`: overrides the scenario's `generator.routing`. */
+  readonly routing: RoutingMode | undefined;
   readonly world: string | undefined;
   readonly pids: readonly ProcessRef[];
   /** From --tls-ca/--tls-cert/--tls-key/--tls-server-name, validated (files exist and parse); {} = plaintext. */
@@ -44,7 +48,7 @@ export interface CliArgs {
 }
 
 const USAGE = `usage: node dist/loadtest/cli.js <scenario> [--target host:port[,host:port...] | --start-cluster] [--duration s] [--out dir]
-       [--processes n] [--rate r] [--world name] [--pid name=pid ...]
+       [--processes n] [--rate r] [--routing spread|user] [--world name] [--pid name=pid ...]
        [--nodes n] [--set key=value ...] [--videos n] [--users n] [--days n]   (shape of a --start-cluster cluster)
        [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key [--tls-server-name name]]
 scenarios: ${listScenarios().join(', ')}`;
@@ -61,6 +65,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   let out = path.join(REPO_ROOT, 'reports', 'loadtest');
   let processes: number | undefined;
   let rate: number | undefined;
+  let routing: RoutingMode | undefined;
   let worldName: string | undefined;
   const pids: ProcessRef[] = [];
   const tlsInput: Record<string, string | undefined> = {};
@@ -95,6 +100,12 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case '--out': out = path.resolve(next() ?? out); break;
       case '--processes': processes = num(a, next()); break;
       case '--rate': rate = num(a, next()); break;
+      case '--routing': {
+        const v = next();
+        if (v !== 'spread' && v !== 'user') throw new TypeError(`--routing must be spread or user, got ${String(v)}`);
+        routing = v;
+        break;
+      }
       case '--world': worldName = next(); break;
       case '--tls-ca': tlsInput.caFile = next(); break;
       case '--tls-cert': tlsInput.certFile = next(); break;
@@ -125,10 +136,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     config = applyConfigOverrides({}, set);
     resolveConfig(config); // an unknown key or a bad value is a usage error now, not after the world is built
   }
-  return { scenario, target, startCluster, durationS, out, processes, rate, world: worldName, pids, tls, cluster: { ...(nodes !== undefined ? { nodes } : {}), ...(config !== undefined ? { config } : {}), world } };
+  return { scenario, target, startCluster, durationS, out, processes, rate, routing, world: worldName, pids, tls, cluster: { ...(nodes !== undefined ? { nodes } : {}), ...(config !== undefined ? { config } : {}), world } };
 }
 
-/** Applies --processes, --rate and --world to a scenario. */
+/** Applies --processes, --rate, --routing and --world to a scenario. */
 export function applyOverrides(sc: Scenario, args: CliArgs): Scenario {
   let load = sc.load;
   if (args.rate !== undefined && 'rate' in load) load = { ...load, rate: args.rate };
@@ -136,7 +147,7 @@ export function applyOverrides(sc: Scenario, args: CliArgs): Scenario {
     ...sc,
     load,
     world: args.world ?? sc.world,
-    generator: { ...sc.generator, processes: args.processes ?? sc.generator.processes },
+    generator: { ...sc.generator, processes: args.processes ?? sc.generator.processes, routing: args.routing ?? sc.generator.routing },
   };
 }
 

@@ -32,6 +32,7 @@ t.test('validation names the bad field', async (t) => {
   t.match(bad({ kind: 'steady', load: { durationS: 10 } }, /^load\.rate$/), /is required/);
   t.match(bad({ ...steady, slo: { p99Ms: 'fast' } }, /^slo\.p99Ms$/), /must be a number/);
   t.match(bad({ ...steady, generator: { channels: 1.5 } }, /^generator\.channels$/), /integer/);
+  t.match(bad({ ...steady, generator: { routing: 'nearest' } }, /^generator\.routing$/), /must be "spread" or "user", got "nearest"/);
   t.match(bad({ ...steady, mix: { k: { '0': 1 } } }, /^mix\.k\.0$/), /1\.\.1000/);
   t.match(bad({ ...steady, mix: { newUserShare: 2 } }, /^mix\.newUserShare$/), /<= 1/);
   t.match(bad({ ...steady, mix: { countries: ['usa'] } }, /^mix\.countries$/), /alpha-2/);
@@ -51,6 +52,7 @@ t.test('defaults are applied and documented values come back', async (t) => {
   t.equal(s.name, 'steady');
   t.equal(s.generator.processes, 1);
   t.equal(s.generator.channels, 4);
+  t.equal(s.generator.routing, 'spread');
   t.equal(s.slo.maxErrorRate, 0.001);
   t.equal(s.capacity.targetQps, 50_000);
   t.same(s.mix.k, { '20': 1 });
@@ -64,6 +66,9 @@ t.test('CLI flags parse and override the scenario', async (t) => {
   const s = applyOverrides(loadScenario('steady'), a);
   t.equal(s.generator.processes, 2);
   t.equal(s.load.kind === 'steady' && s.load.rate, 300);
+  t.equal(s.generator.routing, 'spread', 'routing: the scenario\'s default');
+  t.equal(applyOverrides(loadScenario('steady'), parseArgs(['steady', '--target', 'a:1', '--routing', 'user'])).generator.routing, 'user', '--routing overrides it');
+  t.throws(() => parseArgs(['steady', '--routing', 'nearest']), /--routing must be spread or user, got nearest/);
   t.throws(() => parseArgs(['steady', '--duration', 'x']), /--duration/);
   t.throws(() => parseArgs(['steady', '--target', 'a:1', '--start-cluster']), /exclude/);
   t.throws(() => parseArgs(['--bogus']), /unknown flag --bogus/);
