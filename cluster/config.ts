@@ -132,7 +132,7 @@ export interface ItemShardSection {
   readonly latencyWindow: number;
   /** Snapshot within this many ms after an admin change; 0 = never. Default 30000 ms. */
   readonly snapshotAfterChangesMs: number;
-  /** Snapshots of each shard kept on disk, the current one included; 0 = all. Default 2. */
+  /** Model versions whose shard snapshots a tower switch keeps: 2 = served + replaced, 1 = served, 0 = all. Default 2. */
   readonly snapshotsKept: number;
   /** Searches answered by one faiss call (only those already queued). Default `{ maxQueries: 16 }`. */
   readonly searchBatch: ResolvedSearchBatchOptions;
@@ -528,7 +528,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'itemShard.towerBatchRows': ['rows', 'Items per item-tower ONNX run while building a shard.'],
   'itemShard.latencyWindow': ['count', 'Searches kept for the p50 in stats().'],
   'itemShard.snapshotAfterChangesMs': ['ms', 'After an admin upsert/removal, write a fresh shard snapshot within this time (one write per burst; also at a graceful stop); 0 = never (changes since the last snapshot are lost on a restart).'],
-  'itemShard.snapshotsKept': ['count', 'Snapshots of each item shard kept on disk, the current one included: after a shard opens or writes, older ones of other model versions (left by tower switches) beyond this count are removed, newest kept, along with unfinished writes of dead processes; 0 = keep all.'],
+  'itemShard.snapshotsKept': ['0..2', 'Model versions whose item-shard snapshots stay on disk after a tower switch: 2 = the served one and the one it replaced (a restart on the previous model restores instead of rebuilding), 1 = the served one only, 0 = keep every version. Older versions are removed at the switch; unfinished writes of dead processes at every shard start.'],
   'itemShard.searchBatch.maxQueries': ['count', 'Most searches one faiss call answers (1..256; 1 = one call per search): searches already queued when the shard worker gets free share a call, which costs less per query; nothing waits for a batch to fill.'],
   'userState.embeddingCacheSize': ['entries', 'Cached user embeddings (user × context bucket × profile version) per partition.'],
   'userState.thread': ['', '"shared" (one worker thread and user-tower session for all the node\'s partitions), "worker" (a worker thread per partition) or "inline" (the node\'s main thread).'],

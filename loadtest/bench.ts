@@ -30,6 +30,7 @@ import type { BenchParts } from './bench/ceiling-ratio.js';
 import { printTable } from './bench/table.js';
 import { REPO_ROOT } from './paths.js';
 import { faissBuild } from '../actors/item-shard/faiss.js';
+import { parseRoutingMode } from './client/recommender-client.js';
 
 // faiss links OpenMP, which reads OMP_NUM_THREADS once, when the library loads: set it before any
 // module that loads faiss is imported, so "per core" means one thread.
@@ -46,11 +47,6 @@ function numFlag(name: string, fallback: number): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new TypeError(`${name} must be a positive number, got ${v}`);
   return n;
-}
-
-function routingFlag(v: string): 'spread' | 'user' {
-  if (v !== 'spread' && v !== 'user') throw new TypeError(`--routing must be spread or user, got ${v}`);
-  return v;
 }
 
 const out = (s: string) => process.stdout.write(s);
@@ -140,7 +136,7 @@ async function main(): Promise<void> {
       // 15 s steps: at 50 req/s an 8 s step's p99 was its 4th-worst request, and two runs of the same
       // build disagreed on whether the SLO was met (p99 35 vs 66 ms); 15 s steps halve that noise.
       stepS: numFlag('--step-s', quick ? 4 : 15), p99Ms: numFlag('--p99', 50), warmUpS: quick ? 3 : 10,
-      ...(flag('--routing') !== undefined ? { routing: routingFlag(flag('--routing')!) } : {}),
+      ...(flag('--routing') !== undefined ? { routing: parseRoutingMode(flag('--routing'), '--routing') } : {}),
       ...(profileDir !== undefined ? { profileDir } : {}),
       log,
     });

@@ -25,6 +25,7 @@ import { listScenarios, loadScenario, ScenarioConfigError } from './scenarios/co
 import type { Scenario } from './scenarios/config.js';
 import type { LocalClusterTargetOptions, ProcessRef, Target } from './target.js';
 import type { RoutingMode } from './client/recommender-client.js';
+import { parseRoutingMode } from './client/recommender-client.js';
 import { startLocalClusterTarget, staticTarget, targetAddresses } from './target.js';
 
 /** Parsed command line. */
@@ -100,12 +101,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case '--out': out = path.resolve(next() ?? out); break;
       case '--processes': processes = num(a, next()); break;
       case '--rate': rate = num(a, next()); break;
-      case '--routing': {
-        const v = next();
-        if (v !== 'spread' && v !== 'user') throw new TypeError(`--routing must be spread or user, got ${String(v)}`);
-        routing = v;
-        break;
-      }
+      case '--routing': routing = parseRoutingMode(next(), '--routing'); break;
       case '--world': worldName = next(); break;
       case '--tls-ca': tlsInput.caFile = next(); break;
       case '--tls-cert': tlsInput.certFile = next(); break;

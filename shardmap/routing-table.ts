@@ -9,8 +9,8 @@
  * (a partition moved since) costs one NATS hop, not an error. Pure: built from a shard-map snapshot
  * on the server, read back on the client.
  */
-import { userPartitionOf } from '../core/hash.js';
 import type { ShardMapSnapshot } from './snapshot.js';
+import { MAX_ADDRESS_LENGTH, isAddress } from './snapshot.js';
 
 /** Most user partitions a table may carry (a bound on what a client accepts from the wire). */
 export const MAX_ROUTING_PARTITIONS = 65_536;
@@ -50,11 +50,6 @@ export function routingTableOf(map: ShardMapSnapshot): RoutingTable {
   return { cluster: map.cluster, mapVersion: map.version, userPartitions: map.userPartitions, partitions, coordinators };
 }
 
-/** The addresses `userId` is best sent to (empty: no coordinator hosts its partition; send it anywhere). */
-export function addressesForUser(table: RoutingTable, userId: number): readonly string[] {
-  if (table.userPartitions < 1) return [];
-  return table.partitions[userPartitionOf(userId, table.userPartitions)] ?? [];
-}
 
 /** The wire form (proto-loader, camelCase; `mapVersion` as a number or a decimal string). */
 export interface RoutingTableWire {
@@ -68,8 +63,8 @@ export interface RoutingTableWire {
 function addressList(value: unknown, field: string): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw new TypeError(`${field} must be a list of host:port strings`);
-  return value.map((a, i) => {
-    if (typeof a !== 'string' || a.length === 0 || a.length > 256 || /\s/.test(a)) throw new TypeError(`${field}[${i}] must be a host:port string, got ${JSON.stringify(a)}`);
+  return value.map((a: unknown, i) => {
+    if (!isAddress(a)) throw new TypeError(`${field}[${i}] must be a host:port string of 1..${MAX_ADDRESS_LENGTH} characters without spaces, got ${JSON.stringify(a)}`);
     return a;
   });
 }

@@ -137,7 +137,12 @@ export function withoutAddresses(map: ShardMapSnapshot, nodes: ReadonlySet<strin
 }
 
 /** Most characters of an advertised host:port. */
-const MAX_ADDRESS_LENGTH = 256;
+export const MAX_ADDRESS_LENGTH = 256;
+
+/** Whether `a` is an address as the map carries them: a non-empty host:port string without whitespace, ≤ MAX_ADDRESS_LENGTH. */
+export function isAddress(a: unknown): a is string {
+  return typeof a === 'string' && a.length > 0 && a.length <= MAX_ADDRESS_LENGTH && !/\s/.test(a);
+}
 
 /**
  * Structural check of an address record read from KV: an object whose `rankerAddress` and
@@ -152,7 +157,7 @@ export function validateNodeAddresses(value: unknown): NodeAddresses {
   for (const f of ['rankerAddress', 'recommendAddress'] as const) {
     const a = v[f];
     if (a === undefined) continue;
-    if (typeof a !== 'string' || a.length === 0 || a.length > MAX_ADDRESS_LENGTH || /\s/.test(a)) {
+    if (!isAddress(a)) {
       throw new TypeError(`node address record ${f} must be a host:port string of 1..${MAX_ADDRESS_LENGTH} characters without spaces`);
     }
     out[f] = a;

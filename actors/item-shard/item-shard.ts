@@ -19,6 +19,7 @@ import { statusToMsg } from '../../protos/convert.js';
 import type { IndexOptions } from './index-options.js';
 import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
+import { pruneItemSnapshots } from './snapshot.js';
 import type { ExportedItems, FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ResolvedSearchBatchOptions, ToItemWorker } from './protocol.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
 import { ACTOR_STOP_DRAIN_MS, settleWithin } from '../../core/deadline.js';
@@ -63,10 +64,10 @@ export interface ItemShardOptions {
   /** How the worker answers queued searches with shared faiss calls. Default `{ maxQueries: 16 }`. */
   readonly searchBatch?: SearchBatchOptions;
   /**
-   * Snapshots of this shard kept in `snapshotDir`, the current one included: after the shard opens
-   * and after every write, older ones of other model versions (tower switches) beyond this count
-   * are removed, newest kept (snapshot.ts `pruneItemSnapshots`). 0 = keep all. Default 2 (the
-   * current and the previous model's, for a restart on the previous model).
+   * Model versions whose snapshots of this shard {@link ItemShardHandle.pruneSnapshots} keeps after
+   * a tower switch: 2 = the served one and the one it replaced (what a restart on the previous
+   * model restores), 1 = the served one only, 0 = never remove any (garbage is still removed).
+   * Default 2.
    */
   readonly snapshotsKept?: number;
   /**
@@ -114,6 +115,14 @@ export interface ResolvedItemShardOptions extends ItemShardWorkerConfig {
   readonly subscribe: 'all' | 'space';
   readonly maxInFlight: number;
   readonly latencyWindow: number;
+  readonly snapshotsKept: number;
+}
+
+function requireIntIn(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new TypeError(`option ${name} must be an integer in ${min}..${max}, got ${String(v)}`);
+  }
+  return v;
 }
 
 function requireInt(name: string, v: unknown, min: number): number {
@@ -175,7 +184,7 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     towerBatchRows: requireInt('towerBatchRows', o.towerBatchRows ?? 4096, 1),
     latencyWindow: requireInt('latencyWindow', o.latencyWindow ?? 1024, 1),
     snapshotAfterChangesMs: requireInt('snapshotAfterChangesMs', o.snapshotAfterChangesMs ?? DEFAULT_SNAPSHOT_AFTER_CHANGES_MS, 0),
-    snapshotsKept: requireInt('snapshotsKept', o.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT, 0),
+    snapshotsKept: requireIntIn('snapshotsKept', o.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT, 0, 2),
     searchBatch: resolveSearchBatch(o.searchBatch),
     subscribe: resolveSubscribe(o.subscribe),
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
@@ -254,6 +263,14 @@ export interface ItemShardHandle {
   /** Writes a snapshot of the current state (after upserts/removes); resolves to its folder. */
   snapshot(): Promise<string>;
   /**
+   * Removes this shard's superseded snapshot folders (snapshot.ts `pruneItemSnapshots`): with
+   * `replaced` (the version a tower switch just replaced by this instance's), every version but this
+   * instance's and, with `snapshotsKept` 2, `replaced`; without it, only garbage (unfinished writes of
+   * dead processes, folders without meta.json). Each removal is logged and counted; never throws.
+   * Resolves to the folders removed.
+   */
+  pruneSnapshots(replaced?: string): Promise<string[]>;
+  /**
    * The live items with their counters, taken in order with admin requests (so every change
    * answered before the call is in it): what an instance on other towers is built from.
    */
@@ -328,7 +345,6 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
         index: o.index,
         towerBatchRows: o.towerBatchRows,
         snapshotAfterChangesMs: o.snapshotAfterChangesMs,
-        snapshotsKept: o.snapshotsKept,
         searchBatch: o.searchBatch,
       },
     };
@@ -385,6 +401,7 @@ class ItemShardImpl implements ItemShardHandle {
   #snapshotsWritten = 0;
   #snapshotFailures = 0;
   #snapshotsPruned = 0;
+  #pruning: Promise<unknown> = Promise.resolve();
   #lastSnapshotAtMs = 0;
   #lastSnapshotItems = 0;
   #lastSnapshotCaptureMs = 0;
@@ -633,10 +650,6 @@ class ItemShardImpl implements ItemShardHandle {
         this.#lastSnapshotCaptureMs = m.captureMs;
         this.#lastSnapshotWriteMs = m.writeMs;
         return;
-      case 'snapshotsPruned':
-        this.#snapshotsPruned += m.removed.length;
-        process.stderr.write(`${JSON.stringify({ event: 'item_shard_snapshots_pruned', shard: this.#o.shard, removed: m.removed })}\n`);
-        return;
       case 'snapshotFailed':
         this.#gauges = m.gauges;
         this.#snapshotFailures++;
@@ -699,8 +712,28 @@ class ItemShardImpl implements ItemShardHandle {
     });
   }
 
+  pruneSnapshots(replaced?: string): Promise<string[]> {
+    const o = this.#o;
+    const dir = o.snapshotDir;
+    if (dir === undefined) return Promise.resolve([]);
+    const own = this.info.modelVersion;
+    const keepVersions =
+      replaced === undefined || o.snapshotsKept === 0 ? undefined : new Set(o.snapshotsKept >= 2 ? [own, replaced] : [own]);
+    // One pass at a time per shard; stop() waits for the one in flight.
+    const pass = this.#pruning.then(() =>
+      pruneItemSnapshots(dir, { shard: o.shard, shardCount: o.shardCount }, keepVersions === undefined ? {} : { keepVersions }).then((removed) => {
+        this.#snapshotsPruned += removed.length;
+        if (removed.length > 0) process.stderr.write(`${JSON.stringify({ event: 'item_shard_snapshots_pruned', shard: o.shard, kept: keepVersions === undefined ? 'all versions' : [...keepVersions], removed })}\n`);
+        return removed;
+      }),
+    );
+    this.#pruning = pass.catch(() => undefined);
+    return pass.catch(() => []);
+  }
+
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
+      await this.#pruning;
       // Graceful (a move's drain step): leave the queue group, so NATS sends new searches to a
       // twin, then answer the searches already taken before the worker goes.
       await Promise.all(this.#subs.map((s) => s.drain().catch(() => s.unsubscribe())));

@@ -23,11 +23,6 @@ export interface ItemShardWorkerConfig {
    * burst of changes); 0 = never (only at build and on request). Ignored without `snapshotDir`.
    */
   readonly snapshotAfterChangesMs: number;
-  /**
-   * Snapshots of this shard kept on disk, the current one included (snapshot.ts
-   * `pruneItemSnapshots`, run after opening and after every write); 0 = keep all.
-   */
-  readonly snapshotsKept: number;
   /** How queued searches share faiss calls (see {@link ResolvedSearchBatchOptions}). */
   readonly searchBatch: ResolvedSearchBatchOptions;
   /**
@@ -131,7 +126,5 @@ export type FromItemWorker =
       readonly writeMs: number;
       readonly gauges: ItemWorkerGauges;
     }
-  /** Superseded snapshots of this shard removed from disk (`snapshotsKept`). */
-  | { readonly type: 'snapshotsPruned'; readonly removed: readonly string[] }
   /** A snapshot write failed; a 'changes' write is retried after `snapshotAfterChangesMs`. */
   | { readonly type: 'snapshotFailed'; readonly trigger: SnapshotTrigger; readonly status: StatusObject; readonly gauges: ItemWorkerGauges };

@@ -17,7 +17,7 @@
  * facts) keep the older rule: the factory the options pick now for the snapshot's row count.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { replaceDir } from '../../core/replace-dir.js';
@@ -248,20 +248,34 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** What {@link pruneItemSnapshots} removes besides garbage. */
+export interface PruneOptions {
+  /**
+   * Model versions whose snapshots of the shard stay; every other complete snapshot of it goes.
+   * Undefined: every version stays, only garbage goes.
+   */
+  readonly keepVersions?: ReadonlySet<string>;
+  /** A folder of the shard without meta.json younger than this stays (it may be mid-replace). Default 60000 ms. */
+  readonly minAgeMs?: number;
+}
+
+let trashSeq = 0;
+
 /**
- * Removes the snapshots of this shard that newer ones superseded, so that tower switches (each
- * writes the shard under its new model version) do not fill the disk: of the shard's snapshots for
- * other model versions (same shard and S), the `kept − 1` newest by `createdAt` stay (what a restart
- * on the previous model would restore) and the rest go, as do folders of the shard without a
- * complete meta.json and unfinished writes (`.tmp-<pid>-…`, `.old-<pid>-…`) whose process is gone. The snapshot of
- * `key` itself is never touched, nor any other shard's. `kept` 0 keeps everything. Resolves to the
- * removed paths; a folder that cannot be read or removed is left (never a reason to fail the shard).
+ * Removes one shard's superseded snapshots from `snapshotDir`: its complete snapshots of model
+ * versions not in `keepVersions` (the caller, the node's tower switch, passes the served version
+ * and the one it replaced), and garbage — folders of the shard without a meta.json older than
+ * `minAgeMs`, unfinished writes (`.tmp-<pid>-…`) and folders set aside by core/replace-dir.ts
+ * (`.old-<pid>-…`) whose process is gone, and leftovers of an earlier prune (`.trash-…`). Other
+ * shards' folders are never touched. Each folder is first claimed by an atomic rename to a
+ * `.trash-…` name, so a restore never sees it half removed and two pruners (nodes sharing the
+ * folder) never both count it; then removed. Resolves to the snapshot folders removed (garbage
+ * included, trash leftovers not); a folder that cannot be read, claimed or removed is left for the
+ * next pass: pruning never fails the shard.
  */
-export async function pruneItemSnapshots(snapshotDir: string, key: Pick<SnapshotKey, 'shard' | 'shardCount' | 'modelVersion'>, kept: number): Promise<string[]> {
-  if (!Number.isInteger(kept) || kept < 0) throw new TypeError(`kept must be an integer >= 0, got ${String(kept)}`);
-  if (kept === 0) return [];
-  const current = path.basename(itemSnapshotPath(snapshotDir, key));
-  const prefix = `item-shard-${key.shard}-of-${key.shardCount}-`;
+export async function pruneItemSnapshots(snapshotDir: string, shard: Pick<SnapshotKey, 'shard' | 'shardCount'>, options: PruneOptions = {}): Promise<string[]> {
+  const prefix = `item-shard-${shard.shard}-of-${shard.shardCount}-`;
+  const minAgeMs = options.minAgeMs ?? 60_000;
   let names: string[];
   try {
     names = await readdir(snapshotDir);
@@ -269,40 +283,47 @@ export async function pruneItemSnapshots(snapshotDir: string, key: Pick<Snapshot
     return [];
   }
   const doomed: string[] = [];
-  const others: { readonly name: string; readonly atMs: number }[] = [];
+  const trash: string[] = [];
   for (const name of names) {
-    if (!name.startsWith(prefix) || name === current) continue;
+    if (!name.startsWith(prefix)) continue;
+    if (/\.trash-\d+-\d+$/.test(name)) {
+      trash.push(name);
+      continue;
+    }
     // A write in progress (`.tmp-<pid>-…`, snapshot capture) or a folder set aside while one is put
-    // in place (`.old-<pid>-…`, core/replace-dir.ts): only a dead writer's is garbage.
+    // in place (`.old-<pid>-…`): only a dead writer's is garbage.
     const transient = /\.(?:tmp|old)-(\d+)-[\d-]+$/.exec(name);
     if (transient !== null) {
       if (!processAlive(Number(transient[1]))) doomed.push(name);
       continue;
     }
+    const dir = path.join(snapshotDir, name);
     let meta: Partial<ItemShardSnapshotMeta>;
     try {
-      meta = JSON.parse(await readFile(path.join(snapshotDir, name, FILES.meta), 'utf8')) as Partial<ItemShardSnapshotMeta>;
-    } catch {
-      doomed.push(name); // no complete meta.json: never restorable
+      meta = JSON.parse(await readFile(path.join(dir, FILES.meta), 'utf8')) as Partial<ItemShardSnapshotMeta>;
+    } catch (err) {
+      // Between replace-dir's two renames the folder is briefly absent, and a read can fail for
+      // reasons of its own (EMFILE): only an old folder that exists without a meta.json is garbage.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') continue;
+      const st = await stat(dir).catch(() => undefined);
+      if (st?.isDirectory() === true && Date.now() - st.mtimeMs > minAgeMs && !existsSync(path.join(dir, FILES.meta))) doomed.push(name);
       continue;
     }
-    // A version whose name merely starts like ours (e.g. shard 1 vs 10 is ruled out by "-of-"; a
-    // model version containing "-of-" is not) must really be this shard.
-    if (meta.shard !== key.shard || meta.shardCount !== key.shardCount) continue;
-    const atMs = Date.parse(meta.createdAt ?? '');
-    others.push({ name, atMs: Number.isFinite(atMs) ? atMs : 0 });
+    // The name only starts like this shard's (a model version may contain "-of-"): check the meta.
+    if (meta.shard !== shard.shard || meta.shardCount !== shard.shardCount) continue;
+    if (options.keepVersions !== undefined && !options.keepVersions.has(String(meta.modelVersion))) doomed.push(name);
   }
-  others.sort((a, b) => b.atMs - a.atMs);
-  for (const o of others.slice(kept - 1)) doomed.push(o.name);
   const removed: string[] = [];
   for (const name of doomed) {
-    const dir = path.join(snapshotDir, name);
+    const claimed = path.join(snapshotDir, `${name}.trash-${process.pid}-${trashSeq++}`);
     try {
-      await rm(dir, { recursive: true, force: true });
-      removed.push(dir);
+      await rename(path.join(snapshotDir, name), claimed);
     } catch {
-      // left for the next pass
+      continue; // another pruner took it, or it went away: not ours to count
     }
+    removed.push(path.join(snapshotDir, name));
+    trash.push(path.basename(claimed));
   }
+  for (const name of trash) await rm(path.join(snapshotDir, name), { recursive: true, force: true }).catch(() => undefined);
   return removed;
 }

@@ -33,7 +33,7 @@ import type { ExportedItems, FromItemWorker, ItemShardWorkerConfig, ItemWorkerGa
 import type { ItemShardIndex, ShardQuery } from './shard-index.js';
 import { validateSearch } from './shard-index.js';
 import type { SnapshotKey } from './snapshot.js';
-import { captureItemSnapshot, pruneItemSnapshots } from './snapshot.js';
+import { captureItemSnapshot } from './snapshot.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
 import { spacesAgree } from '../model/embedding-space.js';
 
@@ -112,8 +112,6 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
       snapshotAtMs: opened.snapshotAtMs,
     },
   });
-  // Only once this shard's own snapshot is on disk: the older ones are then superseded.
-  if (opened.snapshotPath !== undefined) prune(state);
 }
 
 function errorReply(s: State, status: StatusObject): ShardSearchReplyMsg {
@@ -277,7 +275,6 @@ async function snapshotNow(s: State, trigger: SnapshotTrigger): Promise<{ readon
   const done = finishing.then(
     (path) => {
       post({ type: 'snapshotWritten', trigger, items, atMs: Date.now(), captureMs, writeMs: performance.now() - t0, gauges: gauges(s) });
-      prune(s);
       return path;
     },
     (err: unknown) => {
@@ -288,18 +285,6 @@ async function snapshotNow(s: State, trigger: SnapshotTrigger): Promise<{ readon
   s.writing = done;
   // Wrapped: an async function returning the promise itself would make callers wait for the write.
   return { written: done };
-}
-
-/** Removes this shard's superseded snapshots in the background (snapshot.ts `pruneItemSnapshots`). */
-function prune(s: State): void {
-  const dir = s.config.snapshotDir;
-  if (dir === undefined || s.config.snapshotsKept === 0) return;
-  pruneItemSnapshots(dir, s.key, s.config.snapshotsKept).then(
-    (removed) => {
-      if (removed.length > 0) post({ type: 'snapshotsPruned', removed });
-    },
-    () => undefined, // a bad `kept` is refused when the options resolve; nothing else throws
-  );
 }
 
 function failed(s: State, trigger: SnapshotTrigger, changes: number, err: unknown): void {

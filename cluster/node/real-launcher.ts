@@ -270,6 +270,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
         // Coordinators of nodes not yet switched still search the old space: the old instance answers
         // them until they stop coming, then goes (in the background: this node has switched).
         retire(p.cell, was);
+        // The versions before the one just replaced are superseded now (itemShard.snapshotsKept).
+        void p.next.pruneSnapshots(was.info.modelVersion);
       }
       o.log({ event: 'towers_switched', node: o.node, to: manifest.version, space, itemShards: prepared.length, ms: Date.now() - t0 });
     },
@@ -277,6 +279,8 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
       itemShardCount = map.itemShards;
       const cell: ItemShardCell = { handle: await startItemShard(await shardOptions(shard, map.itemShards, current.dir)), shardCount: map.itemShards, retiring: new Set() };
       itemShardCells.set(shard, cell);
+      // Garbage only (unfinished writes of dead processes): which older versions to keep is decided at a switch.
+      void cell.handle.pruneSnapshots();
       return {
         stats: () => cell.handle.stats(),
         stop: async () => {

@@ -83,6 +83,12 @@ export interface RecommenderClientOptions {
 
 export type RoutingMode = 'spread' | 'user';
 
+/** `value` as a {@link RoutingMode}; throws a TypeError "`what` must be spread or user, got …". */
+export function parseRoutingMode(value: unknown, what: string): RoutingMode {
+  if (value !== 'spread' && value !== 'user') throw new TypeError(`${what} must be "spread" or "user", got ${JSON.stringify(value)}`);
+  return value;
+}
+
 /** What routing did (routing 'user'). */
 export interface RoutingStats {
   readonly mode: RoutingMode;
@@ -90,6 +96,8 @@ export interface RoutingStats {
   readonly routed: number;
   /** Recommend calls spread (no table yet, or no coordinator hosts the partition). */
   readonly spread: number;
+  /** Routed calls per coordinator address (how unevenly the partitions' traffic lands). */
+  readonly routedByAddress: Readonly<Record<string, number>>;
   /** Map version of the table in use; -1 before the first. */
   readonly mapVersion: number;
   readonly refreshes: number;
@@ -135,6 +143,9 @@ export class RecommenderClientPool {
   #next = 0;
   /** routes[p]: clients of the coordinators hosting partition p, interleaved; empty: spread. */
   #routes: RecommenderStub[][] = [];
+  /** routeAddresses[p][i]: the address of routes[p][i]. */
+  #routeAddresses: string[][] = [];
+  readonly #routedByAddress = new Map<string, number>();
   #table: RoutingTable | undefined;
   #routeNext = 0;
   #refreshing: Promise<RoutingTable | undefined> | undefined;
@@ -148,8 +159,7 @@ export class RecommenderClientPool {
     if (!Number.isInteger(channels) || channels < 1) throw new TypeError(`channels must be an integer >= 1, got ${channels}`);
     this.#channels = channels;
     this.#deadlineMs = opts.deadlineMs ?? 2000;
-    this.#routing = opts.routing ?? 'spread';
-    if (this.#routing !== 'spread' && this.#routing !== 'user') throw new TypeError(`routing must be 'spread' or 'user', got ${String(opts.routing)}`);
+    this.#routing = parseRoutingMode(opts.routing ?? 'spread', 'routing');
     this.#refreshMs = opts.routingRefreshMs ?? 5000;
     if (!Number.isFinite(this.#refreshMs) || this.#refreshMs < 100) throw new TypeError(`routingRefreshMs must be a number >= 100, got ${String(opts.routingRefreshMs)}`);
     const Ctor = grpc.makeGenericClientConstructor(loadRecommenderService(), 'Recommender');
@@ -239,11 +249,22 @@ export class RecommenderClientPool {
 
   #useTable(table: RoutingTable): void {
     if (this.#closed) return;
-    this.#routes = table.partitions.map((addresses) => {
+    const routes: RecommenderStub[][] = [];
+    const routeAddresses: string[][] = [];
+    for (const addresses of table.partitions) {
       const clients: RecommenderStub[] = [];
-      for (let i = 0; i < this.#channels; i++) for (const a of addresses) clients.push(this.#clientsOf(a)[i]!);
-      return clients;
-    });
+      const of: string[] = [];
+      for (let i = 0; i < this.#channels; i++) {
+        for (const a of addresses) {
+          clients.push(this.#clientsOf(a)[i]!);
+          of.push(a);
+        }
+      }
+      routes.push(clients);
+      routeAddresses.push(of);
+    }
+    this.#routes = routes;
+    this.#routeAddresses = routeAddresses;
     this.#table = table;
   }
 
@@ -254,16 +275,26 @@ export class RecommenderClientPool {
 
   routingStats(): RoutingStats {
     const { lastError, ...counts } = this.#stats;
-    return { mode: this.#routing, ...counts, mapVersion: this.#table?.mapVersion ?? -1, ...(lastError !== undefined ? { lastError } : {}) };
+    return {
+      mode: this.#routing,
+      ...counts,
+      routedByAddress: Object.fromEntries(this.#routedByAddress),
+      mapVersion: this.#table?.mapVersion ?? -1,
+      ...(lastError !== undefined ? { lastError } : {}),
+    };
   }
 
   recommend(req: RecommendRequestMessage): Promise<CallResult<RecommendResponseMessage>> {
     if (this.#routing === 'user') {
       const table = this.#table;
-      const clients = table === undefined || table.userPartitions < 1 ? undefined : this.#routes[userPartitionOf(req.userId, table.userPartitions)];
+      const p = table === undefined ? -1 : userPartitionOf(req.userId, table.userPartitions);
+      const clients = this.#routes[p];
       if (clients !== undefined && clients.length > 0) {
         this.#stats.routed++;
-        const client = clients[this.#routeNext++ % clients.length]!;
+        const at = this.#routeNext++ % clients.length;
+        const client = clients[at]!;
+        const address = this.#routeAddresses[p]![at]!;
+        this.#routedByAddress.set(address, (this.#routedByAddress.get(address) ?? 0) + 1);
         return this.#unary<RecommendResponseMessage>(client, 'Recommend', req).then((r) => {
           // A coordinator that went away: re-read the table soon (at most once a second).
           if (!r.ok && r.code === grpc.status.UNAVAILABLE && Date.now() - this.#lastRefreshMs > 1000) void this.refreshRouting();

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { PhaseRecorder } from '../measure/recorder.js';
 import type { RecorderSnapshot } from '../measure/recorder.js';
 import type { PhaseRouting, PhaseRun, PhaseSpec } from './phase.js';
-import { PhaseRunner } from './phase.js';
+import { PhaseRunner, mergeRouting } from './phase.js';
 
 /** Parent → child. */
 export type FleetRequest = { readonly type: 'run'; readonly id: number; readonly spec: PhaseSpec } | { readonly type: 'close' };
@@ -85,9 +85,7 @@ export class GeneratorFleet {
       wallMs: Math.max(...replies.map((r) => r.wallMs)),
       startedAtEpochMs: Math.min(...replies.map((r) => r.startedAtEpochMs)),
       userIdsOrigin: replies[0]!.userIdsOrigin,
-      ...(replies.some((r) => r.routing !== undefined)
-        ? { routing: { routed: replies.reduce((s, r) => s + (r.routing?.routed ?? 0), 0), spread: replies.reduce((s, r) => s + (r.routing?.spread ?? 0), 0) } }
-        : {}),
+      ...(replies.some((r) => r.routing !== undefined) ? { routing: mergeRouting(replies.flatMap((r) => (r.routing !== undefined ? [r.routing] : []))) } : {}),
       processes: this.#n,
     };
   }

@@ -5,7 +5,7 @@
 import { SeededRng } from '../../core/clock.js';
 import type { TlsSection } from '../../cluster/tls.js';
 import { RecommenderClientPool } from '../client/recommender-client.js';
-import type { RoutingMode } from '../client/recommender-client.js';
+import type { RoutingMode, RoutingStats } from '../client/recommender-client.js';
 import { PhaseRecorder } from '../measure/recorder.js';
 import type { RateSegment } from './arrivals.js';
 import { PoissonSchedule } from './arrivals.js';
@@ -67,6 +67,42 @@ export interface PhaseRun {
 export interface PhaseRouting {
   readonly routed: number;
   readonly spread: number;
+  /** Routed calls per coordinator address. */
+  readonly routedByAddress: Readonly<Record<string, number>>;
+  /** Routing-table reads that failed in the phase (the table in use may be stale), and the last error. */
+  readonly refreshFailures: number;
+  readonly lastError?: string;
+}
+
+/** What routing did between two {@link RoutingStats} snapshots of one pool. */
+export function routingDelta(before: RoutingStats, after: RoutingStats): PhaseRouting {
+  const routedByAddress: Record<string, number> = {};
+  for (const [a, n] of Object.entries(after.routedByAddress)) {
+    const d = n - (before.routedByAddress[a] ?? 0);
+    if (d > 0) routedByAddress[a] = d;
+  }
+  const refreshFailures = after.refreshFailures - before.refreshFailures;
+  return {
+    routed: after.routed - before.routed,
+    spread: after.spread - before.spread,
+    routedByAddress,
+    refreshFailures,
+    ...(refreshFailures > 0 && after.lastError !== undefined ? { lastError: after.lastError } : {}),
+  };
+}
+
+/** Sums the routing of several generator processes' share of one phase. */
+export function mergeRouting(parts: readonly PhaseRouting[]): PhaseRouting {
+  const routedByAddress: Record<string, number> = {};
+  for (const p of parts) for (const [a, n] of Object.entries(p.routedByAddress)) routedByAddress[a] = (routedByAddress[a] ?? 0) + n;
+  const lastError = [...parts].reverse().find((p) => p.lastError !== undefined)?.lastError;
+  return {
+    routed: parts.reduce((s, p) => s + p.routed, 0),
+    spread: parts.reduce((s, p) => s + p.spread, 0),
+    routedByAddress,
+    refreshFailures: parts.reduce((s, p) => s + p.refreshFailures, 0),
+    ...(lastError !== undefined ? { lastError } : {}),
+  };
 }
 
 /** Runs phases in this process; keeps loaded ids and connections across phases. */
@@ -109,7 +145,7 @@ export class PhaseRunner {
     const cpu = process.cpuUsage(cpu0);
     const routing1 = pool.routingStats();
     return {
-      ...(routing1.mode === 'user' ? { routing: { routed: routing1.routed - routing0.routed, spread: routing1.spread - routing0.spread } } : {}),
+      ...(routing1.mode === 'user' ? { routing: routingDelta(routing0, routing1) } : {}),
       recorder,
       generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
       wallMs: performance.now() - t0,

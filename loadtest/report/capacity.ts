@@ -55,10 +55,11 @@ export interface MeasuredCapacity {
   /** That phase's busiest node-process thread; undefined when unknown. */
   readonly busiestThread?: SerialThreadInput | undefined;
   /**
-   * Node processes the requests entered through, evenly (the coordinators the generator called).
-   * Default 1. With k > 1 the model takes every sampled node process to be one of them (a local
-   * cluster with `cluster.coordinators` "all"), so a thread's cost per request of its own process is
-   * k × its cost per request of the whole phase.
+   * Node processes the requests entered through, as if evenly (the coordinators the generator
+   * called; routed by user, unevenly, it is total / the busiest coordinator's calls, so it may be
+   * fractional). Default 1. With k > 1 the model takes every sampled node process to be one of them
+   * (a local cluster with `cluster.coordinators` "all"), so a thread's cost per request of its own
+   * process is k × its cost per request of the whole phase.
    */
   readonly entryProcesses?: number;
 }

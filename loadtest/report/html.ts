@@ -144,7 +144,7 @@ function capacitySection(r: LoadtestReport): string {
     ['QPS per core at SLO', n1(c.measured?.qpsPerCore)],
     [`QPS per node (${i.coresPerNode} cores, CPU-limited)`, n1(c.qpsPerNode)],
     ['busiest node-process thread at SLO', threadCell(c.busiestThread)],
-    [`process ceiling (1000 / busiest thread ms per request of its process${c.measured?.entryProcesses ? `; requests entered through ${c.measured.entryProcesses} processes` : ''})`, c.processCeilingQps === undefined ? '—' : `${fmt(c.processCeilingQps)} QPS per node process`],
+    [`process ceiling (1000 / busiest thread ms per request of its process${c.measured?.entryProcesses ? `; requests entered through ${fmt(c.measured.entryProcesses)} processes` : ''})`, c.processCeilingQps === undefined ? '—' : `${fmt(c.processCeilingQps)} QPS per node process`],
     [`within the SLO (busiest thread ≤ ${Math.round(i.busiestThreadMaxUtilisation * 100)}% of a core)`, c.processSloQps === undefined ? '—' : `${fmt(c.processSloQps)} QPS per node process`],
     [`QPS per node with one node process`, n1(c.qpsPerNodeOneProcess)],
     [`<b>node processes per node</b> to use ${i.coresPerNode} cores`, `<b>${n1(c.processesPerNode)}</b>`],
@@ -167,6 +167,15 @@ function capacitySection(r: LoadtestReport): string {
   return `${table(['quantity', 'value'], rows.map(([a, b]) => [a, b]), 'kv')}<ul class="notes">${c.notes.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>`;
 }
 
+/** How the generator spread its calls over coordinators, for the conditions table. */
+function routingText(c: LoadtestReport['conditions']): string {
+  if (c.routing === 'user') {
+    const busiest = c.busiestCoordinatorShare !== undefined ? `, the busiest took ${(c.busiestCoordinatorShare * 100).toFixed(0)}%` : '';
+    return `; each user routed to a coordinator hosting its partition (${c.coordinatorsCalled} coordinator(s)${busiest})`;
+  }
+  return c.coordinatorsCalled > 1 ? `; requests spread over ${c.coordinatorsCalled} coordinators` : '';
+}
+
 function conditions(r: LoadtestReport): string {
   const c = r.conditions;
   const rows: Array<[string, string]> = [
@@ -174,7 +183,7 @@ function conditions(r: LoadtestReport): string {
     ['started', esc(r.startedAt)],
     ['duration', `${r.durationS.toFixed(0)} s`],
     ['host', `${esc(c.host)}: ${c.cpus} CPUs (${esc(c.cpuModel)}), ${c.memoryGiB} GiB, Node ${esc(c.node)}`],
-    ['generator', `${c.generatorProcesses} process(es) × ${c.channelsPerProcess} gRPC channels, max ${c.maxInFlight} in flight, deadline ${c.deadlineMs} ms, seed ${c.seed}${c.coordinatorsCalled > 1 ? `; requests spread over ${c.coordinatorsCalled} coordinators` : ''}${c.generatorOnTargetHost ? '; <b>shares the host with the target</b>' : ''}`],
+    ['generator', `${c.generatorProcesses} process(es) × ${c.channelsPerProcess} gRPC channels, max ${c.maxInFlight} in flight, deadline ${c.deadlineMs} ms, seed ${c.seed}${routingText(c)}${c.generatorOnTargetHost ? '; <b>shares the host with the target</b>' : ''}`],
     ['users', esc(c.users)],
     ['videos', esc(c.videos)],
     ['LogEvents stream', `${c.eventsPerSecond} events/s`],

@@ -132,8 +132,10 @@ export interface RunConditions {
   readonly eventsPerSecond: number;
   /** True when the generator shares the machine with the target (local runs). */
   readonly generatorOnTargetHost: boolean;
-  /** Coordinators the generator was given (it spreads over them, or reads the routing table from them). */
+  /** Coordinators the generator called: the given ones (spread), or those the routing table sent calls to (routing "user"). */
   readonly coordinatorsCalled: number;
+  /** Routing "user": the share of routed calls the busiest coordinator took (1 / coordinators when even). */
+  readonly busiestCoordinatorShare?: number;
   /** How Recommend calls picked a coordinator ("spread" or "user"; absent in reports before it existed). */
   readonly routing?: 'spread' | 'user';
 }

@@ -73,6 +73,8 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   });
   const runStart = Date.now();
   const phases: PhaseResult[] = [];
+  /** Routed calls per coordinator over the whole run (routing "user"). */
+  const routedByAddress = new Map<string, number>();
   const timeline: TimelinePoint[] = [];
   const events: TimelineEvent[] = [];
   const warnings: string[] = [];
@@ -124,6 +126,12 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     if (result.generatorSaturated) {
       warnings.push(
         `generator saturated in phase ${spec.name}: lag p99 ${result.lagMs.p99.toFixed(1)} ms, ${result.dropped} dropped, ${result.generatorCpuCores.toFixed(2)} cores over ${result.generatorProcesses} process(es); latency there includes generator delay — add generator processes or machines.`,
+      );
+    }
+    for (const [a, n] of Object.entries(run.routing?.routedByAddress ?? {})) routedByAddress.set(a, (routedByAddress.get(a) ?? 0) + n);
+    if (run.routing !== undefined && run.routing.refreshFailures > 0) {
+      warnings.push(
+        `routing "user" in phase ${spec.name}: ${run.routing.refreshFailures} routing-table read(s) failed (${run.routing.lastError ?? 'no detail'}); calls followed the last table read, which may be stale.`,
       );
     }
     if (result.routedShare !== undefined && result.routedShare < 0.99) {
@@ -227,7 +235,13 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     await fleet.close();
   }
 
-  const measured = findCapacity(phases, sc.slo, addresses.length);
+  // Coordinators that took requests: the given ones (spread evenly), or, routed by user, those the
+  // routing table sent calls to, unevenly (by their partitions' traffic): counted as total / busiest,
+  // so a thread's cost per request of the busiest coordinator's process is not understated.
+  const routedTotal = [...routedByAddress.values()].reduce((s, n) => s + n, 0);
+  const routedMax = Math.max(0, ...routedByAddress.values());
+  const entryProcesses = sc.generator.routing === 'user' && routedMax > 0 ? routedTotal / routedMax : addresses.length;
+  const measured = findCapacity(phases, sc.slo, entryProcesses);
   return {
     version: 1,
     scenario: sc.name,
@@ -253,7 +267,8 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
       videos: worldDir ?? `range ${sc.videos.rangeStart}..${sc.videos.rangeStart + sc.videos.count - 1}`,
       eventsPerSecond: sc.events?.rate ?? 0,
       generatorOnTargetHost: addresses.some(isLocal),
-      coordinatorsCalled: addresses.length,
+      coordinatorsCalled: sc.generator.routing === 'user' && routedByAddress.size > 0 ? routedByAddress.size : addresses.length,
+      ...(sc.generator.routing === 'user' && routedTotal > 0 ? { busiestCoordinatorShare: routedMax / routedTotal } : {}),
     },
     phases,
     timeline,

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { RequestMixSpec } from '../generator/request-mix.js';
 import { DEFAULT_MIX } from '../generator/request-mix.js';
 import type { RoutingMode } from '../client/recommender-client.js';
+import { parseRoutingMode } from '../client/recommender-client.js';
 import { SCENARIO_DIR } from '../paths.js';
 
 /** A bad scenario field; `field` is its dotted path. */
@@ -373,12 +374,15 @@ function parseLoad(f: Fields | undefined, kind: ScenarioKind): LoadSettings {
   return out;
 }
 
-/** Validates a parsed JSON scenario; throws {@link ScenarioConfigError} naming the bad field. */
 function routingMode(value: string, at: string): RoutingMode {
-  if (value !== 'spread' && value !== 'user') throw new ScenarioConfigError(at, `must be "spread" or "user", got ${JSON.stringify(value)}`);
-  return value;
+  try {
+    return parseRoutingMode(value, 'it');
+  } catch (err) {
+    throw new ScenarioConfigError(at, (err as Error).message.replace(/^it /, ''));
+  }
 }
 
+/** Validates a parsed JSON scenario; throws {@link ScenarioConfigError} naming the bad field. */
 export function parseScenario(json: unknown): Scenario {
   const root = new Fields(json, '');
   const kind = root.str('kind', undefined);

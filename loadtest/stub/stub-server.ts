@@ -23,6 +23,8 @@ export interface StubOptions {
    * GetRouting fails UNIMPLEMENTED, as a server without routing would.
    */
   readonly routing?: () => unknown;
+  /** Record the user_id of every Recommend call ({@link StubRecommender.recommendUsers}). Default false: a long calibration run would grow the list without bound. */
+  readonly recordUsers?: boolean;
 }
 
 export interface StubRecommender {
@@ -32,7 +34,7 @@ export interface StubRecommender {
   recommendCalls(): number;
   /** LogEvents events accepted so far. */
   eventsAccepted(): number;
-  /** user_id of every Recommend call answered so far, in arrival order. */
+  /** user_id of every Recommend call answered so far, in arrival order (with `recordUsers`; else empty). */
   recommendUsers(): readonly number[];
   /** Blocks this process's event loop for `ms` when the next Recommend call arrives (once). */
   stallOnNextCall(ms: number): void;
@@ -51,7 +53,7 @@ export async function startStubRecommender(opts: StubOptions = {}): Promise<Stub
   server.addService(loadRecommenderService(), {
     Recommend: (call: grpc.ServerUnaryCall<RecommendReq, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       calls++;
-      users.push(Number(call.request.userId));
+      if (opts.recordUsers === true) users.push(Number(call.request.userId));
       if (stallMs > 0) {
         // A busy wait on purpose: it stands for a GC pause or a blocked event loop, during which
         // nothing else in the process (a co-located generator included) can run.

@@ -7,8 +7,8 @@
  * thread, real nats-server, tiny untrained model and world (test/actors/fixtures.ts).
  */
 import t from 'tap';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -263,58 +263,56 @@ t.test('a failed snapshot after changes is counted, logged and retried', async (
   t.equal(shard.stats().lastSnapshotItems, world.videos.length + 1);
 });
 
-t.test('item shard worker: snapshots of superseded model versions are pruned once its own is on disk', async (t) => {
+t.test('pruneSnapshots: a switch keeps the served and the replaced version; a start removes only garbage', async (t) => {
   const SHARDS = 2;
   const SHARD = 1;
   const { root, nc } = await natsFixture(t, 'upnext-item-prune');
   const world = await writeTinyWorld(path.join(root, 'world'), { numVideos: 120, numUsers: 10, days: 2 });
-  const models = [];
+  const models: string[] = [];
   for (const v of ['prune-v1', 'prune-v2', 'prune-v3']) models.push(await writeTinyModel(path.join(root, v), v));
   const snapshotDir = path.join(root, 'snap');
   const cluster = `prune${process.pid}`;
   const base = { nc, cluster, shard: SHARD, shardCount: SHARDS, worldDir: world.dir, snapshotDir };
   const dirOf = (v: string, shard = SHARD) => itemSnapshotPath(snapshotDir, { shard, shardCount: SHARDS, modelVersion: v });
+  const open = async (model: number, extra: Partial<ItemShardOptions> = {}) => {
+    const h = await startItemShard({ ...base, modelDir: models[model]!, ...extra });
+    t.teardown(() => h.stop());
+    return h;
+  };
 
-  const v1 = await startItemShard({ ...base, modelDir: models[0]! });
-  await v1.stop();
-  t.ok(existsSync(dirOf('prune-v1')));
-  // Garbage beside it: a dead writer's unfinished folder, a folder of this shard with no meta.json,
-  // and a complete snapshot of the other shard (never this shard's business).
+  for (const m of [0, 1, 2]) await (await open(m)).stop(); // snapshots of v1, v2, v3 on disk
+  // Garbage beside them: a dead writer's unfinished folder, an old folder of this shard with no
+  // meta.json, a fresh one (it may be mid-replace), and a complete snapshot of the other shard.
   const deadTmp = `${dirOf('prune-v1')}.tmp-999999999-1-1`;
-  const broken = dirOf('broken');
-  const otherShard = dirOf('prune-v0', 0);
-  for (const d of [deadTmp, broken, otherShard]) await mkdir(d, { recursive: true });
-  await writeFile(path.join(otherShard, 'meta.json'), JSON.stringify({ shard: 0, shardCount: SHARDS, createdAt: '2020-01-01T00:00:00Z' }));
   const liveTmp = `${dirOf('prune-v1')}.tmp-${process.pid}-1-1`;
-  await mkdir(liveTmp);
+  const broken = dirOf('broken');
+  const fresh = dirOf('fresh');
+  const otherShard = dirOf('prune-v0', 0);
+  for (const d of [deadTmp, liveTmp, broken, fresh, otherShard]) await mkdir(d, { recursive: true });
+  await writeFile(path.join(otherShard, 'meta.json'), JSON.stringify({ shard: 0, shardCount: SHARDS, modelVersion: 'prune-v0', createdAt: '2020-01-01T00:00:00Z' }));
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  await utimes(broken, hourAgo, hourAgo);
 
-  // The default keeps 2: the new version's snapshot and v1's.
-  const v2 = await startItemShard({ ...base, modelDir: models[1]! });
-  await until('the prune after opening on v2', () => v2.stats().snapshotsPruned === 2);
-  await v2.stop();
-  t.notOk(existsSync(deadTmp), "a dead writer's unfinished folder is removed");
-  t.notOk(existsSync(broken), 'a folder without meta.json is removed');
+  const v3 = await open(2);
+  t.equal(v3.info.restored, true);
+  t.same((await v3.pruneSnapshots()).sort(), [broken, deadTmp].sort(), 'no version named: only garbage goes');
   t.ok(existsSync(liveTmp), "a live process's unfinished folder stays");
-  t.ok(existsSync(dirOf('prune-v1')) && existsSync(dirOf('prune-v2')), 'the previous version stays beside the current one');
+  t.ok(existsSync(fresh), 'a fresh folder without meta.json stays (a write may be putting it in place)');
+  for (const v of ['prune-v1', 'prune-v2', 'prune-v3']) t.ok(existsSync(dirOf(v)), `${v} stays`);
 
-  const v3 = await startItemShard({ ...base, modelDir: models[2]! });
-  await until('the prune after opening on v3', () => v3.stats().snapshotsPruned === 1);
-  await v3.stop();
-  t.notOk(existsSync(dirOf('prune-v1')), 'the oldest version goes');
+  // As after a switch v2 -> v3: v1 goes (the versions kept are named, never ranked by write time).
+  t.same(await v3.pruneSnapshots('prune-v2'), [dirOf('prune-v1')], 'every version but the served and the replaced one');
   t.ok(existsSync(dirOf('prune-v2')) && existsSync(dirOf('prune-v3')));
   t.ok(existsSync(otherShard), "the other shard's snapshot is untouched");
+  t.equal(v3.stats().snapshotsPruned, 3, 'counted');
+  t.same(readdirSync(snapshotDir).filter((n) => n.includes('.trash-')), [], 'nothing claimed is left behind');
 
-  // snapshotsKept 1: only the current one; 0: nothing is removed.
-  const keepAll = await startItemShard({ ...base, modelDir: models[1]!, snapshotsKept: 0 });
-  t.equal(keepAll.info.restored, true, 'v2 restores its kept snapshot');
-  await keepAll.stop();
-  t.equal(keepAll.stats().snapshotsPruned, 0);
-  t.ok(existsSync(dirOf('prune-v3')));
-  const keepOne = await startItemShard({ ...base, modelDir: models[1]!, snapshotsKept: 1 });
-  await until('the prune with snapshotsKept 1', () => keepOne.stats().snapshotsPruned === 1);
-  await keepOne.stop();
-  t.notOk(existsSync(dirOf('prune-v3')), 'kept 1: every other version goes');
-  t.ok(existsSync(dirOf('prune-v2')), 'never the current one');
-  await t.rejects(startItemShard({ ...base, modelDir: models[1]!, snapshotsKept: -1 }), /snapshotsKept/);
+  // snapshotsKept 1: only the served version; 0: every version stays.
+  const keepAll = await open(1, { snapshotsKept: 0 });
+  t.same(await keepAll.pruneSnapshots('prune-v3'), [], 'kept 0');
+  const keepOne = await open(1, { snapshotsKept: 1 });
+  t.same(await keepOne.pruneSnapshots('prune-v3'), [dirOf('prune-v3')], 'kept 1: the replaced version goes too');
+  t.ok(existsSync(dirOf('prune-v2')), 'never its own');
+  await t.rejects(startItemShard({ ...base, modelDir: models[1]!, snapshotsKept: 3 }), /snapshotsKept must be an integer in 0\.\.2, got 3/);
   await rm(liveTmp, { recursive: true, force: true });
 });

@@ -10,13 +10,14 @@ import { RecommenderClientPool } from '../../loadtest/client/recommender-client.
 import { startStubRecommender } from '../../loadtest/stub/stub-server.js';
 import type { StubRecommender } from '../../loadtest/stub/stub-server.js';
 import { userPartitionOf } from '../../core/hash.js';
+import { mergeRouting, routingDelta } from '../../loadtest/generator/phase.js';
 
 const P = 4;
 const ctx = { device: 'ios', country: 'US', localHour: 20 };
 let table: unknown;
 const routing = () => table;
-const a = await startStubRecommender({ routing });
-const b = await startStubRecommender({ routing });
+const a = await startStubRecommender({ routing, recordUsers: true });
+const b = await startStubRecommender({ routing, recordUsers: true });
 t.teardown(async () => {
   await a.stop();
   await b.stop();
@@ -71,6 +72,7 @@ t.test('routing "user": each user reaches its partition\'s coordinator; a partit
   t.equal(s.routed, 30);
   t.equal(s.spread, 10);
   t.equal(s.mode, 'user');
+  t.same(s.routedByAddress, { [a.address]: 20, [b.address]: 10 }, 'routed calls counted per coordinator');
 });
 
 t.test('a changed table is followed after a refresh', async (t) => {
@@ -124,10 +126,21 @@ t.test('routing "spread" (the default) alternates over the given addresses and n
   t.equal(a.recommendUsers().length - a0, 5);
   t.equal(b.recommendUsers().length - b0, 5);
   t.equal(pool.routingTable, undefined);
-  t.same(pool.routingStats(), { mode: 'spread', routed: 0, spread: 0, mapVersion: -1, refreshes: 0, refreshFailures: 0 });
+  t.same(pool.routingStats(), { mode: 'spread', routed: 0, spread: 0, routedByAddress: {}, mapVersion: -1, refreshes: 0, refreshFailures: 0 });
 });
 
 t.test('options are checked', async (t) => {
-  t.throws(() => new RecommenderClientPool({ address: a.address, routing: 'nearest' as 'user' }), /routing must be 'spread' or 'user', got nearest/);
+  t.throws(() => new RecommenderClientPool({ address: a.address, routing: 'nearest' as 'user' }), /routing must be "spread" or "user", got "nearest"/);
   t.throws(() => new RecommenderClientPool({ address: a.address, routing: 'user', routingRefreshMs: 10 }), /routingRefreshMs must be a number >= 100/);
+});
+
+t.test('phase routing: the delta of two snapshots, and the sum over generator processes', async (t) => {
+  const before = { mode: 'user' as const, routed: 5, spread: 1, routedByAddress: { a: 3, b: 2 }, mapVersion: 1, refreshes: 1, refreshFailures: 0 };
+  const after = { ...before, routed: 12, spread: 2, routedByAddress: { a: 3, b: 6, c: 3 }, refreshes: 3, refreshFailures: 1, lastError: 'UNAVAILABLE: gone' };
+  const d = routingDelta(before, after);
+  t.same(d, { routed: 7, spread: 1, routedByAddress: { b: 4, c: 3 }, refreshFailures: 1, lastError: 'UNAVAILABLE: gone' });
+  t.same(routingDelta(before, before), { routed: 0, spread: 0, routedByAddress: {}, refreshFailures: 0 }, 'an old error is not this phase\'s');
+  t.same(mergeRouting([d, { routed: 2, spread: 0, routedByAddress: { a: 2 }, refreshFailures: 0 }]), {
+    routed: 9, spread: 1, routedByAddress: { b: 4, c: 3, a: 2 }, refreshFailures: 1, lastError: 'UNAVAILABLE: gone',
+  });
 });

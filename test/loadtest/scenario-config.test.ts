@@ -68,7 +68,7 @@ t.test('CLI flags parse and override the scenario', async (t) => {
   t.equal(s.load.kind === 'steady' && s.load.rate, 300);
   t.equal(s.generator.routing, 'spread', 'routing: the scenario\'s default');
   t.equal(applyOverrides(loadScenario('steady'), parseArgs(['steady', '--target', 'a:1', '--routing', 'user'])).generator.routing, 'user', '--routing overrides it');
-  t.throws(() => parseArgs(['steady', '--routing', 'nearest']), /--routing must be spread or user, got nearest/);
+  t.throws(() => parseArgs(['steady', '--routing', 'nearest']), /--routing must be "spread" or "user", got "nearest"/);
   t.throws(() => parseArgs(['steady', '--duration', 'x']), /--duration/);
   t.throws(() => parseArgs(['steady', '--target', 'a:1', '--start-cluster']), /exclude/);
   t.throws(() => parseArgs(['--bogus']), /unknown flag --bogus/);

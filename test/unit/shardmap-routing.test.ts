@@ -1,13 +1,12 @@
 /**
  * The user-routing table (shardmap/routing-table.ts) as a coordinator builds it from the shard map
  * and a client reads it back: partition → Recommend addresses of the coordinators on its owners
- * (nodes without a coordinator or without an address yet are left out), a user's addresses follow
- * `userPartitionOf`, and the client's check of a reply names the field it refuses.
+ * (nodes without a coordinator or without an address yet are left out), and the client's check of
+ * a reply names the field it refuses.
  */
 import t from 'tap';
 import { createShardMap, withNodeInfo } from '../../shardmap/assign.js';
-import { addressesForUser, routingTableFromWire, routingTableOf, routingTableToWire } from '../../shardmap/routing-table.js';
-import { userPartitionOf } from '../../core/hash.js';
+import { routingTableFromWire, routingTableOf, routingTableToWire } from '../../shardmap/routing-table.js';
 
 const base = {
   ...createShardMap({ cluster: 'unit', itemShards: 2, userPartitions: 6, replicas: 2, nodes: ['n1', 'n2', 'n3'], coordinators: ['n1', 'n2'] }),
@@ -35,13 +34,6 @@ t.test('a coordinator without an address yet is left out', async (t) => {
   t.same(table.coordinators, ['h1:50051']);
   for (let p = 0; p < 6; p++) {
     t.same(table.partitions[p], base.partitionOwners[p]!.includes('n1') ? ['h1:50051'] : [], `partition ${p}`);
-  }
-});
-
-t.test('a user goes to the addresses of its partition', async (t) => {
-  const table = routingTableOf(map);
-  for (const userId of [0, 1, 7, 123_456, 2 ** 40 + 3]) {
-    t.same(addressesForUser(table, userId), table.partitions[userPartitionOf(userId, 6)], `user ${userId}`);
   }
 });
 
