@@ -73,8 +73,10 @@ export interface RecommenderClientOptions {
    * 'user': read the cluster's routing table (GetRouting, shardmap/routing-table.ts) from `address`
    * and send each user to a coordinator whose node hosts the user's partition, so the coordinator
    * reads the user's state in its own process instead of over NATS; users whose partition no
-   * coordinator hosts, and every call before the first table arrives, are spread. LogEvents is
-   * always spread (events reach the partitions through the event stream).
+   * coordinator hosts, and every call before the first table arrives, are spread. A routed call
+   * that fails UNAVAILABLE (its coordinator is gone) is sent once more to another coordinator, and
+   * that coordinator's users are spread for the next 2 s (then tried again).
+   * LogEvents is always spread (events reach the partitions through the event stream).
    */
   readonly routing?: RoutingMode;
   /** With routing 'user': re-read the table this often, ms (and after a routed call fails UNAVAILABLE). Default 5000. */
@@ -82,6 +84,9 @@ export interface RecommenderClientOptions {
 }
 
 export type RoutingMode = 'spread' | 'user';
+
+/** How long routing skips a coordinator after a routed call to it failed UNAVAILABLE, ms. */
+const DOWN_MS = 2000;
 
 /** `value` as a {@link RoutingMode}; throws a TypeError "`what` must be spread or user, got …". */
 export function parseRoutingMode(value: unknown, what: string): RoutingMode {
@@ -94,10 +99,12 @@ export interface RoutingStats {
   readonly mode: RoutingMode;
   /** Recommend calls sent to a coordinator hosting the user's partition. */
   readonly routed: number;
-  /** Recommend calls spread (no table yet, or no coordinator hosts the partition). */
+  /** Recommend calls spread (no table yet, no coordinator hosts the partition, or its coordinator failed in the last 2 s). */
   readonly spread: number;
   /** Routed calls per coordinator address (how unevenly the partitions' traffic lands). */
   readonly routedByAddress: Readonly<Record<string, number>>;
+  /** Routed calls that failed UNAVAILABLE (the coordinator is gone) and were sent once more to another coordinator. */
+  readonly failovers: number;
   /** Map version of the table in use; -1 before the first. */
   readonly mapVersion: number;
   readonly refreshes: number;
@@ -151,7 +158,10 @@ export class RecommenderClientPool {
   #refreshing: Promise<RoutingTable | undefined> | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
   #lastRefreshMs = 0;
-  #stats = { routed: 0, spread: 0, refreshes: 0, refreshFailures: 0, lastError: undefined as string | undefined };
+  #stats = { routed: 0, spread: 0, failovers: 0, refreshes: 0, refreshFailures: 0, lastError: undefined as string | undefined };
+  #failoverNext = 0;
+  /** Coordinators that failed a routed call UNAVAILABLE, until when they are skipped (epoch ms). */
+  readonly #downUntil = new Map<string, number>();
   #closed = false;
 
   constructor(opts: RecommenderClientOptions) {
@@ -289,21 +299,47 @@ export class RecommenderClientPool {
       const table = this.#table;
       const p = table === undefined ? -1 : userPartitionOf(req.userId, table.userPartitions);
       const clients = this.#routes[p];
-      if (clients !== undefined && clients.length > 0) {
+      const at = clients === undefined || clients.length === 0 ? -1 : this.#routeNext++ % clients.length;
+      const address = at < 0 ? undefined : this.#routeAddresses[p]![at]!;
+      if (address !== undefined && !this.#isDown(address)) {
         this.#stats.routed++;
-        const at = this.#routeNext++ % clients.length;
-        const client = clients[at]!;
-        const address = this.#routeAddresses[p]![at]!;
         this.#routedByAddress.set(address, (this.#routedByAddress.get(address) ?? 0) + 1);
-        return this.#unary<RecommendResponseMessage>(client, 'Recommend', req).then((r) => {
-          // A coordinator that went away: re-read the table soon (at most once a second).
-          if (!r.ok && r.code === grpc.status.UNAVAILABLE && Date.now() - this.#lastRefreshMs > 1000) void this.refreshRouting();
-          return r;
+        return this.#unary<RecommendResponseMessage>(clients![at]!, 'Recommend', req).then((r) => {
+          if (r.ok || r.code !== grpc.status.UNAVAILABLE) return r;
+          // The coordinator is gone (a killed node keeps its address in the map until it returns):
+          // skip it for a while, re-read the table soon (at most once a second), and send this call
+          // once more to another coordinator, which serves every user (reading this one's state
+          // over NATS, or degraded as a new user's).
+          this.#downUntil.set(address, Date.now() + DOWN_MS);
+          if (Date.now() - this.#lastRefreshMs > 1000) void this.refreshRouting();
+          const other = this.#clientNotAt(address);
+          if (other === undefined) return r;
+          this.#stats.failovers++;
+          return this.#unary<RecommendResponseMessage>(other, 'Recommend', req);
         });
       }
       this.#stats.spread++;
+      // Its coordinator failed a call in the last DOWN_MS: straight to another one.
+      const other = address === undefined ? undefined : this.#clientNotAt(address);
+      if (other !== undefined) return this.#unary<RecommendResponseMessage>(other, 'Recommend', req);
     }
     return this.#call('Recommend', req);
+  }
+
+  #isDown(address: string): boolean {
+    const until = this.#downUntil.get(address);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#downUntil.delete(address);
+    return false;
+  }
+
+  /** A client of a known coordinator other than `address`, and not down (round-robin), or undefined when there is none. */
+  #clientNotAt(address: string): RecommenderStub | undefined {
+    const others = [...this.#byAddress.entries()].filter(([a]) => a !== address && !this.#isDown(a));
+    if (others.length === 0) return undefined;
+    const [, clients] = others[this.#failoverNext++ % others.length]!;
+    return clients[this.#failoverNext % clients.length];
   }
 
   logEvents(events: readonly InteractionEventMessage[]): Promise<CallResult<{ accepted: number; duplicates: number }>> {

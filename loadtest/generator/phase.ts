@@ -69,6 +69,8 @@ export interface PhaseRouting {
   readonly spread: number;
   /** Routed calls per coordinator address. */
   readonly routedByAddress: Readonly<Record<string, number>>;
+  /** Routed calls whose coordinator was gone (UNAVAILABLE), sent once more elsewhere. */
+  readonly failovers: number;
   /** Routing-table reads that failed in the phase (the table in use may be stale), and the last error. */
   readonly refreshFailures: number;
   readonly lastError?: string;
@@ -86,6 +88,7 @@ export function routingDelta(before: RoutingStats, after: RoutingStats): PhaseRo
     routed: after.routed - before.routed,
     spread: after.spread - before.spread,
     routedByAddress,
+    failovers: after.failovers - before.failovers,
     refreshFailures,
     ...(refreshFailures > 0 && after.lastError !== undefined ? { lastError: after.lastError } : {}),
   };
@@ -100,6 +103,7 @@ export function mergeRouting(parts: readonly PhaseRouting[]): PhaseRouting {
     routed: parts.reduce((s, p) => s + p.routed, 0),
     spread: parts.reduce((s, p) => s + p.spread, 0),
     routedByAddress,
+    failovers: parts.reduce((s, p) => s + p.failovers, 0),
     refreshFailures: parts.reduce((s, p) => s + p.refreshFailures, 0),
     ...(lastError !== undefined ? { lastError } : {}),
   };

@@ -129,6 +129,11 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
       );
     }
     for (const [a, n] of Object.entries(run.routing?.routedByAddress ?? {})) routedByAddress.set(a, (routedByAddress.get(a) ?? 0) + n);
+    if (run.routing !== undefined && run.routing.failovers > 0) {
+      warnings.push(
+        `routing "user" in phase ${spec.name}: ${run.routing.failovers} routed call(s) found their coordinator gone (UNAVAILABLE) and were sent to another; their latency includes the failed attempt.`,
+      );
+    }
     if (run.routing !== undefined && run.routing.refreshFailures > 0) {
       warnings.push(
         `routing "user" in phase ${spec.name}: ${run.routing.refreshFailures} routing-table read(s) failed (${run.routing.lastError ?? 'no detail'}); calls followed the last table read, which may be stale.`,
@@ -136,7 +141,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     }
     if (result.routedShare !== undefined && result.routedShare < 0.99) {
       warnings.push(
-        `routing "user" in phase ${spec.name}: only ${(result.routedShare * 100).toFixed(1)}% of Recommend calls went to a coordinator hosting the user's partition (no routing table, or partitions without a coordinator); the rest were spread.`,
+        `routing "user" in phase ${spec.name}: only ${(result.routedShare * 100).toFixed(1)}% of Recommend calls went to a coordinator hosting the user's partition (no routing table, partitions without a coordinator, or their coordinator down); the rest were spread.`,
       );
     }
     const bt = result.busiestThread;

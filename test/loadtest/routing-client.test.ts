@@ -91,6 +91,30 @@ t.test('a changed table is followed after a refresh', async (t) => {
   t.equal(pool.routingStats().mapVersion, 6);
 });
 
+t.test('a routed call whose coordinator is gone is sent once more to another coordinator', async (t) => {
+  const gone = await startStubRecommender({ routing });
+  const goneAddress = gone.address;
+  await gone.stop();
+  table = wire([[a.address], [goneAddress], [a.address], [a.address]], 9);
+  const pool = new RecommenderClientPool({ address: [a.address], channels: 1, routing: 'user', deadlineMs: 5000 });
+  t.teardown(() => pool.close());
+  await pool.refreshRouting();
+  const users = usersByPartition(3)[1]!;
+  const a0 = a.recommendUsers().length;
+  for (const userId of users) {
+    const r = await pool.recommend({ userId, k: 2, context: ctx, surface: 'home' });
+    t.ok(r.ok, `user ${userId} (partition 1, its coordinator gone) answered by another`);
+  }
+  t.same([...seen(a, a0)].sort(), [...users].sort());
+  const s = pool.routingStats();
+  t.equal(s.failovers, 1, 'the first call tried the gone coordinator, then another');
+  t.equal(s.routed, 1);
+  t.equal(s.spread, 2, 'the next ones went straight to another: the gone one is skipped for 2 s');
+  await new Promise((r) => setTimeout(r, 2100));
+  t.ok((await pool.recommend({ userId: users[0]!, k: 2, context: ctx, surface: 'home' })).ok);
+  t.equal(pool.routingStats().failovers, 2, 'after 2 s it is tried again');
+});
+
 t.test('a malformed table is refused with the field named, and waitForReady says so', async (t) => {
   table = { ...(wire([[a.address], [b.address]], 7) as object), userPartitions: 3 };
   const pool = new RecommenderClientPool({ address: a.address, channels: 1, routing: 'user' });
@@ -126,7 +150,7 @@ t.test('routing "spread" (the default) alternates over the given addresses and n
   t.equal(a.recommendUsers().length - a0, 5);
   t.equal(b.recommendUsers().length - b0, 5);
   t.equal(pool.routingTable, undefined);
-  t.same(pool.routingStats(), { mode: 'spread', routed: 0, spread: 0, routedByAddress: {}, mapVersion: -1, refreshes: 0, refreshFailures: 0 });
+  t.same(pool.routingStats(), { mode: 'spread', routed: 0, spread: 0, routedByAddress: {}, failovers: 0, mapVersion: -1, refreshes: 0, refreshFailures: 0 });
 });
 
 t.test('options are checked', async (t) => {
@@ -135,12 +159,12 @@ t.test('options are checked', async (t) => {
 });
 
 t.test('phase routing: the delta of two snapshots, and the sum over generator processes', async (t) => {
-  const before = { mode: 'user' as const, routed: 5, spread: 1, routedByAddress: { a: 3, b: 2 }, mapVersion: 1, refreshes: 1, refreshFailures: 0 };
-  const after = { ...before, routed: 12, spread: 2, routedByAddress: { a: 3, b: 6, c: 3 }, refreshes: 3, refreshFailures: 1, lastError: 'UNAVAILABLE: gone' };
+  const before = { mode: 'user' as const, routed: 5, spread: 1, routedByAddress: { a: 3, b: 2 }, failovers: 1, mapVersion: 1, refreshes: 1, refreshFailures: 0 };
+  const after = { ...before, routed: 12, spread: 2, routedByAddress: { a: 3, b: 6, c: 3 }, failovers: 3, refreshes: 3, refreshFailures: 1, lastError: 'UNAVAILABLE: gone' };
   const d = routingDelta(before, after);
-  t.same(d, { routed: 7, spread: 1, routedByAddress: { b: 4, c: 3 }, refreshFailures: 1, lastError: 'UNAVAILABLE: gone' });
-  t.same(routingDelta(before, before), { routed: 0, spread: 0, routedByAddress: {}, refreshFailures: 0 }, 'an old error is not this phase\'s');
-  t.same(mergeRouting([d, { routed: 2, spread: 0, routedByAddress: { a: 2 }, refreshFailures: 0 }]), {
-    routed: 9, spread: 1, routedByAddress: { b: 4, c: 3, a: 2 }, refreshFailures: 1, lastError: 'UNAVAILABLE: gone',
+  t.same(d, { routed: 7, spread: 1, routedByAddress: { b: 4, c: 3 }, failovers: 2, refreshFailures: 1, lastError: 'UNAVAILABLE: gone' });
+  t.same(routingDelta(before, before), { routed: 0, spread: 0, routedByAddress: {}, failovers: 0, refreshFailures: 0 }, 'an old error is not this phase\'s');
+  t.same(mergeRouting([d, { routed: 2, spread: 0, routedByAddress: { a: 2 }, failovers: 1, refreshFailures: 0 }]), {
+    routed: 9, spread: 1, routedByAddress: { b: 4, c: 3, a: 2 }, failovers: 3, refreshFailures: 1, lastError: 'UNAVAILABLE: gone',
   });
 });
