@@ -107,6 +107,12 @@ export interface EndToEndResult {
   readonly best: EndToEndStep | undefined;
   readonly scenario: Scenario;
   readonly cluster: { readonly nodes: number; readonly itemShards: number; readonly userPartitions: number; readonly replicas: number; readonly startMs: number; readonly pids: Readonly<Record<string, number>> };
+  /**
+   * Node processes the requests entered through, as the capacity model counts them: the
+   * coordinators called (spread evenly), or routed calls / the busiest coordinator's (routing
+   * "user"). A thread's cost per request of its own process is this × its cost per phase request.
+   */
+  readonly entryProcesses: number;
   /** The ramp's span on the monotonic clock (µs, the clock of V8's CPU profiles), for {@link summariseProfiles}. */
   readonly rampWindowUs: { readonly from: number; readonly to: number };
 }
@@ -201,7 +207,9 @@ export async function runEndToEnd(o: EndToEndOptions): Promise<EndToEndResult> {
     const c = cluster.config.cluster;
     const pids: Record<string, number> = { 'nats-server': cluster.natsPid };
     for (const n of cluster.nodes) pids[n.name] = n.pid;
-    return { steps, best, scenario, cluster: { nodes: c.nodes, itemShards: c.itemShards, userPartitions: c.userPartitions, replicas: c.replicas, startMs, pids }, rampWindowUs: { from, to } };
+    const rc = report.conditions;
+    const entryProcesses = rc.routing === 'user' && rc.busiestCoordinatorShare !== undefined && rc.busiestCoordinatorShare > 0 ? 1 / rc.busiestCoordinatorShare : Math.max(1, rc.coordinatorsCalled);
+    return { steps, best, scenario, cluster: { nodes: c.nodes, itemShards: c.itemShards, userPartitions: c.userPartitions, replicas: c.replicas, startMs, pids }, entryProcesses, rampWindowUs: { from, to } };
   } finally {
     await cluster.stop();
   }

@@ -6,6 +6,8 @@
 // no answer misses a shard or searches a vector of other towers, answers after carry v2, nodes report
 // v2's space, item admin works again afterwards (it is refused, retryable, only while a node copies
 // its items), and a restarted node comes back on the key's v2 towers.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
@@ -16,8 +18,9 @@ import { readEmbeddingSpace } from '../../actors/model/embedding-space.js';
 import { itemShardOf } from '../../core/hash.js';
 import { Subjects } from '../../core/subjects.js';
 import { Codecs } from '../../protos/codec.js';
+import { itemSnapshotPath } from '../../actors/item-shard/snapshot.js';
 
-const { assets, cluster, client } = await startTinyCluster(t, 'tsw');
+const { assets, cluster, client, runDir } = await startTinyCluster(t, 'tsw');
 const modelsRoot = path.dirname(assets.modelDir);
 const v2 = `tsw-v2-${process.pid}`;
 // v2 = the tiny model's ranker and calibration with other (untrained) towers of the same spec.
@@ -68,6 +71,13 @@ t.test('shardmap model switches the cluster to other towers live', async (t) => 
   }
   const shown = await cli();
   t.match(shown.stdout, `(embedding space ${spaces.v2})`);
+  // The flip prunes superseded snapshots but keeps the served version and the one it replaced.
+  const v1Version = (JSON.parse(await readFile(path.join(assets.modelDir, 'manifest.json'), 'utf8')) as { version: string }).version;
+  for (let s = 0; s < 2; s++) {
+    for (const v of [v1Version, v2]) {
+      t.ok(existsSync(itemSnapshotPath(path.join(runDir, 'snapshots'), { shard: s, shardCount: 2, modelVersion: v })), `shard ${s}'s snapshot of ${v} is kept`);
+    }
+  }
 
   // Admin works on the new towers, and the item upserted before the switch was carried over: upserting
   // it again replaces it, so the shard does not grow.
