@@ -148,11 +148,11 @@ async function main(): Promise<void> {
         const btMs = bt?.msPerRequest ?? NaN;
         return [
           s.offeredRate, s.throughput, s.goodput, s.p50Ms, s.p99Ms, s.errorRate * 100, s.serverCpuCores ?? NaN, s.qpsPerServerCore ?? NaN,
-          bt ? `${bt.process} ${bt.thread}` : '—', btMs, bt ? bt.utilisation * 100 : NaN, btMs > 0 ? 1000 / (btMs * r.entryProcesses) : NaN,
+          bt ? `${bt.process} ${bt.thread}` : '—', btMs, bt ? bt.utilisation * 100 : NaN, btMs > 0 ? 1000 / (btMs * s.entryProcesses) : NaN,
           s.meanCoverage ?? NaN, s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed',
         ];
       }),
-      { nodes: r.cluster.nodes, entry_processes: Number(r.entryProcesses.toFixed(2)), S: r.cluster.itemShards, P: r.cluster.userPartitions, R: r.cluster.replicas, slo: `p99<=${r.scenario.slo.p99Ms}ms`, step_s: r.scenario.load.kind === 'ramp' ? r.scenario.load.stepDurationS : '', cluster_start_s: (r.cluster.startMs / 1000).toFixed(1), load_avg: loadavg().join('/') },
+      { nodes: r.cluster.nodes, S: r.cluster.itemShards, P: r.cluster.userPartitions, R: r.cluster.replicas, slo: `p99<=${r.scenario.slo.p99Ms}ms`, step_s: r.scenario.load.kind === 'ramp' ? r.scenario.load.stepDurationS : '', cluster_start_s: (r.cluster.startMs / 1000).toFixed(1), load_avg: loadavg().join('/') },
       out,
     );
     // The SLO-meeting step with the most personalised answers; when none met it (a loaded machine),
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
         : `no step met the SLO (p99 <= ${r.scenario.slo.p99Ms} ms); reported: the step with the lowest p99${best ? ` (offered ${best.offeredRate.toFixed(0)}/s)` : ''}`,
       qps_per_core_means: 'personalised answers (ranked + degraded) per second / CPU cores of all node processes + nats-server (generator excluded)',
       busiest_thread_means: 'the node-process thread (/proc/<pid>/task/<tid>/stat) with the most CPU in the step; ms_per_request = its CPU ms / answered requests (any outcome); a thread cannot use more than one core, so one node process tops out near 1000 / (ms_per_request × entry_processes) QPS (the process ceiling column), entry_processes being the coordinators the requests entered through (routed by user: routed calls / the busiest coordinator\'s)',
-      entry_processes: r.entryProcesses,
+      entry_processes: 'per step (steps[].entryProcesses)',
       mix: r.scenario.mix,
       generator: r.scenario.generator,
       steps: r.steps,

@@ -733,7 +733,6 @@ class ItemShardImpl implements ItemShardHandle {
 
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
-      await this.#pruning;
       // Graceful (a move's drain step): leave the queue group, so NATS sends new searches to a
       // twin, then answer the searches already taken before the worker goes.
       await Promise.all(this.#subs.map((s) => s.drain().catch(() => s.unsubscribe())));
@@ -748,6 +747,11 @@ class ItemShardImpl implements ItemShardHandle {
       await this.#recovering; // a reopen in progress sees #stopped and ends what it started
       for (const s of this.#subs) s.unsubscribe();
       await this.#worker.terminate();
+      // A prune in flight (main thread, not the worker) may finish after the stop: bounded wait,
+      // since a folder it leaves half removed is already a `.trash-…` one that the next pass removes.
+      let pruned = false;
+      void this.#pruning.then(() => (pruned = true));
+      await settleWithin(() => pruned, ACTOR_STOP_DRAIN_MS);
     })();
     return this.#stopped;
   }

@@ -146,10 +146,11 @@ export async function restoreItemSnapshot(snapshotDir: string, key: SnapshotKey,
   const resolved = resolveIndexOptions(options);
   const reason = snapshotRefusal(meta, key, { options: resolved, faissBuild: faissBuild() });
   if (reason !== undefined) return { kind: 'refused', reason, path: dir };
-  const bytes = await readFile(path.join(dir, FILES.columns));
   let columns: ItemColumns;
   try {
-    columns = ItemColumns.fromSnapshotBytes(bytes, meta.rows);
+    // A folder replaced (another writer) or pruned (a tower switch elsewhere) after meta.json was
+    // read fails here: the shard rebuilds instead of failing to open.
+    columns = ItemColumns.fromSnapshotBytes(await readFile(path.join(dir, FILES.columns)), meta.rows);
   } catch (err) {
     return { kind: 'refused', reason: (err as Error).message, path: dir };
   }

@@ -97,6 +97,12 @@ export interface EndToEndStep {
   readonly generatorSaturated: boolean;
   /** With routing "user": share of calls sent to a coordinator hosting the user's partition. */
   readonly routedShare?: number;
+  /**
+   * Node processes the step's requests entered through, as the capacity model counts them: the
+   * coordinators called (spread evenly), or attempts / the busiest coordinator's (routing "user").
+   * A thread's cost per request of its own process is this × its cost per step request.
+   */
+  readonly entryProcesses: number;
   readonly sloMet: boolean;
 }
 
@@ -107,12 +113,6 @@ export interface EndToEndResult {
   readonly best: EndToEndStep | undefined;
   readonly scenario: Scenario;
   readonly cluster: { readonly nodes: number; readonly itemShards: number; readonly userPartitions: number; readonly replicas: number; readonly startMs: number; readonly pids: Readonly<Record<string, number>> };
-  /**
-   * Node processes the requests entered through, as the capacity model counts them: the
-   * coordinators called (spread evenly), or routed calls / the busiest coordinator's (routing
-   * "user"). A thread's cost per request of its own process is this × its cost per phase request.
-   */
-  readonly entryProcesses: number;
   /** The ramp's span on the monotonic clock (µs, the clock of V8's CPU profiles), for {@link summariseProfiles}. */
   readonly rampWindowUs: { readonly from: number; readonly to: number };
 }
@@ -152,7 +152,7 @@ export function benchMix(): RequestMixSpec {
   return benchScenario().mix;
 }
 
-function step(p: PhaseResult): EndToEndStep {
+function step(p: PhaseResult, spreadEntry: number): EndToEndStep {
   const cores = p.serverCpuCores ?? null;
   return {
     offeredRate: p.offeredRate,
@@ -170,6 +170,7 @@ function step(p: PhaseResult): EndToEndStep {
     outcomes: p.outcomes,
     generatorSaturated: p.generatorSaturated,
     ...(p.routedShare !== undefined ? { routedShare: p.routedShare } : {}),
+    entryProcesses: p.entryProcesses ?? spreadEntry,
     sloMet: p.sloMet,
   };
 }
@@ -202,14 +203,13 @@ export async function runEndToEnd(o: EndToEndOptions): Promise<EndToEndResult> {
     const from = monotonicUs();
     const report = await runScenario({ scenario, target, log });
     const to = monotonicUs();
-    const steps = report.phases.map(step);
+    const spreadEntry = Math.max(1, report.conditions.coordinatorsCalled);
+    const steps = report.phases.map((p) => step(p, spreadEntry));
     const best = steps.filter((s) => s.sloMet).sort((a, b) => b.goodput - a.goodput)[0];
     const c = cluster.config.cluster;
     const pids: Record<string, number> = { 'nats-server': cluster.natsPid };
     for (const n of cluster.nodes) pids[n.name] = n.pid;
-    const rc = report.conditions;
-    const entryProcesses = rc.routing === 'user' && rc.busiestCoordinatorShare !== undefined && rc.busiestCoordinatorShare > 0 ? 1 / rc.busiestCoordinatorShare : Math.max(1, rc.coordinatorsCalled);
-    return { steps, best, scenario, cluster: { nodes: c.nodes, itemShards: c.itemShards, userPartitions: c.userPartitions, replicas: c.replicas, startMs, pids }, entryProcesses, rampWindowUs: { from, to } };
+    return { steps, best, scenario, cluster: { nodes: c.nodes, itemShards: c.itemShards, userPartitions: c.userPartitions, replicas: c.replicas, startMs, pids }, rampWindowUs: { from, to } };
   } finally {
     await cluster.stop();
   }

@@ -85,8 +85,18 @@ export interface RecommenderClientOptions {
 
 export type RoutingMode = 'spread' | 'user';
 
-/** How long routing skips a coordinator after a routed call to it failed UNAVAILABLE, ms. */
+/** How long routing skips a coordinator after a call to it failed UNAVAILABLE, ms. */
 const DOWN_MS = 2000;
+
+/**
+ * Whether a failed call never reached the server, so sending it again cannot run it twice: grpc-js
+ * reports "No connection established" when no connection could be made and "Stream refused" when
+ * the server refused the stream; "Connection dropped" (a call in flight when the server died) may
+ * have run.
+ */
+function neverSent(r: { readonly message: string }): boolean {
+  return /No connection established|Stream refused/.test(r.message);
+}
 
 /** `value` as a {@link RoutingMode}; throws a TypeError "`what` must be spread or user, got …". */
 export function parseRoutingMode(value: unknown, what: string): RoutingMode {
@@ -101,9 +111,9 @@ export interface RoutingStats {
   readonly routed: number;
   /** Recommend calls spread (no table yet, no coordinator hosts the partition, or its coordinator failed in the last 2 s). */
   readonly spread: number;
-  /** Routed calls per coordinator address (how unevenly the partitions' traffic lands). */
-  readonly routedByAddress: Readonly<Record<string, number>>;
-  /** Routed calls that failed UNAVAILABLE (the coordinator is gone) and were sent once more to another coordinator. */
+  /** Recommend attempts per coordinator address (routed, spread and failed over): how unevenly the load lands. */
+  readonly callsByAddress: Readonly<Record<string, number>>;
+  /** Routed calls that could not reach their coordinator (UNAVAILABLE, never sent) and were sent once more to another. */
   readonly failovers: number;
   /** Map version of the table in use; -1 before the first. */
   readonly mapVersion: number;
@@ -152,7 +162,10 @@ export class RecommenderClientPool {
   #routes: RecommenderStub[][] = [];
   /** routeAddresses[p][i]: the address of routes[p][i]. */
   #routeAddresses: string[][] = [];
-  readonly #routedByAddress = new Map<string, number>();
+  /** Recommend attempts per coordinator address (routing 'user'): how unevenly the load lands. */
+  readonly #callsByAddress = new Map<string, number>();
+  /** The addresses given to the constructor: kept when a table no longer names them. */
+  readonly #seeds: ReadonlySet<string>;
   #table: RoutingTable | undefined;
   #routeNext = 0;
   #refreshing: Promise<RoutingTable | undefined> | undefined;
@@ -160,6 +173,7 @@ export class RecommenderClientPool {
   #lastRefreshMs = 0;
   #stats = { routed: 0, spread: 0, failovers: 0, refreshes: 0, refreshFailures: 0, lastError: undefined as string | undefined };
   #failoverNext = 0;
+  #failoverChannel = 0;
   /** Coordinators that failed a routed call UNAVAILABLE, until when they are skipped (epoch ms). */
   readonly #downUntil = new Map<string, number>();
   #closed = false;
@@ -185,6 +199,7 @@ export class RecommenderClientPool {
     const addresses = typeof opts.address === 'string' ? [opts.address] : opts.address;
     if (addresses.length === 0) throw new TypeError('address needs at least one host:port');
     for (const address of addresses) this.#clientsOf(address);
+    this.#seeds = new Set(addresses);
     this.#clients = [];
     for (let i = 0; i < channels; i++) {
       for (const address of new Set(addresses)) this.#clients.push(this.#byAddress.get(address)![i]!);
@@ -276,6 +291,14 @@ export class RecommenderClientPool {
     this.#routes = routes;
     this.#routeAddresses = routeAddresses;
     this.#table = table;
+    // Coordinators that left the table (a node restarted on another port, or removed): close them.
+    const wanted = new Set([...this.#seeds, ...table.coordinators, ...table.partitions.flat()]);
+    for (const [address, clients] of this.#byAddress) {
+      if (wanted.has(address)) continue;
+      for (const c of clients) c.close();
+      this.#byAddress.delete(address);
+      this.#downUntil.delete(address);
+    }
   }
 
   /** The routing table in use (routing 'user'); undefined before the first read. */
@@ -288,42 +311,61 @@ export class RecommenderClientPool {
     return {
       mode: this.#routing,
       ...counts,
-      routedByAddress: Object.fromEntries(this.#routedByAddress),
+      callsByAddress: Object.fromEntries(this.#callsByAddress),
       mapVersion: this.#table?.mapVersion ?? -1,
       ...(lastError !== undefined ? { lastError } : {}),
     };
   }
 
   recommend(req: RecommendRequestMessage): Promise<CallResult<RecommendResponseMessage>> {
-    if (this.#routing === 'user') {
-      const table = this.#table;
-      const p = table === undefined ? -1 : userPartitionOf(req.userId, table.userPartitions);
-      const clients = this.#routes[p];
-      const at = clients === undefined || clients.length === 0 ? -1 : this.#routeNext++ % clients.length;
-      const address = at < 0 ? undefined : this.#routeAddresses[p]![at]!;
-      if (address !== undefined && !this.#isDown(address)) {
-        this.#stats.routed++;
-        this.#routedByAddress.set(address, (this.#routedByAddress.get(address) ?? 0) + 1);
-        return this.#unary<RecommendResponseMessage>(clients![at]!, 'Recommend', req).then((r) => {
-          if (r.ok || r.code !== grpc.status.UNAVAILABLE) return r;
-          // The coordinator is gone (a killed node keeps its address in the map until it returns):
-          // skip it for a while, re-read the table soon (at most once a second), and send this call
-          // once more to another coordinator, which serves every user (reading this one's state
-          // over NATS, or degraded as a new user's).
-          this.#downUntil.set(address, Date.now() + DOWN_MS);
-          if (Date.now() - this.#lastRefreshMs > 1000) void this.refreshRouting();
-          const other = this.#clientNotAt(address);
-          if (other === undefined) return r;
-          this.#stats.failovers++;
-          return this.#unary<RecommendResponseMessage>(other, 'Recommend', req);
-        });
+    if (this.#routing === 'spread') return this.#call('Recommend', req);
+    const table = this.#table;
+    const p = table === undefined ? -1 : userPartitionOf(req.userId, table.userPartitions);
+    const clients = this.#routes[p] ?? [];
+    const addresses = this.#routeAddresses[p] ?? [];
+    // The partition's hosts in round-robin order, skipping any that failed in the last DOWN_MS.
+    const start = clients.length > 0 ? this.#routeNext++ % clients.length : 0;
+    let at = -1;
+    for (let k = 0; k < clients.length; k++) {
+      const i = (start + k) % clients.length;
+      if (!this.#isDown(addresses[i]!)) {
+        at = i;
+        break;
       }
-      this.#stats.spread++;
-      // Its coordinator failed a call in the last DOWN_MS: straight to another one.
-      const other = address === undefined ? undefined : this.#clientNotAt(address);
-      if (other !== undefined) return this.#unary<RecommendResponseMessage>(other, 'Recommend', req);
     }
-    return this.#call('Recommend', req);
+    const deadlineAt = Date.now() + this.#deadlineMs;
+    if (at < 0) {
+      // No table yet, no coordinator hosts the partition, or every one that does is down.
+      this.#stats.spread++;
+      const other = this.#failoverTarget(p, undefined);
+      return other === undefined ? this.#call('Recommend', req) : this.#send(other, req, deadlineAt);
+    }
+    this.#stats.routed++;
+    const address = addresses[at]!;
+    return this.#send({ client: clients[at]!, address }, req, deadlineAt).then((r) => {
+      if (r.ok || r.code !== grpc.status.UNAVAILABLE) return r;
+      // The coordinator is gone (a killed node keeps its address in the map until it returns):
+      // skip it for DOWN_MS and re-read the table soon (at most once a second). When the call was
+      // never sent (no connection, or the stream refused), send it once more, within the same
+      // deadline, to another coordinator, which serves every user (reading this one's state over
+      // NATS, or degraded as a new user's); a call the connection dropped may have run, so it is
+      // not repeated.
+      if (Date.now() - this.#lastRefreshMs > 1000) void this.refreshRouting();
+      if (!neverSent(r)) return r;
+      const other = this.#failoverTarget(p, address);
+      if (other === undefined) return r;
+      this.#stats.failovers++;
+      return this.#send(other, req, deadlineAt);
+    });
+  }
+
+  /** One Recommend attempt, counted by address; an UNAVAILABLE marks the address down for DOWN_MS. */
+  #send(target: { readonly client: RecommenderStub; readonly address: string }, req: RecommendRequestMessage, deadlineAt: number): Promise<CallResult<RecommendResponseMessage>> {
+    this.#callsByAddress.set(target.address, (this.#callsByAddress.get(target.address) ?? 0) + 1);
+    return this.#unary<RecommendResponseMessage>(target.client, 'Recommend', req, deadlineAt).then((r) => {
+      if (!r.ok && r.code === grpc.status.UNAVAILABLE) this.#downUntil.set(target.address, Date.now() + DOWN_MS);
+      return r;
+    });
   }
 
   #isDown(address: string): boolean {
@@ -334,12 +376,19 @@ export class RecommenderClientPool {
     return false;
   }
 
-  /** A client of a known coordinator other than `address`, and not down (round-robin), or undefined when there is none. */
-  #clientNotAt(address: string): RecommenderStub | undefined {
-    const others = [...this.#byAddress.entries()].filter(([a]) => a !== address && !this.#isDown(a));
-    if (others.length === 0) return undefined;
-    const [, clients] = others[this.#failoverNext++ % others.length]!;
-    return clients[this.#failoverNext % clients.length];
+  /**
+   * Where a call of partition `p` goes when `not` (its routed coordinator) cannot take it: another
+   * coordinator hosting `p` first, else any coordinator of the table (else the given addresses),
+   * none of them down; undefined when there is none.
+   */
+  #failoverTarget(p: number, not: string | undefined): { readonly client: RecommenderStub; readonly address: string } | undefined {
+    const usable = (a: string) => a !== not && !this.#isDown(a) && this.#byAddress.has(a);
+    const hosts = [...new Set(this.#routeAddresses[p] ?? [])].filter(usable);
+    const pool = hosts.length > 0 ? hosts : [...new Set([...(this.#table?.coordinators ?? []), ...this.#seeds])].filter(usable);
+    if (pool.length === 0) return undefined;
+    const address = pool[this.#failoverNext++ % pool.length]!;
+    const clients = this.#byAddress.get(address)!;
+    return { client: clients[this.#failoverChannel++ % clients.length]!, address };
   }
 
   logEvents(events: readonly InteractionEventMessage[]): Promise<CallResult<{ accepted: number; duplicates: number }>> {
@@ -358,9 +407,9 @@ export class RecommenderClientPool {
     return this.#unary<T>(client, method, req);
   }
 
-  #unary<T>(client: RecommenderStub, method: 'Recommend' | 'LogEvents' | 'GetRouting', req: unknown): Promise<CallResult<T>> {
+  #unary<T>(client: RecommenderStub, method: 'Recommend' | 'LogEvents' | 'GetRouting', req: unknown, deadlineAt = Date.now() + this.#deadlineMs): Promise<CallResult<T>> {
     return new Promise((resolve) => {
-      client[method](req, new grpc.Metadata(), { deadline: Date.now() + this.#deadlineMs }, (err, res) => {
+      client[method](req, new grpc.Metadata(), { deadline: deadlineAt }, (err, res) => {
         if (err) resolve({ ok: false, code: err.code ?? grpc.status.UNKNOWN, message: err.details ?? err.message });
         else resolve({ ok: true, value: res as T });
       });

@@ -67,8 +67,8 @@ export interface PhaseRun {
 export interface PhaseRouting {
   readonly routed: number;
   readonly spread: number;
-  /** Routed calls per coordinator address. */
-  readonly routedByAddress: Readonly<Record<string, number>>;
+  /** Recommend attempts per coordinator address (routed, spread and failed over). */
+  readonly callsByAddress: Readonly<Record<string, number>>;
   /** Routed calls whose coordinator was gone (UNAVAILABLE), sent once more elsewhere. */
   readonly failovers: number;
   /** Routing-table reads that failed in the phase (the table in use may be stale), and the last error. */
@@ -78,16 +78,16 @@ export interface PhaseRouting {
 
 /** What routing did between two {@link RoutingStats} snapshots of one pool. */
 export function routingDelta(before: RoutingStats, after: RoutingStats): PhaseRouting {
-  const routedByAddress: Record<string, number> = {};
-  for (const [a, n] of Object.entries(after.routedByAddress)) {
-    const d = n - (before.routedByAddress[a] ?? 0);
-    if (d > 0) routedByAddress[a] = d;
+  const callsByAddress: Record<string, number> = {};
+  for (const [a, n] of Object.entries(after.callsByAddress)) {
+    const d = n - (before.callsByAddress[a] ?? 0);
+    if (d > 0) callsByAddress[a] = d;
   }
   const refreshFailures = after.refreshFailures - before.refreshFailures;
   return {
     routed: after.routed - before.routed,
     spread: after.spread - before.spread,
-    routedByAddress,
+    callsByAddress,
     failovers: after.failovers - before.failovers,
     refreshFailures,
     ...(refreshFailures > 0 && after.lastError !== undefined ? { lastError: after.lastError } : {}),
@@ -96,13 +96,13 @@ export function routingDelta(before: RoutingStats, after: RoutingStats): PhaseRo
 
 /** Sums the routing of several generator processes' share of one phase. */
 export function mergeRouting(parts: readonly PhaseRouting[]): PhaseRouting {
-  const routedByAddress: Record<string, number> = {};
-  for (const p of parts) for (const [a, n] of Object.entries(p.routedByAddress)) routedByAddress[a] = (routedByAddress[a] ?? 0) + n;
+  const callsByAddress: Record<string, number> = {};
+  for (const p of parts) for (const [a, n] of Object.entries(p.callsByAddress)) callsByAddress[a] = (callsByAddress[a] ?? 0) + n;
   const lastError = [...parts].reverse().find((p) => p.lastError !== undefined)?.lastError;
   return {
     routed: parts.reduce((s, p) => s + p.routed, 0),
     spread: parts.reduce((s, p) => s + p.spread, 0),
-    routedByAddress,
+    callsByAddress,
     failovers: parts.reduce((s, p) => s + p.failovers, 0),
     refreshFailures: parts.reduce((s, p) => s + p.refreshFailures, 0),
     ...(lastError !== undefined ? { lastError } : {}),

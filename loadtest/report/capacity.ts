@@ -42,6 +42,8 @@ export interface CapacityPhaseInput {
   readonly generatorSaturated: boolean;
   /** Absent or undefined when threads were not sampled (external target without pids, old reports). */
   readonly busiestThread?: SerialThreadInput | undefined;
+  /** Entry processes of this phase when it knows them (routed by user: uneven); see {@link MeasuredCapacity.entryProcesses}. */
+  readonly entryProcesses?: number;
 }
 
 /** The best phase that met the SLO. */
@@ -82,7 +84,8 @@ export function findCapacity(phases: readonly CapacityPhaseInput[], slo: Slo, en
     busiestThread: best.busiestThread
       ? { process: best.busiestThread.process, thread: best.busiestThread.thread, msPerRequest: best.busiestThread.msPerRequest, utilisation: best.busiestThread.utilisation }
       : undefined,
-    ...(entryProcesses > 1 ? { entryProcesses } : {}),
+    // A phase routed by user counts its own (uneven) entry processes; otherwise the caller's.
+    ...((best.entryProcesses ?? entryProcesses) > 1 ? { entryProcesses: best.entryProcesses ?? entryProcesses } : {}),
   };
 }
 
@@ -188,7 +191,7 @@ export function capacityModel(inputs: CapacitySettings, measured: MeasuredCapaci
         `CPU-limited QPS per node = ${perCore} × ${inputs.coresPerNode} cores = ${fmt(qpsPerNode!)}; assumes the CPU cost per request stays the same when the work is spread over ${processes} node process${processes === 1 ? '' : 'es'} on one machine.`,
       );
       const share = entries > 1
-        ? `${fmt(thread.msPerRequest!)} ms per answered request of the phase, i.e. ${fmt(threadMs)} ms per request of its own process, since the requests entered evenly through ${entries} node processes`
+        ? `${fmt(thread.msPerRequest!)} ms per answered request of the phase, i.e. ${fmt(threadMs)} ms per request of its own process, since the requests entered ${Number.isInteger(entries) ? 'evenly ' : ''}through ${fmt(entries)} node processes${Number.isInteger(entries) ? '' : ' (routed by user, unevenly: requests / the busiest coordinator\'s)'}`
         : `${fmt(threadMs)} ms per answered request (every request entered through one node process)`;
       notes.push(
         `Serial ceiling: a node process runs part of its work on single threads; the busiest, ${thread.process} ${thread.thread}, used ${share} in phase ${measured.phase} (${Math.round(thread.utilisation * 100)}% of a core). A thread cannot use more than one core, so one node process tops out near 1000 / ${fmt(threadMs)} = ${fmt(ceiling)} QPS however many cores its machine has, and holds the SLO only while that thread stays below ${Math.round(u * 100)}% of a core (busiestThreadMaxUtilisation): ${fmt(processSlo!)} QPS per process.`,

@@ -82,6 +82,12 @@ export interface PhaseResult {
    * partition (the rest were spread: no table yet, or no coordinator hosts the partition).
    */
   readonly routedShare?: number;
+  /**
+   * With routing "user": Recommend attempts / the busiest coordinator's attempts (the coordinators
+   * the requests entered through, counted for the capacity model), and how many coordinators took any.
+   */
+  readonly entryProcesses?: number;
+  readonly coordinatorsCalled?: number;
   readonly sloMet: boolean;
   /** Why the SLO was or was not met, in words. */
   readonly sloVerdict: string;

@@ -73,8 +73,6 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   });
   const runStart = Date.now();
   const phases: PhaseResult[] = [];
-  /** Routed calls per coordinator over the whole run (routing "user"). */
-  const routedByAddress = new Map<string, number>();
   const timeline: TimelinePoint[] = [];
   const events: TimelineEvent[] = [];
   const warnings: string[] = [];
@@ -128,7 +126,6 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
         `generator saturated in phase ${spec.name}: lag p99 ${result.lagMs.p99.toFixed(1)} ms, ${result.dropped} dropped, ${result.generatorCpuCores.toFixed(2)} cores over ${result.generatorProcesses} process(es); latency there includes generator delay — add generator processes or machines.`,
       );
     }
-    for (const [a, n] of Object.entries(run.routing?.routedByAddress ?? {})) routedByAddress.set(a, (routedByAddress.get(a) ?? 0) + n);
     if (run.routing !== undefined && run.routing.failovers > 0) {
       warnings.push(
         `routing "user" in phase ${spec.name}: ${run.routing.failovers} routed call(s) found their coordinator gone (UNAVAILABLE) and were sent to another; their latency includes the failed attempt.`,
@@ -240,13 +237,10 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     await fleet.close();
   }
 
-  // Coordinators that took requests: the given ones (spread evenly), or, routed by user, those the
-  // routing table sent calls to, unevenly (by their partitions' traffic): counted as total / busiest,
-  // so a thread's cost per request of the busiest coordinator's process is not understated.
-  const routedTotal = [...routedByAddress.values()].reduce((s, n) => s + n, 0);
-  const routedMax = Math.max(0, ...routedByAddress.values());
-  const entryProcesses = sc.generator.routing === 'user' && routedMax > 0 ? routedTotal / routedMax : addresses.length;
-  const measured = findCapacity(phases, sc.slo, entryProcesses);
+  // Routed by user, a phase carries its own entry processes (PhaseResult.entryProcesses); spread,
+  // the requests entered evenly through the given coordinators.
+  const measured = findCapacity(phases, sc.slo, addresses.length);
+  const routedPhase = measured !== undefined ? phases.find((p) => p.name === measured.phase) : phases.at(-1);
   return {
     version: 1,
     scenario: sc.name,
@@ -272,8 +266,8 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
       videos: worldDir ?? `range ${sc.videos.rangeStart}..${sc.videos.rangeStart + sc.videos.count - 1}`,
       eventsPerSecond: sc.events?.rate ?? 0,
       generatorOnTargetHost: addresses.some(isLocal),
-      coordinatorsCalled: sc.generator.routing === 'user' && routedByAddress.size > 0 ? routedByAddress.size : addresses.length,
-      ...(sc.generator.routing === 'user' && routedTotal > 0 ? { busiestCoordinatorShare: routedMax / routedTotal } : {}),
+      coordinatorsCalled: Math.max(addresses.length, ...phases.map((p) => p.coordinatorsCalled ?? 0)),
+      ...(routedPhase?.entryProcesses !== undefined ? { busiestCoordinatorShare: 1 / routedPhase.entryProcesses } : {}),
     },
     phases,
     timeline,
@@ -303,6 +297,18 @@ function describeRate(segments: readonly RateSegment[]): string {
 
 function isLocal(address: string): boolean {
   return /^(localhost|127\.|\[?::1\]?|0\.0\.0\.0)/.test(address);
+}
+
+/**
+ * Routed by user, the coordinators a phase's requests entered through, unevenly (by their
+ * partitions' traffic): attempts / the busiest coordinator's attempts, so that a thread's cost per
+ * request of that coordinator's process is not understated; and how many coordinators took any.
+ */
+function routedEntry(run: FleetRun): Pick<PhaseResult, 'entryProcesses' | 'coordinatorsCalled'> {
+  const counts = Object.values(run.routing?.callsByAddress ?? {});
+  const total = counts.reduce((s, n) => s + n, 0);
+  const max = Math.max(0, ...counts);
+  return max > 0 ? { entryProcesses: total / max, coordinatorsCalled: counts.length } : {};
 }
 
 function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scenario, sampler: ProcSampler, cpuFrom: number, cpuTo: number, target: Target): PhaseResult {
@@ -388,6 +394,7 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
     generatorProcesses: run.processes,
     generatorSaturated,
     ...(run.routing !== undefined && run.routing.routed + run.routing.spread > 0 ? { routedShare: run.routing.routed / (run.routing.routed + run.routing.spread) } : {}),
+    ...routedEntry(run),
     sloMet: ok,
     sloVerdict,
   };
