@@ -13,7 +13,7 @@ import type { ShardMapSnapshot } from './snapshot.js';
 import { MAX_ADDRESS_LENGTH, isAddress } from './snapshot.js';
 
 /** Most user partitions a table may carry (a bound on what a client accepts from the wire). */
-export const MAX_ROUTING_PARTITIONS = 65_536;
+const MAX_ROUTING_PARTITIONS = 65_536;
 
 export interface RoutingTable {
   readonly cluster: string;

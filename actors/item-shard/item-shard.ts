@@ -118,16 +118,9 @@ export interface ResolvedItemShardOptions extends ItemShardWorkerConfig {
   readonly snapshotsKept: number;
 }
 
-function requireIntIn(name: string, v: unknown, min: number, max: number): number {
+function requireInt(name: string, v: unknown, min: number, max = Infinity): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new TypeError(`option ${name} must be an integer in ${min}..${max}, got ${String(v)}`);
-  }
-  return v;
-}
-
-function requireInt(name: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw new TypeError(`option ${name} must be an integer >= ${min}, got ${String(v)}`);
+    throw new TypeError(`option ${name} must be an integer ${max === Infinity ? `>= ${min}` : `in ${min}..${max}`}, got ${String(v)}`);
   }
   return v;
 }
@@ -184,7 +177,7 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     towerBatchRows: requireInt('towerBatchRows', o.towerBatchRows ?? 4096, 1),
     latencyWindow: requireInt('latencyWindow', o.latencyWindow ?? 1024, 1),
     snapshotAfterChangesMs: requireInt('snapshotAfterChangesMs', o.snapshotAfterChangesMs ?? DEFAULT_SNAPSHOT_AFTER_CHANGES_MS, 0),
-    snapshotsKept: requireIntIn('snapshotsKept', o.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT, 0, 2),
+    snapshotsKept: requireInt('snapshotsKept', o.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT, 0, 2),
     searchBatch: resolveSearchBatch(o.searchBatch),
     subscribe: resolveSubscribe(o.subscribe),
     ...(o.seed !== undefined ? { seed: o.seed } : {}),

@@ -73,9 +73,9 @@ export interface RecommenderClientOptions {
    * 'user': read the cluster's routing table (GetRouting, shardmap/routing-table.ts) from `address`
    * and send each user to a coordinator whose node hosts the user's partition, so the coordinator
    * reads the user's state in its own process instead of over NATS; users whose partition no
-   * coordinator hosts, and every call before the first table arrives, are spread. A routed call
-   * that fails UNAVAILABLE (its coordinator is gone) is sent once more to another coordinator, and
-   * that coordinator's users are spread for the next 2 s (then tried again).
+   * coordinator hosts, and every call before the first table arrives, are spread. A coordinator
+   * that fails a call UNAVAILABLE is skipped for 2 s; a routed call that never reached it is sent
+   * once more, within its deadline, to another coordinator (one that dropped it in flight is not).
    * LogEvents is always spread (events reach the partitions through the event stream).
    */
   readonly routing?: RoutingMode;
@@ -98,9 +98,13 @@ function neverSent(r: { readonly message: string }): boolean {
   return /No connection established|Stream refused/.test(r.message);
 }
 
-/** `value` as a {@link RoutingMode}; throws a TypeError "`what` must be spread or user, got …". */
+export function isRoutingMode(value: unknown): value is RoutingMode {
+  return value === 'spread' || value === 'user';
+}
+
+/** `value` as a {@link RoutingMode}; throws a TypeError "`what` must be "spread" or "user", got …". */
 export function parseRoutingMode(value: unknown, what: string): RoutingMode {
-  if (value !== 'spread' && value !== 'user') throw new TypeError(`${what} must be "spread" or "user", got ${JSON.stringify(value)}`);
+  if (!isRoutingMode(value)) throw new TypeError(`${what} must be "spread" or "user", got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -128,6 +132,12 @@ interface RecommenderStub extends grpc.Client {
   Recommend: UnaryFn;
   LogEvents: UnaryFn;
   GetRouting: UnaryFn;
+}
+
+/** One client of one coordinator, with the coordinator's address (what routing counts and marks down). */
+interface Target {
+  readonly client: RecommenderStub;
+  readonly address: string;
 }
 
 /** Loads the Recommender service definition (also used by test servers). */
@@ -158,10 +168,8 @@ export class RecommenderClientPool {
   readonly #routing: RoutingMode;
   readonly #refreshMs: number;
   #next = 0;
-  /** routes[p]: clients of the coordinators hosting partition p, interleaved; empty: spread. */
-  #routes: RecommenderStub[][] = [];
-  /** routeAddresses[p][i]: the address of routes[p][i]. */
-  #routeAddresses: string[][] = [];
+  /** routes[p]: the coordinators hosting partition p, `channels` clients each, interleaved; empty: spread. */
+  #routes: Target[][] = [];
   /** Recommend attempts per coordinator address (routing 'user'): how unevenly the load lands. */
   readonly #callsByAddress = new Map<string, number>();
   /** The addresses given to the constructor: kept when a table no longer names them. */
@@ -274,22 +282,11 @@ export class RecommenderClientPool {
 
   #useTable(table: RoutingTable): void {
     if (this.#closed) return;
-    const routes: RecommenderStub[][] = [];
-    const routeAddresses: string[][] = [];
-    for (const addresses of table.partitions) {
-      const clients: RecommenderStub[] = [];
-      const of: string[] = [];
-      for (let i = 0; i < this.#channels; i++) {
-        for (const a of addresses) {
-          clients.push(this.#clientsOf(a)[i]!);
-          of.push(a);
-        }
-      }
-      routes.push(clients);
-      routeAddresses.push(of);
-    }
-    this.#routes = routes;
-    this.#routeAddresses = routeAddresses;
+    this.#routes = table.partitions.map((addresses) => {
+      const targets: Target[] = [];
+      for (let i = 0; i < this.#channels; i++) for (const address of addresses) targets.push({ client: this.#clientsOf(address)[i]!, address });
+      return targets;
+    });
     this.#table = table;
     // Coordinators that left the table (a node restarted on another port, or removed): close them.
     const wanted = new Set([...this.#seeds, ...table.coordinators, ...table.partitions.flat()]);
@@ -321,28 +318,24 @@ export class RecommenderClientPool {
     if (this.#routing === 'spread') return this.#call('Recommend', req);
     const table = this.#table;
     const p = table === undefined ? -1 : userPartitionOf(req.userId, table.userPartitions);
-    const clients = this.#routes[p] ?? [];
-    const addresses = this.#routeAddresses[p] ?? [];
+    const targets = this.#routes[p] ?? [];
     // The partition's hosts in round-robin order, skipping any that failed in the last DOWN_MS.
-    const start = clients.length > 0 ? this.#routeNext++ % clients.length : 0;
-    let at = -1;
-    for (let k = 0; k < clients.length; k++) {
-      const i = (start + k) % clients.length;
-      if (!this.#isDown(addresses[i]!)) {
-        at = i;
-        break;
-      }
+    const start = targets.length > 0 ? this.#routeNext++ % targets.length : 0;
+    let target: Target | undefined;
+    for (let k = 0; k < targets.length && target === undefined; k++) {
+      const t = targets[(start + k) % targets.length]!;
+      if (!this.#isDown(t.address)) target = t;
     }
     const deadlineAt = Date.now() + this.#deadlineMs;
-    if (at < 0) {
+    if (target === undefined) {
       // No table yet, no coordinator hosts the partition, or every one that does is down.
       this.#stats.spread++;
       const other = this.#failoverTarget(p, undefined);
       return other === undefined ? this.#call('Recommend', req) : this.#send(other, req, deadlineAt);
     }
     this.#stats.routed++;
-    const address = addresses[at]!;
-    return this.#send({ client: clients[at]!, address }, req, deadlineAt).then((r) => {
+    const address = target.address;
+    return this.#send(target, req, deadlineAt).then((r) => {
       if (r.ok || r.code !== grpc.status.UNAVAILABLE) return r;
       // The coordinator is gone (a killed node keeps its address in the map until it returns):
       // skip it for DOWN_MS and re-read the table soon (at most once a second). When the call was
@@ -360,7 +353,7 @@ export class RecommenderClientPool {
   }
 
   /** One Recommend attempt, counted by address; an UNAVAILABLE marks the address down for DOWN_MS. */
-  #send(target: { readonly client: RecommenderStub; readonly address: string }, req: RecommendRequestMessage, deadlineAt: number): Promise<CallResult<RecommendResponseMessage>> {
+  #send(target: Target, req: RecommendRequestMessage, deadlineAt: number): Promise<CallResult<RecommendResponseMessage>> {
     this.#callsByAddress.set(target.address, (this.#callsByAddress.get(target.address) ?? 0) + 1);
     return this.#unary<RecommendResponseMessage>(target.client, 'Recommend', req, deadlineAt).then((r) => {
       if (!r.ok && r.code === grpc.status.UNAVAILABLE) this.#downUntil.set(target.address, Date.now() + DOWN_MS);
@@ -381,9 +374,9 @@ export class RecommenderClientPool {
    * coordinator hosting `p` first, else any coordinator of the table (else the given addresses),
    * none of them down; undefined when there is none.
    */
-  #failoverTarget(p: number, not: string | undefined): { readonly client: RecommenderStub; readonly address: string } | undefined {
+  #failoverTarget(p: number, not: string | undefined): Target | undefined {
     const usable = (a: string) => a !== not && !this.#isDown(a) && this.#byAddress.has(a);
-    const hosts = [...new Set(this.#routeAddresses[p] ?? [])].filter(usable);
+    const hosts = [...new Set((this.#routes[p] ?? []).map((t) => t.address))].filter(usable);
     const pool = hosts.length > 0 ? hosts : [...new Set([...(this.#table?.coordinators ?? []), ...this.#seeds])].filter(usable);
     if (pool.length === 0) return undefined;
     const address = pool[this.#failoverNext++ % pool.length]!;

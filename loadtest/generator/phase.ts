@@ -69,7 +69,7 @@ export interface PhaseRouting {
   readonly spread: number;
   /** Recommend attempts per coordinator address (routed, spread and failed over). */
   readonly callsByAddress: Readonly<Record<string, number>>;
-  /** Routed calls whose coordinator was gone (UNAVAILABLE), sent once more elsewhere. */
+  /** Routed calls that never reached their coordinator (UNAVAILABLE), sent once more elsewhere. */
   readonly failovers: number;
   /** Routing-table reads that failed in the phase (the table in use may be stale), and the last error. */
   readonly refreshFailures: number;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { RequestMixSpec } from '../generator/request-mix.js';
 import { DEFAULT_MIX } from '../generator/request-mix.js';
 import type { RoutingMode } from '../client/recommender-client.js';
-import { parseRoutingMode } from '../client/recommender-client.js';
+import { isRoutingMode } from '../client/recommender-client.js';
 import { SCENARIO_DIR } from '../paths.js';
 
 /** A bad scenario field; `field` is its dotted path. */
@@ -375,11 +375,8 @@ function parseLoad(f: Fields | undefined, kind: ScenarioKind): LoadSettings {
 }
 
 function routingMode(value: string, at: string): RoutingMode {
-  try {
-    return parseRoutingMode(value, 'it');
-  } catch (err) {
-    throw new ScenarioConfigError(at, (err as Error).message.replace(/^it /, ''));
-  }
+  if (!isRoutingMode(value)) throw new ScenarioConfigError(at, `must be "spread" or "user", got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** Validates a parsed JSON scenario; throws {@link ScenarioConfigError} naming the bad field. */
