@@ -3,8 +3,9 @@
  * their ratio, printed as tables with their conditions and written to reports/bench.json.
  *
  * Order (each part is skipped with --only): the end-to-end run first, while this process is idle
- * (the cluster and the load generator want the machine's cores); then the sharded-search recall and
- * faiss QPS on the real corpus; then the in-process ceiling over the same shards; then the ONNX
+ * (the cluster and the load generator want the machine's cores); then the in-process ceiling over
+ * the cluster's own item-shard snapshots (--run-dir); then the sharded-search recall and faiss QPS
+ * on the real corpus (shards built here, with exact search as the reference); then the ONNX
  * ranker, NATS request/reply, worker-thread hop and gRPC unary benches. The synthetic faiss sweep (IVF vs HNSW on
  * clustered vectors) runs only when asked (`--only faiss-synthetic`): HNSW's build takes minutes.
  *
@@ -120,11 +121,12 @@ async function main(): Promise<void> {
     user_state_thread: config.userState.thread,
   };
 
+  const runDir = path.resolve(flag('--run-dir') ?? path.join(REPO_ROOT, 'run', 'bench-cluster'));
+
   // ---- end to end
   if (only.has('e2e')) {
     const { runEndToEnd, summariseProfiles, cpuProfilesIn } = await import('./bench/end-to-end.js');
     const [startRate, stepRate, maxRate] = (flag('--rates') ?? (quick ? '20,20,60' : '25,25,2000')).split(',').map(Number);
-    const runDir = path.resolve(flag('--run-dir') ?? path.join(REPO_ROOT, 'run', 'bench-cluster'));
     const profileDir = process.argv.includes('--profile') ? path.join(REPO_ROOT, 'run', 'bench-profiles') : undefined;
     if (profileDir !== undefined) {
       await rm(profileDir, { recursive: true, force: true });
@@ -191,57 +193,71 @@ async function main(): Promise<void> {
     }
   }
 
-  // ---- recall and faiss QPS on the real corpus, then the ceiling over the same shards
-  let recallAt100: number | undefined;
-  if (only.has('recall') || only.has('ceiling')) {
-    const { ItemTower } = await import('../actors/item-shard/item-tower.js');
-    const { buildEncodedShards, measureShardedRecall, sampleUserVectors, sweepNprobe } = await import('./bench/recall.js');
+  // ---- the in-process ceiling, over the end-to-end cluster's own item-shard snapshots
+  // (the same index files, the features as off-heap records; built and written there when missing).
+  // Its own process state, before the recall part: shards built here for recall keep every item as a
+  // JS object beside the vectors, and a ceiling run over them pays that heap's GC (at 1M items 309
+  // against 396 QPS per core restored, at 10M 71 against 195–210: docs/capacity.md).
+  if (only.has('ceiling')) {
     const { openInProcessCluster, ceilingQueries, runCeiling } = await import('./bench/ceiling.js');
     const { benchMix } = await import('./bench/end-to-end.js');
+    const snapshotDir = path.join(runDir, 'snapshots');
+    log(`ceiling: item shards from ${snapshotDir} (built and written there when missing)`);
+    const cluster = await openInProcessCluster({ worldDir, modelDir, config: clusterInput, log, snapshotDir });
+    try {
+      const count = numFlag('--ceiling-requests', quick ? 300 : 3000);
+      const queries = await ceilingQueries({ worldDir, count, mix: benchMix() });
+      const r = await runCeiling(cluster, queries);
+      parts.ceilingQpsPerCore = r.qpsPerCore;
+      printTable(
+        'In-process ceiling: the same RecommendPipeline, ports calling the actors directly (no NATS, gRPC, protobuf or worker hop)',
+        ['requests', 'CPU s', 'QPS/core', 'p50 ms', 'p99 ms', 'outcomes'],
+        [[r.requests, r.cpuSeconds, r.qpsPerCore, r.p50Ms, r.p99Ms, JSON.stringify(r.outcomes)]],
+        { concurrency: r.concurrency, items: cluster.items, shards: cluster.factories.join('+'), shards_from: snapshotDir, mix: 'bench ramp mix', load_avg: loadavg().join('/') },
+        out,
+      );
+      conditions['ceiling'] = { ...r, items: cluster.items, factories: cluster.factories, startup_ms: cluster.startupMs, shards_from: snapshotDir };
+    } finally {
+      await cluster.close();
+    }
+  }
+
+  // ---- recall and faiss QPS on the real corpus (shards built here: exact search over the encoded
+  // vectors is the reference)
+  let recallAt100: number | undefined;
+  if (only.has('recall')) {
+    const { ItemTower } = await import('../actors/item-shard/item-tower.js');
+    const { buildEncodedShards, measureShardedRecall, sampleUserVectors, sweepNprobe } = await import('./bench/recall.js');
+    const { openInProcessCluster } = await import('./bench/ceiling.js');
     const tower = await ItemTower.load(modelDir);
     log(`encoding ${world.numVideos} items and building ${config.cluster.itemShards} shard indexes`);
     const enc = await buildEncodedShards({ worldDir, tower, shardCount: config.cluster.itemShards, index: config.itemShard.index, towerBatchRows: config.itemShard.towerBatchRows });
     await tower.close();
+    // For the user-state partition that embeds the query users (the ranker sessions go unused).
     const cluster = await openInProcessCluster({ worldDir, modelDir, config: clusterInput, shards: enc.shards, log });
     try {
-      if (only.has('recall')) {
-        const queries = await sampleUserVectors(cluster.userState, worldDir, numFlag('--recall-queries', quick ? 50 : 200));
-        const r = measureShardedRecall(enc, queries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
-        recallAt100 = r.recallAtK;
-        parts.faiss = { qpsPerCore: r.qpsPerCore, recallAt100: r.recallAtK };
-        const shardInfo = r.shards.map((s) => `${s.factory}(${s.size}${s.nprobe !== undefined ? `, nprobe ${s.nprobe}` : ''})`).join(' + ');
-        printTable(
-          'faiss on the real corpus: sharded search at the configured parameters vs exact brute force (user-tower queries)',
-          ['shards', `recall@${r.k}`, 'queries/s/core (all shards)', 'shard searches/s/core', 'p50 ms', 'p99 ms', 'exact ms/query'],
-          [[shardInfo, r.recallAtK, r.qpsPerCore, r.shardSearchesPerCore, r.p50Ms, r.p99Ms, r.exactMsPerQuery]],
-          { items: r.items, dim: enc.dim, k: r.k, per_shard_k: r.perShardK, queries: r.queries, faiss_build: faissBuild(), target: 'recall@100 >= 0.95', build_s: ((enc.timingsMs.tower + enc.timingsMs.build) / 1000).toFixed(1) },
-          out,
-        );
-        // Where would the target be met? The same shards at fixed nprobe values around the configured one.
-        const configured = r.shards[0]?.nprobe;
-        const sweep = configured === undefined ? [] : sweepNprobe(enc, queries, {
-          k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index,
-          nprobes: [...new Set([configured / 2, configured, configured * 2, configured * 4].map((x) => Math.max(1, Math.round(x))))],
-        });
-        if (sweep.length > 0) {
-          printTable('... the same shards at fixed nprobe (recall target 0.95)', ['nprobe', `recall@${r.k}`, 'queries/s/core (all shards)', 'p50 ms'], sweep.map((x) => [x.nprobe, x.recallAtK, x.qpsPerCore, x.p50Ms]), { per_shard_k: r.perShardK, queries: r.queries }, out);
-        }
-        conditions['faiss'] = { ...r, nprobe_sweep: sweep, build_ms: enc.timingsMs, query_source: 'user tower embeddings of world users (own country/device, hour 20), no exclusions' };
+      const queries = await sampleUserVectors(cluster.userState, worldDir, numFlag('--recall-queries', quick ? 50 : 200));
+      const r = measureShardedRecall(enc, queries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
+      recallAt100 = r.recallAtK;
+      parts.faiss = { qpsPerCore: r.qpsPerCore, recallAt100: r.recallAtK };
+      const shardInfo = r.shards.map((s) => `${s.factory}(${s.size}${s.nprobe !== undefined ? `, nprobe ${s.nprobe}` : ''})`).join(' + ');
+      printTable(
+        'faiss on the real corpus: sharded search at the configured parameters vs exact brute force (user-tower queries)',
+        ['shards', `recall@${r.k}`, 'queries/s/core (all shards)', 'shard searches/s/core', 'p50 ms', 'p99 ms', 'exact ms/query'],
+        [[shardInfo, r.recallAtK, r.qpsPerCore, r.shardSearchesPerCore, r.p50Ms, r.p99Ms, r.exactMsPerQuery]],
+        { items: r.items, dim: enc.dim, k: r.k, per_shard_k: r.perShardK, queries: r.queries, faiss_build: faissBuild(), target: 'recall@100 >= 0.95', build_s: ((enc.timingsMs.tower + enc.timingsMs.build) / 1000).toFixed(1) },
+        out,
+      );
+      // Where would the target be met? The same shards at fixed nprobe values around the configured one.
+      const configured = r.shards[0]?.nprobe;
+      const sweep = configured === undefined ? [] : sweepNprobe(enc, queries, {
+        k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index,
+        nprobes: [...new Set([configured / 2, configured, configured * 2, configured * 4].map((x) => Math.max(1, Math.round(x))))],
+      });
+      if (sweep.length > 0) {
+        printTable('... the same shards at fixed nprobe (recall target 0.95)', ['nprobe', `recall@${r.k}`, 'queries/s/core (all shards)', 'p50 ms'], sweep.map((x) => [x.nprobe, x.recallAtK, x.qpsPerCore, x.p50Ms]), { per_shard_k: r.perShardK, queries: r.queries }, out);
       }
-      if (only.has('ceiling')) {
-        const count = numFlag('--ceiling-requests', quick ? 300 : 3000);
-        const queries = await ceilingQueries({ worldDir, count, mix: benchMix() });
-        const r = await runCeiling(cluster, queries);
-        parts.ceilingQpsPerCore = r.qpsPerCore;
-        printTable(
-          'In-process ceiling: the same RecommendPipeline, ports calling the actors directly (no NATS, gRPC, protobuf or worker hop)',
-          ['requests', 'CPU s', 'QPS/core', 'p50 ms', 'p99 ms', 'outcomes'],
-          [[r.requests, r.cpuSeconds, r.qpsPerCore, r.p50Ms, r.p99Ms, JSON.stringify(r.outcomes)]],
-          { concurrency: r.concurrency, items: cluster.items, shards: cluster.factories.join('+'), mix: 'bench ramp mix', load_avg: loadavg().join('/') },
-          out,
-        );
-        conditions['ceiling'] = { ...r, items: cluster.items, factories: cluster.factories, startup_ms: cluster.startupMs };
-      }
+      conditions['faiss'] = { ...r, nprobe_sweep: sweep, build_ms: enc.timingsMs, query_source: 'user tower embeddings of world users (own country/device, hour 20), no exclusions' };
     } finally {
       await cluster.close();
     }

@@ -12,6 +12,8 @@
  *        [--timeout-ms 120000]
  *   node dist/shardmap/cli.js model --nats ... --cluster local [--version V [--models-dir models]
  *        [--by NAME] [--timeout-ms 60000]]
+ *   node dist/shardmap/cli.js model --nats ... --cluster local --cancel [--models-dir models]
+ *        [--by NAME] [--timeout-ms 600000]
  *
  * `show` prints the map, every node's assignment and (when nodes publish it) their load. `init`
  * writes a new balanced map (refuses to replace an existing one unless --force): R replicas of each
@@ -26,13 +28,15 @@
  * a time until it hosts within one of the others); running it again changes nothing. `model
  * --version V` switches the served model live, towers included (shardmap/model-switch.ts: checks V against
  * `<models-dir>/V` and what the nodes serve, writes the KV "model" key, waits for every node and
- * prints what each did; exit 1 naming the nodes that refused); without --version it shows the key
- * and what each node serves.
+ * prints what each did; exit 1 naming the nodes that refused; Ctrl-C stops only the wait); without
+ * --version it shows the key and what each node serves. `model --cancel` cancels a switch in
+ * progress: puts the key back to the version before (from the key's KV history); nodes still
+ * rebuilding give up at their next step, nodes that flipped switch back.
  * Every command but `init` refuses a cluster without a shard-map bucket instead of creating one.
  * Against a NATS server that requires TLS (a cluster whose config sets `tls`), add
  * `--tls-ca ca.pem --tls-cert client.pem --tls-key client.key` to any command. Against a NATS server
  * with per-role credentials (config `nats.auth`, cluster/nats/auth.ts), add `--creds <file>`: the
- * admin role's NKey seed file for writes (init, move, drain, add-node, model --version); `show` and
+ * admin role's NKey seed file for writes (init, move, drain, add-node, model --version / --cancel); `show` and
  * `model` without --version also work with the reader's. A refused write exits 1 naming the subject
  * the server refused.
  */
@@ -44,7 +48,7 @@ import { drainNode, moveShard } from './move.js';
 import type { AddNodeStep } from './add-node.js';
 import { addNode, NODE_NAME_PATTERN } from './add-node.js';
 import { StatusCode, UpnextError, toStatus } from '../core/status.js';
-import { formatModelOverview, formatModelSwitch, showModel, switchModel } from './model-switch.js';
+import { cancelModelSwitch, formatModelOverview, formatModelSwitch, showModel, switchModel } from './model-switch.js';
 import { checkModelVersionName } from '../cluster/node/model.js';
 import { TLS_FLAGS, natsTlsOptions, tlsSectionFromFlags } from '../cluster/tls.js';
 import type { TlsSection } from '../cluster/tls.js';
@@ -62,6 +66,8 @@ const USAGE = `usage:
   shardmap model --nats <url> --cluster <name> [--version V [--models-dir models] [--by NAME] [--timeout-ms 60000]]
                 (same towers: swaps ranker + calibration live; other towers: each node rebuilds its item
                  shards on them beside the serving ones, then flips (default timeout 600000); without --version: show)
+  shardmap model --nats <url> --cluster <name> --cancel [--models-dir models] [--by NAME] [--timeout-ms 600000]
+                (a switch in progress: the key goes back to the version before; nodes still rebuilding give up)
   every command: [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key] for a NATS server that requires TLS
                  [--creds admin.nk] for a NATS server that requires credentials (writes need the admin role)`;
 
@@ -199,10 +205,27 @@ async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (command === 'model') {
+      if (flags.get('cancel') === 'true') {
+        if (modelVersion !== undefined) throw new TypeError('model: --cancel and --version go apart (--cancel goes back to the version before the key\'s)');
+        try {
+          const r = await cancelModelSwitch({ nc, store, cluster, modelsDir: flags.get('models-dir') ?? 'models', by: flags.get('by') ?? 'shardmap model --cancel', ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+          (r.ok ? process.stdout : process.stderr).write(`${formatModelSwitch(r)}\n`);
+          return r.ok ? 0 : 1;
+        } catch (err) {
+          const st = toStatus(err);
+          process.stderr.write(`shardmap model --cancel: ${StatusCode[st.code] ?? st.code}: ${st.message} (the model key was not changed)\n`);
+          return 1;
+        }
+      }
       if (modelVersion === undefined) {
         process.stdout.write(`${formatModelOverview(await showModel({ nc, store, cluster }))}\n`);
         return 0;
       }
+      // Ctrl-C leaves the switch running (the nodes follow the key, not this process): say how to stop it.
+      process.once('SIGINT', () => {
+        process.stderr.write(`\nshardmap model: stopped waiting; the switch to ${modelVersion} goes on. Cancel it with: shardmap model --nats … --cluster ${cluster} --cancel\n`);
+        process.exit(130);
+      });
       try {
         const r = await switchModel({
           nc,

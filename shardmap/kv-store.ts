@@ -443,6 +443,25 @@ export class ShardMapStore {
   }
 
   /**
+   * The "model" key's kept values, oldest first (the bucket keeps the last `history` writes, 16 by
+   * default); deletions and values that do not parse are left out. For `shardmap model --cancel`,
+   * which goes back to the version before the current one.
+   */
+  async readModelKeyHistory(): Promise<ModelKeyEntry[]> {
+    const out: ModelKeyEntry[] = [];
+    const iter = await this.#kv.history({ key: KV_KEYS.model });
+    for await (const entry of iter) {
+      if (entry.operation !== 'PUT') continue;
+      try {
+        out.push({ revision: entry.revision, value: parseModelKeyValue(entry.value) });
+      } catch {
+        // A value no build could have followed: not a version to go back to.
+      }
+    }
+    return out.sort((a, b) => a.revision - b.revision);
+  }
+
+  /**
    * Calls `onValue` with the current "model" value (if any) and then every new one, in revision
    * order. Deletions are ignored; a value that fails to parse goes to `onError` and is skipped.
    */

@@ -51,6 +51,11 @@ export interface ModelSwitchOptions {
   readonly timeoutMs?: number;
   /** Poll interval of the node status, ms. Default 100. */
   readonly pollMs?: number;
+  /**
+   * Put the key back when a node refuses or does not answer. Default true; a cancel sets false
+   * (putting it back would restart the switch it cancels).
+   */
+  readonly rollbackOnFailure?: boolean;
 }
 
 /** How one node answered a "model" key change. */
@@ -189,7 +194,7 @@ export async function switchModel(o: ModelSwitchOptions): Promise<ModelSwitchRes
   const revision = await o.store.writeModelKey({ version, requestedAt, ...(o.by !== undefined ? { by: o.by } : {}) }, previous?.revision ?? null);
   const outcomes = await awaitNodes(o, nodes, version, revision);
   const ok = outcomes.every((n) => n.state === 'switched');
-  if (ok) return { version, revision, ok, nodes: outcomes };
+  if (ok || o.rollbackOnFailure === false) return { version, revision, ok, nodes: outcomes };
 
   // Put the key back so the cluster converges on one version again: the previous key's version,
   // else the one version every node served before (none when they already disagreed).
@@ -208,6 +213,57 @@ export async function switchModel(o: ModelSwitchOptions): Promise<ModelSwitchRes
   return { version, revision, ok, nodes: outcomes, rollback };
 }
 
+/** Options of {@link cancelModelSwitch}: those of a switch, less the version (the key's history names it). */
+export type ModelCancelOptions = Omit<ModelSwitchOptions, 'version' | 'rollbackOnFailure'>;
+
+/** What {@link cancelModelSwitch} did: a switch back to `version`, the one before `cancelled`. */
+export interface ModelCancelResult extends ModelSwitchResult {
+  /** The version whose switch was cancelled. */
+  readonly cancelled: string;
+}
+
+/**
+ * Cancels a switch in progress (`shardmap model --cancel`): puts the "model" key back to the version
+ * it named before (from the key's KV history; without one, the version the nodes that have not
+ * switched serve) and waits for every node, like a switch. A node still
+ * rebuilding its item shards for the cancelled version gives up at its next step and keeps what it
+ * served (cluster/node/node.ts); a node that had flipped already switches back, rebuilding for the
+ * version it had served. FAILED_PRECONDITION when no switch is in progress (every node has acted on
+ * the key: go back with a switch to the version wanted), or when the history holds no earlier
+ * version; ABORTED when the key changes meanwhile.
+ */
+export async function cancelModelSwitch(o: ModelCancelOptions): Promise<ModelCancelResult> {
+  const key = await o.store.readModelKey();
+  if (key === null) throw new UpnextError(StatusCode.FAILED_PRECONDITION, `cluster ${o.cluster} has no model key: no switch to cancel`);
+  const cancelled = key.value.version;
+  const views = await statuses(o, await mapNodes(o.store, o.cluster));
+  const pending = views.filter((v) => v.status?.model === undefined || v.status.model.keyRevision < key.revision);
+  if (pending.length === 0) {
+    throw new UpnextError(
+      StatusCode.FAILED_PRECONDITION,
+      `no switch in progress: every node has acted on the model key (revision ${key.revision}, ${cancelled}); to go back, switch to the version wanted with shardmap model --version`,
+    );
+  }
+  // The version the key named before; when the key was first set by this switch (a cluster started
+  // from --models), the one version the nodes that have not acted on it still serve.
+  const earlier = (await o.store.readModelKeyHistory()).filter((e) => e.revision < key.revision && e.value.version !== cancelled).pop()?.value.version;
+  const servedByPending = new Set(pending.map((v) => v.status?.model?.version).filter((v): v is string => v !== undefined && v !== cancelled));
+  const back = earlier ?? (servedByPending.size === 1 ? [...servedByPending][0] : undefined);
+  if (back === undefined) {
+    throw new UpnextError(StatusCode.FAILED_PRECONDITION, `no version to go back to: the model key's history holds none before ${cancelled} (revision ${key.revision}), and the nodes that have not switched serve ${servedByPending.size === 0 ? 'none other' : [...servedByPending].join(', ')}`);
+  }
+  // A node gives up at its next step, which may be after an item shard's rebuild (minutes at 10M
+  // items): wait as long as for a tower switch unless told otherwise.
+  const result = await switchModel({
+    ...o,
+    version: back,
+    by: `${o.by ?? 'shardmap model --cancel'} (cancel of ${cancelled})`,
+    timeoutMs: o.timeoutMs ?? TOWER_SWITCH_TIMEOUT_MS,
+    rollbackOnFailure: false,
+  });
+  return { ...result, cancelled };
+}
+
 /** One line per node of a rollout. */
 function formatOutcomes(r: ModelRollout): string[] {
   return r.nodes.map((n) =>
@@ -217,9 +273,10 @@ function formatOutcomes(r: ModelRollout): string[] {
   );
 }
 
-/** The report `shardmap model --version` prints. */
-export function formatModelSwitch(r: ModelSwitchResult): string {
-  const lines = [`model key → ${r.version} (revision ${r.revision})`, ...formatOutcomes(r)];
+/** The report `shardmap model --version` (or `--cancel`) prints. */
+export function formatModelSwitch(r: ModelSwitchResult | ModelCancelResult): string {
+  const head = `model key → ${r.version} (revision ${r.revision})`;
+  const lines = ['cancelled' in r ? `${head}: switch to ${r.cancelled} cancelled` : head, ...formatOutcomes(r)];
   if (r.ok) lines.push(`every node serves ${r.version}`);
   else {
     const bad = r.nodes.filter((n) => n.state !== 'switched');

@@ -24,7 +24,7 @@ import { addressesOf, assignmentOf, rankerAddresses, sameAddresses } from '../..
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import type { ModelKeyEntry, ShardMapWatch } from '../../shardmap/kv-store.js';
 import type { NodeLoad } from '../../shardmap/format.js';
-import { toStatus } from '../../core/status.js';
+import { StatusCode, UpnextError, toStatus } from '../../core/status.js';
 import type { UpnextConfig } from '../config.js';
 import type { ActorKey, ActorLauncher, RunningActor, RunningServerActor } from './actor-launcher.js';
 import { describeActorKey } from './actor-launcher.js';
@@ -67,8 +67,10 @@ export interface NodeModelOptions {
    * Swaps the running actors to `next` and makes actors started later use it: `kind` 'ranker' reloads
    * the ranker then sets the coordinator's model; 'towers' first rebuilds the node's item shards on
    * the new towers beside the serving ones (cluster/node/model.ts `liveSwitchKind`). Rejecting refuses
-   * the switch: the node keeps serving what it served. `signal` aborts when the node stops: a tower
-   * switch then gives up at its next step (after the shard being built), as if it had failed.
+   * the switch: the node keeps serving what it served. `signal` aborts, its reason an ABORTED
+   * UpnextError saying why, when the node stops or when the key moves to another version before the
+   * switch is done (a cancel): a tower switch then gives up at its next step (after the shard being
+   * built, or at once at the barrier), as if it had failed.
    */
   readonly apply: (next: ModelDirInfo, kind: 'ranker' | 'towers', signal: AbortSignal) => Promise<void>;
 }
@@ -161,6 +163,12 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   let modelKeyRevision = opts.model?.keyRevision ?? 0;
   let modelRefusal = opts.model?.refused;
   let pendingModelKey: ModelKeyEntry | undefined;
+  /**
+   * The switch being applied, if any: a key value naming another version (an operator's
+   * `shardmap model --cancel`, or a newer switch) makes it give up at its next step instead of
+   * finishing a rebuild that the key no longer asks for (minutes at 10M items).
+   */
+  let applying: { readonly version: string; readonly superseded: AbortController } | undefined;
   const servedVersion = () => served?.manifest.version ?? opts.modelVersion ?? '';
 
   const actorStats = (): ActorStatsEntry[] =>
@@ -345,16 +353,21 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     const from = served.manifest.version;
     if (version !== from) {
       const t0 = Date.now();
+      const superseded = new AbortController();
+      applying = { version, superseded };
       try {
         const next = await readModelDir(m.modelsRoot, version);
         const kind = liveSwitchKind(served, next);
-        await m.apply(next, kind, stopSignal.signal);
+        await m.apply(next, kind, AbortSignal.any([stopSignal.signal, superseded.signal]));
         served = next;
         modelRefusal = undefined;
         log({ event: 'model_switched', node: name, from, to: version, kind, keyRevision: entry.revision, ms: Date.now() - t0 });
       } catch (err) {
         modelRefusal = refusalOf(err, version, entry.revision);
-        log({ event: 'model_switch_refused', node: name, serving: from, version, keyRevision: entry.revision, code: modelRefusal.code, message: modelRefusal.message });
+        const event = superseded.signal.aborted ? 'model_switch_abandoned' : 'model_switch_refused';
+        log({ event, node: name, serving: from, version, keyRevision: entry.revision, code: modelRefusal.code, message: modelRefusal.message });
+      } finally {
+        applying = undefined;
       }
     } else {
       modelRefusal = undefined;
@@ -388,6 +401,9 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       : await store.watchModelKey(
           (entry) => {
             if (pendingModelKey === undefined || entry.revision > pendingModelKey.revision) pendingModelKey = entry;
+            if (applying !== undefined && entry.value.version !== applying.version && !applying.superseded.signal.aborted) {
+              applying.superseded.abort(new UpnextError(StatusCode.ABORTED, `switch to ${applying.version} abandoned: the model key moved to ${entry.value.version} (revision ${entry.revision})${entry.value.by !== undefined ? ` by ${entry.value.by}` : ''}`));
+            }
             scheduleModel();
           },
           (err) => log({ event: 'model_key_invalid', node: name, message: toStatus(err).message }),
@@ -435,7 +451,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   const stop = () => {
     stopped ??= (async () => {
       stopping = true;
-      stopSignal.abort();
+      stopSignal.abort(new UpnextError(StatusCode.ABORTED, 'the node is stopping: model switch abandoned'));
       clearTimeout(mapTimer);
       if (loadTimer) clearInterval(loadTimer);
       await watch.stop();

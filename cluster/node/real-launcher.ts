@@ -82,7 +82,7 @@ export interface RealLauncher extends ActorLauncher {
    * 5. the new shards join the shared subjects; each old one leaves them and keeps answering old-space
    *    searches from nodes not yet switched until none comes for {@link RETIRE_IDLE_MS}, then stops.
    * Every request is served in one space throughout (in-process shards are looked up by space). On a
-   * failure before the flip — or when `signal` aborts (the node stops), checked between shards and
+   * failure before the flip — or when `signal` aborts (the node stops, or the key moved on), checked between shards and
    * while waiting at the barrier — the new instances retire, the ranker is put back, admin resumes
    * and the error is rethrown: the node keeps what it served.
    */
@@ -96,9 +96,13 @@ export interface RealLauncher extends ActorLauncher {
  */
 const TOWER_SWITCH_BARRIER_MS = 480_000;
 
-/** ABORTED when `signal` has fired (the node is stopping: a tower switch gives up). */
+/**
+ * Throws when `signal` has fired (the node is stopping, or the model key moved on): its reason when
+ * that is an UpnextError (it says which), else ABORTED.
+ */
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new UpnextError(StatusCode.ABORTED, 'the node is stopping: tower switch abandoned');
+  if (!signal?.aborted) return;
+  throw signal.reason instanceof UpnextError ? signal.reason : new UpnextError(StatusCode.ABORTED, 'tower switch abandoned');
 }
 
 /** One of this node's item shards: the running instance, replaced in place by a tower switch. */

@@ -6,45 +6,11 @@ import t from 'tap';
 import { natsFixture } from '../fixtures/nats.js';
 import { resolveConfig } from '../../cluster/config.js';
 import { startNode } from '../../cluster/node/node.js';
-import type { ActorLauncher, RunningActor, RunningServerActor } from '../../cluster/node/actor-launcher.js';
+import { FakeLauncher } from '../fixtures/fake-launcher.js';
 import { createShardMap, withNodeInfo } from '../../shardmap/assign.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 
 const { nc } = await natsFixture(t, 'upnext-node');
-
-class FakeLauncher implements ActorLauncher {
-  readonly live = new Set<string>();
-  readonly log: string[] = [];
-  failOn: string | undefined;
-  #port = 9000;
-  #actor(key: string): RunningActor {
-    if (this.failOn === key) throw new Error(`cannot start ${key}`);
-    this.live.add(key);
-    this.log.push(`start ${key}`);
-    let stopped = false;
-    return {
-      stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        this.live.delete(key);
-        this.log.push(`stop ${key}`);
-      },
-      stats: () => ({ items: key.startsWith('item') ? 10 : 0, requests: { ok: 2 } }),
-    };
-  }
-  #server(key: string): RunningServerActor {
-    return { ...this.#actor(key), address: `127.0.0.1:${this.#port++}` };
-  }
-  rankerAddressesSeen: (() => string[]) | undefined;
-  itemShard = async (s: number) => this.#actor(`item:${s}`);
-  userPartition = async (p: number) => this.#actor(`user:${p}`);
-  popular = async () => this.#actor('popular');
-  ranker = async () => this.#server('ranker');
-  coordinator = async (_m: unknown, addrs: () => string[]) => {
-    this.rankerAddressesSeen = addrs;
-    return this.#server('coordinator');
-  };
-}
 
 async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 500; i++) {
