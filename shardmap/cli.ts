@@ -40,6 +40,7 @@
  * `model` without --version also work with the reader's. A refused write exits 1 naming the subject
  * the server refused.
  */
+import { existsSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { createShardMap } from './assign.js';
 import { formatRanges, formatShardMap } from './format.js';
@@ -205,44 +206,49 @@ async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (command === 'model') {
-      if (flags.get('cancel') === 'true') {
-        if (modelVersion !== undefined) throw new TypeError('model: --cancel and --version go apart (--cancel goes back to the version before the key\'s)');
-        try {
-          const r = await cancelModelSwitch({ nc, store, cluster, modelsDir: flags.get('models-dir') ?? 'models', by: flags.get('by') ?? 'shardmap model --cancel', ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
-          (r.ok ? process.stdout : process.stderr).write(`${formatModelSwitch(r)}\n`);
-          return r.ok ? 0 : 1;
-        } catch (err) {
-          const st = toStatus(err);
-          process.stderr.write(`shardmap model --cancel: ${StatusCode[st.code] ?? st.code}: ${st.message} (the model key was not changed)\n`);
-          return 1;
-        }
-      }
-      if (modelVersion === undefined) {
+      const cancel = flags.get('cancel');
+      if (cancel !== undefined && cancel !== 'true') throw new TypeError(`--cancel takes no value, got "${cancel}"`);
+      if (cancel !== undefined && modelVersion !== undefined) throw new TypeError('model: --cancel and --version go apart (--cancel goes back to the version before the key\'s)');
+      if (cancel === undefined && modelVersion === undefined) {
         process.stdout.write(`${formatModelOverview(await showModel({ nc, store, cluster }))}\n`);
         return 0;
       }
-      // Ctrl-C leaves the switch running (the nodes follow the key, not this process): say how to stop it.
-      process.once('SIGINT', () => {
-        process.stderr.write(`\nshardmap model: stopped waiting; the switch to ${modelVersion} goes on. Cancel it with: shardmap model --nats … --cluster ${cluster} --cancel\n`);
+      // Ctrl-C stops only this wait: the nodes follow the key, not this process. Say where things stand.
+      let written: { readonly what: 'switch' | 'rollback'; readonly version: string } | undefined;
+      const onInterrupt = () => {
+        const where =
+          written === undefined
+            ? 'stopped before the model key was written: nothing changed'
+            : written.what === 'switch' && cancel === undefined
+              ? `stopped waiting; the switch to ${written.version} goes on. Cancel it with: shardmap model --nats … --cluster ${cluster} --cancel`
+              : `stopped waiting; the model key already goes back to ${written.version} and the nodes follow it (shardmap model shows them)`;
+        process.stderr.write(`\nshardmap model: ${where}\n`);
         process.exit(130);
-      });
+      };
+      process.once('SIGINT', onInterrupt);
+      // Without the version's files here (an operator machine), a cancel leaves the checks to the nodes.
+      const modelsDir = flags.get('models-dir') ?? (cancel !== undefined && !existsSync('models') ? undefined : 'models');
+      const common = {
+        nc,
+        store,
+        cluster,
+        ...(modelsDir !== undefined ? { modelsDir } : {}),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        onKeyWritten: (what: 'switch' | 'rollback', version: string) => void (written = { what, version }),
+      };
       try {
-        const r = await switchModel({
-          nc,
-          store,
-          cluster,
-          version: modelVersion,
-          modelsDir: flags.get('models-dir') ?? 'models',
-          by: flags.get('by') ?? 'shardmap model',
-          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-        });
+        const r = cancel !== undefined
+          ? await cancelModelSwitch({ ...common, by: flags.get('by') ?? 'shardmap model --cancel' })
+          : await switchModel({ ...common, version: modelVersion!, by: flags.get('by') ?? 'shardmap model' });
         (r.ok ? process.stdout : process.stderr).write(`${formatModelSwitch(r)}\n`);
         return r.ok ? 0 : 1;
       } catch (err) {
         // Refused before the key was written: say which status, so scripts and people can tell.
         const st = toStatus(err);
-        process.stderr.write(`shardmap model: ${StatusCode[st.code] ?? st.code}: ${st.message} (the model key was not changed)\n`);
+        process.stderr.write(`shardmap model${cancel !== undefined ? ' --cancel' : ''}: ${StatusCode[st.code] ?? st.code}: ${st.message} (the model key was not changed)\n`);
         return 1;
+      } finally {
+        process.off('SIGINT', onInterrupt);
       }
     }
     if (command === 'move') {

@@ -116,6 +116,12 @@ export interface ModelKeyValue {
   readonly requestedAt: string;
   /** Who asked (operator or tool), for the audit trail. */
   readonly by?: string;
+  /**
+   * Set when this value undoes a switch (a rollback after a refusal, or `shardmap model --cancel`):
+   * the version it goes back from. A cancel refuses to act on such a value, which would restart
+   * the switch that was undone.
+   */
+  readonly revertOf?: string;
 }
 
 /** A "model" key value with its KV revision. */
@@ -133,10 +139,16 @@ function parseModelKeyValue(bytes: Uint8Array): ModelKeyValue {
     throw new UpnextError(StatusCode.FAILED_PRECONDITION, `model key is not JSON: ${(err as Error).message}`);
   }
   const v = raw as Partial<Record<keyof ModelKeyValue, unknown>> | null;
-  if (typeof v !== 'object' || v === null || typeof v.version !== 'string' || typeof v.requestedAt !== 'string' || (v.by !== undefined && typeof v.by !== 'string')) {
-    throw new UpnextError(StatusCode.FAILED_PRECONDITION, 'model key must be {"version": string, "requestedAt": string, "by"?: string}');
+  const optionalString = (x: unknown) => x === undefined || typeof x === 'string';
+  if (typeof v !== 'object' || v === null || typeof v.version !== 'string' || typeof v.requestedAt !== 'string' || !optionalString(v.by) || !optionalString(v.revertOf)) {
+    throw new UpnextError(StatusCode.FAILED_PRECONDITION, 'model key must be {"version": string, "requestedAt": string, "by"?: string, "revertOf"?: string}');
   }
-  return { version: v.version, requestedAt: v.requestedAt, ...(typeof v.by === 'string' ? { by: v.by } : {}) };
+  return {
+    version: v.version,
+    requestedAt: v.requestedAt,
+    ...(typeof v.by === 'string' ? { by: v.by } : {}),
+    ...(typeof v.revertOf === 'string' ? { revertOf: v.revertOf } : {}),
+  };
 }
 
 /** Reads, writes (CAS) and watches one cluster's shard map in NATS KV. */

@@ -21,7 +21,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { StatusCode, UpnextError, toStatus } from '../core/status.js';
 import { checkModelVersionName, liveSwitchKind, readModelDir } from '../cluster/node/model.js';
 import type { ModelDirInfo } from '../cluster/node/model.js';
-import type { ModelKeyEntry, ShardMapStore } from './kv-store.js';
+import type { ModelKeyEntry, ModelKeyValue, ShardMapStore } from './kv-store.js';
 import { nodeStatus } from './move.js';
 import type { NodeStatus } from './move.js';
 
@@ -51,11 +51,16 @@ export interface ModelSwitchOptions {
   readonly timeoutMs?: number;
   /** Poll interval of the node status, ms. Default 100. */
   readonly pollMs?: number;
-  /**
-   * Put the key back when a node refuses or does not answer. Default true; a cancel sets false
-   * (putting it back would restart the switch it cancels).
-   */
-  readonly rollbackOnFailure?: boolean;
+  /** Told when the key is written: the switch's value, then (when a node refused) the rollback's. */
+  readonly onKeyWritten?: (what: 'switch' | 'rollback', version: string, revision: number) => void;
+}
+
+/** What {@link cancelModelSwitch} adds to a switch: the value it writes undoes another. */
+interface RevertOptions {
+  /** Write only if the key is still at this revision (the one the cancel looked at); ABORTED otherwise. */
+  readonly expectedRevision: number;
+  /** The version undone: stored as the value's `revertOf`; and no rollback onto it when a node refuses. */
+  readonly revertOf: string;
 }
 
 /** How one node answered a "model" key change. */
@@ -181,6 +186,11 @@ async function awaitNodes(o: ModelSwitchOptions, nodes: readonly string[], versi
  * resolves; `ok` false means at least one node refused or did not answer, and the result names them.
  */
 export async function switchModel(o: ModelSwitchOptions): Promise<ModelSwitchResult> {
+  return rollOut(o);
+}
+
+/** {@link switchModel}, or with `revert` the cancel's write of the version before. */
+async function rollOut(o: ModelSwitchOptions, revert?: RevertOptions): Promise<ModelSwitchResult> {
   const version = checkModelVersionName(o.version);
   const next = o.modelsDir !== undefined ? await readModelDir(o.modelsDir, version) : undefined;
   const nodes = await mapNodes(o.store, o.cluster);
@@ -190,31 +200,42 @@ export async function switchModel(o: ModelSwitchOptions): Promise<ModelSwitchRes
   const towers = next !== undefined && before.some((b) => b.status?.model?.space !== undefined && b.status.model.space !== next.space);
   if (o.timeoutMs === undefined && towers) o = { ...o, timeoutMs: TOWER_SWITCH_TIMEOUT_MS };
   const previous = await o.store.readModelKey();
-  const requestedAt = new Date().toISOString();
-  const revision = await o.store.writeModelKey({ version, requestedAt, ...(o.by !== undefined ? { by: o.by } : {}) }, previous?.revision ?? null);
+  const value: ModelKeyValue = { version, requestedAt: new Date().toISOString(), ...(o.by !== undefined ? { by: o.by } : {}), ...(revert !== undefined ? { revertOf: revert.revertOf } : {}) };
+  const revision = await o.store.writeModelKey(value, revert !== undefined ? revert.expectedRevision : (previous?.revision ?? null));
+  o.onKeyWritten?.('switch', version, revision);
   const outcomes = await awaitNodes(o, nodes, version, revision);
   const ok = outcomes.every((n) => n.state === 'switched');
-  if (ok || o.rollbackOnFailure === false) return { version, revision, ok, nodes: outcomes };
+  // A cancel that fails on a node is not undone: that would restart the switch it cancelled.
+  if (ok || revert !== undefined) return { version, revision, ok, nodes: outcomes };
 
-  // Put the key back so the cluster converges on one version again: the previous key's version,
-  // else the one version every node served before (none when they already disagreed).
-  const servedBefore = new Set(before.map((b) => b.status?.model?.version));
-  const [only] = servedBefore;
-  const back = previous?.value.version ?? (servedBefore.size === 1 && only !== undefined ? only : undefined);
-  if (back === undefined || back === version) return { version, revision, ok, nodes: outcomes };
+  // Put the key back so the cluster converges on one version again.
+  const back = goBackVersion(previous?.value, before, version);
+  if (back === undefined) return { version, revision, ok, nodes: outcomes };
   let backRevision: number;
   try {
-    backRevision = await o.store.writeModelKey({ version: back, requestedAt: new Date().toISOString(), by: `${o.by ?? 'shardmap model'} (rollback of ${version})` }, revision);
+    backRevision = await o.store.writeModelKey({ version: back, requestedAt: new Date().toISOString(), by: `${o.by ?? 'shardmap model'} (rollback of ${version})`, revertOf: version }, revision);
   } catch (err) {
     if (codeName(err) === 'ABORTED') return { version, revision, ok, nodes: outcomes }; // someone else moved on: leave it to them
     throw err;
   }
+  o.onKeyWritten?.('rollback', back, backRevision);
   const rollback: ModelRollout = { version: back, revision: backRevision, nodes: await awaitNodes(o, nodes, back, backRevision) };
   return { version, revision, ok, nodes: outcomes, rollback };
 }
 
+/**
+ * The version to go back to from `from`: the key's value before it, else the one version the nodes
+ * in `views` serve (none when they disagree, or serve `from`).
+ */
+function goBackVersion(before: ModelKeyValue | undefined, views: readonly NodeModelView[], from: string): string | undefined {
+  if (before !== undefined && before.version !== from) return before.version;
+  const served = new Set(views.map((v) => v.status?.model?.version));
+  const [only] = served;
+  return served.size === 1 && only !== undefined && only !== from ? only : undefined;
+}
+
 /** Options of {@link cancelModelSwitch}: those of a switch, less the version (the key's history names it). */
-export type ModelCancelOptions = Omit<ModelSwitchOptions, 'version' | 'rollbackOnFailure'>;
+export type ModelCancelOptions = Omit<ModelSwitchOptions, 'version'>;
 
 /** What {@link cancelModelSwitch} did: a switch back to `version`, the one before `cancelled`. */
 export interface ModelCancelResult extends ModelSwitchResult {
@@ -225,42 +246,47 @@ export interface ModelCancelResult extends ModelSwitchResult {
 /**
  * Cancels a switch in progress (`shardmap model --cancel`): puts the "model" key back to the version
  * it named before (from the key's KV history; without one, the version the nodes that have not
- * switched serve) and waits for every node, like a switch. A node still
- * rebuilding its item shards for the cancelled version gives up at its next step and keeps what it
- * served (cluster/node/node.ts); a node that had flipped already switches back, rebuilding for the
- * version it had served. FAILED_PRECONDITION when no switch is in progress (every node has acted on
- * the key: go back with a switch to the version wanted), or when the history holds no earlier
- * version; ABORTED when the key changes meanwhile.
+ * acted on the key still serve) and waits for every node, like a switch. A node still switching to
+ * the cancelled version gives up at its next step and keeps what it served (cluster/node/node.ts);
+ * a node that had flipped already switches back, rebuilding for the version it had served.
+ *
+ * FAILED_PRECONDITION, the key unchanged: no model key; the key's value already undoes a switch (a
+ * rollback or an earlier cancel: cancelling it would restart the undone switch); no switch in
+ * progress (every node that answers has acted on the key: go back with a switch to the version
+ * wanted); no version to go back to. ABORTED when the key changed since the cancel read it.
  */
 export async function cancelModelSwitch(o: ModelCancelOptions): Promise<ModelCancelResult> {
   const key = await o.store.readModelKey();
   if (key === null) throw new UpnextError(StatusCode.FAILED_PRECONDITION, `cluster ${o.cluster} has no model key: no switch to cancel`);
   const cancelled = key.value.version;
-  const views = await statuses(o, await mapNodes(o.store, o.cluster));
-  const pending = views.filter((v) => v.status?.model === undefined || v.status.model.keyRevision < key.revision);
-  if (pending.length === 0) {
+  if (key.value.revertOf !== undefined) {
     throw new UpnextError(
       StatusCode.FAILED_PRECONDITION,
-      `no switch in progress: every node has acted on the model key (revision ${key.revision}, ${cancelled}); to go back, switch to the version wanted with shardmap model --version`,
+      `the model key (revision ${key.revision}) already goes back from ${key.value.revertOf} to ${cancelled}${key.value.by !== undefined ? ` (${key.value.by})` : ''}: wait for the nodes (shardmap model shows them), or switch with --version`,
     );
   }
-  // The version the key named before; when the key was first set by this switch (a cluster started
-  // from --models), the one version the nodes that have not acted on it still serve.
-  const earlier = (await o.store.readModelKeyHistory()).filter((e) => e.revision < key.revision && e.value.version !== cancelled).pop()?.value.version;
-  const servedByPending = new Set(pending.map((v) => v.status?.model?.version).filter((v): v is string => v !== undefined && v !== cancelled));
-  const back = earlier ?? (servedByPending.size === 1 ? [...servedByPending][0] : undefined);
+  const views = await statuses(o, await mapNodes(o.store, o.cluster));
+  // Nodes that report a key revision below the key's are still switching. Silent nodes (down, or an
+  // older build that does not follow the key) say nothing either way.
+  const pending = views.filter((v) => v.status?.model !== undefined && v.status.model.keyRevision < key.revision);
+  if (pending.length === 0) {
+    const silent = views.filter((v) => v.status?.model === undefined).map((v) => v.node);
+    throw new UpnextError(
+      StatusCode.FAILED_PRECONDITION,
+      `no switch in progress: every node that answers has acted on the model key (revision ${key.revision}, ${cancelled})${silent.length > 0 ? `; ${silent.join(', ')} did not report a model` : ''}; to go back, switch to the version wanted with shardmap model --version`,
+    );
+  }
+  const before = (await o.store.readModelKeyHistory()).filter((e) => e.revision < key.revision && e.value.version !== cancelled).pop()?.value;
+  const back = goBackVersion(before, pending, cancelled);
   if (back === undefined) {
-    throw new UpnextError(StatusCode.FAILED_PRECONDITION, `no version to go back to: the model key's history holds none before ${cancelled} (revision ${key.revision}), and the nodes that have not switched serve ${servedByPending.size === 0 ? 'none other' : [...servedByPending].join(', ')}`);
+    throw new UpnextError(StatusCode.FAILED_PRECONDITION, `no version to go back to: the model key's history holds none before ${cancelled} (revision ${key.revision}), and the nodes still switching do not serve one version`);
   }
   // A node gives up at its next step, which may be after an item shard's rebuild (minutes at 10M
   // items): wait as long as for a tower switch unless told otherwise.
-  const result = await switchModel({
-    ...o,
-    version: back,
-    by: `${o.by ?? 'shardmap model --cancel'} (cancel of ${cancelled})`,
-    timeoutMs: o.timeoutMs ?? TOWER_SWITCH_TIMEOUT_MS,
-    rollbackOnFailure: false,
-  });
+  const result = await rollOut(
+    { ...o, version: back, by: `${o.by ?? 'shardmap model --cancel'} (cancel of ${cancelled})`, timeoutMs: o.timeoutMs ?? TOWER_SWITCH_TIMEOUT_MS },
+    { expectedRevision: key.revision, revertOf: cancelled },
+  );
   return { ...result, cancelled };
 }
 

@@ -127,7 +127,7 @@ async function main(): Promise<number> {
       served: start.served,
       keyRevision: start.keyRevision,
       ...(start.refused !== undefined ? { refused: start.refused } : {}),
-      apply: (next, kind, signal) => (kind === 'ranker' ? launcher.switchModel(next.dir, next.manifest) : launcher.switchTowers(next.dir, next.manifest, next.space, signal)),
+      apply: (next, kind, signal) => (kind === 'ranker' ? launcher.switchModel(next.dir, next.manifest, signal) : launcher.switchTowers(next.dir, next.manifest, next.space, signal)),
     },
   });
 

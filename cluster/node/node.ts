@@ -156,8 +156,6 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   let map: ShardMapSnapshot | undefined;
   let appliedVersion = 0;
   let stopping = false;
-  /** Aborted by stop(): a model switch in progress gives up instead of holding the stop. */
-  const stopSignal = new AbortController();
   const sample = processSampler();
   let served = opts.model?.served;
   let modelKeyRevision = opts.model?.keyRevision ?? 0;
@@ -168,7 +166,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
    * `shardmap model --cancel`, or a newer switch) makes it give up at its next step instead of
    * finishing a rebuild that the key no longer asks for (minutes at 10M items).
    */
-  let applying: { readonly version: string; readonly superseded: AbortController } | undefined;
+  let applying: { readonly version: string; readonly abort: AbortController } | undefined;
   const servedVersion = () => served?.manifest.version ?? opts.modelVersion ?? '';
 
   const actorStats = (): ActorStatsEntry[] =>
@@ -353,18 +351,21 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     const from = served.manifest.version;
     if (version !== from) {
       const t0 = Date.now();
-      const superseded = new AbortController();
-      applying = { version, superseded };
+      // Aborted by stop() (the switch must not hold the stop) or by a key value naming another version.
+      const abort = new AbortController();
+      applying = { version, abort };
       try {
         const next = await readModelDir(m.modelsRoot, version);
         const kind = liveSwitchKind(served, next);
-        await m.apply(next, kind, AbortSignal.any([stopSignal.signal, superseded.signal]));
+        abort.signal.throwIfAborted(); // cancelled while the directory was read
+        await m.apply(next, kind, abort.signal);
         served = next;
         modelRefusal = undefined;
         log({ event: 'model_switched', node: name, from, to: version, kind, keyRevision: entry.revision, ms: Date.now() - t0 });
       } catch (err) {
         modelRefusal = refusalOf(err, version, entry.revision);
-        const event = superseded.signal.aborted ? 'model_switch_abandoned' : 'model_switch_refused';
+        // Abandoned only when the abort is what ended it, not a failure that came at the same time.
+        const event = abort.signal.aborted && err === abort.signal.reason ? 'model_switch_abandoned' : 'model_switch_refused';
         log({ event, node: name, serving: from, version, keyRevision: entry.revision, code: modelRefusal.code, message: modelRefusal.message });
       } finally {
         applying = undefined;
@@ -401,8 +402,8 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       : await store.watchModelKey(
           (entry) => {
             if (pendingModelKey === undefined || entry.revision > pendingModelKey.revision) pendingModelKey = entry;
-            if (applying !== undefined && entry.value.version !== applying.version && !applying.superseded.signal.aborted) {
-              applying.superseded.abort(new UpnextError(StatusCode.ABORTED, `switch to ${applying.version} abandoned: the model key moved to ${entry.value.version} (revision ${entry.revision})${entry.value.by !== undefined ? ` by ${entry.value.by}` : ''}`));
+            if (applying !== undefined && entry.value.version !== applying.version && !applying.abort.signal.aborted) {
+              applying.abort.abort(new UpnextError(StatusCode.ABORTED, `switch to ${applying.version} abandoned: the model key moved to ${entry.value.version} (revision ${entry.revision})${entry.value.by !== undefined ? ` by ${entry.value.by}` : ''}`));
             }
             scheduleModel();
           },
@@ -451,7 +452,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   const stop = () => {
     stopped ??= (async () => {
       stopping = true;
-      stopSignal.abort(new UpnextError(StatusCode.ABORTED, 'the node is stopping: model switch abandoned'));
+      if (applying !== undefined && !applying.abort.signal.aborted) applying.abort.abort(new UpnextError(StatusCode.ABORTED, 'the node is stopping: model switch abandoned'));
       clearTimeout(mapTimer);
       if (loadTimer) clearInterval(loadTimer);
       await watch.stop();

@@ -65,10 +65,11 @@ export interface RealLauncher extends ActorLauncher {
    * Serves the model in `dir` from now on: reloads this node's ranker replica (new workers warmed,
    * then swapped), then sets the coordinator's model (version + calibration for new requests);
    * actors started later load it too. The caller has checked that the towers are unchanged, so item
-   * shards and user partitions keep running. On a failure the ranker is put back on the previous
+   * shards and user partitions keep running. On a failure — or when `signal` aborts (a cancel, the
+   * node stopping) before the coordinator takes the model — the ranker is put back on the previous
    * model (best effort) and the error is rethrown: the node keeps what it served.
    */
-  switchModel(dir: string, manifest: ModelManifest): Promise<void>;
+  switchModel(dir: string, manifest: ModelManifest, signal?: AbortSignal): Promise<void>;
   /**
    * Serves the model in `dir`, whose towers (embedding `space`) differ from the served ones, without
    * a restart (DESIGN §5 "shards hot-swap"):
@@ -214,11 +215,14 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
   /** The model served now: actors started from here on load it. */
   let current = { dir: o.modelDir, manifest: o.model };
   return {
-    switchModel: async (dir, manifest) => {
+    switchModel: async (dir, manifest, signal) => {
       const previous = current;
       const ranker = localRanker;
+      throwIfAborted(signal);
       if (ranker !== undefined) await ranker.reload(dir);
       try {
+        // A cancel that came during the reload: put the ranker back instead of serving the version.
+        throwIfAborted(signal);
         await coordinator?.setModel(manifest);
       } catch (err) {
         if (ranker !== undefined) await ranker.reload(previous.dir).catch(() => {});
