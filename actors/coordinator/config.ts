@@ -324,5 +324,13 @@ function resolveDriftConfig(dr: Record<keyof PredictionDriftConfig, unknown>): P
 
 /** The weights of `surface`, or the `default` surface's when it has none. */
 export function surfaceWeights(config: ResolvedCoordinatorConfig, surface: string): SurfaceWeights {
-  return Object.hasOwn(config.surfaces, surface) ? (config.surfaces[surface] ?? config.surfaces.default) : config.surfaces.default;
+  return config.surfaces[surfaceKey(config, surface)] ?? config.surfaces.default;
+}
+
+/**
+ * The configured surface a request's `surface` is served as: its own name when it has weights, else
+ * "default" (an empty or unknown surface). Bounded by the config, so it can label metrics.
+ */
+export function surfaceKey(config: ResolvedCoordinatorConfig, surface: string): string {
+  return surface !== '' && Object.hasOwn(config.surfaces, surface) ? surface : 'default';
 }

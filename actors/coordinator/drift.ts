@@ -32,6 +32,7 @@ import type { Clock } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
 import type { InteractionEvent } from '../../core/events.js';
 import { EventType } from '../../core/events.js';
+import type { LabeledStats } from '../../core/labeled-stats.js';
 import type { PredictionDriftConfig } from './config.js';
 import { sampledByRequestId } from './sampling.js';
 
@@ -48,10 +49,11 @@ export interface PredictionDriftSink {
   sampled(requestId: string): boolean;
   /**
    * Remembers the first `count` of `items` (answer order: index = slot; at most
-   * {@link DRIFT_MAX_SLOTS}) of a request served at `atMs` (epoch ms) when its id is sampled and
-   * there is room. Returns whether it is tracked.
+   * {@link DRIFT_MAX_SLOTS}) of a request served at `atMs` (epoch ms) on `surface` (the configured
+   * surface it was served as, coordinator/config.ts `surfaceKey`; default "default") when its id is
+   * sampled and there is room. Returns whether it is tracked.
    */
-  noteServed(requestId: string, items: readonly ServedPrediction[], atMs: number, count?: number): boolean;
+  noteServed(requestId: string, items: readonly ServedPrediction[], atMs: number, count?: number, surface?: string): boolean;
 }
 
 /** Matched impressions and clicks of one slice (every slot, or the top slots) over the window. */
@@ -71,8 +73,8 @@ export interface DriftFigures {
   readonly ratio?: number;
 }
 
-/** {@link PredictionDriftMonitor.snapshot}: the window's figures and the monitor's own counters. */
-export interface PredictionDriftSnapshot extends DriftFigures {
+/** The window's figures of one slice of traffic (all of it, or one surface), with its alert. */
+export interface SliceDrift extends DriftFigures {
   /** The same figures for slots 0..topPositions-1 only: what the alert reads. */
   readonly top: DriftFigures;
   /**
@@ -81,6 +83,24 @@ export interface PredictionDriftSnapshot extends DriftFigures {
    * some (an infinite drift, or lost clicks).
    */
   readonly alert: boolean;
+}
+
+/** {@link PredictionDriftMonitor.snapshot}: the window's figures and the monitor's own counters. */
+export interface PredictionDriftSnapshot extends DriftFigures {
+  /** The same figures for slots 0..topPositions-1 only. */
+  readonly top: DriftFigures;
+  /**
+   * The pooled figures' alert (as {@link SliceDrift.alert}) or any surface's: surfaces differ in
+   * layout and objective blend, so a drift on one can hide in the pool (+15% on one surface and
+   * −10% on another pool to a few percent).
+   */
+  readonly alert: boolean;
+  /**
+   * Per surface the requests were served as (the configured surfaces, "default" for the rest): the
+   * same figures and each surface's own alert, which needs minImpressions on that surface alone.
+   * On /metrics the same names with a `surface` label.
+   */
+  readonly surfaces: LabeledStats<SliceDrift>;
   /** Requests remembered now. */
   readonly trackedRequests: number;
   /** Requests sampled and tracked since start. */
@@ -115,6 +135,8 @@ const CLICK_SEEN = 2;
 interface TrackedRequest {
   /** When it was served, epoch ms. */
   readonly atMs: number;
+  /** The configured surface it was served as. */
+  readonly surface: string;
   /** Served ranked items in answer order (index = slot). */
   readonly videoIds: number[];
   readonly pClick: number[];
@@ -198,6 +220,8 @@ export class PredictionDriftMonitor implements PredictionDriftSink {
   /** Insertion order = serving order, so the first entry is always the oldest. */
   readonly #tracked = new Map<string, TrackedRequest>();
   readonly #window: WindowCounts;
+  /** The same counts per surface (keys bounded by the configured surfaces). */
+  readonly #bySurface = new Map<string, WindowCounts>();
   /**
    * Requests forgotten after their join window, served-at ms: an event still naming one counts as
    * late (once). Kept for another join window, at most maxTracked of them.
@@ -220,7 +244,7 @@ export class PredictionDriftMonitor implements PredictionDriftSink {
     return requestId.length > 0 && sampledByRequestId(requestId, this.#config.sampleRate);
   }
 
-  noteServed(requestId: string, items: readonly ServedPrediction[], atMs: number, count = items.length): boolean {
+  noteServed(requestId: string, items: readonly ServedPrediction[], atMs: number, count = items.length, surface = 'default'): boolean {
     const n = Math.min(count, items.length, DRIFT_MAX_SLOTS);
     if (n <= 0 || !this.sampled(requestId)) return false;
     this.#forgetExpired(atMs);
@@ -240,7 +264,7 @@ export class PredictionDriftMonitor implements PredictionDriftSink {
       videoIds[i] = it.videoId;
       pClick[i] = Number.isFinite(it.pClick) ? it.pClick : 0;
     }
-    this.#tracked.set(requestId, { atMs, videoIds, pClick, joined: new Uint8Array(n) });
+    this.#tracked.set(requestId, { atMs, surface, videoIds, pClick, joined: new Uint8Array(n) });
     this.#sampled++;
     return true;
   }
@@ -279,11 +303,18 @@ export class PredictionDriftMonitor implements PredictionDriftSink {
       if ((joined & bit) !== 0) continue; // a duplicate (a client retry, a stream replay)
       r.joined[slot] = joined | bit;
       const top = slot < topPositions;
+      const surface = this.#surfaceWindow(r.surface);
       if (bit === IMPRESSION_SEEN) {
         this.#window.impression(now, r.pClick[slot]!, top);
-        if ((joined & CLICK_SEEN) !== 0) this.#window.click(now, top); // its click came first
+        surface.impression(now, r.pClick[slot]!, top);
+        if ((joined & CLICK_SEEN) !== 0) {
+          // its click came first
+          this.#window.click(now, top);
+          surface.click(now, top);
+        }
       } else if ((joined & IMPRESSION_SEEN) !== 0) {
         this.#window.click(now, top);
+        surface.click(now, top);
       }
     }
   }
@@ -292,21 +323,37 @@ export class PredictionDriftMonitor implements PredictionDriftSink {
   snapshot(): PredictionDriftSnapshot {
     const now = this.#clock.nowMs();
     this.#forgetExpired(now);
-    const all = this.#window.figures(now, ALL);
-    const top = this.#window.figures(now, TOP);
-    const { alertAbove, minImpressions } = this.#config;
-    const enough = top.impressions >= minImpressions && top.impressions > 0;
-    const alert = enough && (top.ratio !== undefined ? beyondBound(top, alertAbove) : top.meanPredictedCtr > 0);
+    const pooled = this.#slice(this.#window, now);
+    const entries: Record<string, SliceDrift> = {};
+    for (const [surface, w] of [...this.#bySurface].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) entries[surface] = this.#slice(w, now);
     return {
-      ...all,
-      top,
-      alert,
+      ...pooled,
+      alert: pooled.alert || Object.values(entries).some((e) => e.alert),
+      surfaces: { labeledBy: 'surface', entries },
       trackedRequests: this.#tracked.size,
       sampledRequests: this.#sampled,
       droppedRequests: this.#dropped,
       expiredRequests: this.#expired,
       lateEvents: this.#late,
     };
+  }
+
+  #surfaceWindow(surface: string): WindowCounts {
+    let w = this.#bySurface.get(surface);
+    if (w === undefined) {
+      w = new WindowCounts(this.#config.windowMs);
+      this.#bySurface.set(surface, w);
+    }
+    return w;
+  }
+
+  /** One slice's figures at `now` and its alert (module comment; {@link beyondBound}). */
+  #slice(w: WindowCounts, now: number): SliceDrift {
+    const top = w.figures(now, TOP);
+    const { alertAbove, minImpressions } = this.#config;
+    const enough = top.impressions >= minImpressions && top.impressions > 0;
+    const alert = enough && (top.ratio !== undefined ? beyondBound(top, alertAbove) : top.meanPredictedCtr > 0);
+    return { ...w.figures(now, ALL), top, alert };
   }
 
   /**

@@ -23,7 +23,7 @@ import { AdmissionController } from './admission.js';
 import type { ResolvedCoordinatorConfig } from './config.js';
 import type { FeatureLogSink } from './feature-log.js';
 import type { PredictionDriftSink } from './drift.js';
-import { surfaceWeights } from './config.js';
+import { surfaceKey, surfaceWeights } from './config.js';
 import type { ShardCandidates } from './merge.js';
 import { mergeShardResults } from './merge.js';
 import type { PolicyCandidate } from './policy.js';
@@ -292,7 +292,8 @@ export class RecommendPipeline {
     // (4) ranking: one batched call for the whole pool; on failure keep the pool's order.
     t = this.#clock.monotonicMs();
     const n = pool.length;
-    const weights = surfaceWeights(cfg, q.surface === '' ? 'default' : q.surface);
+    const surface = surfaceKey(cfg, q.surface);
+    const weights = surfaceWeights(cfg, surface);
     const candidates: PolicyCandidate[] = new Array<PolicyCandidate>(n);
     let ranked = false;
     let writer: RankerRowWriter | undefined;
@@ -371,7 +372,7 @@ export class RecommendPipeline {
         if (counters.featureLogFailures === 1) console.error('feature log:', err);
       }
     }
-    if (rankedCount > 0 && this.#drift?.sampled(q.requestId)) this.#drift.noteServed(q.requestId, items, this.#clock.nowMs(), rankedCount);
+    if (rankedCount > 0 && this.#drift?.sampled(q.requestId)) this.#drift.noteServed(q.requestId, items, this.#clock.nowMs(), rankedCount, surface);
     return this.#finish(q, model, items, coverage, degraded, degraded.length === 0 ? 'ok' : 'degraded', timings, t0);
   }
 

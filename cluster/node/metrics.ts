@@ -5,8 +5,11 @@
  * Actors' stats are plain objects whose shape each actor owns; rather than hard-coding every field
  * here (and breaking whenever an actor adds a counter), numeric leaves are flattened into metric
  * names (`upnext_<actor>_<path>`), histogram snapshots ({bucketsMs, counts, count, sumMs}) become
- * Prometheus histograms in seconds, and string leaves become `…_info{value="…"} 1`.
+ * Prometheus histograms in seconds, string leaves become `…_info{value="…"} 1`, and
+ * {@link LabeledStats} (core/labeled-stats.ts) add a label per entry instead of a name segment.
  */
+
+import { isLabeledStats } from '../../core/labeled-stats.js';
 
 /** One actor instance's stats, as returned by its handle's `stats()`. */
 export interface ActorStatsEntry {
@@ -129,6 +132,9 @@ function walk(
     exp.sample(`${prefix}_info`, 'gauge', `${prefix} (from actor stats, as a label)`, { ...labels, value }, 1);
   } else if (isHistogram(value)) {
     exp.histogram(`${prefix}_seconds`, `${prefix} latency (from actor stats)`, labels, value);
+  } else if (isLabeledStats(value)) {
+    // e.g. per surface: the same names, one series per label value.
+    for (const [key, v] of Object.entries(value.entries)) walk(exp, prefix, { ...labels, [metricToken(value.labeledBy)]: key }, v, depth + 1);
   } else if (Array.isArray(value)) {
     // Lists (e.g. per-shard arrays) are rendered with an index label.
     value.forEach((v, i) => walk(exp, prefix, { ...labels, i }, v, depth + 1));

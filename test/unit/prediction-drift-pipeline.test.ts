@@ -26,18 +26,18 @@ function ports(perShard: number, rankerFails = false): PipelinePorts {
 }
 
 class CapturingDrift implements PredictionDriftSink {
-  readonly calls: { requestId: string; items: ServedPrediction[] }[] = [];
+  readonly calls: { requestId: string; items: ServedPrediction[]; surface: string | undefined }[] = [];
   sampled(): boolean {
     return true;
   }
-  noteServed(requestId: string, items: readonly ServedPrediction[], _atMs: number, count = items.length): boolean {
-    this.calls.push({ requestId, items: items.slice(0, count).map((i) => ({ videoId: i.videoId, pClick: i.pClick })) });
+  noteServed(requestId: string, items: readonly ServedPrediction[], _atMs: number, count = items.length, surface?: string): boolean {
+    this.calls.push({ requestId, items: items.slice(0, count).map((i) => ({ videoId: i.videoId, pClick: i.pClick })), surface });
     return true;
   }
 }
 
 const config = resolveCoordinatorConfig({ trendingCandidates: 0 });
-const query = (requestId: string, k: number) => validateRecommendRequest({ userId: '7', k, context: { device: 'web', country: 'BR', localHour: 20 }, surface: 'home', requestId });
+const query = (requestId: string, k: number, surface = 'home') => validateRecommendRequest({ userId: '7', k, context: { device: 'web', country: 'BR', localHour: 20 }, surface, requestId });
 
 t.test('a ranked answer hands over every served item with the calibrated P(click) in the response', async (t) => {
   const drift = new CapturingDrift();
@@ -48,6 +48,10 @@ t.test('a ranked answer hands over every served item with the calibrated P(click
   t.equal(drift.calls.length, 1);
   t.equal(drift.calls[0]!.requestId, 'req-1');
   t.same(drift.calls[0]!.items, r.items.map((i) => ({ videoId: i.videoId, pClick: i.pClick })), 'answer order, the served (calibrated) p_click');
+  t.equal(drift.calls[0]!.surface, 'home', 'a configured surface by its name');
+  await p.recommend(query('req-1b', 5, 'somewhere-new'), Deadline.after(1000));
+  await p.recommend(query('req-1c', 5, ''), Deadline.after(1000));
+  t.same(drift.calls.slice(1).map((c) => c.surface), ['default', 'default'], 'unknown and empty surfaces as "default" (bounded label values)');
 });
 
 t.test('a popular fill is left out; an unranked answer hands nothing', async (t) => {

@@ -177,11 +177,11 @@ t.test('room by count: when maxTracked are remembered, new sampled requests go u
 });
 
 /** `n` one-item requests at `slot` (items above it padded), with `clicks` of them clicked, all predicted `p`. */
-function serveAndLog(m: PredictionDriftMonitor, clock: ManualClock, tag: string, n: number, clicks: number, p: number, slot = 0): void {
+function serveAndLog(m: PredictionDriftMonitor, clock: ManualClock, tag: string, n: number, clicks: number, p: number, slot = 0, surface?: string): void {
   for (let i = 0; i < n; i++) {
     const id = `${tag}-${i}`;
     const items = Array.from({ length: slot + 1 }, (_, s) => ({ videoId: 1000 + s, pClick: s === slot ? p : 0.9 }));
-    m.noteServed(id, items, clock.nowMs());
+    m.noteServed(id, items, clock.nowMs(), items.length, surface);
     m.noteEvents(i < clicks ? [imp(id, 1000 + slot), click(id, 1000 + slot)] : [imp(id, 1000 + slot)]);
   }
 }
@@ -241,6 +241,37 @@ t.test('the alert reads the top slots only; the overall figures include every sl
   serveAndLog(every.m, every.clock, 'top', 100, 50, 0.5, 0);
   serveAndLog(every.m, every.clock, 'low', 160, 20, 0.5, 3);
   t.equal(every.m.snapshot().alert, true, 'topPositions 1000 (every slot): the overall drift alerts');
+});
+
+t.test('per surface: each has its own figures and alert; a drift on one that the pool hides still alerts', async (t) => {
+  const { m, clock } = monitor({ alertAbove: 0.1, minImpressions: 1_000 });
+  // home over-predicts by 25% (0.5 served, 0.4 observed), up_next under-predicts by 20% (0.4 served,
+  // 0.5 observed): pooled, 0.45 predicted against 0.45 observed, no drift at all.
+  serveAndLog(m, clock, 'h', 4_000, 1_600, 0.5, 0, 'home');
+  serveAndLog(m, clock, 'u', 4_000, 2_000, 0.4, 0, 'up_next');
+  const s = m.snapshot();
+  t.equal(s.top.impressions, 8_000);
+  t.ok(Math.abs(s.top.ratio ?? 1) < 1e-9, `pooled drift ${s.top.ratio} is nil`);
+  t.equal(s.surfaces.labeledBy, 'surface');
+  t.same(Object.keys(s.surfaces.entries), ['home', 'up_next'], 'one entry per surface served, in name order');
+  const home = s.surfaces.entries['home']!;
+  const upNext = s.surfaces.entries['up_next']!;
+  t.same([home.top.impressions, home.top.clicks, home.impressions], [4_000, 1_600, 4_000]);
+  t.ok(Math.abs((home.top.ratio ?? 0) - 0.25) < 1e-9, 'home: +25%');
+  t.ok(Math.abs((upNext.top.ratio ?? 0) + 0.2) < 1e-9, 'up_next: −20%');
+  t.equal(home.alert, true);
+  t.equal(upNext.alert, true);
+  t.equal(s.alert, true, 'the alert fires although the pooled drift is nil');
+
+  // Each surface needs minImpressions on its own: 999 drifting impressions on "default" do not alert.
+  const few = monitor({ alertAbove: 0.1, minImpressions: 1_000 });
+  serveAndLog(few.m, few.clock, 'ok', 5_000, 2_500, 0.5, 0, 'home');
+  serveAndLog(few.m, few.clock, 'd', 999, 0, 0.5);
+  const f = few.m.snapshot();
+  t.equal(f.surfaces.entries['default']?.top.impressions, 999, 'a request noted without a surface counts as "default"');
+  t.equal(f.surfaces.entries['default']?.alert, false, 'under minImpressions on its own surface');
+  t.equal(f.surfaces.entries['home']?.alert, false, 'home is calibrated');
+  t.equal(f.alert, true, 'but pooled, 5,999 impressions with the default surface\'s clicks lost drift beyond the bound');
 });
 
 t.test('coordinator.drift knobs: defaults, and a TypeError naming the bad key', async (t) => {

@@ -54,6 +54,23 @@ t.test('renders process, node and flattened actor stats with one TYPE line per f
   }
 });
 
+t.test('labeled stats: one series per entry under the same names, the label added (not folded into the name)', async (t) => {
+  const text = renderMetrics({
+    node: 'n1',
+    cluster: 'c',
+    mapVersion: 1,
+    modelVersion: 'v1',
+    process: proc,
+    actors: [{ kind: 'coordinator', stats: { drift: { ratio: 0.1, surfaces: { labeledBy: 'surface', entries: { home: { ratio: 0.25, top: { clicks: 3 } }, up_next: { ratio: -0.2, top: { clicks: 4 } } } } } } }],
+  });
+  t.match(text, /^upnext_coordinator_drift_ratio\{cluster="c",node="n1"\} 0\.1$/m, 'the pooled figure as before');
+  t.match(text, /^upnext_coordinator_drift_surfaces_ratio\{cluster="c",node="n1",surface="home"\} 0\.25$/m);
+  t.match(text, /^upnext_coordinator_drift_surfaces_ratio\{cluster="c",node="n1",surface="up_next"\} -0\.2$/m);
+  t.match(text, /^upnext_coordinator_drift_surfaces_top_clicks\{cluster="c",node="n1",surface="up_next"\} 4$/m);
+  t.notMatch(text, /labeled_by|_home_|_entries_/, 'neither the marker nor the keys become names');
+  t.equal(text.match(/^# TYPE upnext_coordinator_drift_surfaces_ratio /gm)?.length, 1, 'one family for both surfaces');
+});
+
 t.test('label values are escaped; names are snake_case', async (t) => {
   t.equal(metricToken('searchP50Ms'), 'search_p50_ms');
   t.equal(metricToken('a.b-c'), 'a_b_c');
