@@ -208,6 +208,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       dataDir: path.join(runDir, 'nats'),
       ...(tlsEnabled(config.tls) ? { tls: config.tls } : {}),
       ...(credentials !== undefined ? { configFile: credentials.serverConfig } : {}),
+      // For `rotate-nats-key`, which reloads the server's config with a SIGHUP.
+      pidFile: path.join(runDir, 'nats-server.pid'),
       // The server's last lines can arrive after its 'exit' (stdio drains later) and so after
       // stopNats() or a failed start ended the file: drop those rather than write after end.
       onLog: (line) => {

@@ -242,11 +242,50 @@ export function readNatsSeedFile(name: string, file: string): Uint8Array {
 /**
  * Spread into nats.js `connect()` options: `{ authenticator }` signing the server's nonce with the
  * seed in `credsFile` when set, `{}` otherwise (no credentials). The file is read and checked now,
- * so a bad path fails before the connect, naming `name`.
+ * so a bad path fails before the connect, naming `name`; and read again at every reconnect, so a
+ * key rotated in place (cluster/nats/rotate.ts: the new seed written, the old key removed from the
+ * server, which then drops the connections signed with it) is picked up without a restart. A file
+ * that cannot be read or parsed at a reconnect (mid-replace, removed) keeps the last good seed.
  */
 export function natsAuthOptions(credsFile: string | undefined, name = 'config nats.credsFile'): { authenticator?: Authenticator } {
   if (credsFile === undefined) return {};
-  return { authenticator: nkeyAuthenticator(readNatsSeedFile(name, credsFile)) };
+  let seed = readNatsSeedFile(name, credsFile);
+  return {
+    authenticator: nkeyAuthenticator(() => {
+      try {
+        seed = readNatsSeedFile(name, credsFile);
+      } catch {
+        // Keep the last good seed: the server says whether it still holds.
+      }
+      return seed;
+    }),
+  };
+}
+
+/** The file beside the seeds that lists every identity's public keys (no secret), for rotation. */
+export const NATS_IDENTITIES_FILE = 'identities.json';
+
+/** One identity of a cluster's credentials folder, as {@link NATS_IDENTITIES_FILE} lists it. */
+export interface NatsIdentity {
+  /** "admin", "node", "reader" (the shared role keys) or "node-<name>" (a node's own key). */
+  readonly id: string;
+  readonly role: NatsRole;
+  /** The node whose own key this is (its records and status only); absent for a role key. */
+  readonly node?: string;
+  /** Seed file name in the folder, e.g. "node-n1.nk". */
+  readonly seedFile: string;
+  /** Public keys the server accepts for it: one, or two while a rotation is in progress. */
+  readonly publicKeys: readonly string[];
+}
+
+/** nats-server config text for `identities`: every public key with its identity's permissions. */
+export function renderIdentitiesConfig(cluster: string, identities: readonly NatsIdentity[]): string {
+  return renderAuthorizationConfig(
+    identities.flatMap((i) => {
+      const permissions = rolePermissions(cluster, i.role, i.node);
+      return i.publicKeys.map((publicKey) => ({ role: i.role, publicKey, permissions }));
+    }),
+  );
 }
 
 /** What {@link writeNatsCredentials} wrote. */
@@ -276,34 +315,36 @@ async function writeSeedFile(file: string, comment: string): Promise<string> {
 /**
  * Generates a fresh NKey per role for `cluster`, and one per name in `nodes` (role node, allowed to
  * write only its own address and load records), writes `<dir>/<role>.nk` and `<dir>/node-<name>.nk`
- * (the seeds, 0600) and `<dir>/nats-server.conf` (users + permissions). New keys every call: a
- * restart rotates them.
+ * (the seeds, 0600), `<dir>/nats-server.conf` (users + permissions) and `<dir>/identities.json`
+ * (every identity's public keys, what a live rotation rewrites the config from: cluster/nats/rotate.ts).
+ * New keys every call: a restart rotates them.
  */
 export async function writeNatsCredentials(dir: string, cluster: string, nodes: readonly string[] = []): Promise<NatsCredentialFiles> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
   const creds = {} as Record<NatsRole, string>;
   const publicKeys = {} as Record<NatsRole, string>;
-  const users: NatsUserEntry[] = [];
+  const identities: NatsIdentity[] = [];
   for (const role of NATS_ROLES) {
     const file = path.join(dir, `${role}.nk`);
     const publicKey = await writeSeedFile(file, `upnext NATS credentials: role ${role}, cluster ${cluster}.`);
     creds[role] = file;
     publicKeys[role] = publicKey;
-    users.push({ role, publicKey, permissions: rolePermissions(cluster, role) });
+    identities.push({ id: role, role, seedFile: `${role}.nk`, publicKeys: [publicKey] });
   }
   // No prototype: a node named "constructor" must not read Object's.
   const nodeFiles: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const node of new Set(nodes)) {
-    const permissions = rolePermissions(cluster, 'node', node); // validates the name first
+    rolePermissions(cluster, 'node', node); // validates the name first
     const file = path.join(dir, `node-${node}.nk`);
     const publicKey = await writeSeedFile(file, `upnext NATS credentials: node ${node} (role node), cluster ${cluster}.`);
     nodeFiles[node] = file;
-    users.push({ role: 'node', publicKey, permissions });
+    identities.push({ id: `node-${node}`, role: 'node', node, seedFile: `node-${node}.nk`, publicKeys: [publicKey] });
   }
   const serverConfig = path.join(dir, 'nats-server.conf');
-  await writeFile(serverConfig, renderAuthorizationConfig(users), { mode: 0o600 });
+  await writeFile(serverConfig, renderIdentitiesConfig(cluster, identities), { mode: 0o600 });
   await chmod(serverConfig, 0o600);
+  await writeFile(path.join(dir, NATS_IDENTITIES_FILE), `${JSON.stringify({ cluster, identities }, null, 2)}\n`, { mode: 0o600 });
   return { dir, creds, serverConfig, publicKeys, nodes: nodeFiles };
 }
 

@@ -38,6 +38,8 @@ export interface NatsServerOptions {
    * authorization violations). Default: lines are read and dropped.
    */
   readonly onLog?: (line: string) => void;
+  /** nats-server writes its pid here (`-P`), for tools that signal it (a config reload: cluster/nats/rotate.ts). Default none. */
+  readonly pidFile?: string;
 }
 
 export interface NatsServerHandle {
@@ -70,7 +72,8 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   const binary = opts.binary ?? (await findBinary());
   const tlsArgs = opts.tls === undefined ? [] : ['--tlsverify', '--tlscert', opts.tls.certFile, '--tlskey', opts.tls.keyFile, '--tlscacert', opts.tls.caFile];
   const configArgs = opts.configFile === undefined ? [] : ['-c', opts.configFile];
-  const child: ChildProcess = spawn(binary, [...configArgs, '-a', host, '-p', String(port), '-js', '-sd', opts.dataDir, ...tlsArgs], {
+  const pidArgs = opts.pidFile === undefined ? [] : ['-P', opts.pidFile];
+  const child: ChildProcess = spawn(binary, [...configArgs, '-a', host, '-p', String(port), '-js', '-sd', opts.dataDir, ...pidArgs, ...tlsArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const timeoutMs = opts.startTimeoutMs ?? 15_000;
