@@ -11,6 +11,7 @@ import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { checkServerIdentity } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { TLS_RELOAD_INTERVAL_MS, tlsFileWatcher } from './tls-watch.js';
 
 /**
  * TLS of the node's gRPC servers and clients (mutual: every server asks for a client certificate
@@ -125,27 +126,17 @@ export function resolveTlsSection(input: Record<string, unknown>, nameOf: (field
   return Object.freeze({ certFile, keyFile, caFile, ...(serverName !== undefined ? { serverName } : {}) });
 }
 
-/** The PEM bytes of a set TLS section. */
-interface TlsMaterial {
-  readonly ca: Buffer;
-  readonly cert: Buffer;
-  readonly key: Buffer;
-}
-
-/** Reads the three PEM files of a set section (validated at config load, so read errors are rare: they throw as is). */
-function readMaterial(tls: TlsSection): TlsMaterial | undefined {
-  if (!tlsEnabled(tls)) return undefined;
-  return { ca: readFileSync(tls.caFile), cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
-}
-
 /**
  * Credentials for a gRPC server (public Recommend, KServe): with `tls` set, TLS with this process's
  * certificate that refuses clients without a certificate signed by `tls.caFile`; unset, plaintext.
+ * The files are watched (cluster/tls-watch.ts): a replaced certificate, key or CA is used by new
+ * handshakes within `reloadIntervalMs` (default {@link TLS_RELOAD_INTERVAL_MS}), no restart.
  */
-export function grpcServerCredentials(tls: TlsSection): grpc.ServerCredentials {
-  const m = readMaterial(tls);
-  if (m === undefined) return grpc.ServerCredentials.createInsecure();
-  return grpc.ServerCredentials.createSsl(m.ca, [{ cert_chain: m.cert, private_key: m.key }], true);
+export function grpcServerCredentials(tls: TlsSection, reloadIntervalMs?: number): grpc.ServerCredentials {
+  if (!tlsEnabled(tls)) return grpc.ServerCredentials.createInsecure();
+  const w = tlsFileWatcher(tls, reloadIntervalMs);
+  // One provider serves both the CA and this process's identity.
+  return grpc.experimental.createCertificateProviderServerCredentials(w, w, true);
 }
 
 /**
@@ -153,15 +144,16 @@ export function grpcServerCredentials(tls: TlsSection): grpc.ServerCredentials {
  * only `tls.caFile` and presents this process's certificate; the server's certificate must name
  * the dialled host (an IP or DNS SAN), or `tls.serverName` when set. Unset, plaintext.
  */
-export function grpcChannelCredentials(tls: TlsSection): grpc.ChannelCredentials {
-  const m = readMaterial(tls);
-  if (m === undefined) return grpc.credentials.createInsecure();
+export function grpcChannelCredentials(tls: TlsSection, reloadIntervalMs?: number): grpc.ChannelCredentials {
+  if (!tlsEnabled(tls)) return grpc.credentials.createInsecure();
   const serverName = tls.serverName;
   // The name override lives in the credentials (not a channel option) so every client built from
   // them checks the same name, whatever channel options it sets.
   const verify: grpc.VerifyOptions =
     serverName === undefined ? {} : { checkServerIdentity: (_host, cert) => checkServerIdentity(serverName, cert) };
-  return grpc.credentials.createSsl(m.ca, m.key, m.cert, verify);
+  // Watched like the server's: new connections (and reconnections) present the current files.
+  const w = tlsFileWatcher(tls, reloadIntervalMs);
+  return grpc.experimental.createCertificateProviderChannelCredentials(w, w, verify);
 }
 
 /**
@@ -172,9 +164,17 @@ export function grpcChannelCredentials(tls: TlsSection): grpc.ChannelCredentials
  * liveness says nothing an attacker could use).
  */
 export function httpsServerOptions(tls: TlsSection): { ca: Buffer; cert: Buffer; key: Buffer; requestCert: true; rejectUnauthorized: false } | undefined {
-  const m = readMaterial(tls);
-  if (m === undefined) return undefined;
-  return { ...m, requestCert: true, rejectUnauthorized: false };
+  if (!tlsEnabled(tls)) return undefined;
+  return { ...tlsFileWatcher(tls).material(), requestCert: true, rejectUnauthorized: false };
+}
+
+/**
+ * Keeps an HTTPS server (the node's /metrics) on the current files of `tls`: `setSecureContext`
+ * whenever the watcher applies new ones. Returns the unsubscribe; a no-op without `tls`.
+ */
+export function watchHttpsServer(server: { setSecureContext(options: { ca: Buffer; cert: Buffer; key: Buffer }): void }, tls: TlsSection): () => void {
+  if (!tlsEnabled(tls)) return () => {};
+  return tlsFileWatcher(tls).onChange((m) => server.setSecureContext({ ca: m.ca, cert: m.cert, key: m.key }));
 }
 
 /** The NATS client's TLS files (nats.js reads them when it connects). */

@@ -14,7 +14,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { httpsServerOptions } from '../tls.js';
+import { httpsServerOptions, watchHttpsServer } from '../tls.js';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -230,6 +230,8 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     }
   };
   const server = httpsOptions !== undefined ? https.createServer(httpsOptions, handler) : http.createServer(handler);
+  // A rotated certificate is served from the next handshake on (cluster/tls-watch.ts).
+  const unwatchTls = server instanceof https.Server ? watchHttpsServer(server, config.tls) : () => {};
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.node.metricsPort, config.node.host, () => resolve());
@@ -473,6 +475,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       );
       // Withdraw our addresses so clients stop picking us (best effort: NATS may be gone).
       await register().catch(() => {});
+      unwatchTls();
       await new Promise<void>((r) => server.close(() => r()));
       if (!readyDone) rejectReady(new Error('node stopped before it was ready'));
     })();
