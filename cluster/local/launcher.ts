@@ -197,7 +197,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // event stream), the nodes as node.
   // Each node the launcher starts gets its own identity (it may write only its own address and load
   // records); the shared node key stays for nodes started by hand (add-node).
-  const credentials = config.nats.auth ? await writeNatsCredentials(path.join(runDir, 'nats-auth'), config.cluster.name, names) : undefined;
+  // The server's TLS goes into its config file too, so a reload (a key rotation) keeps it.
+  const credentials = config.nats.auth ? await writeNatsCredentials(path.join(runDir, 'nats-auth'), config.cluster.name, names, tlsEnabled(config.tls) ? config.tls : undefined) : undefined;
   // The server's log (permission and authorization violations show there).
   const natsLog = createWriteStream(path.join(runDir, 'logs', 'nats-server.log'), { flags: 'a' });
   // A full disk or a removed run directory must not take the launcher down for a log line.

@@ -24,11 +24,13 @@
  * back "write any node's records" — a holder can misdirect ranker or Recommend traffic, but cannot
  * change assignments or the model.
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { nkeyAuthenticator, nkeys } from '@nats-io/nats-core';
 import type { Authenticator } from '@nats-io/nats-core';
+import { StatusCode, UpnextError } from '../../core/status.js';
+import { replaceFile } from '../../core/replace-file.js';
 import { Subjects, clusterKvBucket, eventStreamName, servedStreamName, validateClusterName, validateNodeKeyToken } from '../../core/subjects.js';
 
 /** The NATS identities of a cluster. */
@@ -250,12 +252,17 @@ export function readNatsSeedFile(name: string, file: string): Uint8Array {
 export function natsAuthOptions(credsFile: string | undefined, name = 'config nats.credsFile'): { authenticator?: Authenticator } {
   if (credsFile === undefined) return {};
   let seed = readNatsSeedFile(name, credsFile);
+  let lastProblem: string | undefined;
   return {
     authenticator: nkeyAuthenticator(() => {
       try {
         seed = readNatsSeedFile(name, credsFile);
-      } catch {
-        // Keep the last good seed: the server says whether it still holds.
+        lastProblem = undefined;
+      } catch (err) {
+        // Keep the last good seed (the server says whether it still holds), and say so once per problem.
+        const problem = (err as Error).message;
+        if (problem !== lastProblem) console.error(`nats: reconnecting with the last good seed: ${problem}`);
+        lastProblem = problem;
       }
       return seed;
     }),
@@ -264,6 +271,8 @@ export function natsAuthOptions(credsFile: string | undefined, name = 'config na
 
 /** The file beside the seeds that lists every identity's public keys (no secret), for rotation. */
 export const NATS_IDENTITIES_FILE = 'identities.json';
+/** The server config written beside it. */
+export const NATS_SERVER_CONFIG_FILE = 'nats-server.conf';
 
 /** One identity of a cluster's credentials folder, as {@link NATS_IDENTITIES_FILE} lists it. */
 export interface NatsIdentity {
@@ -278,14 +287,82 @@ export interface NatsIdentity {
   readonly publicKeys: readonly string[];
 }
 
-/** nats-server config text for `identities`: every public key with its identity's permissions. */
-export function renderIdentitiesConfig(cluster: string, identities: readonly NatsIdentity[]): string {
-  return renderAuthorizationConfig(
-    identities.flatMap((i) => {
-      const permissions = rolePermissions(cluster, i.role, i.node);
+/** The server's TLS files, when it serves TLS (in the config file, so a reload keeps them). */
+export interface NatsServerTlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
+/** {@link NATS_IDENTITIES_FILE}: what the server config is rendered from. */
+export interface NatsIdentitiesFile {
+  readonly cluster: string;
+  readonly tls?: NatsServerTlsFiles;
+  readonly identities: readonly NatsIdentity[];
+}
+
+/**
+ * nats-server config text: every public key with its identity's permissions, and the `tls` block
+ * when set. TLS lives in the file, not only on the command line: a reload (SIGHUP) reads the file
+ * alone, and refuses a config whose TLS differs from the running one.
+ */
+export function renderNatsServerConfig(f: NatsIdentitiesFile): string {
+  const auth = renderAuthorizationConfig(
+    f.identities.flatMap((i) => {
+      const permissions = rolePermissions(f.cluster, i.role, i.node);
       return i.publicKeys.map((publicKey) => ({ role: i.role, publicKey, permissions }));
     }),
   );
+  if (f.tls === undefined) return auth;
+  return `${auth}tls {\n  cert_file: ${q(f.tls.certFile)}\n  key_file: ${q(f.tls.keyFile)}\n  ca_file: ${q(f.tls.caFile)}\n  verify: true\n}\n`;
+}
+
+/** Reads and checks `<dir>/identities.json`; FAILED_PRECONDITION naming what is wrong. */
+export async function readNatsIdentities(dir: string): Promise<NatsIdentitiesFile> {
+  const file = path.join(dir, NATS_IDENTITIES_FILE);
+  const bad = (why: string) => new UpnextError(StatusCode.FAILED_PRECONDITION, `${file}: ${why}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw bad(`cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): rotation needs the identities file the launcher writes beside the seeds`);
+  }
+  const f = raw as Partial<NatsIdentitiesFile> | null;
+  if (typeof f !== 'object' || f === null || typeof f.cluster !== 'string' || !Array.isArray(f.identities)) throw bad('not {"cluster", "identities": [...]}');
+  const tls = f.tls;
+  if (tls !== undefined && (typeof tls !== 'object' || tls === null || ![tls.certFile, tls.keyFile, tls.caFile].every((x) => typeof x === 'string'))) throw bad('"tls" must hold certFile, keyFile and caFile');
+  const ids = new Set<string>();
+  for (const i of f.identities as Partial<NatsIdentity>[]) {
+    const what = `identity ${JSON.stringify(i?.id)}`;
+    if (typeof i?.id !== 'string' || ids.has(i.id)) throw bad(`${what}: a missing or repeated id`);
+    ids.add(i.id);
+    if (!(NATS_ROLES as readonly string[]).includes(i.role as string)) throw bad(`${what}: role must be one of ${NATS_ROLES.join(', ')}`);
+    if (i.node !== undefined && (i.role !== 'node' || typeof i.node !== 'string')) throw bad(`${what}: "node" belongs to a role node identity`);
+    if (typeof i.seedFile !== 'string' || i.seedFile.includes('/') || i.seedFile.startsWith('.')) throw bad(`${what}: seedFile must be a file name in the folder`);
+    if (!Array.isArray(i.publicKeys) || i.publicKeys.length === 0 || !i.publicKeys.every((k) => typeof k === 'string' && isUserPublicKey(k))) throw bad(`${what}: publicKeys must be NKey user public keys (U…)`);
+  }
+  renderNatsServerConfig(f as NatsIdentitiesFile); // the node names and cluster must render too
+  return f as NatsIdentitiesFile;
+}
+
+function isUserPublicKey(k: string): boolean {
+  try {
+    nkeys.fromPublic(k);
+    return k.startsWith('U');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes identities.json and the server config rendered from it, each by a rename. Both texts are
+ * rendered first, so a value that cannot render changes nothing; a crash between the two renames
+ * leaves identities.json the newer, and the next write renders the config from it again.
+ */
+export async function writeNatsIdentities(dir: string, f: NatsIdentitiesFile): Promise<void> {
+  const config = renderNatsServerConfig(f);
+  await replaceFile(path.join(dir, NATS_IDENTITIES_FILE), `${JSON.stringify(f, null, 2)}\n`);
+  await replaceFile(path.join(dir, NATS_SERVER_CONFIG_FILE), config);
 }
 
 /** What {@link writeNatsCredentials} wrote. */
@@ -303,12 +380,10 @@ export interface NatsCredentialFiles {
 }
 
 /** Writes a fresh user NKey's seed to `file` (0600 from creation) and returns its public key. */
-async function writeSeedFile(file: string, comment: string): Promise<string> {
-  const kp = nkeys.createUser();
+export async function writeSeedFile(file: string, comment: string, kp = nkeys.createUser()): Promise<string> {
   const seed = new TextDecoder().decode(kp.getSeed());
-  // 0600 at creation (no window where another user can read it), and again in case it existed.
-  await writeFile(file, `# ${comment} Secret: keep mode 0600.\n${seed}\n`, { mode: 0o600 });
-  await chmod(file, 0o600);
+  // 0600 from the first byte, in place by a rename (a process reconnecting reads the old or the new).
+  await replaceFile(file, `# ${comment} Secret: keep mode 0600.\n${seed}\n`, 0o600);
   return kp.getPublicKey();
 }
 
@@ -319,7 +394,7 @@ async function writeSeedFile(file: string, comment: string): Promise<string> {
  * (every identity's public keys, what a live rotation rewrites the config from: cluster/nats/rotate.ts).
  * New keys every call: a restart rotates them.
  */
-export async function writeNatsCredentials(dir: string, cluster: string, nodes: readonly string[] = []): Promise<NatsCredentialFiles> {
+export async function writeNatsCredentials(dir: string, cluster: string, nodes: readonly string[] = [], tls?: NatsServerTlsFiles): Promise<NatsCredentialFiles> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
   const creds = {} as Record<NatsRole, string>;
@@ -341,11 +416,8 @@ export async function writeNatsCredentials(dir: string, cluster: string, nodes: 
     nodeFiles[node] = file;
     identities.push({ id: `node-${node}`, role: 'node', node, seedFile: `node-${node}.nk`, publicKeys: [publicKey] });
   }
-  const serverConfig = path.join(dir, 'nats-server.conf');
-  await writeFile(serverConfig, renderIdentitiesConfig(cluster, identities), { mode: 0o600 });
-  await chmod(serverConfig, 0o600);
-  await writeFile(path.join(dir, NATS_IDENTITIES_FILE), `${JSON.stringify({ cluster, identities }, null, 2)}\n`, { mode: 0o600 });
-  return { dir, creds, serverConfig, publicKeys, nodes: nodeFiles };
+  await writeNatsIdentities(dir, { cluster, ...(tls !== undefined ? { tls: { certFile: tls.certFile, keyFile: tls.keyFile, caFile: tls.caFile } } : {}), identities });
+  return { dir, creds, serverConfig: path.join(dir, NATS_SERVER_CONFIG_FILE), publicKeys, nodes: nodeFiles };
 }
 
 /** A permission violation as nats.js reports it (PermissionViolationError), read structurally. */

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { UpnextError, StatusCode } from '../../core/status.js';
@@ -23,7 +23,7 @@ export interface NatsServerOptions {
   readonly startTimeoutMs?: number;
   /**
    * Serve TLS only, with this certificate, and require client certificates signed by `caFile`
-   * (nats-server `--tlsverify`). Default unset: plaintext. Clients then connect with nats.js
+   * (nats-server `--tlsverify`; with `configFile`, from that file's `tls` block instead). Default unset: plaintext. Clients then connect with nats.js
    * `tls: { caFile, certFile, keyFile }` (cluster/tls.ts natsTlsOptions).
    */
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
@@ -70,7 +70,13 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   const port = opts.port && opts.port > 0 ? opts.port : await freePort(host);
   await mkdir(opts.dataDir, { recursive: true });
   const binary = opts.binary ?? (await findBinary());
-  const tlsArgs = opts.tls === undefined ? [] : ['--tlsverify', '--tlscert', opts.tls.certFile, '--tlskey', opts.tls.keyFile, '--tlscacert', opts.tls.caFile];
+  // With a config file, TLS must be in the file (`tls { … verify: true }`: writeNatsCredentials
+  // writes it): a reload (SIGHUP) reads the file alone and refuses one whose TLS differs from the
+  // flags the server started with ("config reload not supported for TLSVerify").
+  if (opts.tls !== undefined && opts.configFile !== undefined && !/^tls\s*\{/m.test(await readFile(opts.configFile, 'utf8'))) {
+    throw new TypeError(`nats-server: TLS with config file ${opts.configFile} needs a tls { … } block in that file (a reload reads only the file)`);
+  }
+  const tlsArgs = opts.tls === undefined || opts.configFile !== undefined ? [] : ['--tlsverify', '--tlscert', opts.tls.certFile, '--tlskey', opts.tls.keyFile, '--tlscacert', opts.tls.caFile];
   const configArgs = opts.configFile === undefined ? [] : ['-c', opts.configFile];
   const pidArgs = opts.pidFile === undefined ? [] : ['-P', opts.pidFile];
   const child: ChildProcess = spawn(binary, [...configArgs, '-a', host, '-p', String(port), '-js', '-sd', opts.dataDir, ...pidArgs, ...tlsArgs], {
@@ -125,7 +131,9 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
         const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
         child.once('exit', () => {
           clearTimeout(kill);
-          resolve();
+          // nats-server leaves its pid file: a later reload must not signal whoever gets the pid next.
+          if (opts.pidFile !== undefined) void rm(opts.pidFile, { force: true }).finally(resolve);
+          else resolve();
         });
         child.kill('SIGTERM');
       });

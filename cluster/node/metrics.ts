@@ -133,8 +133,12 @@ function walk(
   } else if (isHistogram(value)) {
     exp.histogram(`${prefix}_seconds`, `${prefix} latency (from actor stats)`, labels, value);
   } else if (isLabeledStats(value)) {
-    // e.g. per surface: the same names, one series per label value.
-    for (const [key, v] of Object.entries(value.entries)) walk(exp, prefix, { ...labels, [metricToken(value.labeledBy)]: key }, v, depth + 1);
+    // e.g. per surface: the same names, one series per label value. A label name already in use
+    // (node, cluster, index, or an outer labeled block's) gets a `label_` prefix rather than
+    // overwriting it, which would render every entry as the same series.
+    const token = metricToken(value.labeledBy);
+    const name = Object.hasOwn(labels, token) ? `label_${token}` : token;
+    for (const [key, v] of Object.entries(value.entries)) walk(exp, prefix, { ...labels, [name]: key }, v, depth + 1);
   } else if (Array.isArray(value)) {
     // Lists (e.g. per-shard arrays) are rendered with an index label.
     value.forEach((v, i) => walk(exp, prefix, { ...labels, i }, v, depth + 1));

@@ -12,10 +12,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
 import { nkeyAuthenticator, nkeys } from '@nats-io/nats-core';
 import { startNatsServer } from '../../cluster/nats/server.js';
 import { NATS_IDENTITIES_FILE, natsAuthOptions, readNatsSeedFile, writeNatsCredentials } from '../../cluster/nats/auth.js';
+import { natsTlsOptions } from '../../cluster/tls.js';
+import { makeTestCerts } from '../fixtures/tls-certs.js';
 import { reloadBySignal, rotateNatsIdentity } from '../../cluster/nats/rotate.js';
 import { StatusCode, toStatus } from '../../core/status.js';
 
@@ -34,20 +36,22 @@ t.teardown(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const probe = async (seed: Uint8Array): Promise<boolean> => {
+/** The rotation's probe, as rotate-cli's: whether a connection signed with `seed` opens. */
+const probeOf = (url: string, extra: Partial<ConnectionOptions> = {}) => async (seed: Uint8Array): Promise<boolean> => {
   try {
-    const nc = await connect({ servers: server.url, reconnect: false, timeout: 3000, authenticator: nkeyAuthenticator(seed) });
+    const nc = await connect({ servers: url, reconnect: false, timeout: 3000, authenticator: nkeyAuthenticator(seed), ...extra });
     await nc.close();
     return true;
   } catch {
     return false;
   }
 };
+const probe = probeOf(server.url);
 const publicKeyOf = (file: string) => nkeys.fromSeed(readNatsSeedFile('seed', file)).getPublicKey();
 
 /** A long-lived client as a node holds one: reconnecting, and counting its reconnects. */
-async function client(credsFile: string, name: string): Promise<{ nc: NatsConnection; reconnects: () => number }> {
-  const nc = await connect({ servers: server.url, name, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...natsAuthOptions(credsFile) });
+async function client(credsFile: string, name: string, url = server.url, extra: Partial<ConnectionOptions> = {}): Promise<{ nc: NatsConnection; reconnects: () => number }> {
+  const nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...natsAuthOptions(credsFile), ...extra });
   open.push(nc);
   let reconnects = 0;
   void (async () => {
@@ -112,8 +116,44 @@ t.test('the CLI rotates a role of a run directory; the launcher-like admin conne
   t.equal(admin.reconnects(), 1, 'reconnected once, with the new seed');
   await t.resolves(admin.nc.flush(), 'and works');
   const bad = await run(process.execPath, [CLI, '--nats', server.url, '--run-dir', root, '--role', 'root']).then(() => undefined, (e: { code: number; stderr: string }) => e);
-  t.equal(bad?.code, 1);
+  t.equal(bad?.code, 2, 'bad usage');
   t.match(bad?.stderr, /--role must be one of node, admin, reader, got "root"/);
+  const typo = await run(process.execPath, [CLI, '--nats', server.url, '--rundir', root, '--role', 'admin']).then(() => undefined, (e: { code: number; stderr: string }) => e);
+  t.equal(typo?.code, 2);
+  t.match(typo?.stderr, /unknown flag\(s\): --rundir/, 'a misspelt flag is refused, not ignored');
+});
+
+t.test('a rotation cut short (the reload never shows) fails DEADLINE_EXCEEDED; run again, it completes and the live connection survives', async (t) => {
+  const n1 = await client(creds.nodes['n1']!, 'n1-again');
+  const err = await rotateNatsIdentity({ dir, id: 'node-n1', reload: async () => {}, probe, reloadTimeoutMs: 300 }).then(() => undefined, (e: unknown) => toStatus(e));
+  t.equal(err?.code, StatusCode.DEADLINE_EXCEEDED);
+  const listed = JSON.parse(await readFile(path.join(dir, NATS_IDENTITIES_FILE), 'utf8')) as { identities: { id: string; publicKeys: string[] }[] };
+  t.equal(listed.identities.find((i) => i.id === 'node-n1')?.publicKeys.length, 2, 'left with both keys listed (the old one still in use)');
+  const r = await rotateNatsIdentity({ dir, id: 'node-n1', reload: reloadBySignal(pidFile), probe });
+  t.equal(r.removed.length, 2, 'the rerun removes the old key and the half-rotated one');
+  for (let i = 0; i < 50 && n1.reconnects() === 0; i++) await new Promise((res) => setTimeout(res, 100));
+  t.equal(n1.reconnects(), 1);
+  await t.resolves(n1.nc.flush(), 'the connection works with the newest key');
+});
+
+t.test('TLS and credentials together: the rotation reloads a server whose TLS is in its config file', async (t) => {
+  const certs = await makeTestCerts();
+  t.teardown(() => certs.remove());
+  const tlsRoot = await mkdtemp(path.join(tmpdir(), 'upnext-nats-rotate-tls-'));
+  t.teardown(() => rm(tlsRoot, { recursive: true, force: true }));
+  const tlsDir = path.join(tlsRoot, 'nats-auth');
+  const tlsCreds = await writeNatsCredentials(tlsDir, cluster, ['n1'], certs.node);
+  const tlsPid = path.join(tlsRoot, 'nats-server.pid');
+  const tlsServer = await startNatsServer({ dataDir: path.join(tlsRoot, 'nats'), configFile: tlsCreds.serverConfig, tls: certs.node, pidFile: tlsPid });
+  t.teardown(() => tlsServer.stop());
+  const n1 = await client(tlsCreds.nodes['n1']!, 'n1-tls', tlsServer.url, natsTlsOptions(certs.node));
+  const r = await rotateNatsIdentity({ dir: tlsDir, id: 'node-n1', reload: reloadBySignal(tlsPid), probe: probeOf(tlsServer.url, natsTlsOptions(certs.node)) });
+  t.equal(publicKeyOf(tlsCreds.nodes['n1']!), r.publicKey);
+  for (let i = 0; i < 50 && n1.reconnects() === 0; i++) await new Promise((res) => setTimeout(res, 100));
+  t.equal(n1.reconnects(), 1, 'reconnected over TLS with the new key');
+  await t.resolves(n1.nc.flush());
+  await tlsServer.stop();
+  await t.rejects(stat(tlsPid), 'the pid file goes with the server');
 });
 
 t.test('an unknown identity is NOT_FOUND, and nothing changes', async (t) => {

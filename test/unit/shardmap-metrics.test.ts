@@ -61,14 +61,20 @@ t.test('labeled stats: one series per entry under the same names, the label adde
     mapVersion: 1,
     modelVersion: 'v1',
     process: proc,
-    actors: [{ kind: 'coordinator', stats: { drift: { ratio: 0.1, surfaces: { labeledBy: 'surface', entries: { home: { ratio: 0.25, top: { clicks: 3 } }, up_next: { ratio: -0.2, top: { clicks: 4 } } } } } } }],
+    // The coordinator's stats key (actors/coordinator/stats.ts), so these are the names the docs give.
+    actors: [{ kind: 'coordinator', stats: { predictionDrift: { ratio: 0.1, surfaces: { labeledBy: 'surface', entries: { home: { ratio: 0.25, top: { clicks: 3 } }, up_next: { ratio: -0.2, top: { clicks: 4 } } } } } } }],
   });
-  t.match(text, /^upnext_coordinator_drift_ratio\{cluster="c",node="n1"\} 0\.1$/m, 'the pooled figure as before');
-  t.match(text, /^upnext_coordinator_drift_surfaces_ratio\{cluster="c",node="n1",surface="home"\} 0\.25$/m);
-  t.match(text, /^upnext_coordinator_drift_surfaces_ratio\{cluster="c",node="n1",surface="up_next"\} -0\.2$/m);
-  t.match(text, /^upnext_coordinator_drift_surfaces_top_clicks\{cluster="c",node="n1",surface="up_next"\} 4$/m);
+  t.match(text, /^upnext_coordinator_prediction_drift_ratio\{cluster="c",node="n1"\} 0\.1$/m, 'the pooled figure as before');
+  t.match(text, /^upnext_coordinator_prediction_drift_surfaces_ratio\{cluster="c",node="n1",surface="home"\} 0\.25$/m);
+  t.match(text, /^upnext_coordinator_prediction_drift_surfaces_ratio\{cluster="c",node="n1",surface="up_next"\} -0\.2$/m);
+  t.match(text, /^upnext_coordinator_prediction_drift_surfaces_top_clicks\{cluster="c",node="n1",surface="up_next"\} 4$/m);
   t.notMatch(text, /labeled_by|_home_|_entries_/, 'neither the marker nor the keys become names');
-  t.equal(text.match(/^# TYPE upnext_coordinator_drift_surfaces_ratio /gm)?.length, 1, 'one family for both surfaces');
+  t.equal(text.match(/^# TYPE upnext_coordinator_prediction_drift_surfaces_ratio /gm)?.length, 1, 'one family for both surfaces');
+
+  // A label name already in use is not overwritten (every entry would render as one series).
+  const clash = renderMetrics({ node: 'n1', cluster: 'c', mapVersion: 1, modelVersion: 'v1', process: proc, actors: [{ kind: 'x', stats: { per: { labeledBy: 'node', entries: { a: 1, b: 2 } } } }] });
+  t.match(clash, /^upnext_x_per\{cluster="c",node="n1",label_node="a"\} 1$/m);
+  t.match(clash, /^upnext_x_per\{cluster="c",node="n1",label_node="b"\} 2$/m);
 });
 
 t.test('label values are escaped; names are snake_case', async (t) => {
