@@ -1,5 +1,5 @@
 # upnext — see README.md. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test install build train eval skew train-logged online-eval bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
+.PHONY: run test install build train eval skew train-logged retrain-loop online-eval bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
 
 NODE ?= node
 TSC  := node_modules/.bin/tsc
@@ -53,6 +53,11 @@ skew: build
 ## (ARGS="--nats nats://127.0.0.1:4222 --cluster local [--from-model models/<version>]"; default: the served version)
 train-logged: build
 	@$(NODE) dist/offline/cli.js train-logged $(ARGS)
+
+## retrain-loop: train-logged on a schedule; --promote switches the cluster to a candidate that passes the gate
+## (ARGS="--nats nats://127.0.0.1:4222 --cluster local --every 6h [--promote] [--rounds N]"; one JSON line per round -> reports/retrain.jsonl)
+retrain-loop: build
+	@$(NODE) dist/offline/cli.js retrain-loop $(ARGS)
 
 ## online-eval: the world's simulated users against a running cluster (paired arms) -> reports/online-eval.json
 ## (ARGS="--target 127.0.0.1:50051 --world data/worlds/<world> --requests 2000 --rate 20 [--log-events]")

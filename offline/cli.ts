@@ -12,9 +12,11 @@
  * on its world and updates the report. `skew` compares the ranker rows a cluster's coordinators
  * logged (the feature log) with the world's training rows, per feature (offline/skew/).
  * `train-logged` retrains the ranker on the rows the cluster logged, joined with the events that
- * followed (offline/logged/), and publishes a version with the serving towers.
+ * followed (offline/logged/), and publishes a version with the serving towers. `retrain-loop` does
+ * that on a schedule and, with --promote, switches the cluster to a candidate that passes the gate.
  */
-import { join } from 'node:path';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { specHash } from '../core/features/index.js';
@@ -41,6 +43,11 @@ import { DEFAULT_LOGGED_EPOCHS } from './logged/fit.js';
 import { formatLoggedTable } from './logged/table.js';
 import { trainOnLoggedRows } from './logged/train-logged.js';
 import { servingModelDir } from './logged/serving-version.js';
+import { DEFAULT_PROMOTION_GATE, DEFAULT_RETRAIN_REPORT, parseDuration, runRetrainLoop } from './logged/retrain-loop.js';
+import type { PromotionGate, RetrainLoopOptions } from './logged/retrain-loop.js';
+import { ShardMapStore } from '../shardmap/kv-store.js';
+import { formatModelSwitch, switchModel } from '../shardmap/model-switch.js';
+import { StatusCode, UpnextError } from '../core/status.js';
 import { generateWorld } from './world/generate.js';
 import { progressBar } from './world/progress.js';
 import { worldExists } from './world/reader.js';
@@ -64,7 +71,10 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
                     [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
        cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME [--from-model models/VERSION | --models models] [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
                     [--out models] [--version V] [--epochs ${DEFAULT_LOGGED_EPOCHS}] [--seed 1] [--lr X] [--from-scratch] [--max-rows ${DEFAULT_MAX_LOGGED_ROWS}]
-                    [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS] [--creds reader.nk]`;
+                    [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS] [--creds reader.nk]
+       cli.js retrain-loop --nats nats://127.0.0.1:4222 --cluster NAME --every 6h [--rounds N] [--promote] [--window 7d] [--models models] [--out models]
+                    [--min-test-rows ${DEFAULT_PROMOTION_GATE.minTestRows}] [--max-auc-drop ${DEFAULT_PROMOTION_GATE.maxAucDrop}] [--max-ece-rise ${DEFAULT_PROMOTION_GATE.maxEceRise}] [--max-watch-error-rise ${DEFAULT_PROMOTION_GATE.maxWatchErrorRise}]
+                    [--keep-rejected] [--report ${DEFAULT_RETRAIN_REPORT}] [--creds admin.nk] + the train-logged training flags`;
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -222,20 +232,38 @@ function numberOption(name: string, v: string | boolean | undefined, lo: number,
  * the serving one on the latest rows, publish `<out>/<version>/` with the serving towers. Prints the
  * table; the new version's name is its last line.
  */
-async function trainLogged(values: Record<string, string | boolean | undefined>): Promise<void> {
-  const natsUrl = values['nats'];
-  const cluster = values['cluster'];
-  if (typeof natsUrl !== 'string' || typeof cluster !== 'string') throw new TypeError('train-logged needs --nats and --cluster');
+/** The training flags `train-logged` and `retrain-loop` share (epochs, lr, wait window, splits …). */
+function loggedTrainingOptions(values: Record<string, string | boolean | undefined>): NonNullable<RetrainLoopOptions['train']> {
   let waitMs: number | undefined;
   if (typeof values['wait-ms'] === 'string') {
     waitMs = Number(values['wait-ms']);
     if (!(Number.isInteger(waitMs) && waitMs >= 0)) throw new TypeError(`--wait-ms must be an integer >= 0, got ${JSON.stringify(values['wait-ms'])}`);
   }
-  const sinceMs = timeOption('since', values['since']);
-  const nowMs = timeOption('now', values['now']);
   const lr = numberOption('lr', values['lr'], 0, 1);
   const validShare = numberOption('valid-share', values['valid-share'], 0, 1);
   const testShare = numberOption('test-share', values['test-share'], 0, 1);
+  return {
+    epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_LOGGED_EPOCHS),
+    seed: intOption('seed', values['seed'] as string | undefined, 1),
+    maxRows: intOption('max-rows', values['max-rows'] as string | undefined, DEFAULT_MAX_LOGGED_ROWS),
+    minSplitRows: intOption('min-split-rows', values['min-split-rows'] as string | undefined, DEFAULT_MIN_SPLIT_ROWS),
+    warmStart: values['from-scratch'] !== true,
+    skipOtherSpecs: values['skip-other-specs'] === true,
+    ...(values['all-served'] === true ? { requireImpression: false } : {}),
+    ...(waitMs !== undefined ? { waitMs } : {}),
+    ...(lr !== undefined ? { lr } : {}),
+    ...(validShare !== undefined ? { validShare } : {}),
+    ...(testShare !== undefined ? { testShare } : {}),
+  };
+}
+
+async function trainLogged(values: Record<string, string | boolean | undefined>): Promise<void> {
+  const natsUrl = values['nats'];
+  const cluster = values['cluster'];
+  if (typeof natsUrl !== 'string' || typeof cluster !== 'string') throw new TypeError('train-logged needs --nats and --cluster');
+  const sinceMs = timeOption('since', values['since']);
+  const nowMs = timeOption('now', values['now']);
+  const training = loggedTrainingOptions(values);
   // --creds: the reader role's NKey seed file, for a NATS server that requires credentials.
   const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
   try {
@@ -251,24 +279,82 @@ async function trainLogged(values: Record<string, string | boolean | undefined>)
       cluster,
       fromModelDir: fromModel,
       outDir: String(values['out'] ?? 'models'),
-      epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_LOGGED_EPOCHS),
-      seed: intOption('seed', values['seed'] as string | undefined, 1),
-      maxRows: intOption('max-rows', values['max-rows'] as string | undefined, DEFAULT_MAX_LOGGED_ROWS),
-      minSplitRows: intOption('min-split-rows', values['min-split-rows'] as string | undefined, DEFAULT_MIN_SPLIT_ROWS),
-      warmStart: values['from-scratch'] !== true,
-      skipOtherSpecs: values['skip-other-specs'] === true,
-      ...(values['all-served'] === true ? { requireImpression: false } : {}),
-      ...(waitMs !== undefined ? { waitMs } : {}),
+      ...training,
       ...(sinceMs !== undefined ? { sinceMs } : {}),
       ...(nowMs !== undefined ? { nowMs } : {}),
-      ...(lr !== undefined ? { lr } : {}),
-      ...(validShare !== undefined ? { validShare } : {}),
-      ...(testShare !== undefined ? { testShare } : {}),
       ...(typeof values['version'] === 'string' ? { version: values['version'] } : {}),
       ...(values['quiet'] === true ? {} : { log }),
     });
     process.stdout.write(`${formatLoggedTable(res, cluster)}\n`);
   } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * `retrain-loop`: train-logged on a schedule, promoting a candidate that passes the gate
+ * (offline/logged/retrain-loop.ts). One JSON line per round on stdout and in --report. SIGINT or
+ * SIGTERM stop it after the round in progress.
+ */
+async function retrainLoop(values: Record<string, string | boolean | undefined>): Promise<void> {
+  const natsUrl = values['nats'];
+  const cluster = values['cluster'];
+  if (typeof natsUrl !== 'string' || typeof cluster !== 'string') throw new TypeError('retrain-loop needs --nats and --cluster');
+  if (typeof values['every'] !== 'string') throw new TypeError('retrain-loop needs --every (e.g. 6h)');
+  const everyMs = parseDuration('--every', values['every']);
+  const windowMs = typeof values['window'] === 'string' ? parseDuration('--window', values['window']) : undefined;
+  const rounds = typeof values['rounds'] === 'string' ? intOption('rounds', values['rounds'], 1) : undefined;
+  const gate: PromotionGate = {
+    minTestRows: intOption('min-test-rows', values['min-test-rows'] as string | undefined, DEFAULT_PROMOTION_GATE.minTestRows),
+    maxAucDrop: numberOption('max-auc-drop', values['max-auc-drop'], -1, 1) ?? DEFAULT_PROMOTION_GATE.maxAucDrop,
+    maxEceRise: numberOption('max-ece-rise', values['max-ece-rise'], -1, 1) ?? DEFAULT_PROMOTION_GATE.maxEceRise,
+    maxWatchErrorRise: numberOption('max-watch-error-rise', values['max-watch-error-rise'], -1, 10) ?? DEFAULT_PROMOTION_GATE.maxWatchErrorRise,
+  };
+  const modelsDir = typeof values['models'] === 'string' ? values['models'] : 'models';
+  const outDir = typeof values['out'] === 'string' ? values['out'] : modelsDir;
+  const report = typeof values['report'] === 'string' ? values['report'] : DEFAULT_RETRAIN_REPORT;
+  const promote = values['promote'] === true;
+  // --creds: the reader role reads the logs; --promote writes the model key, which needs the admin role.
+  const nc = await connect({ servers: natsUrl, name: 'upnext-retrain-loop', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
+  const stop = new AbortController();
+  const onSignal = () => {
+    log('retrain-loop: stopping after the round in progress');
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const store = await ShardMapStore.open(nc, cluster, { create: false });
+    await mkdir(dirname(report), { recursive: true });
+    await runRetrainLoop({
+      nc,
+      cluster,
+      modelsDir,
+      outDir,
+      everyMs,
+      gate,
+      promote,
+      train: loggedTrainingOptions(values),
+      signal: stop.signal,
+      ...(rounds !== undefined ? { rounds } : {}),
+      ...(windowMs !== undefined ? { windowMs } : {}),
+      ...(values['keep-rejected'] === true ? { keepRejected: true } : {}),
+      ...(values['quiet'] === true ? {} : { log }),
+      onRound: async (r) => {
+        const line = JSON.stringify(r);
+        process.stdout.write(`${line}\n`);
+        await appendFile(report, `${line}\n`);
+      },
+      deps: {
+        switchTo: async (version) => {
+          const r = await switchModel({ nc, store, cluster, version, modelsDir: outDir, by: 'retrain-loop' });
+          if (!r.ok) throw new UpnextError(StatusCode.ABORTED, formatModelSwitch(r));
+        },
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await nc.close();
   }
 }
@@ -311,6 +397,15 @@ async function main(): Promise<void> {
       'min-split-rows': { type: 'string' },
       'skip-other-specs': { type: 'boolean' },
       quiet: { type: 'boolean' },
+      every: { type: 'string' },
+      rounds: { type: 'string' },
+      window: { type: 'string' },
+      promote: { type: 'boolean' },
+      'keep-rejected': { type: 'boolean' },
+      'min-test-rows': { type: 'string' },
+      'max-auc-drop': { type: 'string' },
+      'max-ece-rise': { type: 'string' },
+      'max-watch-error-rise': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -323,6 +418,7 @@ async function main(): Promise<void> {
   else if (command === 'eval') await evaluate(values);
   else if (command === 'skew') await skew(values);
   else if (command === 'train-logged') await trainLogged(values);
+  else if (command === 'retrain-loop') await retrainLoop(values);
   else throw new TypeError(`unknown command ${JSON.stringify(command)}`);
 }
 

@@ -33,6 +33,9 @@ export interface PromotionGate {
   readonly maxWatchErrorRise: number;
 }
 
+/** Where `retrain-loop` appends one JSON line per round. */
+export const DEFAULT_RETRAIN_REPORT = 'reports/retrain.jsonl';
+
 export const DEFAULT_PROMOTION_GATE: PromotionGate = Object.freeze({ minTestRows: 1000, maxAucDrop: 0.005, maxEceRise: 0.01, maxWatchErrorRise: 0.05 });
 
 /** The gate's verdict: promote, or why not (every failed check, named with both figures). */

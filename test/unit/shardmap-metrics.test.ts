@@ -55,15 +55,9 @@ t.test('renders process, node and flattened actor stats with one TYPE line per f
 });
 
 t.test('labeled stats: one series per entry under the same names, the label added (not folded into the name)', async (t) => {
-  const text = renderMetrics({
-    node: 'n1',
-    cluster: 'c',
-    mapVersion: 1,
-    modelVersion: 'v1',
-    process: proc,
-    // The coordinator's stats key (actors/coordinator/stats.ts), so these are the names the docs give.
-    actors: [{ kind: 'coordinator', stats: { predictionDrift: { ratio: 0.1, surfaces: { labeledBy: 'surface', entries: { home: { ratio: 0.25, top: { clicks: 3 } }, up_next: { ratio: -0.2, top: { clicks: 4 } } } } } } }],
-  });
+  const render = (kind: string, stats: unknown) => renderMetrics({ node: 'n1', cluster: 'c', mapVersion: 1, modelVersion: 'v1', process: proc, actors: [{ kind, stats }] });
+  // The coordinator's stats key (actors/coordinator/stats.ts), so these are the names the docs give.
+  const text = render('coordinator', { predictionDrift: { ratio: 0.1, surfaces: { labeledBy: 'surface', entries: { home: { ratio: 0.25, top: { clicks: 3 } }, up_next: { ratio: -0.2, top: { clicks: 4 } } } } } });
   t.match(text, /^upnext_coordinator_prediction_drift_ratio\{cluster="c",node="n1"\} 0\.1$/m, 'the pooled figure as before');
   t.match(text, /^upnext_coordinator_prediction_drift_surfaces_ratio\{cluster="c",node="n1",surface="home"\} 0\.25$/m);
   t.match(text, /^upnext_coordinator_prediction_drift_surfaces_ratio\{cluster="c",node="n1",surface="up_next"\} -0\.2$/m);
@@ -72,7 +66,7 @@ t.test('labeled stats: one series per entry under the same names, the label adde
   t.equal(text.match(/^# TYPE upnext_coordinator_prediction_drift_surfaces_ratio /gm)?.length, 1, 'one family for both surfaces');
 
   // A label name already in use is not overwritten (every entry would render as one series).
-  const clash = renderMetrics({ node: 'n1', cluster: 'c', mapVersion: 1, modelVersion: 'v1', process: proc, actors: [{ kind: 'x', stats: { per: { labeledBy: 'node', entries: { a: 1, b: 2 } } } }] });
+  const clash = render('x', { per: { labeledBy: 'node', entries: { a: 1, b: 2 } } });
   t.match(clash, /^upnext_x_per\{cluster="c",node="n1",label_node="a"\} 1$/m);
   t.match(clash, /^upnext_x_per\{cluster="c",node="n1",label_node="b"\} 2$/m);
 });
