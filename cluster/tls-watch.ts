@@ -14,6 +14,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 
 /** How often the files are checked for a change, ms. */
@@ -36,7 +37,11 @@ export interface TlsWatchFiles {
 type CaListener = (update: grpc.experimental.CaCertificateUpdate | null) => void;
 type IdentityListener = (update: grpc.experimental.IdentityCertificateUpdate | null) => void;
 
-/** Reads and checks the three files; throws an Error saying what is wrong. */
+/**
+ * Reads and checks the three files; throws an Error saying what is wrong. Besides parsing, the set
+ * must make a TLS context (OpenSSL refuses, e.g., keys below its security level even when they
+ * match), so a set that passes here is one every TLS server and channel accepts.
+ */
 export function readTlsMaterial(files: TlsWatchFiles): TlsMaterial {
   const cert = readFileSync(files.certFile);
   const key = readFileSync(files.keyFile);
@@ -44,13 +49,14 @@ export function readTlsMaterial(files: TlsWatchFiles): TlsMaterial {
   const x509 = new X509Certificate(cert);
   new X509Certificate(ca);
   if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error(`${files.keyFile} is not the private key of ${files.certFile}`);
+  createSecureContext({ ca, cert, key });
   return { ca, cert, key };
 }
 
 /** A grpc-js certificate provider (CA and identity) over watched files; also feeds other listeners. */
 export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
   readonly files: TlsWatchFiles;
-  readonly #intervalMs: number;
+  #intervalMs: number;
   #material: TlsMaterial;
   #stamp: string;
   #timer: NodeJS.Timeout | undefined;
@@ -68,9 +74,21 @@ export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
     this.#material = readTlsMaterial(files);
   }
 
-  /** The material in use now. */
+  /** The material in use now (checked against the files first when nothing keeps the timer running). */
   material(): TlsMaterial {
+    if (this.#timer === undefined) this.check();
     return this.#material;
+  }
+
+  /** Polls at most every `ms` from now on (the smallest interval any user asked for wins). */
+  pollAtMost(ms: number): void {
+    if (!(ms < this.#intervalMs)) return;
+    this.#intervalMs = ms;
+    if (this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      this.#sync();
+    }
   }
 
   /** Sets of files applied since start, and sets refused (left the last good one in use). */
@@ -80,6 +98,7 @@ export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
 
   /** Calls `fn` with each new set of files applied; returns the unsubscribe. */
   onChange(fn: (m: TlsMaterial) => void): () => void {
+    if (this.#timer === undefined) this.check();
     this.#other.add(fn);
     this.#sync();
     return () => {
@@ -113,15 +132,26 @@ export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
     this.#stamp = stamp;
     this.#material = m;
     this.#reloads++;
-    for (const l of this.#ca) l({ caCertificate: m.ca });
-    for (const l of this.#identity) l({ certificate: m.cert, privateKey: m.key });
-    for (const l of this.#other) l(m);
+    // Every listener gets the set even if one throws (a throw inside the timer would end the process).
+    const each = <L>(listeners: Iterable<L>, call: (l: L) => void) => {
+      for (const l of listeners) {
+        try {
+          call(l);
+        } catch (err) {
+          console.error(`tls: applying the new certificate files failed in one listener: ${(err as Error).message}`);
+        }
+      }
+    };
+    each(this.#ca, (l) => l({ caCertificate: m.ca }));
+    each(this.#identity, (l) => l({ certificate: m.cert, privateKey: m.key }));
+    each(this.#other, (l) => l(m));
     return true;
   }
 
   #refusedStamp: string | undefined;
 
   addCaCertificateListener(listener: CaListener): void {
+    if (this.#timer === undefined) this.check(); // idle until now: the files may have changed meanwhile
     this.#ca.add(listener);
     process.nextTick(listener, { caCertificate: this.#material.ca });
     this.#sync();
@@ -133,6 +163,7 @@ export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
   }
 
   addIdentityCertificateListener(listener: IdentityListener): void {
+    if (this.#timer === undefined) this.check();
     this.#identity.add(listener);
     process.nextTick(listener, { certificate: this.#material.cert, privateKey: this.#material.key });
     this.#sync();
@@ -169,8 +200,8 @@ export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
 const watchers = new Map<string, TlsFileWatcher>();
 
 /**
- * The process's watcher of `files` (made on first use, at `intervalMs`; later calls with the same
- * files share it whatever interval they ask).
+ * The process's watcher of `files` (made on first use; users of the same files share it, polled at
+ * the smallest interval any of them asked for).
  */
 export function tlsFileWatcher(files: TlsWatchFiles, intervalMs = TLS_RELOAD_INTERVAL_MS): TlsFileWatcher {
   const key = JSON.stringify([files.certFile, files.keyFile, files.caFile]);
@@ -178,6 +209,8 @@ export function tlsFileWatcher(files: TlsWatchFiles, intervalMs = TLS_RELOAD_INT
   if (w === undefined) {
     w = new TlsFileWatcher(files, intervalMs);
     watchers.set(key, w);
+  } else {
+    w.pollAtMost(intervalMs);
   }
   return w;
 }

@@ -9,7 +9,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { checkServerIdentity } from 'node:tls';
+import { checkServerIdentity, createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { TLS_RELOAD_INTERVAL_MS, tlsFileWatcher } from './tls-watch.js';
 
@@ -123,6 +123,12 @@ export function resolveTlsSection(input: Record<string, unknown>, nameOf: (field
     throw new TypeError(`${nameOf('keyFile')}: ${JSON.stringify(keyFile)} does not parse as a private key (${(err as Error).message})`);
   }
   if (!cert.checkPrivateKey(key)) throw new TypeError(`${nameOf('keyFile')}: ${JSON.stringify(keyFile)} is not the private key of ${nameOf('certFile')} ${JSON.stringify(certFile)}`);
+  try {
+    // What every TLS server and channel will do with them (OpenSSL's own limits, e.g. key sizes).
+    createSecureContext({ ca: caPem, cert: certPem, key: keyPem });
+  } catch (err) {
+    throw new TypeError(`${nameOf('certFile')}: ${JSON.stringify(certFile)} with its key and CA is refused by TLS (${(err as Error).message})`);
+  }
   return Object.freeze({ certFile, keyFile, caFile, ...(serverName !== undefined ? { serverName } : {}) });
 }
 

@@ -51,7 +51,7 @@ import { StatusCode, UpnextError } from '../core/status.js';
 import { generateWorld } from './world/generate.js';
 import { progressBar } from './world/progress.js';
 import { worldExists } from './world/reader.js';
-import { natsAuthOptions } from '../cluster/nats/auth.js';
+import { describeNatsAccessError, natsAuthOptions } from '../cluster/nats/auth.js';
 
 /** Size of the default synthetic world when `train` has to generate it. */
 const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
@@ -72,7 +72,7 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
        cli.js train-logged --nats nats://127.0.0.1:4222 --cluster NAME [--from-model models/VERSION | --models models] [--since ISO-TIME|EPOCH-MS] [--wait-ms ${DEFAULT_WAIT_MS}]
                     [--out models] [--version V] [--epochs ${DEFAULT_LOGGED_EPOCHS}] [--seed 1] [--lr X] [--from-scratch] [--max-rows ${DEFAULT_MAX_LOGGED_ROWS}]
                     [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS] [--creds reader.nk]
-       cli.js retrain-loop --nats nats://127.0.0.1:4222 --cluster NAME --every 6h [--rounds N] [--promote] [--window 7d] [--models models] [--out models]
+       cli.js retrain-loop --nats nats://127.0.0.1:4222 --cluster NAME --every 6h [--rounds N] [--promote] [--window 7d] [--models models]
                     [--min-test-rows ${DEFAULT_PROMOTION_GATE.minTestRows}] [--max-auc-drop ${DEFAULT_PROMOTION_GATE.maxAucDrop}] [--max-ece-rise ${DEFAULT_PROMOTION_GATE.maxEceRise}] [--max-watch-error-rise ${DEFAULT_PROMOTION_GATE.maxWatchErrorRise}]
                     [--keep-rejected] [--report ${DEFAULT_RETRAIN_REPORT}] [--creds admin.nk] + the train-logged training flags`;
 
@@ -301,21 +301,25 @@ async function retrainLoop(values: Record<string, string | boolean | undefined>)
   const cluster = values['cluster'];
   if (typeof natsUrl !== 'string' || typeof cluster !== 'string') throw new TypeError('retrain-loop needs --nats and --cluster');
   if (typeof values['every'] !== 'string') throw new TypeError('retrain-loop needs --every (e.g. 6h)');
+  for (const f of ['since', 'from-model', 'version', 'now', 'out']) {
+    if (values[f] !== undefined) throw new TypeError(`retrain-loop takes no --${f}: each round retrains what the cluster serves, on the rows of the last --window (default all the feature log holds), and writes under --models, the nodes' models root`);
+  }
   const everyMs = parseDuration('--every', values['every']);
   const windowMs = typeof values['window'] === 'string' ? parseDuration('--window', values['window']) : undefined;
-  const rounds = typeof values['rounds'] === 'string' ? intOption('rounds', values['rounds'], 1) : undefined;
+  const roundCount = typeof values['rounds'] === 'string' ? intOption('rounds', values['rounds'], 1) : undefined;
   const gate: PromotionGate = {
     minTestRows: intOption('min-test-rows', values['min-test-rows'] as string | undefined, DEFAULT_PROMOTION_GATE.minTestRows),
     maxAucDrop: numberOption('max-auc-drop', values['max-auc-drop'], -1, 1) ?? DEFAULT_PROMOTION_GATE.maxAucDrop,
     maxEceRise: numberOption('max-ece-rise', values['max-ece-rise'], -1, 1) ?? DEFAULT_PROMOTION_GATE.maxEceRise,
     maxWatchErrorRise: numberOption('max-watch-error-rise', values['max-watch-error-rise'], -1, 10) ?? DEFAULT_PROMOTION_GATE.maxWatchErrorRise,
   };
+  // Candidates go under the models root the nodes read (a switch finds versions there).
   const modelsDir = typeof values['models'] === 'string' ? values['models'] : 'models';
-  const outDir = typeof values['out'] === 'string' ? values['out'] : modelsDir;
   const report = typeof values['report'] === 'string' ? values['report'] : DEFAULT_RETRAIN_REPORT;
   const promote = values['promote'] === true;
   // --creds: the reader role reads the logs; --promote writes the model key, which needs the admin role.
-  const nc = await connect({ servers: natsUrl, name: 'upnext-retrain-loop', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
+  const creds = typeof values['creds'] === 'string' ? values['creds'] : undefined;
+  const nc = await connect({ servers: natsUrl, name: 'upnext-retrain-loop', ...natsAuthOptions(creds, '--creds') });
   const stop = new AbortController();
   const onSignal = () => {
     log('retrain-loop: stopping after the round in progress');
@@ -326,17 +330,16 @@ async function retrainLoop(values: Record<string, string | boolean | undefined>)
   try {
     const store = await ShardMapStore.open(nc, cluster, { create: false });
     await mkdir(dirname(report), { recursive: true });
-    await runRetrainLoop({
+    const rounds = await runRetrainLoop({
       nc,
       cluster,
       modelsDir,
-      outDir,
       everyMs,
       gate,
       promote,
       train: loggedTrainingOptions(values),
       signal: stop.signal,
-      ...(rounds !== undefined ? { rounds } : {}),
+      ...(roundCount !== undefined ? { rounds: roundCount } : {}),
       ...(windowMs !== undefined ? { windowMs } : {}),
       ...(values['keep-rejected'] === true ? { keepRejected: true } : {}),
       ...(values['quiet'] === true ? {} : { log }),
@@ -346,12 +349,21 @@ async function retrainLoop(values: Record<string, string | boolean | undefined>)
         await appendFile(report, `${line}\n`);
       },
       deps: {
-        switchTo: async (version) => {
-          const r = await switchModel({ nc, store, cluster, version, modelsDir: outDir, by: 'retrain-loop' });
+        switchTo: async (version, expectedRevision) => {
+          let r: Awaited<ReturnType<typeof switchModel>>;
+          try {
+            r = await switchModel({ nc, store, cluster, version, modelsDir, expectedRevision, by: 'retrain-loop' });
+          } catch (err) {
+            const access = describeNatsAccessError(err, creds !== undefined ? `--creds ${creds}` : 'no credentials (--creds not given)');
+            if (access !== undefined) throw new UpnextError(StatusCode.PERMISSION_DENIED, `${access}; --promote needs the admin role`);
+            throw err;
+          }
           if (!r.ok) throw new UpnextError(StatusCode.ABORTED, formatModelSwitch(r));
         },
       },
     });
+    // For schedulers: a loop whose last round failed exits non-zero.
+    if (rounds.at(-1)?.outcome === 'failed') process.exitCode = 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -51,6 +51,11 @@ export interface ModelSwitchOptions {
   readonly timeoutMs?: number;
   /** Poll interval of the node status, ms. Default 100. */
   readonly pollMs?: number;
+  /**
+   * Write only if the key is still at this revision (null: only if it has no value), e.g. the one a
+   * caller based its decision on; ABORTED otherwise. Default: the revision read just before writing.
+   */
+  readonly expectedRevision?: number | null;
   /** Told when the key is written: the switch's value, then (when a node refused) the rollback's. */
   readonly onKeyWritten?: (what: 'switch' | 'rollback', version: string, revision: number) => void;
 }
@@ -201,7 +206,8 @@ async function rollOut(o: ModelSwitchOptions, revert?: RevertOptions): Promise<M
   if (o.timeoutMs === undefined && towers) o = { ...o, timeoutMs: TOWER_SWITCH_TIMEOUT_MS };
   const previous = await o.store.readModelKey();
   const value: ModelKeyValue = { version, requestedAt: new Date().toISOString(), ...(o.by !== undefined ? { by: o.by } : {}), ...(revert !== undefined ? { revertOf: revert.revertOf } : {}) };
-  const revision = await o.store.writeModelKey(value, revert !== undefined ? revert.expectedRevision : (previous?.revision ?? null));
+  const expected = revert !== undefined ? revert.expectedRevision : o.expectedRevision !== undefined ? o.expectedRevision : (previous?.revision ?? null);
+  const revision = await o.store.writeModelKey(value, expected);
   o.onKeyWritten?.('switch', version, revision);
   const outcomes = await awaitNodes(o, nodes, version, revision);
   const ok = outcomes.every((n) => n.state === 'switched');
@@ -235,7 +241,7 @@ function goBackVersion(before: ModelKeyValue | undefined, views: readonly NodeMo
 }
 
 /** Options of {@link cancelModelSwitch}: those of a switch, less the version (the key's history names it). */
-export type ModelCancelOptions = Omit<ModelSwitchOptions, 'version'>;
+export type ModelCancelOptions = Omit<ModelSwitchOptions, 'version' | 'expectedRevision'>;
 
 /** What {@link cancelModelSwitch} did: a switch back to `version`, the one before `cancelled`. */
 export interface ModelCancelResult extends ModelSwitchResult {

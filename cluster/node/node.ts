@@ -230,12 +230,12 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
     }
   };
   const server = httpsOptions !== undefined ? https.createServer(httpsOptions, handler) : http.createServer(handler);
-  // A rotated certificate is served from the next handshake on (cluster/tls-watch.ts).
-  const unwatchTls = server instanceof https.Server ? watchHttpsServer(server, config.tls) : () => {};
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.node.metricsPort, config.node.host, () => resolve());
   });
+  // A rotated certificate is served from the next handshake on (cluster/tls-watch.ts).
+  const unwatchTls = server instanceof https.Server ? watchHttpsServer(server, config.tls) : () => {};
   const metricsAddress = `${config.node.host}:${(server.address() as AddressInfo).port}`;
 
   const serverAddress = (key: 'ranker' | 'coordinator') => (running.get(key) as RunningServerActor | undefined)?.address;

@@ -6,7 +6,7 @@
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { readFeatureLog } from '../skew/reader.js';
-import type { ServedRequests } from './served.js';
+import type { ServedRequests, ServedRowsKeep } from './served.js';
 import { ServedRequestsCollector } from './served.js';
 
 /** Default most logged rows read: 500,000 (~160 MB of rows at the default spec's 80 floats). */
@@ -25,6 +25,8 @@ export interface ReadServedRequestsOptions {
   readonly maxRows?: number;
   /** Wait of one fetch, ms (≥ 1000). Default {@link DEFAULT_LOGGED_FETCH_WAIT_MS}. */
   readonly fetchWaitMs?: number;
+  /** Over `maxRows`: keep the oldest requests (default; reading stops there) or the newest. */
+  readonly keep?: ServedRowsKeep;
 }
 
 /** {@link ServedRequests} plus where in the stream they came from. */
@@ -40,7 +42,7 @@ export interface ServedRequestsRead extends ServedRequests {
 /** Reads the cluster's feature log. NOT_FOUND when the stream does not exist. */
 export async function readServedRequests(o: ReadServedRequestsOptions): Promise<ServedRequestsRead> {
   const fetchWaitMs = o.fetchWaitMs ?? DEFAULT_LOGGED_FETCH_WAIT_MS;
-  const collector = new ServedRequestsCollector(o.maxRows ?? DEFAULT_MAX_LOGGED_ROWS);
+  const collector = new ServedRequestsCollector(o.maxRows ?? DEFAULT_MAX_LOGGED_ROWS, o.keep ?? 'oldest');
   const { end, undecodable } = await readFeatureLog(o, fetchWaitMs, (rows, seq) => collector.add(rows, seq));
   const got = collector.result();
   return {

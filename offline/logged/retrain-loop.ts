@@ -124,8 +124,12 @@ export interface RetrainLoopOptions {
 export interface RetrainDeps {
   serving(): Promise<ServingModelDir>;
   train(o: TrainLoggedOptions): Promise<TrainLoggedResult>;
-  /** Switches the cluster to `version` (under outDir); rejects when a node refuses (the switch has then been rolled back). */
-  switchTo(version: string): Promise<void>;
+  /**
+   * Switches the cluster to `version` (under outDir), only if the model key is still at
+   * `expectedRevision` (what the round retrained: a switch or rollback made meanwhile wins, the
+   * round fails ABORTED); rejects when a node refuses (the switch has then been rolled back).
+   */
+  switchTo(version: string, expectedRevision: number | null): Promise<void>;
   now(): number;
 }
 
@@ -154,6 +158,11 @@ export async function runRetrainLoop(o: RetrainLoopOptions): Promise<RetrainRoun
     rounds.push(r);
     await o.onRound?.(r);
     if (o.rounds !== undefined && round >= o.rounds) break;
+    // Credentials that may not switch will not grow the right: stop rather than train for nothing.
+    if (r.error?.code === 'PERMISSION_DENIED') {
+      log(`round ${round}: ${r.error.message}; stopping`);
+      break;
+    }
     const waitMs = Math.max(0, t0 + o.everyMs - deps.now());
     log(`round ${round}: ${r.outcome}; next in ${Math.round(waitMs / 1000)} s`);
     if (!(await sleep(waitMs, o.signal))) break;
@@ -178,6 +187,8 @@ async function runRound(round: number, t0: number, o: RetrainLoopOptions, deps: 
       cluster: o.cluster,
       fromModelDir: serving.dir,
       outDir,
+      // Over maxRows, the newest rows: each round learns from and is gated on recent traffic.
+      keep: o.train?.keep ?? 'newest',
       ...(o.windowMs !== undefined ? { sinceMs: Math.max(0, t0 - o.windowMs) } : {}),
       log: (line) => log(`round ${round}: ${line}`),
     });
@@ -193,8 +204,10 @@ async function runRound(round: number, t0: number, o: RetrainLoopOptions, deps: 
   }
   if (o.promote !== true) return { ...done, ms: deps.now() - t0, outcome: 'kept' };
   try {
-    await deps.switchTo(res.version);
+    await deps.switchTo(res.version, serving.keyRevision);
   } catch (err) {
+    // Not served: the candidate goes like a rejected one.
+    if (o.keepRejected !== true) await rm(res.dir, { recursive: true, force: true });
     return failed(err, done);
   }
   log(`round ${round}: the cluster serves ${res.version}`);

@@ -33,23 +33,34 @@ export interface ServedRequests {
   readonly truncated: boolean;
 }
 
+/**
+ * Which requests a collector keeps when the log holds more than `maxRows` rows: the oldest (reading
+ * stops there: cheapest) or the newest (reads to the end and drops the oldest as it goes: what a
+ * scheduled retraining needs, so each round learns from and is tested on recent traffic).
+ */
+export type ServedRowsKeep = 'oldest' | 'newest';
+
 /** Accumulates ServedRows messages up to `maxRows` rows; {@link add} returns whether it wants more. */
 export class ServedRequestsCollector {
   readonly #maxRows: number;
-  readonly #requests: ServedRequest[] = [];
+  readonly #keep: ServedRowsKeep;
+  #requests: ServedRequest[] = [];
+  /** With keep 'newest': requests before this index were dropped (compacted now and then). */
+  #head = 0;
   #rows = 0;
   #malformed = 0;
   #truncated = false;
 
-  /** `maxRows`: most rows held; a message that would cross it is not taken (requests are kept whole). */
-  constructor(maxRows: number) {
+  /** `maxRows`: most rows held (requests are kept whole); `keep`: which end of the log (default 'oldest'). */
+  constructor(maxRows: number, keep: ServedRowsKeep = 'oldest') {
     if (!Number.isInteger(maxRows) || maxRows < 1) throw new TypeError(`maxRows must be a positive integer, got ${String(maxRows)}`);
     this.#maxRows = maxRows;
+    this.#keep = keep;
   }
 
-  /** True while fewer than `maxRows` rows are held and no message was refused for room. */
+  /** True while fewer than `maxRows` rows are held and no message was refused for room (always, keeping the newest). */
   get wantsMore(): boolean {
-    return !this.#truncated && this.#rows < this.#maxRows;
+    return this.#keep === 'newest' || (!this.#truncated && this.#rows < this.#maxRows);
   }
 
   /** Takes one decoded message found at stream sequence `seq` (or counts why not). */
@@ -63,7 +74,12 @@ export class ServedRequestsCollector {
     }
     if (this.#rows + n > this.#maxRows) {
       this.#truncated = true;
-      return false;
+      if (this.#keep === 'oldest' || n > this.#maxRows) return this.wantsMore;
+      while (this.#rows + n > this.#maxRows) this.#rows -= this.#requests[this.#head++]!.videoIds.length;
+      if (this.#head > 1024 && this.#head * 2 > this.#requests.length) {
+        this.#requests = this.#requests.slice(this.#head);
+        this.#head = 0;
+      }
     }
     // The decoded bytes are a view into protobufjs' pooled buffer, possibly unaligned: copy them.
     const rows = new Float32Array(Uint8Array.prototype.slice.call(msg.rows).buffer);
@@ -85,6 +101,6 @@ export class ServedRequestsCollector {
   }
 
   result(): ServedRequests {
-    return { requests: [...this.#requests], rows: this.#rows, malformed: this.#malformed, truncated: this.#truncated };
+    return { requests: this.#requests.slice(this.#head), rows: this.#rows, malformed: this.#malformed, truncated: this.#truncated };
   }
 }

@@ -15,6 +15,8 @@ export interface ServingModelDir {
   readonly dir: string;
   readonly version: string;
   readonly source: 'model key' | 'node status';
+  /** The model key's revision read (null: no key was set), for a later switch's compare-and-set. */
+  readonly keyRevision: number | null;
 }
 
 /** FAILED_PRECONDITION when the nodes disagree, none answers, or the cluster has no shard map. */
@@ -23,7 +25,7 @@ export async function servingModelDir(o: { readonly nc: NatsConnection; readonly
   const key = await store.readModelKey();
   if (key !== null) {
     const version = checkModelVersionName(key.value.version);
-    return { dir: join(o.modelsDir, version), version, source: 'model key' };
+    return { dir: join(o.modelsDir, version), version, source: 'model key', keyRevision: key.revision };
   }
   // No switch has written the key: ask the nodes (one status request each, in parallel).
   const overview = await showModel({ nc: o.nc, store, cluster: o.cluster });
@@ -31,7 +33,7 @@ export async function servingModelDir(o: { readonly nc: NatsConnection; readonly
   for (const n of overview.nodes) if (n.status?.model?.version !== undefined) versions.add(n.status.model.version);
   if (versions.size === 1) {
     const version = checkModelVersionName([...versions][0]);
-    return { dir: join(o.modelsDir, version), version, source: 'node status' };
+    return { dir: join(o.modelsDir, version), version, source: 'node status', keyRevision: null };
   }
   throw failedPrecondition(
     versions.size === 0

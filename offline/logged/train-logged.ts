@@ -29,6 +29,7 @@ import { publishLoggedVersion } from './publish.js';
 import type { LabelEventsRead } from './read-events.js';
 import { readLabelEvents } from './read-events.js';
 import type { ServedRequestsRead } from './read-served.js';
+import type { ServedRowsKeep } from './served.js';
 import { DEFAULT_MAX_LOGGED_ROWS, readServedRequests } from './read-served.js';
 import type { TimeSplit, TimeSplitOptions } from './split.js';
 import { timeSplit } from './split.js';
@@ -64,6 +65,8 @@ export interface TrainLoggedOptions extends TimeSplitOptions {
   readonly warmStart?: boolean;
   /** Most logged rows read. Default {@link DEFAULT_MAX_LOGGED_ROWS}. */
   readonly maxRows?: number;
+  /** Over `maxRows`: train on the oldest rows (default) or the newest (retrain-loop). */
+  readonly keep?: ServedRowsKeep;
   /** Drop rows of another feature spec instead of refusing. Default false. */
   readonly skipOtherSpecs?: boolean;
   /** Train only on rows the user saw (join.ts JoinOptions.requireImpression). Default 'auto'. */
@@ -114,7 +117,7 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
   const width = rankerRowWidth(spec);
   const fetch = o.fetchWaitMs !== undefined ? { fetchWaitMs: o.fetchWaitMs } : {};
 
-  const served = await readServedRequests({ nc: o.nc, cluster: o.cluster, maxRows: o.maxRows ?? DEFAULT_MAX_LOGGED_ROWS, ...fetch, ...(o.sinceMs !== undefined ? { startTimeMs: o.sinceMs } : {}) });
+  const served = await readServedRequests({ nc: o.nc, cluster: o.cluster, maxRows: o.maxRows ?? DEFAULT_MAX_LOGGED_ROWS, ...(o.keep !== undefined ? { keep: o.keep } : {}), ...fetch, ...(o.sinceMs !== undefined ? { startTimeMs: o.sinceMs } : {}) });
   log(`feature log ${served.stream}: ${served.requests.length} requests, ${served.rows} rows (seq ${served.firstSeq}..${served.lastSeq})${served.truncated ? ', truncated at --max-rows' : ''}`);
   if (served.requests.length === 0) throw failedPrecondition(`the feature log ${served.stream} holds no served rows${o.sinceMs !== undefined ? ` stored since ${isoOrEmpty(o.sinceMs)}` : ''}: is coordinator.featureLog.sampleRate > 0?`);
   let firstServed = Number.POSITIVE_INFINITY;

@@ -46,13 +46,14 @@ t.test('durations', async (t) => {
 });
 
 /** A loop whose neighbours are scripted: each round's candidate metrics (or an error), in order. */
-async function scripted(t: Test, script: (M | Error)[], opts: { promote?: boolean; switchFails?: boolean; windowMs?: number; rounds?: number; everyMs?: number; abortAfter?: number } = {}) {
+async function scripted(t: Test, script: (M | Error)[], opts: { promote?: boolean; switchFails?: boolean; switchCode?: StatusCode; windowMs?: number; rounds?: number; everyMs?: number; abortAfter?: number; abortAfterMs?: number } = {}) {
   const root = await mkdtemp(path.join(tmpdir(), 'upnext-retrain-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   let served = 'v1';
   let clock = 5_000_000;
   const trained: TrainLoggedOptions[] = [];
   const switched: string[] = [];
+  const expected: (number | null)[] = [];
   const seen: RetrainRound[] = [];
   const stop = new AbortController();
   const rounds = await runRetrainLoop({
@@ -67,10 +68,12 @@ async function scripted(t: Test, script: (M | Error)[], opts: { promote?: boolea
     onRound: (r) => {
       seen.push(r);
       if (opts.abortAfter !== undefined && seen.length >= opts.abortAfter) stop.abort();
+      // An abort that comes while the loop waits for the next round (a SIGTERM hours into the wait).
+      if (opts.abortAfterMs !== undefined) setTimeout(() => stop.abort(), opts.abortAfterMs);
     },
     deps: {
       now: () => clock,
-      serving: async () => ({ dir: path.join(root, served), version: served, source: 'model key' }),
+      serving: async () => ({ dir: path.join(root, served), version: served, source: 'model key', keyRevision: switched.length + 7 }),
       train: async (o) => {
         trained.push(o);
         clock += 5;
@@ -81,14 +84,15 @@ async function scripted(t: Test, script: (M | Error)[], opts: { promote?: boolea
         await mkdir(dir);
         return { version, dir, metrics: { new: step, serving }, split: { train: 1, valid: 1, test: 5000 } } as unknown as TrainLoggedResult;
       },
-      switchTo: async (version) => {
-        if (opts.switchFails === true) throw new UpnextError(StatusCode.ABORTED, `n2 refused ${version}`);
+      switchTo: async (version, expectedRevision) => {
+        expected.push(expectedRevision);
+        if (opts.switchFails === true) throw new UpnextError(opts.switchCode ?? StatusCode.ABORTED, `n2 refused ${version}`);
         switched.push(version);
         served = version;
       },
     },
   });
-  return { root, rounds, trained, switched, seen };
+  return { root, rounds, trained, switched, seen, expected };
 }
 
 const good: M = { click_auc_within_slot: 0.75, ece_calibrated: 0.01, watch_mae_log1p: 0.9 };
@@ -107,6 +111,8 @@ t.test('rounds: promoted, rejected (removed), failed (the loop goes on), promote
   t.equal(r.rounds[0]!.servingVersion, 'v1');
   t.same(r.seen, r.rounds, 'onRound saw every round as it ended');
   t.same(r.trained.map((o) => o.sinceMs), [undefined, undefined, undefined, undefined], 'no window: everything the log holds');
+  t.same(r.trained.map((o) => o.keep), ['newest', 'newest', 'newest', 'newest'], 'over maxRows, the newest rows');
+  t.same(r.expected, [7, 8], 'each switch is a compare-and-set on the key revision the round retrained');
 });
 
 t.test('report only (no --promote): a candidate that passes is kept, the cluster untouched', async (t) => {
@@ -121,6 +127,7 @@ t.test('a refused switch fails the round with the reason; the window sets where 
   t.equal(r.rounds[0]!.outcome, 'failed');
   t.same(r.rounds[0]!.error, { code: 'ABORTED', message: 'n2 refused cand1' });
   t.equal(r.rounds[0]!.candidate, 'cand1', 'the candidate is named');
+  await t.rejects(stat(path.join(r.root, 'cand1')), 'and removed: it is not served');
   t.equal(r.trained[0]!.sinceMs, 5_000_000 - 3_600_000, 'the round start minus the window');
 });
 
@@ -128,7 +135,15 @@ t.test('a stop between rounds ends the loop without waiting out the interval', a
   const t0 = Date.now();
   const r = await scripted(t, [good, good, good], { rounds: 3, everyMs: 60_000, abortAfter: 1 });
   t.equal(r.rounds.length, 1);
-  t.ok(Date.now() - t0 < 10_000, 'did not wait the 60 s interval');
+  const during = await scripted(t, [good, good, good], { rounds: 3, everyMs: 60_000, abortAfterMs: 50 });
+  t.equal(during.rounds.length, 1, 'a stop that comes during the wait');
+  t.ok(Date.now() - t0 < 10_000, 'neither waited the 60 s interval');
+});
+
+t.test('credentials that may not switch stop the loop after that round', async (t) => {
+  const r = await scripted(t, [good, good, good], { switchFails: true, switchCode: StatusCode.PERMISSION_DENIED, rounds: 3 });
+  t.same(r.rounds.map((x) => x.outcome), ['failed']);
+  t.equal(r.rounds[0]!.error?.code, 'PERMISSION_DENIED');
 });
 
 t.test('options are checked', async (t) => {
