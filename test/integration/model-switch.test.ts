@@ -98,7 +98,7 @@ t.test('a same-towers version switches live under load: no failed call, answers 
   t.equal(key?.value.by, 'model-switch.test');
   for (const n of cluster.nodes) t.match(await metricsText(n.metricsAddress), new RegExp(`upnext_node_info\\{[^}]*model_version="${v2}"\\} 1`), `${n.name} /metrics follows`);
   // train-logged without --from-model retrains what the key says is served.
-  t.same(await servingModelDir({ nc, cluster: cluster.cluster, modelsDir: modelsRoot }), { dir: path.join(modelsRoot, v2), version: v2, source: 'model key' });
+  t.same(await servingModelDir({ nc, cluster: cluster.cluster, modelsDir: modelsRoot }), { dir: path.join(modelsRoot, v2), version: v2, source: 'model key', keyRevision: (await store.readModelKey())?.revision });
 });
 
 t.test('the CLI switches back, shows the key, and refuses another ranker width before writing', async (t) => {
