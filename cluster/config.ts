@@ -458,7 +458,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'cluster.replicas': ['count', 'R: replicas of each user partition (≤ nodes); item shards take theirs from cluster.itemReplicas.'],
   'cluster.itemReplicas': ['count', 'R_items: replicas of each item shard; "all" = every node (default). User partitions use cluster.replicas.'],
   'cluster.rankers': ['', 'Nodes hosting a ranker replica: "all" or comma-separated node names.'],
-  'cluster.coordinators': ['', 'Nodes hosting a coordinator (public Recommend endpoint), comma-separated.'],
+  'cluster.coordinators': ['', 'Nodes hosting a coordinator (public Recommend endpoint): "all", or node names comma-separated.'],
   'node.host': ['', 'Address the node binds its servers to and advertises in the shard map.'],
   'node.metricsPort': ['port', 'Prometheus /metrics port; 0 picks a free one (printed in the ready line). With `tls` set it serves HTTPS and /metrics needs a client certificate from the cluster CA; /healthz does not.'],
   'node.loadReportIntervalMs': ['ms', 'How often the node writes its load report to KV for `shardmap show`; 0 = never.'],

@@ -52,6 +52,7 @@ import { generateWorld } from './world/generate.js';
 import { progressBar } from './world/progress.js';
 import { worldExists } from './world/reader.js';
 import { describeNatsAccessError, natsAuthOptions } from '../cluster/nats/auth.js';
+import { natsTlsOptions, tlsSectionFromFlags } from '../cluster/tls.js';
 
 /** Size of the default synthetic world when `train` has to generate it. */
 const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
@@ -74,7 +75,16 @@ const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] 
                     [--valid-share ${DEFAULT_VALID_SHARE}] [--test-share ${DEFAULT_TEST_SHARE}] [--min-split-rows ${DEFAULT_MIN_SPLIT_ROWS}] [--skip-other-specs] [--all-served] [--now ISO-TIME|EPOCH-MS] [--creds reader.nk]
        cli.js retrain-loop --nats nats://127.0.0.1:4222 --cluster NAME --every 6h [--rounds N] [--promote] [--window 7d] [--models models]
                     [--min-test-rows ${DEFAULT_PROMOTION_GATE.minTestRows}] [--max-auc-drop ${DEFAULT_PROMOTION_GATE.maxAucDrop}] [--max-ece-rise ${DEFAULT_PROMOTION_GATE.maxEceRise}] [--max-watch-error-rise ${DEFAULT_PROMOTION_GATE.maxWatchErrorRise}]
-                    [--keep-rejected] [--report ${DEFAULT_RETRAIN_REPORT}] [--creds admin.nk] + the train-logged training flags`;
+                    [--keep-rejected] [--report ${DEFAULT_RETRAIN_REPORT}] [--creds admin.nk] + the train-logged training flags
+       skew, train-logged, retrain-loop: [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key] for a NATS server that requires TLS`;
+
+/** nats.js TLS options from `--tls-ca/--tls-cert/--tls-key` (a cluster whose config sets `tls`); {} without them. */
+function natsTlsFromFlags(values: Record<string, string | boolean | undefined>): ReturnType<typeof natsTlsOptions> {
+  return natsTlsOptions(tlsSectionFromFlags((flag) => {
+    const v = values[flag.slice(2)];
+    return typeof v === 'string' ? v : undefined;
+  }));
+}
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -188,7 +198,7 @@ async function skew(values: Record<string, string | boolean | undefined>): Promi
     modelDir = join(values['models'], version);
   }
   // --creds: the reader role's NKey seed file, for a NATS server that requires credentials.
-  const nc = await connect({ servers: natsUrl, name: 'upnext-skew', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
+  const nc = await connect({ servers: natsUrl, name: 'upnext-skew', ...natsTlsFromFlags(values), ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
   try {
     const report = await measureSkew({
       nc,
@@ -265,7 +275,7 @@ async function trainLogged(values: Record<string, string | boolean | undefined>)
   const nowMs = timeOption('now', values['now']);
   const training = loggedTrainingOptions(values);
   // --creds: the reader role's NKey seed file, for a NATS server that requires credentials.
-  const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged', ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
+  const nc = await connect({ servers: natsUrl, name: 'upnext-train-logged', ...natsTlsFromFlags(values), ...natsAuthOptions(typeof values['creds'] === 'string' ? values['creds'] : undefined, '--creds') });
   try {
     // Without --from-model: the version the cluster serves, under --models (the models root, as for eval and skew).
     let fromModel = values['from-model'];
@@ -319,7 +329,7 @@ async function retrainLoop(values: Record<string, string | boolean | undefined>)
   const promote = values['promote'] === true;
   // --creds: the reader role reads the logs; --promote writes the model key, which needs the admin role.
   const creds = typeof values['creds'] === 'string' ? values['creds'] : undefined;
-  const nc = await connect({ servers: natsUrl, name: 'upnext-retrain-loop', ...natsAuthOptions(creds, '--creds') });
+  const nc = await connect({ servers: natsUrl, name: 'upnext-retrain-loop', ...natsTlsFromFlags(values), ...natsAuthOptions(creds, '--creds') });
   const stop = new AbortController();
   const onSignal = () => {
     log('retrain-loop: stopping after the round in progress');
@@ -409,6 +419,10 @@ async function main(): Promise<void> {
       'min-split-rows': { type: 'string' },
       'skip-other-specs': { type: 'boolean' },
       quiet: { type: 'boolean' },
+      'tls-ca': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-server-name': { type: 'string' },
       every: { type: 'string' },
       rounds: { type: 'string' },
       window: { type: 'string' },

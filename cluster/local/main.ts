@@ -88,6 +88,8 @@ async function main(): Promise<number> {
   say(`[1/3] world and models`);
   let worldDir = values.get('world');
   let modelDir = values.get('models');
+  // One without the other would be ignored and the default world generated (minutes): refuse instead.
+  if ((worldDir === undefined) !== (modelDir === undefined)) throw new TypeError('--world and --models go together (--world data/worlds/<w> --models models/<version>)');
   if (!worldDir || !modelDir) {
     const assets = await ensureLocalAssets({
       videos: num('items') ?? DEFAULT_LOCAL_WORLD.videos,
