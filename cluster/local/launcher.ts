@@ -16,7 +16,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { isStreamNotFound } from '../../actors/event-stream/stream.js';
 import { eventStreamName } from '../../core/subjects.js';
-import { startNatsServer } from '../nats/server.js';
+import { renderNatsTlsBlock, startNatsServer } from '../nats/server.js';
+import { replaceFile } from '../../core/replace-file.js';
 import type { NatsServerHandle } from '../nats/server.js';
 import { applyOverrides, itemReplicasCount, resolveConfig } from '../config.js';
 import { natsTlsOptions, tlsEnabled } from '../tls.js';
@@ -199,6 +200,13 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // records); the shared node key stays for nodes started by hand (add-node).
   // The server's TLS goes into its config file too, so a reload (a key rotation) keeps it.
   const credentials = config.nats.auth ? await writeNatsCredentials(path.join(runDir, 'nats-auth'), config.cluster.name, names, tlsEnabled(config.tls) ? config.tls : undefined) : undefined;
+  // Without credentials, TLS still goes into a config file: `nats-server --signal reload` then picks
+  // up rotated certificate files (a server started with TLS flags only cannot reload).
+  let serverConfig = credentials?.serverConfig;
+  if (serverConfig === undefined && tlsEnabled(config.tls)) {
+    serverConfig = path.join(runDir, 'nats-server.conf');
+    await replaceFile(serverConfig, `# upnext: the local nats-server's TLS (cluster/local/launcher.ts)\n${renderNatsTlsBlock(config.tls)}`);
+  }
   // The server's log (permission and authorization violations show there).
   const natsLog = createWriteStream(path.join(runDir, 'logs', 'nats-server.log'), { flags: 'a' });
   // A full disk or a removed run directory must not take the launcher down for a log line.
@@ -208,7 +216,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     nats = await startNatsServer({
       dataDir: path.join(runDir, 'nats'),
       ...(tlsEnabled(config.tls) ? { tls: config.tls } : {}),
-      ...(credentials !== undefined ? { configFile: credentials.serverConfig } : {}),
+      ...(serverConfig !== undefined ? { configFile: serverConfig } : {}),
       // For `rotate-nats-key`, which reloads the server's config with a SIGHUP.
       pidFile: path.join(runDir, 'nats-server.pid'),
       // The server's last lines can arrive after its 'exit' (stdio drains later) and so after

@@ -31,6 +31,7 @@ import { nkeyAuthenticator, nkeys } from '@nats-io/nats-core';
 import type { Authenticator } from '@nats-io/nats-core';
 import { StatusCode, UpnextError } from '../../core/status.js';
 import { replaceFile } from '../../core/replace-file.js';
+import { renderNatsTlsBlock } from './server.js';
 import { Subjects, clusterKvBucket, eventStreamName, servedStreamName, validateClusterName, validateNodeKeyToken } from '../../core/subjects.js';
 
 /** The NATS identities of a cluster. */
@@ -314,7 +315,7 @@ export function renderNatsServerConfig(f: NatsIdentitiesFile): string {
     }),
   );
   if (f.tls === undefined) return auth;
-  return `${auth}tls {\n  cert_file: ${q(f.tls.certFile)}\n  key_file: ${q(f.tls.keyFile)}\n  ca_file: ${q(f.tls.caFile)}\n  verify: true\n}\n`;
+  return `${auth}${renderNatsTlsBlock(f.tls)}`;
 }
 
 /** Reads and checks `<dir>/identities.json`; FAILED_PRECONDITION naming what is wrong. */

@@ -65,6 +65,16 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * The `tls { … verify: true }` block of a nats-server config: TLS only, client certificates
+ * signed by `caFile` required. In the file (not only as flags) a reload keeps it, and reads new
+ * certificate files.
+ */
+export function renderNatsTlsBlock(tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string }): string {
+  const q = (s: string) => JSON.stringify(s);
+  return `tls {\n  cert_file: ${q(tls.certFile)}\n  key_file: ${q(tls.keyFile)}\n  ca_file: ${q(tls.caFile)}\n  verify: true\n}\n`;
+}
+
 export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServerHandle> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port && opts.port > 0 ? opts.port : await freePort(host);

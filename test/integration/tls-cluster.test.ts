@@ -7,6 +7,9 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { reloadBySignal } from '../../cluster/nats/rotate.js';
 import https from 'node:https';
 import { connect } from '@nats-io/transport-node';
 import { StatusCode } from '../../core/status.js';
@@ -17,7 +20,7 @@ import { makeTestCerts } from '../fixtures/tls-certs.js';
 
 const certs = await makeTestCerts();
 t.teardown(() => certs.remove());
-const { cluster, client, assets } = await startTinyCluster(t, 'tls', { tls: certs.node, localRanker: 'off', itemReplicas: 'all' });
+const { cluster, client, assets, runDir } = await startTinyCluster(t, 'tls', { tls: certs.node, localRanker: 'off', itemReplicas: 'all' });
 
 t.test('Recommend over mTLS, ranked over mTLS gRPC, with NATS over TLS', async (t) => {
   const reply = await client.recommend({ userId: 1, k: 10, context: { device: 'ios', country: 'US', localHour: 20 } }, { deadlineMs: 20_000 });
@@ -77,4 +80,20 @@ t.test('plaintext clients are refused: gRPC UNAVAILABLE, NATS connect fails', as
   const nc = await connect({ servers: cluster.natsUrl, reconnect: false, ...natsTlsOptions(certs.client) });
   t.ok(nc.info?.tls_required, 'the NATS server requires TLS');
   await nc.close();
+});
+
+t.test('the local nats-server takes its TLS from a config file, so a reload (new certificate files) works', async (t) => {
+  t.match(await readFile(path.join(runDir, 'nats-server.conf'), 'utf8'), /^tls \{[^}]*verify: true/m);
+  const logFile = path.join(runDir, 'logs', 'nats-server.log');
+  const before = (await readFile(logFile, 'utf8')).length;
+  await reloadBySignal(path.join(runDir, 'nats-server.pid'))();
+  let log = '';
+  for (let i = 0; i < 50 && !/Reloaded server configuration/.test(log); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    log = (await readFile(logFile, 'utf8')).slice(before);
+  }
+  t.match(log, /Reloaded server configuration/, 'nats-server reloaded');
+  t.notMatch(log, /Failed to reload/);
+  const reply = await client.recommend({ userId: 2, k: 5, context: { device: 'ios', country: 'US', localHour: 20 } }, { deadlineMs: 20_000 });
+  t.equal(reply.items.length, 5, 'and the cluster still answers');
 });
