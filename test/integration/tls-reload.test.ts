@@ -6,13 +6,14 @@
 // /metrics server follows the same files.
 import t from 'tap';
 import type { Test } from 'tap';
+import { execFileSync } from 'node:child_process';
 import { copyFile, rename } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { makeTestCerts } from '../fixtures/tls-certs.js';
-import { grpcServerCredentials, httpsServerOptions, watchHttpsServer } from '../../cluster/tls.js';
+import { grpcServerCredentials, httpsServerOptions, resolveTlsSection, watchHttpsServer } from '../../cluster/tls.js';
 import type { TlsFiles } from '../../cluster/tls.js';
 import { tlsFileWatcher } from '../../cluster/tls-watch.js';
 import { startRecommenderServer } from '../../actors/coordinator/server.js';
@@ -130,4 +131,19 @@ t.test('the HTTPS /metrics server follows the files', async (t) => {
   await replace(certs.dnsOnly.certFile, files.certFile);
   await settle();
   t.equal(await peerName(), 'dns-only', 'the next handshake presents the new certificate');
+});
+
+t.test('a set that parses and matches but TLS refuses (a 512-bit key) is not applied, and refused at config load', async (t) => {
+  // OpenSSL's security level refuses the key when a context is made, though it parses and matches.
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:512', '-nodes', '-keyout', 'small.key', '-out', 'small.pem', '-days', '1', '-subj', '/CN=small'], { cwd: certs.dir, stdio: 'ignore' });
+  const small = { certFile: path.join(certs.dir, 'small.pem'), keyFile: path.join(certs.dir, 'small.key'), caFile: certs.node.caFile };
+  t.throws(() => resolveTlsSection({ ...small }), { message: /config tls\.certFile: .* is refused by TLS/ });
+  const serverFiles = await live('server-small', certs.node);
+  const server = await startRecommenderServer({ backend, config: resolveCoordinatorConfig(), credentials: grpcServerCredentials(serverFiles, INTERVAL_MS) });
+  t.teardown(() => server.stop(100));
+  await replace(small.keyFile, serverFiles.keyFile);
+  await replace(small.certFile, serverFiles.certFile);
+  await settle();
+  t.same(tlsFileWatcher(serverFiles).counts(), { reloads: 0, refused: 1 }, 'refused: the last good set stays');
+  t.ok(await answers(t, server.address, certs.client), 'the node certificate still serves');
 });
