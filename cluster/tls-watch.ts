@@ -65,6 +65,8 @@ export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
   readonly #other = new Set<(m: TlsMaterial) => void>();
   #reloads = 0;
   #refused = 0;
+  /** The stamp of the last set refused, so a refusal is said once per change. */
+  #refusedStamp: string | undefined;
 
   /** Reads the files now (throws when they do not check out: the caller fails at start). */
   constructor(files: TlsWatchFiles, intervalMs = TLS_RELOAD_INTERVAL_MS) {
@@ -147,8 +149,6 @@ export class TlsFileWatcher implements grpc.experimental.CertificateProvider {
     each(this.#other, (l) => l(m));
     return true;
   }
-
-  #refusedStamp: string | undefined;
 
   addCaCertificateListener(listener: CaListener): void {
     if (this.#timer === undefined) this.check(); // idle until now: the files may have changed meanwhile

@@ -60,14 +60,6 @@ export interface ModelSwitchOptions {
   readonly onKeyWritten?: (what: 'switch' | 'rollback', version: string, revision: number) => void;
 }
 
-/** What {@link cancelModelSwitch} adds to a switch: the value it writes undoes another. */
-interface RevertOptions {
-  /** Write only if the key is still at this revision (the one the cancel looked at); ABORTED otherwise. */
-  readonly expectedRevision: number;
-  /** The version undone: stored as the value's `revertOf`; and no rollback onto it when a node refuses. */
-  readonly revertOf: string;
-}
-
 /** How one node answered a "model" key change. */
 export interface NodeModelOutcome {
   readonly node: string;
@@ -194,8 +186,11 @@ export async function switchModel(o: ModelSwitchOptions): Promise<ModelSwitchRes
   return rollOut(o);
 }
 
-/** {@link switchModel}, or with `revert` the cancel's write of the version before. */
-async function rollOut(o: ModelSwitchOptions, revert?: RevertOptions): Promise<ModelSwitchResult> {
+/**
+ * {@link switchModel}; with `revertOf` the cancel's write of the version before: the value names
+ * the version undone, and a node's refusal is not rolled back onto it.
+ */
+async function rollOut(o: ModelSwitchOptions, revertOf?: string): Promise<ModelSwitchResult> {
   const version = checkModelVersionName(o.version);
   const next = o.modelsDir !== undefined ? await readModelDir(o.modelsDir, version) : undefined;
   const nodes = await mapNodes(o.store, o.cluster);
@@ -205,14 +200,13 @@ async function rollOut(o: ModelSwitchOptions, revert?: RevertOptions): Promise<M
   const towers = next !== undefined && before.some((b) => b.status?.model?.space !== undefined && b.status.model.space !== next.space);
   if (o.timeoutMs === undefined && towers) o = { ...o, timeoutMs: TOWER_SWITCH_TIMEOUT_MS };
   const previous = await o.store.readModelKey();
-  const value: ModelKeyValue = { version, requestedAt: new Date().toISOString(), ...(o.by !== undefined ? { by: o.by } : {}), ...(revert !== undefined ? { revertOf: revert.revertOf } : {}) };
-  const expected = revert !== undefined ? revert.expectedRevision : o.expectedRevision !== undefined ? o.expectedRevision : (previous?.revision ?? null);
-  const revision = await o.store.writeModelKey(value, expected);
+  const value: ModelKeyValue = { version, requestedAt: new Date().toISOString(), ...(o.by !== undefined ? { by: o.by } : {}), ...(revertOf !== undefined ? { revertOf } : {}) };
+  const revision = await o.store.writeModelKey(value, o.expectedRevision !== undefined ? o.expectedRevision : (previous?.revision ?? null));
   o.onKeyWritten?.('switch', version, revision);
   const outcomes = await awaitNodes(o, nodes, version, revision);
   const ok = outcomes.every((n) => n.state === 'switched');
   // A cancel that fails on a node is not undone: that would restart the switch it cancelled.
-  if (ok || revert !== undefined) return { version, revision, ok, nodes: outcomes };
+  if (ok || revertOf !== undefined) return { version, revision, ok, nodes: outcomes };
 
   // Put the key back so the cluster converges on one version again.
   const back = goBackVersion(previous?.value, before, version);
@@ -290,8 +284,9 @@ export async function cancelModelSwitch(o: ModelCancelOptions): Promise<ModelCan
   // A node gives up at its next step, which may be after an item shard's rebuild (minutes at 10M
   // items): wait as long as for a tower switch unless told otherwise.
   const result = await rollOut(
-    { ...o, version: back, by: `${o.by ?? 'shardmap model --cancel'} (cancel of ${cancelled})`, timeoutMs: o.timeoutMs ?? TOWER_SWITCH_TIMEOUT_MS },
-    { expectedRevision: key.revision, revertOf: cancelled },
+    // Compare-and-set on the revision this cancel looked at: a switch written meanwhile wins.
+    { ...o, version: back, by: `${o.by ?? 'shardmap model --cancel'} (cancel of ${cancelled})`, timeoutMs: o.timeoutMs ?? TOWER_SWITCH_TIMEOUT_MS, expectedRevision: key.revision },
+    cancelled,
   );
   return { ...result, cancelled };
 }

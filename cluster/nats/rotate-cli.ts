@@ -12,13 +12,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { nkeyAuthenticator } from '@nats-io/nats-core';
 import { resolveConfig } from '../config.js';
 import type { UpnextConfigInput } from '../config.js';
 import { natsTlsOptions } from '../tls.js';
 import { NATS_ROLES } from './auth.js';
-import { reloadBySignal, rotateNatsIdentity } from './rotate.js';
+import { connectProbe, reloadBySignal, rotateNatsIdentity } from './rotate.js';
 import { StatusCode, UpnextError, toStatus } from '../../core/status.js';
 import { parseFlags } from '../../shardmap/cli.js';
 
@@ -41,23 +39,11 @@ async function main(argv: readonly string[]): Promise<number> {
     throw new UpnextError(StatusCode.FAILED_PRECONDITION, `cannot read ${configFile} (${err.code ?? err.message}): --run-dir must be the local cluster's run directory`);
   });
   const tls = natsTlsOptions(resolveConfig(JSON.parse(configText) as UpnextConfigInput).tls);
-  // Whether a connection signed with `seed` opens. A refused key and a server out of reach look
-  // alike here (a refusal often shows as the socket closing), so the rotation pairs every
-  // "refused" with an "accepted" of the other seed (rotate.ts).
-  const probe = async (seed: Uint8Array): Promise<boolean> => {
-    try {
-      const nc = await connect({ servers: url, name: 'rotate-probe', reconnect: false, timeout: 5000, authenticator: nkeyAuthenticator(seed), ...tls });
-      await nc.close();
-      return true;
-    } catch {
-      return false;
-    }
-  };
   const r = await rotateNatsIdentity({
     dir: path.join(runDir, 'nats-auth'),
     id: role ?? `node-${node}`,
     reload: reloadBySignal(path.join(runDir, 'nats-server.pid')),
-    probe,
+    probe: connectProbe(url, tls),
     log: (line) => process.stdout.write(`${line}\n`),
   });
   process.stdout.write(`${r.id} rotated: the server accepts ${r.publicKey} only; ${r.seedFile} holds its seed\n`);

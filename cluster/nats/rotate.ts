@@ -24,7 +24,9 @@
  */
 import { open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { nkeys } from '@nats-io/nats-core';
+import { nkeyAuthenticator, nkeys } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import type { ConnectionOptions } from '@nats-io/transport-node';
 import { readNatsIdentities, readNatsSeedFile, writeNatsIdentities, writeSeedFile } from './auth.js';
 import type { NatsIdentitiesFile } from './auth.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
@@ -135,6 +137,23 @@ export async function rotateNatsIdentity(o: RotateOptions): Promise<RotateResult
     log(`${o.id}: old key(s) ${current.publicKeys.join(', ')} removed; connections signed with them reconnect with the new seed`);
     return { id: o.id, removed: current.publicKeys, publicKey, seedFile: seedPath };
   });
+}
+
+/**
+ * A probe for {@link RotateOptions.probe}: whether a connection to `url` signed with the seed opens
+ * (`options`: TLS, for a server that requires it). A refused key and a server out of reach look alike
+ * here (a refusal often shows as the socket closing), which is why the rotation pairs them.
+ */
+export function connectProbe(url: string, options: Partial<ConnectionOptions> = {}): (seed: Uint8Array) => Promise<boolean> {
+  return async (seed) => {
+    try {
+      const nc = await connect({ servers: url, name: 'rotate-probe', reconnect: false, timeout: 5000, authenticator: nkeyAuthenticator(seed), ...options });
+      await nc.close();
+      return true;
+    } catch {
+      return false;
+    }
+  };
 }
 
 /**

@@ -13,12 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
-import { nkeyAuthenticator, nkeys } from '@nats-io/nats-core';
+import { nkeys } from '@nats-io/nats-core';
 import { startNatsServer } from '../../cluster/nats/server.js';
 import { NATS_IDENTITIES_FILE, natsAuthOptions, readNatsSeedFile, writeNatsCredentials } from '../../cluster/nats/auth.js';
 import { natsTlsOptions } from '../../cluster/tls.js';
 import { makeTestCerts } from '../fixtures/tls-certs.js';
-import { reloadBySignal, rotateNatsIdentity } from '../../cluster/nats/rotate.js';
+import { connectProbe, reloadBySignal, rotateNatsIdentity } from '../../cluster/nats/rotate.js';
 import { StatusCode, toStatus } from '../../core/status.js';
 
 const CLI = fileURLToPath(new URL('../../cluster/nats/rotate-cli.js', import.meta.url));
@@ -36,17 +36,7 @@ t.teardown(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** The rotation's probe, as rotate-cli's: whether a connection signed with `seed` opens. */
-const probeOf = (url: string, extra: Partial<ConnectionOptions> = {}) => async (seed: Uint8Array): Promise<boolean> => {
-  try {
-    const nc = await connect({ servers: url, reconnect: false, timeout: 3000, authenticator: nkeyAuthenticator(seed), ...extra });
-    await nc.close();
-    return true;
-  } catch {
-    return false;
-  }
-};
-const probe = probeOf(server.url);
+const probe = connectProbe(server.url);
 const publicKeyOf = (file: string) => nkeys.fromSeed(readNatsSeedFile('seed', file)).getPublicKey();
 
 /** A long-lived client as a node holds one: reconnecting, and counting its reconnects. */
@@ -147,7 +137,7 @@ t.test('TLS and credentials together: the rotation reloads a server whose TLS is
   const tlsServer = await startNatsServer({ dataDir: path.join(tlsRoot, 'nats'), configFile: tlsCreds.serverConfig, tls: certs.node, pidFile: tlsPid });
   t.teardown(() => tlsServer.stop());
   const n1 = await client(tlsCreds.nodes['n1']!, 'n1-tls', tlsServer.url, natsTlsOptions(certs.node));
-  const r = await rotateNatsIdentity({ dir: tlsDir, id: 'node-n1', reload: reloadBySignal(tlsPid), probe: probeOf(tlsServer.url, natsTlsOptions(certs.node)) });
+  const r = await rotateNatsIdentity({ dir: tlsDir, id: 'node-n1', reload: reloadBySignal(tlsPid), probe: connectProbe(tlsServer.url, natsTlsOptions(certs.node)) });
   t.equal(publicKeyOf(tlsCreds.nodes['n1']!), r.publicKey);
   for (let i = 0; i < 50 && n1.reconnects() === 0; i++) await new Promise((res) => setTimeout(res, 100));
   t.equal(n1.reconnects(), 1, 'reconnected over TLS with the new key');
