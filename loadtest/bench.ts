@@ -13,9 +13,9 @@
  * or `--items/--users` for another size, or `--world <dir> --models <dir>` for given assets.
  * `--quick` shrinks everything for a smoke run (20k videos, 2k users, short steps).
  *
- * Flags: --world, --models, --items, --users, --quick, --only e2e,recall,ceiling,onnx,nats,grpc,hop[,faiss-synthetic],
+ * Flags: --world, --models, --items, --users, --days, --quick, --only e2e,recall,ceiling,onnx,nats,grpc,hop[,faiss-synthetic],
  * --nodes, --shards, --set key=value (any config knob, repeatable; e.g. --set coordinator.localShards=off),
- * --rates start,step,max (req/s), --step-s, --p99 (ms), --ceiling-requests,
+ * --rates start,step,max (req/s), --step-s, --p99 (ms), --processes (load-generator processes, default 1), --ceiling-requests,
  * --routing spread|user (how the generator picks a coordinator; "user" needs several coordinators,
  * e.g. --set cluster.coordinators=n1,n2,n3), --recall-queries, --profile (node --cpu-prof of every cluster node; top frames in the output — it
  * roughly doubles the nodes' CPU, measured, so take the end-to-end figures from a run without it),
@@ -79,6 +79,7 @@ async function main(): Promise<void> {
     const a = await ensureLocalAssets({
       ...(flag('--items') !== undefined || quick ? { videos: numFlag('--items', 20_000) } : {}),
       ...(flag('--users') !== undefined || quick ? { users: numFlag('--users', 2_000) } : {}),
+      ...(flag('--days') !== undefined ? { days: numFlag('--days', 5) } : {}),
       log,
     });
     worldDir = a.worldDir;
@@ -139,6 +140,7 @@ async function main(): Promise<void> {
       // build disagreed on whether the SLO was met (p99 35 vs 66 ms); 15 s steps halve that noise.
       stepS: numFlag('--step-s', quick ? 4 : 15), p99Ms: numFlag('--p99', 50), warmUpS: quick ? 3 : 10,
       ...(flag('--routing') !== undefined ? { routing: parseRoutingMode(flag('--routing'), '--routing') } : {}),
+      ...(flag('--processes') !== undefined ? { generatorProcesses: numFlag('--processes', 1) } : {}),
       ...(profileDir !== undefined ? { profileDir } : {}),
       log,
     });

@@ -54,6 +54,12 @@ export interface EndToEndOptions {
   /** Generator seed. Default 1. */
   readonly seed?: number;
   /**
+   * Load-generator processes. Default 1, enough for the 2-core box; a 16-core machine's node
+   * processes answer more than one generator process sends without lag (it reports itself
+   * saturated), so a larger machine needs 3–4.
+   */
+  readonly generatorProcesses?: number;
+  /**
    * How the generator picks a coordinator (GeneratorSettings.routing): "spread" (default) or "user"
    * (each user to a coordinator hosting its partition; meaningful when several nodes run one:
    * `--set cluster.coordinators=n1,n2,n3`).
@@ -122,7 +128,7 @@ export function benchScenario(o: BenchScenarioOptions = {}): Scenario {
   return parseScenario(scenarioJson(o));
 }
 
-type BenchScenarioOptions = Pick<EndToEndOptions, 'startRate' | 'stepRate' | 'maxRate' | 'stepS' | 'p99Ms' | 'stopAfterBreaches' | 'seed' | 'routing'>;
+type BenchScenarioOptions = Pick<EndToEndOptions, 'startRate' | 'stepRate' | 'maxRate' | 'stepS' | 'p99Ms' | 'stopAfterBreaches' | 'seed' | 'routing' | 'generatorProcesses'>;
 
 function scenarioJson(o: BenchScenarioOptions): Record<string, unknown> {
   return {
@@ -130,7 +136,7 @@ function scenarioJson(o: BenchScenarioOptions): Record<string, unknown> {
     kind: 'ramp',
     description: 'make bench: homepage mix, open-loop ramp until the SLO breaks; Recommend only (no LogEvents)',
     slo: { p99Ms: o.p99Ms ?? 50, maxErrorRate: 0.001 },
-    generator: { processes: 1, channels: 4, maxInFlight: 2000, deadlineMs: 1000, seed: o.seed ?? 1, routing: o.routing ?? 'spread' },
+    generator: { processes: o.generatorProcesses ?? 1, channels: 4, maxInFlight: 2000, deadlineMs: 1000, seed: o.seed ?? 1, routing: o.routing ?? 'spread' },
     mix: BENCH_MIX_JSON,
     load: {
       startRate: o.startRate ?? 25,
