@@ -7,6 +7,7 @@
 import { HashSeeds, hashId, hashString } from '../../core/hash.js';
 import type { DiversityConfig, ExplorationConfig, SurfaceWeights } from './config.js';
 import type { RecommendedItem } from './types.js';
+import { orderByUtility } from './utility-order.js';
 import { Source } from './types.js';
 
 /** A ranked (or retrieval-ordered) candidate as the policy sees it. */
@@ -86,8 +87,7 @@ export function explorationSlots(seed: number, k: number, cfg: ExplorationConfig
  * items pushed out keep their relative order right after the window.
  */
 export function diversify(candidates: readonly PolicyCandidate[], seed: number, cfg: DiversityConfig): PolicyCandidate[] {
-  const tie = (c: PolicyCandidate) => hashId(c.videoId, seed);
-  const sorted = [...candidates].sort((a, b) => b.utility - a.utility || tie(a) - tie(b) || a.videoId - b.videoId);
+  const sorted = orderByUtility(candidates, seed);
   if (cfg.window <= 0) return sorted;
   const head: PolicyCandidate[] = [];
   const deferred: PolicyCandidate[] = [];
