@@ -79,6 +79,12 @@ export interface NodeProcessConfig {
   readonly popularOn: 'coordinators' | 'all';
   /** Item shards / user partitions a node builds at once when it starts (each in its own worker). Default 2. */
   readonly startConcurrency: number;
+  /**
+   * Log a main-thread GC pause, or a second whose worst event-loop delay is, at or over this, ms
+   * (`gc_pause` / `event_loop_stall` lines; /metrics has the histograms either way); 0 = never.
+   * Default 50: a pause that long alone breaks a 50 ms p99 for the requests in flight.
+   */
+  readonly stallLogMs: number;
 }
 
 /** Public Recommend server of a coordinator, plus the coordinator's pipeline knobs. */
@@ -219,6 +225,7 @@ export const DEFAULT_NODE_PROCESS: NodeProcessConfig = Object.freeze({
   drainTimeoutMs: 5000,
   popularOn: 'coordinators',
   startConcurrency: 2,
+  stallLogMs: 50,
 });
 
 const SECTIONS = ['cluster', 'node', 'coordinator', 'ranker', 'itemShard', 'userState', 'popular', 'eventStream', 'tls', 'nats'] as const;
@@ -309,6 +316,7 @@ export function resolveConfig(input: UpnextConfigInput = {}): UpnextConfig {
     drainTimeoutMs: int('node.drainTimeoutMs', nm.drainTimeoutMs, 0, 600_000),
     popularOn: oneOf('node.popularOn', nm.popularOn, ['coordinators', 'all'] as const),
     startConcurrency: int('node.startConcurrency', nm.startConcurrency, 1, 64),
+    stallLogMs: int('node.stallLogMs', nm.stallLogMs, 0, 60_000),
   });
 
   const co = section('coordinator', root.coordinator);
@@ -464,6 +472,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'node.loadReportIntervalMs': ['ms', 'How often the node writes its load report to KV for `shardmap show`; 0 = never.'],
   'node.drainTimeoutMs': ['ms', 'Graceful stop: how long in-flight work may finish before the node forces shutdown.'],
   'node.popularOn': ['', 'Where the popular/trending actor runs: "coordinators" (nodes with a coordinator) or "all".'],
+  'node.stallLogMs': ['ms', 'Log a main-thread GC pause (`gc_pause`) or a second whose worst event-loop delay (`event_loop_stall`) is at or over this; 0 = never. /metrics has `nodejs_gc_pause_seconds{kind}` and `nodejs_eventloop_window_max_delay_seconds` either way.'],
   'node.startConcurrency': ['count', 'Item shards / user partitions a node builds at once at start (item shards each in their own worker thread; "shared" user partitions share the node\'s one user-state worker).'],
   'coordinator.port': ['port', 'Public gRPC (Recommend, LogEvents, health, reflection) port of the coordinator; 0 = free port.'],
   'coordinator.localRanker': ['', '"prefer" (rank on the node\'s own ranker replica in-process, no gRPC; other replicas over gRPC when it is overloaded, failing or absent) or "off" (always over gRPC).'],

@@ -146,14 +146,14 @@ async function main(): Promise<void> {
     });
     printTable(
       'End to end: local cluster, public gRPC Recommend, open-loop ramp (latency from intended send time)',
-      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'coverage', 'SLO'],
+      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'coverage', 'stalls', 'SLO'],
       r.steps.map((s) => {
         const bt = s.busiestThread;
         const btMs = bt?.msPerRequest ?? NaN;
         return [
           s.offeredRate, s.throughput, s.goodput, s.p50Ms, s.p99Ms, s.errorRate * 100, s.serverCpuCores ?? NaN, s.qpsPerServerCore ?? NaN,
           bt ? `${bt.process} ${bt.thread}` : '—', btMs, bt ? bt.utilisation * 100 : NaN, btMs > 0 ? 1000 / (btMs * s.entryProcesses) : NaN,
-          s.meanCoverage ?? NaN, s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed',
+          s.meanCoverage ?? NaN, stallText(s.stalls), s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed',
         ];
       }),
       { nodes: r.cluster.nodes, S: r.cluster.itemShards, P: r.cluster.userPartitions, R: r.cluster.replicas, slo: `p99<=${r.scenario.slo.p99Ms}ms`, step_s: r.scenario.load.kind === 'ramp' ? r.scenario.load.stepDurationS : '', cluster_start_s: (r.cluster.startMs / 1000).toFixed(1), load_avg: loadavg().join('/') },
@@ -322,3 +322,10 @@ main().then(
     process.exit(1);
   },
 );
+
+/** A step's logged main-thread stalls for the table: the count and the worst, e.g. "2 (n1 gc major 120 ms)". */
+function stallText(stalls: readonly { node: string; what: string; ms: number }[]): string {
+  if (stalls.length === 0) return '0';
+  const worst = stalls.reduce((a, b) => (b.ms > a.ms ? b : a));
+  return `${stalls.length} (${worst.node} ${worst.what} ${Math.round(worst.ms)} ms)`;
+}

@@ -10,6 +10,7 @@
  */
 
 import { isLabeledStats } from '../../core/labeled-stats.js';
+import type { StallSnapshot } from './stall-watch.js';
 
 /** One actor instance's stats, as returned by its handle's `stats()`. */
 export interface ActorStatsEntry {
@@ -29,6 +30,8 @@ export interface ProcessSample {
   /** Event-loop delay p99 since the last scrape, ms (how blocked the main loop is). */
   readonly eventLoopDelayP99Ms: number;
   readonly uptimeSeconds: number;
+  /** GC pauses and each second's worst event-loop delay (cluster/node/stall-watch.ts), when watched. */
+  readonly stalls?: StallSnapshot;
 }
 
 /** Everything rendered by {@link renderMetrics}. */
@@ -159,6 +162,18 @@ export function renderMetrics(input: NodeMetricsInput): string {
   exp.sample('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use on the main thread, bytes', base, p.heapUsedBytes);
   exp.sample('nodejs_eventloop_delay_p99_seconds', 'gauge', 'Main event-loop delay p99 since the last scrape, seconds', base, p.eventLoopDelayP99Ms / 1000);
   exp.sample('process_uptime_seconds', 'gauge', 'Seconds since the node process started', base, p.uptimeSeconds);
+  if (p.stalls !== undefined) {
+    for (const [kind, h] of Object.entries(p.stalls.gcPauses)) {
+      exp.histogram('nodejs_gc_pause_seconds', 'Main-thread garbage-collection pauses by kind, seconds', { ...base, kind }, h);
+    }
+    exp.histogram(
+      'nodejs_eventloop_window_max_delay_seconds',
+      "Each second's worst main event-loop delay (one observation per second), seconds",
+      base,
+      p.stalls.eventLoopWindowMax,
+    );
+    exp.sample('upnext_node_stalls_logged_total', 'counter', 'GC pauses and event-loop seconds at or over node.stallLogMs (each one logged)', base, p.stalls.stallsLogged);
+  }
   const counts = new Map<string, number>();
   for (const a of input.actors) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
   for (const [kind, n] of counts) exp.sample('upnext_actors', 'gauge', 'Actors of each kind hosted by this node', { ...base, kind }, n);

@@ -33,6 +33,7 @@ import type { NodeModelStatus, NodeStatus } from '../../shardmap/move.js';
 import { liveSwitchKind, modelRefusal as refusalOf, readModelDir } from './model.js';
 import type { ModelDirInfo, ModelRefusal } from './model.js';
 import { renderMetrics } from './metrics.js';
+import { StallWatch } from './stall-watch.js';
 import type { ActorStatsEntry, ProcessSample } from './metrics.js';
 
 /** Options of {@link startNode}. */
@@ -122,7 +123,7 @@ export function desiredActors(map: ShardMapSnapshot, node: string, popularOn: 'c
   return keys;
 }
 
-function processSampler(): () => ProcessSample {
+function processSampler(stalls: StallWatch): () => ProcessSample {
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   return () => {
@@ -136,6 +137,7 @@ function processSampler(): () => ProcessSample {
       heapUsedBytes: mem.heapUsed,
       eventLoopDelayP99Ms: Number.isFinite(p99) ? p99 : 0,
       uptimeSeconds: process.uptime(),
+      stalls: stalls.snapshot(),
     };
   };
 }
@@ -156,7 +158,8 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   let map: ShardMapSnapshot | undefined;
   let appliedVersion = 0;
   let stopping = false;
-  const sample = processSampler();
+  const stallWatch = new StallWatch({ node: name, logOverMs: config.node.stallLogMs, log });
+  const sample = processSampler(stallWatch);
   let served = opts.model?.served;
   let modelKeyRevision = opts.model?.keyRevision ?? 0;
   let modelRefusal = opts.model?.refused;
@@ -476,6 +479,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       // Withdraw our addresses so clients stop picking us (best effort: NATS may be gone).
       await register().catch(() => {});
       unwatchTls();
+      stallWatch.stop();
       await new Promise<void>((r) => server.close(() => r()));
       if (!readyDone) rejectReady(new Error('node stopped before it was ready'));
     })();

@@ -109,7 +109,35 @@ export interface EndToEndStep {
    * A thread's cost per request of its own process is this × its cost per step request.
    */
   readonly entryProcesses: number;
+  /**
+   * Main-thread stalls the node processes logged during the step (GC pauses and event-loop seconds
+   * at or over `node.stallLogMs`, cluster/node/stall-watch.ts): what a p99 spike waited for.
+   */
+  readonly stalls: readonly NodeStall[];
   readonly sloMet: boolean;
+}
+
+/** One `gc_pause` or `event_loop_stall` line of a node's log. */
+export interface NodeStall {
+  readonly node: string;
+  /** "gc <kind>" or "event loop". */
+  readonly what: string;
+  readonly ms: number;
+  readonly atEpochMs: number;
+}
+
+/** The stall a node log line reports, or undefined for any other line. */
+export function parseNodeStall(node: string, line: string, atEpochMs: number): NodeStall | undefined {
+  if (!line.includes('"gc_pause"') && !line.includes('"event_loop_stall"')) return undefined;
+  let m: { event?: unknown; kind?: unknown; ms?: unknown; maxMs?: unknown };
+  try {
+    m = JSON.parse(line) as typeof m;
+  } catch {
+    return undefined;
+  }
+  if (m.event === 'gc_pause' && typeof m.ms === 'number') return { node, what: `gc ${String(m.kind)}`, ms: m.ms, atEpochMs };
+  if (m.event === 'event_loop_stall' && typeof m.maxMs === 'number') return { node, what: 'event loop', ms: m.maxMs, atEpochMs };
+  return undefined;
 }
 
 /** What the end-to-end run measured. */
@@ -158,8 +186,10 @@ export function benchMix(): RequestMixSpec {
   return benchScenario().mix;
 }
 
-function step(p: PhaseResult, spreadEntry: number): EndToEndStep {
+function step(p: PhaseResult, spreadEntry: number, runStartEpochMs: number, stalls: readonly NodeStall[]): EndToEndStep {
   const cores = p.serverCpuCores ?? null;
+  const from = runStartEpochMs + p.startS * 1000;
+  const to = from + p.durationS * 1000;
   return {
     offeredRate: p.offeredRate,
     throughput: p.throughput,
@@ -177,6 +207,7 @@ function step(p: PhaseResult, spreadEntry: number): EndToEndStep {
     generatorSaturated: p.generatorSaturated,
     ...(p.routedShare !== undefined ? { routedShare: p.routedShare } : {}),
     entryProcesses: p.entryProcesses ?? spreadEntry,
+    stalls: stalls.filter((x) => x.atEpochMs >= from && x.atEpochMs < to),
     sloMet: p.sloMet,
   };
 }
@@ -187,8 +218,13 @@ export async function runEndToEnd(o: EndToEndOptions): Promise<EndToEndResult> {
   const scenario = benchScenario(o);
   const t0 = Date.now();
   log(`end-to-end: starting the local cluster in ${o.runDir}`);
+  const stalls: NodeStall[] = [];
   const cluster: LocalClusterHandle = await startLocalCluster({
     runDir: o.runDir,
+    onNodeLog: (node, line) => {
+      const stall = parseNodeStall(node, line, Date.now());
+      if (stall !== undefined) stalls.push(stall);
+    },
     worldDir: o.worldDir,
     modelDir: o.modelDir,
     grpcPort: 0,
@@ -210,7 +246,8 @@ export async function runEndToEnd(o: EndToEndOptions): Promise<EndToEndResult> {
     const report = await runScenario({ scenario, target, log });
     const to = monotonicUs();
     const spreadEntry = Math.max(1, report.conditions.coordinatorsCalled);
-    const steps = report.phases.map((p) => step(p, spreadEntry));
+    const runStartEpochMs = Date.parse(report.startedAt);
+    const steps = report.phases.map((p) => step(p, spreadEntry, runStartEpochMs, stalls));
     const best = steps.filter((s) => s.sloMet).sort((a, b) => b.goodput - a.goodput)[0];
     const c = cluster.config.cluster;
     const pids: Record<string, number> = { 'nats-server': cluster.natsPid };
