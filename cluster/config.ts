@@ -80,7 +80,7 @@ export interface NodeProcessConfig {
   /** Item shards / user partitions a node builds at once when it starts (each in its own worker). Default 2. */
   readonly startConcurrency: number;
   /**
-   * Log a main-thread GC pause, or a second whose worst event-loop delay is, at or over this, ms
+   * Log a main-thread GC pause, or a second whose worst event-loop lateness is, at or over this, ms
    * (`gc_pause` / `event_loop_stall` lines; /metrics has the histograms either way); 0 = never.
    * Default 50: a pause that long alone breaks a 50 ms p99 for the requests in flight.
    */
@@ -472,7 +472,7 @@ const KNOB_DOCS: Readonly<Record<string, readonly [string, string]>> = {
   'node.loadReportIntervalMs': ['ms', 'How often the node writes its load report to KV for `shardmap show`; 0 = never.'],
   'node.drainTimeoutMs': ['ms', 'Graceful stop: how long in-flight work may finish before the node forces shutdown.'],
   'node.popularOn': ['', 'Where the popular/trending actor runs: "coordinators" (nodes with a coordinator) or "all".'],
-  'node.stallLogMs': ['ms', 'Log a main-thread GC pause (`gc_pause`) or a second whose worst event-loop delay (`event_loop_stall`) is at or over this; 0 = never. /metrics has `nodejs_gc_pause_seconds{kind}` and `nodejs_eventloop_window_max_delay_seconds` either way.'],
+  'node.stallLogMs': ['ms', 'Log a main-thread GC pause (`gc_pause`) or a second whose worst event-loop lateness (`event_loop_stall`) is at or over this; 0 = never. /metrics has `nodejs_gc_pause_seconds{kind}` and `nodejs_eventloop_window_max_delay_seconds` either way.'],
   'node.startConcurrency': ['count', 'Item shards / user partitions a node builds at once at start (item shards each in their own worker thread; "shared" user partitions share the node\'s one user-state worker).'],
   'coordinator.port': ['port', 'Public gRPC (Recommend, LogEvents, health, reflection) port of the coordinator; 0 = free port.'],
   'coordinator.localRanker': ['', '"prefer" (rank on the node\'s own ranker replica in-process, no gRPC; other replicas over gRPC when it is overloaded, failing or absent) or "off" (always over gRPC).'],

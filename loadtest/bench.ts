@@ -323,9 +323,18 @@ main().then(
   },
 );
 
-/** A step's logged main-thread stalls for the table: the count and the worst, e.g. "2 (n1 gc major 120 ms)". */
+/**
+ * A step's logged main-thread stalls for the table, GC pauses and event-loop stalls apart (a long GC
+ * pause also shows as a loop stall): e.g. "loop 2 ≤165 ms, gc 1 ≤120 ms (n1 major)"; "0" for none.
+ */
 function stallText(stalls: readonly { node: string; what: string; ms: number }[]): string {
   if (stalls.length === 0) return '0';
-  const worst = stalls.reduce((a, b) => (b.ms > a.ms ? b : a));
-  return `${stalls.length} (${worst.node} ${worst.what} ${Math.round(worst.ms)} ms)`;
+  const part = (label: string, xs: readonly { node: string; what: string; ms: number }[], detail: (x: { node: string; what: string }) => string) => {
+    if (xs.length === 0) return [];
+    const worst = xs.reduce((a, b) => (b.ms > a.ms ? b : a));
+    return [`${label} ${xs.length} ≤${Math.round(worst.ms)} ms (${detail(worst)})`];
+  };
+  const gc = stalls.filter((x) => x.what.startsWith('gc '));
+  const loop = stalls.filter((x) => !x.what.startsWith('gc '));
+  return [...part('loop', loop, (x) => x.node), ...part('gc', gc, (x) => `${x.node} ${x.what.slice(3)}`)].join(', ');
 }

@@ -1,10 +1,11 @@
 /**
  * The policy's candidate order: utility descending, ties broken by a per-request hash of the video id,
  * then by the id. Every Recommend sorts its ~550 candidates this way on the coordinator's main thread,
- * the thread that bounds what one node process holds at the SLO; with a comparator Array#sort it
- * was 7% of that thread's samples on a 16-core host (~70 µs per request, docs/capacity.md "A 16-core
- * machine again"). {@link orderByUtility} gives the same order (tested against
- * {@link compareByUtility}) in about a third of the time: a native numeric sort of the utilities
+ * the thread that bounds what one node process holds at the SLO; an Array#sort with a comparator
+ * was ~10% of that thread's samples on a 16-core host (docs/capacity.md "A
+ * 16-core machine again"), 69–81 µs per request on the dev box in isolation. {@link orderByUtility}
+ * gives the same order as an Array#sort with {@link compareByUtility} (a stable sort: equal items
+ * keep their input order; tested) in about a third of the time: a native numeric sort of the utilities
  * with each candidate's index in the lowest mantissa bits, then the exact comparator only inside
  * groups whose utilities those bits could not tell apart (ties, in practice).
  */
@@ -50,18 +51,22 @@ export function orderByUtility<T extends UtilityOrdered>(candidates: readonly T[
   // values are equal (0 becomes a tiny denormal: still in order against every other value).
   for (let i = 0; i < n; i++) words[2 * i + LOW] = ((words[2 * i + LOW]! & ~INDEX_MASK) | i) >>> 0;
   keys.subarray(0, n).sort();
-  const out = new Array<T>(n);
-  for (let i = 0; i < n; i++) out[i] = candidates[words[2 * i + LOW]! & INDEX_MASK]!;
-  // Groups of equal cleared keys: sorted by index so far; the comparator puts them in exact order.
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) order[i] = words[2 * i + LOW]! & INDEX_MASK;
+  // Groups of equal cleared keys: in packed-index order so far (ascending or descending with the
+  // key's sign); the comparator, then the input position (as a stable sort keeps equal items),
+  // puts them in exact order.
   let start = 0;
   for (let i = 1; i <= n; i++) {
     if (i < n && sameGroup(i - 1, i)) continue;
     if (i - start > 1) {
-      const group = out.slice(start, i).sort(cmp);
-      for (let j = 0; j < group.length; j++) out[start + j] = group[j]!;
+      const group = order.slice(start, i).sort((x, y) => cmp(candidates[x]!, candidates[y]!) || x - y);
+      for (let j = 0; j < group.length; j++) order[start + j] = group[j]!;
     }
     start = i;
   }
+  const out = new Array<T>(n);
+  for (let i = 0; i < n; i++) out[i] = candidates[order[i]!]!;
   return out;
 }
 

@@ -168,7 +168,7 @@ export function renderMetrics(input: NodeMetricsInput): string {
     }
     exp.histogram(
       'nodejs_eventloop_window_max_delay_seconds',
-      "Each second's worst main event-loop delay (one observation per second), seconds",
+      "Each second's worst main event-loop lateness (one observation per second), seconds",
       base,
       p.stalls.eventLoopWindowMax,
     );

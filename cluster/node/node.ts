@@ -34,6 +34,7 @@ import { liveSwitchKind, modelRefusal as refusalOf, readModelDir } from './model
 import type { ModelDirInfo, ModelRefusal } from './model.js';
 import { renderMetrics } from './metrics.js';
 import { StallWatch } from './stall-watch.js';
+import type { StallSnapshot } from './stall-watch.js';
 import type { ActorStatsEntry, ProcessSample } from './metrics.js';
 
 /** Options of {@link startNode}. */
@@ -123,7 +124,7 @@ export function desiredActors(map: ShardMapSnapshot, node: string, popularOn: 'c
   return keys;
 }
 
-function processSampler(stalls: StallWatch): () => ProcessSample {
+function processSampler(stalls: () => StallSnapshot | undefined): () => ProcessSample {
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   return () => {
@@ -131,13 +132,14 @@ function processSampler(stalls: StallWatch): () => ProcessSample {
     const mem = process.memoryUsage();
     const p99 = loop.percentile(99) / 1e6;
     loop.reset();
+    const snapshot = stalls();
     return {
       cpuSecondsTotal: (cpu.user + cpu.system) / 1e6,
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
       eventLoopDelayP99Ms: Number.isFinite(p99) ? p99 : 0,
       uptimeSeconds: process.uptime(),
-      stalls: stalls.snapshot(),
+      ...(snapshot !== undefined ? { stalls: snapshot } : {}),
     };
   };
 }
@@ -158,8 +160,9 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   let map: ShardMapSnapshot | undefined;
   let appliedVersion = 0;
   let stopping = false;
-  const stallWatch = new StallWatch({ node: name, logOverMs: config.node.stallLogMs, log });
-  const sample = processSampler(stallWatch);
+  // Started once nothing below can fail the start (a failed start returns no stop() to end it).
+  let stallWatch: StallWatch | undefined;
+  const sample = processSampler(() => stallWatch?.snapshot());
   let served = opts.model?.served;
   let modelKeyRevision = opts.model?.keyRevision ?? 0;
   let modelRefusal = opts.model?.refused;
@@ -414,6 +417,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
           },
           (err) => log({ event: 'model_key_invalid', node: name, message: toStatus(err).message }),
         );
+  stallWatch = new StallWatch({ node: name, logOverMs: config.node.stallLogMs, log });
   let mapTimer: NodeJS.Timeout | undefined;
   void Promise.race([
     gotFirst,
@@ -479,7 +483,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
       // Withdraw our addresses so clients stop picking us (best effort: NATS may be gone).
       await register().catch(() => {});
       unwatchTls();
-      stallWatch.stop();
+      stallWatch?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       if (!readyDone) rejectReady(new Error('node stopped before it was ready'));
     })();

@@ -2,27 +2,32 @@
  * Stalls of a node process's main thread: garbage-collection pauses and event-loop delay.
  *
  * The main thread runs the coordinator, so anything that holds it (a major GC, a long synchronous
- * task) holds every request in flight: on the 16-core host, ramps missed the SLO by p99 spikes of
- * 68–316 ms while the main threads were only at 56–72% of a core (docs/capacity.md, "A 16-core
- * machine again"), and nothing said what had stalled. This watch gives both an operator and a load
- * test the answer:
+ * task, the process waiting for a core) holds every request in flight: on the 16-core host, ramps
+ * missed the SLO by p99 spikes of 68–316 ms while the main threads were only at 56–72% of a core
+ * (docs/capacity.md, "A 16-core machine again"), and nothing said what had stalled. This watch gives
+ * an operator and a load test the answer:
  * - /metrics: a histogram of GC pause durations per kind, and a histogram of each second's worst
- *   event-loop delay. Both are cumulative, so several scrapers (Prometheus and a load test) do not
- *   reset each other's view.
+ *   event-loop lateness. Both are cumulative, so several scrapers (Prometheus and a load test) do
+ *   not reset each other's view.
  * - the node log: a `gc_pause` line per pause and an `event_loop_stall` line per second whose worst
- *   delay is at or over `logOverMs` (config `node.stallLogMs`).
+ *   lateness is at or over `logOverMs` (config `node.stallLogMs`), each with `atMs`, the epoch ms at
+ *   which the stall began. A GC pause holds the loop too, so a long one also shows as a loop stall.
+ *
+ * GC is observed per thread (the isolate), not per node: where several nodes share a process (the
+ * integration tests), each node's watch sees the same pauses. The item-shard, user-state and ranker
+ * workers have their own isolates and are not watched here.
  */
-import { PerformanceObserver, constants, monitorEventLoopDelay } from 'node:perf_hooks';
-import type { IntervalHistogram } from 'node:perf_hooks';
+import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
+import type { PerformanceEntry } from 'node:perf_hooks';
 import { LatencyHistogram } from '../../actors/coordinator/stats.js';
 import type { HistogramSnapshot } from '../../actors/coordinator/stats.js';
 
 export const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb', 'other'] as const;
 export type GcKind = (typeof GC_KINDS)[number];
 
-/** perf_hooks' numeric GC kind as a label. */
-export function gcKindName(kind: number | undefined): GcKind {
-  switch (kind) {
+/** The kind of a perf_hooks 'gc' entry (Node ≥ 16 puts it in `detail`; its @types omit the field). */
+export function gcEntryKind(entry: PerformanceEntry): GcKind {
+  switch ((entry as { readonly detail?: { readonly kind?: number } }).detail?.kind) {
     case constants.NODE_PERFORMANCE_GC_MINOR:
       return 'minor';
     case constants.NODE_PERFORMANCE_GC_MAJOR:
@@ -36,9 +41,12 @@ export function gcKindName(kind: number | undefined): GcKind {
   }
 }
 
+/** How often the loop's lateness is probed, ms: a stall shows within this of its true length. */
+export const LOOP_PROBE_MS = 10;
+
 export interface StallWatchOptions {
   readonly node: string;
-  /** Log a GC pause, or a second whose worst event-loop delay is, at or over this, ms; 0 = never. */
+  /** Log a GC pause, or a second whose worst event-loop lateness is, at or over this, ms; 0 = never. */
   readonly logOverMs: number;
   readonly log: (line: Record<string, unknown>) => void;
   /** Length of an event-loop window, ms. Default 1000 (tests shorten it). */
@@ -46,9 +54,9 @@ export interface StallWatchOptions {
 }
 
 export interface StallSnapshot {
-  /** GC pause durations per kind since the process started. */
+  /** GC pause durations per kind since the watch started. */
   readonly gcPauses: Readonly<Record<GcKind, HistogramSnapshot>>;
-  /** Each window's worst event-loop delay, one observation per window, since the start. */
+  /** Each window's worst event-loop lateness, one observation per window, since the start. */
   readonly eventLoopWindowMax: HistogramSnapshot;
   /** Lines logged (GC pauses and event-loop windows at or over the threshold). */
   readonly stallsLogged: number;
@@ -60,44 +68,56 @@ export class StallWatch {
   readonly #loopMax = new LatencyHistogram();
   #logged = 0;
   readonly #observer: PerformanceObserver;
-  readonly #loop: IntervalHistogram;
-  readonly #timer: NodeJS.Timeout;
+  readonly #probe: NodeJS.Timeout;
+  #lastProbe = performance.now();
+  #windowStart = performance.now();
+  /** Worst lateness in the current window, ms, and when that stall began (performance.now() ms). */
+  #windowMax = 0;
+  #windowMaxAt = 0;
 
   constructor(o: StallWatchOptions) {
     if (!Number.isFinite(o.logOverMs) || o.logOverMs < 0) throw new TypeError(`logOverMs must be ≥ 0, got ${o.logOverMs}`);
     this.#o = o;
     this.#observer = new PerformanceObserver((list) => {
-      // Node ≥ 16 puts the kind in `detail` (its @types omit the field on PerformanceEntry).
-      for (const e of list.getEntries()) this.recordGc(gcKindName((e as { detail?: { kind?: number } }).detail?.kind), e.duration);
+      for (const e of list.getEntries()) this.recordGc(gcEntryKind(e), e.duration, performance.timeOrigin + e.startTime);
     });
     this.#observer.observe({ entryTypes: ['gc'] });
-    // 10 ms resolution: the delay is how late a 10 ms timer fires, so stalls of tens of ms show.
-    this.#loop = monitorEventLoopDelay({ resolution: 10 });
-    this.#loop.enable();
-    this.#timer = setInterval(() => {
-      const maxMs = this.#loop.max / 1e6;
-      this.#loop.reset();
-      // No sample in the window (an idle loop between timer ticks) reads as 0 ms of delay.
-      this.recordLoopWindow(Number.isFinite(maxMs) ? maxMs : 0);
-    }, o.windowMs ?? 1000);
-    this.#timer.unref();
+    // Lateness = how much later than asked the probe timer runs: what a callback queued at that
+    // moment waited. Measured here rather than with monitorEventLoopDelay, whose samples are whole
+    // tick intervals (an idle loop reads ~10 ms) and whose first tick after a reset records nothing.
+    const windowMs = o.windowMs ?? 1000;
+    this.#probe = setInterval(() => {
+      const now = performance.now();
+      const late = Math.max(0, now - this.#lastProbe - LOOP_PROBE_MS);
+      this.#lastProbe = now;
+      if (late > this.#windowMax) {
+        this.#windowMax = late;
+        this.#windowMaxAt = now - late;
+      }
+      if (now - this.#windowStart >= windowMs) {
+        this.recordLoopWindow(this.#windowMax, performance.timeOrigin + this.#windowMaxAt);
+        this.#windowStart = now;
+        this.#windowMax = 0;
+      }
+    }, LOOP_PROBE_MS);
+    this.#probe.unref();
   }
 
-  /** One GC pause (exposed for tests: the observer calls it). */
-  recordGc(kind: GcKind, ms: number): void {
+  /** One GC pause that began at `atMs` (epoch ms). Public for tests; the observer calls it. */
+  recordGc(kind: GcKind, ms: number, atMs: number = Date.now() - ms): void {
     this.#gc[kind].record(ms);
     if (this.#o.logOverMs > 0 && ms >= this.#o.logOverMs) {
       this.#logged++;
-      this.#o.log({ event: 'gc_pause', node: this.#o.node, kind, ms: round(ms) });
+      this.#o.log({ event: 'gc_pause', node: this.#o.node, kind, ms: round(ms), atMs: Math.round(atMs) });
     }
   }
 
-  /** One window's worst event-loop delay (exposed for tests: the timer calls it). */
-  recordLoopWindow(maxMs: number): void {
+  /** One window's worst lateness, the stall having begun at `atMs` (epoch ms). Public for tests; the probe calls it. */
+  recordLoopWindow(maxMs: number, atMs: number = Date.now() - maxMs): void {
     this.#loopMax.record(maxMs);
     if (this.#o.logOverMs > 0 && maxMs >= this.#o.logOverMs) {
       this.#logged++;
-      this.#o.log({ event: 'event_loop_stall', node: this.#o.node, maxMs: round(maxMs) });
+      this.#o.log({ event: 'event_loop_stall', node: this.#o.node, maxMs: round(maxMs), atMs: Math.round(atMs) });
     }
   }
 
@@ -110,9 +130,8 @@ export class StallWatch {
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    clearInterval(this.#probe);
     this.#observer.disconnect();
-    this.#loop.disable();
   }
 }
 

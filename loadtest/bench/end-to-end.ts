@@ -123,18 +123,20 @@ export interface NodeStall {
   /** "gc <kind>" or "event loop". */
   readonly what: string;
   readonly ms: number;
+  /** When the stall began: the line's `atMs`, else when the line arrived. */
   readonly atEpochMs: number;
 }
 
-/** The stall a node log line reports, or undefined for any other line. */
-export function parseNodeStall(node: string, line: string, atEpochMs: number): NodeStall | undefined {
+/** The stall a node log line reports (`arrivedEpochMs` stands in for a line without `atMs`), or undefined for any other line. */
+export function parseNodeStall(node: string, line: string, arrivedEpochMs: number): NodeStall | undefined {
   if (!line.includes('"gc_pause"') && !line.includes('"event_loop_stall"')) return undefined;
-  let m: { event?: unknown; kind?: unknown; ms?: unknown; maxMs?: unknown };
+  let m: { event?: unknown; kind?: unknown; ms?: unknown; maxMs?: unknown; atMs?: unknown };
   try {
     m = JSON.parse(line) as typeof m;
   } catch {
     return undefined;
   }
+  const atEpochMs = typeof m.atMs === 'number' ? m.atMs : arrivedEpochMs;
   if (m.event === 'gc_pause' && typeof m.ms === 'number') return { node, what: `gc ${String(m.kind)}`, ms: m.ms, atEpochMs };
   if (m.event === 'event_loop_stall' && typeof m.maxMs === 'number') return { node, what: 'event loop', ms: m.maxMs, atEpochMs };
   return undefined;

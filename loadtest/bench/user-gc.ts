@@ -11,7 +11,8 @@
  *   node --expose-gc --max-old-space-size=8000 dist/loadtest/bench/user-gc.js [--users 300000]
  *     [--engagements 41] [--seconds 15] [--seed 1] [--shape columns|objects]
  */
-import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { gcEntryKind } from '../../cluster/node/stall-watch.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SeededRng } from '../../core/clock.js';
@@ -101,11 +102,11 @@ export async function measureUserGc(o: { users: number; engagements: number; sec
   let longestMajorMs = 0;
   const observer = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      const kind = (e as unknown as { readonly detail?: { readonly kind?: number } }).detail?.kind;
-      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      const kind = gcEntryKind(e);
+      if (kind === 'minor') {
         scavengeMs += e.duration;
         longestScavengeMs = Math.max(longestScavengeMs, e.duration);
-      } else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+      } else if (kind === 'major') {
         majorMs += e.duration;
         longestMajorMs = Math.max(longestMajorMs, e.duration);
       }

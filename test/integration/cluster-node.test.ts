@@ -56,6 +56,8 @@ t.test('runs its assignment, registers addresses, follows map changes, stops cle
   t.match(text, /upnext_node_info\{cluster="node-a",node="n1",model_version="v-test"\} 1/);
   t.match(text, /upnext_item_shard_items\{cluster="node-a",node="n1",index="0"\} 10/);
   t.match(text, /process_resident_memory_bytes/);
+  t.match(text, /nodejs_gc_pause_seconds_count\{cluster="node-a",node="n1",kind="major"\} \d+/, 'the stall watch runs: GC pauses');
+  t.match(text, /nodejs_eventloop_window_max_delay_seconds_bucket\{cluster="node-a",node="n1",le="\+Inf"\} \d+/, 'and event-loop windows');
   t.equal((await fetch(`http://${node.metricsAddress}/healthz`)).status, 200);
 
   // the load report reaches KV

@@ -28,6 +28,7 @@ t.test('a generator count the scenario parser refuses is refused here too', asyn
 t.test('stall lines of a node log are read; other lines are not', async (t) => {
   const { parseNodeStall } = await import('../../loadtest/bench/end-to-end.js');
   t.same(parseNodeStall('n2', '{"event":"gc_pause","node":"n2","kind":"major","ms":123.4}', 7), { node: 'n2', what: 'gc major', ms: 123.4, atEpochMs: 7 });
+  t.same(parseNodeStall('n2', '{"event":"gc_pause","node":"n2","kind":"major","ms":60,"atMs":1234}', 7), { node: 'n2', what: 'gc major', ms: 60, atEpochMs: 1234 }, 'the stall\'s own start time wins over the arrival time');
   t.same(parseNodeStall('n1', '{"event":"event_loop_stall","node":"n1","maxMs":88}', 9), { node: 'n1', what: 'event loop', ms: 88, atEpochMs: 9 });
   t.equal(parseNodeStall('n1', '{"event":"actor_started","node":"n1","ms":5}', 1), undefined);
   t.equal(parseNodeStall('n1', 'not json but "gc_pause"', 1), undefined);

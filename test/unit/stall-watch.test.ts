@@ -5,33 +5,35 @@
  */
 import t from 'tap';
 import { constants } from 'node:perf_hooks';
-import { StallWatch, gcKindName } from '../../cluster/node/stall-watch.js';
+import type { PerformanceEntry } from 'node:perf_hooks';
+import { StallWatch, gcEntryKind } from '../../cluster/node/stall-watch.js';
 import { renderMetrics } from '../../cluster/node/metrics.js';
 import { resolveConfig } from '../../cluster/config.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('GC kinds by name', async (t) => {
-  t.equal(gcKindName(constants.NODE_PERFORMANCE_GC_MINOR), 'minor');
-  t.equal(gcKindName(constants.NODE_PERFORMANCE_GC_MAJOR), 'major');
-  t.equal(gcKindName(constants.NODE_PERFORMANCE_GC_INCREMENTAL), 'incremental');
-  t.equal(gcKindName(constants.NODE_PERFORMANCE_GC_WEAKCB), 'weakcb');
-  t.equal(gcKindName(undefined), 'other');
+  const entry = (kind?: number) => ({ detail: kind === undefined ? undefined : { kind } }) as unknown as PerformanceEntry;
+  t.equal(gcEntryKind(entry(constants.NODE_PERFORMANCE_GC_MINOR)), 'minor');
+  t.equal(gcEntryKind(entry(constants.NODE_PERFORMANCE_GC_MAJOR)), 'major');
+  t.equal(gcEntryKind(entry(constants.NODE_PERFORMANCE_GC_INCREMENTAL)), 'incremental');
+  t.equal(gcEntryKind(entry(constants.NODE_PERFORMANCE_GC_WEAKCB)), 'weakcb');
+  t.equal(gcEntryKind(entry(undefined)), 'other');
 });
 
 t.test('pauses at or over the threshold are logged; all are counted', async (t) => {
   const lines: Record<string, unknown>[] = [];
   const w = new StallWatch({ node: 'n1', logOverMs: 50, log: (l) => lines.push(l), windowMs: 60_000 });
   t.teardown(() => w.stop());
-  w.recordGc('major', 49.9);
-  w.recordGc('major', 50);
-  w.recordGc('minor', 120);
-  w.recordLoopWindow(12);
-  w.recordLoopWindow(75);
+  w.recordGc('major', 49.9, 1000);
+  w.recordGc('major', 50, 2000);
+  w.recordGc('minor', 120, 3000);
+  w.recordLoopWindow(12, 4000);
+  w.recordLoopWindow(75, 5000);
   t.same(lines, [
-    { event: 'gc_pause', node: 'n1', kind: 'major', ms: 50 },
-    { event: 'gc_pause', node: 'n1', kind: 'minor', ms: 120 },
-    { event: 'event_loop_stall', node: 'n1', maxMs: 75 },
+    { event: 'gc_pause', node: 'n1', kind: 'major', ms: 50, atMs: 2000 },
+    { event: 'gc_pause', node: 'n1', kind: 'minor', ms: 120, atMs: 3000 },
+    { event: 'event_loop_stall', node: 'n1', maxMs: 75, atMs: 5000 },
   ]);
   const s = w.snapshot();
   t.equal(s.gcPauses.major.count, 2);
@@ -56,14 +58,16 @@ t.test('a blocked event loop is seen and logged', async (t) => {
   const w = new StallWatch({ node: 'n1', logOverMs: 80, log: (l) => lines.push(l), windowMs: 100 });
   t.teardown(() => w.stop());
   await sleep(150);
-  const until = Date.now() + 150;
+  const blockedAt = Date.now();
+  const until = blockedAt + 150;
   while (Date.now() < until) {
     // hold the main thread, as a long synchronous task would
   }
   await sleep(350);
   const stall = lines.find((l) => l['event'] === 'event_loop_stall');
   t.ok(stall, 'an event_loop_stall line');
-  t.ok(Number(stall?.['maxMs']) >= 80, `worst delay ${String(stall?.['maxMs'])} ms`);
+  t.ok(Number(stall?.['maxMs']) >= 120 && Number(stall?.['maxMs']) < 400, `worst lateness ${String(stall?.['maxMs'])} ms for a 150 ms block`);
+  t.ok(Math.abs(Number(stall?.['atMs']) - blockedAt) <= 30, `began at ${String(Number(stall?.['atMs']) - blockedAt)} ms from the block's start`);
   t.ok(w.snapshot().eventLoopWindowMax.count >= 2, 'a window per 100 ms');
 });
 

@@ -50,6 +50,14 @@ for (const [name, utility] of cases) {
   });
 }
 
+t.test('equal items (the same id and utility) keep their input order, as a stable sort does', async (t) => {
+  for (const u of [0.5, -0.5, 0, 3e-310]) {
+    const c = ['a', 'b', 'c', 'd'].map((tag) => ({ videoId: 7, utility: u, tag }));
+    const mixed = [...c, { videoId: 8, utility: u, tag: 'e' }, { videoId: 9, utility: u + 1, tag: 'f' }];
+    t.same(orderByUtility(mixed, 3).map((x) => x.tag), reference(mixed, 3).map((x) => x.tag), `utility ${u}`);
+  }
+});
+
 t.test('the input is not reordered', async (t) => {
   const c = list(100, (_i, r) => r(), 3);
   const before = [...c];
