@@ -27,7 +27,7 @@ export interface ProcessSample {
   readonly cpuSecondsTotal: number;
   readonly rssBytes: number;
   readonly heapUsedBytes: number;
-  /** Event-loop delay p99 since the last scrape, ms (how blocked the main loop is). */
+  /** Event-loop lateness p99 since the last scrape, ms (how blocked the main loop is; cluster/node/stall-watch.ts). */
   readonly eventLoopDelayP99Ms: number;
   readonly uptimeSeconds: number;
   /** GC pauses and each second's worst event-loop delay (cluster/node/stall-watch.ts), when watched. */

@@ -16,7 +16,6 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { httpsServerOptions, watchHttpsServer } from '../tls.js';
 import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { ShardMapSnapshot } from '../../shardmap/snapshot.js';
 import type { NodeAddresses } from '../../shardmap/snapshot.js';
@@ -34,7 +33,6 @@ import { liveSwitchKind, modelRefusal as refusalOf, readModelDir } from './model
 import type { ModelDirInfo, ModelRefusal } from './model.js';
 import { renderMetrics } from './metrics.js';
 import { StallWatch } from './stall-watch.js';
-import type { StallSnapshot } from './stall-watch.js';
 import type { ActorStatsEntry, ProcessSample } from './metrics.js';
 
 /** Options of {@link startNode}. */
@@ -124,20 +122,17 @@ export function desiredActors(map: ShardMapSnapshot, node: string, popularOn: 'c
   return keys;
 }
 
-function processSampler(stalls: () => StallSnapshot | undefined): () => ProcessSample {
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  loop.enable();
+function processSampler(stalls: () => StallWatch | undefined): () => ProcessSample {
   return () => {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
-    const p99 = loop.percentile(99) / 1e6;
-    loop.reset();
-    const snapshot = stalls();
+    const watch = stalls();
+    const snapshot = watch?.snapshot();
     return {
       cpuSecondsTotal: (cpu.user + cpu.system) / 1e6,
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
-      eventLoopDelayP99Ms: Number.isFinite(p99) ? p99 : 0,
+      eventLoopDelayP99Ms: watch?.takeLoopDelayP99Ms() ?? 0,
       uptimeSeconds: process.uptime(),
       ...(snapshot !== undefined ? { stalls: snapshot } : {}),
     };
@@ -162,7 +157,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   let stopping = false;
   // Started once nothing below can fail the start (a failed start returns no stop() to end it).
   let stallWatch: StallWatch | undefined;
-  const sample = processSampler(() => stallWatch?.snapshot());
+  const sample = processSampler(() => stallWatch);
   let served = opts.model?.served;
   let modelKeyRevision = opts.model?.keyRevision ?? 0;
   let modelRefusal = opts.model?.refused;

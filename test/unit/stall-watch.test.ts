@@ -71,6 +71,23 @@ t.test('a blocked event loop is seen and logged', async (t) => {
   t.ok(w.snapshot().eventLoopWindowMax.count >= 2, 'a window per 100 ms');
 });
 
+t.test("the probes' p99 since the previous read (the /metrics gauge) sees a block, then starts afresh", async (t) => {
+  const w = new StallWatch({ node: 'n1', logOverMs: 0, log: () => {}, windowMs: 60_000 });
+  t.teardown(() => w.stop());
+  await sleep(40);
+  w.takeLoopDelayP99Ms();
+  const until = Date.now() + 150;
+  while (Date.now() < until) {
+    // block
+  }
+  await sleep(40);
+  const p99 = w.takeLoopDelayP99Ms();
+  t.ok(p99 >= 120, `p99 ${p99} ms over a handful of probes, one 150 ms late`);
+  await sleep(60);
+  const after = w.takeLoopDelayP99Ms();
+  t.ok(after < 50, `${after} ms once read: the block is not counted twice`);
+});
+
 t.test('real garbage collections reach the histograms', async (t) => {
   const w = new StallWatch({ node: 'n1', logOverMs: 0, log: () => {}, windowMs: 60_000 });
   t.teardown(() => w.stop());
