@@ -10,15 +10,21 @@
  *   event-loop lateness. Both are cumulative, so several scrapers (Prometheus and a load test) do
  *   not reset each other's view.
  * - the node log: a `gc_pause` line per pause and an `event_loop_stall` line per second whose worst
- *   lateness is at or over `logOverMs` (config `node.stallLogMs`), each with `atMs`, the epoch ms at
- *   which the stall began. A GC pause holds the loop too, so a long one also shows as a loop stall.
+ *   lateness is at or over `logOverMs` (config `node.stallLogMs`), each with `atMs`: when the pause
+ *   began, or the start of the second in which the loop stalled. A GC pause holds the loop too, so
+ *   a long one also shows as a loop stall.
+ *
+ * Lateness comes from Node's event-loop delay monitor (a libuv timer every 10 ms, no JS: 0.007 cores
+ * per process idle on the 2-vCPU box, where a JS interval doing the same cost 0.015), minus its 10 ms
+ * period (it records whole intervals between its ticks). It is reset every window; a block that
+ * starts in the same callback as the reset would go unseen (only this watch's own timer runs there).
  *
  * GC is observed per thread (the isolate), not per node: where several nodes share a process (the
  * integration tests), each node's watch sees the same pauses. The item-shard, user-state and ranker
  * workers have their own isolates and are not watched here.
  */
-import { PerformanceObserver, constants, createHistogram, performance } from 'node:perf_hooks';
-import type { PerformanceEntry, RecordableHistogram } from 'node:perf_hooks';
+import { PerformanceObserver, constants, createHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { IntervalHistogram, PerformanceEntry, RecordableHistogram } from 'node:perf_hooks';
 import { LatencyHistogram } from '../../actors/coordinator/stats.js';
 import type { HistogramSnapshot } from '../../actors/coordinator/stats.js';
 
@@ -41,7 +47,7 @@ export function gcEntryKind(entry: PerformanceEntry): GcKind {
   }
 }
 
-/** How often the loop's lateness is probed, ms: a stall shows within this of its true length. */
+/** The delay monitor's period, ms: its samples are whole intervals, this much more than the lateness. */
 export const LOOP_PROBE_MS = 10;
 
 export interface StallWatchOptions {
@@ -68,13 +74,10 @@ export class StallWatch {
   readonly #loopMax = new LatencyHistogram();
   #logged = 0;
   readonly #observer: PerformanceObserver;
-  readonly #probe: NodeJS.Timeout;
-  #lastProbe = performance.now();
-  #windowStart = performance.now();
-  /** Worst lateness in the current window, ms, and when that stall began (performance.now() ms). */
-  #windowMax = 0;
-  #windowMaxAt = 0;
-  /** Every probe's lateness, µs, since {@link takeLoopDelayP99Ms} last read it. */
+  readonly #loop: IntervalHistogram;
+  readonly #window: NodeJS.Timeout;
+  #windowStart = Date.now();
+  /** Lateness samples (µs) since {@link takeLoopDelayP99Ms} last read them, rebuilt from each window's. */
   readonly #sinceRead: RecordableHistogram = createHistogram();
 
   constructor(o: StallWatchOptions) {
@@ -84,26 +87,30 @@ export class StallWatch {
       for (const e of list.getEntries()) this.recordGc(gcEntryKind(e), e.duration, performance.timeOrigin + e.startTime);
     });
     this.#observer.observe({ entryTypes: ['gc'] });
-    // Lateness = how much later than asked the probe timer runs: what a callback queued at that
-    // moment waited. Measured here rather than with monitorEventLoopDelay, whose samples are whole
-    // tick intervals (an idle loop reads ~10 ms) and whose first tick after a reset records nothing.
-    const windowMs = o.windowMs ?? 1000;
-    this.#probe = setInterval(() => {
-      const now = performance.now();
-      const late = Math.max(0, now - this.#lastProbe - LOOP_PROBE_MS);
-      this.#lastProbe = now;
-      this.#sinceRead.record(Math.max(1, Math.round(late * 1000)));
-      if (late > this.#windowMax) {
-        this.#windowMax = late;
-        this.#windowMaxAt = now - late;
+    this.#loop = monitorEventLoopDelay({ resolution: LOOP_PROBE_MS });
+    this.#loop.enable();
+    this.#window = setInterval(() => this.#closeWindow(), o.windowMs ?? 1000);
+    this.#window.unref();
+  }
+
+  #closeWindow(): void {
+    const loop = this.#loop;
+    const started = this.#windowStart;
+    this.#windowStart = Date.now();
+    if (loop.count > 0) {
+      // The window's samples, as its percentile points give them (count × the share between two
+      // points, at the upper point's value), join the since-read histogram for the /metrics gauge.
+      let below = 0;
+      for (const [p, ns] of [...loop.percentiles].sort((a, b) => a[0] - b[0])) {
+        const n = Math.round((loop.count * (p - below)) / 100);
+        below = p;
+        const lateUs = Math.max(1, Math.round(ns / 1000 - LOOP_PROBE_MS * 1000));
+        for (let i = 0; i < n; i++) this.#sinceRead.record(lateUs);
       }
-      if (now - this.#windowStart >= windowMs) {
-        this.recordLoopWindow(this.#windowMax, performance.timeOrigin + this.#windowMaxAt);
-        this.#windowStart = now;
-        this.#windowMax = 0;
-      }
-    }, LOOP_PROBE_MS);
-    this.#probe.unref();
+    }
+    const maxMs = loop.count > 0 ? Math.max(0, loop.max / 1e6 - LOOP_PROBE_MS) : 0;
+    loop.reset();
+    this.recordLoopWindow(maxMs, started);
   }
 
   /** One GC pause that began at `atMs` (epoch ms). Public for tests; the observer calls it. */
@@ -115,7 +122,7 @@ export class StallWatch {
     }
   }
 
-  /** One window's worst lateness, the stall having begun at `atMs` (epoch ms). Public for tests; the probe calls it. */
+  /** One window's worst lateness, `atMs` (epoch ms) the window's start. Public for tests; the window timer calls it. */
   recordLoopWindow(maxMs: number, atMs: number = Date.now() - maxMs): void {
     this.#loopMax.record(maxMs);
     if (this.#o.logOverMs > 0 && maxMs >= this.#o.logOverMs) {
@@ -125,9 +132,9 @@ export class StallWatch {
   }
 
   /**
-   * The p99 of the probes' lateness since the previous call, ms (0 without probes), and a fresh
-   * start: /metrics' `nodejs_eventloop_delay_p99_seconds`. The node's one loop probe serves both
-   * this and the windows (each probe is a wake-up: ~0.01 core per process on the 2-vCPU box).
+   * The p99 of the loop's lateness since the previous call, ms (0 without samples; windows not yet
+   * closed are not in it), and a fresh start: /metrics' `nodejs_eventloop_delay_p99_seconds`. The
+   * node's one delay monitor serves both this and the windows.
    */
   takeLoopDelayP99Ms(): number {
     const p99 = this.#sinceRead.count > 0 ? this.#sinceRead.percentile(99) / 1000 : 0;
@@ -144,7 +151,8 @@ export class StallWatch {
   }
 
   stop(): void {
-    clearInterval(this.#probe);
+    clearInterval(this.#window);
+    this.#loop.disable();
     this.#observer.disconnect();
   }
 }

@@ -67,23 +67,24 @@ t.test('a blocked event loop is seen and logged', async (t) => {
   const stall = lines.find((l) => l['event'] === 'event_loop_stall');
   t.ok(stall, 'an event_loop_stall line');
   t.ok(Number(stall?.['maxMs']) >= 120 && Number(stall?.['maxMs']) < 400, `worst lateness ${String(stall?.['maxMs'])} ms for a 150 ms block`);
-  t.ok(Math.abs(Number(stall?.['atMs']) - blockedAt) <= 30, `began at ${String(Number(stall?.['atMs']) - blockedAt)} ms from the block's start`);
+  const at = Number(stall?.['atMs']) - blockedAt;
+  t.ok(at <= 5 && at >= -130, `placed in the window it began in: ${at} ms from the block's start (windows of 100 ms)`);
   t.ok(w.snapshot().eventLoopWindowMax.count >= 2, 'a window per 100 ms');
 });
 
 t.test("the probes' p99 since the previous read (the /metrics gauge) sees a block, then starts afresh", async (t) => {
-  const w = new StallWatch({ node: 'n1', logOverMs: 0, log: () => {}, windowMs: 60_000 });
+  const w = new StallWatch({ node: 'n1', logOverMs: 0, log: () => {}, windowMs: 50 });
   t.teardown(() => w.stop());
-  await sleep(40);
+  await sleep(120);
   w.takeLoopDelayP99Ms();
   const until = Date.now() + 150;
   while (Date.now() < until) {
     // block
   }
-  await sleep(40);
+  await sleep(120);
   const p99 = w.takeLoopDelayP99Ms();
   t.ok(p99 >= 120, `p99 ${p99} ms over a handful of probes, one 150 ms late`);
-  await sleep(60);
+  await sleep(150);
   const after = w.takeLoopDelayP99Ms();
   t.ok(after < 50, `${after} ms once read: the block is not counted twice`);
 });
