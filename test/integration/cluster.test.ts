@@ -139,7 +139,11 @@ t.test('killing the node of one item shard (R=1): still answers, coverage (S-1)/
   const lost = assignmentOf(cluster.initialMap, victim).itemShards;
   t.same(lost, [1], 'n2 hosts item shard 1 and not the coordinator');
   await cluster.killNode(victim);
-  const r = await client.recommend({ userId, k: 10, context: ctx });
+  // Until nats-server has seen n2's connection drop (a moment, longer on a loaded CI box), a search
+  // can still be delivered to n2's subscription and get no reply: the coordinator then answers,
+  // degraded, at its retrieval budget (5 s in this fixture), so the client allows more than that.
+  // (A CI run failed this call at the default 5 s deadline.)
+  const r = await client.recommend({ userId, k: 10, context: ctx }, { deadlineMs: 20_000 });
   checkList(t, r, 10, new Set(profile.recentVideoIds));
   t.equal(r.coverage, 0.5, 'coverage (S-1)/S');
   t.ok(r.degraded.some((d) => /shard 1\b/.test(d)), `degraded names shard 1: ${r.degraded.join('; ')}`);
