@@ -28,6 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { benchReport, ceilingRatio, writeBenchReport } from './bench/ceiling-ratio.js';
 import type { BenchParts } from './bench/ceiling-ratio.js';
+import type { NodeStall } from './bench/end-to-end.js';
 import { printTable } from './bench/table.js';
 import { REPO_ROOT } from './paths.js';
 import { faissBuild } from '../actors/item-shard/faiss.js';
@@ -327,14 +328,13 @@ main().then(
  * A step's logged main-thread stalls for the table, GC pauses and event-loop stalls apart (a long GC
  * pause also shows as a loop stall): e.g. "loop 2 ≤165 ms, gc 1 ≤120 ms (n1 major)"; "0" for none.
  */
-function stallText(stalls: readonly { node: string; what: string; ms: number }[]): string {
-  if (stalls.length === 0) return '0';
-  const part = (label: string, xs: readonly { node: string; what: string; ms: number }[], detail: (x: { node: string; what: string }) => string) => {
+function stallText(stalls: readonly NodeStall[]): string {
+  const part = (label: string, xs: readonly NodeStall[]): string[] => {
     if (xs.length === 0) return [];
     const worst = xs.reduce((a, b) => (b.ms > a.ms ? b : a));
-    return [`${label} ${xs.length} ≤${Math.round(worst.ms)} ms (${detail(worst)})`];
+    const where = worst.what.startsWith('gc ') ? `${worst.node} ${worst.what.slice(3)}` : worst.node;
+    return [`${label} ${xs.length} ≤${Math.round(worst.ms)} ms (${where})`];
   };
-  const gc = stalls.filter((x) => x.what.startsWith('gc '));
-  const loop = stalls.filter((x) => !x.what.startsWith('gc '));
-  return [...part('loop', loop, (x) => x.node), ...part('gc', gc, (x) => `${x.node} ${x.what.slice(3)}`)].join(', ');
+  const parts = [...part('loop', stalls.filter((x) => !x.what.startsWith('gc '))), ...part('gc', stalls.filter((x) => x.what.startsWith('gc ')))];
+  return parts.length === 0 ? '0' : parts.join(', ');
 }

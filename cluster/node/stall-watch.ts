@@ -48,7 +48,7 @@ export function gcEntryKind(entry: PerformanceEntry): GcKind {
 }
 
 /** The delay monitor's period, ms: its samples are whole intervals, this much more than the lateness. */
-export const LOOP_PROBE_MS = 10;
+const LOOP_MONITOR_MS = 10;
 
 export interface StallWatchOptions {
   readonly node: string;
@@ -87,7 +87,7 @@ export class StallWatch {
       for (const e of list.getEntries()) this.recordGc(gcEntryKind(e), e.duration, performance.timeOrigin + e.startTime);
     });
     this.#observer.observe({ entryTypes: ['gc'] });
-    this.#loop = monitorEventLoopDelay({ resolution: LOOP_PROBE_MS });
+    this.#loop = monitorEventLoopDelay({ resolution: LOOP_MONITOR_MS });
     this.#loop.enable();
     this.#window = setInterval(() => this.#closeWindow(), o.windowMs ?? 1000);
     this.#window.unref();
@@ -104,11 +104,11 @@ export class StallWatch {
       for (const [p, ns] of [...loop.percentiles].sort((a, b) => a[0] - b[0])) {
         const n = Math.round((loop.count * (p - below)) / 100);
         below = p;
-        const lateUs = Math.max(1, Math.round(ns / 1000 - LOOP_PROBE_MS * 1000));
+        const lateUs = Math.max(1, Math.round(ns / 1000 - LOOP_MONITOR_MS * 1000));
         for (let i = 0; i < n; i++) this.#sinceRead.record(lateUs);
       }
     }
-    const maxMs = loop.count > 0 ? Math.max(0, loop.max / 1e6 - LOOP_PROBE_MS) : 0;
+    const maxMs = loop.count > 0 ? Math.max(0, loop.max / 1e6 - LOOP_MONITOR_MS) : 0;
     loop.reset();
     this.recordLoopWindow(maxMs, started);
   }
