@@ -30,6 +30,7 @@ import { benchReport, ceilingRatio, writeBenchReport } from './bench/ceiling-rat
 import type { BenchParts } from './bench/ceiling-ratio.js';
 import type { NodeStall } from './bench/end-to-end.js';
 import { printTable } from './bench/table.js';
+import { cpuIdentity } from './measure/cpu-identity.js';
 import { REPO_ROOT } from './paths.js';
 import { faissBuild } from '../actors/item-shard/faiss.js';
 import { parseRoutingMode } from './client/recommender-client.js';
@@ -61,8 +62,9 @@ async function main(): Promise<void> {
   const only = new Set((flag('--only') ?? 'e2e,recall,ceiling,onnx,nats,grpc,hop').split(','));
   const outFile = path.resolve(flag('--out') ?? path.join(REPO_ROOT, 'reports', 'bench.json'));
   const started = Date.now();
+  const cpu = cpuIdentity();
   const conditions: Record<string, unknown> = {
-    machine: { host_cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? 'unknown', memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    machine: { host_cpus: os.cpus().length, cpu_model: cpu.model, cpu_family_model_stepping: cpu.familyModelStepping, cpu_simd: cpu.simd, memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     omp_num_threads: process.env['OMP_NUM_THREADS'],
     // Which faiss the item shards run (the nodes' workers choose the same way: same env, same files).
     faiss_build: faissBuild(),
@@ -147,13 +149,14 @@ async function main(): Promise<void> {
     });
     printTable(
       'End to end: local cluster, public gRPC Recommend, open-loop ramp (latency from intended send time)',
-      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'coverage', 'stalls', 'SLO'],
+      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'core wait ms/req', 'idle %', 'steal %', 'coverage', 'stalls', 'SLO'],
       r.steps.map((s) => {
         const bt = s.busiestThread;
         const btMs = bt?.msPerRequest ?? NaN;
         return [
           s.offeredRate, s.throughput, s.goodput, s.p50Ms, s.p99Ms, s.errorRate * 100, s.serverCpuCores ?? NaN, s.qpsPerServerCore ?? NaN,
           bt ? `${bt.process} ${bt.thread}` : '—', btMs, bt ? bt.utilisation * 100 : NaN, btMs > 0 ? 1000 / (btMs * s.entryProcesses) : NaN,
+          s.runQueueWaitMsPerRequest ?? NaN, s.machineCpu ? s.machineCpu.idleShare * 100 : NaN, s.machineCpu ? s.machineCpu.stealShare * 100 : NaN,
           s.meanCoverage ?? NaN, stallText(s.stalls), s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed',
         ];
       }),

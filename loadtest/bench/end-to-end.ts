@@ -98,6 +98,13 @@ export interface EndToEndStep {
   readonly busiestThread: ThreadLoad | null;
   /** The five busiest threads of the server processes (item-shard and ranker workers show here). */
   readonly topThreads: readonly ThreadLoad[];
+  /**
+   * Ms per answered request the server's threads were runnable but waited for a CPU (summed over
+   * threads, /proc schedstat); null where unread. Latency spent waiting for a core, not working.
+   */
+  readonly runQueueWaitMsPerRequest: number | null;
+  /** The machine's idle and hypervisor-steal shares of CPU time in the step; null where unread. */
+  readonly machineCpu: { readonly idleShare: number; readonly stealShare: number } | null;
   readonly meanCoverage: number | null;
   readonly outcomes: Readonly<Record<string, number>>;
   readonly generatorSaturated: boolean;
@@ -204,6 +211,8 @@ function step(p: PhaseResult, spreadEntry: number, runStartEpochMs: number, stal
     cpuCoresByProcess: p.cpuCoresByProcess,
     busiestThread: p.busiestThread ?? null,
     topThreads: p.topThreads,
+    runQueueWaitMsPerRequest: p.runQueueWaitMsPerRequest ?? null,
+    machineCpu: p.machineCpu ?? null,
     meanCoverage: p.coverage?.mean ?? null,
     outcomes: p.outcomes,
     generatorSaturated: p.generatorSaturated,

@@ -7,8 +7,16 @@
  * Each sample also reads every thread of every process (/proc/<pid>/task/<tid>/stat, same
  * fields), because a node process is not a pool of interchangeable cores: its main thread, each
  * item-shard worker and each ranker worker run serially, so the busiest thread caps the process's
- * throughput whatever the core count (see {@link busiestThreads} and report/capacity.ts). One
- * read per thread per sample: a 3-node cluster is ~60 threads, cheap at one sample a second.
+ * throughput whatever the core count (see {@link busiestThreads} and report/capacity.ts). Two
+ * reads per thread per sample (stat and schedstat): a 3-node cluster is ~60 threads, cheap at one
+ * sample a second.
+ *
+ * Waiting for a CPU: each thread's run-queue wait (field 2 of /proc/<pid>/task/<tid>/schedstat:
+ * time runnable but not running, ns) and the machine's idle and steal time (/proc/stat) say whether
+ * a request's latency was spent waiting for a core rather than working. On the 2-vCPU VM a woken
+ * thread waits ~0.2–0.5 ms for its vCPU even while the machine is half idle, and a Recommend wakes
+ * threads ~8 times (docs/capacity.md, "Waiting for a core"); on a large machine the same figure
+ * shows oversubscription (more runnable threads than cores).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -30,6 +38,8 @@ export interface ThreadReading {
   readonly comm: string;
   /** CPU seconds (user + system) since the thread started. */
   readonly cpuSeconds: number;
+  /** Seconds runnable but waiting for a CPU since the thread started; undefined without schedstat. */
+  readonly runQueueWaitSeconds?: number;
 }
 
 /** Clock ticks per second for /proc times; `getconf CLK_TCK`, 100 when getconf is missing. */
@@ -58,6 +68,52 @@ export function parseStat(stat: string, ticksPerSecond: number): { readonly comm
   const stime = Number(rest[15 - 3]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
   return { comm: stat.slice(open + 1, close), cpuSeconds: (utime + stime) / ticksPerSecond };
+}
+
+/**
+ * The run-queue wait of a /proc/<pid>/task/<tid>/schedstat text ("<run ns> <wait ns> <slices>"),
+ * in seconds; undefined when the text is not one (a kernel without schedstats, a truncated read).
+ */
+export function parseSchedstat(text: string): number | undefined {
+  const f = text.trim().split(/\s+/);
+  if (f.length < 3) return undefined;
+  const waitNs = Number(f[1]);
+  return Number.isFinite(waitNs) && waitNs >= 0 ? waitNs / 1e9 : undefined;
+}
+
+/** The machine's CPU time so far, from the aggregate `cpu` line of /proc/stat, in clock ticks. */
+export interface MachineCpuReading {
+  /** user + nice + system + idle + iowait + irq + softirq + steal (guest time is inside user). */
+  readonly totalTicks: number;
+  /** idle + iowait. */
+  readonly idleTicks: number;
+  /** Time the hypervisor ran something else while a vCPU had work. */
+  readonly stealTicks: number;
+}
+
+/** Parses the text of /proc/stat; undefined when its first line is not the aggregate `cpu` line. */
+export function parseProcStat(text: string): MachineCpuReading | undefined {
+  const line = text.slice(0, text.indexOf('\n') < 0 ? text.length : text.indexOf('\n'));
+  const f = line.trim().split(/\s+/);
+  if (f[0] !== 'cpu' || f.length < 5) return undefined;
+  const v = f.slice(1, 9).map((x) => Number(x));
+  while (v.length < 8) v.push(0);
+  if (v.some((x) => !Number.isFinite(x) || x < 0)) return undefined;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = v as [number, number, number, number, number, number, number, number];
+  return { totalTicks: user + nice + system + idle + iowait + irq + softirq + steal, idleTicks: idle + iowait, stealTicks: steal };
+}
+
+/** Shares of the machine's CPU time in a window, 0..1. */
+export interface MachineCpuShares {
+  readonly idleShare: number;
+  readonly stealShare: number;
+}
+
+/** The shares between two readings; undefined when no time passed between them. */
+export function machineCpuShares(from: MachineCpuReading, to: MachineCpuReading): MachineCpuShares | undefined {
+  const total = to.totalTicks - from.totalTicks;
+  if (!(total > 0)) return undefined;
+  return { idleShare: Math.max(0, (to.idleTicks - from.idleTicks) / total), stealShare: Math.max(0, (to.stealTicks - from.stealTicks) / total) };
 }
 
 /**
@@ -101,7 +157,14 @@ function readThreads(pid: number, ticksPerSecond: number, procRoot = '/proc'): T
       continue;
     }
     const s = parseStat(stat, ticksPerSecond);
-    if (s) out.push({ tid, comm: s.comm, cpuSeconds: s.cpuSeconds });
+    if (!s) continue;
+    let wait: number | undefined;
+    try {
+      wait = parseSchedstat(readFileSync(`${procRoot}/${pid}/task/${t}/schedstat`, 'utf8'));
+    } catch {
+      wait = undefined;
+    }
+    out.push(wait === undefined ? { tid, comm: s.comm, cpuSeconds: s.cpuSeconds } : { tid, comm: s.comm, cpuSeconds: s.cpuSeconds, runQueueWaitSeconds: wait });
   }
   return out;
 }
@@ -133,6 +196,8 @@ export interface ThreadCpu {
   readonly name: string;
   /** CPU seconds (user + system) in the window. */
   readonly cpuSeconds: number;
+  /** Seconds runnable but waiting for a CPU in the window; undefined without schedstat. */
+  readonly runQueueWaitSeconds: number | undefined;
 }
 
 /** What {@link busiestThreads} found in a window. */
@@ -154,12 +219,21 @@ export function threadCpuBetween(series: readonly ProcSeries[], fromMs: number, 
   for (const s of series) {
     const inside = s.points.filter((p) => p.atMs >= fromMs && p.atMs <= toMs && p.threads !== undefined);
     if (inside.length < 2) continue;
-    const firstSeen = new Map<number, number>();
-    for (const t of inside[0]!.threads!) firstSeen.set(t.tid, t.cpuSeconds);
+    const firstSeen = new Map<number, ThreadReading>();
+    for (const t of inside[0]!.threads!) firstSeen.set(t.tid, t);
     const last = new Map<number, ThreadReading>();
     for (const p of inside) for (const t of p.threads!) last.set(t.tid, t);
     for (const [tid, t] of last) {
-      out.push({ process: s.name, pid: s.pid, tid, name: tid === s.pid ? 'main' : t.comm, cpuSeconds: Math.max(0, t.cpuSeconds - (firstSeen.get(tid) ?? 0)) });
+      const first = firstSeen.get(tid);
+      const firstWait = first === undefined ? 0 : first.runQueueWaitSeconds;
+      out.push({
+        process: s.name,
+        pid: s.pid,
+        tid,
+        name: tid === s.pid ? 'main' : t.comm,
+        cpuSeconds: Math.max(0, t.cpuSeconds - (first?.cpuSeconds ?? 0)),
+        runQueueWaitSeconds: t.runQueueWaitSeconds === undefined || firstWait === undefined ? undefined : Math.max(0, t.runQueueWaitSeconds - firstWait),
+      });
     }
   }
   return out;
@@ -190,11 +264,20 @@ export interface ProcSamplerOptions {
   readonly procRoot?: string;
 }
 
+function readMachineCpu(procRoot: string): MachineCpuReading | undefined {
+  try {
+    return parseProcStat(readFileSync(`${procRoot}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 export class ProcSampler {
   readonly #opts: ProcSamplerOptions;
   readonly #ticks: number;
   readonly #root: string;
   readonly #series = new Map<string, ProcSeries>();
+  readonly #machine: Array<{ readonly atMs: number; readonly cpu: MachineCpuReading }> = [];
   #timer: NodeJS.Timeout | undefined;
 
   constructor(opts: ProcSamplerOptions) {
@@ -219,6 +302,8 @@ export class ProcSampler {
   sample(): void {
     const now = Date.now();
     const withThreads = this.#opts.threads ?? true;
+    const machine = readMachineCpu(this.#root);
+    if (machine !== undefined) this.#machine.push({ atMs: now, cpu: machine });
     for (const p of this.#opts.processes()) {
       const r = readProc(p.pid, this.#ticks, this.#root);
       if (!r) continue;
@@ -247,6 +332,18 @@ export class ProcSampler {
       out[s.name] = (out[s.name] ?? 0) + inside[inside.length - 1]!.cpuSeconds - inside[0]!.cpuSeconds;
     }
     return out;
+  }
+
+  /** Every sampled thread's CPU and run-queue wait between two epoch times ({@link threadCpuBetween}). */
+  threadCpuBetween(fromMs: number, toMs: number): ThreadCpu[] {
+    return threadCpuBetween(this.series(), fromMs, toMs);
+  }
+
+  /** The machine's idle and steal shares between two epoch times; undefined without two readings. */
+  machineCpuBetween(fromMs: number, toMs: number): MachineCpuShares | undefined {
+    const inside = this.#machine.filter((m) => m.atMs >= fromMs && m.atMs <= toMs);
+    if (inside.length < 2) return undefined;
+    return machineCpuShares(inside[0]!.cpu, inside[inside.length - 1]!.cpu);
   }
 
   /**

@@ -102,11 +102,14 @@ function threadCell(t: Pick<ThreadLoad, 'process' | 'thread' | 'msPerRequest' | 
 
 function phaseTable(r: LoadtestReport): string {
   return table(
-    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'busiest thread (CPU per answer)', 'gen lag p99', 'verdict'],
+    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'busiest thread (CPU per answer)', 'waited for a core, ms per answer', 'machine idle / steal', 'gen lag p99', 'verdict'],
     r.phases.map((p) => [
       esc(p.name), n1(p.offeredRate), n1(p.throughput), n1(p.goodput), ms(p.latencyMs.p50), ms(p.latencyMs.p90), ms(p.latencyMs.p99), ms(p.latencyMs.p999),
       `${(p.errorRate * 100).toFixed(2)}%`, n1(p.outcomes['fallback'] ?? 0), n1(p.dropped), p.coverage ? p.coverage.mean.toFixed(3) : '—',
-      p.serverCpuCores === undefined ? '—' : p.serverCpuCores.toFixed(2), n1(p.qpsPerServerCore), threadCell(p.busiestThread), `${ms(p.lagMs.p99)}${p.generatorSaturated ? ' ⚠' : ''}`,
+      p.serverCpuCores === undefined ? '—' : p.serverCpuCores.toFixed(2), n1(p.qpsPerServerCore), threadCell(p.busiestThread),
+      p.runQueueWaitMsPerRequest === undefined ? '—' : ms(p.runQueueWaitMsPerRequest),
+      p.machineCpu === undefined ? '—' : `${Math.round(p.machineCpu.idleShare * 100)}% / ${(p.machineCpu.stealShare * 100).toFixed(1)}%`,
+      `${ms(p.lagMs.p99)}${p.generatorSaturated ? ' ⚠' : ''}`,
       `<span class="${p.sloMet ? 'ok' : 'bad'}">${esc(p.sloVerdict)}</span>`,
     ]),
   );
@@ -118,11 +121,14 @@ function threadTable(r: LoadtestReport): string {
   for (const p of r.phases) {
     // Reports written before threads were sampled lack the field.
     for (const t of Object.values(p.busiestThreadByProcess ?? {})) {
-      rows.push([esc(p.name), esc(t.process), esc(t.thread), t.cpuSeconds.toFixed(2), t.msPerRequest === undefined ? '—' : ms(t.msPerRequest), `${Math.round(t.utilisation * 100)}%`]);
+      rows.push([
+        esc(p.name), esc(t.process), esc(t.thread), t.cpuSeconds.toFixed(2), t.msPerRequest === undefined ? '—' : ms(t.msPerRequest), `${Math.round(t.utilisation * 100)}%`,
+        t.waitMsPerRequest === undefined ? '—' : ms(t.waitMsPerRequest),
+      ]);
     }
   }
   if (rows.length === 0) return '<p class="muted">Threads were not sampled.</p>';
-  return table(['phase', 'process', 'busiest thread', 'CPU s', 'CPU ms per answer', 'share of a core'], rows);
+  return table(['phase', 'process', 'busiest thread', 'CPU s', 'CPU ms per answer', 'share of a core', 'waited for a core, ms per answer'], rows);
 }
 
 function outcomeTable(r: LoadtestReport): string {

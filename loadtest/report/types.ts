@@ -22,6 +22,11 @@ export interface ThreadLoad {
   readonly msPerRequest: number | undefined;
   /** cpuSeconds / phase wall seconds, 0..1: at 1 the thread is a full core and caps its process. */
   readonly utilisation: number;
+  /**
+   * Ms per answered request the thread was runnable but waited for a CPU (its run-queue wait,
+   * /proc/<pid>/task/<tid>/schedstat); undefined without schedstat or without answers.
+   */
+  readonly waitMsPerRequest?: number;
 }
 
 /** One phase (a ramp step, the whole steady run, one overload level). */
@@ -70,6 +75,15 @@ export interface PhaseResult {
   readonly busiestThreadByProcess: Readonly<Record<string, ThreadLoad>>;
   /** The five busiest threads of the target's processes (generators excluded), most CPU first. */
   readonly topThreads: readonly ThreadLoad[];
+  /**
+   * Ms per answered request that the target's threads (nats-server's included, generators' not)
+   * spent runnable but waiting for a CPU, summed over threads: latency spent waiting for a core,
+   * not working. Undefined when threads were not sampled, the kernel has no schedstat, or nothing
+   * was answered.
+   */
+  readonly runQueueWaitMsPerRequest?: number;
+  /** The machine's CPU time over the phase (/proc/stat): idle and hypervisor-steal shares, 0..1. */
+  readonly machineCpu?: { readonly idleShare: number; readonly stealShare: number };
   /** Highest RSS per process in the phase, bytes. */
   readonly rssBytesByProcess: Readonly<Record<string, number>>;
   /** CPU cores used by the generator process(es). */

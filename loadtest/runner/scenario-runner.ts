@@ -10,6 +10,7 @@ import { GeneratorFleet } from '../generator/fleet.js';
 import type { FleetRun } from '../generator/fleet.js';
 import type { PhaseSpec } from '../generator/phase.js';
 import type { HotWindow } from '../generator/request-mix.js';
+import { cpuIdentity, describeCpu } from '../measure/cpu-identity.js';
 import { ProcSampler } from '../measure/proc-sampler.js';
 import type { ThreadCpu } from '../measure/proc-sampler.js';
 import { REPO_ROOT } from '../paths.js';
@@ -253,7 +254,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     conditions: {
       host: os.hostname(),
       cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      cpuModel: describeCpu(cpuIdentity()),
       memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
       node: process.version,
       generatorProcesses: sc.generator.processes,
@@ -339,6 +340,8 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
   const rssAll = sampler.maxRssBetween(cpuFrom, cpuTo);
   // Top 5 of the target's threads: ask for more, since the generators' threads are left out.
   const threads = sampler.busiestThreadsBetween(cpuFrom, cpuTo, 40);
+  const runQueueWaitMs = serverRunQueueWaitMs(sampler.threadCpuBetween(cpuFrom, cpuTo), targetNames);
+  const machineCpu = sampler.machineCpuBetween(cpuFrom, cpuTo);
   const topThreads = threads.top.filter((th) => !th.process.startsWith('generator-')).slice(0, 5).map((th) => threadLoad(th, c.completed, wallS));
   const busiestThreadByProcess: Record<string, ThreadLoad> = {};
   let busiestThread: ThreadLoad | undefined;
@@ -389,6 +392,8 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
     busiestThread,
     busiestThreadByProcess,
     topThreads,
+    ...(runQueueWaitMs !== undefined && c.completed > 0 ? { runQueueWaitMsPerRequest: runQueueWaitMs / c.completed } : {}),
+    ...(machineCpu !== undefined ? { machineCpu } : {}),
     rssBytesByProcess: rssAll,
     generatorCpuCores,
     generatorProcesses: run.processes,
@@ -410,7 +415,24 @@ export function threadLoad(t: ThreadCpu, answered: number, wallS: number): Threa
     cpuSeconds: t.cpuSeconds,
     msPerRequest: answered > 0 ? (t.cpuSeconds * 1000) / answered : undefined,
     utilisation: wallS > 0 ? t.cpuSeconds / wallS : 0,
+    ...(t.runQueueWaitSeconds !== undefined && answered > 0 ? { waitMsPerRequest: (t.runQueueWaitSeconds * 1000) / answered } : {}),
   };
+}
+
+/**
+ * Ms the server's threads (the target's processes and nats-server; not the generators) spent
+ * waiting for a CPU in a phase, summed; undefined when no server thread has a run-queue reading.
+ */
+export function serverRunQueueWaitMs(threads: readonly ThreadCpu[], targetNames: ReadonlySet<string>): number | undefined {
+  let sum = 0;
+  let seen = false;
+  for (const t of threads) {
+    if (t.process.startsWith('generator-') || !(targetNames.has(t.process) || t.process === 'nats-server')) continue;
+    if (t.runQueueWaitSeconds === undefined) continue;
+    sum += t.runQueueWaitSeconds * 1000;
+    seen = true;
+  }
+  return seen ? sum : undefined;
 }
 
 function processReports(sampler: ProcSampler, runStart: number): ProcessSeriesReport[] {

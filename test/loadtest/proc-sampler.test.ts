@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { busiestThreads, clockTicksPerSecond, parseStat, ProcSampler, readProc, threadCpuBetween } from '../../loadtest/measure/proc-sampler.js';
+import { busiestThreads, clockTicksPerSecond, machineCpuShares, parseProcStat, parseSchedstat, parseStat, ProcSampler, readProc, threadCpuBetween } from '../../loadtest/measure/proc-sampler.js';
+import { serverRunQueueWaitMs } from '../../loadtest/runner/scenario-runner.js';
 
 t.test('reads a real child process: CPU seconds and RSS', async (t) => {
   // The child burns 0.4 s of its own CPU time and holds 150 MB of touched memory, then waits.
@@ -108,7 +109,7 @@ t.test('thread sampling over a fake /proc: busiest thread per process and overal
 });
 
 t.test('busiestThreads: per process the max, overall sorted, ties to the lower tid', async (t) => {
-  const th = (process: string, tid: number, cpuSeconds: number) => ({ process, pid: 1, tid, name: 'node', cpuSeconds });
+  const th = (process: string, tid: number, cpuSeconds: number) => ({ process, pid: 1, tid, name: 'node', cpuSeconds, runQueueWaitSeconds: undefined });
   const b = busiestThreads([th('a', 5, 1), th('a', 3, 2), th('b', 9, 2), th('b', 7, 0.5), th('a', 4, 2)], 2);
   t.equal(b.byProcess['a']!.tid, 3, 'tie between tid 3 and 4 at 2 s');
   t.equal(b.byProcess['b']!.tid, 9);
@@ -148,4 +149,102 @@ t.test('a real process whose worker thread burns CPU: that worker is its busiest
   t.ok(top, 'child threads read from /proc/<pid>/task');
   t.not(top.tid, child.pid, 'not the main thread');
   t.ok(top.cpuSeconds >= 0.25, `worker used ${top.cpuSeconds} s`);
+});
+
+t.test('parseSchedstat, parseProcStat and machineCpuShares', async (t) => {
+  t.equal(parseSchedstat('123456789 2500000000 42\n'), 2.5, 'field 2, ns to s');
+  t.equal(parseSchedstat('1 0 1'), 0);
+  t.equal(parseSchedstat(''), undefined);
+  t.equal(parseSchedstat('1 2'), undefined, 'truncated');
+  t.equal(parseSchedstat('1 x 3'), undefined);
+  const a = parseProcStat('cpu  100 10 40 800 20 5 5 20 0 0\ncpu0 50 5 20 400 10 2 3 10 0 0\n');
+  t.same(a, { totalTicks: 1000, idleTicks: 820, stealTicks: 20 });
+  t.same(parseProcStat('cpu  1 2 3 4\n'), { totalTicks: 10, idleTicks: 4, stealTicks: 0 }, 'an old kernel without iowait..steal');
+  t.equal(parseProcStat('cpu0 1 2 3 4\n'), undefined, 'not the aggregate line');
+  t.equal(parseProcStat('intr 1 2 3'), undefined);
+  const b = parseProcStat('cpu  400 10 140 1100 20 5 5 120 0 0\n')!;
+  const shares = machineCpuShares(a!, b)!;
+  // 800 ticks passed: 300 idle, 100 stolen.
+  t.ok(Math.abs(shares.idleShare - 0.375) < 1e-12, `idle ${shares.idleShare}`);
+  t.ok(Math.abs(shares.stealShare - 0.125) < 1e-12, `steal ${shares.stealShare}`);
+  t.equal(machineCpuShares(a!, a!), undefined, 'no time passed');
+});
+
+t.test('run-queue wait and machine shares over a fake /proc', async (t) => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'lt-fakesched-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  let now = 2_000_000;
+  const realNow = Date.now;
+  Date.now = () => now;
+  t.teardown(() => { Date.now = realNow; });
+  const sampler = new ProcSampler({ processes: () => [{ name: 'n1', pid: 300 }], ticksPerSecond: 100, procRoot: root });
+  const write = async (threads: ReadonlyArray<{ tid: number; ticks: number; waitNs?: number }>, cpuLine: string) => {
+    await fakeProc(root, 300, 100, threads.map((x) => ({ tid: x.tid, comm: 'node', ticks: x.ticks })));
+    for (const x of threads) {
+      const f = path.join(root, '300', 'task', String(x.tid), 'schedstat');
+      if (x.waitNs !== undefined) await writeFile(f, `${x.ticks * 1e7} ${x.waitNs} 10\n`);
+      else await rm(f, { force: true });
+    }
+    await writeFile(path.join(root, 'stat'), `${cpuLine}\ncpu0 0 0 0 0\n`);
+  };
+  // t = 0: main waited 1 s so far, worker 301 0.5 s, 302 has no schedstat.
+  await write([{ tid: 300, ticks: 100, waitNs: 1e9 }, { tid: 301, ticks: 50, waitNs: 5e8 }, { tid: 302, ticks: 10 }], 'cpu  100 0 0 900 0 0 0 0 0 0');
+  sampler.sample();
+  // t = 10 s: main +0.25 s of wait, 301 +0.5 s, a new thread 303 born with 0.125 s.
+  now += 10_000;
+  await write([{ tid: 300, ticks: 200, waitNs: 1.25e9 }, { tid: 301, ticks: 90, waitNs: 1e9 }, { tid: 302, ticks: 20 }, { tid: 303, ticks: 5, waitNs: 1.25e8 }], 'cpu  700 0 0 1200 0 0 0 100 0 0');
+  sampler.sample();
+  const waits = new Map(sampler.threadCpuBetween(2_000_000, now).map((x) => [x.tid, x.runQueueWaitSeconds]));
+  t.equal(waits.get(300), 0.25);
+  t.equal(waits.get(301), 0.5);
+  t.equal(waits.get(302), undefined, 'no schedstat: unknown, not 0');
+  t.equal(waits.get(303), 0.125, 'born in the window: counts from 0');
+  const m = sampler.machineCpuBetween(2_000_000, now)!;
+  t.ok(Math.abs(m.idleShare - 0.3) < 1e-12 && Math.abs(m.stealShare - 0.1) < 1e-12, `machine ${JSON.stringify(m)}`);
+  t.equal(sampler.machineCpuBetween(now, now), undefined, 'one reading: no shares');
+});
+
+t.test('serverRunQueueWaitMs: the target and nats-server, never the generators', async (t) => {
+  const th = (process: string, tid: number, wait: number | undefined) => ({ process, pid: 1, tid, name: 'node', cpuSeconds: 1, runQueueWaitSeconds: wait });
+  const names = new Set(['n1', 'n2']);
+  t.equal(serverRunQueueWaitMs([th('n1', 1, 0.5), th('n2', 2, 0.25), th('nats-server', 3, 0.125), th('generator-0', 4, 9), th('other', 5, 9)], names), 875);
+  t.equal(serverRunQueueWaitMs([th('n1', 1, undefined), th('generator-0', 4, 9)], names), undefined, 'no server reading');
+  t.equal(serverRunQueueWaitMs([th('n1', 1, 0), th('n1', 2, undefined)], names), 0, 'a reading of 0 is a reading');
+});
+
+t.test('a real process whose two busy threads share one CPU: each waits for it', { skip: process.platform !== 'linux' }, async (t) => {
+  // Pinned to CPU 0, a worker and the main thread spin ~0.3 s of CPU each: one runs while the other
+  // waits, so their run-queue waits add up to a large share of the time they spun.
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    const spin = (ms) => { const u0 = process.cpuUsage(); const t0 = Date.now(); while (true) { const u = process.cpuUsage(u0); if (u.user + u.system > ms * 1000 || Date.now() - t0 > 5000) break; } };
+    process.stdin.once('data', () => {
+      const w = new Worker('(' + spin.toString() + ')(300); require("node:worker_threads").parentPort.postMessage("done"); setInterval(() => {}, 1000)', { eval: true });
+      let left = 2;
+      const done = () => { if (--left === 0) process.stdout.write('done\\n'); };
+      w.once('message', done);
+      w.once('online', () => { spin(300); done(); });
+    });
+    process.stdout.write('ready\\n');
+    setInterval(() => {}, 1000);`;
+  const child = spawn('taskset', ['-c', '0', process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  const lines: string[] = [];
+  const waitFor = (want: string) => new Promise<void>((resolve) => {
+    const check = () => { if (lines.includes(want)) { child.stdout.off('data', onData); resolve(); } };
+    const onData = (d: Buffer) => { lines.push(...d.toString().split('\n').filter(Boolean)); check(); };
+    child.stdout.on('data', onData);
+    check();
+  });
+  await waitFor('ready');
+  const sampler = new ProcSampler({ processes: () => [{ name: 'child', pid: child.pid! }] });
+  const from = Date.now();
+  sampler.sample();
+  child.stdin.write('go\n');
+  await waitFor('done');
+  sampler.sample();
+  const threads = sampler.threadCpuBetween(from, Date.now());
+  const wait = serverRunQueueWaitMs(threads, new Set(['child']));
+  t.ok(wait !== undefined, 'schedstat read');
+  t.ok(wait! >= 100, `threads waited ${wait} ms for the one CPU`);
 });
