@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const cpu = cpuIdentity();
   const conditions: Record<string, unknown> = {
-    machine: { host_cpus: os.cpus().length, cpu_model: cpu.model, cpu_family_model_stepping: cpu.familyModelStepping, cpu_simd: cpu.simd, memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    machine: { host_cpus: os.cpus().length, cpu_model: cpu.model, cpu_family_model_stepping: cpu.familyModelStepping, cpu_simd: cpu.simd ?? null, memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     omp_num_threads: process.env['OMP_NUM_THREADS'],
     // Which faiss the item shards run (the nodes' workers choose the same way: same env, same files).
     faiss_build: faissBuild(),

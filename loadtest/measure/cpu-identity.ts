@@ -16,8 +16,8 @@ export interface CpuIdentity {
   readonly model: string;
   /** "family/model/stepping" as /proc/cpuinfo numbers them, e.g. "25/1/1"; "unknown" when unread. */
   readonly familyModelStepping: string;
-  /** Which of {@link SIMD_FLAGS} the CPU has, in that order. */
-  readonly simd: readonly string[];
+  /** Which of {@link SIMD_FLAGS} the CPU has, in that order; undefined when the flags could not be read. */
+  readonly simd: readonly string[] | undefined;
 }
 
 /** Parses the first processor block of a /proc/cpuinfo text. Pure. */
@@ -30,11 +30,12 @@ export function parseCpuinfo(text: string): CpuIdentity {
   const family = field('cpu family');
   const model = field('model');
   const stepping = field('stepping');
-  const flags = new Set((field('flags') ?? '').split(/\s+/).filter(Boolean));
+  const flagLine = field('flags');
+  const flags = new Set((flagLine ?? '').split(/\s+/).filter(Boolean));
   return {
     model: field('model name') ?? 'unknown',
     familyModelStepping: family !== undefined && model !== undefined && stepping !== undefined ? `${family}/${model}/${stepping}` : 'unknown',
-    simd: SIMD_FLAGS.filter((f) => flags.has(f)),
+    simd: flagLine === undefined ? undefined : SIMD_FLAGS.filter((f) => flags.has(f)),
   };
 }
 
@@ -43,12 +44,13 @@ export function cpuIdentity(cpuinfoPath = '/proc/cpuinfo'): CpuIdentity {
   try {
     return parseCpuinfo(readFileSync(cpuinfoPath, 'utf8'));
   } catch {
-    return { model: os.cpus()[0]?.model ?? 'unknown', familyModelStepping: 'unknown', simd: [] };
+    return { model: os.cpus()[0]?.model ?? 'unknown', familyModelStepping: 'unknown', simd: undefined };
   }
 }
 
 /** One line for tables and reports: "AMD EPYC (25/1/1; avx2 fma)". */
 export function describeCpu(c: CpuIdentity): string {
+  if (c.simd === undefined) return `${c.model} (${c.familyModelStepping}; flags unknown)`;
   const simd = c.simd.filter((f) => f !== 'sse4_2' && f !== 'avx');
   return `${c.model} (${c.familyModelStepping}; ${simd.length > 0 ? simd.join(' ') : 'no AVX2'})`;
 }

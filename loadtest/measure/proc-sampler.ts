@@ -72,13 +72,16 @@ export function parseStat(stat: string, ticksPerSecond: number): { readonly comm
 
 /**
  * The run-queue wait of a /proc/<pid>/task/<tid>/schedstat text ("<run ns> <wait ns> <slices>"),
- * in seconds; undefined when the text is not one (a kernel without schedstats, a truncated read).
+ * in seconds; undefined when the text is not one (a truncated read) or is all zeros: a kernel that
+ * keeps no scheduler statistics writes "0 0 0", and a thread we sample has run at least once.
  */
 export function parseSchedstat(text: string): number | undefined {
   const f = text.trim().split(/\s+/);
   if (f.length < 3) return undefined;
-  const waitNs = Number(f[1]);
-  return Number.isFinite(waitNs) && waitNs >= 0 ? waitNs / 1e9 : undefined;
+  const [runNs, waitNs, slices] = f.slice(0, 3).map((x) => Number(x)) as [number, number, number];
+  if (![runNs, waitNs, slices].every((x) => Number.isFinite(x) && x >= 0)) return undefined;
+  if (runNs === 0 && slices === 0) return undefined;
+  return waitNs / 1e9;
 }
 
 /** The machine's CPU time so far, from the aggregate `cpu` line of /proc/stat, in clock ticks. */

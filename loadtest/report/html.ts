@@ -9,6 +9,7 @@ import { fmt, fmtBytes } from './capacity.js';
 import { esc, lineChart } from './svg.js';
 import type { Series } from './svg.js';
 import type { LoadtestReport, ThreadLoad } from './types.js';
+import { describeCpu } from '../measure/cpu-identity.js';
 
 const n1 = (v: number | undefined) => (v === undefined ? '—' : fmt(v));
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -188,7 +189,7 @@ function conditions(r: LoadtestReport): string {
     ['target', esc(r.target)],
     ['started', esc(r.startedAt)],
     ['duration', `${r.durationS.toFixed(0)} s`],
-    ['host', `${esc(c.host)}: ${c.cpus} CPUs (${esc(c.cpuModel)}), ${c.memoryGiB} GiB, Node ${esc(c.node)}`],
+    ['host', `${esc(c.host)}: ${c.cpus} CPUs (${esc(describeCpu({ model: c.cpuModel, familyModelStepping: c.cpuFamilyModelStepping ?? 'unknown', simd: c.cpuSimd }))}), ${c.memoryGiB} GiB, Node ${esc(c.node)}`],
     ['generator', `${c.generatorProcesses} process(es) × ${c.channelsPerProcess} gRPC channels, max ${c.maxInFlight} in flight, deadline ${c.deadlineMs} ms, seed ${c.seed}${routingText(c)}${c.generatorOnTargetHost ? '; <b>shares the host with the target</b>' : ''}`],
     ['users', esc(c.users)],
     ['videos', esc(c.videos)],

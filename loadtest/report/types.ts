@@ -139,7 +139,12 @@ export interface ProcessSeriesReport {
 export interface RunConditions {
   readonly host: string;
   readonly cpus: number;
+  /** The CPU's model name (a VM may give only "AMD EPYC"). */
   readonly cpuModel: string;
+  /** "family/model/stepping" from /proc/cpuinfo, "unknown" elsewhere (reports before 2026-11-26 lack it). */
+  readonly cpuFamilyModelStepping?: string;
+  /** The SIMD extensions that pick faiss's and ONNX Runtime's kernels; absent when unread. */
+  readonly cpuSimd?: readonly string[];
   readonly memoryGiB: number;
   readonly node: string;
   readonly generatorProcesses: number;

@@ -10,7 +10,7 @@ import { GeneratorFleet } from '../generator/fleet.js';
 import type { FleetRun } from '../generator/fleet.js';
 import type { PhaseSpec } from '../generator/phase.js';
 import type { HotWindow } from '../generator/request-mix.js';
-import { cpuIdentity, describeCpu } from '../measure/cpu-identity.js';
+import { cpuIdentity } from '../measure/cpu-identity.js';
 import { ProcSampler } from '../measure/proc-sampler.js';
 import type { ThreadCpu } from '../measure/proc-sampler.js';
 import { REPO_ROOT } from '../paths.js';
@@ -90,8 +90,10 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     const onTick = (tMs: number) => {
       if (!started) {
         started = true;
-        sampler.sample();
+        // The window starts before the sample: a sample is stamped when it starts, and one stamped
+        // before cpuFrom would fall out of every window and leave it starting at the next second.
         cpuFrom = Date.now();
+        sampler.sample();
       }
       planned.actions.forEach((a, i) => {
         if (fired.has(i) || tMs < a.atMs) return;
@@ -242,6 +244,7 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   // the requests entered evenly through the given coordinators.
   const measured = findCapacity(phases, sc.slo, addresses.length);
   const routedPhase = measured !== undefined ? phases.find((p) => p.name === measured.phase) : phases.at(-1);
+  const cpuId = cpuIdentity();
   return {
     version: 1,
     scenario: sc.name,
@@ -254,7 +257,9 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
     conditions: {
       host: os.hostname(),
       cpus: os.cpus().length,
-      cpuModel: describeCpu(cpuIdentity()),
+      cpuModel: cpuId.model,
+      cpuFamilyModelStepping: cpuId.familyModelStepping,
+      ...(cpuId.simd !== undefined ? { cpuSimd: cpuId.simd } : {}),
       memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
       node: process.version,
       generatorProcesses: sc.generator.processes,

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -157,12 +158,14 @@ t.test('parseSchedstat, parseProcStat and machineCpuShares', async (t) => {
   t.equal(parseSchedstat(''), undefined);
   t.equal(parseSchedstat('1 2'), undefined, 'truncated');
   t.equal(parseSchedstat('1 x 3'), undefined);
-  const a = parseProcStat('cpu  100 10 40 800 20 5 5 20 0 0\ncpu0 50 5 20 400 10 2 3 10 0 0\n');
+  t.equal(parseSchedstat('0 0 0\n'), undefined, 'a kernel without scheduler statistics writes zeros: unknown, not 0');
+  // guest and guest_nice (the last two) are already inside user and nice: not counted again.
+  const a = parseProcStat('cpu  100 10 40 800 20 5 5 20 30 7\ncpu0 50 5 20 400 10 2 3 10 0 0\n');
   t.same(a, { totalTicks: 1000, idleTicks: 820, stealTicks: 20 });
   t.same(parseProcStat('cpu  1 2 3 4\n'), { totalTicks: 10, idleTicks: 4, stealTicks: 0 }, 'an old kernel without iowait..steal');
   t.equal(parseProcStat('cpu0 1 2 3 4\n'), undefined, 'not the aggregate line');
   t.equal(parseProcStat('intr 1 2 3'), undefined);
-  const b = parseProcStat('cpu  400 10 140 1100 20 5 5 120 0 0\n')!;
+  const b = parseProcStat('cpu  400 10 140 1100 20 5 5 120 90 7\n')!;
   const shares = machineCpuShares(a!, b)!;
   // 800 ticks passed: 300 idle, 100 stolen.
   t.ok(Math.abs(shares.idleShare - 0.375) < 1e-12, `idle ${shares.idleShare}`);
@@ -212,9 +215,22 @@ t.test('serverRunQueueWaitMs: the target and nats-server, never the generators',
   t.equal(serverRunQueueWaitMs([th('n1', 1, 0), th('n1', 2, undefined)], names), 0, 'a reading of 0 is a reading');
 });
 
-t.test('a real process whose two busy threads share one CPU: each waits for it', { skip: process.platform !== 'linux' }, async (t) => {
-  // Pinned to CPU 0, a worker and the main thread spin ~0.3 s of CPU each: one runs while the other
-  // waits, so their run-queue waits add up to a large share of the time they spun.
+/** The first CPU this process may run on, when taskset can pin a process to it; else why not. */
+function pinnableCpu(): { cpu: string } | { skip: string } {
+  if (process.platform !== 'linux') return { skip: 'Linux only' };
+  const cpu = /^Cpus_allowed_list:\s*(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  const r = spawnSync('taskset', ['-c', cpu, 'true']);
+  return r.status === 0 ? { cpu } : { skip: `taskset cannot pin to CPU ${cpu} here (${r.error?.message ?? `exit ${r.status}`})` };
+}
+const pin = pinnableCpu();
+
+t.test('a real process whose two busy threads share one CPU: each waits for it', { skip: 'skip' in pin ? pin.skip : false }, async (t) => {
+  // Pinned to one CPU, the main thread and a worker spin together until the process has used
+  // ~0.3 s of CPU (process.cpuUsage counts both threads): one runs while the other waits, so their
+  // run-queue waits add up to a large share of that. This shows the real files are read and that
+  // contention shows in them; which field is the wait, and the window arithmetic, are pinned by the
+  // literal and fake-/proc tests above.
+  const allowed = 'cpu' in pin ? pin.cpu : '0';
   const script = `
     const { Worker } = require('node:worker_threads');
     const spin = (ms) => { const u0 = process.cpuUsage(); const t0 = Date.now(); while (true) { const u = process.cpuUsage(u0); if (u.user + u.system > ms * 1000 || Date.now() - t0 > 5000) break; } };
@@ -227,13 +243,18 @@ t.test('a real process whose two busy threads share one CPU: each waits for it',
     });
     process.stdout.write('ready\\n');
     setInterval(() => {}, 1000);`;
-  const child = spawn('taskset', ['-c', '0', process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn('taskset', ['-c', allowed, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.teardown(() => { child.kill('SIGKILL'); });
   const lines: string[] = [];
-  const waitFor = (want: string) => new Promise<void>((resolve) => {
-    const check = () => { if (lines.includes(want)) { child.stdout.off('data', onData); resolve(); } };
-    const onData = (d: Buffer) => { lines.push(...d.toString().split('\n').filter(Boolean)); check(); };
-    child.stdout.on('data', onData);
+  let failed: Error | undefined;
+  const waiters: Array<() => void> = [];
+  child.stdout.on('data', (d: Buffer) => { lines.push(...d.toString().split('\n').filter(Boolean)); waiters.forEach((w) => w()); });
+  const fail = (e: Error) => { failed = e; waiters.forEach((w) => w()); };
+  child.once('error', fail);
+  child.once('exit', (code) => fail(new Error(`taskset or the child exited early (code ${code})`)));
+  const waitFor = (want: string) => new Promise<void>((resolve, reject) => {
+    const check = () => { if (lines.includes(want)) resolve(); else if (failed) reject(failed); };
+    waiters.push(check);
     check();
   });
   await waitFor('ready');
