@@ -1,5 +1,7 @@
 import t from 'tap';
+import type { Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -118,6 +120,45 @@ t.test('busiestThreads: per process the max, overall sorted, ties to the lower t
   t.same(threadCpuBetween([], 0, 1), []);
 });
 
+/**
+ * Waits for a line on a child's stdout; rejects when the child fails to start or exits first, so a
+ * child that dies never leaves a test waiting for tap's timeout.
+ */
+function lineWaiter(child: ChildProcess): (want: string) => Promise<void> {
+  const lines: string[] = [];
+  let failed: Error | undefined;
+  const checks = new Set<() => void>();
+  const notify = () => checks.forEach((c) => c());
+  child.stdout?.on('data', (d: Buffer) => { lines.push(...d.toString().split('\n').filter(Boolean)); notify(); });
+  child.once('error', (e) => { failed = e; notify(); });
+  child.once('exit', (code) => { failed ??= new Error(`the child exited (code ${code})`); notify(); });
+  return (want) => new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (lines.includes(want)) { checks.delete(check); resolve(); } else if (failed) { checks.delete(check); reject(failed); }
+    };
+    checks.add(check);
+    check();
+  });
+}
+
+/**
+ * Runs a child that prints "ready", works when sent a line and prints "done"; samples it (as
+ * "child") just before the line and just after "done".
+ */
+async function sampleAroundWork(t: Test, command: string, args: readonly string[]): Promise<{ sampler: ProcSampler; from: number; to: number; pid: number }> {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  const waitFor = lineWaiter(child);
+  await waitFor('ready');
+  const sampler = new ProcSampler({ processes: () => [{ name: 'child', pid: child.pid! }] });
+  const from = Date.now();
+  sampler.sample();
+  child.stdin?.write('go\n');
+  await waitFor('done');
+  sampler.sample();
+  return { sampler, from, to: Date.now(), pid: child.pid! };
+}
+
 t.test('a real process whose worker thread burns CPU: that worker is its busiest thread', async (t) => {
   // The main thread idles; one worker spins 0.3 s of CPU after the first sample, then stays alive
   // (an exited thread leaves /proc/<pid>/task, and its CPU with it, before the second sample).
@@ -129,26 +170,11 @@ t.test('a real process whose worker thread burns CPU: that worker is its busiest
         .once('message', () => process.stdout.write('done\\n'));
     });
     setInterval(() => {}, 1000);`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => { child.kill('SIGKILL'); });
-  const lines: string[] = [];
-  const waitFor = (want: string) => new Promise<void>((resolve) => {
-    const check = () => { if (lines.includes(want)) { child.stdout.off('data', onData); resolve(); } };
-    const onData = (d: Buffer) => { lines.push(...d.toString().split('\n').filter(Boolean)); check(); };
-    child.stdout.on('data', onData);
-    check();
-  });
-  await waitFor('ready');
-  const sampler = new ProcSampler({ processes: () => [{ name: 'child', pid: child.pid! }] });
-  const from = Date.now();
-  sampler.sample();
-  child.stdin.write('go\n');
-  await waitFor('done');
-  sampler.sample();
-  const b = sampler.busiestThreadsBetween(from, Date.now());
+  const { sampler, from, to, pid } = await sampleAroundWork(t, process.execPath, ['-e', script]);
+  const b = sampler.busiestThreadsBetween(from, to);
   const top = b.byProcess['child']!;
   t.ok(top, 'child threads read from /proc/<pid>/task');
-  t.not(top.tid, child.pid, 'not the main thread');
+  t.not(top.tid, pid, 'not the main thread');
   t.ok(top.cpuSeconds >= 0.25, `worker used ${top.cpuSeconds} s`);
 });
 
@@ -243,28 +269,8 @@ t.test('a real process whose two busy threads share one CPU: each waits for it',
     });
     process.stdout.write('ready\\n');
     setInterval(() => {}, 1000);`;
-  const child = spawn('taskset', ['-c', allowed, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => { child.kill('SIGKILL'); });
-  const lines: string[] = [];
-  let failed: Error | undefined;
-  const waiters: Array<() => void> = [];
-  child.stdout.on('data', (d: Buffer) => { lines.push(...d.toString().split('\n').filter(Boolean)); waiters.forEach((w) => w()); });
-  const fail = (e: Error) => { failed = e; waiters.forEach((w) => w()); };
-  child.once('error', fail);
-  child.once('exit', (code) => fail(new Error(`taskset or the child exited early (code ${code})`)));
-  const waitFor = (want: string) => new Promise<void>((resolve, reject) => {
-    const check = () => { if (lines.includes(want)) resolve(); else if (failed) reject(failed); };
-    waiters.push(check);
-    check();
-  });
-  await waitFor('ready');
-  const sampler = new ProcSampler({ processes: () => [{ name: 'child', pid: child.pid! }] });
-  const from = Date.now();
-  sampler.sample();
-  child.stdin.write('go\n');
-  await waitFor('done');
-  sampler.sample();
-  const threads = sampler.threadCpuBetween(from, Date.now());
+  const { sampler, from, to } = await sampleAroundWork(t, 'taskset', ['-c', allowed, process.execPath, '-e', script]);
+  const threads = sampler.threadCpuBetween(from, to);
   const wait = serverRunQueueWaitMs(threads, new Set(['child']));
   t.ok(wait !== undefined, 'schedstat read');
   t.ok(wait! >= 100, `threads waited ${wait} ms for the one CPU`);
