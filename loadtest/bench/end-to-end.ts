@@ -100,7 +100,8 @@ export interface EndToEndStep {
   readonly topThreads: readonly ThreadLoad[];
   /**
    * Ms per answered request the server's threads were runnable but waited for a CPU (summed over
-   * threads, /proc schedstat); null where unread. Latency spent waiting for a core, not working.
+   * threads, /proc schedstat); null where unread. Thread time, not a slice of latency: two threads
+   * waiting at once count twice.
    */
   readonly runQueueWaitMsPerRequest: number | null;
   /** The machine's idle and hypervisor-steal shares of CPU time in the step; null where unread. */

@@ -12,11 +12,11 @@
  * sample a second.
  *
  * Waiting for a CPU: each thread's run-queue wait (field 2 of /proc/<pid>/task/<tid>/schedstat:
- * time runnable but not running, ns) and the machine's idle and steal time (/proc/stat) say whether
- * a request's latency was spent waiting for a core rather than working. On the 2-vCPU VM a woken
- * thread waits ~0.2–0.5 ms for its vCPU even while the machine is half idle, and a Recommend wakes
- * threads ~8 times (docs/capacity.md, "Waiting for a core"); on a large machine the same figure
- * shows oversubscription (more runnable threads than cores).
+ * time runnable but not running, ns) and the machine's idle and steal time (/proc/stat) say how much
+ * thread time went to waiting for a core rather than working. On the 2-vCPU VM a thread waits
+ * ~0.2–0.5 ms each time it goes onto a CPU, even while the machine is half idle, and a Recommend's
+ * threads go onto a CPU ~17 times (docs/capacity.md, "Waiting for a core, and which CPU"); on a
+ * large machine the same figure shows oversubscription (more runnable threads than cores).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';

@@ -11,7 +11,7 @@ import type { FleetRun } from '../generator/fleet.js';
 import type { PhaseSpec } from '../generator/phase.js';
 import type { HotWindow } from '../generator/request-mix.js';
 import { cpuIdentity } from '../measure/cpu-identity.js';
-import { ProcSampler } from '../measure/proc-sampler.js';
+import { ProcSampler, busiestThreads } from '../measure/proc-sampler.js';
 import type { ThreadCpu } from '../measure/proc-sampler.js';
 import { REPO_ROOT } from '../paths.js';
 import { capacityModel, findCapacity, meetsSlo } from '../report/capacity.js';
@@ -337,15 +337,16 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
   let sampled = false;
   for (const [name, s] of Object.entries(cpu)) {
     cpuCoresByProcess[name] = s / wallS;
-    if (!name.startsWith('generator-') && (targetNames.has(name) || name === 'nats-server')) {
+    if (isServerProcess(name, targetNames)) {
       serverCores += s / wallS;
       sampled = true;
     }
   }
   const rssAll = sampler.maxRssBetween(cpuFrom, cpuTo);
+  const threadCpu = sampler.threadCpuBetween(cpuFrom, cpuTo);
   // Top 5 of the target's threads: ask for more, since the generators' threads are left out.
-  const threads = sampler.busiestThreadsBetween(cpuFrom, cpuTo, 40);
-  const runQueueWaitMs = serverRunQueueWaitMs(sampler.threadCpuBetween(cpuFrom, cpuTo), targetNames);
+  const threads = busiestThreads(threadCpu, 40);
+  const runQueueWaitMs = serverRunQueueWaitMs(threadCpu, targetNames);
   const machineCpu = sampler.machineCpuBetween(cpuFrom, cpuTo);
   const topThreads = threads.top.filter((th) => !th.process.startsWith('generator-')).slice(0, 5).map((th) => threadLoad(th, c.completed, wallS));
   const busiestThreadByProcess: Record<string, ThreadLoad> = {};
@@ -424,16 +425,20 @@ export function threadLoad(t: ThreadCpu, answered: number, wallS: number): Threa
   };
 }
 
+/** Whether a sampled process is part of the server (the target's processes and nats-server), not a load generator. */
+function isServerProcess(name: string, targetNames: ReadonlySet<string>): boolean {
+  return !name.startsWith('generator-') && (targetNames.has(name) || name === 'nats-server');
+}
+
 /**
- * Ms the server's threads (the target's processes and nats-server; not the generators) spent
- * waiting for a CPU in a phase, summed; undefined when no server thread has a run-queue reading.
+ * Ms the server's threads ({@link isServerProcess}) spent waiting for a CPU in a phase, summed;
+ * undefined when no server thread has a run-queue reading.
  */
 export function serverRunQueueWaitMs(threads: readonly ThreadCpu[], targetNames: ReadonlySet<string>): number | undefined {
   let sum = 0;
   let seen = false;
   for (const t of threads) {
-    if (t.process.startsWith('generator-') || !(targetNames.has(t.process) || t.process === 'nats-server')) continue;
-    if (t.runQueueWaitSeconds === undefined) continue;
+    if (!isServerProcess(t.process, targetNames) || t.runQueueWaitSeconds === undefined) continue;
     sum += t.runQueueWaitSeconds * 1000;
     seen = true;
   }
