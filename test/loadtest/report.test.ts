@@ -1,4 +1,5 @@
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -190,7 +191,21 @@ t.test('a ramp against a real gRPC server yields a report whose HTML holds the S
     t.equal(report.capacity.processCeilingQps, 1000 / bt.msPerRequest!, 'ceiling from the SLO phase\'s busiest thread');
   }
 
+  // Waiting for a core and the machine's shares, read from /proc where the kernel keeps them.
+  if (existsSync('/proc/self/schedstat')) {
+    for (const p of report.phases) {
+      t.ok(p.runQueueWaitMsPerRequest !== undefined && p.runQueueWaitMsPerRequest >= 0, `${p.name}: the server threads' wait for a core (${p.runQueueWaitMsPerRequest} ms/answer)`);
+      t.ok(p.topThreads.length > 0 && p.topThreads.every((x) => x.waitMsPerRequest !== undefined), `${p.name}: each top thread's wait`);
+      t.ok(p.machineCpu !== undefined && p.machineCpu.idleShare >= 0 && p.machineCpu.idleShare <= 1 && p.machineCpu.stealShare >= 0, `${p.name}: machine shares ${JSON.stringify(p.machineCpu)}`);
+    }
+  }
+  if (existsSync('/proc/cpuinfo')) t.type(report.conditions.cpuFamilyModelStepping, 'string', 'the CPU identity is in the conditions');
+
   const html = renderHtml(report);
+  if (existsSync('/proc/self/schedstat')) {
+    t.match(html, /waited for a core, ms per answer/, 'the wait column');
+    t.match(html, /<td>\d+% \/ [\d.]+%<\/td>/, 'machine idle / steal in the phase table');
+  }
   t.match(html, /Busiest threads/);
   t.match(html, /stub (main|thread \d+ \([^)]*\)): [\d.]+ ms\/req/, 'busiest thread in the phase table');
   t.match(html, /process ceiling/);
