@@ -9,7 +9,7 @@ import type { PhaseSpec } from '../../loadtest/generator/phase.js';
 import { DEFAULT_MIX } from '../../loadtest/generator/request-mix.js';
 import { startStubRecommender } from '../../loadtest/stub/stub-server.js';
 
-t.test('a 300 ms server stall shows in latency from intended send time, not in naive send-time latency', async (t) => {
+t.test('a 1 s server stall shows in latency from intended send time, not in naive send-time latency', async (t) => {
   // The stub runs in this process, so its stall also blocks the generator: arrivals due during the
   // stall go out late. Measured from their actual send they look fast (coordinated omission);
   // measured from their intended time they carry the stall.
@@ -23,13 +23,14 @@ t.test('a 300 ms server stall shows in latency from intended send time, not in n
   const fleet = new GeneratorFleet(1);
   t.teardown(() => fleet.close());
   let armed = false;
-  // 5 s at 200/s = ~1000 requests, so p99 is the ~10th worst: on a loaded machine a handful of
-  // requests can already sit in the stub's socket when the stall begins (a 2 s run, ~400 requests,
-  // failed once that way: p99 is then the 4th worst).
+  // 5 s at 200/s = ~1000 requests. A 1 s stall delays the ~200 arrivals due during it (20%), while
+  // timed from their send only the requests already in flight when it began carry it: on a loaded
+  // machine that was ~1–2% of them (a 300 ms stall compared at p99 failed twice in fresh-clone CI
+  // runs, naive p99 landing on those requests), so the two are compared at p90.
   const run = await fleet.run(spec, (tMs) => {
     if (!armed && tMs >= 2000) {
       armed = true;
-      stub.stallOnNextCall(300);
+      stub.stallOnNextCall(1000);
     }
   });
   const intended = run.recorder.latency();
@@ -37,10 +38,10 @@ t.test('a 300 ms server stall shows in latency from intended send time, not in n
   const lag = run.recorder.lag();
   t.ok(armed, 'stall was armed');
   t.ok(intended.p99 >= 250, `p99 from intended send time ${intended.p99} ms >= 250`);
-  // Only the one or two requests in flight when the stall began carry it when timed from their
-  // send; the burst sent after the stall adds queueing (and a shared machine adds noise to both),
-  // so the bound is relative, not absolute. The deterministic version is the next test.
-  t.ok(intended.p99 - naive.p99 >= 100, `p99 from actual send time ${naive.p99} ms is at least 100 ms below ${intended.p99} ms (it hides the stall)`);
+  // Only the requests in flight when the stall began carry it when timed from their send; the
+  // burst sent after the stall adds queueing (and a shared machine adds noise to both), so the
+  // bound is relative, not absolute. The deterministic version is the next test.
+  t.ok(intended.p90 - naive.p90 >= 200, `p90 from actual send time ${naive.p90} ms is at least 200 ms below ${intended.p90} ms (it hides the stall)`);
   t.ok(lag.max >= 250, `generator lag max ${lag.max} ms records the late sends`);
 });
 
