@@ -236,8 +236,11 @@ async function main(): Promise<void> {
     const { buildEncodedShards, measureShardedRecall, sampleUserVectors, sweepNprobe } = await import('./bench/recall.js');
     const { openInProcessCluster } = await import('./bench/ceiling.js');
     const tower = await ItemTower.load(modelDir);
+    // The queries the shards calibrated nprobe on (when the model ships them): the cluster's recall on
+    // them, beside its recall on serving user vectors, shows how far the two distributions differ.
+    const calibrationQueries = await tower.retrievalQueries();
     log(`encoding ${world.numVideos} items and building ${config.cluster.itemShards} shard indexes`);
-    const enc = await buildEncodedShards({ worldDir, tower, shardCount: config.cluster.itemShards, index: config.itemShard.index, towerBatchRows: config.itemShard.towerBatchRows });
+    const enc = await buildEncodedShards({ worldDir, tower, shardCount: config.cluster.itemShards, index: config.itemShard.index, towerBatchRows: config.itemShard.towerBatchRows, perShardK: config.coordinator.perShardK });
     await tower.close();
     // For the user-state partition that embeds the query users (the ranker sessions go unused).
     const cluster = await openInProcessCluster({ worldDir, modelDir, config: clusterInput, shards: enc.shards, log });
@@ -246,7 +249,11 @@ async function main(): Promise<void> {
       const r = measureShardedRecall(enc, queries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
       recallAt100 = r.recallAtK;
       parts.faiss = { qpsPerCore: r.qpsPerCore, recallAt100: r.recallAtK };
-      const shardInfo = r.shards.map((s) => `${s.factory}(${s.size}${s.nprobe !== undefined ? `, nprobe ${s.nprobe}` : ''})`).join(' + ');
+      // The nprobe each shard runs at and where it came from; a calibrated one also names the recall
+      // the shard measured on the model's own queries (this table measures it on other users).
+      const nprobeText = (s: (typeof r.shards)[number]) =>
+        s.nprobe === undefined ? '' : `, nprobe ${s.nprobe} ${s.nprobeSource}${s.calibratedRecall !== undefined ? ` at ${s.calibratedRecall.toFixed(3)}` : ''}`;
+      const shardInfo = r.shards.map((s) => `${s.factory}(${s.size}${nprobeText(s)})`).join(' + ');
       printTable(
         'faiss on the real corpus: sharded search at the configured parameters vs exact brute force (user-tower queries)',
         ['shards', `recall@${r.k}`, 'queries/s/core (all shards)', 'shard searches/s/core', 'p50 ms', 'p99 ms', 'exact ms/query'],
@@ -262,6 +269,11 @@ async function main(): Promise<void> {
       });
       if (sweep.length > 0) {
         printTable('... the same shards at fixed nprobe (recall target 0.95)', ['nprobe', `recall@${r.k}`, 'queries/s/core (all shards)', 'p50 ms'], sweep.map((x) => [x.nprobe, x.recallAtK, x.qpsPerCore, x.p50Ms]), { per_shard_k: r.perShardK, queries: r.queries }, out);
+      }
+      if (calibrationQueries !== undefined) {
+        const own = measureShardedRecall(enc, calibrationQueries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
+        printTable("... the same shards on the model's own retrieval queries (what the shards calibrated nprobe on)", [`recall@${own.k}`, 'queries'], [[own.recallAtK, own.queries]], {}, out);
+        conditions['faiss_calibration_queries'] = { recall_at_100: own.recallAtK, queries: own.queries };
       }
       conditions['faiss'] = { ...r, nprobe_sweep: sweep, build_ms: enc.timingsMs, query_source: 'user tower embeddings of world users (own country/device, hour 20), no exclusions' };
     } finally {

@@ -2,6 +2,7 @@
  * Offline commands:
  *   node dist/offline/cli.js train [--world default] [--videos N --users N --days N] [--out models]
  *   node dist/offline/cli.js eval  [--world default] [--models models] [--version V]
+ *   node dist/offline/cli.js queries [--world default] [--models models] [--version V] [--count 1024] [--force]
  *   node dist/offline/cli.js skew  --nats <url> --cluster <name> --world <dir|name> [--models <dir>] [--max-rows N] [--out reports/skew.json]
  *   node dist/offline/cli.js train-logged --nats <url> --cluster <name> [--from-model models/<version>] [--since T] [--wait-ms 1800000] [--out models]
  *
@@ -9,13 +10,15 @@
  * trains on both (the synthetic world's models are published to models/<version> and LATEST;
  * KuaiRand's are evaluated only), and merges every metric, with the popularity and MF baselines,
  * into reports/eval.json. `eval` re-evaluates the current version's ONNX files (what serving runs)
- * on its world and updates the report. `skew` compares the ranker rows a cluster's coordinators
+ * on its world and updates the report. `queries` adds the retrieval queries item shards calibrate
+ * their nprobe on to a version that has none (trained before they existed, or elsewhere), from its
+ * own ONNX user tower. `skew` compares the ranker rows a cluster's coordinators
  * logged (the feature log) with the world's training rows, per feature (offline/skew/).
  * `train-logged` retrains the ranker on the rows the cluster logged, joined with the events that
  * followed (offline/logged/), and publishes a version with the serving towers. `retrain-loop` does
  * that on a schedule and, with --promote, switches the cluster to a candidate that passes the gate.
  */
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
@@ -28,6 +31,8 @@ import { onnxScoring } from './onnx/sessions.js';
 import { fitCalibrations } from './pipeline/calibrate.js';
 import { evaluateAll } from './pipeline/evaluate.js';
 import { buildExamples } from './pipeline/examples.js';
+import { DEFAULT_RETRIEVAL_QUERIES, attachRetrievalQueries, onnxRetrievalQueries } from './pipeline/retrieval-queries.js';
+import { MODEL_FILES } from '../core/model/contract.js';
 import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
 import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
@@ -67,6 +72,7 @@ const KUAIRAND_TWO_TOWER_EPOCHS = 3;
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
                     [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]
+       cli.js queries [--world NAME] [--worlds-dir data/worlds] [--models models] [--version V] [--count ${DEFAULT_RETRIEVAL_QUERIES}] [--seed 1] [--force]
        cli.js skew  --nats nats://127.0.0.1:4222 --cluster NAME --world DIR|NAME [--worlds-dir data/worlds] [--models DIR [--version V]]
                     [--max-rows ${DEFAULT_MAX_SERVED_ROWS}] [--training-rows ${DEFAULT_MAX_TRAINING_ROWS}] [--split train|valid|test] [--since ISO-TIME]
                     [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
@@ -168,6 +174,32 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
   } finally {
     await scoring.close();
   }
+}
+
+/**
+ * `queries`: writes `retrieval_queries.f32` into a published version from its own user_tower.onnx
+ * (a sample of its world's test-day impressions) and names it in the manifest. A version that
+ * has them is left alone unless `--force`.
+ */
+async function queries(values: Record<string, string | boolean | undefined>): Promise<void> {
+  const modelsDir = String(values['models'] ?? 'models');
+  const version = typeof values['version'] === 'string' ? values['version'] : await readLatestVersion(modelsDir);
+  const dir = join(modelsDir, version);
+  const manifest = await loadModelManifest(dir, specHash(DEFAULT_FEATURE_SPEC));
+  if (manifest.retrievalQueries !== undefined && values['force'] !== true) {
+    log(`${dir} already has ${manifest.retrievalQueries.count} retrieval queries (--force writes new ones)`);
+    return;
+  }
+  const name = String(values['world'] ?? manifest.trainingData['world'] ?? 'default');
+  const worldDir = join(String(values['worlds-dir'] ?? 'data/worlds'), name);
+  if (!(await worldExists(worldDir))) throw new TypeError(`--world: no world at ${worldDir}`);
+  log(`replaying ${worldDir} for its users`);
+  const set = await buildExamples(worldDir, manifest.featureSpec);
+  const bytes = await readFile(join(dir, MODEL_FILES.userTower));
+  const q = await onnxRetrievalQueries(set, bytes, intOption('count', values['count'] as string | undefined, DEFAULT_RETRIEVAL_QUERIES), intOption('seed', values['seed'] as string | undefined, 1));
+  if (q === undefined) throw new TypeError(`world ${worldDir} has no impressions: nothing to write`);
+  await attachRetrievalQueries(dir, manifest, q);
+  process.stdout.write(`wrote ${q.info.count} retrieval queries to ${join(dir, q.info.file)} (${q.info.source})\n`);
 }
 
 /**
@@ -432,6 +464,8 @@ async function main(): Promise<void> {
       'max-auc-drop': { type: 'string' },
       'max-ece-rise': { type: 'string' },
       'max-watch-error-rise': { type: 'string' },
+      count: { type: 'string' },
+      force: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -442,6 +476,7 @@ async function main(): Promise<void> {
   }
   if (command === 'train') await train(values);
   else if (command === 'eval') await evaluate(values);
+  else if (command === 'queries') await queries(values);
   else if (command === 'skew') await skew(values);
   else if (command === 'train-logged') await trainLogged(values);
   else if (command === 'retrain-loop') await retrainLoop(values);

@@ -9,6 +9,8 @@ import { readEventBatches, readVideoBatches, readWorldManifest } from '../../off
 import type { IndexOptions } from './index-options.js';
 import type { ItemTower } from './item-tower.js';
 import { ItemShardIndex } from './shard-index.js';
+import type { NprobeCalibrationSource } from './shard-index.js';
+import { DEFAULT_PER_SHARD_K } from './shard-index.js';
 import type { SnapshotKey } from './snapshot.js';
 import { restoreItemSnapshot, writeItemSnapshot } from './snapshot.js';
 
@@ -81,6 +83,12 @@ export interface OpenShardOptions {
   readonly items?: readonly ItemFeatures[];
   /** Embedding space of the tower's model ('' = unknown): recorded in the snapshot and checked on restore. */
   readonly space?: string;
+  /**
+   * Results the coordinator asks of each shard search: an 'auto' nprobe is calibrated for recall in
+   * that many, on the tower's model's retrieval queries (shard-index.ts). Default
+   * DEFAULT_PER_SHARD_K (200, the coordinator's default).
+   */
+  readonly perShardK?: number;
 }
 
 /** The snapshot key of shard `shard` of `shardCount` served with `tower` from `worldDir`. */
@@ -103,9 +111,10 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const t0 = performance.now();
   const timings: ShardStartupTimings = { restoreMs: 0, readWorldMs: 0, towerMs: 0, indexBuildMs: 0, snapshotWriteMs: 0, totalMs: 0 };
   const key = await shardSnapshotKey(o.worldDir, o.shard, o.shardCount, o.tower, o.space);
+  const calibration: NprobeCalibrationSource = { queries: await o.tower.retrievalQueries(), fetch: o.perShardK ?? DEFAULT_PER_SHARD_K, shardCount: o.shardCount };
   let snapshotRefused: string | undefined;
   if (o.snapshotDir !== undefined && o.items === undefined) {
-    const r = await restoreItemSnapshot(o.snapshotDir, key, o.index);
+    const r = await restoreItemSnapshot(o.snapshotDir, key, o.index, { fetch: calibration.fetch, hasQueries: calibration.queries !== undefined });
     if (r.kind === 'restored') {
       timings.restoreMs = timings.totalMs = performance.now() - t0;
       const snapshotAtMs = Date.parse(r.meta.createdAt);
@@ -120,7 +129,7 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const vectors = await o.tower.encode(items, o.towerBatchRows);
   timings.towerMs = performance.now() - t;
   t = performance.now();
-  const index = ItemShardIndex.build(items, vectors, o.tower.dim, o.index);
+  const index = ItemShardIndex.build(items, vectors, o.tower.dim, o.index, calibration);
   timings.indexBuildMs = performance.now() - t;
   let snapshotPath: string | undefined;
   let snapshotAtMs = 0;

@@ -39,6 +39,8 @@
 6·√nlist when that is less (shards above ~500k items: at 10M, 0.971 for 27% less search CPU than 3/16).
  */
 
+import { MIN_CALIBRATION_QUERIES } from './nprobe-calibration.js';
+
 /** Options of the ANN index (all optional; see {@link resolveIndexOptions} for defaults). */
 export interface IndexOptions {
   /**
@@ -51,10 +53,25 @@ export interface IndexOptions {
    */
   readonly factory?: 'auto' | string;
   /**
-   * IVF lists probed per query, or 'auto' = max(8, nlist/8, lists holding 40·k vectors) per
-   * search (see {@link nprobeFor}). Default 'auto'.
+   * IVF lists probed per query, or 'auto': the smallest nprobe at which the model's own user vectors
+   * reach {@link recallTarget} on the shard's index, measured when the index is built
+   * (nprobe-calibration.ts), or, for a model that ships no such vectors, the fixed rule (nlist/8;
+   * for re-rank indexes min(3·nlist/16, 6·√nlist)); either way raised so a search scans 40·k
+   * vectors (see {@link nprobeFor}). Default 'auto'.
    */
   readonly nprobe?: number | 'auto';
+  /**
+   * Recall the 'auto' nprobe is calibrated to, in (0, 1]: a shard of S measures recall@⌈100/S⌉ in
+   * its top-perShardK (its average share of the cluster's top-100; nprobe-calibration.ts). Default
+   * 0.95 (the serving goal's recall@100).
+   */
+  readonly recallTarget?: number;
+  /**
+   * Most of the model's retrieval queries an 'auto' calibration runs on (fewer when the model
+   * ships fewer); 0 turns calibration off (the fixed rule). At least
+   * {@link MIN_CALIBRATION_QUERIES} when not 0. Default 1024 (what training ships).
+   */
+  readonly calibrationQueries?: number;
   /** HNSW search breadth (ignored by other indexes). Default 256. */
   readonly efSearch?: number;
   /** HNSW build breadth. Default 80. */
@@ -80,6 +97,8 @@ export const MAX_REFINE_FACTOR = 64;
 export interface ResolvedIndexOptions {
   readonly factory: 'auto' | string;
   readonly nprobe: number | 'auto';
+  readonly recallTarget: number;
+  readonly calibrationQueries: number;
   readonly efSearch: number;
   readonly efConstruction: number;
   readonly flatMaxItems: number;
@@ -91,6 +110,8 @@ export interface ResolvedIndexOptions {
 export const DEFAULT_INDEX_OPTIONS: ResolvedIndexOptions = Object.freeze({
   factory: 'auto',
   nprobe: 'auto',
+  recallTarget: 0.95,
+  calibrationQueries: 1024,
   efSearch: 256,
   efConstruction: 80,
   flatMaxItems: 20_000,
@@ -111,6 +132,15 @@ export function resolveIndexOptions(opts: IndexOptions = {}): ResolvedIndexOptio
     throw new TypeError(`option index.factory must be 'auto' or a faiss factory string`);
   }
   if (r.nprobe !== 'auto') positiveInt('nprobe', r.nprobe);
+  if (typeof r.recallTarget !== 'number' || !(r.recallTarget > 0 && r.recallTarget <= 1)) {
+    throw new TypeError(`option index.recallTarget must be a number in (0, 1], got ${String(r.recallTarget)}`);
+  }
+  if (r.calibrationQueries !== 0) {
+    positiveInt('calibrationQueries', r.calibrationQueries);
+    if (r.calibrationQueries < MIN_CALIBRATION_QUERIES) {
+      throw new TypeError(`option index.calibrationQueries must be 0 (off) or at least ${MIN_CALIBRATION_QUERIES}, got ${r.calibrationQueries}`);
+    }
+  }
   positiveInt('efSearch', r.efSearch);
   positiveInt('efConstruction', r.efConstruction);
   positiveInt('flatMaxItems', r.flatMaxItems);
@@ -190,6 +220,12 @@ export function nlistOf(factory: string): number | undefined {
   return m?.[1] === undefined ? undefined : Number(m[1]);
 }
 
+/** A calibrated 'auto' base nprobe and the results per search it was measured at. */
+export interface CalibratedNprobe {
+  readonly nprobe: number;
+  readonly fetch: number;
+}
+
 /**
  * Vectors an 'auto' IVF search scans per result wanted: a top-k spread over many lists needs the
  * scan to cover a multiple of k, which nlist/16 alone does not on small shards (6000 items,
@@ -198,22 +234,26 @@ export function nlistOf(factory: string): number | undefined {
 export const AUTO_SCAN_PER_RESULT = 40;
 
 /**
- * The nprobe for an IVF factory: the configured number, or for 'auto' the larger of a base (nlist/8
+ * The nprobe for an IVF factory: the configured number, or for 'auto' the larger of a base (the
+ * `calibrated` nprobe when the shard measured one, nprobe-calibration.ts; else the rule: nlist/8
  * for IVF Flat; min(3·nlist/16, 6·√nlist) for re-rank indexes; at least 8) and enough lists to scan
- * {@link AUTO_SCAN_PER_RESULT}·k vectors of `ntotal`. Measured at nlist 1024 and 4096; nlist 2048
+ * {@link AUTO_SCAN_PER_RESULT}·k vectors of `ntotal` (for a calibrated base, only when k is above
+ * the fetch it was measured at). Measured at nlist 1024 and 4096; nlist 2048
  * (271 lists) lies between them and was not measured on its own.
  * Undefined for non-IVF indexes. `k` and `ntotal` default to 0 (the k-independent base).
  */
-export function nprobeFor(factory: string, opts: ResolvedIndexOptions, k = 0, ntotal = 0): number | undefined {
+export function nprobeFor(factory: string, opts: ResolvedIndexOptions, k = 0, ntotal = 0, calibrated?: CalibratedNprobe): number | undefined {
   const nlist = nlistOf(factory);
   if (nlist === undefined) return undefined;
   if (opts.nprobe !== 'auto') return Math.min(nlist, opts.nprobe);
+  const forK = ntotal > 0 ? Math.ceil((AUTO_SCAN_PER_RESULT * k * nlist) / ntotal) : 0;
+  // Measured at `fetch` results: the k rule only guards searches that fetch more than that.
+  if (calibrated !== undefined) return Math.min(nlist, Math.max(calibrated.nprobe, k > calibrated.fetch ? forK : 0));
   // Fast-scan codes lose a little to quantisation even after the exact re-rank: probe 3/16 of the
   // lists on shards up to nlist 1024 (IVF1024,PQ64x4fs,RFlat on the 1M corpus: 128 → 0.955, 192 →
   // 0.977 at +0.25 ms), and 6·√nlist beyond, where finer lists hold the neighbours in a smaller
   // share (10M corpus, two 5M shards of IVF4096: 384 → 0.971 at 5.8 ms, 768 → 0.987 at 7.9 ms per
   // query; four 2.5M shards: 256 → 0.963, 512 → 0.989). The two rules meet at nlist 1024.
   const base = Math.max(8, Math.floor(hasRefine(factory) ? Math.min((3 * nlist) / 16, 6 * Math.sqrt(nlist)) : nlist / 8));
-  const forK = ntotal > 0 ? Math.ceil((AUTO_SCAN_PER_RESULT * k * nlist) / ntotal) : 0;
   return Math.min(nlist, Math.max(base, forK));
 }

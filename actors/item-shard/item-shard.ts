@@ -19,6 +19,7 @@ import { statusToMsg } from '../../protos/convert.js';
 import type { IndexOptions } from './index-options.js';
 import { resolveIndexOptions } from './index-options.js';
 import { pinFaissToOneThread } from './faiss.js';
+import { DEFAULT_PER_SHARD_K, MAX_SEARCH_K } from './shard-index.js';
 import { pruneItemSnapshots } from './snapshot.js';
 import type { ExportedItems, FromItemWorker, ItemShardReadyInfo, ItemShardWorkerConfig, ItemWorkerGauges, ResolvedSearchBatchOptions, ToItemWorker } from './protocol.js';
 import { postWithOwnedBytes } from '../../core/transfer.js';
@@ -64,6 +65,12 @@ export interface ItemShardOptions {
   /** How the worker answers queued searches with shared faiss calls. Default `{ maxQueries: 16 }`. */
   readonly searchBatch?: SearchBatchOptions;
   /**
+   * Results the coordinator asks of each shard search (its `perShardK`): an 'auto' nprobe is
+   * calibrated for recall within that many (index-options.ts). The node passes its coordinator's
+   * setting. Default {@link DEFAULT_PER_SHARD_K}.
+   */
+  readonly perShardK?: number;
+  /**
    * Model versions whose snapshots of this shard {@link ItemShardHandle.pruneSnapshots} keeps after
    * a tower switch: 2 = the served one and the one it replaced (what a restart on the previous
    * model restores), 1 = the served one only, 0 = never remove any (garbage is still removed).
@@ -87,6 +94,7 @@ export const DEFAULT_SNAPSHOT_AFTER_CHANGES_MS = 30_000;
 
 /** Default of {@link ItemShardOptions.snapshotsKept}: the current snapshot and the previous model's. */
 export const DEFAULT_SNAPSHOTS_KEPT = 2;
+
 
 /**
  * Search batching (protocol.ts {@link ResolvedSearchBatchOptions}): searches already queued when the
@@ -179,6 +187,7 @@ export function resolveItemShardOptions(o: Omit<ItemShardOptions, 'nc'>): Resolv
     snapshotAfterChangesMs: requireInt('snapshotAfterChangesMs', o.snapshotAfterChangesMs ?? DEFAULT_SNAPSHOT_AFTER_CHANGES_MS, 0),
     snapshotsKept: requireInt('snapshotsKept', o.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT, 0, 2),
     searchBatch: resolveSearchBatch(o.searchBatch),
+    perShardK: requireInt('perShardK', o.perShardK ?? DEFAULT_PER_SHARD_K, 1, MAX_SEARCH_K),
     subscribe: resolveSubscribe(o.subscribe),
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
   };
@@ -225,6 +234,8 @@ export interface ItemShardStats {
   readonly searchCalls: number;
   /** Searches answered by those calls; `searchCallQueries / searchCalls` = mean batch size. */
   readonly searchCallQueries: number;
+  /** The nprobe searches run at and where it came from (calibrated, rule, configured). */
+  readonly nprobe: ItemShardReadyInfo['nprobe'];
 }
 
 /**
@@ -339,6 +350,7 @@ async function spawnShardWorker(o: ResolvedItemShardOptions): Promise<{ worker: 
         towerBatchRows: o.towerBatchRows,
         snapshotAfterChangesMs: o.snapshotAfterChangesMs,
         searchBatch: o.searchBatch,
+        perShardK: o.perShardK,
       },
     };
     worker.postMessage(init);
@@ -424,6 +436,12 @@ class ItemShardImpl implements ItemShardHandle {
     this.#lastSnapshotItems = info.snapshotItems;
     if (info.snapshotRefused !== undefined) {
       process.stderr.write(`${JSON.stringify({ event: 'item_shard_snapshot_refused', shard: this.#o.shard, reason: info.snapshotRefused })}\n`);
+    }
+    const c = info.nprobe.calibration;
+    if (!info.restored && c !== null) {
+      // One line per build: what the operator checks before trusting recall (docs/operations.md).
+      const event = c.met ? 'item_shard_nprobe_calibrated' : 'item_shard_recall_target_missed';
+      process.stderr.write(`${JSON.stringify({ event, shard: this.#o.shard, nprobe: info.nprobe.nprobe, recall: Number(c.recall.toFixed(4)), lower: Number(c.lower.toFixed(4)), target: c.target, k: c.k, fetch: c.fetch, queries: c.queries, ms: Math.round(c.ms), tried: c.points.map((p) => `${p.nprobe}:${p.recall.toFixed(3)}`).join(' ') })}\n`);
     }
   }
 
@@ -686,6 +704,7 @@ class ItemShardImpl implements ItemShardHandle {
       changesSinceSnapshot: this.#gauges.changesSinceSnapshot,
       searchCalls: this.#searchCalls,
       searchCallQueries: this.#searchCallQueries,
+      nprobe: this.info.nprobe,
     };
     if (n === 0) return base;
     const sorted = this.#latencies.slice(0, n).sort();

@@ -9,15 +9,25 @@ import { itemDenseWidth, writeItemTowerInputs } from '../../core/features/towers
 import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
 import type { ServingSession } from '../model/serving-session.js';
 import { ServingTower, openServingSession } from '../model/serving-session.js';
+import { readRetrievalQueries } from '../model/retrieval-queries.js';
 
 /** The item tower of one model version, one ORT session (intra-op threads 1). */
 export class ItemTower extends ServingTower {
-  private constructor(opened: ServingSession) {
+  /** The model version directory the tower was loaded from (its retrieval queries live there too). */
+  readonly modelDir: string;
+
+  private constructor(opened: ServingSession, modelDir: string) {
     super(opened, 'item tower');
+    this.modelDir = modelDir;
   }
 
   static async load(modelDir: string): Promise<ItemTower> {
-    return new ItemTower(await openServingSession(modelDir, MODEL_FILES.itemTower));
+    return new ItemTower(await openServingSession(modelDir, MODEL_FILES.itemTower), modelDir);
+  }
+
+  /** The model's retrieval queries (actors/model/retrieval-queries.ts), or undefined when it ships none. */
+  retrievalQueries(): Promise<Float32Array | undefined> {
+    return readRetrievalQueries(this.modelDir, this.manifest);
   }
 
   /** Vectors of `items`, `items.length × dim` row-major, computed `batchRows` rows per ORT run. */

@@ -6,6 +6,7 @@
 import type { StatusObject } from '../../core/status.js';
 import type { ResolvedIndexOptions } from './index-options.js';
 import type { ShardStartupTimings } from './bootstrap.js';
+import type { NprobeCalibration } from './nprobe-calibration.js';
 
 /** Everything the worker needs to open its shard (structured-clone safe). */
 export interface ItemShardWorkerConfig {
@@ -25,6 +26,8 @@ export interface ItemShardWorkerConfig {
   readonly snapshotAfterChangesMs: number;
   /** How queued searches share faiss calls (see {@link ResolvedSearchBatchOptions}). */
   readonly searchBatch: ResolvedSearchBatchOptions;
+  /** Results the coordinator asks of each shard search: an 'auto' nprobe is calibrated for it. */
+  readonly perShardK: number;
   /**
    * Build from these items (another instance's {@link ExportedItems}, e.g. the shard on the old
    * towers during a tower switch) instead of the world or a snapshot; the snapshot is then written
@@ -95,6 +98,21 @@ export interface ItemShardReadyInfo extends ItemWorkerGauges {
   readonly snapshotItems: number;
   /** When that snapshot was written, epoch ms; 0 when none. */
   readonly snapshotAtMs: number;
+  /** The nprobe searches run at, and where it came from. */
+  readonly nprobe: ItemShardNprobeInfo;
+}
+
+/** An item shard's search nprobe (stats, logs, docs/operations.md). */
+export interface ItemShardNprobeInfo {
+  /** nprobe of a perShardK search; null for an index without lists (Flat, HNSW). */
+  readonly nprobe: number | null;
+  /**
+   * 'configured' (index.nprobe), 'calibrated' (measured on the model's retrieval queries at
+   * build), 'rule' ('auto' without a calibration: the fixed share of the lists), or 'none' (no lists).
+   */
+  readonly source: 'configured' | 'calibrated' | 'rule' | 'none';
+  /** The build's calibration (recall measured, target, queries, settings tried), or null. */
+  readonly calibration: NprobeCalibration | null;
 }
 
 /** Worker → main thread. */

@@ -18,8 +18,29 @@ import { emptyCandidateBatch } from '../../protos/convert.js';
 import { ItemColumns } from './columns.js';
 import type { FaissBuild, FaissIndex } from './faiss.js';
 import { faissBuild, faissFromFactory } from './faiss.js';
-import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
+import type { CalibratedNprobe, IndexOptions, ResolvedIndexOptions } from './index-options.js';
 import { bytesPerVector, factoryFor, hasRefine, nlistOf, nprobeFor, resolveIndexOptions } from './index-options.js';
+import type { NprobeCalibration } from './nprobe-calibration.js';
+import { MIN_CALIBRATION_QUERIES, calibrateNprobe, pickCalibratedNprobe } from './nprobe-calibration.js';
+
+/** Results per shard search an 'auto' nprobe is calibrated for by default: the coordinator's default perShardK (a test keeps them equal). */
+export const DEFAULT_PER_SHARD_K = 200;
+
+/**
+ * k of the cluster recall@k an 'auto' nprobe is calibrated for (the serving goal's recall@100); a
+ * shard of S measures recall@⌈k/S⌉, its average share of the global top-k (nprobe-calibration.ts).
+ */
+export const CALIBRATION_K = 100;
+
+/** What {@link ItemShardIndex.build} calibrates an 'auto' nprobe with (see nprobe-calibration.ts). */
+export interface NprobeCalibrationSource {
+  /** The model's retrieval queries (`nq × dim`), or undefined when it ships none (the fixed rule). */
+  readonly queries: Float32Array | undefined;
+  /** Results the coordinator asks of each shard (its perShardK): recall is measured in that many. */
+  readonly fetch: number;
+  /** Item shards S in the cluster: the shard measures recall@⌈{@link CALIBRATION_K}/S⌉. */
+  readonly shardCount: number;
+}
 
 /** Largest k a shard search accepts (DESIGN §6: sizes bounded). */
 export const MAX_SEARCH_K = 2000;
@@ -76,11 +97,18 @@ export interface ItemShardBuildFacts {
   readonly itemsAtBuild: number;
   /** Build time, epoch ms. */
   readonly builtAtMs: number;
+  /**
+   * The 'auto' nprobe measured on the model's retrieval queries at build, or null when none was
+   * (not IVF, a configured nprobe, calibration off, or a model without queries); absent in
+   * snapshots written before calibration existed.
+   */
+  readonly nprobeCalibration?: NprobeCalibration | null;
 }
 
 /** What a snapshot records about how an index was built (snapshot.ts checks it on restore). */
-function buildFactsOf(opts: ResolvedIndexOptions, factory: string, build: FaissBuild, itemsAtBuild: number, builtAtMs: number): ItemShardBuildFacts {
+function buildFactsOf(opts: ResolvedIndexOptions, factory: string, build: FaissBuild, itemsAtBuild: number, builtAtMs: number, nprobeCalibration: NprobeCalibration | null = null): ItemShardBuildFacts {
   return {
+    nprobeCalibration,
     requestedFactory: opts.factory,
     flatMaxItems: opts.flatMaxItems,
     factory,
@@ -105,6 +133,8 @@ export class ItemShardIndex {
   readonly #opts: ResolvedIndexOptions;
   /** nprobe currently set on the faiss index (IVF only). */
   #nprobe: number | undefined;
+  /** The calibrated 'auto' base nprobe for the options' recall target, when there is one. */
+  readonly #calibrated: CalibratedNprobe | undefined;
 
   private constructor(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, opts: ResolvedIndexOptions, facts: ItemShardBuildFacts) {
     this.#faiss = faiss;
@@ -114,6 +144,9 @@ export class ItemShardIndex {
     this.factory = info.factory;
     this.#deadInIndex = Math.max(0, faiss.ntotal() - columns.size);
     this.#opts = opts;
+    // Calibration turned off since the build: the rule, as the options say.
+    const calibrated = opts.calibrationQueries === 0 ? undefined : calibratedNprobe(facts.nprobeCalibration, opts.recallTarget);
+    this.#calibrated = calibrated === undefined || !facts.nprobeCalibration ? undefined : { nprobe: calibrated, fetch: facts.nprobeCalibration.fetch };
     if (info.factory.includes('HNSW')) faiss.setParam('efSearch', opts.efSearch);
     // Set on every construction, snapshots included: the options, not the file, decide the factor.
     if (hasRefine(info.factory)) faiss.setParam('k_factor_rf', opts.refineFactor);
@@ -122,8 +155,10 @@ export class ItemShardIndex {
   /**
    * Builds an index over `items` whose vectors are rows of `vectors` (`items.length × dim`, unit
    * norm). IVF indexes are trained on an evenly spaced sample of `trainPerList × nlist` vectors.
+   * An IVF index with nprobe 'auto' is then calibrated on `calibration.queries` when the model has
+   * them (see {@link calibrationFor}); without them it keeps the fixed rule.
    */
-  static build(items: readonly ItemFeatures[], vectors: Float32Array, dim: number, options: IndexOptions = {}): ItemShardIndex {
+  static build(items: readonly ItemFeatures[], vectors: Float32Array, dim: number, options: IndexOptions = {}, calibration?: NprobeCalibrationSource): ItemShardIndex {
     if (vectors.length !== items.length * dim) {
       throw new TypeError(`vectors must hold items.length × dim = ${items.length * dim} floats, got ${vectors.length}`);
     }
@@ -146,7 +181,8 @@ export class ItemShardIndex {
       faiss.trainF32(sampleRows(vecs, dim, Math.max(nlist, nlist * opts.trainPerList)));
     }
     if (keep.length > 0) faiss.addWithIds(vecs, rowLabels(0, keep.length));
-    return new ItemShardIndex(faiss, columns, { dim, factory }, opts, buildFactsOf(opts, factory, build, keep.length, Date.now()));
+    const calibrated = calibrationFor(faiss, factory, opts, vecs, dim, calibration);
+    return new ItemShardIndex(faiss, columns, { dim, factory }, opts, buildFactsOf(opts, factory, build, keep.length, Date.now(), calibrated));
   }
 
   /**
@@ -157,6 +193,22 @@ export class ItemShardIndex {
   static fromParts(faiss: FaissIndex, columns: ItemColumns, info: ItemShardIndexInfo, options: IndexOptions = {}, facts?: ItemShardBuildFacts): ItemShardIndex {
     const opts = resolveIndexOptions(options);
     return new ItemShardIndex(faiss, columns, info, opts, facts ?? buildFactsOf(opts, info.factory, faissBuild(), columns.size, 0));
+  }
+
+  /** The build's nprobe calibration (see {@link ItemShardBuildFacts.nprobeCalibration}), or null. */
+  get nprobeCalibration(): NprobeCalibration | null {
+    return this.buildFacts.nprobeCalibration ?? null;
+  }
+
+  /**
+   * The nprobe a search fetching `fetch` results runs at now (undefined for non-IVF indexes), and
+   * where its base came from: 'configured' (index.nprobe), 'calibrated' (measured on the model's
+   * queries) or 'rule' ('auto' without a calibration).
+   */
+  searchNprobe(fetch: number): { readonly nprobe: number | undefined; readonly source: 'configured' | 'calibrated' | 'rule' } {
+    const nprobe = nprobeFor(this.factory, this.#opts, Math.min(fetch, this.#faiss.ntotal()), this.#faiss.ntotal(), this.#calibrated);
+    const source = this.#opts.nprobe !== 'auto' ? 'configured' : this.#calibrated !== undefined ? 'calibrated' : 'rule';
+    return { nprobe, source };
   }
 
   /** Live items. */
@@ -204,7 +256,7 @@ export class ItemShardIndex {
     if (ntotal === 0 || queries.length === 0) return queries.map(() => emptyCandidateBatch());
     let fetch = 0;
     for (const q of queries) fetch = Math.max(fetch, this.#fetchFor(q, ntotal));
-    const nprobe = nprobeFor(this.factory, this.#opts, fetch, ntotal);
+    const nprobe = nprobeFor(this.factory, this.#opts, fetch, ntotal, this.#calibrated);
     if (nprobe !== undefined && nprobe !== this.#nprobe) {
       this.#faiss.setParam('nprobe', nprobe);
       this.#nprobe = nprobe;
@@ -291,6 +343,43 @@ export class ItemShardIndex {
       this.#deadInIndex += rows.length;
     }
   }
+}
+
+/**
+ * Calibrates an IVF index's 'auto' nprobe on the model's retrieval queries (nprobe-calibration.ts):
+ * up to `calibrationQueries` of them, recall@⌈{@link CALIBRATION_K}/S⌉ in the top-`fetch`, starting
+ * from the rule's value. Null (the rule stays) for non-IVF indexes, a configured nprobe,
+ * calibration off, or fewer than {@link MIN_CALIBRATION_QUERIES} queries.
+ */
+function calibrationFor(faiss: FaissIndex, factory: string, opts: ResolvedIndexOptions, vectors: Float32Array, dim: number, source: NprobeCalibrationSource | undefined): NprobeCalibration | null {
+  const nlist = nlistOf(factory);
+  if (nlist === undefined || opts.nprobe !== 'auto' || opts.calibrationQueries === 0 || source?.queries === undefined) return null;
+  const nq = Math.min(opts.calibrationQueries, Math.floor(source.queries.length / dim));
+  if (nq < MIN_CALIBRATION_QUERIES || vectors.length === 0) return null;
+  return calibrateNprobe({
+    faiss,
+    nlist,
+    start: nprobeFor(factory, opts) ?? nlist,
+    vectors,
+    dim,
+    queries: source.queries.subarray(0, nq * dim),
+    target: opts.recallTarget,
+    k: Math.ceil(CALIBRATION_K / Math.max(1, source.shardCount)),
+    fetch: source.fetch,
+  });
+}
+
+/**
+ * The 'auto' base nprobe a calibration gives for `target`: the smallest setting it tried that met
+ * `target`; for the target it was run for but missed, its best setting; otherwise (no calibration,
+ * or a higher target than anything tried met) undefined, and snapshot.ts refuses such a snapshot
+ * rather than serve below the target.
+ */
+export function calibratedNprobe(c: NprobeCalibration | null | undefined, target: number): number | undefined {
+  if (c === null || c === undefined) return undefined;
+  const met = pickCalibratedNprobe(c.points, target);
+  if (met !== undefined) return met.nprobe;
+  return target === c.target ? c.nprobe : undefined;
 }
 
 /** The queries' vectors as one `nq × dim` matrix (the vector itself for one query: no copy). */

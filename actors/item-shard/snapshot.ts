@@ -27,7 +27,7 @@ import { faissBuild, faissRead } from './faiss.js';
 import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
 import { autoCouldPick, factoryFor, resolveIndexOptions } from './index-options.js';
 import type { ItemShardBuildFacts } from './shard-index.js';
-import { ItemShardIndex } from './shard-index.js';
+import { ItemShardIndex, calibratedNprobe } from './shard-index.js';
 
 /** Format written now (2: {@link ItemShardSnapshotMeta.build} present). */
 export const ITEM_SNAPSHOT_FORMAT = 2;
@@ -67,6 +67,18 @@ export type SnapshotKey = Pick<ItemShardSnapshotMeta, 'shard' | 'shardCount' | '
 export interface SnapshotAcceptance {
   readonly options: ResolvedIndexOptions;
   readonly faissBuild: FaissBuild;
+  /**
+   * What an 'auto' nprobe would be calibrated with if the shard were built now: the coordinator's
+   * perShardK and whether the model ships retrieval queries. Default: no queries (the fixed rule;
+   * calibrations in the snapshot are still used when they fit the options).
+   */
+  readonly calibration?: SnapshotCalibrationContext;
+}
+
+/** See {@link SnapshotAcceptance.calibration}. */
+export interface SnapshotCalibrationContext {
+  readonly fetch: number;
+  readonly hasQueries: boolean;
 }
 
 /** `<snapshotDir>/item-shard-<s>-of-<S>-<modelVersion>`. */
@@ -118,11 +130,35 @@ export function snapshotRefusal(meta: ItemShardSnapshotMeta, key: SnapshotKey, a
     if (!autoCouldPick(meta.factory, accept.faissBuild, meta.dim)) {
       return `snapshot index ${meta.factory} (written by the ${b.faissBuild} faiss build) is not one 'auto' picks on this process's ${accept.faissBuild} build`;
     }
-    return undefined;
+    return calibrationRefusal(b, opts, accept.calibration);
   }
   // An explicit factory: both builds compile the same faiss 1.7.3 source, so either reads the file.
   const now = factoryFor(0, opts, accept.faissBuild, meta.dim);
   if (meta.factory !== now) return `snapshot index ${meta.factory}, the options' factory resolves to ${now}`;
+  return calibrationRefusal(b, opts, accept.calibration);
+}
+
+/**
+ * Why a snapshot's nprobe calibration does not fit what this process would serve: an IVF index with
+ * nprobe 'auto' and calibration on is rebuilt (and so calibrated) when it has no calibration but the
+ * model ships queries, when it was calibrated for another perShardK, or when no setting it tried
+ * meets the recall target now asked. Undefined when it fits (or does not apply).
+ */
+function calibrationRefusal(b: ItemShardBuildFacts, opts: ResolvedIndexOptions, ctx: SnapshotCalibrationContext | undefined): string | undefined {
+  if (b.nlist === null || opts.nprobe !== 'auto' || opts.calibrationQueries === 0) return undefined;
+  const c = b.nprobeCalibration ?? null;
+  if (c === null) {
+    return ctx?.hasQueries === true ? `snapshot's nprobe was not calibrated; the model ships retrieval queries, so the rebuild calibrates it` : undefined;
+  }
+  const nlist = b.nlist;
+  if (!Array.isArray(c.points) || c.points.length === 0 || !c.points.every((p) => Number.isInteger(p.nprobe) && p.nprobe >= 1 && p.nprobe <= nlist && typeof p.recall === 'number' && typeof p.lower === 'number')) {
+    return `snapshot's nprobe calibration is malformed`;
+  }
+  if (ctx !== undefined && c.fetch !== ctx.fetch) return `snapshot's nprobe was calibrated for ${c.fetch} results per shard search, the coordinator asks ${ctx.fetch}`;
+  if (calibratedNprobe(c, opts.recallTarget) === undefined) {
+    const best = Math.max(...c.points.map((p) => p.lower));
+    return `snapshot's nprobe was calibrated for recall ${c.target} (best lower bound ${best.toFixed(3)}); index.recallTarget is now ${opts.recallTarget}`;
+  }
   return undefined;
 }
 
@@ -134,7 +170,7 @@ export type SnapshotRestore =
   | { readonly kind: 'refused'; readonly reason: string; readonly path: string };
 
 /** The snapshot for `key` when there is one this process accepts (see {@link snapshotRefusal}). */
-export async function restoreItemSnapshot(snapshotDir: string, key: SnapshotKey, options: IndexOptions = {}): Promise<SnapshotRestore> {
+export async function restoreItemSnapshot(snapshotDir: string, key: SnapshotKey, options: IndexOptions = {}, calibration?: SnapshotCalibrationContext): Promise<SnapshotRestore> {
   const dir = itemSnapshotPath(snapshotDir, key);
   if (!existsSync(path.join(dir, FILES.meta))) return { kind: 'absent', path: dir };
   let meta: ItemShardSnapshotMeta;
@@ -144,7 +180,7 @@ export async function restoreItemSnapshot(snapshotDir: string, key: SnapshotKey,
     return { kind: 'refused', reason: `unreadable meta.json: ${(err as Error).message}`, path: dir };
   }
   const resolved = resolveIndexOptions(options);
-  const reason = snapshotRefusal(meta, key, { options: resolved, faissBuild: faissBuild() });
+  const reason = snapshotRefusal(meta, key, { options: resolved, faissBuild: faissBuild(), ...(calibration !== undefined ? { calibration } : {}) });
   if (reason !== undefined) return { kind: 'refused', reason, path: dir };
   let columns: ItemColumns;
   try {

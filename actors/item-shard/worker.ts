@@ -29,7 +29,7 @@ import { statusToMsg } from '../../protos/convert.js';
 import { openItemShard } from './bootstrap.js';
 import { ItemTower } from './item-tower.js';
 import { ItemColumns } from './columns.js';
-import type { ExportedItems, FromItemWorker, ItemShardWorkerConfig, ItemWorkerGauges, SnapshotTrigger, ToItemWorker } from './protocol.js';
+import type { ExportedItems, FromItemWorker, ItemShardNprobeInfo, ItemShardWorkerConfig, ItemWorkerGauges, SnapshotTrigger, ToItemWorker } from './protocol.js';
 import type { ItemShardIndex, ShardQuery } from './shard-index.js';
 import { validateSearch } from './shard-index.js';
 import type { SnapshotKey } from './snapshot.js';
@@ -77,6 +77,7 @@ function gauges(s: State): ItemWorkerGauges {
 async function init(config: ItemShardWorkerConfig): Promise<void> {
   const tower = await ItemTower.load(config.modelDir);
   const opened = await openItemShard({
+    perShardK: config.perShardK,
     worldDir: config.worldDir,
     shard: config.shard,
     shardCount: config.shardCount,
@@ -110,8 +111,14 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
       snapshotRefused: opened.snapshotRefused,
       snapshotItems: opened.snapshotItems,
       snapshotAtMs: opened.snapshotAtMs,
+      nprobe: nprobeInfo(opened.index, config.perShardK),
     },
   });
+}
+
+function nprobeInfo(index: ItemShardIndex, perShardK: number): ItemShardNprobeInfo {
+  const { nprobe, source } = index.searchNprobe(perShardK);
+  return { nprobe: nprobe ?? null, source: nprobe === undefined ? 'none' : source, calibration: index.nprobeCalibration };
 }
 
 function errorReply(s: State, status: StatusObject): ShardSearchReplyMsg {

@@ -195,6 +195,7 @@ export function createRealLauncher(o: RealLauncherOptions): RealLauncher {
     snapshotAfterChangesMs: is.snapshotAfterChangesMs,
     snapshotsKept: is.snapshotsKept,
     searchBatch: is.searchBatch,
+    perShardK: co.perShardK,
     nc: o.nc,
     cluster,
     shard,

@@ -47,6 +47,25 @@ export const TENSORS = {
   },
 } as const;
 
+/**
+ * Optional file of a model version: user-tower vectors of a sample of the training world's users,
+ * `count × dim` little-endian float32, row-major. Item shards calibrate their IVF nprobe on them
+ * (actors/item-shard/nprobe-calibration.ts); a model without it is served with the fixed rule.
+ */
+export const RETRIEVAL_QUERIES_FILE = 'retrieval_queries.f32';
+
+/** Manifest entry describing {@link RETRIEVAL_QUERIES_FILE}. */
+export interface RetrievalQueriesInfo {
+  /** File name inside the version directory (always {@link RETRIEVAL_QUERIES_FILE} today). */
+  readonly file: string;
+  /** Rows (query vectors). */
+  readonly count: number;
+  /** Floats per row: the embedding width. */
+  readonly dim: number;
+  /** How the rows were drawn, in words (e.g. which users, at which point of the world). */
+  readonly source: string;
+}
+
 /** Name under which ranker replicas serve ranker.onnx over the KServe v2 protocol. */
 export const RANKER_MODEL_NAME = 'ranker';
 
@@ -96,4 +115,6 @@ export interface ModelManifest {
   readonly trainingData: Readonly<Record<string, string | number | boolean>>;
   /** Offline metrics per model, e.g. { two_tower: { recall_at_100: 0.31 } }. */
   readonly metrics: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Sample user vectors for the item shards' nprobe calibration; absent in older models. */
+  readonly retrievalQueries?: RetrievalQueriesInfo;
 }

@@ -219,6 +219,7 @@ export async function openInProcessCluster(opts: InProcessClusterOptions): Promi
         snapshotDir: opts.snapshotDir,
         index: config.itemShard.index,
         towerBatchRows: config.itemShard.towerBatchRows,
+        perShardK: config.coordinator.perShardK,
       });
       out.push(opened.index);
     }

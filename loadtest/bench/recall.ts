@@ -13,9 +13,8 @@ import type { ItemFeatures } from '../../core/features/item.js';
 import { loadShardItems } from '../../actors/item-shard/bootstrap.js';
 import { faissFromFactory } from '../../actors/item-shard/faiss.js';
 import type { IndexOptions } from '../../actors/item-shard/index-options.js';
-import { nprobeFor, resolveIndexOptions } from '../../actors/item-shard/index-options.js';
 import type { ItemTower } from '../../actors/item-shard/item-tower.js';
-import { ItemShardIndex } from '../../actors/item-shard/shard-index.js';
+import { DEFAULT_PER_SHARD_K, ItemShardIndex } from '../../actors/item-shard/shard-index.js';
 import type { UserStatePartition } from '../../actors/user-state/partition.js';
 import { SeededRng } from '../../core/clock.js';
 import { readUsers } from '../../offline/world/reader.js';
@@ -45,7 +44,10 @@ export async function buildEncodedShards(o: {
   readonly index?: IndexOptions;
   /** Items per item-tower run. Default 4096. */
   readonly towerBatchRows?: number;
+  /** The coordinator's perShardK: an 'auto' nprobe is calibrated for it, as a shard does. Default 200. */
+  readonly perShardK?: number;
 }): Promise<EncodedShards> {
+  const calibration = { queries: await o.tower.retrievalQueries(), fetch: o.perShardK ?? DEFAULT_PER_SHARD_K, shardCount: o.shardCount };
   const timingsMs = { readWorld: 0, tower: 0, build: 0 };
   const shards: ItemShardIndex[] = [];
   const vectors: Float32Array[] = [];
@@ -58,7 +60,7 @@ export async function buildEncodedShards(o: {
     const vecs = await o.tower.encode(its, o.towerBatchRows ?? 4096);
     timingsMs.tower += performance.now() - t;
     t = performance.now();
-    shards.push(ItemShardIndex.build(its, vecs, o.tower.dim, o.index ?? {}));
+    shards.push(ItemShardIndex.build(its, vecs, o.tower.dim, o.index ?? {}, calibration));
     timingsMs.build += performance.now() - t;
     vectors.push(vecs);
     items.push(its);
@@ -109,7 +111,22 @@ export interface ShardedRecallResult {
   /** Exact brute force over all vectors, ms per query (batched). */
   readonly exactMsPerQuery: number;
   readonly items: number;
-  readonly shards: ReadonlyArray<{ readonly factory: string; readonly size: number; readonly nprobe: number | undefined }>;
+  readonly shards: ReadonlyArray<{
+    readonly factory: string;
+    readonly size: number;
+    readonly nprobe: number | undefined;
+    /** Where the nprobe came from: 'configured', 'calibrated' (on the model's retrieval queries) or 'rule'. */
+    readonly nprobeSource: string;
+    /** The shard's calibration at build: recall it measured on the model's queries, and its target. */
+    readonly calibratedRecall?: number;
+    readonly calibrationTarget?: number;
+  }>;
+}
+
+function nprobeOf(s: ItemShardIndex, perShardK: number): { nprobe: number | undefined; nprobeSource: string; calibratedRecall?: number; calibrationTarget?: number } {
+  const { nprobe, source } = s.searchNprobe(perShardK);
+  const c = s.nprobeCalibration;
+  return { nprobe, nprobeSource: nprobe === undefined ? 'none' : source, ...(c !== null ? { calibratedRecall: c.recall, calibrationTarget: c.target } : {}) };
 }
 
 /** Exact top-k (video ids, best first) of every query over all shards' vectors (faiss IDMap,Flat, batched). */
@@ -186,7 +203,6 @@ export function measureShardedRecall(
   const cpuS = Math.max(cpuSecondsSince(cpu0), 1e-9);
   perQueryMs.sort();
   const pct = (p: number) => perQueryMs[Math.min(nq - 1, Math.floor(p * nq))] ?? 0;
-  const resolved = resolveIndexOptions(o.index);
   return {
     recallAtK: hits / (nq * kk),
     k,
@@ -198,7 +214,7 @@ export function measureShardedRecall(
     p99Ms: pct(0.99),
     exactMsPerQuery,
     items,
-    shards: enc.shards.map((s) => ({ factory: s.factory, size: s.size, nprobe: nprobeFor(s.factory, resolved, perShardK, s.size) })),
+    shards: enc.shards.map((s) => ({ factory: s.factory, size: s.size, ...nprobeOf(s, perShardK) })),
   };
 }
 
@@ -228,10 +244,10 @@ export function sweepNprobe(
     return { nprobe, recallAtK: r.recallAtK, qpsPerCore: r.qpsPerCore, p50Ms: r.p50Ms };
   });
   // The wrappers share the faiss indexes: put back the nprobe the shards' own ItemShardIndex last
-  // set (it caches it and would not set it again), i.e. the configured one for a perShardK search.
-  const resolved = resolveIndexOptions(o.index);
+  // set (it caches it and would not set it again), i.e. its own (calibrated or configured) one for a
+  // perShardK search.
   for (const s of enc.shards) {
-    const nprobe = nprobeFor(s.factory, resolved, o.perShardK ?? o.k ?? 100, s.size);
+    const { nprobe } = s.searchNprobe(o.perShardK ?? o.k ?? 100);
     if (nprobe !== undefined) s.faiss.setParam('nprobe', nprobe);
   }
   return points;

@@ -1,6 +1,7 @@
 /**
  * Publishing a ranker retrained on logged rows as `models/<version>/`: the serving version's
- * user_tower.onnx and item_tower.onnx copied byte for byte (so the live model switch, cluster/
+ * user_tower.onnx and item_tower.onnx (and the retrieval queries their user tower produced, when the
+ * manifest names them) copied byte for byte (so the live model switch, cluster/
  * node/model.ts checkLiveSwitch, accepts it: item shards and user partitions keep their vectors),
  * the new ranker.onnx, and a manifest with the serving version's feature spec and tensors, the new
  * calibration, the training data and both rankers' metrics. Written to a staging directory and
@@ -35,6 +36,8 @@ export async function publishLoggedVersion(v: LoggedVersion): Promise<string> {
   try {
     await copyFile(join(v.fromDir, MODEL_FILES.userTower), join(staging, MODEL_FILES.userTower));
     await copyFile(join(v.fromDir, MODEL_FILES.itemTower), join(staging, MODEL_FILES.itemTower));
+    const queries = v.manifest.retrievalQueries;
+    if (queries !== undefined) await copyFile(join(v.fromDir, queries.file), join(staging, queries.file));
     await writeFile(join(staging, MODEL_FILES.ranker), v.ranker);
     await writeFile(join(staging, MODEL_FILES.manifest), JSON.stringify(v.manifest, null, 2) + '\n');
     await rename(staging, dir);

@@ -192,6 +192,8 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
     featureSpecHash: serving.featureSpecHash,
     files: MODEL_FILES,
     tensors: serving.tensors,
+    // The towers are the serving version's, so are the user vectors item shards calibrate on.
+    ...(serving.retrievalQueries !== undefined ? { retrievalQueries: serving.retrievalQueries } : {}),
     calibration: { click: calibration },
     trainingData: trainingData(o, serving, served, events, joined.counts, rows, split, { warmStart, lr, seed, fit }),
     metrics: {

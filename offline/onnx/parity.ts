@@ -5,6 +5,8 @@
  */
 import ort from 'onnxruntime-node';
 import { TENSORS } from '../../core/model/contract.js';
+import type { FeatureSpec } from '../../core/features/spec.js';
+import { userDenseWidth } from '../../core/features/towers.js';
 import type { MmoeModel } from '../models/mmoe.js';
 import type { TwoTowerModel } from '../models/two-tower.js';
 import type { Catalogue, UserRows } from '../pipeline/examples.js';
@@ -52,19 +54,25 @@ function sampleRows(total: number, n: number): Int32Array {
 
 /** max |TS − ONNX| of user_vec over up to `n` rows of `rows`. */
 export async function userTowerParity(model: TwoTowerModel, bytes: Uint8Array, rows: UserRows, n = 1000): Promise<{ rows: number; maxAbsDiff: number }> {
-  const spec = model.spec;
   const idx = sampleRows(rows.count, n);
+  const expected = model.userVectors(userBatch(rows, idx, model.spec), idx.length);
+  return { rows: idx.length, maxAbsDiff: maxAbsDiff(expected, await onnxUserVectors(bytes, rows, idx, model.spec)) };
+}
+
+/** user_vec of the user tower `bytes` (ONNX) for rows `idx` of `rows`: `idx.length × D`. */
+export async function onnxUserVectors(bytes: Uint8Array, rows: UserRows, idx: ArrayLike<number>, spec: FeatureSpec): Promise<Float32Array> {
   const b = idx.length;
   const batch = userBatch(rows, idx, spec);
-  const expected = model.userVectors(batch, b);
   const t = TENSORS.userTower;
   const out = await run(bytes, {
     [t.userIds]: new ort.Tensor('int64', toBig(batch.ids[0]!), [b, 2]),
     [t.historyIds]: new ort.Tensor('int64', toBig(batch.ids[1]!), [b, spec.historyLength]),
     [t.historyWeights]: new ort.Tensor('float32', batch.weights[1]!, [b, spec.historyLength]),
-    [t.userDense]: new ort.Tensor('float32', batch.dense, [b, model.user.options.denseWidth]),
+    [t.userDense]: new ort.Tensor('float32', batch.dense, [b, userDenseWidth(spec)]),
   });
-  return { rows: b, maxAbsDiff: maxAbsDiff(expected, out[t.userVec] ?? []) };
+  const vec = out[t.userVec];
+  if (vec === undefined) throw new Error(`user tower has no output ${t.userVec}`);
+  return vec;
 }
 
 /** max |TS − ONNX| of item_vec over up to `n` catalogue rows. */

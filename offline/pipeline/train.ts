@@ -29,6 +29,8 @@ import type { FitStats, Rankers } from './fit.js';
 import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS, catalogueVectors, fillOutOfFoldScores, fillRetrievalScores, fitRankers, fitTwoTower } from './fit.js';
 import { SplitId, indicesOf } from './examples.js';
 import type { TwoTowerModel } from '../models/two-tower.js';
+import { DEFAULT_RETRIEVAL_QUERIES, trainedRetrievalQueries, writeRetrievalQueries } from './retrieval-queries.js';
+import type { RetrievalQueries } from './retrieval-queries.js';
 
 /** Options of {@link trainModels}; every field but `worldDir` and `outDir` has a default. */
 export interface TrainOptions {
@@ -61,6 +63,11 @@ export interface TrainOptions {
   readonly outOfFoldScores?: boolean;
   /** Test users scored for Recall@K. Default DEFAULT_EVAL_USERS (3000). */
   readonly evalUsers?: number;
+  /**
+   * User vectors shipped for the item shards' nprobe calibration (`retrieval_queries.f32`), at most
+   * this many users; 0 ships none. Default DEFAULT_RETRIEVAL_QUERIES (1024).
+   */
+  readonly retrievalQueries?: number;
   /** Called with one line per phase (e.g. console.error). Default silent. */
   readonly log?: (line: string) => void;
 }
@@ -169,7 +176,8 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
   let published = manifest;
   if (opts.exportOnnx ?? true) {
     dir = resolve(opts.outDir, version);
-    published = await publish(dir, opts.outDir, version, manifest, set, tt.model, rankers, opts.setLatest ?? true);
+    const queries = trainedRetrievalQueries(set, tt.model, opts.retrievalQueries ?? DEFAULT_RETRIEVAL_QUERIES, seed);
+    published = await publish(dir, opts.outDir, version, manifest, set, tt.model, rankers, opts.setLatest ?? true, queries);
     lap('export');
   }
   return {
@@ -197,6 +205,7 @@ async function publish(
   tt: TwoTowerModel,
   rankers: Rankers,
   setLatest: boolean,
+  queries: RetrievalQueries | undefined,
 ): Promise<ModelManifest> {
   const staging = `${dir}.staging-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
@@ -224,12 +233,14 @@ async function publish(
   }
   const withParity: ModelManifest = {
     ...manifest,
+    ...(queries !== undefined ? { retrievalQueries: queries.info } : {}),
     metrics: { ...manifest.metrics, onnx_parity: Object.fromEntries(checks.map((c) => [c.file.replace('.onnx', '_max_abs_diff'), c.maxAbsDiff])) },
   };
   await writeFile(join(staging, MODEL_FILES.userTower), user);
   await writeFile(join(staging, MODEL_FILES.itemTower), item);
   await writeFile(join(staging, MODEL_FILES.ranker), ranker);
   await writeFile(join(staging, SINGLE_TASK_RANKER_FILE), single);
+  if (queries !== undefined) await writeRetrievalQueries(staging, queries);
   await writeFile(join(staging, MODEL_FILES.manifest), JSON.stringify(withParity, null, 2) + '\n');
   await rm(dir, { recursive: true, force: true });
   await rename(staging, dir);

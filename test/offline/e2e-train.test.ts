@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { specHash } from '../../core/features/index.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
-import { MODEL_FILES, TENSORS } from '../../core/model/contract.js';
+import { MODEL_FILES, RETRIEVAL_QUERIES_FILE, TENSORS } from '../../core/model/contract.js';
+import { readRetrievalQueries } from '../../actors/model/retrieval-queries.js';
+import { DEFAULT_RETRIEVAL_QUERIES, attachRetrievalQueries, onnxRetrievalQueries } from '../../offline/pipeline/retrieval-queries.js';
+import { SplitId, indicesOf } from '../../offline/pipeline/examples.js';
 import { StatusCode } from '../../core/status.js';
 import { PopularityRecommender } from '../../offline/baselines/popularity.js';
 import { evaluateRetrieval } from '../../offline/eval/retrieval.js';
@@ -42,6 +45,23 @@ t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_00
   }
   for (const [k, v] of Object.entries(parity)) t.ok(v <= PARITY_TOLERANCE, `${k} = ${v}`);
   t.same(JSON.parse(await readFile(join(models, 'v-tiny', MODEL_FILES.manifest), 'utf8')).tensors, manifest.tensors);
+
+  // Retrieval queries for the item shards' nprobe calibration: the trained user tower's vectors of
+  // a sample of users; `cli.js queries` computes the same rows from user_tower.onnx.
+  const rq = manifest.retrievalQueries;
+  t.ok(rq !== undefined && rq.file === RETRIEVAL_QUERIES_FILE && rq.dim === DEFAULT_FEATURE_SPEC.embeddingDim, 'the manifest names the retrieval queries');
+  t.equal(rq?.count, Math.min(DEFAULT_RETRIEVAL_QUERIES, indicesOf(res.trained.set, SplitId.TEST).length), 'one per sampled test-day impression');
+  const written = await readRetrievalQueries(join(models, 'v-tiny'), manifest);
+  const d = DEFAULT_FEATURE_SPEC.embeddingDim;
+  t.ok(written !== undefined && written.length === (rq?.count ?? 0) * d);
+  const norms = Array.from({ length: rq?.count ?? 0 }, (_, r) => Math.hypot(...written!.subarray(r * d, (r + 1) * d)));
+  t.ok(norms.every((n) => Math.abs(n - 1) < 1e-3), 'unit vectors');
+  const fromOnnx = await onnxRetrievalQueries(res.trained.set, await readFile(join(models, 'v-tiny', MODEL_FILES.userTower)), DEFAULT_RETRIEVAL_QUERIES, 3);
+  const maxDiff = written!.reduce((m, v, i) => Math.max(m, Math.abs(v - fromOnnx!.vectors[i]!)), 0);
+  t.ok(maxDiff <= PARITY_TOLERANCE, `user_tower.onnx gives the same rows (max |diff| ${maxDiff.toExponential(2)})`);
+  const attached = await attachRetrievalQueries(join(models, 'v-tiny'), manifest, { ...fromOnnx!, info: { ...fromOnnx!.info, source: 'rewritten' } });
+  t.equal((await loadModelManifest(join(models, 'v-tiny'), specHash(DEFAULT_FEATURE_SPEC))).retrievalQueries?.source, 'rewritten', 'attach rewrites the manifest entry');
+  t.same(await readRetrievalQueries(join(models, 'v-tiny'), attached), fromOnnx!.vectors, 'and the file');
   await t.rejects(loadModelManifest(join(models, 'v-tiny'), specHash({ ...DEFAULT_FEATURE_SPEC, historyLength: 10 })), { code: StatusCode.FAILED_PRECONDITION });
 
   // The exported item tower runs in onnxruntime and returns unit vectors of the contract's width.
