@@ -10,7 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
@@ -37,7 +37,8 @@ export async function publishLoggedVersion(v: LoggedVersion): Promise<string> {
     await copyFile(join(v.fromDir, MODEL_FILES.userTower), join(staging, MODEL_FILES.userTower));
     await copyFile(join(v.fromDir, MODEL_FILES.itemTower), join(staging, MODEL_FILES.itemTower));
     const queries = v.manifest.retrievalQueries;
-    if (queries !== undefined) await copyFile(join(v.fromDir, queries.file), join(staging, queries.file));
+    // basename: the entry names a file inside the version directory, never a path out of it.
+    if (queries !== undefined) await copyFile(join(v.fromDir, basename(queries.file)), join(staging, basename(queries.file)));
     await writeFile(join(staging, MODEL_FILES.ranker), v.ranker);
     await writeFile(join(staging, MODEL_FILES.manifest), JSON.stringify(v.manifest, null, 2) + '\n');
     await rename(staging, dir);
