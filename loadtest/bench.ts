@@ -252,7 +252,7 @@ async function main(): Promise<void> {
       // The nprobe each shard runs at and where it came from; a calibrated one also names the recall
       // the shard measured on the model's own queries (this table measures it on other users).
       const nprobeText = (s: (typeof r.shards)[number]) =>
-        s.nprobe === undefined ? '' : `, nprobe ${s.nprobe} ${s.nprobeSource}${s.calibratedRecall !== undefined ? ` at ${s.calibratedRecall.toFixed(3)}` : ''}`;
+        s.nprobe === undefined ? '' : `, nprobe ${s.nprobe} ${s.nprobeSource}${s.calibratedRecall !== undefined ? ` at ${s.calibratedRecall.toFixed(3)} in ${((s.calibrationMs ?? 0) / 1000).toFixed(1)} s` : ''}`;
       const shardInfo = r.shards.map((s) => `${s.factory}(${s.size}${nprobeText(s)})`).join(' + ');
       printTable(
         'faiss on the real corpus: sharded search at the configured parameters vs exact brute force (user-tower queries)',
@@ -274,6 +274,7 @@ async function main(): Promise<void> {
         const own = measureShardedRecall(enc, calibrationQueries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
         printTable("... the same shards on the model's own retrieval queries (what the shards calibrated nprobe on)", [`recall@${own.k}`, 'queries'], [[own.recallAtK, own.queries]], {}, out);
         conditions['faiss_calibration_queries'] = { recall_at_100: own.recallAtK, queries: own.queries };
+        parts.faiss = { qpsPerCore: r.qpsPerCore, recallAt100: r.recallAtK, recallAt100ModelQueries: own.recallAtK };
       }
       conditions['faiss'] = { ...r, nprobe_sweep: sweep, build_ms: enc.timingsMs, query_source: 'user tower embeddings of world users (own country/device, hour 20), no exclusions' };
     } finally {

@@ -72,7 +72,7 @@ const KUAIRAND_TWO_TOWER_EPOCHS = 3;
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
                     [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]
-       cli.js queries [--world NAME] [--worlds-dir data/worlds] [--models models] [--version V] [--count ${DEFAULT_RETRIEVAL_QUERIES}] [--seed 1] [--force]
+       cli.js queries [--world NAME] [--worlds-dir data/worlds] [--models models] [--version V] [--count ${DEFAULT_RETRIEVAL_QUERIES}] [--seed the training seed] [--force]
        cli.js skew  --nats nats://127.0.0.1:4222 --cluster NAME --world DIR|NAME [--worlds-dir data/worlds] [--models DIR [--version V]]
                     [--max-rows ${DEFAULT_MAX_SERVED_ROWS}] [--training-rows ${DEFAULT_MAX_TRAINING_ROWS}] [--split train|valid|test] [--since ISO-TIME]
                     [--kl-threshold ${DEFAULT_KL_THRESHOLD}] [--out ${DEFAULT_SKEW_REPORT_PATH}] [--fail-on-skew] [--creds reader.nk]
@@ -176,6 +176,12 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
   }
 }
 
+/** The seed the version was trained with (training draws its queries with it), else 1. */
+function trainedSeed(manifest: { readonly trainingData: Readonly<Record<string, unknown>> }): number {
+  const s = manifest.trainingData['seed'];
+  return typeof s === 'number' && Number.isInteger(s) && s >= 1 ? s : 1;
+}
+
 /**
  * `queries`: writes `retrieval_queries.f32` into a published version from its own user_tower.onnx
  * (a sample of its world's test-day impressions) and names it in the manifest. A version that
@@ -196,7 +202,7 @@ async function queries(values: Record<string, string | boolean | undefined>): Pr
   log(`replaying ${worldDir} for its users`);
   const set = await buildExamples(worldDir, manifest.featureSpec);
   const bytes = await readFile(join(dir, MODEL_FILES.userTower));
-  const q = await onnxRetrievalQueries(set, bytes, intOption('count', values['count'] as string | undefined, DEFAULT_RETRIEVAL_QUERIES), intOption('seed', values['seed'] as string | undefined, 1));
+  const q = await onnxRetrievalQueries(set, bytes, intOption('count', values['count'] as string | undefined, DEFAULT_RETRIEVAL_QUERIES), intOption('seed', values['seed'] as string | undefined, trainedSeed(manifest)));
   if (q === undefined) throw new TypeError(`world ${worldDir} has no impressions: nothing to write`);
   await attachRetrievalQueries(dir, manifest, q);
   process.stdout.write(`wrote ${q.info.count} retrieval queries to ${join(dir, q.info.file)} (${q.info.source})\n`);

@@ -7,6 +7,7 @@ import { emptyItemStats, applyEventToItem } from '../../core/features/item.js';
 import { itemShardOf } from '../../core/hash.js';
 import { readEventBatches, readVideoBatches, readWorldManifest } from '../../offline/world/reader.js';
 import type { IndexOptions } from './index-options.js';
+import { resolveIndexOptions } from './index-options.js';
 import type { ItemTower } from './item-tower.js';
 import { ItemShardIndex } from './shard-index.js';
 import type { NprobeCalibrationSource } from './shard-index.js';
@@ -111,7 +112,11 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const t0 = performance.now();
   const timings: ShardStartupTimings = { restoreMs: 0, readWorldMs: 0, towerMs: 0, indexBuildMs: 0, snapshotWriteMs: 0, totalMs: 0 };
   const key = await shardSnapshotKey(o.worldDir, o.shard, o.shardCount, o.tower, o.space);
-  const calibration: NprobeCalibrationSource = { queries: await o.tower.retrievalQueries(), fetch: o.perShardK ?? DEFAULT_PER_SHARD_K, shardCount: o.shardCount };
+  // Read only where an 'auto' nprobe may be calibrated: a fixed nprobe, or calibration off, serves
+  // without them (and a broken file then cannot block the start).
+  const opts = resolveIndexOptions(o.index);
+  const wanted = opts.nprobe === 'auto' && opts.calibrationQueries > 0;
+  const calibration: NprobeCalibrationSource = { queries: wanted ? await o.tower.retrievalQueries() : undefined, fetch: o.perShardK ?? DEFAULT_PER_SHARD_K, shardCount: o.shardCount };
   let snapshotRefused: string | undefined;
   if (o.snapshotDir !== undefined && o.items === undefined) {
     const r = await restoreItemSnapshot(o.snapshotDir, key, o.index, { fetch: calibration.fetch, hasQueries: calibration.queries !== undefined });

@@ -37,6 +37,10 @@
  * CPU per 1M (IVF2048,Flat: 17 s). So 'auto' picks that index when the AVX2 build serves the shard
 (see {@link factoryFor}), with nprobe 3·nlist/16 for margin (0.977 instead of 0.955 at nlist/8), and
 6·√nlist when that is less (shards above ~500k items: at 10M, 0.971 for 27% less search CPU than 3/16).
+ *
+ * Those nprobe shares are now only the fallback and the calibration's starting point: a later model
+ * needed twice the share for the same recall, so 'auto' calibrates nprobe per model on the queries
+ * it ships (nprobe-calibration.ts, shard-index.ts), and uses the fixed rule only for models without.
  */
 
 import { MIN_CALIBRATION_QUERIES } from './nprobe-calibration.js';

@@ -68,8 +68,13 @@ export interface NprobeCalibration {
   readonly met: boolean;
   /** k of recall@k (the shard's exact top-k). */
   readonly k: number;
-  /** Results asked of the index per query (the coordinator's perShardK). */
+  /**
+   * Results asked of the index per query as requested (the coordinator's perShardK; the searches
+   * ask min(max(fetch, k), shard size)).
+   */
   readonly fetch: number;
+  /** Re-rank factor (faiss `k_factor_rf`) the searches ran at; null for an index without a re-rank stage. */
+  readonly refineFactor: number | null;
   /** Query vectors used. */
   readonly queries: number;
   /** Every setting tried, ascending nprobe. */
@@ -97,6 +102,11 @@ export interface NprobeCalibrationInput {
   readonly k: number;
   /** Results asked of the index per query (≥ k). */
   readonly fetch: number;
+  /**
+   * Re-rank factor of an index with a re-rank stage (`...,RFlat`): set on the index before
+   * measuring, since it moves recall as much as nprobe does; null for other indexes.
+   */
+  readonly refineFactor: number | null;
 }
 
 /**
@@ -111,6 +121,7 @@ export function calibrateNprobe(o: NprobeCalibrationInput): NprobeCalibration {
   if (!(o.target > 0 && o.target <= 1)) throw new RangeError(`calibrateNprobe: target must be in (0, 1], got ${o.target}`);
   const k = Math.min(o.k, n);
   const fetch = Math.min(Math.max(o.fetch, k), n);
+  if (o.refineFactor !== null) o.faiss.setParam('k_factor_rf', o.refineFactor);
   const queries = o.queries.subarray(0, nq * o.dim);
   const truth = exactTopK(o.vectors, o.dim, queries, k);
   const tried = new Map<number, { recall: number; lower: number }>();
@@ -158,7 +169,8 @@ export function calibrateNprobe(o: NprobeCalibrationInput): NprobeCalibration {
     target: o.target,
     met: chosen.lower >= o.target,
     k,
-    fetch,
+    fetch: o.fetch,
+    refineFactor: o.refineFactor,
     queries: nq,
     points,
     ms: performance.now() - t0,
@@ -193,15 +205,18 @@ export function exactTopK(vectors: Float32Array, dim: number, queries: Float32Ar
   const nq = Math.floor(queries.length / dim);
   const labels = new BigInt64Array(nq * k).fill(-1n);
   const scores = new Float32Array(nq * k).fill(-Infinity);
+  // One Flat index, emptied between chunks: the addon frees native memory only when the GC
+  // finalises an index, so a new one per chunk could hold every chunk of a 5M-item shard at once.
+  const flat = faissFromFactory(dim, 'IDMap,Flat');
   for (let first = 0; first < n; first += chunkRows) {
     const rows = Math.min(chunkRows, n - first);
-    const flat = faissFromFactory(dim, 'IDMap,Flat');
     const ids = new BigInt64Array(rows);
     for (let i = 0; i < rows; i++) ids[i] = BigInt(first + i);
     flat.addWithIds(vectors.subarray(first * dim, (first + rows) * dim), ids);
     const kk = Math.min(k, rows);
     const r = flat.searchF32(queries, kk);
     for (let q = 0; q < nq; q++) mergeTopK(labels, scores, q * k, k, r.labels, r.distances, q * kk, kk);
+    flat.removeIdsI64(ids);
   }
   return labels;
 }

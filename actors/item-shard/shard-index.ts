@@ -354,7 +354,8 @@ export class ItemShardIndex {
 function calibrationFor(faiss: FaissIndex, factory: string, opts: ResolvedIndexOptions, vectors: Float32Array, dim: number, source: NprobeCalibrationSource | undefined): NprobeCalibration | null {
   const nlist = nlistOf(factory);
   if (nlist === undefined || opts.nprobe !== 'auto' || opts.calibrationQueries === 0 || source?.queries === undefined) return null;
-  const nq = Math.min(opts.calibrationQueries, Math.floor(source.queries.length / dim));
+  const shipped = Math.floor(source.queries.length / dim);
+  const nq = Math.min(opts.calibrationQueries, shipped);
   if (nq < MIN_CALIBRATION_QUERIES || vectors.length === 0) return null;
   return calibrateNprobe({
     faiss,
@@ -362,11 +363,18 @@ function calibrationFor(faiss: FaissIndex, factory: string, opts: ResolvedIndexO
     start: nprobeFor(factory, opts) ?? nlist,
     vectors,
     dim,
-    queries: source.queries.subarray(0, nq * dim),
+    queries: evenlySpacedRows(source.queries, dim, shipped, nq),
     target: opts.recallTarget,
     k: Math.ceil(CALIBRATION_K / Math.max(1, source.shardCount)),
     fetch: source.fetch,
+    refineFactor: hasRefine(factory) ? opts.refineFactor : null,
   });
+}
+
+/** `want` of `rows` rows spread evenly (all of them when want ≥ rows): a subset, not the first few. */
+function evenlySpacedRows(vectors: Float32Array, dim: number, rows: number, want: number): Float32Array {
+  if (want >= rows) return vectors.subarray(0, rows * dim);
+  return gatherRows(vectors, Array.from({ length: want }, (_, i) => Math.floor((i * rows) / want)), dim);
 }
 
 /**

@@ -14,7 +14,10 @@
  * (requested factory, flatMaxItems, resolved factory, nlist, faiss build, items at build), so that
  * check compares settings, never the current item count: a shard whose upserts crossed
  * `flatMaxItems` or an 'auto' nlist step still restores its own snapshot. Format 1 snapshots (no
- * facts) keep the older rule: the factory the options pick now for the snapshot's row count.
+ * facts) keep the older rule: the factory the options pick now for the snapshot's row count. The
+ * facts also carry the 'auto' nprobe calibration (nprobe-calibration.ts): an IVF snapshot is rebuilt
+ * when it has none but the model ships retrieval queries, when it was calibrated for another
+ * perShardK, or when no setting it tried meets the recall target asked now.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -25,7 +28,7 @@ import { ItemColumns } from './columns.js';
 import type { FaissBuild } from './faiss.js';
 import { faissBuild, faissRead } from './faiss.js';
 import type { IndexOptions, ResolvedIndexOptions } from './index-options.js';
-import { autoCouldPick, factoryFor, resolveIndexOptions } from './index-options.js';
+import { autoCouldPick, factoryFor, hasRefine, nlistOf, resolveIndexOptions } from './index-options.js';
 import type { ItemShardBuildFacts } from './shard-index.js';
 import { ItemShardIndex, calibratedNprobe } from './shard-index.js';
 
@@ -115,7 +118,7 @@ export function snapshotRefusal(meta: ItemShardSnapshotMeta, key: SnapshotKey, a
     if (meta.factory !== now) {
       return `format-1 snapshot (no build facts) holds ${meta.factory}; the options pick ${now} for ${meta.rows} rows on the ${accept.faissBuild} faiss build`;
     }
-    return undefined;
+    return calibrationRefusal({ nlist: nlistOf(meta.factory) ?? null, factory: meta.factory }, opts, accept.calibration);
   }
   if (b.factory !== meta.factory) return `snapshot meta is inconsistent: build.factory ${b.factory}, factory ${meta.factory}`;
   if (b.requestedFactory !== opts.factory) {
@@ -144,7 +147,7 @@ export function snapshotRefusal(meta: ItemShardSnapshotMeta, key: SnapshotKey, a
  * model ships queries, when it was calibrated for another perShardK, or when no setting it tried
  * meets the recall target now asked. Undefined when it fits (or does not apply).
  */
-function calibrationRefusal(b: ItemShardBuildFacts, opts: ResolvedIndexOptions, ctx: SnapshotCalibrationContext | undefined): string | undefined {
+function calibrationRefusal(b: Pick<ItemShardBuildFacts, 'nlist' | 'factory' | 'nprobeCalibration'>, opts: ResolvedIndexOptions, ctx: SnapshotCalibrationContext | undefined): string | undefined {
   if (b.nlist === null || opts.nprobe !== 'auto' || opts.calibrationQueries === 0) return undefined;
   const c = b.nprobeCalibration ?? null;
   if (c === null) {
@@ -155,6 +158,8 @@ function calibrationRefusal(b: ItemShardBuildFacts, opts: ResolvedIndexOptions, 
     return `snapshot's nprobe calibration is malformed`;
   }
   if (ctx !== undefined && c.fetch !== ctx.fetch) return `snapshot's nprobe was calibrated for ${c.fetch} results per shard search, the coordinator asks ${ctx.fetch}`;
+  const refine = hasRefine(b.factory) ? opts.refineFactor : null;
+  if ((c.refineFactor ?? null) !== refine) return `snapshot's nprobe was calibrated at re-rank factor ${String(c.refineFactor ?? null)}, index.refineFactor is now ${String(refine)}`;
   if (calibratedNprobe(c, opts.recallTarget) === undefined) {
     const best = Math.max(...c.points.map((p) => p.lower));
     return `snapshot's nprobe was calibrated for recall ${c.target} (best lower bound ${best.toFixed(3)}); index.recallTarget is now ${opts.recallTarget}`;

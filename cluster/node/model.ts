@@ -21,6 +21,7 @@ import { StatusCode, UpnextError, failedPrecondition, invalidArgument, toStatus 
 import { loadServingManifest } from '../../offline/onnx/load.js';
 import type { TowerHashes } from '../../actors/model/embedding-space.js';
 import { checkModelVersionName, embeddingSpaceOf, towerHashes } from '../../actors/model/embedding-space.js';
+import { readRetrievalQueries } from '../../actors/model/retrieval-queries.js';
 
 export { checkModelVersionName };
 
@@ -71,6 +72,9 @@ export async function readModelDir(modelsRoot: string, version: string): Promise
 export async function readModelDirAt(modelDir: string): Promise<ModelDirInfo> {
   const dir = path.resolve(modelDir);
   const manifest = await loadServingModel(dir);
+  // A declared retrieval-queries file that does not match its entry fails here, before a node
+  // starts or switches to the version, not in each item shard's build.
+  await readRetrievalQueries(dir, manifest);
   const towers = await towerHashes(dir);
   return { dir, manifest, towers, space: embeddingSpaceOf(towers), rankerWidth: rankerInputWidth(manifest) };
 }

@@ -56,7 +56,10 @@ export const RETRIEVAL_QUERIES_FILE = 'retrieval_queries.f32';
 
 /** Manifest entry describing {@link RETRIEVAL_QUERIES_FILE}. */
 export interface RetrievalQueriesInfo {
-  /** File name inside the version directory (always {@link RETRIEVAL_QUERIES_FILE} today). */
+  /**
+   * File name inside the version directory: {@link RETRIEVAL_QUERIES_FILE}, or a timestamped
+   * sibling after `offline/cli.js queries --force` replaced the rows.
+   */
   readonly file: string;
   /** Rows (query vectors). */
   readonly count: number;

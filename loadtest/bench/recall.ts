@@ -120,13 +120,15 @@ export interface ShardedRecallResult {
     /** The shard's calibration at build: recall it measured on the model's queries, and its target. */
     readonly calibratedRecall?: number;
     readonly calibrationTarget?: number;
+    /** Wall ms the calibration took at build (brute force + searches). */
+    readonly calibrationMs?: number;
   }>;
 }
 
-function nprobeOf(s: ItemShardIndex, perShardK: number): { nprobe: number | undefined; nprobeSource: string; calibratedRecall?: number; calibrationTarget?: number } {
+function nprobeOf(s: ItemShardIndex, perShardK: number): { nprobe: number | undefined; nprobeSource: string; calibratedRecall?: number; calibrationTarget?: number; calibrationMs?: number } {
   const { nprobe, source } = s.searchNprobe(perShardK);
   const c = s.nprobeCalibration;
-  return { nprobe, nprobeSource: nprobe === undefined ? 'none' : source, ...(c !== null ? { calibratedRecall: c.recall, calibrationTarget: c.target } : {}) };
+  return { nprobe, nprobeSource: nprobe === undefined ? 'none' : source, ...(c !== null ? { calibratedRecall: c.recall, calibrationTarget: c.target, calibrationMs: c.ms } : {}) };
 }
 
 /** Exact top-k (video ids, best first) of every query over all shards' vectors (faiss IDMap,Flat, batched). */

@@ -10,7 +10,7 @@
  * ({@link trainedRetrievalQueries}); `offline/cli.js queries` adds them to a version that has none
  * (trained before they existed, or elsewhere) with its ONNX user tower ({@link onnxRetrievalQueries}).
  */
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SeededRng } from '../../core/clock.js';
 import { MODEL_FILES, RETRIEVAL_QUERIES_FILE } from '../../core/model/contract.js';
@@ -77,15 +77,20 @@ export async function onnxRetrievalQueries(set: ExampleSet, userTowerOnnx: Uint8
 
 /**
  * Adds `queries` to the published version in `modelDir` (manifest `manifest`): the file first, then
- * the manifest naming it, each replaced atomically, so a reader sees either no entry or a complete
- * file. The towers are untouched (the embedding space stays); item-shard snapshots of the version
- * built without a calibration are rebuilt, and calibrated, at their next start.
+ * the manifest naming it, each replaced atomically. A version that already names a file gets the new
+ * rows under another name (removed after the manifest moved on), so a shard reading in between sees
+ * the old entry with the old file or the new entry with the new file, never a mismatch. The towers
+ * are untouched (the embedding space stays); item-shard snapshots of the version built without a
+ * calibration are rebuilt, and calibrated, at their next start.
  */
 export async function attachRetrievalQueries(modelDir: string, manifest: ModelManifest, queries: RetrievalQueries): Promise<ModelManifest> {
+  const old = manifest.retrievalQueries?.file;
+  const file = old === undefined ? RETRIEVAL_QUERIES_FILE : `retrieval_queries-${Date.now().toString(36)}.f32`;
   const v = queries.vectors;
-  await replaceFile(path.join(modelDir, queries.info.file), new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0o644);
-  const next: ModelManifest = { ...manifest, retrievalQueries: queries.info };
+  await replaceFile(path.join(modelDir, file), new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0o644);
+  const next: ModelManifest = { ...manifest, retrievalQueries: { ...queries.info, file } };
   await replaceFile(path.join(modelDir, MODEL_FILES.manifest), JSON.stringify(next, null, 2) + '\n', 0o644);
+  if (old !== undefined && old !== file) await rm(path.join(modelDir, path.basename(old)), { force: true });
   return next;
 }
 

@@ -43,6 +43,22 @@ t.test('addWithIds + searchF32 return our ids; removeIdsI64 removes them', async
   t.throws(() => index.searchF32(new Float32Array(dim), 0), 'k 0 throws');
 });
 
+t.test('removeIdsI64 of a large batch removes exactly those ids (a hash-set selector: linear, not ids × rows)', async (t) => {
+  const n = 60_000;
+  const data = clusteredUnitVectors({ n, dim, seed: 12 });
+  const index = faissFromFactory(dim, 'IDMap,Flat');
+  index.addWithIds(data, BigInt64Array.from({ length: n }, (_, i) => BigInt(i)));
+  // Every even id, plus ids that were never added.
+  const gone = BigInt64Array.from({ length: n / 2 + 100 }, (_, i) => (i < n / 2 ? BigInt(2 * i) : BigInt(n + i)));
+  const t0 = performance.now();
+  t.equal(index.removeIdsI64(gone), n / 2, 'only ids present count');
+  t.comment(`removed ${n / 2} of ${n} rows in ${(performance.now() - t0).toFixed(0)} ms (IDSelectorArray took ~16 s for 131k of 131k)`);
+  t.equal(index.ntotal(), n / 2);
+  const r = index.searchF32(data.subarray(2 * dim, 3 * dim), 3);
+  t.ok([...r.labels].every((l) => l % 2n === 1n), 'no removed id is returned');
+  t.equal(r.labels.includes(2n), false);
+});
+
 t.test('setParam nprobe changes IVF recall (1 vs nlist)', async (t) => {
   const n = 4000;
   const nq = 50;

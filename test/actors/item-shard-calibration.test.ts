@@ -17,6 +17,7 @@ import { MODEL_FILES, RETRIEVAL_QUERIES_FILE } from '../../core/model/contract.j
 import type { ModelManifest } from '../../core/model/contract.js';
 import { StatusCode } from '../../core/status.js';
 import { natsFixture } from '../fixtures/nats.js';
+import { readModelDirAt } from '../../cluster/node/model.js';
 import { TINY_SPEC, writeTinyModel, writeTinyWorld } from './fixtures.js';
 
 /** Gives the model in `dir` `count` query vectors (unit norm) and names them in its manifest. */
@@ -105,4 +106,8 @@ t.test('item shard worker: the calibration shows in stats; a broken queries file
 
   await writeFile(path.join(modelDir, RETRIEVAL_QUERIES_FILE), new Uint8Array(12));
   await t.rejects(startItemShard(base), /retrieval_queries.f32 holds 12 bytes/, 'a broken model is refused at start, not calibrated on garbage');
+  const off = await startItemShard({ ...base, index: { flatMaxItems: 100, calibrationQueries: 0 } });
+  t.equal(off.stats().nprobe.source, 'rule', 'calibration off: the file is not read, the shard starts on the rule');
+  await off.stop();
+  await t.rejects(readModelDirAt(modelDir), { code: StatusCode.FAILED_PRECONDITION, message: /retrieval_queries.f32 holds 12 bytes/ }, 'a node refuses the version before it starts on it or switches to it');
 });

@@ -73,7 +73,7 @@ t.test('calibrateNprobe: the smallest setting tried that meets the target, measu
   const k = 50;
   const fetch = 100;
   for (const [target, start] of [[0.95, 16], [0.95, 2], [0.99, 16], [0.8, 64]] as const) {
-    const c = calibrateNprobe({ faiss, nlist, start, vectors, dim, queries, target, k, fetch });
+    const c = calibrateNprobe({ faiss, nlist, start, vectors, dim, queries, target, k, fetch, refineFactor: null });
     t.ok(c.met, `target ${target} from ${start}: met at nprobe ${c.nprobe} (tried ${c.points.map((p) => `${p.nprobe}:${p.recall.toFixed(3)}`).join(' ')})`);
     t.ok(c.lower >= target && c.recall > c.lower, 'the lower bound met it');
     t.equal(c.queries, 64);
@@ -87,14 +87,14 @@ t.test('calibrateNprobe: the smallest setting tried that meets the target, measu
     const independent = recallAt(vectors, queries, factory, nlist, c.nprobe, k, fetch);
     t.ok(Math.abs(independent - c.recall) < 0.02, `recall ${c.recall.toFixed(3)} matches a plain-scan measurement ${independent.toFixed(3)}`);
   }
-  const lo = calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 0.8, k, fetch });
-  const hi = calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 0.99, k, fetch });
+  const lo = calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 0.8, k, fetch, refineFactor: null });
+  const hi = calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 0.99, k, fetch, refineFactor: null });
   t.ok(lo.nprobe < hi.nprobe, `a lower target probes fewer lists (${lo.nprobe} < ${hi.nprobe})`);
-  const all = calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 1, k, fetch });
+  const all = calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 1, k, fetch, refineFactor: null });
   t.equal(all.recall, 1, 'target 1: reached (at most by probing every list, which is exact on IVF Flat)');
 
-  t.throws(() => calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries: queries.subarray(0, (MIN_CALIBRATION_QUERIES - 1) * dim), target: 0.9, k, fetch }), /at least 32 needed/);
-  t.throws(() => calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 1.5, k, fetch }), /target must be in \(0, 1\]/);
+  t.throws(() => calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries: queries.subarray(0, (MIN_CALIBRATION_QUERIES - 1) * dim), target: 0.9, k, fetch, refineFactor: null }), /at least 32 needed/);
+  t.throws(() => calibrateNprobe({ faiss, nlist, start: 16, vectors, dim, queries, target: 1.5, k, fetch, refineFactor: null }), /target must be in \(0, 1\]/);
 });
 
 t.test('pickCalibratedNprobe and calibratedNprobe (what a restore under another target uses)', async (t) => {
@@ -102,7 +102,7 @@ t.test('pickCalibratedNprobe and calibratedNprobe (what a restore under another 
   t.equal(pickCalibratedNprobe(points, 0.95)?.nprobe, 13);
   t.equal(pickCalibratedNprobe(points, 0.9)?.nprobe, 8);
   t.equal(pickCalibratedNprobe(points, 0.97), undefined);
-  const c = { nprobe: 13, recall: 0.97, lower: 0.96, target: 0.95, met: true, k: 100, fetch: 200, queries: 64, points, ms: 1 };
+  const c = { nprobe: 13, recall: 0.97, lower: 0.96, target: 0.95, met: true, k: 100, fetch: 200, refineFactor: null, queries: 64, points, ms: 1 };
   t.equal(calibratedNprobe(c, 0.95), 13);
   t.equal(calibratedNprobe(c, 0.92), 10, 'a lower target picks from the settings tried');
   t.equal(calibratedNprobe(c, 0.9), 8);
@@ -173,7 +173,7 @@ t.test("an item shard's 'auto' nprobe: calibrated on the model's queries, else t
 
 t.test("snapshotRefusal: a restored 'auto' IVF shard keeps to the recall target or is rebuilt", async (t) => {
   const KEY = { shard: 0, shardCount: 1, modelVersion: 'v1', featureSpecHash: 'spec-a', source: 'w@0' };
-  const calibration = { nprobe: 13, recall: 0.965, lower: 0.96, target: 0.95, met: true, k: 100, fetch: 200, queries: 512, points: [{ nprobe: 10, recall: 0.945, lower: 0.94 }, { nprobe: 13, recall: 0.965, lower: 0.96 }], ms: 5 };
+  const calibration = { nprobe: 13, recall: 0.965, lower: 0.96, target: 0.95, met: true, k: 100, fetch: 200, refineFactor: null, queries: 512, points: [{ nprobe: 10, recall: 0.945, lower: 0.94 }, { nprobe: 13, recall: 0.965, lower: 0.96 }], ms: 5 };
   const build = { requestedFactory: 'auto', flatMaxItems: 50, factory: 'IVF64,Flat', nlist: 64, trainPerList: 64, faissBuild: 'debian' as const, itemsAtBuild: 400, builtAtMs: 1, nprobeCalibration: calibration };
   const meta: ItemShardSnapshotMeta = { format: 2, ...KEY, dim, factory: 'IVF64,Flat', rows: 400, items: 400, createdAt: '', build };
   const options = resolveIndexOptions({ flatMaxItems: 50 });
@@ -190,8 +190,39 @@ t.test("snapshotRefusal: a restored 'auto' IVF shard keeps to the recall target 
   t.equal(snapshotRefusal(uncalibrated, KEY, { ...accept, options: resolveIndexOptions({ flatMaxItems: 50, nprobe: 32 }) }), undefined, 'a configured nprobe does not need one');
   t.equal(snapshotRefusal(uncalibrated, KEY, { ...accept, options: resolveIndexOptions({ flatMaxItems: 50, calibrationQueries: 0 }) }), undefined, 'calibration off');
   t.match(snapshotRefusal({ ...meta, build: { ...build, nprobeCalibration: { ...calibration, points: [{ nprobe: 999, recall: 1, lower: 1 }] } } }, KEY, accept), /malformed/);
+  const { build: _facts, ...format1 } = meta;
+  t.match(snapshotRefusal({ ...format1, format: 1, rows: 400 }, KEY, { ...accept, options: resolveIndexOptions({ flatMaxItems: 50, factory: 'IVF64,Flat' }) }), /not calibrated/, 'a format-1 IVF snapshot (no facts) is rebuilt too when the model ships queries');
+  const refineFacts = { ...build, factory: 'IDMap,IVF64,PQ16x4fs,RFlat', requestedFactory: 'IDMap,IVF64,PQ16x4fs,RFlat', nprobeCalibration: { ...calibration, refineFactor: 2 } };
+  const refineMeta = { ...meta, factory: refineFacts.factory, build: refineFacts };
+  const refineOpts = (refineFactor: number) => ({ ...accept, options: resolveIndexOptions({ flatMaxItems: 50, factory: refineFacts.factory, refineFactor }) });
+  t.equal(snapshotRefusal(refineMeta, KEY, refineOpts(2)), undefined, 'calibrated at the re-rank factor it serves at');
+  t.match(snapshotRefusal(refineMeta, KEY, refineOpts(4)), /calibrated at re-rank factor 2, index.refineFactor is now 4/);
 });
 
 t.test("the item shard's default perShardK is the coordinator's", async (t) => {
   t.equal(DEFAULT_PER_SHARD_K, resolveCoordinatorConfig({}).perShardK);
+});
+
+t.test('a re-rank index is calibrated at the refine factor it serves at; a fetch above the shard size is recorded as asked', async (t) => {
+  const n = 12_000;
+  const vectors = clusteredUnitVectors({ n, dim, clusters: 32, spread: 0.25, seed: 31 });
+  const queries = clusteredUnitVectors({ n: 96, dim, clusters: 32, spread: 0.25, seed: 32 });
+  const items = syntheticItems(n);
+  const factory = `IVF64,PQ${dim}x4fs,RFlat`;
+  const index = ItemShardIndex.build(items, vectors, dim, { factory, refineFactor: 2, recallTarget: 0.9 }, { queries, fetch: 100, shardCount: 1 });
+  const c = index.nprobeCalibration;
+  t.ok(c !== null && c.refineFactor === 2, 'the refine factor is recorded');
+  if (c === null) return;
+  // What the calibration measured is what the serving searches get: the same queries through
+  // ItemShardIndex.search (its constructor set k_factor_rf) against a plain scan.
+  const truth = bruteTopK(vectors, queries, c.k);
+  let sum = 0;
+  truth.forEach((want, q) => {
+    const got = new Set(index.search(queries.subarray(q * dim, (q + 1) * dim), 100).videoIds);
+    sum += want.filter((row) => got.has(items[row]!.videoId)).length / want.length;
+  });
+  t.ok(Math.abs(sum / truth.length - c.recall) < 1e-9, `serving recall ${(sum / truth.length).toFixed(4)} = calibrated ${c.recall.toFixed(4)}`);
+
+  const small = ItemShardIndex.build(items.slice(0, 3000), vectors.subarray(0, 3000 * dim), dim, { factory: 'IVF32,Flat' }, { queries, fetch: 5000, shardCount: 1 });
+  t.equal(small.nprobeCalibration?.fetch, 5000, 'the perShardK asked, not the clamped search size (a restore compares it with the coordinator\'s)');
 });

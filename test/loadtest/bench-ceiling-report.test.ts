@@ -46,5 +46,6 @@ t.test('bench.json has every required key, with numbers where the run measured t
   t.ok(num(r.faiss?.qps_per_core), 'faiss.qps_per_core');
   t.equal(r.faiss?.recall_at_100, 1, 'exact (Flat) shards of the tiny world: recall 1');
   t.equal(r.end_to_end?.recall_at_100, r.faiss?.recall_at_100);
+  t.equal(r.faiss?.recall_at_100_model_queries, 1, "and on the model's own retrieval queries (the trained fixture ships them)");
   for (const k of ['machine', 'corpus', 'model', 'config', 'end_to_end', 'ceiling', 'faiss', 'ranker', 'nats', 'grpc', 'load_average_at_start']) t.ok(r.conditions?.[k] !== undefined, `conditions.${k}`);
 });

@@ -20,6 +20,8 @@ t.test('ceiling ratio and bench.json shape', async (t) => {
   });
   t.same(Object.keys(r), ['end_to_end', 'ceiling', 'ceiling_ratio', 'ranker', 'faiss', 'conditions']);
   t.equal(r.ceiling_ratio, 0.4);
+  t.same(r.faiss, { qps_per_core: 1500, recall_at_100: 0.96, recall_at_100_model_queries: null }, 'a model without retrieval queries: null');
+  t.equal(benchReport({ faiss: { qpsPerCore: 1, recallAt100: 0.9, recallAt100ModelQueries: 0.95 }, conditions: {} }).faiss.recall_at_100_model_queries, 0.95);
   t.same(r.end_to_end, { qps_per_core: 400, p50_ms: 5, p99_ms: 20, items: 1e6, recall_at_100: 0.9, busiest_thread: { process: 'n1', thread: 'main', ms_per_request: 1.57, utilisation: 0.235 } });
   const empty = benchReport({ conditions: {} });
   t.equal(empty.ceiling_ratio, null, 'unmeasured parts are null, not 0');

@@ -4,6 +4,7 @@
  * and better than the popularity baseline.
  */
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,8 @@ t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_00
   const attached = await attachRetrievalQueries(join(models, 'v-tiny'), manifest, { ...fromOnnx!, info: { ...fromOnnx!.info, source: 'rewritten' } });
   t.equal((await loadModelManifest(join(models, 'v-tiny'), specHash(DEFAULT_FEATURE_SPEC))).retrievalQueries?.source, 'rewritten', 'attach rewrites the manifest entry');
   t.same(await readRetrievalQueries(join(models, 'v-tiny'), attached), fromOnnx!.vectors, 'and the file');
+  t.not(attached.retrievalQueries?.file, RETRIEVAL_QUERIES_FILE, 'replacing rows writes a new file (a reader never pairs the new entry with the old file)');
+  t.notOk(existsSync(join(models, 'v-tiny', RETRIEVAL_QUERIES_FILE)), 'and removes the old one after the manifest moved on');
   await t.rejects(loadModelManifest(join(models, 'v-tiny'), specHash({ ...DEFAULT_FEATURE_SPEC, historyLength: 10 })), { code: StatusCode.FAILED_PRECONDITION });
 
   // The exported item tower runs in onnxruntime and returns unit vectors of the contract's width.
