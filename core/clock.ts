@@ -65,3 +65,17 @@ export class SeededRng implements Rng {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 }
+
+/** Picks `k` of `all` uniformly without replacement (partial Fisher–Yates, seeded), in ascending order. */
+export function sampleIndices(all: Int32Array, k: number, seed: number): Int32Array {
+  if (k >= all.length) return all.slice();
+  const pool = all.slice();
+  const rng = new SeededRng(seed);
+  for (let i = 0; i < k; i++) {
+    const j = i + rng.int(pool.length - i);
+    const t = pool[i]!;
+    pool[i] = pool[j]!;
+    pool[j] = t;
+  }
+  return pool.subarray(0, k).sort();
+}

@@ -12,7 +12,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SeededRng } from '../../core/clock.js';
+import { sampleIndices } from '../../core/clock.js';
 import { MODEL_FILES, RETRIEVAL_QUERIES_FILE } from '../../core/model/contract.js';
 import type { ModelManifest, RetrievalQueriesInfo } from '../../core/model/contract.js';
 import { replaceFile } from '../../core/replace-file.js';
@@ -37,16 +37,7 @@ export interface RetrievalQueries {
 export function sampleQueryRows(set: ExampleSet, count: number, seed: number): Int32Array {
   let pool = indicesOf(set, SplitId.TEST);
   if (pool.length === 0) pool = Int32Array.from({ length: set.count }, (_, i) => i);
-  const take = Math.max(0, Math.min(count, pool.length));
-  const rng = new SeededRng(seed);
-  const a = Int32Array.from(pool);
-  for (let i = 0; i < take; i++) {
-    const j = i + rng.int(a.length - i);
-    const tmp = a[i]!;
-    a[i] = a[j]!;
-    a[j] = tmp;
-  }
-  return a.subarray(0, take).sort();
+  return sampleIndices(pool, Math.max(0, count), seed);
 }
 
 function infoFor(set: ExampleSet, rows: number, seed: number, tower: string): RetrievalQueriesInfo {

@@ -13,7 +13,7 @@
  */
 import { RANKER_SCALAR_FEATURES, rankerRowWidth } from '../../core/features/ranker-row.js';
 import type { FeatureSpec } from '../../core/features/spec.js';
-import { SeededRng } from '../../core/clock.js';
+import { sampleIndices } from '../../core/clock.js';
 import { onnxScoring } from '../onnx/sessions.js';
 import type { ExampleSet } from '../pipeline/examples.js';
 import { SplitId, buildExamples, indicesOf } from '../pipeline/examples.js';
@@ -52,19 +52,6 @@ export interface TrainingRowsSample {
 
 const RETRIEVAL_SCORE_COLUMN = RANKER_SCALAR_FEATURES.indexOf('retrieval_score');
 
-/** Picks `k` of `all` uniformly without replacement (partial Fisher–Yates), in ascending order. */
-function sampleIndices(all: Int32Array, k: number, seed: number): Int32Array {
-  if (k >= all.length) return all.slice();
-  const pool = all.slice();
-  const rng = new SeededRng(seed);
-  for (let i = 0; i < k; i++) {
-    const j = i + rng.int(pool.length - i);
-    const t = pool[i]!;
-    pool[i] = pool[j]!;
-    pool[j] = t;
-  }
-  return pool.subarray(0, k).sort();
-}
 
 /** Writes u·v of the model's towers into the retrieval-score column of the sampled `rows`. */
 async function scoreRetrieval(set: ExampleSet, idx: Int32Array, rows: Float32Array, modelDir: string): Promise<void> {
