@@ -18,6 +18,7 @@ import type { ModelManifest } from '../../core/model/contract.js';
 import { StatusCode } from '../../core/status.js';
 import { natsFixture } from '../fixtures/nats.js';
 import { readModelDirAt } from '../../cluster/node/model.js';
+import { renderMetrics } from '../../cluster/node/metrics.js';
 import { TINY_SPEC, writeTinyModel, writeTinyWorld } from './fixtures.js';
 
 /** Gives the model in `dir` `count` query vectors (unit norm) and names them in its manifest. */
@@ -98,6 +99,11 @@ t.test('item shard worker: the calibration shows in stats; a broken queries file
   t.equal(s.calibration?.fetch, 120, 'calibrated for the perShardK it was given');
   t.equal(s.calibration?.queries, 64);
   t.equal(s.nprobe, s.calibration?.nprobe, 'stats name the nprobe a perShardK search runs at');
+  // What an operator alerts on: the node's /metrics renders the same stats.
+  const metrics = renderMetrics({ node: 'n1', cluster: 'c', mapVersion: 1, modelVersion: 'v', process: { cpuSecondsTotal: 0, rssBytes: 0, heapUsedBytes: 0, eventLoopDelayP99Ms: 0, uptimeSeconds: 0 }, actors: [{ kind: 'item_shard', index: 0, stats: shard.stats() }] });
+  t.match(metrics, /upnext_item_shard_nprobe_source_info\{cluster="c",node="n1",index="0",value="calibrated"\} 1/);
+  t.match(metrics, /upnext_item_shard_nprobe_calibration_met\{cluster="c",node="n1",index="0"\} 1/);
+  t.match(metrics, new RegExp(`upnext_item_shard_nprobe_nprobe\\{cluster="c",node="n1",index="0"\\} ${s.nprobe}`));
   await shard.stop();
 
   const flat = await startItemShard({ ...base, index: {} });
