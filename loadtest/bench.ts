@@ -236,9 +236,6 @@ async function main(): Promise<void> {
     const { buildEncodedShards, measureShardedRecall, sampleUserVectors, sweepNprobe } = await import('./bench/recall.js');
     const { openInProcessCluster } = await import('./bench/ceiling.js');
     const tower = await ItemTower.load(modelDir);
-    // The queries the shards calibrated nprobe on (when the model ships them): the cluster's recall on
-    // them, beside its recall on serving user vectors, shows how far the two distributions differ.
-    const calibrationQueries = await tower.retrievalQueries();
     log(`encoding ${world.numVideos} items and building ${config.cluster.itemShards} shard indexes`);
     const enc = await buildEncodedShards({ worldDir, tower, shardCount: config.cluster.itemShards, index: config.itemShard.index, towerBatchRows: config.itemShard.towerBatchRows, perShardK: config.coordinator.perShardK });
     await tower.close();
@@ -248,7 +245,6 @@ async function main(): Promise<void> {
       const queries = await sampleUserVectors(cluster.userState, worldDir, numFlag('--recall-queries', quick ? 50 : 200));
       const r = measureShardedRecall(enc, queries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
       recallAt100 = r.recallAtK;
-      parts.faiss = { qpsPerCore: r.qpsPerCore, recallAt100: r.recallAtK };
       // The nprobe each shard runs at and where it came from; a calibrated one also names the recall
       // the shard measured on the model's own queries (this table measures it on other users).
       const nprobeText = (s: (typeof r.shards)[number]) =>
@@ -270,12 +266,14 @@ async function main(): Promise<void> {
       if (sweep.length > 0) {
         printTable('... the same shards at fixed nprobe (recall target 0.95)', ['nprobe', `recall@${r.k}`, 'queries/s/core (all shards)', 'p50 ms'], sweep.map((x) => [x.nprobe, x.recallAtK, x.qpsPerCore, x.p50Ms]), { per_shard_k: r.perShardK, queries: r.queries }, out);
       }
-      if (calibrationQueries !== undefined) {
-        const own = measureShardedRecall(enc, calibrationQueries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
+      // The queries the shards calibrated nprobe on (when the model ships them): the cluster's recall
+      // on them, beside its recall on serving user vectors, shows how far the two distributions differ.
+      const own = enc.calibrationQueries === undefined ? undefined : measureShardedRecall(enc, enc.calibrationQueries, { k: 100, perShardK: config.coordinator.perShardK, index: config.itemShard.index });
+      if (own !== undefined) {
         printTable("... the same shards on the model's own retrieval queries (what the shards calibrated nprobe on)", [`recall@${own.k}`, 'queries'], [[own.recallAtK, own.queries]], {}, out);
         conditions['faiss_calibration_queries'] = { recall_at_100: own.recallAtK, queries: own.queries };
-        parts.faiss = { qpsPerCore: r.qpsPerCore, recallAt100: r.recallAtK, recallAt100ModelQueries: own.recallAtK };
       }
+      parts.faiss = { qpsPerCore: r.qpsPerCore, recallAt100: r.recallAtK, ...(own !== undefined ? { recallAt100ModelQueries: own.recallAtK } : {}) };
       conditions['faiss'] = { ...r, nprobe_sweep: sweep, build_ms: enc.timingsMs, query_source: 'user tower embeddings of world users (own country/device, hour 20), no exclusions' };
     } finally {
       await cluster.close();

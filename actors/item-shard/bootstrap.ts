@@ -112,14 +112,15 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const t0 = performance.now();
   const timings: ShardStartupTimings = { restoreMs: 0, readWorldMs: 0, towerMs: 0, indexBuildMs: 0, snapshotWriteMs: 0, totalMs: 0 };
   const key = await shardSnapshotKey(o.worldDir, o.shard, o.shardCount, o.tower, o.space);
-  // Read only where an 'auto' nprobe may be calibrated: a fixed nprobe, or calibration off, serves
-  // without them (and a broken file then cannot block the start).
+  // Queries matter only where an 'auto' nprobe may be calibrated: a fixed nprobe, or calibration
+  // off, serves without them (and a broken file then cannot block the start). A restore only needs
+  // to know the model has them; the file is read when the index is built.
   const opts = resolveIndexOptions(o.index);
-  const wanted = opts.nprobe === 'auto' && opts.calibrationQueries > 0;
-  const calibration: NprobeCalibrationSource = { queries: wanted ? await o.tower.retrievalQueries() : undefined, fetch: o.perShardK ?? DEFAULT_PER_SHARD_K, shardCount: o.shardCount };
+  const wanted = opts.nprobe === 'auto' && opts.calibrationQueries > 0 && o.tower.manifest.retrievalQueries !== undefined;
+  const fetch = o.perShardK ?? DEFAULT_PER_SHARD_K;
   let snapshotRefused: string | undefined;
   if (o.snapshotDir !== undefined && o.items === undefined) {
-    const r = await restoreItemSnapshot(o.snapshotDir, key, o.index, { fetch: calibration.fetch, hasQueries: calibration.queries !== undefined });
+    const r = await restoreItemSnapshot(o.snapshotDir, key, o.index, { fetch, hasQueries: wanted });
     if (r.kind === 'restored') {
       timings.restoreMs = timings.totalMs = performance.now() - t0;
       const snapshotAtMs = Date.parse(r.meta.createdAt);
@@ -134,6 +135,7 @@ export async function openItemShard(o: OpenShardOptions): Promise<OpenedShard> {
   const vectors = await o.tower.encode(items, o.towerBatchRows);
   timings.towerMs = performance.now() - t;
   t = performance.now();
+  const calibration: NprobeCalibrationSource = { queries: wanted ? await o.tower.retrievalQueries() : undefined, fetch, shardCount: o.shardCount };
   const index = ItemShardIndex.build(items, vectors, o.tower.dim, o.index, calibration);
   timings.indexBuildMs = performance.now() - t;
   let snapshotPath: string | undefined;

@@ -124,7 +124,7 @@ export function calibrateNprobe(o: NprobeCalibrationInput): NprobeCalibration {
   const queries = o.queries.subarray(0, nq * o.dim);
   const truth = exactTopK(o.vectors, o.dim, queries, k);
   const tried = new Map<number, { recall: number; lower: number }>();
-  const recallAt = (nprobe: number): number => {
+  const lowerBoundAt = (nprobe: number): number => {
     let r = tried.get(nprobe);
     if (r === undefined) {
       o.faiss.setParam('nprobe', nprobe);
@@ -134,16 +134,16 @@ export function calibrateNprobe(o: NprobeCalibrationInput): NprobeCalibration {
     return r.lower;
   };
   let p = Math.min(o.nlist, Math.max(1, Math.round(o.start)));
-  if (recallAt(p) >= o.target) {
+  if (lowerBoundAt(p) >= o.target) {
     for (;;) {
       const lower = Math.floor(p / NPROBE_STEP);
-      if (lower < 1 || lower === p || recallAt(lower) < o.target) break;
+      if (lower < 1 || lower === p || lowerBoundAt(lower) < o.target) break;
       p = lower;
     }
   } else {
     while (p < o.nlist) {
       p = Math.min(o.nlist, Math.ceil(p * NPROBE_STEP));
-      if (recallAt(p) >= o.target) break;
+      if (lowerBoundAt(p) >= o.target) break;
     }
   }
   // Bisect between the largest miss below and the smallest hit: a ×1.25 step alone could overshoot
@@ -154,7 +154,7 @@ export function calibrateNprobe(o: NprobeCalibrationInput): NprobeCalibration {
     for (const [nprobe, r] of tried) if (nprobe < hit && r.lower < o.target && nprobe > miss) miss = nprobe;
     while (miss > 0 && hit - miss > Math.max(1, Math.ceil(hit * BISECT_PRECISION))) {
       const mid = Math.floor((miss + hit) / 2);
-      if (recallAt(mid) >= o.target) hit = mid;
+      if (lowerBoundAt(mid) >= o.target) hit = mid;
       else miss = mid;
     }
   }

@@ -203,11 +203,11 @@ export class ItemShardIndex {
   /**
    * The nprobe a search fetching `fetch` results runs at now (undefined for non-IVF indexes), and
    * where its base came from: 'configured' (index.nprobe), 'calibrated' (measured on the model's
-   * queries) or 'rule' ('auto' without a calibration).
+   * queries), 'rule' ('auto' without a calibration) or 'none' (no lists).
    */
-  searchNprobe(fetch: number): { readonly nprobe: number | undefined; readonly source: 'configured' | 'calibrated' | 'rule' } {
+  searchNprobe(fetch: number): { readonly nprobe: number | undefined; readonly source: 'configured' | 'calibrated' | 'rule' | 'none' } {
     const nprobe = nprobeFor(this.factory, this.#opts, Math.min(fetch, this.#faiss.ntotal()), this.#faiss.ntotal(), this.#calibrated);
-    const source = this.#opts.nprobe !== 'auto' ? 'configured' : this.#calibrated !== undefined ? 'calibrated' : 'rule';
+    const source = nprobe === undefined ? 'none' : this.#opts.nprobe !== 'auto' ? 'configured' : this.#calibrated !== undefined ? 'calibrated' : 'rule';
     return { nprobe, source };
   }
 

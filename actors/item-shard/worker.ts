@@ -118,7 +118,7 @@ async function init(config: ItemShardWorkerConfig): Promise<void> {
 
 function nprobeInfo(index: ItemShardIndex, perShardK: number): ItemShardNprobeInfo {
   const { nprobe, source } = index.searchNprobe(perShardK);
-  return { nprobe: nprobe ?? null, source: nprobe === undefined ? 'none' : source, calibration: index.nprobeCalibration };
+  return { nprobe: nprobe ?? null, source, calibration: index.nprobeCalibration };
 }
 
 function errorReply(s: State, status: StatusObject): ShardSearchReplyMsg {

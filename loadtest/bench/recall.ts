@@ -28,6 +28,8 @@ export interface EncodedShards {
   readonly vectors: readonly Float32Array[];
   readonly items: readonly (readonly ItemFeatures[])[];
   readonly dim: number;
+  /** The model's retrieval queries the shards calibrated nprobe on (undefined: the model has none). */
+  readonly calibrationQueries: Float32Array | undefined;
   /** Wall ms: reading the world, the item tower, the index builds. */
   readonly timingsMs: { readonly readWorld: number; readonly tower: number; readonly build: number };
 }
@@ -65,7 +67,7 @@ export async function buildEncodedShards(o: {
     vectors.push(vecs);
     items.push(its);
   }
-  return { shards, vectors, items, dim: o.tower.dim, timingsMs };
+  return { shards, vectors, items, dim: o.tower.dim, calibrationQueries: calibration.queries, timingsMs };
 }
 
 /**
@@ -128,7 +130,7 @@ export interface ShardedRecallResult {
 function nprobeOf(s: ItemShardIndex, perShardK: number): { nprobe: number | undefined; nprobeSource: string; calibratedRecall?: number; calibrationTarget?: number; calibrationMs?: number } {
   const { nprobe, source } = s.searchNprobe(perShardK);
   const c = s.nprobeCalibration;
-  return { nprobe, nprobeSource: nprobe === undefined ? 'none' : source, ...(c !== null ? { calibratedRecall: c.recall, calibrationTarget: c.target, calibrationMs: c.ms } : {}) };
+  return { nprobe, nprobeSource: source, ...(c !== null ? { calibratedRecall: c.recall, calibrationTarget: c.target, calibrationMs: c.ms } : {}) };
 }
 
 /** Exact top-k (video ids, best first) of every query over all shards' vectors (faiss IDMap,Flat, batched). */
