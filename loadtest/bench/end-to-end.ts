@@ -18,7 +18,9 @@ import type { UpnextConfigInput } from '../../cluster/config.js';
 import { startLocalCluster } from '../../cluster/local/launcher.js';
 import type { LocalClusterHandle } from '../../cluster/local/launcher.js';
 import type { RequestMixSpec } from '../generator/request-mix.js';
-import type { PhaseResult, ThreadLoad } from '../report/types.js';
+import { SERVER_STAGES, slowestStage } from '../measure/outcome.js';
+import type { ServerStage } from '../measure/outcome.js';
+import type { Percentiles, PhaseResult, ThreadLoad } from '../report/types.js';
 import { runScenario } from '../runner/scenario-runner.js';
 import { parseScenario } from '../scenarios/config.js';
 import type { Scenario } from '../scenarios/config.js';
@@ -107,6 +109,11 @@ export interface EndToEndStep {
   /** The machine's idle and hypervisor-steal shares of CPU time in the step; null where unread. */
   readonly machineCpu: { readonly idleShare: number; readonly stealShare: number } | null;
   readonly meanCoverage: number | null;
+  /**
+   * The server's own p50/p99 of each pipeline stage in the step (PhaseResult.serverStagesMs);
+   * null when the answers carried no timings.
+   */
+  readonly serverStagesMs: Readonly<Record<ServerStage, { readonly p50: number; readonly p99: number }>> | null;
   readonly outcomes: Readonly<Record<string, number>>;
   readonly generatorSaturated: boolean;
   /** With routing "user": share of calls sent to a coordinator hosting the user's partition. */
@@ -215,6 +222,7 @@ function step(p: PhaseResult, spreadEntry: number, runStartEpochMs: number, stal
     runQueueWaitMsPerRequest: p.runQueueWaitMsPerRequest ?? null,
     machineCpu: p.machineCpu ?? null,
     meanCoverage: p.coverage?.mean ?? null,
+    serverStagesMs: p.serverStagesMs !== undefined ? stageQuantiles(p.serverStagesMs) : null,
     outcomes: p.outcomes,
     generatorSaturated: p.generatorSaturated,
     ...(p.routedShare !== undefined ? { routedShare: p.routedShare } : {}),
@@ -222,6 +230,22 @@ function step(p: PhaseResult, spreadEntry: number, runStartEpochMs: number, stal
     stalls: stalls.filter((x) => x.atEpochMs >= from && x.atEpochMs < to),
     sloMet: p.sloMet,
   };
+}
+
+function stageQuantiles(stages: Readonly<Record<ServerStage, Percentiles>>): Record<ServerStage, { p50: number; p99: number }> {
+  const out = {} as Record<ServerStage, { p50: number; p99: number }>;
+  for (const stage of SERVER_STAGES) out[stage] = { p50: stages[stage].p50, p99: stages[stage].p99 };
+  return out;
+}
+
+/**
+ * The pipeline stage (total left out) with the highest p99 in a step, e.g. `retrieval 31.0`: where
+ * the slow answers waited. '—' when the step has no timings.
+ */
+export function slowestStageText(stages: EndToEndStep['serverStagesMs']): string {
+  if (stages === null) return '—';
+  const worst = slowestStage(stages);
+  return `${worst} ${stages[worst].p99.toFixed(1)}`;
 }
 
 /** Starts the cluster, runs the ramp, stops the cluster (also on failure). */

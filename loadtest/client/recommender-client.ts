@@ -37,6 +37,18 @@ export interface RecommendResponseMessage {
   readonly coverage: number;
   readonly degraded: readonly string[];
   readonly modelVersion: string;
+  /** `StageTimings`: set when the request asked for debug (null or absent otherwise). */
+  readonly timings?: StageTimingsMessage | null;
+}
+
+/** `upnext.v1.StageTimings`, milliseconds. */
+export interface StageTimingsMessage {
+  readonly admissionMs: number;
+  readonly userStateMs: number;
+  readonly retrievalMs: number;
+  readonly rankingMs: number;
+  readonly policyMs: number;
+  readonly totalMs: number;
 }
 
 /** `upnext.v1.InteractionEvent` (enum `type` by name). */

@@ -33,6 +33,12 @@ export interface RequestMixSpec {
   readonly context: 'user' | 'mix';
   /** Share of LogEvents events per type. Default impressions 0.6, clicks 0.15, watches 0.2, likes 0.03, skips 0.02. */
   readonly eventTypes: Readonly<Record<string, number>>;
+  /**
+   * Ask for the server's per-stage timings (RecommendRequest.debug) so the report can say which
+   * stage a slow answer spent its time in. Default true: the server only copies six numbers it
+   * measures anyway into the answer. False sends requests exactly as a production caller does.
+   */
+  readonly stageTimings: boolean;
 }
 
 export const DEFAULT_MIX: RequestMixSpec = {
@@ -45,6 +51,7 @@ export const DEFAULT_MIX: RequestMixSpec = {
   countries: ['US', 'BR', 'IN', 'DE', 'JP'],
   context: 'user',
   eventTypes: { IMPRESSION: 0.6, CLICK: 0.15, WATCH: 0.2, LIKE: 0.03, SKIP: 0.02 },
+  stageTimings: true,
 };
 
 /** A window (ms from the phase start) in which `share` of traffic goes to a few hot users/items. */
@@ -138,6 +145,7 @@ export class RequestMix {
       k: this.#k.pick(rng),
       context: this.#context(index),
       surface: this.#surface.pick(rng),
+      ...(this.#spec.stageTimings ? { debug: true } : {}),
     };
   }
 

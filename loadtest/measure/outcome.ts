@@ -16,16 +16,48 @@ export interface ClassifiedOutcome {
   readonly code: number;
   /** response.coverage, or undefined for errors. */
   readonly coverage: number | undefined;
+  /** The server's own timing of each pipeline stage, when the request asked for it (debug). */
+  readonly stageMs?: ServerStageMs;
+}
+
+/**
+ * The coordinator's pipeline stages as RecommendResponse.timings names them (DESIGN.md §4).
+ * `total` runs from the request reaching the pipeline to its answer, so a client's latency less
+ * `total` is time outside the pipeline: the generator's lag, gRPC and the network, and the node's
+ * event loop before the handler ran.
+ */
+export const SERVER_STAGES = ['admission', 'userState', 'retrieval', 'ranking', 'policy', 'total'] as const;
+export type ServerStage = (typeof SERVER_STAGES)[number];
+export type ServerStageMs = Readonly<Record<ServerStage, number>>;
+
+/**
+ * The pipeline stage (total left out) with the highest p99: where a run's slow answers waited.
+ * Per-stage p99s do not add up to the total's; the largest says which stage holds the tail.
+ */
+export function slowestStage(stages: Readonly<Record<ServerStage, { readonly p99: number }>>): ServerStage {
+  let worst: ServerStage = 'admission';
+  for (const stage of SERVER_STAGES) {
+    if (stage !== 'total' && stages[stage].p99 > stages[worst].p99) worst = stage;
+  }
+  return worst;
+}
+
+function stageMsOf(res: RecommendResponseMessage): ServerStageMs | undefined {
+  const t = res.timings;
+  if (t === undefined || t === null) return undefined;
+  return { admission: t.admissionMs, userState: t.userStateMs, retrieval: t.retrievalMs, ranking: t.rankingMs, policy: t.policyMs, total: t.totalMs };
 }
 
 export function classify(result: CallResult<RecommendResponseMessage>): ClassifiedOutcome {
   if (!result.ok) return { outcome: 'error', code: result.code, coverage: undefined };
   const res = result.value;
+  const stageMs = stageMsOf(res);
+  const timed = stageMs !== undefined ? { stageMs } : {};
   // proto-loader presents enums as names; a server sending a numeric enum is handled too.
   const fallback = res.items.some((i) => i.source === 'FALLBACK' || (i.source as unknown) === 4);
-  if (fallback) return { outcome: 'fallback', code: 0, coverage: res.coverage };
-  if (res.degraded.length > 0) return { outcome: 'degraded', code: 0, coverage: res.coverage };
-  return { outcome: 'ranked', code: 0, coverage: res.coverage };
+  if (fallback) return { outcome: 'fallback', code: 0, coverage: res.coverage, ...timed };
+  if (res.degraded.length > 0) return { outcome: 'degraded', code: 0, coverage: res.coverage, ...timed };
+  return { outcome: 'ranked', code: 0, coverage: res.coverage, ...timed };
 }
 
 /** Histogram key: "ranked", "degraded", "fallback" or "error:UNAVAILABLE". */

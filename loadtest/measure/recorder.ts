@@ -7,8 +7,8 @@
  */
 import hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
-import type { ClassifiedOutcome } from './outcome.js';
-import { outcomeKey } from './outcome.js';
+import type { ClassifiedOutcome, ServerStage } from './outcome.js';
+import { SERVER_STAGES, outcomeKey } from './outcome.js';
 
 /** Highest latency tracked: 120 s, in µs (auto-resize covers more). */
 const HIGHEST_US = 120_000_000;
@@ -63,6 +63,8 @@ export interface RecorderSnapshot {
   readonly service: string;
   readonly lag: string;
   readonly events: string;
+  /** The server's stage timings, per stage (absent in snapshots of answers without timings). */
+  readonly stages?: Readonly<Partial<Record<ServerStage, string>>>;
   readonly counts: RecorderCounts;
   readonly seconds: ReadonlyArray<{ offered: number; dropped: number; completed: number; errors: number; fallback: number; latency: string }>;
 }
@@ -99,6 +101,8 @@ export class PhaseRecorder {
   readonly #service = newHistogram(3);
   readonly #lag = newHistogram(3);
   readonly #events = newHistogram(3);
+  /** Created on the first answer that carries the server's timings. */
+  #stages: Map<ServerStage, Histogram> | undefined;
   readonly #seconds: SecondBucket[] = [];
   readonly counts: RecorderCounts = emptyCounts();
 
@@ -141,6 +145,9 @@ export class PhaseRecorder {
     h.recordValue(us);
     this.#all.recordValue(us);
     this.#service.recordValue(toUs(serviceMs));
+    if (outcome.stageMs !== undefined) {
+      for (const stage of SERVER_STAGES) this.#stage(stage).recordValue(toUs(outcome.stageMs[stage]));
+    }
     if (outcome.coverage !== undefined) {
       this.counts.coverageSum += outcome.coverage;
       this.counts.coverageCount++;
@@ -161,6 +168,16 @@ export class PhaseRecorder {
     this.#events.recordValue(toUs(latencyMs));
   }
 
+  #stage(stage: ServerStage): Histogram {
+    this.#stages ??= new Map();
+    let h = this.#stages.get(stage);
+    if (!h) {
+      h = newHistogram(2);
+      this.#stages.set(stage, h);
+    }
+    return h;
+  }
+
   eventBatchDropped(): void {
     this.counts.eventBatchesDropped++;
   }
@@ -179,6 +196,17 @@ export class PhaseRecorder {
   }
   eventLatency(): Percentiles {
     return percentilesOf(this.#events);
+  }
+  /**
+   * Percentiles of the server's own stage timings over the answers that carried them (requests
+   * sent with debug), or undefined when none did.
+   */
+  serverStages(): Record<ServerStage, Percentiles> | undefined {
+    const stages = this.#stages;
+    if (stages === undefined) return undefined;
+    const out = {} as Record<ServerStage, Percentiles>;
+    for (const stage of SERVER_STAGES) out[stage] = percentilesOf(this.#stage(stage));
+    return out;
   }
   /** Percentiles per outcome key ("ranked", "fallback", "error:UNAVAILABLE", ...). */
   byOutcome(): Record<string, Percentiles> {
@@ -203,6 +231,7 @@ export class PhaseRecorder {
       service: enc(this.#service),
       lag: enc(this.#lag),
       events: enc(this.#events),
+      ...(this.#stages !== undefined ? { stages: Object.fromEntries([...this.#stages].map(([k, h]) => [k, enc(h)])) } : {}),
       counts: { ...this.counts },
       seconds: this.#seconds.map((s) => ({ offered: s.offered, dropped: s.dropped, completed: s.completed, errors: s.errors, fallback: s.fallback, latency: enc(s.latency) })),
     };
@@ -223,6 +252,10 @@ export class PhaseRecorder {
     this.#service.add(dec(snap.service));
     this.#lag.add(dec(snap.lag));
     this.#events.add(dec(snap.events));
+    for (const stage of SERVER_STAGES) {
+      const enc = snap.stages?.[stage];
+      if (enc !== undefined) this.#stage(stage).add(dec(enc));
+    }
     const c = this.counts;
     const o = snap.counts;
     c.offered += o.offered; c.sent += o.sent; c.dropped += o.dropped; c.completed += o.completed;

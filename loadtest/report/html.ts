@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fmt, fmtBytes } from './capacity.js';
 import { esc, lineChart } from './svg.js';
 import type { Series } from './svg.js';
-import type { LoadtestReport, ThreadLoad } from './types.js';
+import type { LoadtestReport, PhaseResult, ThreadLoad } from './types.js';
+import { slowestStage } from '../measure/outcome.js';
 import { describeCpu } from '../measure/cpu-identity.js';
 
 const n1 = (v: number | undefined) => (v === undefined ? '—' : fmt(v));
@@ -101,15 +102,23 @@ function threadCell(t: Pick<ThreadLoad, 'process' | 'thread' | 'msPerRequest' | 
   return `${esc(t.process)} ${esc(t.thread)}: ${t.msPerRequest === undefined ? '—' : ms(t.msPerRequest)} ms/req, ${Math.round(t.utilisation * 100)}% of a core`;
 }
 
+/** The pipeline's p99 and the stage with the highest p99: where a phase's slow answers waited. */
+function stagesCell(stages: PhaseResult['serverStagesMs']): string {
+  if (stages === undefined) return '—';
+  const worst = slowestStage(stages);
+  return `${ms(stages.total.p99)} (${esc(worst)} ${ms(stages[worst].p99)})`;
+}
+
 function phaseTable(r: LoadtestReport): string {
   return table(
-    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'busiest thread (CPU per answer)', 'waited for a core, ms per answer', 'machine idle / steal', 'gen lag p99', 'verdict'],
+    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'busiest thread (CPU per answer)', 'waited for a core, ms per answer', 'machine idle / steal', 'pipeline p99 (slowest stage)', 'gen lag p99', 'verdict'],
     r.phases.map((p) => [
       esc(p.name), n1(p.offeredRate), n1(p.throughput), n1(p.goodput), ms(p.latencyMs.p50), ms(p.latencyMs.p90), ms(p.latencyMs.p99), ms(p.latencyMs.p999),
       `${(p.errorRate * 100).toFixed(2)}%`, n1(p.outcomes['fallback'] ?? 0), n1(p.dropped), p.coverage ? p.coverage.mean.toFixed(3) : '—',
       p.serverCpuCores === undefined ? '—' : p.serverCpuCores.toFixed(2), n1(p.qpsPerServerCore), threadCell(p.busiestThread),
       p.runQueueWaitMsPerRequest === undefined ? '—' : ms(p.runQueueWaitMsPerRequest),
       p.machineCpu === undefined ? '—' : `${Math.round(p.machineCpu.idleShare * 100)}% / ${(p.machineCpu.stealShare * 100).toFixed(1)}%`,
+      stagesCell(p.serverStagesMs),
       `${ms(p.lagMs.p99)}${p.generatorSaturated ? ' ⚠' : ''}`,
       `<span class="${p.sloMet ? 'ok' : 'bad'}">${esc(p.sloVerdict)}</span>`,
     ]),

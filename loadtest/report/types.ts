@@ -3,6 +3,7 @@
  * compare runs. Times are seconds from the run's start unless a field says otherwise; latencies
  * are milliseconds from the intended send time.
  */
+import type { ServerStage } from '../measure/outcome.js';
 import type { Percentiles } from '../measure/recorder.js';
 import type { CapacityReport } from './capacity.js';
 
@@ -57,6 +58,14 @@ export interface PhaseResult {
   /** Generator lag: actual minus intended send time. */
   readonly lagMs: Percentiles;
   readonly byOutcome: Readonly<Record<string, Percentiles>>;
+  /**
+   * The server's own timing of each pipeline stage (RecommendResponse.timings; requests are sent
+   * with debug unless `mix.stageTimings` is false): which stage a slow answer waited in. `total`
+   * is the pipeline's time; `latencyMs` less it is the time outside the pipeline (the generator's
+   * lag, gRPC and the network, the node's event loop before the handler ran). Absent when no
+   * answer carried timings (reports written before the field, or timings off).
+   */
+  readonly serverStagesMs?: Readonly<Record<ServerStage, Percentiles>>;
   readonly coverage: { readonly mean: number; readonly min: number } | undefined;
   readonly logEvents: { readonly batches: number; readonly events: number; readonly failedBatches: number; readonly droppedBatches: number; readonly latencyMs: Percentiles };
   /** CPU cores used by each target process over the phase. */

@@ -360,6 +360,7 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
   const throughput = c.completed / durationS;
   const errorRate = c.completed > 0 ? errors / c.completed : 0;
   const latencyMs = rec.latency();
+  const serverStagesMs = rec.serverStages();
   const lagMs = rec.lag();
   const generatorCpuCores = run.generatorCpuSeconds / Math.max(0.001, run.wallMs / 1000);
   // Saturated: sends ran late by more than a tenth of the SLO (at least 5 ms) at P99, arrivals were
@@ -390,6 +391,7 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
     serviceMs: rec.serviceTime(),
     lagMs,
     byOutcome,
+    ...(serverStagesMs !== undefined ? { serverStagesMs } : {}),
     coverage: c.coverageCount > 0 ? { mean: c.coverageSum / c.coverageCount, min: c.coverageMin } : undefined,
     logEvents: { batches: c.eventBatchesSent, events: c.eventsSent, failedBatches: c.eventBatchesFailed, droppedBatches: c.eventBatchesDropped, latencyMs: rec.eventLatency() },
     cpuCoresByProcess,

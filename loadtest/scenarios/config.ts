@@ -194,6 +194,13 @@ class Fields {
     return v;
   }
 
+  bool(key: string, def: boolean): boolean {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    if (typeof v !== 'boolean') throw new ScenarioConfigError(this.at(key), `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
   optStr(key: string): string | undefined {
     return this.has(key) ? this.str(key, undefined) : (this.raw(key), undefined);
   }
@@ -252,6 +259,7 @@ function parseMix(f: Fields | undefined): RequestMixSpec {
       return v;
     })(),
     eventTypes: m.weights('eventTypes', DEFAULT_MIX.eventTypes, (k) => (['IMPRESSION', 'CLICK', 'WATCH', 'LIKE', 'SKIP'].includes(k) ? undefined : `unknown event type "${k}"`)),
+    stageTimings: m.bool('stageTimings', DEFAULT_MIX.stageTimings),
   };
   m.done();
   return out;

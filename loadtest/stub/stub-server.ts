@@ -41,7 +41,7 @@ export interface StubRecommender {
   stop(): Promise<void>;
 }
 
-interface RecommendReq { userId: number; k: number }
+interface RecommendReq { userId: number; k: number; debug?: boolean }
 
 export async function startStubRecommender(opts: StubOptions = {}): Promise<StubRecommender> {
   const server = new grpc.Server();
@@ -68,7 +68,10 @@ export async function startStubRecommender(opts: StubOptions = {}): Promise<Stub
         videoId: (call.request.userId * 31 + i) % 1_000_000, score: 1 - i / k, pClick: 0.1, expectedWatchSeconds: 30,
         source: fallback ? 'FALLBACK' : 'RETRIEVAL', shard: i % 4,
       }));
-      const res = { items, coverage: degraded ? 0.75 : 1, degraded: degraded ? ['shard 3 timed out'] : [], modelVersion: 'stub', requestId: '' };
+      // Asked for debug, the stub times its answer delay as its one stage (ranking); a stall is outside
+      // the "pipeline", as an event-loop stall before the handler is for a real node.
+      const timings = call.request.debug === true ? { admissionMs: 0, userStateMs: 0, retrievalMs: 0, rankingMs: delay, policyMs: 0, totalMs: delay } : null;
+      const res = { items, coverage: degraded ? 0.75 : 1, degraded: degraded ? ['shard 3 timed out'] : [], modelVersion: 'stub', requestId: '', timings };
       if (delay > 0) setTimeout(() => cb(null, res), delay);
       else cb(null, res);
     },

@@ -9,6 +9,7 @@ import t from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { metricsText, startTinyCluster } from '../fixtures/tiny-cluster.js';
 import { RecommenderClientPool } from '../../loadtest/client/recommender-client.js';
+import { SERVER_STAGES, classify } from '../../loadtest/measure/outcome.js';
 import { ShardMapStore } from '../../shardmap/kv-store.js';
 import { routingTableOf } from '../../shardmap/routing-table.js';
 import { userPartitionOf } from '../../core/hash.js';
@@ -76,4 +77,19 @@ t.test('a client routing by user makes every user-state read local', async (t) =
   for (const userId of users) t.ok((await spread.recommend({ userId, k: 5, context: ctx, surface: 'home' })).ok);
   const a1 = { n1: await userStateReads('n1'), n2: await userStateReads('n2') };
   t.ok(a1.n1.nats - b1.n1.nats + (a1.n2.nats - b1.n2.nats) > 0, 'spread over both, some reads cross nodes: the local-only check above is not vacuous');
+});
+
+t.test('a real coordinator answers a debug request with its stage timings, which the load test reads', async (t) => {
+  const pool = new RecommenderClientPool({ address: cluster.grpcAddresses[0]!, channels: 1, deadlineMs: 20_000 });
+  t.teardown(() => pool.close());
+  await pool.waitForReady(20_000);
+  const timed = classify(await pool.recommend({ userId: 3, k: 5, context: ctx, surface: 'home', debug: true }));
+  t.equal(timed.outcome, 'ranked');
+  const ms = timed.stageMs;
+  t.ok(ms !== undefined, 'debug answer carries timings');
+  for (const stage of SERVER_STAGES) t.ok(Number.isFinite(ms![stage]) && ms![stage] >= 0, `${stage} ${ms![stage]} ms`);
+  t.ok(ms!.retrieval > 0 && ms!.ranking > 0, 'retrieval and ranking took time');
+  const parts = ms!.admission + ms!.userState + ms!.retrieval + ms!.ranking + ms!.policy;
+  t.ok(ms!.total >= parts - 0.01, `total ${ms!.total} ms covers the stages (${parts.toFixed(3)} ms)`);
+  t.equal(classify(await pool.recommend({ userId: 3, k: 5, context: ctx, surface: 'home' })).stageMs, undefined, 'no debug, no timings');
 });
