@@ -129,7 +129,7 @@ async function main(): Promise<void> {
 
   // ---- end to end
   if (only.has('e2e')) {
-    const { runEndToEnd, summariseProfiles, cpuProfilesIn, slowestStageText } = await import('./bench/end-to-end.js');
+    const { runEndToEnd, summariseProfiles, cpuProfilesIn, slowestStageText, throttlingText } = await import('./bench/end-to-end.js');
     const [startRate, stepRate, maxRate] = (flag('--rates') ?? (quick ? '20,20,60' : '25,25,2000')).split(',').map(Number);
     const profileDir = process.argv.includes('--profile') ? path.join(REPO_ROOT, 'run', 'bench-profiles') : undefined;
     if (profileDir !== undefined) {
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     });
     printTable(
       'End to end: local cluster, public gRPC Recommend, open-loop ramp (latency from intended send time)',
-      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'core wait ms/req', 'idle %', 'steal %', 'coverage', 'pipeline p99 ms', 'slowest stage p99 ms', 'stalls', 'SLO'],
+      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'core wait ms/req', 'idle %', 'steal %', 'quota throttled ms', 'coverage', 'pipeline p99 ms', 'slowest stage p99 ms', 'stalls', 'SLO'],
       r.steps.map((s) => {
         const bt = s.busiestThread;
         const btMs = bt?.msPerRequest ?? NaN;
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
           s.offeredRate, s.throughput, s.goodput, s.p50Ms, s.p99Ms, s.errorRate * 100, s.serverCpuCores ?? NaN, s.qpsPerServerCore ?? NaN,
           bt ? `${bt.process} ${bt.thread}` : '—', btMs, bt ? bt.utilisation * 100 : NaN, btMs > 0 ? 1000 / (btMs * s.entryProcesses) : NaN,
           s.runQueueWaitMsPerRequest ?? NaN, s.machineCpu ? s.machineCpu.idleShare * 100 : NaN, s.machineCpu ? s.machineCpu.stealShare * 100 : NaN,
-          s.meanCoverage ?? NaN, s.serverStagesMs?.total.p99 ?? NaN, slowestStageText(s.serverStagesMs), stallText(s.stalls), s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed',
+          throttlingText(s.cpuThrottling), s.meanCoverage ?? NaN, s.serverStagesMs?.total.p99 ?? NaN, slowestStageText(s.serverStagesMs), stallText(s.stalls), s.sloMet ? 'met' : s.generatorSaturated ? 'missed (generator saturated)' : 'missed',
         ];
       }),
       { nodes: r.cluster.nodes, S: r.cluster.itemShards, P: r.cluster.userPartitions, R: r.cluster.replicas, slo: `p99<=${r.scenario.slo.p99Ms}ms`, step_s: r.scenario.load.kind === 'ramp' ? r.scenario.load.stepDurationS : '', cluster_start_s: (r.cluster.startMs / 1000).toFixed(1), load_avg: loadavg().join('/') },

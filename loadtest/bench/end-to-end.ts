@@ -18,6 +18,7 @@ import type { UpnextConfigInput } from '../../cluster/config.js';
 import { startLocalCluster } from '../../cluster/local/launcher.js';
 import type { LocalClusterHandle } from '../../cluster/local/launcher.js';
 import type { RequestMixSpec } from '../generator/request-mix.js';
+import type { CpuThrottling } from '../measure/cgroup-cpu.js';
 import { SERVER_STAGES, slowestStage } from '../measure/outcome.js';
 import type { ServerStage } from '../measure/outcome.js';
 import type { Percentiles, PhaseResult, ThreadLoad } from '../report/types.js';
@@ -108,6 +109,8 @@ export interface EndToEndStep {
   readonly runQueueWaitMsPerRequest: number | null;
   /** The machine's idle and hypervisor-steal shares of CPU time in the step; null where unread. */
   readonly machineCpu: { readonly idleShare: number; readonly stealShare: number } | null;
+  /** CPU-quota throttling of the cluster's cgroup in the step (PhaseResult.cpuThrottling); null where unread. */
+  readonly cpuThrottling: CpuThrottling | null;
   readonly meanCoverage: number | null;
   /**
    * The server's own p50/p99 of each pipeline stage in the step (PhaseResult.serverStagesMs);
@@ -221,6 +224,7 @@ function step(p: PhaseResult, spreadEntry: number, runStartEpochMs: number, stal
     topThreads: p.topThreads,
     runQueueWaitMsPerRequest: p.runQueueWaitMsPerRequest ?? null,
     machineCpu: p.machineCpu ?? null,
+    cpuThrottling: p.cpuThrottling ?? null,
     meanCoverage: p.coverage?.mean ?? null,
     serverStagesMs: p.serverStagesMs !== undefined ? stageQuantiles(p.serverStagesMs) : null,
     outcomes: p.outcomes,
@@ -236,6 +240,16 @@ function stageQuantiles(stages: Readonly<Record<ServerStage, Percentiles>>): Rec
   const out = {} as Record<ServerStage, { p50: number; p99: number }>;
   for (const stage of SERVER_STAGES) out[stage] = { p50: stages[stage].p50, p99: stages[stage].p99 };
   return out;
+}
+
+/**
+ * A step's CPU-quota throttling for the table: ms stopped and the quota, 'no quota' when the
+ * cgroup has none, '—' when unread.
+ */
+export function throttlingText(t: CpuThrottling | null): string {
+  if (t === null) return '—';
+  if (t.quotaCores === null) return 'no quota';
+  return `${t.throttledMs.toFixed(0)} of ${t.quotaCores.toFixed(2)} cores`;
 }
 
 /**

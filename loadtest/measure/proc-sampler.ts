@@ -21,6 +21,8 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ProcessRef } from '../target.js';
+import { cgroupDirOf, readCgroupCpu, throttlingBetween } from './cgroup-cpu.js';
+import type { CgroupCpuReading, CpuThrottling } from './cgroup-cpu.js';
 
 /** One reading of one process. */
 export interface ProcReading {
@@ -265,6 +267,8 @@ export interface ProcSamplerOptions {
   readonly threads?: boolean;
   /** Root of the proc filesystem. Default "/proc"; tests point it at a fake tree. */
   readonly procRoot?: string;
+  /** Where cgroup v2 is mounted, for CPU-quota throttling ({@link readCgroupCpu}). Default "/sys/fs/cgroup". */
+  readonly cgroupRoot?: string;
 }
 
 function readMachineCpu(procRoot: string): MachineCpuReading | undefined {
@@ -281,6 +285,9 @@ export class ProcSampler {
   readonly #root: string;
   readonly #series = new Map<string, ProcSeries>();
   readonly #machine: Array<{ readonly atMs: number; readonly cpu: MachineCpuReading }> = [];
+  /** Per sample, the cpu.stat of each cgroup the processes run in (one for a local cluster). */
+  readonly #cgroups: Array<{ readonly atMs: number; readonly byDir: ReadonlyMap<string, CgroupCpuReading> }> = [];
+  readonly #cgroupDirByPid = new Map<number, string | undefined>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(opts: ProcSamplerOptions) {
@@ -307,7 +314,9 @@ export class ProcSampler {
     const withThreads = this.#opts.threads ?? true;
     const machine = readMachineCpu(this.#root);
     if (machine !== undefined) this.#machine.push({ atMs: now, cpu: machine });
-    for (const p of this.#opts.processes()) {
+    const processes = this.#opts.processes();
+    this.#sampleCgroups(now, processes);
+    for (const p of processes) {
       const r = readProc(p.pid, this.#ticks, this.#root);
       if (!r) continue;
       // Keyed by name and pid: a restarted node is a new series (its CPU counter restarts at 0).
@@ -320,6 +329,18 @@ export class ProcSampler {
       const point: ProcPoint = { atMs: now, cpuSeconds: r.cpuSeconds, rssBytes: r.rssBytes };
       s.points.push(withThreads ? { ...point, threads: readThreads(p.pid, this.#ticks, this.#root) } : point);
     }
+  }
+
+  #sampleCgroups(now: number, processes: readonly ProcessRef[]): void {
+    const byDir = new Map<string, CgroupCpuReading>();
+    for (const p of processes) {
+      if (!this.#cgroupDirByPid.has(p.pid)) this.#cgroupDirByPid.set(p.pid, cgroupDirOf(p.pid, this.#root, this.#opts.cgroupRoot));
+      const dir = this.#cgroupDirByPid.get(p.pid);
+      if (dir === undefined || byDir.has(dir)) continue;
+      const r = readCgroupCpu(dir);
+      if (r !== undefined) byDir.set(dir, r);
+    }
+    if (byDir.size > 0) this.#cgroups.push({ atMs: now, byDir });
   }
 
   series(): ProcSeries[] {
@@ -347,6 +368,16 @@ export class ProcSampler {
     const inside = this.#machine.filter((m) => m.atMs >= fromMs && m.atMs <= toMs);
     if (inside.length < 2) return undefined;
     return machineCpuShares(inside[0]!.cpu, inside[inside.length - 1]!.cpu);
+  }
+
+  /**
+   * CPU-quota throttling of the processes' cgroups between two epoch times; undefined without two
+   * readings (no cgroup v2 cpu controller, or not Linux).
+   */
+  cpuThrottlingBetween(fromMs: number, toMs: number): CpuThrottling | undefined {
+    const inside = this.#cgroups.filter((c) => c.atMs >= fromMs && c.atMs <= toMs);
+    if (inside.length < 2) return undefined;
+    return throttlingBetween(inside[0]!.byDir, inside[inside.length - 1]!.byDir);
   }
 
   /**

@@ -102,6 +102,11 @@ function threadCell(t: Pick<ThreadLoad, 'process' | 'thread' | 'msPerRequest' | 
   return `${esc(t.process)} ${esc(t.thread)}: ${t.msPerRequest === undefined ? '—' : ms(t.msPerRequest)} ms/req, ${Math.round(t.utilisation * 100)}% of a core`;
 }
 
+/** ' / throttled N ms' when the cluster's cgroup has a CPU quota (nothing otherwise). */
+function throttledCell(t: PhaseResult['cpuThrottling']): string {
+  return t === undefined || t.quotaCores === null ? '' : ` / throttled ${Math.round(t.throttledMs)} ms (quota ${t.quotaCores.toFixed(2)} cores)`;
+}
+
 /** The pipeline's p99 and the stage with the highest p99: where a phase's slow answers waited. */
 function stagesCell(stages: PhaseResult['serverStagesMs']): string {
   if (stages === undefined) return '—';
@@ -111,13 +116,13 @@ function stagesCell(stages: PhaseResult['serverStagesMs']): string {
 
 function phaseTable(r: LoadtestReport): string {
   return table(
-    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'busiest thread (CPU per answer)', 'waited for a core, ms per answer', 'machine idle / steal', 'pipeline p99 (slowest stage)', 'gen lag p99', 'verdict'],
+    ['phase', 'offered/s', 'answered/s', 'goodput/s', 'p50', 'p90', 'p99', 'p99.9', 'errors', 'fallback', 'dropped', 'coverage', 'server cores', 'QPS/core', 'busiest thread (CPU per answer)', 'waited for a core, ms per answer', 'machine idle / steal (/ quota throttling)', 'pipeline p99 (slowest stage)', 'gen lag p99', 'verdict'],
     r.phases.map((p) => [
       esc(p.name), n1(p.offeredRate), n1(p.throughput), n1(p.goodput), ms(p.latencyMs.p50), ms(p.latencyMs.p90), ms(p.latencyMs.p99), ms(p.latencyMs.p999),
       `${(p.errorRate * 100).toFixed(2)}%`, n1(p.outcomes['fallback'] ?? 0), n1(p.dropped), p.coverage ? p.coverage.mean.toFixed(3) : '—',
       p.serverCpuCores === undefined ? '—' : p.serverCpuCores.toFixed(2), n1(p.qpsPerServerCore), threadCell(p.busiestThread),
       p.runQueueWaitMsPerRequest === undefined ? '—' : ms(p.runQueueWaitMsPerRequest),
-      p.machineCpu === undefined ? '—' : `${Math.round(p.machineCpu.idleShare * 100)}% / ${(p.machineCpu.stealShare * 100).toFixed(1)}%`,
+      p.machineCpu === undefined ? '—' : `${Math.round(p.machineCpu.idleShare * 100)}% / ${(p.machineCpu.stealShare * 100).toFixed(1)}%${throttledCell(p.cpuThrottling)}`,
       stagesCell(p.serverStagesMs),
       `${ms(p.lagMs.p99)}${p.generatorSaturated ? ' ⚠' : ''}`,
       `<span class="${p.sloMet ? 'ok' : 'bad'}">${esc(p.sloVerdict)}</span>`,

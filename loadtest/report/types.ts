@@ -3,6 +3,7 @@
  * compare runs. Times are seconds from the run's start unless a field says otherwise; latencies
  * are milliseconds from the intended send time.
  */
+import type { CpuThrottling } from '../measure/cgroup-cpu.js';
 import type { ServerStage } from '../measure/outcome.js';
 import type { Percentiles } from '../measure/recorder.js';
 import type { CapacityReport } from './capacity.js';
@@ -93,6 +94,12 @@ export interface PhaseResult {
   readonly runQueueWaitMsPerRequest?: number;
   /** The machine's CPU time over the phase (/proc/stat): idle and hypervisor-steal shares, 0..1. */
   readonly machineCpu?: { readonly idleShare: number; readonly stealShare: number };
+  /**
+   * CPU-quota throttling of the target processes' cgroups over the phase (cgroup v2 `cpu.stat`):
+   * time every thread of a group was stopped because it had used its `cpu.max` quota for the
+   * period. Undefined where unread (no cgroup v2 cpu controller, a remote target).
+   */
+  readonly cpuThrottling?: CpuThrottling;
   /** Highest RSS per process in the phase, bytes. */
   readonly rssBytesByProcess: Readonly<Record<string, number>>;
   /** CPU cores used by the generator process(es). */

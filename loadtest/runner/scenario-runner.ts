@@ -348,6 +348,7 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
   const threads = busiestThreads(threadCpu, 40);
   const runQueueWaitMs = serverRunQueueWaitMs(threadCpu, targetNames);
   const machineCpu = sampler.machineCpuBetween(cpuFrom, cpuTo);
+  const cpuThrottling = sampler.cpuThrottlingBetween(cpuFrom, cpuTo);
   const topThreads = threads.top.filter((th) => !th.process.startsWith('generator-')).slice(0, 5).map((th) => threadLoad(th, c.completed, wallS));
   const busiestThreadByProcess: Record<string, ThreadLoad> = {};
   let busiestThread: ThreadLoad | undefined;
@@ -402,6 +403,7 @@ function summarisePhase(spec: PhaseSpec, run: FleetRun, startS: number, sc: Scen
     topThreads,
     ...(runQueueWaitMs !== undefined && c.completed > 0 ? { runQueueWaitMsPerRequest: runQueueWaitMs / c.completed } : {}),
     ...(machineCpu !== undefined ? { machineCpu } : {}),
+    ...(cpuThrottling !== undefined ? { cpuThrottling } : {}),
     rssBytesByProcess: rssAll,
     generatorCpuCores,
     generatorProcesses: run.processes,
