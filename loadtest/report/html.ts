@@ -9,7 +9,8 @@ import { fmt, fmtBytes } from './capacity.js';
 import { esc, lineChart } from './svg.js';
 import type { Series } from './svg.js';
 import type { LoadtestReport, PhaseResult, ThreadLoad } from './types.js';
-import { slowestStage } from '../measure/outcome.js';
+import { SERVER_STAGES, slowestStage } from '../measure/outcome.js';
+import type { ServerStage } from '../measure/outcome.js';
 import { describeCpu } from '../measure/cpu-identity.js';
 
 const n1 = (v: number | undefined) => (v === undefined ? '—' : fmt(v));
@@ -35,6 +36,28 @@ function latencyVsLoad(r: LoadtestReport): string {
       { name: 'p90', points: pick((p) => p.latencyMs.p90) },
       { name: 'p99', points: pick((p) => p.latencyMs.p99) },
       { name: 'p99.9', points: pick((p) => p.latencyMs.p999) },
+    ],
+    hLine: { y: r.slo.p99Ms, label: `SLO p99 ${r.slo.p99Ms} ms` },
+  });
+}
+
+/**
+ * Each pipeline stage's p99 (the server's own timings) beside the client's p99, against offered
+ * load: the stage whose line bends first holds the tail, and a client line far above the
+ * pipeline's total is time outside the pipeline. Empty when no phase carried timings.
+ */
+function stagesVsLoad(r: LoadtestReport): string {
+  const phases = [...r.phases].filter((p) => p.serverStagesMs !== undefined).sort((a, b) => a.offeredRate - b.offeredRate);
+  if (phases.length === 0) return '<p class="muted">No stage timings: the requests were sent without debug (mix.stageTimings false) or the report predates them.</p>';
+  const names: Record<ServerStage, string> = { admission: 'admission', userState: 'user state', retrieval: 'retrieval', ranking: 'ranking', policy: 'policy', total: 'pipeline total' };
+  return lineChart({
+    title: 'Where the time goes: p99 of each server stage vs offered load',
+    xLabel: 'offered load, req/s',
+    yLabel: 'p99, ms',
+    logY: true,
+    series: [
+      { name: 'client (from intended send)', points: phases.map((p) => [p.offeredRate, p.latencyMs.p99] as const), dashed: true, color: '#999' },
+      ...SERVER_STAGES.filter((st) => st !== 'admission').map((st) => ({ name: names[st], points: phases.map((p) => [p.offeredRate, Math.max(0.01, p.serverStagesMs![st].p99)] as const) })),
     ],
     hLine: { y: r.slo.p99Ms, label: `SLO p99 ${r.slo.p99Ms} ms` },
   });
@@ -235,6 +258,9 @@ ${warnings}
 ${phaseTable(r)}
 <h2>Latency and throughput vs offered load</h2>
 <div class="charts">${latencyVsLoad(r)}${throughputVsLoad(r)}</div>
+<h2>Where the time goes</h2>
+<p class="muted">The coordinator's own timing of each stage (RecommendResponse.timings; admission is left out, it is ~0 unless the node sheds). Per-stage p99s do not add up; the stage that rises first holds the tail. The client's p99 above the pipeline's total is time outside the pipeline: the node's event loop before the handler, gRPC, the network, the generator.</p>
+<div class="charts">${stagesVsLoad(r)}</div>
 <h2>Over time</h2>
 <div class="charts">${latencyOverTime(r)}${rateOverTime(r)}</div>
 <h2>Server processes</h2>

@@ -172,6 +172,7 @@ t.test('a ramp against a real gRPC server yields a report whose HTML holds the S
     t.ok(p.completed > 0 && p.completed === p.sent, `${p.name}: every request answered`);
     t.equal(p.outcomes['ranked'], p.completed, `${p.name}: stub answers are ranked`);
   }
+  for (const p of report.phases) t.ok(p.serverStagesMs !== undefined && p.serverStagesMs.total.count === p.completed, `${p.name}: every answer carried the server's stage timings`);
   t.ok(report.processes.some((p) => p.name === 'stub' && p.maxRssBytes > 10 * 2 ** 20), 'stub process sampled');
   t.ok(report.timeline.length >= 2, 'timeline per second');
   t.equal(report.capacity.memory.bytesPerMillionItems, 1e9, 'memory per million items from two sizes');
@@ -209,7 +210,9 @@ t.test('a ramp against a real gRPC server yields a report whose HTML holds the S
   t.match(html, /Busiest threads/);
   t.match(html, /stub (main|thread \d+ \([^)]*\)): [\d.]+ ms\/req/, 'busiest thread in the phase table');
   t.match(html, /process ceiling/);
-  t.ok((html.match(/<svg /g) ?? []).length >= 6, 'six SVG charts');
+  t.ok((html.match(/<svg /g) ?? []).length >= 7, 'seven SVG charts');
+  t.match(html, /Where the time goes: p99 of each server stage/, 'the stage chart');
+  t.match(html, /<td>[\d.]+ \((admission|userState|retrieval|ranking|policy) [\d.]+\)<\/td>/, 'the pipeline p99 and its slowest stage in the phase table');
   t.match(html, /Latency vs offered load/);
   t.match(html, /Latency over time/);
   t.match(html, /CPU per process/);
