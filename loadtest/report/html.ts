@@ -56,7 +56,7 @@ function stagesVsLoad(r: LoadtestReport): string {
     yLabel: 'p99, ms',
     logY: true,
     series: [
-      { name: 'client (from intended send)', points: phases.map((p) => [p.offeredRate, p.latencyMs.p99] as const), dashed: true, color: '#999' },
+      { name: 'client', points: phases.map((p) => [p.offeredRate, p.latencyMs.p99] as const), dashed: true, color: '#999' },
       ...SERVER_STAGES.filter((st) => st !== 'admission').map((st) => ({ name: names[st], points: phases.map((p) => [p.offeredRate, Math.max(0.01, p.serverStagesMs![st].p99)] as const) })),
     ],
     hLine: { y: r.slo.p99Ms, label: `SLO p99 ${r.slo.p99Ms} ms` },
