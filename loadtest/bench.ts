@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     });
     printTable(
       'End to end: local cluster, public gRPC Recommend, open-loop ramp (latency from intended send time)',
-      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'core wait ms/req', 'idle %', 'steal %', 'quota throttled ms', 'coverage', 'pipeline p99 ms', 'slowest stage p99 ms', 'stalls', 'SLO'],
+      ['offered/s', 'answers/s', 'personalised/s', 'p50 ms', 'p99 ms', 'errors %', 'server cores', 'QPS/server core', 'busiest thread', 'busiest thread ms/req', 'its core %', 'process ceiling QPS', 'core wait ms/req', 'idle %', 'steal %', 'quota throttling', 'coverage', 'pipeline p99 ms', 'slowest stage p99 ms', 'stalls', 'SLO'],
       r.steps.map((s) => {
         const bt = s.busiestThread;
         const btMs = bt?.msPerRequest ?? NaN;

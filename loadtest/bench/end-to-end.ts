@@ -19,7 +19,7 @@ import { startLocalCluster } from '../../cluster/local/launcher.js';
 import type { LocalClusterHandle } from '../../cluster/local/launcher.js';
 import type { RequestMixSpec } from '../generator/request-mix.js';
 import type { CpuThrottling } from '../measure/cgroup-cpu.js';
-import { SERVER_STAGES, slowestStage } from '../measure/outcome.js';
+import { STAGE_LABELS, mapStages, slowestStage } from '../measure/outcome.js';
 import type { ServerStage } from '../measure/outcome.js';
 import type { Percentiles, PhaseResult, ThreadLoad } from '../report/types.js';
 import { runScenario } from '../runner/scenario-runner.js';
@@ -237,19 +237,18 @@ function step(p: PhaseResult, spreadEntry: number, runStartEpochMs: number, stal
 }
 
 function stageQuantiles(stages: Readonly<Record<ServerStage, Percentiles>>): Record<ServerStage, { p50: number; p99: number }> {
-  const out = {} as Record<ServerStage, { p50: number; p99: number }>;
-  for (const stage of SERVER_STAGES) out[stage] = { p50: stages[stage].p50, p99: stages[stage].p99 };
-  return out;
+  return mapStages((stage) => ({ p50: stages[stage].p50, p99: stages[stage].p99 }));
 }
 
 /**
- * A step's CPU-quota throttling for the table: ms stopped and the quota, 'no quota' when the
- * cgroup has none, '—' when unread.
+ * A step's CPU-quota throttling for the table: periods throttled of those elapsed, the throttled
+ * run-queue time (summed over CPUs) and the quota; 'no quota' when the cgroup has none, '—' when
+ * unread.
  */
 export function throttlingText(t: CpuThrottling | null): string {
   if (t === null) return '—';
   if (t.quotaCores === null) return 'no quota';
-  return `${t.throttledMs.toFixed(0)} of ${t.quotaCores.toFixed(2)} cores`;
+  return `${t.throttledPeriods}/${t.periods} periods, ${t.throttledMs.toFixed(0)} CPU-ms (quota ${t.quotaCores.toFixed(2)} cores)`;
 }
 
 /**
@@ -259,7 +258,7 @@ export function throttlingText(t: CpuThrottling | null): string {
 export function slowestStageText(stages: EndToEndStep['serverStagesMs']): string {
   if (stages === null) return '—';
   const worst = slowestStage(stages);
-  return `${worst} ${stages[worst].p99.toFixed(1)}`;
+  return `${STAGE_LABELS[worst]} ${stages[worst].p99.toFixed(1)}`;
 }
 
 /** Starts the cluster, runs the ramp, stops the cluster (also on failure). */

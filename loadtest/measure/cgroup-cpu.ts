@@ -6,29 +6,36 @@
  * process at once, with the machine's cores idle. That looks like the lock-step stalls of a
  * saturated machine in a latency report, so a capacity run reads it rather than guessing.
  *
- * Absent files (no cgroup v2, no cpu controller, not Linux) mean no reading, never an error.
+ * The quota that binds may sit on an ancestor (a pod's cgroup above its containers', a systemd
+ * slice above a scope): the group read is the one with the smallest quota on the way up to the
+ * mount, whose `cpu.stat` counts its whole subtree. Absent files (cgroup v1, no cpu controller,
+ * not Linux) mean no reading, never an error.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** Counters of one cgroup's `cpu.stat` so far. */
 export interface CgroupCpuReading {
+  /** The cgroup directory read: the one whose quota binds (see {@link readCgroupCpu}). */
+  readonly group: string;
   /** Enforcement periods that have elapsed (0 when no quota is set). */
   readonly periods: number;
   /** Periods in which the cgroup ran out of quota. */
   readonly throttledPeriods: number;
-  /** Time its threads were stopped for lack of quota, µs. */
+  /**
+   * Throttled time, µs, as the kernel counts it: summed over the CPUs whose run queues were
+   * throttled, so one 100 ms stall on 16 CPUs can count up to 1.6 s.
+   */
   readonly throttledUs: number;
   /** The quota in cores (`cpu.max` quota / period), or null when unlimited or unreadable. */
   readonly quotaCores: number | null;
 }
 
 /**
- * Parses cgroup v2 `cpu.stat` (`nr_periods`, `nr_throttled`, `throttled_usec`); cgroup v1's
- * `throttled_time` (ns) is accepted too. Undefined when the throttling counters are missing (the
- * cpu controller is not enabled for the group).
+ * Parses cgroup v2 `cpu.stat` (`nr_periods`, `nr_throttled`, `throttled_usec`). Undefined when the
+ * throttling counters are missing (the cpu controller is not enabled for the group).
  */
-export function parseCpuStat(text: string): Omit<CgroupCpuReading, 'quotaCores'> | undefined {
+export function parseCpuStat(text: string): Omit<CgroupCpuReading, 'quotaCores' | 'group'> | undefined {
   const v = new Map<string, number>();
   for (const line of text.split('\n')) {
     const [k, n] = line.trim().split(/\s+/);
@@ -36,7 +43,7 @@ export function parseCpuStat(text: string): Omit<CgroupCpuReading, 'quotaCores'>
   }
   const periods = v.get('nr_periods');
   const throttledPeriods = v.get('nr_throttled');
-  const throttledUs = v.get('throttled_usec') ?? (v.has('throttled_time') ? v.get('throttled_time')! / 1000 : undefined);
+  const throttledUs = v.get('throttled_usec');
   if (periods === undefined || throttledPeriods === undefined || throttledUs === undefined) return undefined;
   return { periods, throttledPeriods, throttledUs };
 }
@@ -68,22 +75,35 @@ export function cgroupDirOf(pid: number, procRoot = '/proc', cgroupRoot = '/sys/
   return path.join(cgroupRoot, path.normalize(`/${rel}`).slice(1));
 }
 
-/** Reads a cgroup directory now; undefined when it has no throttling counters. */
-export function readCgroupCpu(dir: string): CgroupCpuReading | undefined {
-  let stat: Omit<CgroupCpuReading, 'quotaCores'> | undefined;
+/**
+ * Reads the group that binds `dir`'s CPU now: of `dir` and its ancestors up to `cgroupRoot`, the one
+ * with the smallest `cpu.max` quota, else `dir` itself (quota null). Undefined when that group has
+ * no throttling counters.
+ */
+export function readCgroupCpu(dir: string, cgroupRoot = '/sys/fs/cgroup'): CgroupCpuReading | undefined {
+  let binding = dir;
+  let quotaCores: number | null = null;
+  const root = path.resolve(cgroupRoot);
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    let q: number | null = null;
+    try {
+      q = parseCpuMax(readFileSync(path.join(d, 'cpu.max'), 'utf8'));
+    } catch {
+      // No cpu.max here: the root cgroup, or the cpu controller is not enabled for this group.
+    }
+    if (q !== null && (quotaCores === null || q < quotaCores)) {
+      quotaCores = q;
+      binding = d;
+    }
+    if (d === root || !d.startsWith(root + path.sep)) break;
+  }
+  let stat: Omit<CgroupCpuReading, 'quotaCores' | 'group'> | undefined;
   try {
-    stat = parseCpuStat(readFileSync(path.join(dir, 'cpu.stat'), 'utf8'));
+    stat = parseCpuStat(readFileSync(path.join(binding, 'cpu.stat'), 'utf8'));
   } catch {
     return undefined;
   }
-  if (stat === undefined) return undefined;
-  let quotaCores: number | null = null;
-  try {
-    quotaCores = parseCpuMax(readFileSync(path.join(dir, 'cpu.max'), 'utf8'));
-  } catch {
-    // No cpu.max: the root cgroup, or a group without a limit.
-  }
-  return { ...stat, quotaCores };
+  return stat === undefined ? undefined : { group: binding, ...stat, quotaCores };
 }
 
 /** Throttling in a window, summed over the cgroups of the processes under test. */
@@ -92,11 +112,14 @@ export interface CpuThrottling {
   readonly quotaCores: number | null;
   readonly periods: number;
   readonly throttledPeriods: number;
-  /** Time threads were stopped for lack of quota, ms (each cgroup counted once). */
+  /**
+   * Throttled time, ms, summed over the throttled CPUs' run queues (see
+   * {@link CgroupCpuReading.throttledUs}); `throttledPeriods` × the period bounds the wall time.
+   */
   readonly throttledMs: number;
 }
 
-/** The throttling between two sets of readings keyed by cgroup directory (groups in both only). */
+/** The throttling between two sets of readings keyed by their group (groups in both only). */
 export function throttlingBetween(from: ReadonlyMap<string, CgroupCpuReading>, to: ReadonlyMap<string, CgroupCpuReading>): CpuThrottling | undefined {
   let any = false;
   let quota: number | null = null;

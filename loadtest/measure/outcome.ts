@@ -30,6 +30,16 @@ export const SERVER_STAGES = ['admission', 'userState', 'retrieval', 'ranking', 
 export type ServerStage = (typeof SERVER_STAGES)[number];
 export type ServerStageMs = Readonly<Record<ServerStage, number>>;
 
+/** How tables and charts name each stage. */
+export const STAGE_LABELS: Readonly<Record<ServerStage, string>> = {
+  admission: 'admission', userState: 'user state', retrieval: 'retrieval', ranking: 'ranking', policy: 'policy', total: 'pipeline total',
+};
+
+/** A record with one value per stage, built by `f` (typed, no cast). */
+export function mapStages<T>(f: (stage: ServerStage) => T): Record<ServerStage, T> {
+  return { admission: f('admission'), userState: f('userState'), retrieval: f('retrieval'), ranking: f('ranking'), policy: f('policy'), total: f('total') };
+}
+
 /**
  * The pipeline stage (total left out) with the highest p99: where a run's slow answers waited.
  * Per-stage p99s do not add up to the total's; the largest says which stage holds the tail.
@@ -45,7 +55,8 @@ export function slowestStage(stages: Readonly<Record<ServerStage, { readonly p99
 function stageMsOf(res: RecommendResponseMessage): ServerStageMs | undefined {
   const t = res.timings;
   if (t === undefined || t === null) return undefined;
-  return { admission: t.admissionMs, userState: t.userStateMs, retrieval: t.retrievalMs, ranking: t.rankingMs, policy: t.policyMs, total: t.totalMs };
+  const ms: Record<ServerStage, number> = { admission: t.admissionMs, userState: t.userStateMs, retrieval: t.retrievalMs, ranking: t.rankingMs, policy: t.policyMs, total: t.totalMs };
+  return ms;
 }
 
 export function classify(result: CallResult<RecommendResponseMessage>): ClassifiedOutcome {

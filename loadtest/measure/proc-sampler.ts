@@ -269,6 +269,11 @@ export interface ProcSamplerOptions {
   readonly procRoot?: string;
   /** Where cgroup v2 is mounted, for CPU-quota throttling ({@link readCgroupCpu}). Default "/sys/fs/cgroup". */
   readonly cgroupRoot?: string;
+  /**
+   * The processes whose cgroups' throttling is read: the system under test, not the load
+   * generators beside it. Default: none (no throttling is read).
+   */
+  readonly cgroupProcesses?: () => readonly ProcessRef[];
 }
 
 function readMachineCpu(procRoot: string): MachineCpuReading | undefined {
@@ -314,9 +319,8 @@ export class ProcSampler {
     const withThreads = this.#opts.threads ?? true;
     const machine = readMachineCpu(this.#root);
     if (machine !== undefined) this.#machine.push({ atMs: now, cpu: machine });
-    const processes = this.#opts.processes();
-    this.#sampleCgroups(now, processes);
-    for (const p of processes) {
+    this.#sampleCgroups(now, this.#opts.cgroupProcesses?.() ?? []);
+    for (const p of this.#opts.processes()) {
       const r = readProc(p.pid, this.#ticks, this.#root);
       if (!r) continue;
       // Keyed by name and pid: a restarted node is a new series (its CPU counter restarts at 0).
@@ -336,9 +340,10 @@ export class ProcSampler {
     for (const p of processes) {
       if (!this.#cgroupDirByPid.has(p.pid)) this.#cgroupDirByPid.set(p.pid, cgroupDirOf(p.pid, this.#root, this.#opts.cgroupRoot));
       const dir = this.#cgroupDirByPid.get(p.pid);
-      if (dir === undefined || byDir.has(dir)) continue;
-      const r = readCgroupCpu(dir);
-      if (r !== undefined) byDir.set(dir, r);
+      if (dir === undefined) continue;
+      // Keyed by the group read (the binding one): processes sharing it count it once.
+      const r = readCgroupCpu(dir, this.#opts.cgroupRoot);
+      if (r !== undefined) byDir.set(r.group, r);
     }
     if (byDir.size > 0) this.#cgroups.push({ atMs: now, byDir });
   }

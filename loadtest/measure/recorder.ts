@@ -8,7 +8,7 @@
 import hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
 import type { ClassifiedOutcome, ServerStage } from './outcome.js';
-import { SERVER_STAGES, outcomeKey } from './outcome.js';
+import { SERVER_STAGES, mapStages, outcomeKey } from './outcome.js';
 
 /** Highest latency tracked: 120 s, in µs (auto-resize covers more). */
 const HIGHEST_US = 120_000_000;
@@ -146,7 +146,12 @@ export class PhaseRecorder {
     this.#all.recordValue(us);
     this.#service.recordValue(toUs(serviceMs));
     if (outcome.stageMs !== undefined) {
-      for (const stage of SERVER_STAGES) this.#stage(stage).recordValue(toUs(outcome.stageMs[stage]));
+      // The coordinator reports 0 for a stage it never reached (a shed request, a stage that failed
+      // before it), so each stage's percentiles are over the answers that ran it; total is always kept.
+      for (const stage of SERVER_STAGES) {
+        const ms = outcome.stageMs[stage];
+        if (ms > 0 || stage === 'total') this.#stage(stage).recordValue(toUs(ms));
+      }
     }
     if (outcome.coverage !== undefined) {
       this.counts.coverageSum += outcome.coverage;
@@ -199,14 +204,12 @@ export class PhaseRecorder {
   }
   /**
    * Percentiles of the server's own stage timings over the answers that carried them (requests
-   * sent with debug), or undefined when none did.
+   * sent with debug), each stage over the answers that ran it (count 0 for a stage none reached),
+   * or undefined when no answer carried timings.
    */
   serverStages(): Record<ServerStage, Percentiles> | undefined {
-    const stages = this.#stages;
-    if (stages === undefined) return undefined;
-    const out = {} as Record<ServerStage, Percentiles>;
-    for (const stage of SERVER_STAGES) out[stage] = percentilesOf(this.#stage(stage));
-    return out;
+    if (this.#stages === undefined) return undefined;
+    return mapStages((stage) => percentilesOf(this.#stage(stage)));
   }
   /** Percentiles per outcome key ("ranked", "fallback", "error:UNAVAILABLE", ...). */
   byOutcome(): Record<string, Percentiles> {

@@ -9,8 +9,7 @@ import { fmt, fmtBytes } from './capacity.js';
 import { esc, lineChart } from './svg.js';
 import type { Series } from './svg.js';
 import type { LoadtestReport, PhaseResult, ThreadLoad } from './types.js';
-import { SERVER_STAGES, slowestStage } from '../measure/outcome.js';
-import type { ServerStage } from '../measure/outcome.js';
+import { SERVER_STAGES, STAGE_LABELS, slowestStage } from '../measure/outcome.js';
 import { describeCpu } from '../measure/cpu-identity.js';
 
 const n1 = (v: number | undefined) => (v === undefined ? '—' : fmt(v));
@@ -47,17 +46,19 @@ function latencyVsLoad(r: LoadtestReport): string {
  * pipeline's total is time outside the pipeline. Empty when no phase carried timings.
  */
 function stagesVsLoad(r: LoadtestReport): string {
-  const phases = [...r.phases].filter((p) => p.serverStagesMs !== undefined).sort((a, b) => a.offeredRate - b.offeredRate);
+  const phases = r.phases
+    .flatMap((p) => (p.serverStagesMs === undefined ? [] : [{ rate: p.offeredRate, clientP99: p.latencyMs.p99, stages: p.serverStagesMs }]))
+    .sort((a, b) => a.rate - b.rate);
   if (phases.length === 0) return '<p class="muted">No stage timings: the requests were sent without debug (mix.stageTimings false) or the report predates them.</p>';
-  const names: Record<ServerStage, string> = { admission: 'admission', userState: 'user state', retrieval: 'retrieval', ranking: 'ranking', policy: 'policy', total: 'pipeline total' };
   return lineChart({
     title: 'Where the time goes: p99 of each server stage vs offered load',
     xLabel: 'offered load, req/s',
     yLabel: 'p99, ms',
     logY: true,
     series: [
-      { name: 'client', points: phases.map((p) => [p.offeredRate, p.latencyMs.p99] as const), dashed: true, color: '#999' },
-      ...SERVER_STAGES.filter((st) => st !== 'admission').map((st) => ({ name: names[st], points: phases.map((p) => [p.offeredRate, Math.max(0.01, p.serverStagesMs![st].p99)] as const) })),
+      { name: 'client', points: phases.map((p) => [p.rate, p.clientP99] as const), dashed: true, color: '#999' },
+      // A stage no answer of a phase ran has p99 0: drawn at the axis floor of the log scale.
+      ...SERVER_STAGES.map((st) => ({ name: STAGE_LABELS[st], points: phases.map((p) => [p.rate, Math.max(0.01, p.stages[st].p99)] as const) })),
     ],
     hLine: { y: r.slo.p99Ms, label: `SLO p99 ${r.slo.p99Ms} ms` },
   });
@@ -125,16 +126,16 @@ function threadCell(t: Pick<ThreadLoad, 'process' | 'thread' | 'msPerRequest' | 
   return `${esc(t.process)} ${esc(t.thread)}: ${t.msPerRequest === undefined ? '—' : ms(t.msPerRequest)} ms/req, ${Math.round(t.utilisation * 100)}% of a core`;
 }
 
-/** ' / throttled N ms' when the cluster's cgroup has a CPU quota (nothing otherwise). */
+/** ' / throttled N of M periods' when the cluster's cgroup has a CPU quota (nothing otherwise). */
 function throttledCell(t: PhaseResult['cpuThrottling']): string {
-  return t === undefined || t.quotaCores === null ? '' : ` / throttled ${Math.round(t.throttledMs)} ms (quota ${t.quotaCores.toFixed(2)} cores)`;
+  return t === undefined || t.quotaCores === null ? '' : ` / throttled ${t.throttledPeriods} of ${t.periods} periods (quota ${t.quotaCores.toFixed(2)} cores)`;
 }
 
 /** The pipeline's p99 and the stage with the highest p99: where a phase's slow answers waited. */
 function stagesCell(stages: PhaseResult['serverStagesMs']): string {
   if (stages === undefined) return '—';
   const worst = slowestStage(stages);
-  return `${ms(stages.total.p99)} (${esc(worst)} ${ms(stages[worst].p99)})`;
+  return `${ms(stages.total.p99)} (${esc(STAGE_LABELS[worst])} ${ms(stages[worst].p99)})`;
 }
 
 function phaseTable(r: LoadtestReport): string {
@@ -259,7 +260,7 @@ ${phaseTable(r)}
 <h2>Latency and throughput vs offered load</h2>
 <div class="charts">${latencyVsLoad(r)}${throughputVsLoad(r)}</div>
 <h2>Where the time goes</h2>
-<p class="muted">The coordinator's own timing of each stage (RecommendResponse.timings; admission is left out, it is ~0 unless the node sheds). Per-stage p99s do not add up; the stage that rises first holds the tail. The client's p99 above the pipeline's total is time outside the pipeline: the node's event loop before the handler, gRPC, the network, the generator.</p>
+<p class="muted">The coordinator's own timing of each stage (RecommendResponse.timings), each over the answers that ran it. Admission is the wait for one of the node's concurrent-request slots (coordinator.admission): it rises when more requests are in flight than the node admits at once. Per-stage p99s do not add up; the stage that rises first holds the tail. The client's p99 above the pipeline's total is time outside the pipeline: the node's event loop before the handler, gRPC, the network, the generator.</p>
 <div class="charts">${stagesVsLoad(r)}</div>
 <h2>Over time</h2>
 <div class="charts">${latencyOverTime(r)}${rateOverTime(r)}</div>

@@ -95,9 +95,10 @@ export interface PhaseResult {
   /** The machine's CPU time over the phase (/proc/stat): idle and hypervisor-steal shares, 0..1. */
   readonly machineCpu?: { readonly idleShare: number; readonly stealShare: number };
   /**
-   * CPU-quota throttling of the target processes' cgroups over the phase (cgroup v2 `cpu.stat`):
-   * time every thread of a group was stopped because it had used its `cpu.max` quota for the
-   * period. Undefined where unread (no cgroup v2 cpu controller, a remote target).
+   * CPU-quota throttling of the target processes' cgroups over the phase (cgroup v2 `cpu.stat` of
+   * the group whose `cpu.max` binds): enforcement periods in which the group used its quota and
+   * had its threads stopped until the period ended. Undefined where unread (no cgroup v2 cpu
+   * controller, a remote target whose pids are not known).
    */
   readonly cpuThrottling?: CpuThrottling;
   /** Highest RSS per process in the phase, bytes. */

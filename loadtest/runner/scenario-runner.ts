@@ -70,6 +70,8 @@ export async function runScenario(opts: RunOptions): Promise<LoadtestReport> {
   const fleet = new GeneratorFleet(sc.generator.processes);
   const sampler = new ProcSampler({
     processes: () => [...target.processes(), ...fleet.pids().map((pid, i) => ({ name: `generator-${i}`, pid }))],
+    // Quota throttling of the system under test only: the generators' cgroup says nothing of it.
+    cgroupProcesses: () => target.processes(),
     intervalMs: opts.sampleIntervalMs ?? 1000,
   });
   const runStart = Date.now();

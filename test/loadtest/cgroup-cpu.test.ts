@@ -12,7 +12,6 @@ const cpuStat = (periods: number, throttled: number, us: number) =>
 
 t.test('parsing cpu.stat and cpu.max', async (t) => {
   t.same(parseCpuStat(cpuStat(120, 7, 350_000)), { periods: 120, throttledPeriods: 7, throttledUs: 350_000 });
-  t.same(parseCpuStat('nr_periods 3\nnr_throttled 1\nthrottled_time 2000000\n'), { periods: 3, throttledPeriods: 1, throttledUs: 2000 }, 'cgroup v1: throttled_time in ns');
   t.equal(parseCpuStat('usage_usec 5\nuser_usec 4\nsystem_usec 1\n'), undefined, 'the cpu controller off: no throttling counters');
   t.equal(parseCpuMax('150000 100000\n'), 1.5);
   t.equal(parseCpuMax('max 100000\n'), null, 'unlimited');
@@ -37,16 +36,28 @@ t.test('the cgroup directory of a process, and throttling between readings', asy
 
   const pod = path.join(cg, 'kubepods', 'pod1');
   await mkdir(pod, { recursive: true });
-  t.equal(readCgroupCpu(pod), undefined, 'no cpu.stat: no reading');
+  t.equal(readCgroupCpu(pod, cg), undefined, 'no cpu.stat: no reading');
   await writeFile(path.join(pod, 'cpu.stat'), cpuStat(100, 2, 10_000));
-  t.same(readCgroupCpu(pod), { periods: 100, throttledPeriods: 2, throttledUs: 10_000, quotaCores: null }, 'no cpu.max: no quota');
+  t.same(readCgroupCpu(pod, cg), { group: pod, periods: 100, throttledPeriods: 2, throttledUs: 10_000, quotaCores: null }, 'no cpu.max: no quota');
   await writeFile(path.join(pod, 'cpu.max'), '200000 100000\n');
-  const a = readCgroupCpu(pod)!;
+  const a = readCgroupCpu(pod, cg)!;
   t.equal(a.quotaCores, 2);
   await writeFile(path.join(pod, 'cpu.stat'), cpuStat(180, 32, 910_000));
-  const b = readCgroupCpu(pod)!;
+  const b = readCgroupCpu(pod, cg)!;
   t.same(throttlingBetween(new Map([[pod, a]]), new Map([[pod, b]])), { quotaCores: 2, periods: 80, throttledPeriods: 30, throttledMs: 900 });
   t.equal(throttlingBetween(new Map(), new Map([[pod, b]])), undefined, 'a group read only once has no window');
+
+  // The quota that binds may be an ancestor's: a container without a limit inside a limited pod
+  // reads the pod's counters (its subtree's throttling), and the smallest quota on the way up wins.
+  const container = path.join(pod, 'ctr');
+  await mkdir(container, { recursive: true });
+  await writeFile(path.join(container, 'cpu.max'), 'max 100000\n');
+  await writeFile(path.join(container, 'cpu.stat'), cpuStat(0, 0, 0));
+  t.same(readCgroupCpu(container, cg), { group: pod, periods: 180, throttledPeriods: 32, throttledUs: 910_000, quotaCores: 2 }, 'the pod binds');
+  await writeFile(path.join(container, 'cpu.max'), '50000 100000\n');
+  t.same(readCgroupCpu(container, cg), { group: container, periods: 0, throttledPeriods: 0, throttledUs: 0, quotaCores: 0.5 }, 'a smaller quota below binds instead');
+  await writeFile(path.join(cg, 'cpu.max'), '10000 100000\n');
+  t.equal(readCgroupCpu(container, path.join(cg, 'kubepods'))!.quotaCores, 0.5, 'the walk stops at the mount: a file above it is not read');
 });
 
 t.test('the sampler reports throttling per window from the processes\' cgroups, each group once', async (t) => {
@@ -65,15 +76,23 @@ t.test('the sampler reports throttling per window from the processes\' cgroups, 
   const realNow = Date.now;
   Date.now = () => now;
   t.teardown(() => { Date.now = realNow; });
-  const sampler = new ProcSampler({ processes: () => [{ name: 'n1', pid: 100 }, { name: 'n2', pid: 200 }], ticksPerSecond: 100, procRoot: proc, cgroupRoot: cg, threads: false });
+  // A generator process (pid 300) in another, throttled group is sampled for CPU but its group is not read.
+  await mkdir(path.join(proc, '300'), { recursive: true });
+  await writeFile(path.join(proc, '300', 'cgroup'), '0::/gen\n');
+  await mkdir(path.join(cg, 'gen'), { recursive: true });
+  await writeFile(path.join(cg, 'gen', 'cpu.max'), '100000 100000\n');
+  await writeFile(path.join(cg, 'gen', 'cpu.stat'), cpuStat(10, 9, 999_000));
+  const cluster = [{ name: 'n1', pid: 100 }, { name: 'n2', pid: 200 }];
+  const sampler = new ProcSampler({ processes: () => [...cluster, { name: 'generator-0', pid: 300 }], cgroupProcesses: () => cluster, ticksPerSecond: 100, procRoot: proc, cgroupRoot: cg, threads: false });
   await writeFile(path.join(pod, 'cpu.stat'), cpuStat(1000, 10, 50_000));
   sampler.sample();
   now += 10_000;
   await writeFile(path.join(pod, 'cpu.stat'), cpuStat(1100, 40, 1_250_000));
+  await writeFile(path.join(cg, 'gen', 'cpu.stat'), cpuStat(110, 99, 9_999_000));
   sampler.sample();
   t.same(sampler.cpuThrottlingBetween(5_000_000, now), { quotaCores: 4, periods: 100, throttledPeriods: 30, throttledMs: 1200 }, 'two processes in one group count it once');
   t.equal(sampler.cpuThrottlingBetween(now, now), undefined, 'one reading: no window');
-  const bare = new ProcSampler({ processes: () => [{ name: 'n1', pid: 100 }], ticksPerSecond: 100, procRoot: proc, cgroupRoot: path.join(root, 'none'), threads: false });
+  const bare = new ProcSampler({ processes: () => [{ name: 'n1', pid: 100 }], cgroupProcesses: () => [{ name: 'n1', pid: 100 }], ticksPerSecond: 100, procRoot: proc, cgroupRoot: path.join(root, 'none'), threads: false });
   bare.sample();
   now += 1000;
   bare.sample();
