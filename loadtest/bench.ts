@@ -233,7 +233,8 @@ async function main(): Promise<void> {
   let recallAt100: number | undefined;
   if (only.has('recall')) {
     const { ItemTower } = await import('../actors/item-shard/item-tower.js');
-    const { buildEncodedShards, measureShardedRecall, sampleUserVectors, sweepNprobe } = await import('./bench/recall.js');
+    const { assertRecallHeap, buildEncodedShards, measureShardedRecall, sampleUserVectors, sweepNprobe } = await import('./bench/recall.js');
+    assertRecallHeap(world.numVideos);
     const { openInProcessCluster } = await import('./bench/ceiling.js');
     const tower = await ItemTower.load(modelDir);
     log(`encoding ${world.numVideos} items and building ${config.cluster.itemShards} shard indexes`);

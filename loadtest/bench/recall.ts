@@ -9,6 +9,7 @@
  *
  * The serving issue's target: recall@100 ≥ 0.95 at the configured parameters.
  */
+import v8 from 'node:v8';
 import type { ItemFeatures } from '../../core/features/item.js';
 import { loadShardItems } from '../../actors/item-shard/bootstrap.js';
 import { faissFromFactory } from '../../actors/item-shard/faiss.js';
@@ -39,6 +40,26 @@ export interface EncodedShards {
  * shard's index with {@link ItemShardIndex.build} — openItemShard's build path without the snapshot —
  * keeping the vectors, which a built faiss index does not give back.
  */
+/**
+ * JS heap the recall part needs for a corpus: it holds every item's features as JS objects (469 B
+ * each measured on the 1M world's items, with a margin for the JSON they are parsed from) beside
+ * the bench's own ~0.5 GB. The vectors and indexes live outside the JS heap.
+ */
+export const RECALL_HEAP_BYTES_PER_ITEM = 600;
+const RECALL_HEAP_BASE_BYTES = 512 * 2 ** 20;
+
+/**
+ * Throws a clear error when `items` will not fit the heap limit (`heapLimitBytes`, default this
+ * process's), naming the flag that raises it, rather than letting V8 abort minutes into the run.
+ */
+export function assertRecallHeap(items: number, heapLimitBytes = v8.getHeapStatistics().heap_size_limit): void {
+  const need = RECALL_HEAP_BASE_BYTES + items * RECALL_HEAP_BYTES_PER_ITEM;
+  if (need <= heapLimitBytes) return;
+  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+  const mib = Math.ceil((need * 1.25) / 2 ** 20);
+  throw new Error(`the recall bench holds the ${items} items as JS objects (~${gib(need)} GiB of heap), above this process's heap limit of ${gib(heapLimitBytes)} GiB: run it with a larger heap, at least NODE_OPTIONS=--max-old-space-size=${mib} (16000 ran the 10M world), and that much free memory, or leave recall out (--only without recall)`);
+}
+
 export async function buildEncodedShards(o: {
   readonly worldDir: string;
   readonly tower: ItemTower;
