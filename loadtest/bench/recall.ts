@@ -36,11 +36,6 @@ export interface EncodedShards {
 }
 
 /**
- * Reads shard s's items with `loadShardItems`, encodes them with the item tower and builds the
- * shard's index with {@link ItemShardIndex.build} — openItemShard's build path without the snapshot —
- * keeping the vectors, which a built faiss index does not give back.
- */
-/**
  * JS heap the recall part needs for a corpus: it holds every item's features as JS objects (469 B
  * each measured on the 1M world's items, with a margin for the JSON they are parsed from) beside
  * the bench's own ~0.5 GB. The vectors and indexes live outside the JS heap.
@@ -60,6 +55,11 @@ export function assertRecallHeap(items: number, heapLimitBytes = v8.getHeapStati
   throw new Error(`the recall bench holds the ${items} items as JS objects (~${gib(need)} GiB of heap), above this process's heap limit of ${gib(heapLimitBytes)} GiB: run it with a larger heap, at least NODE_OPTIONS=--max-old-space-size=${mib} (16000 ran the 10M world), and that much free memory, or leave recall out (--only without recall)`);
 }
 
+/**
+ * Reads shard s's items with `loadShardItems`, encodes them with the item tower and builds the
+ * shard's index with {@link ItemShardIndex.build} — openItemShard's build path without the snapshot —
+ * keeping the vectors, which a built faiss index does not give back.
+ */
 export async function buildEncodedShards(o: {
   readonly worldDir: string;
   readonly tower: ItemTower;

@@ -7,6 +7,7 @@ import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import path from 'node:path';
 import { PROTO_DIR } from '../paths.js';
+import type { StageTimings } from '../../actors/coordinator/types.js';
 import { grpcChannelCredentials } from '../../cluster/tls.js';
 import type { TlsSection } from '../../cluster/tls.js';
 import { userPartitionOf } from '../../core/hash.js';
@@ -37,18 +38,8 @@ export interface RecommendResponseMessage {
   readonly coverage: number;
   readonly degraded: readonly string[];
   readonly modelVersion: string;
-  /** `StageTimings`: set when the request asked for debug (null or absent otherwise). */
-  readonly timings?: StageTimingsMessage | null;
-}
-
-/** `upnext.v1.StageTimings`, milliseconds. */
-export interface StageTimingsMessage {
-  readonly admissionMs: number;
-  readonly userStateMs: number;
-  readonly retrievalMs: number;
-  readonly rankingMs: number;
-  readonly policyMs: number;
-  readonly totalMs: number;
+  /** `StageTimings` (the coordinator's own type, ms): set when the request asked for debug (null or absent otherwise). */
+  readonly timings?: Readonly<StageTimings> | null;
 }
 
 /** `upnext.v1.InteractionEvent` (enum `type` by name). */

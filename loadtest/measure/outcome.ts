@@ -4,6 +4,8 @@
  * `fallback` means at least one item came from the popular list (the node shed load or a stage
  * failed); an error carries its gRPC status code.
  */
+import { STAGES } from '../../actors/coordinator/stats.js';
+import type { Stage } from '../../actors/coordinator/stats.js';
 import { StatusCode } from '../../core/status.js';
 import type { CallResult, RecommendResponseMessage } from '../client/recommender-client.js';
 
@@ -21,13 +23,14 @@ export interface ClassifiedOutcome {
 }
 
 /**
- * The coordinator's pipeline stages as RecommendResponse.timings names them (DESIGN.md §4).
+ * The coordinator's pipeline stages (its own list, actors/coordinator/stats.ts), as
+ * RecommendResponse.timings names them (DESIGN.md §4).
  * `total` runs from the request reaching the pipeline to its answer, so a client's latency less
  * `total` is time outside the pipeline: the generator's lag, gRPC and the network, and the node's
  * event loop before the handler ran.
  */
-export const SERVER_STAGES = ['admission', 'userState', 'retrieval', 'ranking', 'policy', 'total'] as const;
-export type ServerStage = (typeof SERVER_STAGES)[number];
+export const SERVER_STAGES = STAGES;
+export type ServerStage = Stage;
 export type ServerStageMs = Readonly<Record<ServerStage, number>>;
 
 /** How tables and charts name each stage. */
@@ -55,8 +58,7 @@ export function slowestStage(stages: Readonly<Record<ServerStage, { readonly p99
 function stageMsOf(res: RecommendResponseMessage): ServerStageMs | undefined {
   const t = res.timings;
   if (t === undefined || t === null) return undefined;
-  const ms: Record<ServerStage, number> = { admission: t.admissionMs, userState: t.userStateMs, retrieval: t.retrievalMs, ranking: t.rankingMs, policy: t.policyMs, total: t.totalMs };
-  return ms;
+  return { admission: t.admissionMs, userState: t.userStateMs, retrieval: t.retrievalMs, ranking: t.rankingMs, policy: t.policyMs, total: t.totalMs };
 }
 
 export function classify(result: CallResult<RecommendResponseMessage>): ClassifiedOutcome {

@@ -337,10 +337,13 @@ export class ProcSampler {
 
   #sampleCgroups(now: number, processes: readonly ProcessRef[]): void {
     const byDir = new Map<string, CgroupCpuReading>();
+    const read = new Set<string>();
     for (const p of processes) {
       if (!this.#cgroupDirByPid.has(p.pid)) this.#cgroupDirByPid.set(p.pid, cgroupDirOf(p.pid, this.#root, this.#opts.cgroupRoot));
       const dir = this.#cgroupDirByPid.get(p.pid);
-      if (dir === undefined) continue;
+      // One read per cgroup and sample: a local cluster's processes all share one.
+      if (dir === undefined || read.has(dir)) continue;
+      read.add(dir);
       // Keyed by the group read (the binding one): processes sharing it count it once.
       const r = readCgroupCpu(dir, this.#opts.cgroupRoot);
       if (r !== undefined) byDir.set(r.group, r);
