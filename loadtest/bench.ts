@@ -34,6 +34,7 @@ import { cpuIdentity } from './measure/cpu-identity.js';
 import { REPO_ROOT } from './paths.js';
 import { faissBuild } from '../actors/item-shard/faiss.js';
 import { parseRoutingMode } from './client/recommender-client.js';
+import { SERVER_STAGES, STAGE_LABELS, mapStages } from './measure/outcome.js';
 
 // faiss links OpenMP, which reads OMP_NUM_THREADS once, when the library loads: set it before any
 // module that loads faiss is imported, so "per core" means one thread.
@@ -126,6 +127,8 @@ async function main(): Promise<void> {
   };
 
   const runDir = path.resolve(flag('--run-dir') ?? path.join(REPO_ROOT, 'run', 'bench-cluster'));
+  /** Offered rate of the end-to-end step the report quotes (its stage timings are compared with the ceiling's). */
+  let endToEndOffered: number | undefined;
 
   // ---- end to end
   if (only.has('e2e')) {
@@ -168,10 +171,13 @@ async function main(): Promise<void> {
     const best = r.best ?? [...r.steps].sort((a, b) => a.p99Ms - b.p99Ms)[0];
     if (best && best.qpsPerServerCore !== null) {
       const bt = best.busiestThread;
+      const stages = best.serverStagesMs;
       parts.endToEnd = {
         qpsPerCore: best.qpsPerServerCore, p50Ms: best.p50Ms, p99Ms: best.p99Ms, items: world.numVideos,
         ...(bt ? { busiestThread: { process: bt.process, thread: bt.thread, msPerRequest: bt.msPerRequest, utilisation: bt.utilisation } } : {}),
+        ...(stages !== null ? { stagesP50Ms: mapStages((stage) => stages[stage].p50) } : {}),
       };
+      endToEndOffered = best.offeredRate;
     }
     conditions['end_to_end'] = {
       slo_met: r.best !== undefined,
@@ -215,11 +221,25 @@ async function main(): Promise<void> {
       const queries = await ceilingQueries({ worldDir, count, mix: benchMix() });
       const r = await runCeiling(cluster, queries);
       parts.ceilingQpsPerCore = r.qpsPerCore;
+      parts.ceilingStagesP50Ms = mapStages((stage) => r.stagesMs[stage].p50);
       printTable(
         'In-process ceiling: the same RecommendPipeline, ports calling the actors directly (no NATS, gRPC, protobuf or worker hop)',
         ['requests', 'CPU s', 'QPS/core', 'p50 ms', 'p99 ms', 'outcomes'],
         [[r.requests, r.cpuSeconds, r.qpsPerCore, r.p50Ms, r.p99Ms, JSON.stringify(r.outcomes)]],
         { concurrency: r.concurrency, items: cluster.items, shards: cluster.factories.join('+'), shards_from: snapshotDir, mix: 'bench ramp mix', load_avg: loadavg().join('/') },
+        out,
+      );
+      // Where the ceiling's CPU goes, and (after an end-to-end run) what the cluster adds to each stage.
+      const cluster50 = parts.endToEnd?.stagesP50Ms;
+      printTable(
+        'Pipeline stages: the ceiling (one request at a time, so time = CPU) against the cluster\'s own timings in the chosen end-to-end step',
+        ['stage', 'ceiling mean ms', 'ceiling p50 ms', 'share of ceiling total %', 'cluster p50 ms', 'cluster - ceiling p50 ms'],
+        SERVER_STAGES.map((stage) => {
+          const c = r.stagesMs[stage];
+          const e = cluster50?.[stage] ?? NaN;
+          return [STAGE_LABELS[stage], c.mean, c.p50, (100 * c.mean) / r.stagesMs.total.mean, e, e - c.p50];
+        }),
+        { cluster_step: endToEndOffered !== undefined ? `offered ${endToEndOffered.toFixed(0)}/s` : 'no end-to-end run in this bench', ceiling_cpu_ms_per_request: 1000 / r.qpsPerCore },
         out,
       );
       conditions['ceiling'] = { ...r, items: cluster.items, factories: cluster.factories, startup_ms: cluster.startupMs, shards_from: snapshotDir };

@@ -6,6 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { ServerStage } from '../measure/outcome.js';
 
 /** end_to_end.qps_per_core / ceiling.qps_per_core; undefined when either is missing or ≤ 0. */
 export function ceilingRatio(endToEndQpsPerCore: number | undefined, ceilingQpsPerCore: number | undefined): number | undefined {
@@ -32,8 +33,11 @@ export interface BenchReport {
      * its share of a core; null when not measured.
      */
     readonly busiest_thread: { readonly process: string; readonly thread: string; readonly ms_per_request: number | null; readonly utilisation: number } | null;
+    /** The coordinators' own median of each pipeline stage in the chosen step, ms; null when not measured. */
+    readonly stages_p50_ms: StagesJson | null;
   };
-  readonly ceiling: { readonly qps_per_core: number | null };
+  /** `stages_p50_ms`: the same stages' medians in the in-process pipeline, ms (compare with end_to_end's). */
+  readonly ceiling: { readonly qps_per_core: number | null; readonly stages_p50_ms: StagesJson | null };
   readonly ceiling_ratio: number | null;
   readonly ranker: { readonly candidates_per_s_per_core_batch1: number | null; readonly candidates_per_s_per_core_batch512: number | null };
   /**
@@ -45,13 +49,32 @@ export interface BenchReport {
   readonly conditions: Readonly<Record<string, unknown>>;
 }
 
+/** Pipeline stages by their bench.json names, ms. */
+export interface StagesJson {
+  readonly admission: number;
+  readonly user_state: number;
+  readonly retrieval: number;
+  readonly ranking: number;
+  readonly policy: number;
+  readonly total: number;
+}
+
+function stagesJson(m: Readonly<Record<ServerStage, number>> | undefined): StagesJson | null {
+  if (m === undefined) return null;
+  return { admission: m.admission, user_state: m.userState, retrieval: m.retrieval, ranking: m.ranking, policy: m.policy, total: m.total };
+}
+
 /** Parts a bench run may have measured. */
 export interface BenchParts {
   readonly endToEnd?: {
     readonly qpsPerCore: number; readonly p50Ms: number; readonly p99Ms: number; readonly items: number; readonly recallAt100?: number;
     readonly busiestThread?: { readonly process: string; readonly thread: string; readonly msPerRequest: number | undefined; readonly utilisation: number };
+    /** The coordinators' median per stage in the chosen step (EndToEndStep.serverStagesMs p50). */
+    readonly stagesP50Ms?: Readonly<Record<ServerStage, number>>;
   };
   readonly ceilingQpsPerCore?: number;
+  /** The in-process pipeline's median per stage (CeilingResult.stagesMs p50). */
+  readonly ceilingStagesP50Ms?: Readonly<Record<ServerStage, number>>;
   readonly ranker?: { readonly batch1?: number; readonly batch512?: number };
   readonly faiss?: { readonly qpsPerCore: number; readonly recallAt100: number; readonly recallAt100ModelQueries?: number };
   readonly conditions: Readonly<Record<string, unknown>>;
@@ -69,8 +92,9 @@ export function benchReport(p: BenchParts): BenchReport {
       items: nul(p.endToEnd?.items),
       recall_at_100: nul(p.endToEnd?.recallAt100),
       busiest_thread: ((b) => (b ? { process: b.process, thread: b.thread, ms_per_request: nul(b.msPerRequest), utilisation: b.utilisation } : null))(p.endToEnd?.busiestThread),
+      stages_p50_ms: stagesJson(p.endToEnd?.stagesP50Ms),
     },
-    ceiling: { qps_per_core: nul(p.ceilingQpsPerCore) },
+    ceiling: { qps_per_core: nul(p.ceilingQpsPerCore), stages_p50_ms: stagesJson(p.ceilingStagesP50Ms) },
     ceiling_ratio: nul(ceilingRatio(p.endToEnd?.qpsPerCore, p.ceilingQpsPerCore)),
     ranker: { candidates_per_s_per_core_batch1: nul(p.ranker?.batch1), candidates_per_s_per_core_batch512: nul(p.ranker?.batch512) },
     faiss: { qps_per_core: nul(p.faiss?.qpsPerCore), recall_at_100: nul(p.faiss?.recallAt100), recall_at_100_model_queries: nul(p.faiss?.recallAt100ModelQueries) },

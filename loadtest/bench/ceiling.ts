@@ -49,6 +49,8 @@ import { RequestMix } from '../generator/request-mix.js';
 import type { RequestMixSpec } from '../generator/request-mix.js';
 import { loadUserIds, loadVideoIds } from '../generator/world-ids.js';
 import { cpuSecondsSince } from './table.js';
+import { SERVER_STAGES, mapStages, stageMsOfTimings } from '../measure/outcome.js';
+import type { ServerStage } from '../measure/outcome.js';
 
 /** User state from one in-memory partition holding every user (P does not change an answer). */
 export class InProcessUserState implements UserStateSource {
@@ -314,6 +316,13 @@ export interface CeilingResult {
   /** Answers per outcome (ok, degraded, fallback, shed): the ceiling must not win by degrading. */
   readonly outcomes: Readonly<Record<string, number>>;
   readonly concurrency: number;
+  /**
+   * Each pipeline stage's time in the timed answers, from the pipeline's own timings (the ones a
+   * `debug` request gets back), mean and median, ms. One request at a time in one thread, so a
+   * stage's time is its CPU: this is where the ceiling's CPU per request goes, and what the
+   * cluster's stage timings compare with (`make bench` prints both).
+   */
+  readonly stagesMs: Readonly<Record<ServerStage, { readonly mean: number; readonly p50: number }>>;
 }
 
 /** Runs `queries` through the in-process pipeline in a closed loop, timing CPU and latency. */
@@ -323,8 +332,10 @@ export async function runCeiling(c: InProcessCluster, queries: readonly Recommen
   const warmUp = o.warmUp ?? Math.min(200, Math.floor(queries.length / 10));
   if (!Number.isInteger(warmUp) || warmUp < 0 || warmUp >= queries.length) throw new TypeError(`option warmUp must be an integer in 0..${queries.length - 1}, got ${String(warmUp)}`);
   for (let i = 0; i < warmUp; i++) await recommendInProcess(c, queries[i]!);
-  const timed = queries.slice(warmUp);
+  // debug: the answers carry the pipeline's stage timings (filled for every request; only returned on debug).
+  const timed = queries.slice(warmUp).map((q) => (q.debug ? q : { ...q, debug: true }));
   const latencies = new Float64Array(timed.length);
+  const stages = mapStages(() => new Float64Array(timed.length));
   const outcomes: Record<string, number> = {};
   let next = 0;
   const cpu0 = process.cpuUsage();
@@ -335,6 +346,10 @@ export async function runCeiling(c: InProcessCluster, queries: readonly Recommen
       const r = await recommendInProcess(c, timed[i]!);
       latencies[i] = performance.now() - s;
       outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+      if (r.timings !== undefined) {
+        const ms = stageMsOfTimings(r.timings);
+        for (const stage of SERVER_STAGES) stages[stage][i] = ms[stage];
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
@@ -342,6 +357,10 @@ export async function runCeiling(c: InProcessCluster, queries: readonly Recommen
   const cpuSeconds = cpuSecondsSince(cpu0);
   latencies.sort();
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
+  const stagesMs = mapStages((stage) => {
+    const v = stages[stage].sort();
+    return { mean: v.reduce((a, x) => a + x, 0) / Math.max(1, v.length), p50: v[Math.floor(v.length / 2)] ?? 0 };
+  });
   return {
     requests: timed.length,
     cpuSeconds,
@@ -351,5 +370,6 @@ export async function runCeiling(c: InProcessCluster, queries: readonly Recommen
     p99Ms: pct(0.99),
     outcomes,
     concurrency,
+    stagesMs,
   };
 }

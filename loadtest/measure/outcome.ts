@@ -6,6 +6,7 @@
  */
 import { STAGES } from '../../actors/coordinator/stats.js';
 import type { Stage } from '../../actors/coordinator/stats.js';
+import type { StageTimings } from '../../actors/coordinator/types.js';
 import { StatusCode } from '../../core/status.js';
 import type { CallResult, RecommendResponseMessage } from '../client/recommender-client.js';
 
@@ -55,10 +56,14 @@ export function slowestStage(stages: Readonly<Record<ServerStage, { readonly p99
   return worst;
 }
 
+/** The coordinator's timings of one answer, by stage (what the recorder and the ceiling keep). */
+export function stageMsOfTimings(t: Readonly<StageTimings>): ServerStageMs {
+  return { admission: t.admissionMs, userState: t.userStateMs, retrieval: t.retrievalMs, ranking: t.rankingMs, policy: t.policyMs, total: t.totalMs };
+}
+
 function stageMsOf(res: RecommendResponseMessage): ServerStageMs | undefined {
   const t = res.timings;
-  if (t === undefined || t === null) return undefined;
-  return { admission: t.admissionMs, userState: t.userStateMs, retrieval: t.retrievalMs, ranking: t.rankingMs, policy: t.policyMs, total: t.totalMs };
+  return t === undefined || t === null ? undefined : stageMsOfTimings(t);
 }
 
 export function classify(result: CallResult<RecommendResponseMessage>): ClassifiedOutcome {

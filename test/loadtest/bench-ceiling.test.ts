@@ -34,6 +34,12 @@ t.test('the ceiling harness answers every request through the full pipeline and 
   t.same(r.outcomes, { ok: 50 }, 'nothing degraded, nothing from the fallback');
   t.ok(r.qpsPerCore > 0 && Number.isFinite(r.qpsPerCore), `QPS per core ${r.qpsPerCore}`);
   t.ok(r.cpuSeconds > 0);
+  // Where the ceiling's time goes: the pipeline's own stage timings of the timed answers.
+  t.ok(r.stagesMs.retrieval.mean > 0 && r.stagesMs.ranking.mean > 0 && r.stagesMs.userState.mean > 0, `stage means ${JSON.stringify(r.stagesMs)}`);
+  const parts = r.stagesMs.admission.mean + r.stagesMs.userState.mean + r.stagesMs.retrieval.mean + r.stagesMs.ranking.mean + r.stagesMs.policy.mean;
+  t.ok(parts <= r.stagesMs.total.mean + 1e-6, `the stages (${parts} ms) run inside the total (${r.stagesMs.total.mean} ms)`);
+  t.ok(r.stagesMs.total.mean >= 0.5 * (1000 / r.qpsPerCore), `the pipeline total (${r.stagesMs.total.mean} ms) is most of the CPU per request (${1000 / r.qpsPerCore} ms)`);
+  t.ok(r.stagesMs.total.p50 > 0 && r.stagesMs.total.p50 <= r.p99Ms, 'the total median is a latency of this run');
   await t.rejects(runCeiling(inProcess, queries, { concurrency: 0 }), TypeError);
 });
 

@@ -22,7 +22,15 @@ t.test('ceiling ratio and bench.json shape', async (t) => {
   t.equal(r.ceiling_ratio, 0.4);
   t.same(r.faiss, { qps_per_core: 1500, recall_at_100: 0.96, recall_at_100_model_queries: null }, 'a model without retrieval queries: null');
   t.equal(benchReport({ faiss: { qpsPerCore: 1, recallAt100: 0.9, recallAt100ModelQueries: 0.95 }, conditions: {} }).faiss.recall_at_100_model_queries, 0.95);
-  t.same(r.end_to_end, { qps_per_core: 400, p50_ms: 5, p99_ms: 20, items: 1e6, recall_at_100: 0.9, busiest_thread: { process: 'n1', thread: 'main', ms_per_request: 1.57, utilisation: 0.235 } });
+  t.same(r.end_to_end, { qps_per_core: 400, p50_ms: 5, p99_ms: 20, items: 1e6, recall_at_100: 0.9, busiest_thread: { process: 'n1', thread: 'main', ms_per_request: 1.57, utilisation: 0.235 }, stages_p50_ms: null });
+  t.same(r.ceiling, { qps_per_core: 1000, stages_p50_ms: null }, 'stage medians unmeasured: null');
+  const staged = benchReport({
+    endToEnd: { qpsPerCore: 400, p50Ms: 5, p99Ms: 20, items: 1e6, stagesP50Ms: { admission: 0.1, userState: 1, retrieval: 3, ranking: 4, policy: 0.5, total: 9 } },
+    ceilingStagesP50Ms: { admission: 0, userState: 0.2, retrieval: 2, ranking: 1.5, policy: 0.3, total: 4 },
+    conditions: {},
+  });
+  t.same(staged.end_to_end.stages_p50_ms, { admission: 0.1, user_state: 1, retrieval: 3, ranking: 4, policy: 0.5, total: 9 }, 'cluster stage medians under their bench.json names');
+  t.same(staged.ceiling.stages_p50_ms, { admission: 0, user_state: 0.2, retrieval: 2, ranking: 1.5, policy: 0.3, total: 4 }, 'ceiling stage medians beside them');
   const empty = benchReport({ conditions: {} });
   t.equal(empty.ceiling_ratio, null, 'unmeasured parts are null, not 0');
   t.equal(empty.faiss.qps_per_core, null);
