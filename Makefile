@@ -1,5 +1,5 @@
 # upnext — see README.md. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test install build train eval skew train-logged retrain-loop online-eval bench loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
+.PHONY: run test install build train eval skew train-logged retrain-loop online-eval bench bench-compare loadtest world kuairand shardmap clean check-cycles faiss-avx2 faiss-avx2-if-possible
 
 NODE ?= node
 TSC  := node_modules/.bin/tsc
@@ -68,6 +68,11 @@ online-eval: build
 ## (faiss runs single-threaded: OpenMP's one-thread-per-core default made one search 20x slower)
 bench: build faiss-avx2-if-possible
 	@OMP_NUM_THREADS=1 $(NODE) dist/loadtest/bench.js $(ARGS)
+
+## bench-compare: two bench reports side by side, and the conditions in which they differ
+## (A=reports/<baseline>.json, B defaults to reports/bench.json)
+bench-compare: build
+	@$(NODE) dist/loadtest/bench-compare.js $(A) $(or $(B),reports/bench.json)
 
 ## loadtest: a named scenario (SCENARIO=ramp) against a local cluster -> reports/loadtest/
 loadtest: build faiss-avx2-if-possible
