@@ -72,6 +72,7 @@ bench: build faiss-avx2-if-possible
 ## bench-compare: two bench reports side by side, and the conditions in which they differ
 ## (A=reports/<baseline>.json, B defaults to reports/bench.json)
 bench-compare: build
+	@test -n "$(A)" || { echo "make bench-compare: set A=reports/<baseline>.json (B defaults to reports/bench.json)" >&2; exit 2; }
 	@$(NODE) dist/loadtest/bench-compare.js $(A) $(or $(B),reports/bench.json)
 
 ## loadtest: a named scenario (SCENARIO=ramp) against a local cluster -> reports/loadtest/

@@ -181,6 +181,10 @@ async function main(): Promise<void> {
     }
     conditions['end_to_end'] = {
       slo_met: r.best !== undefined,
+      // The ramp and the SLO decide which step is chosen, hence the quoted figures (bench-compare shows them).
+      load: r.scenario.load,
+      slo: r.scenario.slo,
+      chosen_offered_per_s: best?.offeredRate ?? null,
       chosen: r.best
         ? `offered ${r.best.offeredRate.toFixed(0)}/s: the highest personalised throughput that met the SLO`
         : `no step met the SLO (p99 <= ${r.scenario.slo.p99Ms} ms); reported: the step with the lowest p99${best ? ` (offered ${best.offeredRate.toFixed(0)}/s)` : ''}`,
@@ -236,10 +240,10 @@ async function main(): Promise<void> {
         ['stage', 'ceiling mean ms', 'ceiling p50 ms', 'share of ceiling total %', 'cluster p50 ms', 'cluster - ceiling p50 ms'],
         SERVER_STAGES.map((stage) => {
           const c = r.stagesMs[stage];
-          const e = cluster50?.[stage] ?? NaN;
-          return [STAGE_LABELS[stage], c.mean, c.p50, (100 * c.mean) / r.stagesMs.total.mean, e, e - c.p50];
+          const e = cluster50?.[stage];
+          return [STAGE_LABELS[stage], c.mean, c.p50, (100 * c.mean) / r.stagesMs.total.mean, e ?? '—', e !== undefined ? e - c.p50 : '—'];
         }),
-        { cluster_step: endToEndOffered !== undefined ? `offered ${endToEndOffered.toFixed(0)}/s` : 'no end-to-end run in this bench', ceiling_cpu_ms_per_request: 1000 / r.qpsPerCore },
+        { cluster_step: endToEndOffered !== undefined ? `offered ${endToEndOffered.toFixed(0)}/s` : 'no end-to-end run in this bench', ceiling_cpu_ms_per_request: (1000 / r.qpsPerCore).toFixed(3) },
         out,
       );
       conditions['ceiling'] = { ...r, items: cluster.items, factories: cluster.factories, startup_ms: cluster.startupMs, shards_from: snapshotDir };

@@ -6,6 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { SERVER_STAGES } from '../measure/outcome.js';
 import type { ServerStage } from '../measure/outcome.js';
 
 /** end_to_end.qps_per_core / ceiling.qps_per_core; undefined when either is missing or ≤ 0. */
@@ -33,11 +34,14 @@ export interface BenchReport {
      * its share of a core; null when not measured.
      */
     readonly busiest_thread: { readonly process: string; readonly thread: string; readonly ms_per_request: number | null; readonly utilisation: number } | null;
-    /** The coordinators' own median of each pipeline stage in the chosen step, ms; null when not measured. */
-    readonly stages_p50_ms: StagesJson | null;
+    /**
+     * The coordinators' own median of each pipeline stage in the chosen step, ms; null when not
+     * measured; absent in reports written before 2026-11-27.
+     */
+    readonly stages_p50_ms?: StagesJson | null;
   };
   /** `stages_p50_ms`: the same stages' medians in the in-process pipeline, ms (compare with end_to_end's). */
-  readonly ceiling: { readonly qps_per_core: number | null; readonly stages_p50_ms: StagesJson | null };
+  readonly ceiling: { readonly qps_per_core: number | null; readonly stages_p50_ms?: StagesJson | null };
   readonly ceiling_ratio: number | null;
   readonly ranker: { readonly candidates_per_s_per_core_batch1: number | null; readonly candidates_per_s_per_core_batch512: number | null };
   /**
@@ -49,19 +53,19 @@ export interface BenchReport {
   readonly conditions: Readonly<Record<string, unknown>>;
 }
 
+/** Each pipeline stage's key in bench.json (snake case, as the report's other keys). */
+export const STAGE_JSON_NAMES = {
+  admission: 'admission', userState: 'user_state', retrieval: 'retrieval', ranking: 'ranking', policy: 'policy', total: 'total',
+} as const satisfies Record<ServerStage, string>;
+
 /** Pipeline stages by their bench.json names, ms. */
-export interface StagesJson {
-  readonly admission: number;
-  readonly user_state: number;
-  readonly retrieval: number;
-  readonly ranking: number;
-  readonly policy: number;
-  readonly total: number;
-}
+export type StagesJson = { readonly [S in ServerStage as (typeof STAGE_JSON_NAMES)[S]]: number };
 
 function stagesJson(m: Readonly<Record<ServerStage, number>> | undefined): StagesJson | null {
   if (m === undefined) return null;
-  return { admission: m.admission, user_state: m.userState, retrieval: m.retrieval, ranking: m.ranking, policy: m.policy, total: m.total };
+  const out: Partial<Record<(typeof STAGE_JSON_NAMES)[ServerStage], number>> = {};
+  for (const stage of SERVER_STAGES) out[STAGE_JSON_NAMES[stage]] = m[stage];
+  return out as StagesJson;
 }
 
 /** Parts a bench run may have measured. */

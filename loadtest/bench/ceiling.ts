@@ -51,6 +51,7 @@ import { loadUserIds, loadVideoIds } from '../generator/world-ids.js';
 import { cpuSecondsSince } from './table.js';
 import { SERVER_STAGES, mapStages, stageMsOfTimings } from '../measure/outcome.js';
 import type { ServerStage } from '../measure/outcome.js';
+import { quantileSorted } from '../measure/quantile.js';
 
 /** User state from one in-memory partition holding every user (P does not change an answer). */
 export class InProcessUserState implements UserStateSource {
@@ -318,9 +319,10 @@ export interface CeilingResult {
   readonly concurrency: number;
   /**
    * Each pipeline stage's time in the timed answers, from the pipeline's own timings (the ones a
-   * `debug` request gets back), mean and median, ms. One request at a time in one thread, so a
-   * stage's time is its CPU: this is where the ceiling's CPU per request goes, and what the
-   * cluster's stage timings compare with (`make bench` prints both).
+   * `debug` request gets back), mean and median, ms. At concurrency 1 (the default) one request
+   * runs at a time in one thread, so a stage's time is its CPU: this is where the ceiling's CPU per
+   * request goes, and what the cluster's stage timings compare with (`make bench` prints both).
+   * Throws if an answer came back without timings (the figures would be silently low).
    */
   readonly stagesMs: Readonly<Record<ServerStage, { readonly mean: number; readonly p50: number }>>;
 }
@@ -346,28 +348,26 @@ export async function runCeiling(c: InProcessCluster, queries: readonly Recommen
       const r = await recommendInProcess(c, timed[i]!);
       latencies[i] = performance.now() - s;
       outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
-      if (r.timings !== undefined) {
-        const ms = stageMsOfTimings(r.timings);
-        for (const stage of SERVER_STAGES) stages[stage][i] = ms[stage];
-      }
+      if (r.timings === undefined) throw new Error(`ceiling answer ${timed[i]!.requestId} carries no stage timings although it asked for them`);
+      const ms = stageMsOfTimings(r.timings);
+      for (const stage of SERVER_STAGES) stages[stage][i] = ms[stage];
     }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
   const wallSeconds = (performance.now() - t0) / 1000;
   const cpuSeconds = cpuSecondsSince(cpu0);
   latencies.sort();
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
   const stagesMs = mapStages((stage) => {
     const v = stages[stage].sort();
-    return { mean: v.reduce((a, x) => a + x, 0) / Math.max(1, v.length), p50: v[Math.floor(v.length / 2)] ?? 0 };
+    return { mean: v.reduce((a, x) => a + x, 0) / Math.max(1, v.length), p50: quantileSorted(v, 0.5) };
   });
   return {
     requests: timed.length,
     cpuSeconds,
     wallSeconds,
     qpsPerCore: timed.length / Math.max(cpuSeconds, 1e-9),
-    p50Ms: pct(0.5),
-    p99Ms: pct(0.99),
+    p50Ms: quantileSorted(latencies, 0.5),
+    p99Ms: quantileSorted(latencies, 0.99),
     outcomes,
     concurrency,
     stagesMs,

@@ -10,6 +10,7 @@ import { faissFromFactory } from '../../actors/item-shard/faiss.js';
 import type { FaissIndex } from '../../actors/item-shard/faiss.js';
 import { clusteredUnitVectors } from '../../actors/item-shard/synthetic.js';
 import { cpuSecondsSince, printTable } from './table.js';
+import { quantileSorted } from '../measure/quantile.js';
 
 /** Options for {@link benchFaiss}; every field has a default. */
 export interface FaissBenchOptions {
@@ -76,8 +77,7 @@ export function recallAtK(truth: BigInt64Array, got: BigInt64Array, k: number): 
 }
 
 function pct(v: Float64Array, p: number): number {
-  const s = Float64Array.from(v).sort();
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+  return quantileSorted(Float64Array.from(v).sort(), p / 100);
 }
 
 export function benchFaiss(opts: FaissBenchOptions = {}): FaissBenchResult {

@@ -34,6 +34,7 @@ import { readLatestVersion } from '../../offline/onnx/load.js';
 import { REPO_ROOT } from '../paths.js';
 import { cpuSecondsSince, printTable } from './table.js';
 import type { BenchRows } from './table.js';
+import { quantileSorted } from '../measure/quantile.js';
 
 /** Options for {@link benchRankerPaths}. */
 export interface RankerPathBenchOptions {
@@ -105,10 +106,6 @@ async function maxDiffAgainstCpu(modelDir: string, gpu: LocalRanker, template: F
   }
 }
 
-function quantile(sorted: Float64Array, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
-
 export async function benchRankerPaths(opts: RankerPathBenchOptions): Promise<RankerPathBenchResult> {
   const calls = opts.calls ?? 2000;
   const nRows = opts.rows ?? 550;
@@ -134,7 +131,7 @@ export async function benchRankerPaths(opts: RankerPathBenchOptions): Promise<Ra
       for (const p of paths) {
         const { lat, wallS, cpuS } = await closedLoop(p.score, template, nRows, calls, inFlight);
         lat.sort();
-        results.push({ path: p.name, inFlight, callsPerSecond: calls / wallS, p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99), cpuMsPerCall: (cpuS * 1000) / calls });
+        results.push({ path: p.name, inFlight, callsPerSecond: calls / wallS, p50Ms: quantileSorted(lat, 0.5), p99Ms: quantileSorted(lat, 0.99), cpuMsPerCall: (cpuS * 1000) / calls });
       }
     }
   } finally {

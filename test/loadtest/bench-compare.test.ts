@@ -52,12 +52,36 @@ t.test('every differing setting is named, and a different machine, corpus or mod
     faiss: { k: 100, qpsPerCore: 500 },
   });
   const c = compareBenchReports(a, b);
-  t.same(c.differing.map((d) => d.key), ['config.cluster.nodes', 'faiss', 'machine.cpu_simd']);
+  t.same(c.differing.map((d) => d.key), ['ceiling.requests', 'config.cluster.nodes', 'faiss', 'machine.cpu_simd'], 'settings only: load averages and the ceiling\'s QPS are not listed');
   t.same(c.differing.find((d) => d.key === 'faiss'), { key: 'faiss', a: '—', b: 'recorded' }, 'a part only one run measured is one row');
+  t.equal(c.differing.find((d) => d.key === 'machine.cpu_simd')?.detail, 'only in a: none; only in b: "avx512f"', 'a list says what differs in it');
   t.equal(c.warnings.length, 1, 'the model is the same version in another checkout: no warning for it');
   t.match(c.warnings[0], /machine/);
   const corpus = compareBenchReports(a, run({}, { ...base, corpus: { world: '/a/data/worlds/w2', videos: 10_000_000 } }));
   t.match(corpus.warnings.join('\n'), /corpus/);
+});
+
+t.test('warnings: an unrecorded CPU, a run that met the SLO at no step, profiling, a setting only one run records', async (t) => {
+  const { cpu_family_model_stepping: _stepping, ...oldMachine } = machine;
+  const c = compareBenchReports(run({}, { ...base, machine: oldMachine }), run({}, { ...base, end_to_end: { slo_met: false, chosen_offered_per_s: 25 }, end_to_end_profiled: 'yes' }));
+  t.match(c.warnings.join('\n'), /run a does not record the CPU's family\/model\/stepping/);
+  t.match(c.warnings.join('\n'), /run b met the SLO at no step/);
+  t.match(c.warnings.join('\n'), /profiling/);
+  t.same(c.differing.find((d) => d.key === 'end_to_end_profiled'), { key: 'end_to_end_profiled', a: '—', b: '"yes"' }, 'a one-sided scalar shows its value');
+  t.equal(c.figures.find((f) => f.figure === 'end to end step quoted, offered req/s')?.b, 25, 'the quoted step is a figure, not a setting');
+  t.notOk(c.differing.some((d) => d.key.startsWith('end_to_end.')), 'the chosen step and SLO outcome are not listed as settings');
+  const { faiss_build: _b, ...noBuild } = base;
+  t.match(compareBenchReports(run({}, noBuild), run({}, base)).warnings.join('\n'), /faiss build/, 'a scalar group only one run records is warned about');
+});
+
+t.test('a report written before the stage medians existed compares, with those figures unmeasured', async (t) => {
+  const withStages = run({ endToEnd: { qpsPerCore: 100, p50Ms: 10, p99Ms: 40, items: 1e6, stagesP50Ms: stages }, ceilingQpsPerCore: 200 }, base);
+  const old = JSON.parse(JSON.stringify(withStages)) as { end_to_end: Record<string, unknown>; ceiling: Record<string, unknown> };
+  delete old.end_to_end['stages_p50_ms'];
+  delete old.ceiling['stages_p50_ms'];
+  const c = compareBenchReports(old as never, withStages);
+  t.same(c.figures.find((f) => f.figure === 'cluster retrieval p50 ms'), { figure: 'cluster retrieval p50 ms', a: null, b: 3, change: null, changeKind: 'difference' });
+  t.equal(c.figures.find((f) => f.figure === 'end to end QPS per server core')?.change, 1);
 });
 
 t.test('flattening: dotted leaves, arrays whole, directories by their last segment', async (t) => {
@@ -76,7 +100,7 @@ t.test('a file that is not a bench report is refused with a clear message', asyn
   const cli = path.join(REPO_ROOT, 'dist', 'loadtest', 'bench-compare.js');
   const ok = await promisify(execFile)(process.execPath, [cli, good, good]);
   t.match(ok.stdout, /in-process ceiling QPS per core\s+100\.0\s+100\.0\s+×1\.000/);
-  t.match(ok.stdout, /conditions: the same in both runs/);
+  t.match(ok.stdout, /settings: the same in both runs/);
   const err = await promisify(execFile)(process.execPath, [cli, good, bad]).then(
     () => undefined,
     (e: { code?: number; stderr?: string }) => e,
