@@ -139,12 +139,14 @@ async function main(): Promise<void> {
       await rm(profileDir, { recursive: true, force: true });
       await mkdir(profileDir, { recursive: true });
     }
+    // A steady phase at the start rate before the ramp, not reported (the ramp's own warmUpS stays 0).
+    const warmUpS = quick ? 3 : 10;
     const r = await runEndToEnd({
       worldDir, modelDir, runDir, config: clusterInput,
       startRate: startRate ?? 100, stepRate: stepRate ?? 100, maxRate: maxRate ?? 2000,
       // 15 s steps: at 50 req/s an 8 s step's p99 was its 4th-worst request, and two runs of the same
       // build disagreed on whether the SLO was met (p99 35 vs 66 ms); 15 s steps halve that noise.
-      stepS: numFlag('--step-s', quick ? 4 : 15), p99Ms: numFlag('--p99', 50), warmUpS: quick ? 3 : 10,
+      stepS: numFlag('--step-s', quick ? 4 : 15), p99Ms: numFlag('--p99', 50), warmUpS,
       ...(flag('--routing') !== undefined ? { routing: parseRoutingMode(flag('--routing'), '--routing') } : {}),
       ...(flag('--processes') !== undefined ? { generatorProcesses: numFlag('--processes', 1) } : {}),
       ...(profileDir !== undefined ? { profileDir } : {}),
@@ -183,6 +185,7 @@ async function main(): Promise<void> {
       slo_met: r.best !== undefined,
       // The ramp and the SLO decide which step is chosen, hence the quoted figures (bench-compare shows them).
       load: r.scenario.load,
+      warm_up_s: warmUpS,
       slo: r.scenario.slo,
       chosen_offered_per_s: best?.offeredRate ?? null,
       chosen: r.best
