@@ -48,4 +48,15 @@ t.test('bench.json has every required key, with numbers where the run measured t
   t.equal(r.end_to_end?.recall_at_100, r.faiss?.recall_at_100);
   t.equal(r.faiss?.recall_at_100_model_queries, 1, "and on the model's own retrieval queries (the trained fixture ships them)");
   for (const k of ['machine', 'corpus', 'model', 'config', 'end_to_end', 'ceiling', 'faiss', 'ranker', 'nats', 'grpc', 'load_average_at_start']) t.ok(r.conditions?.[k] !== undefined, `conditions.${k}`);
+  // Stage medians of both sides, and the table comparing them.
+  t.match(stdout, /Pipeline stages: the ceiling/, 'stage table printed');
+  const stages = (side: string) => r[side]?.['stages_p50_ms'] as Record<string, number> | null | undefined;
+  for (const side of ['end_to_end', 'ceiling']) {
+    const m = stages(side);
+    t.ok(m && num(m['retrieval']) && num(m['ranking']) && num(m['total']) && m['total']! >= m['retrieval']!, `${side}.stages_p50_ms = ${JSON.stringify(m)}`);
+  }
+  // What decides the quoted step is recorded, so bench-compare can show it.
+  const e = r.conditions?.['end_to_end'] as { load?: { kind?: string; startRate?: number }; slo?: { p99Ms?: number }; warm_up_s?: number; chosen_offered_per_s?: number } | undefined;
+  t.same([e?.load?.kind, e?.load?.startRate, e?.slo?.p99Ms, e?.warm_up_s], ['ramp', 10, 60000, 3], 'ramp, SLO and warm-up recorded');
+  t.ok(num(e?.chosen_offered_per_s), 'the quoted step\'s offered rate');
 });
