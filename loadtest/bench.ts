@@ -179,15 +179,15 @@ async function main(): Promise<void> {
         ...(bt ? { busiestThread: { process: bt.process, thread: bt.thread, msPerRequest: bt.msPerRequest, utilisation: bt.utilisation } } : {}),
         ...(stages !== null ? { stagesP50Ms: mapStages((stage) => stages[stage].p50) } : {}),
       };
-      endToEndOffered = best.offeredRate;
     }
+    endToEndOffered = best?.offeredRate;
     conditions['end_to_end'] = {
       slo_met: r.best !== undefined,
       // The ramp and the SLO decide which step is chosen, hence the quoted figures (bench-compare shows them).
       load: r.scenario.load,
       warm_up_s: warmUpS,
       slo: r.scenario.slo,
-      chosen_offered_per_s: best?.offeredRate ?? null,
+      chosen_offered_per_s: endToEndOffered ?? null,
       chosen: r.best
         ? `offered ${r.best.offeredRate.toFixed(0)}/s: the highest personalised throughput that met the SLO`
         : `no step met the SLO (p99 <= ${r.scenario.slo.p99Ms} ms); reported: the step with the lowest p99${best ? ` (offered ${best.offeredRate.toFixed(0)}/s)` : ''}`,

@@ -74,8 +74,6 @@ const WARN_GROUPS: readonly { readonly group: string; readonly what: string }[] 
   { group: 'end_to_end_profiled', what: 'profiling (node --cpu-prof roughly doubles the nodes\' CPU)' },
 ];
 
-type Json = null | boolean | number | string | readonly Json[] | { readonly [k: string]: Json };
-
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
@@ -88,7 +86,7 @@ export function flattenConditions(v: unknown, prefix = '', out = new Map<string,
     for (const [k, child] of Object.entries(v)) flattenConditions(child, prefix === '' ? k : `${prefix}.${k}`, out);
     return out;
   }
-  const leaf = (prefix.endsWith('.dir') || prefix.endsWith('.world')) && typeof v === 'string' ? path.basename(v) : (v as Json);
+  const leaf = (prefix.endsWith('.dir') || prefix.endsWith('.world')) && typeof v === 'string' ? path.basename(v) : v;
   out.set(prefix, JSON.stringify(leaf) ?? 'undefined');
   return out;
 }
