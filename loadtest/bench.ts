@@ -106,9 +106,14 @@ async function main(): Promise<void> {
   );
   const config = resolveConfig(clusterInput);
   const world = await readWorldManifest(worldDir);
+  const { loadServingManifest } = await import('../offline/onnx/load.js');
+  const manifest = await loadServingManifest(modelDir);
   conditions['corpus'] = { world: worldDir, videos: world.numVideos, users: world.numUsers, events: world.counts?.events ?? null, days: world.days };
   conditions['model'] = {
     dir: modelDir,
+    version: manifest.version,
+    // "row-shared-EXPERTSxwidth-tower" (train --mmoe-*); null for a model trained before it was recorded.
+    ranker_shape: typeof manifest.trainingData['rankerShape'] === 'string' ? manifest.trainingData['rankerShape'] : null,
     ranker_onnx_bytes: fileBytes(path.join(modelDir, 'ranker.onnx')),
     user_tower_onnx_bytes: fileBytes(path.join(modelDir, 'user_tower.onnx')),
     item_tower_onnx_bytes: fileBytes(path.join(modelDir, 'item_tower.onnx')),

@@ -36,6 +36,9 @@ import { MODEL_FILES } from '../core/model/contract.js';
 import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
 import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
+import type { MmoeOptions } from './models/mmoe.js';
+import { DEFAULT_MMOE_WIDTHS } from './models/mmoe.js';
+import { checkModelVersionName } from '../actors/model/embedding-space.js';
 import { measureSkew } from './skew/measure.js';
 import { DEFAULT_MAX_SERVED_ROWS } from './skew/reader.js';
 import { DEFAULT_KL_THRESHOLD, DEFAULT_SKEW_REPORT_PATH, flagged, formatSkewTable, writeSkewReport } from './skew/report.js';
@@ -70,7 +73,9 @@ const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
 const KUAIRAND_TWO_TOWER_EPOCHS = 3;
 
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
-                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
+                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}]
+                    [--mmoe-shared ${DEFAULT_MMOE_WIDTHS.sharedDim}] [--mmoe-experts ${DEFAULT_MMOE_WIDTHS.experts}] [--mmoe-expert-dim ${DEFAULT_MMOE_WIDTHS.expertDim}] [--mmoe-tower ${DEFAULT_MMOE_WIDTHS.towerDim}] [--mmoe-seed SEED]
+                    [--version V] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]
        cli.js queries [--world NAME] [--worlds-dir data/worlds] [--models models] [--version V] [--count ${DEFAULT_RETRIEVAL_QUERIES}] [--seed the training seed] [--force]
        cli.js skew  --nats nats://127.0.0.1:4222 --cluster NAME --world DIR|NAME [--worlds-dir data/worlds] [--models DIR [--version V]]
@@ -97,6 +102,32 @@ function intOption(name: string, v: string | undefined, dflt: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new TypeError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
   return n;
+}
+
+/**
+ * The MMoE ranker's widths from `--mmoe-shared/--mmoe-experts/--mmoe-expert-dim/--mmoe-tower`
+ * (defaults: DEFAULT_MMOE_WIDTHS). The ranker's size is a capacity knob: its ONNX call is a
+ * third of a request's CPU (docs/capacity.md "A smaller ranker"). `--mmoe-seed` re-draws only the
+ * ranker's initial weights (default: `--seed`), so two rankers over the same towers show how much
+ * of an A/B difference is the draw.
+ */
+function mmoeOptionsFromFlags(values: Record<string, string | boolean | undefined>): MmoeOptions {
+  const width = (flag: string): number | undefined => {
+    const v = values[flag];
+    return typeof v === 'string' ? intOption(flag, v, 1) : undefined;
+  };
+  const shared = width('mmoe-shared');
+  const experts = width('mmoe-experts');
+  const expertDim = width('mmoe-expert-dim');
+  const tower = width('mmoe-tower');
+  const seed = width('mmoe-seed');
+  return {
+    ...(seed === undefined ? {} : { seed }),
+    ...(shared === undefined ? {} : { sharedDim: shared }),
+    ...(experts === undefined ? {} : { experts }),
+    ...(expertDim === undefined ? {} : { expertDim }),
+    ...(tower === undefined ? {} : { towerDim: tower }),
+  };
 }
 
 const log = (line: string): void => {
@@ -128,10 +159,12 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
     seed,
     epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_TWO_TOWER_EPOCHS),
     rankerEpochs: intOption('ranker-epochs', values['ranker-epochs'] as string | undefined, DEFAULT_RANKER_EPOCHS),
+    mmoe: mmoeOptionsFromFlags(values),
     progress,
     log,
   };
-  const res = await trainModels({ worldDir, outDir: String(values['out'] ?? 'models'), ...common });
+  const version = typeof values['version'] === 'string' ? checkModelVersionName(values['version']) : undefined;
+  const res = await trainModels({ worldDir, outDir: String(values['out'] ?? 'models'), ...(version === undefined ? {} : { version }), ...common });
   log(`published ${res.dir} (timings ${JSON.stringify(res.timings)})`);
   let report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(res.metrics), await baselineRows(worldDir), await oracleRows(worldDir, log))), reportPath);
 
@@ -431,6 +464,11 @@ async function main(): Promise<void> {
       seed: { type: 'string' },
       epochs: { type: 'string' },
       'ranker-epochs': { type: 'string' },
+      'mmoe-shared': { type: 'string' },
+      'mmoe-experts': { type: 'string' },
+      'mmoe-expert-dim': { type: 'string' },
+      'mmoe-tower': { type: 'string' },
+      'mmoe-seed': { type: 'string' },
       'kuairand-epochs': { type: 'string' },
       out: { type: 'string' },
       models: { type: 'string' },

@@ -9,6 +9,8 @@ import { DEFAULT_FEATURE_SPEC, specHash } from '../../core/features/index.js';
 import { generateWorld } from '../../offline/world/generate.js';
 import { readWorldManifest, worldExists } from '../../offline/world/reader.js';
 import { trainModels } from '../../offline/pipeline/train.js';
+import { mmoeShapeFor } from '../../offline/models/mmoe.js';
+import { rankerRowWidth } from '../../core/features/ranker-row.js';
 import { loadServingModel } from '../node/model.js';
 
 /** Options of {@link ensureLocalAssets}. */
@@ -113,7 +115,13 @@ export async function ensureLocalAssets(o: LocalAssetsOptions = {}): Promise<Loc
     const m = await loadServingModel(modelDir);
     // the model must have been trained on this world's parameters
     const manifest = JSON.parse(await readFile(path.join(worldDir, 'world.json'), 'utf8')) as { numVideos: number };
-    cached = m.version === modelVersion && manifest.numVideos === videos;
+    // ...and with the ranker widths training uses now (a model from before a change of
+    // DEFAULT_MMOE_WIDTHS, or from before the shape was recorded, is retrained).
+    const shape = mmoeShapeFor(rankerRowWidth(DEFAULT_FEATURE_SPEC));
+    cached = m.version === modelVersion && manifest.numVideos === videos && m.trainingData['rankerShape'] === shape;
+    if (!cached && m.version === modelVersion && m.trainingData['rankerShape'] !== shape) {
+      log(`models ${modelVersion} have ranker shape ${String(m.trainingData['rankerShape'] ?? 'unrecorded')}, training uses ${shape}: retraining`);
+    }
   } catch {
     cached = false;
   }

@@ -17,15 +17,24 @@ import { zeroGrads } from '../nn/param.js';
 export const RANKER_TASKS = ['click', 'watch'] as const;
 export type RankerTask = (typeof RANKER_TASKS)[number];
 
+/**
+ * Default layer widths of the MMoE ranker. The ranker's ONNX call is about a third of a request's
+ * CPU, so its size is a capacity knob. These widths (were 128, 4 × 64, 32 until 2026-11-27) halve
+ * the call over ~430 candidates. On the 1M world, with two initialisation seeds for each size over
+ * the same towers, they held click AUC (±0.0001) and gave more watch seconds and completions
+ * online, for −0.01 to −0.03 CTR (docs/capacity.md "A smaller ranker").
+ */
+export const DEFAULT_MMOE_WIDTHS = { sharedDim: 64, experts: 4, expertDim: 32, towerDim: 16 } as const;
+
 /** Hyper-parameters of the MMoE ranker. */
 export interface MmoeOptions {
-  /** Width of the shared input layer. Default 128. */
+  /** Width of the shared input layer. Default {@link DEFAULT_MMOE_WIDTHS}. */
   readonly sharedDim?: number;
-  /** Number of experts, 3..8. Default 4. */
+  /** Number of experts. Default {@link DEFAULT_MMOE_WIDTHS} (docs/offline.md swept 4, 6 and 8). */
   readonly experts?: number;
-  /** Output width of each expert. Default 64. */
+  /** Output width of each expert. Default {@link DEFAULT_MMOE_WIDTHS}. */
   readonly expertDim?: number;
-  /** Hidden width of each task tower. Default 32. */
+  /** Hidden width of each task tower. Default {@link DEFAULT_MMOE_WIDTHS}. */
   readonly towerDim?: number;
   /**
    * Weight of the watch loss (½·squared error in log1p seconds) against the click log-loss.
@@ -56,10 +65,32 @@ export interface RankerOutputs {
   readonly watchLog1p: Float32Array;
 }
 
+function positiveWidth(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new TypeError(`mmoe ${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+/**
+ * The layer widths as one string, e.g. "80-64-4x32-16": row width, shared layer, experts × expert
+ * width, tower width. Recorded in the manifest (`trainingData.rankerShape`) so a bench, an A/B or
+ * the local model cache can tell rankers of different sizes apart.
+ */
+export function mmoeShape(m: Pick<MmoeModel, 'featureWidth' | 'sharedDim' | 'numExperts' | 'expertDim' | 'towerDim'>): string {
+  return `${m.featureWidth}-${m.sharedDim}-${m.numExperts}x${m.expertDim}-${m.towerDim}`;
+}
+
+/** {@link mmoeShape} of a model trained with `opts` over rows of `featureWidth`, without building it. */
+export function mmoeShapeFor(featureWidth: number, opts: MmoeOptions = {}): string {
+  const w = { ...DEFAULT_MMOE_WIDTHS, ...opts };
+  return mmoeShape({ featureWidth, sharedDim: w.sharedDim, numExperts: w.experts, expertDim: w.expertDim, towerDim: w.towerDim });
+}
+
 export class MmoeModel {
   readonly featureWidth: number;
+  readonly sharedDim: number;
   readonly numExperts: number;
   readonly expertDim: number;
+  readonly towerDim: number;
   readonly watchWeight: number;
   readonly shared: Mlp;
   readonly experts: Mlp;
@@ -76,11 +107,12 @@ export class MmoeModel {
 
   constructor(featureWidth: number, opts: MmoeOptions = {}) {
     const rng = new SeededRng(opts.seed ?? 1);
-    const sharedDim = opts.sharedDim ?? 128;
-    this.numExperts = opts.experts ?? 4;
-    if (!Number.isInteger(this.numExperts) || this.numExperts < 1) throw new TypeError(`mmoe experts must be a positive integer, got ${this.numExperts}`);
-    this.expertDim = opts.expertDim ?? 64;
-    const towerDim = opts.towerDim ?? 32;
+    const sharedDim = positiveWidth('sharedDim', opts.sharedDim ?? DEFAULT_MMOE_WIDTHS.sharedDim);
+    this.sharedDim = sharedDim;
+    this.numExperts = positiveWidth('experts', opts.experts ?? DEFAULT_MMOE_WIDTHS.experts);
+    this.expertDim = positiveWidth('expertDim', opts.expertDim ?? DEFAULT_MMOE_WIDTHS.expertDim);
+    const towerDim = positiveWidth('towerDim', opts.towerDim ?? DEFAULT_MMOE_WIDTHS.towerDim);
+    this.towerDim = towerDim;
     this.watchWeight = opts.watchWeight ?? DEFAULT_WATCH_WEIGHT;
     this.featureWidth = featureWidth;
     this.shared = new Mlp('shared', [featureWidth, sharedDim], rng, true);

@@ -13,6 +13,7 @@ import type { Calibration, ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { StatusCode, UpnextError } from '../../core/status.js';
 import type { MmoeOptions } from '../models/mmoe.js';
+import { mmoeShape } from '../models/mmoe.js';
 import type { TwoTowerOptions } from '../models/two-tower.js';
 import { exportItemTower, exportMmoeRanker, exportSingleTaskRanker, exportUserTower } from '../onnx/export.js';
 import { SINGLE_TASK_RANKER_FILE } from '../onnx/sessions.js';
@@ -168,6 +169,7 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
       seed,
       twoTowerEpochs: tt.stats.epochs,
       rankerEpochs: rankers.stats.mmoe.epochs,
+      rankerShape: mmoeShape(rankers.mmoe),
     },
     metrics,
   };

@@ -40,6 +40,7 @@ t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_00
   t.equal(manifest.featureSpecHash, specHash(DEFAULT_FEATURE_SPEC));
   t.ok(['isotonic', 'temperature', 'identity'].includes(manifest.calibration.click.type), 'calibration stored');
   t.equal(manifest.trainingData['world'], 'tiny');
+  t.match(manifest.trainingData['rankerShape'], /^\d+-64-4x32-16$/, 'the manifest names the ranker\'s widths');
   const parity = manifest.metrics['onnx_parity'] ?? {};
   for (const file of [MODEL_FILES.userTower, MODEL_FILES.itemTower, MODEL_FILES.ranker]) {
     t.type(parity[file.replace('.onnx', '_max_abs_diff')], 'number', `parity of ${file} recorded`);

@@ -3,7 +3,7 @@ import { SeededRng } from '../../core/clock.js';
 import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
 import { itemDenseWidth, userDenseWidth } from '../../core/features/towers.js';
-import { MmoeModel } from '../../offline/models/mmoe.js';
+import { MmoeModel, mmoeShape, mmoeShapeFor } from '../../offline/models/mmoe.js';
 import { SingleTaskModel } from '../../offline/models/single-task.js';
 import { TwoTowerModel } from '../../offline/models/two-tower.js';
 import { exportItemTower, exportMmoeRanker, exportSingleTaskRanker, exportUserTower } from '../../offline/onnx/export.js';
@@ -68,6 +68,22 @@ t.test('MMoE ranker: onnxruntime matches the TypeScript forward pass on 1,000 ro
   const r = await mmoeParity(model, exportMmoeRanker(model), rows);
   t.equal(r.rows, ROWS);
   t.ok(r.maxAbsDiff <= PARITY_TOLERANCE, `ranker max abs diff ${r.maxAbsDiff}`);
+});
+
+t.test('an MMoE of other widths (train --mmoe-*) exports and matches, and names its shape', async (t) => {
+  const f = rankerRowWidth(spec);
+  const model = new MmoeModel(f, { seed: 6, sharedDim: 128, experts: 3, expertDim: 64, towerDim: 32 });
+  t.equal(mmoeShape(model), `${f}-128-3x64-32`);
+  t.equal(mmoeShapeFor(f, { sharedDim: 128, experts: 3, expertDim: 64, towerDim: 32 }), mmoeShape(model), 'the shape is known before training');
+  t.equal(mmoeShape(new MmoeModel(f)), `${f}-64-4x32-16`, 'the defaults');
+  t.equal(mmoeShapeFor(f), mmoeShape(new MmoeModel(f)));
+  const rows = randomRows(ROWS, f);
+  const r = await mmoeParity(model, exportMmoeRanker(model), rows);
+  t.ok(r.maxAbsDiff <= PARITY_TOLERANCE, `ranker max abs diff ${r.maxAbsDiff}`);
+  t.ok(exportMmoeRanker(new MmoeModel(f, { seed: 6 })).length < exportMmoeRanker(model).length / 2, 'the default ranker is the smaller file');
+  for (const bad of [{ sharedDim: 0 }, { experts: 1.5 }, { expertDim: -1 }, { towerDim: Number.NaN }]) {
+    t.throws(() => new MmoeModel(f, bad), TypeError, JSON.stringify(bad));
+  }
 });
 
 t.test('single-task ranker pair exports under the same contract', async (t) => {
