@@ -112,7 +112,8 @@ async function main(): Promise<void> {
   conditions['model'] = {
     dir: modelDir,
     version: manifest.version,
-    // "row-shared-EXPERTSxwidth-tower" (train --mmoe-*); null for a model trained before it was recorded.
+    // "row-shared-EXPERTSxwidth-tower" (trainingData.rankerShape); null for a model trained before it was recorded
+    // or by another trainer.
     ranker_shape: typeof manifest.trainingData['rankerShape'] === 'string' ? manifest.trainingData['rankerShape'] : null,
     ranker_onnx_bytes: fileBytes(path.join(modelDir, 'ranker.onnx')),
     user_tower_onnx_bytes: fileBytes(path.join(modelDir, 'user_tower.onnx')),

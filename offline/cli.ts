@@ -19,6 +19,7 @@
  * that on a schedule and, with --promote, switches the cluster to a candidate that passes the gate.
  */
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
@@ -37,7 +38,7 @@ import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.
 import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
 import type { MmoeOptions } from './models/mmoe.js';
-import { DEFAULT_MMOE_WIDTHS } from './models/mmoe.js';
+import { DEFAULT_MMOE_WIDTHS, mmoeShapeFor } from './models/mmoe.js';
 import { checkModelVersionName } from '../actors/model/embedding-space.js';
 import { measureSkew } from './skew/measure.js';
 import { DEFAULT_MAX_SERVED_ROWS } from './skew/reader.js';
@@ -106,8 +107,8 @@ function intOption(name: string, v: string | undefined, dflt: number): number {
 
 /**
  * The MMoE ranker's widths from `--mmoe-shared/--mmoe-experts/--mmoe-expert-dim/--mmoe-tower`
- * (defaults: DEFAULT_MMOE_WIDTHS). The ranker's size is a capacity knob: its ONNX call is a
- * third of a request's CPU (docs/capacity.md "A smaller ranker"). `--mmoe-seed` re-draws only the
+ * (defaults: DEFAULT_MMOE_WIDTHS). The ranker's size is a capacity knob: the ranking stage was a
+ * third of the in-process ceiling's CPU per request (docs/capacity.md "A smaller ranker"). `--mmoe-seed` re-draws only the
  * ranker's initial weights (default: `--seed`), so two rankers over the same towers show how much
  * of an A/B difference is the draw.
  */
@@ -140,6 +141,21 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   const worldDir = join(worldsDir, name);
   const seed = intOption('seed', values['seed'] as string | undefined, 1);
   const progress = values['quiet'] !== true;
+  // Every flag is checked before any work: a bad width must not cost a world's generation first.
+  const common = {
+    seed,
+    epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_TWO_TOWER_EPOCHS),
+    rankerEpochs: intOption('ranker-epochs', values['ranker-epochs'] as string | undefined, DEFAULT_RANKER_EPOCHS),
+    mmoe: mmoeOptionsFromFlags(values),
+    progress,
+    log,
+  };
+  mmoeShapeFor(1, common.mmoe);
+  const version = typeof values['version'] === 'string' ? checkModelVersionName(values['version']) : undefined;
+  // A named version is never replaced: a cluster may serve it, and its feature-log rows carry its name.
+  if (version !== undefined && existsSync(join(String(values['out'] ?? 'models'), version))) {
+    throw new TypeError(`--version ${version}: ${join(String(values['out'] ?? 'models'), version)} exists; pick another name or delete it`);
+  }
   if (!(await worldExists(worldDir))) {
     log(`generating world ${worldDir}`);
     await generateWorld({
@@ -155,15 +171,6 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
     log(`world ${worldDir} exists: --videos/--users/--days ignored (delete it or pick another --world to regenerate)`);
   }
   const reportPath = String(values['report'] ?? DEFAULT_REPORT_PATH);
-  const common = {
-    seed,
-    epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_TWO_TOWER_EPOCHS),
-    rankerEpochs: intOption('ranker-epochs', values['ranker-epochs'] as string | undefined, DEFAULT_RANKER_EPOCHS),
-    mmoe: mmoeOptionsFromFlags(values),
-    progress,
-    log,
-  };
-  const version = typeof values['version'] === 'string' ? checkModelVersionName(values['version']) : undefined;
   const res = await trainModels({ worldDir, outDir: String(values['out'] ?? 'models'), ...(version === undefined ? {} : { version }), ...common });
   log(`published ${res.dir} (timings ${JSON.stringify(res.timings)})`);
   let report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(res.metrics), await baselineRows(worldDir), await oracleRows(worldDir, log))), reportPath);

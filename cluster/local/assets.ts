@@ -1,7 +1,8 @@
 /**
  * The world and models a local cluster serves, generated and trained on first use and cached:
  * a world by its parameters (videos, users, days, seed), a model version by (world, feature-spec
- * hash), so later starts reuse both and a change to the feature code retrains.
+ * hash, the MMoE's widths), so later starts reuse both, and a change to the feature code or to
+ * DEFAULT_MMOE_WIDTHS trains a new version beside the old one.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -9,9 +10,16 @@ import { DEFAULT_FEATURE_SPEC, specHash } from '../../core/features/index.js';
 import { generateWorld } from '../../offline/world/generate.js';
 import { readWorldManifest, worldExists } from '../../offline/world/reader.js';
 import { trainModels } from '../../offline/pipeline/train.js';
-import { mmoeShapeFor } from '../../offline/models/mmoe.js';
-import { rankerRowWidth } from '../../core/features/ranker-row.js';
+import { mmoeWidthsTag } from '../../offline/models/mmoe.js';
 import { loadServingModel } from '../node/model.js';
+
+/**
+ * Name of the model version trained for a local world: `<world>-<feature-spec hash>-<MMoE widths>`,
+ * e.g. "local-1000000v-20000u-5d-s1-eb07a59b270d-r64-4x32-16".
+ */
+export function localModelVersion(world: string): string {
+  return `${world}-${specHash(DEFAULT_FEATURE_SPEC).slice(0, 12)}-${mmoeWidthsTag()}`;
+}
 
 /** Options of {@link ensureLocalAssets}. */
 export interface LocalAssetsOptions {
@@ -106,8 +114,7 @@ export async function ensureLocalAssets(o: LocalAssetsOptions = {}): Promise<Loc
     log(`world cached: ${worldDir}`);
   }
 
-  const hash = specHash(DEFAULT_FEATURE_SPEC).slice(0, 12);
-  const modelVersion = `${worldName === 'default' ? paramName : worldName}-${hash}`;
+  const modelVersion = localModelVersion(worldName === 'default' ? paramName : worldName);
   const modelDir = path.join(modelsDir, modelVersion);
   let trainMs = 0;
   let cached = false;
@@ -115,13 +122,7 @@ export async function ensureLocalAssets(o: LocalAssetsOptions = {}): Promise<Loc
     const m = await loadServingModel(modelDir);
     // the model must have been trained on this world's parameters
     const manifest = JSON.parse(await readFile(path.join(worldDir, 'world.json'), 'utf8')) as { numVideos: number };
-    // ...and with the ranker widths training uses now (a model from before a change of
-    // DEFAULT_MMOE_WIDTHS, or from before the shape was recorded, is retrained).
-    const shape = mmoeShapeFor(rankerRowWidth(DEFAULT_FEATURE_SPEC));
-    cached = m.version === modelVersion && manifest.numVideos === videos && m.trainingData['rankerShape'] === shape;
-    if (!cached && m.version === modelVersion && m.trainingData['rankerShape'] !== shape) {
-      log(`models ${modelVersion} have ranker shape ${String(m.trainingData['rankerShape'] ?? 'unrecorded')}, training uses ${shape}: retraining`);
-    }
+    cached = m.version === modelVersion && manifest.numVideos === videos;
   } catch {
     cached = false;
   }

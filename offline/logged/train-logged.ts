@@ -14,7 +14,7 @@ import type { Calibration, ModelManifest } from '../../core/model/contract.js';
 import { MODEL_FILES } from '../../core/model/contract.js';
 import { failedPrecondition } from '../../core/status.js';
 import { checkModelVersionName } from '../../cluster/node/model.js';
-import { MmoeModel } from '../models/mmoe.js';
+import { MmoeModel, mmoeShape } from '../models/mmoe.js';
 import { exportMmoeRanker } from '../onnx/export.js';
 import { loadServingManifest } from '../onnx/load.js';
 import { PARITY_TOLERANCE, mmoeParity } from '../onnx/parity.js';
@@ -195,7 +195,7 @@ export async function trainOnLoggedRows(o: TrainLoggedOptions): Promise<TrainLog
     // The towers are the serving version's, so are the user vectors item shards calibrate on.
     ...(serving.retrievalQueries !== undefined ? { retrievalQueries: serving.retrievalQueries } : {}),
     calibration: { click: calibration },
-    trainingData: trainingData(o, serving, served, events, joined.counts, rows, split, { warmStart, lr, seed, fit }),
+    trainingData: trainingData(o, serving, served, events, joined.counts, rows, split, { warmStart, lr, seed, fit, rankerShape: mmoeShape(model) }),
     metrics: {
       mmoe: metrics.new,
       serving_mmoe: metrics.serving,
@@ -229,13 +229,15 @@ function trainingData(
   c: JoinCounts,
   rows: JoinedRows,
   split: TimeSplit,
-  t: { readonly warmStart: true | string; readonly lr: number; readonly seed: number; readonly fit: LoggedFitStats },
+  t: { readonly warmStart: true | string; readonly lr: number; readonly seed: number; readonly fit: LoggedFitStats; readonly rankerShape: string },
 ): ModelManifest['trainingData'] {
   const at = (i: number): string => isoOrEmpty(rows.servedAtMs[i] ?? Number.NaN);
   return {
     source: 'feature-log',
     cluster: o.cluster,
     fromModel: serving.version,
+    // A warm start keeps the serving ranker's widths; from scratch it has DEFAULT_MMOE_WIDTHS.
+    rankerShape: t.rankerShape,
     fromModelDir: basename(resolve(o.fromModelDir)),
     towersFrom: serving.version,
     servedStream: served.stream,

@@ -18,11 +18,12 @@ export const RANKER_TASKS = ['click', 'watch'] as const;
 export type RankerTask = (typeof RANKER_TASKS)[number];
 
 /**
- * Default layer widths of the MMoE ranker. The ranker's ONNX call is about a third of a request's
- * CPU, so its size is a capacity knob. These widths (were 128, 4 × 64, 32 until 2026-11-27) halve
- * the call over ~430 candidates. On the 1M world, with two initialisation seeds for each size over
- * the same towers, they held click AUC (±0.0001) and gave more watch seconds and completions
- * online, for −0.01 to −0.03 CTR (docs/capacity.md "A smaller ranker").
+ * Default layer widths of the MMoE ranker. The ranking stage was about a third of a request's CPU
+ * in the in-process ceiling, most of it the ONNX call, so the ranker's size is a capacity knob.
+ * These widths (were 128, 4 × 64, 32 until 2026-11-27) halve the call over ~430 candidates. On the
+ * 1M world, with two initialisation seeds for each size over the same towers, they held click AUC
+ * (±0.0001) and gave more watch seconds and completions online, for 0.01–0.03 less CTR
+ * (docs/capacity.md "A smaller ranker").
  */
 export const DEFAULT_MMOE_WIDTHS = { sharedDim: 64, experts: 4, expertDim: 32, towerDim: 16 } as const;
 
@@ -82,7 +83,22 @@ export function mmoeShape(m: Pick<MmoeModel, 'featureWidth' | 'sharedDim' | 'num
 /** {@link mmoeShape} of a model trained with `opts` over rows of `featureWidth`, without building it. */
 export function mmoeShapeFor(featureWidth: number, opts: MmoeOptions = {}): string {
   const w = { ...DEFAULT_MMOE_WIDTHS, ...opts };
-  return mmoeShape({ featureWidth, sharedDim: w.sharedDim, numExperts: w.experts, expertDim: w.expertDim, towerDim: w.towerDim });
+  return mmoeShape({
+    featureWidth: positiveWidth('featureWidth', featureWidth),
+    sharedDim: positiveWidth('sharedDim', w.sharedDim),
+    numExperts: positiveWidth('experts', w.experts),
+    expertDim: positiveWidth('expertDim', w.expertDim),
+    towerDim: positiveWidth('towerDim', w.towerDim),
+  });
+}
+
+/**
+ * The widths alone, e.g. "r64-4x32-16" for the defaults: part of a local model version's name
+ * (cluster/local/assets.ts), so a change of widths trains a new version beside the old one rather
+ * than replacing a version's ranker under the same name.
+ */
+export function mmoeWidthsTag(opts: MmoeOptions = {}): string {
+  return `r${mmoeShapeFor(1, opts).split('-').slice(1).join('-')}`;
 }
 
 export class MmoeModel {

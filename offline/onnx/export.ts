@@ -104,9 +104,9 @@ export function exportMmoeRanker(model: MmoeModel): Uint8Array {
     const b = g.floats(gate.bias.name, gate.bias.value, gate.bias.shape);
     const logits = g.node('Add', [g.node('MatMul', [h, w], `${gate.weight.name}_mm`), b], `${gate.bias.name}_add`);
     const p = g.node('Softmax', [logits], `gate${i}_softmax`, { axis: 1 });
-    // mixed[b] = p[b] · experts[b]: a batched MatMul [B,1,E] × [B,E,X]. The same sum as
-    // Mul + ReduceSum over the experts axis, which ONNX Runtime 1.30's CPU kernels ran 15–17% slower
-    // over the whole call at 431 rows (a reduction over the middle axis; docs/capacity.md).
+    // mixed[b] = p[b] · experts[b]: a batched MatMul [B,1,E] × [B,E,X]. The same sum as Mul +
+    // ReduceSum over the experts (the middle) axis, but on ONNX Runtime 1.30's CPU kernels it cut
+    // the whole call by 15–18% at 431 rows (docs/capacity.md "A smaller ranker").
     const p3 = g.node('Unsqueeze', [p, axis1], `gate${i}_row`);
     const mixed = g.node('Squeeze', [g.node('MatMul', [p3, ex], `gate${i}_mix3`), axis1], `mix${i}`);
     const raw = emitMlp(g, model.towers[i]!, mixed);
