@@ -38,7 +38,7 @@ import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.
 import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
 import type { MmoeOptions } from './models/mmoe.js';
-import { DEFAULT_MMOE_WIDTHS, mmoeShapeFor } from './models/mmoe.js';
+import { DEFAULT_MMOE_WIDTHS } from './models/mmoe.js';
 import { checkModelVersionName } from '../actors/model/embedding-space.js';
 import { measureSkew } from './skew/measure.js';
 import { DEFAULT_MAX_SERVED_ROWS } from './skew/reader.js';
@@ -150,11 +150,12 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
     progress,
     log,
   };
-  mmoeShapeFor(1, common.mmoe);
+  const kuairandEpochs = intOption('kuairand-epochs', values['kuairand-epochs'] as string | undefined, KUAIRAND_TWO_TOWER_EPOCHS);
+  const outDir = String(values['out'] ?? 'models');
   const version = typeof values['version'] === 'string' ? checkModelVersionName(values['version']) : undefined;
   // A named version is never replaced: a cluster may serve it, and its feature-log rows carry its name.
-  if (version !== undefined && existsSync(join(String(values['out'] ?? 'models'), version))) {
-    throw new TypeError(`--version ${version}: ${join(String(values['out'] ?? 'models'), version)} exists; pick another name or delete it`);
+  if (version !== undefined && existsSync(join(outDir, version))) {
+    throw new TypeError(`--version ${version}: ${join(outDir, version)} exists; pick another name or delete it`);
   }
   if (!(await worldExists(worldDir))) {
     log(`generating world ${worldDir}`);
@@ -171,7 +172,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
     log(`world ${worldDir} exists: --videos/--users/--days ignored (delete it or pick another --world to regenerate)`);
   }
   const reportPath = String(values['report'] ?? DEFAULT_REPORT_PATH);
-  const res = await trainModels({ worldDir, outDir: String(values['out'] ?? 'models'), ...(version === undefined ? {} : { version }), ...common });
+  const res = await trainModels({ worldDir, outDir, ...(version === undefined ? {} : { version }), ...common });
   log(`published ${res.dir} (timings ${JSON.stringify(res.timings)})`);
   let report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(res.metrics), await baselineRows(worldDir), await oracleRows(worldDir, log))), reportPath);
 
@@ -184,10 +185,10 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
     // KuaiRand has other ids and no serving use: evaluate only, publish nothing.
     const kr = await trainModels({
       worldDir: kuaiDir,
-      outDir: String(values['out'] ?? 'models'),
+      outDir,
       exportOnnx: false,
       ...common,
-      epochs: intOption('kuairand-epochs', values['kuairand-epochs'] as string | undefined, KUAIRAND_TWO_TOWER_EPOCHS),
+      epochs: kuairandEpochs,
     });
     report = await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), mergeRows(reportRows(kr.metrics), await baselineRows(kuaiDir), await oracleRows(kuaiDir, log))), reportPath);
   }

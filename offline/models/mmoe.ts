@@ -71,6 +71,16 @@ function positiveWidth(name: string, v: number): number {
   return v;
 }
 
+/** The widths `opts` asks for, defaults filled in and each checked (TypeError naming the width). */
+function mmoeWidths(opts: MmoeOptions): { readonly sharedDim: number; readonly experts: number; readonly expertDim: number; readonly towerDim: number } {
+  return {
+    sharedDim: positiveWidth('sharedDim', opts.sharedDim ?? DEFAULT_MMOE_WIDTHS.sharedDim),
+    experts: positiveWidth('experts', opts.experts ?? DEFAULT_MMOE_WIDTHS.experts),
+    expertDim: positiveWidth('expertDim', opts.expertDim ?? DEFAULT_MMOE_WIDTHS.expertDim),
+    towerDim: positiveWidth('towerDim', opts.towerDim ?? DEFAULT_MMOE_WIDTHS.towerDim),
+  };
+}
+
 /**
  * The layer widths as one string, e.g. "80-64-4x32-16": row width, shared layer, experts × expert
  * width, tower width. Recorded in the manifest (`trainingData.rankerShape`) so a bench, an A/B or
@@ -82,14 +92,8 @@ export function mmoeShape(m: Pick<MmoeModel, 'featureWidth' | 'sharedDim' | 'num
 
 /** {@link mmoeShape} of a model trained with `opts` over rows of `featureWidth`, without building it. */
 export function mmoeShapeFor(featureWidth: number, opts: MmoeOptions = {}): string {
-  const w = { ...DEFAULT_MMOE_WIDTHS, ...opts };
-  return mmoeShape({
-    featureWidth: positiveWidth('featureWidth', featureWidth),
-    sharedDim: positiveWidth('sharedDim', w.sharedDim),
-    numExperts: positiveWidth('experts', w.experts),
-    expertDim: positiveWidth('expertDim', w.expertDim),
-    towerDim: positiveWidth('towerDim', w.towerDim),
-  });
+  const w = mmoeWidths(opts);
+  return mmoeShape({ featureWidth: positiveWidth('featureWidth', featureWidth), sharedDim: w.sharedDim, numExperts: w.experts, expertDim: w.expertDim, towerDim: w.towerDim });
 }
 
 /**
@@ -98,7 +102,8 @@ export function mmoeShapeFor(featureWidth: number, opts: MmoeOptions = {}): stri
  * than replacing a version's ranker under the same name.
  */
 export function mmoeWidthsTag(opts: MmoeOptions = {}): string {
-  return `r${mmoeShapeFor(1, opts).split('-').slice(1).join('-')}`;
+  const w = mmoeWidths(opts);
+  return `r${w.sharedDim}-${w.experts}x${w.expertDim}-${w.towerDim}`;
 }
 
 export class MmoeModel {
@@ -123,11 +128,10 @@ export class MmoeModel {
 
   constructor(featureWidth: number, opts: MmoeOptions = {}) {
     const rng = new SeededRng(opts.seed ?? 1);
-    const sharedDim = positiveWidth('sharedDim', opts.sharedDim ?? DEFAULT_MMOE_WIDTHS.sharedDim);
+    const { sharedDim, experts, expertDim, towerDim } = mmoeWidths(opts);
     this.sharedDim = sharedDim;
-    this.numExperts = positiveWidth('experts', opts.experts ?? DEFAULT_MMOE_WIDTHS.experts);
-    this.expertDim = positiveWidth('expertDim', opts.expertDim ?? DEFAULT_MMOE_WIDTHS.expertDim);
-    const towerDim = positiveWidth('towerDim', opts.towerDim ?? DEFAULT_MMOE_WIDTHS.towerDim);
+    this.numExperts = experts;
+    this.expertDim = expertDim;
     this.towerDim = towerDim;
     this.watchWeight = opts.watchWeight ?? DEFAULT_WATCH_WEIGHT;
     this.featureWidth = featureWidth;
