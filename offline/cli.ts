@@ -36,6 +36,7 @@ import { DEFAULT_RETRIEVAL_QUERIES, attachRetrievalQueries, onnxRetrievalQueries
 import { MODEL_FILES } from '../core/model/contract.js';
 import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
 import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
+import type { ReportedModel } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
 import type { MmoeOptions } from './models/mmoe.js';
 import { DEFAULT_MMOE_WIDTHS } from './models/mmoe.js';
@@ -174,7 +175,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   const reportPath = String(values['report'] ?? DEFAULT_REPORT_PATH);
   const res = await trainModels({ worldDir, outDir, ...(version === undefined ? {} : { version }), ...common });
   log(`published ${res.dir} (timings ${JSON.stringify(res.timings)})`);
-  let report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(res.metrics), await baselineRows(worldDir), await oracleRows(worldDir, log))), reportPath);
+  let report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(res.metrics, reportedModel(res.manifest, res.dir !== undefined)), await baselineRows(worldDir), await oracleRows(worldDir, log))), reportPath);
 
   if (values['no-kuairand'] !== true) {
     const kuaiDir = join(worldsDir, 'kuairand');
@@ -190,7 +191,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
       ...common,
       epochs: kuairandEpochs,
     });
-    report = await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), mergeRows(reportRows(kr.metrics), await baselineRows(kuaiDir), await oracleRows(kuaiDir, log))), reportPath);
+    report = await mergeIntoReport(reportFor(reportDatasetKey('kuairand'), mergeRows(reportRows(kr.metrics, reportedModel(kr.manifest, false)), await baselineRows(kuaiDir), await oracleRows(kuaiDir, log))), reportPath);
   }
   process.stdout.write(`${formatReport(report)}\n`);
 }
@@ -210,11 +211,17 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
     // The MMoE's calibration is the manifest's; the baselines' is refitted on the same validation day.
     const calibration = { ...(await fitCalibrations(set, scoring, itemVecs)), mmoe: manifest.calibration.click };
     const metrics = await evaluateAll({ set, scoring, calibration });
-    const report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(metrics), await baselineRows(worldDir), await oracleRows(worldDir, log))), String(values['report'] ?? DEFAULT_REPORT_PATH));
+    const report = await mergeIntoReport(reportFor(reportDatasetKey(name), mergeRows(reportRows(metrics, reportedModel(manifest, true)), await baselineRows(worldDir), await oracleRows(worldDir, log))), String(values['report'] ?? DEFAULT_REPORT_PATH));
     process.stdout.write(`${formatReport(report)}\n`);
   } finally {
     await scoring.close();
   }
+}
+
+/** The report labels of a trained model: its version where it was published, and its ranker's widths. */
+function reportedModel(manifest: { readonly version: string; readonly trainingData: Readonly<Record<string, unknown>> }, published: boolean): ReportedModel {
+  const shape = manifest.trainingData['rankerShape'];
+  return { ...(published ? { version: manifest.version } : {}), ...(typeof shape === 'string' ? { rankerShape: shape } : {}) };
 }
 
 /** The seed the version was trained with (training draws its queries with it), else 1. */

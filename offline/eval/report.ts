@@ -1,8 +1,10 @@
 /**
  * The offline evaluation report `reports/eval.json`:
- * `{ "<dataset>": { "<model>": { recall_at_10, recall_at_100, auc, logloss, weighted_auc, mae, ece, ece_raw } } }`.
- * Tools merge their results in (a model's metrics replace that model's previous ones, other
- * entries are kept) and print a table.
+ * `{ "<dataset>": { "<model>": { recall_at_10, recall_at_100, auc, logloss, weighted_auc, mae, ece, ece_raw,
+ *   model_version, ranker_shape } } }`.
+ * Tools merge their results in (a model's entry replaces that model's previous one, other entries
+ * are kept) and print a table. The two labels say which trained model a row's numbers are of, so a
+ * row written before a change of widths or version is not read as the current model's.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -11,8 +13,16 @@ import { dirname } from 'node:path';
 export const REPORT_METRICS = ['recall_at_10', 'recall_at_100', 'auc', 'logloss', 'weighted_auc', 'mae', 'ece', 'ece_raw'] as const;
 export type ReportMetric = (typeof REPORT_METRICS)[number];
 
-/** Metrics of one model on one dataset. */
-export type ModelMetrics = Partial<Record<ReportMetric, number>>;
+/**
+ * Labels of a row, beside its metrics: `model_version` (the published version evaluated; absent for
+ * baselines and for datasets trained without publishing, such as KuaiRand) and `ranker_shape` (the
+ * MMoE's widths, `mmoeShape`, on the `mmoe` row).
+ */
+export const REPORT_LABELS = ['model_version', 'ranker_shape'] as const;
+export type ReportLabel = (typeof REPORT_LABELS)[number];
+
+/** Metrics of one model on one dataset, and the labels that say which model. */
+export type ModelMetrics = Partial<Record<ReportMetric, number>> & Partial<Record<ReportLabel, string>>;
 
 /** The whole report: dataset → model → metrics. */
 export type EvalReport = Record<string, Record<string, ModelMetrics>>;
@@ -30,7 +40,10 @@ export async function readReport(path = DEFAULT_REPORT_PATH): Promise<EvalReport
   }
 }
 
-/** Pure merge: `update`'s (dataset, model) entries replace those in `base`; non-finite values are dropped. */
+/**
+ * Pure merge: `update`'s (dataset, model) entries replace those in `base`; non-finite metrics, empty
+ * labels and unknown keys are dropped.
+ */
 export function mergeReports(base: EvalReport, update: EvalReport): EvalReport {
   const out: EvalReport = {};
   for (const [ds, models] of Object.entries(base)) out[ds] = { ...models };
@@ -41,6 +54,10 @@ export function mergeReports(base: EvalReport, update: EvalReport): EvalReport {
       for (const key of REPORT_METRICS) {
         const v = metrics[key];
         if (typeof v === 'number' && Number.isFinite(v)) clean[key] = Math.round(v * 1e6) / 1e6;
+      }
+      for (const key of REPORT_LABELS) {
+        const v = metrics[key];
+        if (typeof v === 'string' && v !== '') clean[key] = v;
       }
       target[model] = clean;
     }
@@ -72,6 +89,10 @@ export function formatReport(report: EvalReport): string {
         return (v === undefined ? '-' : v.toFixed(4)).padStart(15);
       });
       lines.push(`  ${model.padEnd(nameWidth)}  ${cells.join('')}`);
+    }
+    for (const [model, metrics] of Object.entries(models)) {
+      const labels = REPORT_LABELS.filter((l) => metrics[l] !== undefined).map((l) => `${l} ${metrics[l]}`);
+      if (labels.length > 0) lines.push(`  ${model}: ${labels.join(', ')}`);
     }
   }
   return lines.join('\n');

@@ -11,15 +11,25 @@ import { readWorldManifest } from '../world/reader.js';
 import { DEFAULT_EVAL_USERS, evalUserCount } from './evaluate.js';
 import type { MetricTable } from './evaluate.js';
 
+/** Which trained model the rows are of (report labels; see offline/eval/report.ts). */
+export interface ReportedModel {
+  /** The published version evaluated; leave out when nothing was published (KuaiRand). */
+  readonly version?: string;
+  /** `mmoeShape` of the MMoE evaluated (`trainingData.rankerShape`). */
+  readonly rankerShape?: string;
+}
+
 /**
  * Report rows of our models. Ranker columns: `auc`, `weighted_auc` (watch-weighted), `logloss` and
  * `ece` of the CALIBRATED P(click) (what serving outputs), `ece_raw` before calibration, `mae` of
- * the watch prediction in log1p(seconds) (the regression target).
+ * the watch prediction in log1p(seconds) (the regression target). `model` labels the two-tower and
+ * ranker rows with the version and the MMoE row with its widths.
  */
-export function reportRows(metrics: Readonly<MetricTable>): Record<string, ModelMetrics> {
+export function reportRows(metrics: Readonly<MetricTable>, model: ReportedModel = {}): Record<string, ModelMetrics> {
   const out: Record<string, ModelMetrics> = {};
+  const version = model.version === undefined ? {} : { model_version: model.version };
   const tt = metrics['two_tower'];
-  if (tt !== undefined) out['two_tower'] = { recall_at_10: tt['recall_at_10'] ?? NaN, recall_at_100: tt['recall_at_100'] ?? NaN };
+  if (tt !== undefined) out['two_tower'] = { recall_at_10: tt['recall_at_10'] ?? NaN, recall_at_100: tt['recall_at_100'] ?? NaN, ...version };
   for (const name of ['mmoe', 'single_task']) {
     const m = metrics[name];
     if (m === undefined) continue;
@@ -30,6 +40,8 @@ export function reportRows(metrics: Readonly<MetricTable>): Record<string, Model
       ece: m['ece_calibrated'] ?? NaN,
       ece_raw: m['ece_raw'] ?? NaN,
       mae: m['watch_mae_log1p'] ?? NaN,
+      ...version,
+      ...(name === 'mmoe' && model.rankerShape !== undefined ? { ranker_shape: model.rankerShape } : {}),
     };
   }
   const pop = metrics['popularity'];

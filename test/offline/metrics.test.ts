@@ -69,9 +69,12 @@ t.test('recallAtK and its mean over users with positives', async (t) => {
 t.test('report: merge replaces per model, keeps others, drops non-finite; file round trip', async (t) => {
   const merged = mergeReports(
     { synth: { popularity: { recall_at_100: 0.1 }, mf: { recall_at_100: 0.2 } } },
-    { synth: { mf: { recall_at_100: 0.3, auc: NaN } }, kuairand: { popularity: { recall_at_10: 0.01 } } },
+    { synth: { mf: { recall_at_100: 0.3, auc: NaN, model_version: '' } }, kuairand: { popularity: { recall_at_10: 0.01 }, mmoe: { auc: 0.7, ranker_shape: '80-64-4x32-16' } } },
   );
-  t.same(merged, { synth: { popularity: { recall_at_100: 0.1 }, mf: { recall_at_100: 0.3 } }, kuairand: { popularity: { recall_at_10: 0.01 } } });
+  t.same(merged, {
+    synth: { popularity: { recall_at_100: 0.1 }, mf: { recall_at_100: 0.3 } },
+    kuairand: { popularity: { recall_at_10: 0.01 }, mmoe: { auc: 0.7, ranker_shape: '80-64-4x32-16' } },
+  }, 'an empty label is dropped like a non-finite metric; a label is kept');
   t.match(formatReport(merged), /mf\s+0\.3000/);
   const dir = await mkdtemp(join(tmpdir(), 'upnext-report-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
