@@ -34,7 +34,8 @@ import { evaluateAll } from './pipeline/evaluate.js';
 import { buildExamples } from './pipeline/examples.js';
 import { DEFAULT_RETRIEVAL_QUERIES, attachRetrievalQueries, onnxRetrievalQueries } from './pipeline/retrieval-queries.js';
 import { MODEL_FILES } from '../core/model/contract.js';
-import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
+import { DEFAULT_MAX_RANKER_EPOCHS, DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
+import type { RankerEpochs } from './pipeline/fit.js';
 import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
 import type { ReportedModel } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
@@ -75,7 +76,7 @@ const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
 const KUAIRAND_TWO_TOWER_EPOCHS = 3;
 
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
-                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}]
+                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}|N (at most ${DEFAULT_MAX_RANKER_EPOCHS})]
                     [--mmoe-shared ${DEFAULT_MMOE_WIDTHS.sharedDim}] [--mmoe-experts ${DEFAULT_MMOE_WIDTHS.experts}] [--mmoe-expert-dim ${DEFAULT_MMOE_WIDTHS.expertDim}] [--mmoe-tower ${DEFAULT_MMOE_WIDTHS.towerDim}] [--mmoe-seed SEED]
                     [--version V] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]
@@ -97,6 +98,14 @@ function natsTlsFromFlags(values: Record<string, string | boolean | undefined>):
     const v = values[flag.slice(2)];
     return typeof v === 'string' ? v : undefined;
   }));
+}
+
+/** `--ranker-epochs`: a positive integer, or `validation` (stop on the validation days; the default). */
+function rankerEpochsOption(v: string | undefined): RankerEpochs {
+  if (v === undefined || v === 'validation') return v ?? DEFAULT_RANKER_EPOCHS;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new TypeError(`--ranker-epochs must be a positive integer or 'validation', got ${JSON.stringify(v)}`);
+  return n;
 }
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
@@ -146,7 +155,7 @@ async function train(values: Record<string, string | boolean | undefined>): Prom
   const common = {
     seed,
     epochs: intOption('epochs', values['epochs'] as string | undefined, DEFAULT_TWO_TOWER_EPOCHS),
-    rankerEpochs: intOption('ranker-epochs', values['ranker-epochs'] as string | undefined, DEFAULT_RANKER_EPOCHS),
+    rankerEpochs: rankerEpochsOption(values['ranker-epochs'] as string | undefined),
     mmoe: mmoeOptionsFromFlags(values),
     progress,
     log,

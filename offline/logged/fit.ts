@@ -9,7 +9,7 @@ import type { MmoeModel } from '../models/mmoe.js';
 import { shuffle } from '../pipeline/fit.js';
 import type { JoinedRows } from './join.js';
 
-/** Default passes over the train split. 2, as the world pipeline's DEFAULT_RANKER_EPOCHS. */
+/** Default passes over the train split. 2, as the world pipeline's FIXED_RANKER_EPOCHS (training on logged rows keeps a fixed count; validation stopping is the world pipeline's). */
 export const DEFAULT_LOGGED_EPOCHS = 2;
 
 /**

@@ -52,16 +52,24 @@ export class SingleTaskModel {
     for (let b = 0; b < batch; b++) {
       const z = raw[b]!;
       const y = label[b]!;
-      if (this.task === 'click') {
-        l += Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z))) - y * z;
-        d[b] = (sigmoid(z) - y) / batch;
-      } else {
-        l += 0.5 * (z - y) * (z - y);
-        d[b] = (z - y) / batch;
-      }
+      l += this.#rowLoss(z, y);
+      d[b] = (this.task === 'click' ? sigmoid(z) - y : z - y) / batch;
     }
     this.mlp.backward(d, false);
     this.#opt.step();
     return l / batch;
+  }
+
+  /** Mean loss over the batch, as {@link trainStep} counts it, without a step. */
+  loss(features: Float32Array, label: Float32Array, batch: number): number {
+    const raw = this.mlp.forward(features, batch);
+    let l = 0;
+    for (let b = 0; b < batch; b++) l += this.#rowLoss(raw[b]!, label[b]!);
+    return l / batch;
+  }
+
+  /** Log-loss of logit z (stable for large |z|) for click, ½ squared error for watch. */
+  #rowLoss(z: number, y: number): number {
+    return this.task === 'click' ? Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z))) - y * z : 0.5 * (z - y) * (z - y);
   }
 }

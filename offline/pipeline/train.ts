@@ -26,7 +26,7 @@ import type { ExampleSet } from './examples.js';
 import { evaluateAll } from './evaluate.js';
 import { fitCalibrations } from './calibrate.js';
 import { trainedScoring } from './scoring.js';
-import type { FitStats, Rankers } from './fit.js';
+import type { FitStats, RankerEpochs, Rankers } from './fit.js';
 import { DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS, catalogueVectors, fillOutOfFoldScores, fillRetrievalScores, fitRankers, fitTwoTower } from './fit.js';
 import { SplitId, indicesOf } from './examples.js';
 import type { TwoTowerModel } from '../models/two-tower.js';
@@ -43,8 +43,8 @@ export interface TrainOptions {
   readonly seed?: number;
   /** Two-tower epochs. Default DEFAULT_TWO_TOWER_EPOCHS (1). */
   readonly epochs?: number;
-  /** Ranker epochs (MMoE and single-task). Default DEFAULT_RANKER_EPOCHS (2). */
-  readonly rankerEpochs?: number;
+  /** Ranker epochs (MMoE and single-task): a number, or 'validation' (the default, DEFAULT_RANKER_EPOCHS). */
+  readonly rankerEpochs?: RankerEpochs;
   /** Version name. Default `v<UTC yyyymmdd-HHMMSS>-<world name>`. */
   readonly version?: string;
   /** Feature spec. Default DEFAULT_FEATURE_SPEC (what serving runs). */
@@ -169,6 +169,8 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
       seed,
       twoTowerEpochs: tt.stats.epochs,
       rankerEpochs: rankers.stats.mmoe.epochs,
+      // 'validation': the MMoE's epochs are those of its best loss on the validation days.
+      rankerEpochsFrom: rankers.stats.mmoe.validationLoss === undefined ? 'fixed' : 'validation',
       rankerShape: mmoeShape(rankers.mmoe),
     },
     metrics,

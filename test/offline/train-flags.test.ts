@@ -42,6 +42,8 @@ t.test('train: bad widths and versions fail before any world is generated; a nam
     [['--mmoe-shared', '0'], '--mmoe-shared'],
     [['--mmoe-experts', '2.5'], '--mmoe-experts'],
     [['--mmoe-seed', 'x'], '--mmoe-seed'],
+    [['--ranker-epochs', 'often'], '--ranker-epochs'],
+    [['--ranker-epochs', '0'], '--ranker-epochs'],
     [['--version', '../escape'], 'version'],
     [['--version', 'taken'], 'exists'],
   ] as const) {
