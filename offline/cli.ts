@@ -76,7 +76,7 @@ const DEFAULT_WORLD_SIZE = { videos: 20_000, users: 10_000, days: 7 } as const;
 const KUAIRAND_TWO_TOWER_EPOCHS = 3;
 
 const USAGE = `usage: cli.js train [--world default] [--worlds-dir data/worlds] [--videos ${DEFAULT_WORLD_SIZE.videos}] [--users ${DEFAULT_WORLD_SIZE.users}] [--days ${DEFAULT_WORLD_SIZE.days}]
-                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs ${DEFAULT_RANKER_EPOCHS}|N (at most ${DEFAULT_MAX_RANKER_EPOCHS})]
+                    [--seed 1] [--epochs ${DEFAULT_TWO_TOWER_EPOCHS}] [--ranker-epochs validation (at most ${DEFAULT_MAX_RANKER_EPOCHS} epochs)|N]
                     [--mmoe-shared ${DEFAULT_MMOE_WIDTHS.sharedDim}] [--mmoe-experts ${DEFAULT_MMOE_WIDTHS.experts}] [--mmoe-expert-dim ${DEFAULT_MMOE_WIDTHS.expertDim}] [--mmoe-tower ${DEFAULT_MMOE_WIDTHS.towerDim}] [--mmoe-seed SEED]
                     [--version V] [--out models] [--report ${DEFAULT_REPORT_PATH}] [--kuairand-epochs ${KUAIRAND_TWO_TOWER_EPOCHS}] [--no-kuairand] [--quiet]
        cli.js eval  [--world default] [--worlds-dir data/worlds] [--models models] [--version V] [--report ${DEFAULT_REPORT_PATH}]
@@ -227,10 +227,20 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
   }
 }
 
-/** The report labels of a trained model: its version where it was published, and its ranker's widths. */
+/** The report labels of a trained model: its version where it was published, its ranker's widths and epochs. */
 function reportedModel(manifest: { readonly version: string; readonly trainingData: Readonly<Record<string, unknown>> }, published: boolean): ReportedModel {
-  const shape = manifest.trainingData['rankerShape'];
-  return { ...(published ? { version: manifest.version } : {}), ...(typeof shape === 'string' ? { rankerShape: shape } : {}) };
+  const td = manifest.trainingData;
+  const shape = td['rankerShape'];
+  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  const mmoeEpochs = num(td['rankerEpochs']);
+  const from = typeof td['rankerEpochsFrom'] === 'string' ? td['rankerEpochsFrom'] : 'fixed';
+  const click = num(td['singleClickEpochs']);
+  const watch = num(td['singleWatchEpochs']);
+  return {
+    ...(published ? { version: manifest.version } : {}),
+    ...(typeof shape === 'string' ? { rankerShape: shape } : {}),
+    ...(mmoeEpochs === undefined ? {} : { rankerEpochs: { mmoe: mmoeEpochs, from, ...(click === undefined ? {} : { singleClick: click }), ...(watch === undefined ? {} : { singleWatch: watch }) } }),
+  };
 }
 
 /** The seed the version was trained with (training draws its queries with it), else 1. */

@@ -1,7 +1,7 @@
 /**
  * The offline evaluation report `reports/eval.json`:
  * `{ "<dataset>": { "<model>": { recall_at_10, recall_at_100, auc, logloss, weighted_auc, mae, ece, ece_raw,
- *   model_version, ranker_shape } } }`.
+ *   model_version, ranker_shape, ranker_epochs } } }`.
  * Tools merge their results in (a model's entry replaces that model's previous one, other entries
  * are kept) and print a table. The two labels say which trained model a row's numbers are of, so a
  * row written before a change of widths or version is not read as the current model's.
@@ -15,10 +15,11 @@ export type ReportMetric = (typeof REPORT_METRICS)[number];
 
 /**
  * Labels of a row, beside its metrics: `model_version` (the published version evaluated; absent for
- * baselines and for datasets trained without publishing, such as KuaiRand) and `ranker_shape` (the
- * MMoE's widths, `mmoeShape`, on the `mmoe` row).
+ * baselines and for datasets trained without publishing, such as KuaiRand), `ranker_shape` (the
+ * MMoE's widths, `mmoeShape`, on the `mmoe` row) and `ranker_epochs` (the epoch the ranker's
+ * weights are from and how it was chosen, e.g. "4 (validation)"; "3/4" on `single_task`: click/watch).
  */
-export const REPORT_LABELS = ['model_version', 'ranker_shape'] as const;
+export const REPORT_LABELS = ['model_version', 'ranker_shape', 'ranker_epochs'] as const;
 export type ReportLabel = (typeof REPORT_LABELS)[number];
 
 /** Metrics of one model on one dataset, and the labels that say which model. */

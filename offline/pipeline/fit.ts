@@ -3,6 +3,7 @@
  * on every train impression. Each loop is seeded (shuffle order and init), so a run is reproducible.
  */
 import { SeededRng } from '../../core/clock.js';
+import { StatusCode, UpnextError } from '../../core/status.js';
 import { hashId } from '../../core/hash.js';
 import { rankerRowWidth } from '../../core/features/ranker-row.js';
 import { MmoeModel } from '../models/mmoe.js';
@@ -34,6 +35,7 @@ export function shuffle(a: Int32Array, rng: SeededRng): void {
 /** Throughput of one training run. */
 export interface FitStats {
   readonly examples: number;
+  /** Epochs of the weights returned (for rankers stopped on validation, the best one's). */
   readonly epochs: number;
   /** Wall seconds of the training loop. */
   readonly seconds: number;
@@ -44,9 +46,12 @@ export interface FitStats {
    * robust to other processes sharing the machine.
    */
   readonly examplesPerCpuSecond: number;
+  /** Training loss of the kept epoch (the last one, unless epochs stop on validation). */
   readonly finalLoss: number;
   /** With epochs on validation: the validation days' loss of the weights kept. */
   readonly validationLoss?: number;
+  /** Epochs trained, the kept one and any after it that did not lower the validation loss. Default {@link epochs}. */
+  readonly epochsTrained?: number;
 }
 
 /**
@@ -225,10 +230,15 @@ export type RankerEpochs = number | 'validation';
 /** Default ranker epochs: stop on the validation days (docs/offline.md "Ranker epochs"). */
 export const DEFAULT_RANKER_EPOCHS: RankerEpochs = 'validation';
 
+/** How the epochs are chosen, for a model version's name: "ev" (on validation) or "e<N>". */
+export function rankerEpochsTag(epochs: RankerEpochs = DEFAULT_RANKER_EPOCHS): string {
+  return epochs === 'validation' ? 'ev' : `e${epochs}`;
+}
+
 export interface FitRankerOptions {
   /** Default {@link DEFAULT_RANKER_EPOCHS} ('validation'). */
   readonly epochs?: RankerEpochs;
-  /** With `epochs: 'validation'`: default {@link DEFAULT_MAX_RANKER_EPOCHS} (8). */
+  /** With `epochs: 'validation'`, the most epochs: default {@link DEFAULT_MAX_RANKER_EPOCHS} (8). */
   readonly maxEpochs?: number;
   /** Default 512. */
   readonly batchSize?: number;
@@ -242,6 +252,8 @@ export interface Rankers {
   readonly mmoe: MmoeModel;
   readonly singleClick: SingleTaskModel;
   readonly singleWatch: SingleTaskModel;
+  /** The epoch each model's weights are from. */
+  readonly epochs: { readonly mmoe: KeptEpoch; readonly singleClick: KeptEpoch; readonly singleWatch: KeptEpoch };
   readonly stats: { readonly mmoe: FitStats; readonly singleTask: FitStats };
 }
 
@@ -256,45 +268,98 @@ function gather(set: ExampleSet, idx: Int32Array, x: Float32Array, click: Float3
   }
 }
 
+/** The epoch a ranker's returned weights are from. */
+export interface KeptEpoch {
+  /** 1-based. */
+  readonly epoch: number;
+  /** Mean training loss over that epoch's batches. */
+  readonly trainLoss: number;
+  /** Loss on the validation rows after that epoch (only when epochs stop on validation). */
+  readonly validationLoss?: number;
+}
+
 /**
- * One ranker's epochs under `epochs: 'validation'`: after each epoch its loss on the validation
- * rows; weights kept while that loss falls, restored to the best epoch's and frozen at the first
- * epoch that does not lower it.
+ * One ranker's training in {@link fitRankers}: its epoch's training loss and, when epochs stop on
+ * validation, its loss on the validation rows after each epoch. Weights are kept while that loss
+ * falls; at the first epoch that does not lower it the best epoch's weights are put back and the
+ * model is frozen.
  */
-class ValidationStop {
-  #best = Infinity;
-  #bestEpoch = 0;
+class RankerRun {
+  readonly #name: string;
+  readonly #params: readonly Param[];
+  readonly #validationLoss: (() => number) | undefined;
+  #stopped = false;
+  #lossSum = 0;
+  #steps = 0;
+  #seen = 0;
+  #epochsTrained = 0;
+  #kept: KeptEpoch = { epoch: 0, trainLoss: NaN };
   #snapshot: Float32Array[] | undefined;
-  stopped = false;
 
-  constructor(
-    private readonly params: readonly Param[],
-    private readonly validationLoss: () => number,
-  ) {}
+  constructor(name: string, params: readonly Param[], validationLoss?: () => number) {
+    this.#name = name;
+    this.#params = params;
+    this.#validationLoss = validationLoss;
+  }
 
-  /** Call after epoch `epoch` (1-based) of this model. */
+  /** False once validation has stopped it. */
+  get training(): boolean {
+    return !this.#stopped;
+  }
+
+  /** Rows it trained on, over all epochs. */
+  get seen(): number {
+    return this.#seen;
+  }
+
+  get epochsTrained(): number {
+    return this.#epochsTrained;
+  }
+
+  /** The current epoch's mean training loss so far. */
+  get epochLoss(): number {
+    return this.#lossSum / Math.max(1, this.#steps);
+  }
+
+  addBatch(loss: number, rows: number): void {
+    this.#lossSum += loss;
+    this.#steps++;
+    this.#seen += rows;
+  }
+
+  /** Call after each epoch this model trained in (`epoch` 1-based). */
   endEpoch(epoch: number): void {
-    const loss = this.validationLoss();
-    if (loss < this.#best) {
-      this.#best = loss;
-      this.#bestEpoch = epoch;
-      this.#snapshot = this.params.map((p) => p.value.slice());
+    const trainLoss = this.epochLoss;
+    this.#lossSum = 0;
+    this.#steps = 0;
+    this.#epochsTrained = epoch;
+    if (this.#validationLoss === undefined) {
+      this.#kept = { epoch, trainLoss };
+      return;
+    }
+    const validationLoss = this.#validationLoss();
+    if (!Number.isFinite(validationLoss)) {
+      throw new UpnextError(StatusCode.INTERNAL, `ranker ${this.#name}: validation loss ${validationLoss} after epoch ${epoch} (training diverged)`);
+    }
+    if (validationLoss < (this.#kept.validationLoss ?? Infinity)) {
+      this.#kept = { epoch, trainLoss, validationLoss };
+      this.#snapshot = this.#params.map((p) => p.value.slice());
     } else {
       this.#restore();
-      this.stopped = true;
+      this.#stopped = true;
     }
   }
 
-  /** Puts the best epoch's weights back (the last epoch's may not be the best). */
-  finish(): { readonly epochs: number; readonly loss: number } {
+  /** Freezes the model with its kept epoch's weights (the last epoch's may not be the best). */
+  finish(): KeptEpoch {
     this.#restore();
-    this.stopped = true;
-    return { epochs: this.#bestEpoch, loss: this.#best };
+    this.#stopped = true;
+    return this.#kept;
   }
 
   #restore(): void {
     const snap = this.#snapshot;
-    if (snap !== undefined) this.params.forEach((p, i) => p.value.set(snap[i]!));
+    if (snap !== undefined) this.#params.forEach((p, i) => p.value.set(snap[i]!));
   }
 }
 
@@ -319,23 +384,25 @@ function meanLoss(set: ExampleSet, idx: Int32Array, lossOf: (x: Float32Array, cl
 export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Rankers {
   const f = rankerRowWidth(set.spec);
   const seed = opts.seed ?? 1;
+  const asked = opts.epochs ?? DEFAULT_RANKER_EPOCHS;
+  if (asked !== 'validation' && (!Number.isInteger(asked) || asked < 1)) {
+    throw new TypeError(`ranker epochs must be a positive integer or 'validation', got ${String(asked)}`);
+  }
+  const maxEpochs = opts.maxEpochs ?? DEFAULT_MAX_RANKER_EPOCHS;
+  if (!Number.isInteger(maxEpochs) || maxEpochs < 1) throw new TypeError(`ranker maxEpochs must be a positive integer, got ${maxEpochs}`);
   const mmoe = new MmoeModel(f, { seed, ...opts.mmoe });
   const singleClick = new SingleTaskModel('click', f, { seed: seed + 1 });
   const singleWatch = new SingleTaskModel('watch', f, { seed: seed + 2 });
   const train = indicesOf(set, SplitId.TRAIN);
   const valid = indicesOf(set, SplitId.VALID);
-  const asked = opts.epochs ?? DEFAULT_RANKER_EPOCHS;
-  // Without validation rows there is nothing to stop on: the fixed default applies.
+  // Without validation rows there is nothing to stop on: the fixed count applies.
   const onValidation = asked === 'validation' && valid.length > 0;
-  const epochs = asked === 'validation' ? (onValidation ? (opts.maxEpochs ?? DEFAULT_MAX_RANKER_EPOCHS) : FIXED_RANKER_EPOCHS) : asked;
-  if (!Number.isInteger(epochs) || epochs < 1) throw new TypeError(`ranker epochs must be a positive integer or 'validation', got ${String(asked)}`);
-  const stops = onValidation
-    ? {
-        mmoe: new ValidationStop(mmoe.params, () => meanLoss(set, valid, (x, c, w, b) => mmoe.loss(x, c, w, b))),
-        click: new ValidationStop(singleClick.params, () => meanLoss(set, valid, (x, c, _w, b) => singleClick.loss(x, c, b))),
-        watch: new ValidationStop(singleWatch.params, () => meanLoss(set, valid, (x, _c, w, b) => singleWatch.loss(x, w, b))),
-      }
-    : undefined;
+  const epochs = asked === 'validation' ? (onValidation ? maxEpochs : FIXED_RANKER_EPOCHS) : asked;
+  const validation = (loss: (x: Float32Array, click: Float32Array, watch: Float32Array, b: number) => number): (() => number) | undefined =>
+    onValidation ? () => meanLoss(set, valid, loss) : undefined;
+  const runM = new RankerRun('mmoe', mmoe.params, validation((x, c, w, b) => mmoe.loss(x, c, w, b)));
+  const runC = new RankerRun('single_click', singleClick.params, validation((x, c, _w, b) => singleClick.loss(x, c, b)));
+  const runW = new RankerRun('single_watch', singleWatch.params, validation((x, _c, w, b) => singleWatch.loss(x, w, b)));
   const bs = opts.batchSize ?? 512;
   const rng = new SeededRng(seed + 202);
   const x = new Float32Array(bs * f);
@@ -346,21 +413,14 @@ export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Ranker
   let tSingle = 0;
   let cMmoe = 0;
   let cSingle = 0;
-  let lossM = NaN;
-  let lossS = NaN;
-  let seenM = 0;
-  let seenS = 0;
-  for (let e = 0; e < epochs; e++) {
-    const trainM = stops?.mmoe.stopped !== true;
-    const trainC = stops?.click.stopped !== true;
-    const trainW = stops?.watch.stopped !== true;
+  for (let e = 1; e <= epochs; e++) {
+    const trainM = runM.training;
+    const trainC = runC.training;
+    const trainW = runW.training;
     if (!trainM && !trainC && !trainW) break;
     // The same shuffle every epoch whichever models still train, so a model's batches do not
     // depend on when the others stopped.
     shuffle(train, rng);
-    let sumM = 0;
-    let sumS = 0;
-    let steps = 0;
     for (let s = 0; s < train.length; s += bs) {
       const idx = train.subarray(s, Math.min(train.length, s + bs));
       const b = idx.length;
@@ -368,47 +428,60 @@ export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Ranker
       const xs = x.subarray(0, b * f);
       const t0 = performance.now();
       const c0 = process.cpuUsage();
-      if (trainM) sumM += mmoe.trainStep(xs, click.subarray(0, b), watch.subarray(0, b), b);
+      if (trainM) runM.addBatch(mmoe.trainStep(xs, click.subarray(0, b), watch.subarray(0, b), b), b);
       const t1 = performance.now();
       const c1 = process.cpuUsage();
-      if (trainC) sumS += singleClick.trainStep(xs, click.subarray(0, b), b);
-      if (trainW) sumS += mmoe.watchWeight * singleWatch.trainStep(xs, watch.subarray(0, b), b);
+      if (trainC) runC.addBatch(singleClick.trainStep(xs, click.subarray(0, b), b), b);
+      if (trainW) runW.addBatch(singleWatch.trainStep(xs, watch.subarray(0, b), b), b);
       tSingle += performance.now() - t1;
       tMmoe += t1 - t0;
       cSingle += cpuSecondsSince(c1);
       cMmoe += (c1.user - c0.user + c1.system - c0.system) / 1e6;
-      steps++;
-      if (trainM) seenM += b;
-      if (trainC || trainW) seenS += b;
-      bar.tick(b, `mmoe loss ${(sumM / steps).toFixed(3)}`);
+      bar.tick(b, trainM ? `mmoe loss ${runM.epochLoss.toFixed(3)}` : `single-task click loss ${runC.epochLoss.toFixed(3)}`);
     }
-    if (trainM) lossM = sumM / Math.max(1, steps);
-    if (trainC || trainW) lossS = sumS / Math.max(1, steps);
-    if (stops !== undefined) {
-      if (trainM) stops.mmoe.endEpoch(e + 1);
-      if (trainC) stops.click.endEpoch(e + 1);
-      if (trainW) stops.watch.endEpoch(e + 1);
-    }
+    if (trainM) runM.endEpoch(e);
+    if (trainC) runC.endEpoch(e);
+    if (trainW) runW.endEpoch(e);
   }
-  bar.finish(`mmoe loss ${lossM.toFixed(3)}`);
-  const kept = stops === undefined ? undefined : { mmoe: stops.mmoe.finish(), click: stops.click.finish(), watch: stops.watch.finish() };
-  const stat = (ms: number, cpu: number, seen: number, loss: number, keptEpochs: number, validationLoss?: number): FitStats => ({
-    examples: train.length,
-    epochs: keptEpochs,
-    seconds: ms / 1000,
-    examplesPerSecond: seen / Math.max(ms / 1000, 1e-9),
-    examplesPerCpuSecond: seen / Math.max(cpu, 1e-9),
-    finalLoss: loss,
-    ...(validationLoss === undefined ? {} : { validationLoss }),
-  });
+  const keptM = runM.finish();
+  const keptC = runC.finish();
+  const keptW = runW.finish();
+  bar.finish(`mmoe loss ${keptM.trainLoss.toFixed(3)} (epoch ${keptM.epoch})`);
+  const watchWeight = mmoe.watchWeight;
   return {
     mmoe,
     singleClick,
     singleWatch,
+    epochs: { mmoe: keptM, singleClick: keptC, singleWatch: keptW },
     stats: {
-      mmoe: stat(tMmoe, cMmoe, seenM, lossM, kept?.mmoe.epochs ?? epochs, kept?.mmoe.loss),
-      // The pair's epochs: the click model's (the one the report's click metrics are of).
-      singleTask: stat(tSingle, cSingle, seenS, lossS, kept?.click.epochs ?? epochs, kept?.click.loss),
+      mmoe: fitStats(train.length, keptM, runM.epochsTrained, tMmoe, cMmoe, runM.seen),
+      // The pair: the click model's epoch, click + watchWeight × watch loss of each one's kept
+      // epoch, and the mean of the two models' rows (equal unless one stopped first).
+      singleTask: fitStats(
+        train.length,
+        {
+          epoch: keptC.epoch,
+          trainLoss: keptC.trainLoss + watchWeight * keptW.trainLoss,
+          ...(keptC.validationLoss === undefined || keptW.validationLoss === undefined ? {} : { validationLoss: keptC.validationLoss + watchWeight * keptW.validationLoss }),
+        },
+        Math.max(runC.epochsTrained, runW.epochsTrained),
+        tSingle,
+        cSingle,
+        (runC.seen + runW.seen) / 2,
+      ),
     },
+  };
+}
+
+function fitStats(examples: number, kept: KeptEpoch, epochsTrained: number, ms: number, cpu: number, seen: number): FitStats {
+  return {
+    examples,
+    epochs: kept.epoch,
+    epochsTrained,
+    seconds: ms / 1000,
+    examplesPerSecond: seen / Math.max(ms / 1000, 1e-9),
+    examplesPerCpuSecond: seen / Math.max(cpu, 1e-9),
+    finalLoss: kept.trainLoss,
+    ...(kept.validationLoss === undefined ? {} : { validationLoss: kept.validationLoss }),
   };
 }

@@ -17,13 +17,15 @@ export interface ReportedModel {
   readonly version?: string;
   /** `mmoeShape` of the MMoE evaluated (`trainingData.rankerShape`). */
   readonly rankerShape?: string;
+  /** The epoch each ranker's weights are from, and how it was chosen (`trainingData`). */
+  readonly rankerEpochs?: { readonly mmoe: number; readonly singleClick?: number; readonly singleWatch?: number; readonly from: string };
 }
 
 /**
  * Report rows of our models. Ranker columns: `auc`, `weighted_auc` (watch-weighted), `logloss` and
  * `ece` of the CALIBRATED P(click) (what serving outputs), `ece_raw` before calibration, `mae` of
  * the watch prediction in log1p(seconds) (the regression target). `model` labels the two-tower and
- * ranker rows with the version and the MMoE row with its widths.
+ * ranker rows with the version, the MMoE row with its widths, and the ranker rows with their epochs.
  */
 export function reportRows(metrics: Readonly<MetricTable>, model: ReportedModel = {}): Record<string, ModelMetrics> {
   const out: Record<string, ModelMetrics> = {};
@@ -42,6 +44,7 @@ export function reportRows(metrics: Readonly<MetricTable>, model: ReportedModel 
       mae: m['watch_mae_log1p'] ?? NaN,
       ...version,
       ...(name === 'mmoe' && model.rankerShape !== undefined ? { ranker_shape: model.rankerShape } : {}),
+      ...epochsLabel(name, model.rankerEpochs),
     };
   }
   const pop = metrics['popularity'];
@@ -50,6 +53,14 @@ export function reportRows(metrics: Readonly<MetricTable>, model: ReportedModel 
     out['popularity'] = { auc: pop['click_auc'] ?? NaN, weighted_auc: pop['click_weighted_auc'] ?? NaN, logloss: pop['click_log_loss'] ?? NaN, ece: pop['ece_raw'] ?? NaN };
   }
   return out;
+}
+
+/** The `ranker_epochs` label of the `mmoe` or `single_task` row, e.g. "4 (validation)", "3/4 (validation)". */
+function epochsLabel(row: string, e: ReportedModel['rankerEpochs']): { ranker_epochs?: string } {
+  if (e === undefined) return {};
+  if (row === 'mmoe') return { ranker_epochs: `${e.mmoe} (${e.from})` };
+  if (e.singleClick === undefined || e.singleWatch === undefined) return {};
+  return { ranker_epochs: `${e.singleClick}/${e.singleWatch} (${e.from})` };
 }
 
 /** Row-wise merge: every model's metrics from each table, later tables adding to earlier ones. */

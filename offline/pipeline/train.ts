@@ -168,9 +168,11 @@ export async function trainModels(opts: TrainOptions): Promise<TrainResult> {
       testDays: set.manifest.split.testDays.join(','),
       seed,
       twoTowerEpochs: tt.stats.epochs,
-      rankerEpochs: rankers.stats.mmoe.epochs,
-      // 'validation': the MMoE's epochs are those of its best loss on the validation days.
-      rankerEpochsFrom: rankers.stats.mmoe.validationLoss === undefined ? 'fixed' : 'validation',
+      // The epoch each ranker's weights are from; 'validation': each its best on the validation days.
+      rankerEpochs: rankers.epochs.mmoe.epoch,
+      rankerEpochsFrom: rankers.epochs.mmoe.validationLoss === undefined ? 'fixed' : 'validation',
+      singleClickEpochs: rankers.epochs.singleClick.epoch,
+      singleWatchEpochs: rankers.epochs.singleWatch.epoch,
       rankerShape: mmoeShape(rankers.mmoe),
     },
     metrics,

@@ -30,6 +30,8 @@ t.test('eval labels the rows with the evaluated version and its ranker widths', 
   t.equal(mmoe?.['model_version'], assets.manifest.version);
   t.equal(mmoe?.['ranker_shape'], assets.manifest.trainingData['rankerShape']);
   t.match(String(mmoe?.['ranker_shape']), /^\d+-64-4x32-16$/);
+  t.equal(mmoe?.['ranker_epochs'], `${String(assets.manifest.trainingData['rankerEpochs'])} (fixed)`, 'the fixture trains a fixed count of ranker epochs');
+  t.match(String(rows?.['single_task']?.['ranker_epochs']), /^\d+\/\d+ \(fixed\)$/);
   t.equal(rows?.['two_tower']?.['model_version'], assets.manifest.version);
   t.equal(rows?.['popularity']?.['model_version'], undefined, 'baselines carry no version');
   t.match(r.stdout, /mmoe: model_version /, 'the printed table names the model');

@@ -43,7 +43,10 @@ t.test('rows say which model: version on our models, widths on the MMoE, none on
     single_task: { click_auc: 0.74, click_weighted_auc: 0.77, click_log_loss_calibrated: 0.46, ece_calibrated: 0.007, ece_raw: 0.02, watch_mae_log1p: 1.2 },
     popularity: { click_auc: 0.56, click_weighted_auc: 0.57, click_log_loss: 0.55, ece_raw: 0.07 },
   };
-  const rows = reportRows(metrics, { version: 'v1-r64', rankerShape: '80-64-4x32-16' });
+  const rows = reportRows(metrics, { version: 'v1-r64', rankerShape: '80-64-4x32-16', rankerEpochs: { mmoe: 4, singleClick: 3, singleWatch: 5, from: 'validation' } });
+  t.equal(rows['mmoe']?.ranker_epochs, '4 (validation)', 'the epoch the MMoE\'s weights are from');
+  t.equal(rows['single_task']?.ranker_epochs, '3/5 (validation)', 'click/watch epochs of the single-task pair');
+  t.equal(rows['two_tower']?.ranker_epochs, undefined);
   t.equal(rows['two_tower']?.model_version, 'v1-r64');
   t.equal(rows['mmoe']?.model_version, 'v1-r64');
   t.equal(rows['mmoe']?.ranker_shape, '80-64-4x32-16');

@@ -13,6 +13,7 @@ import { DEFAULT_FEATURE_SPEC } from '../../core/features/spec.js';
 import { checkModelVersionName } from '../../actors/model/embedding-space.js';
 import { localModelVersion } from '../../cluster/local/assets.js';
 import { DEFAULT_MMOE_WIDTHS, mmoeShapeFor, mmoeWidthsTag } from '../../offline/models/mmoe.js';
+import { rankerEpochsTag } from '../../offline/pipeline/fit.js';
 import { REPO_ROOT } from '../../core/paths.js';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'offline', 'cli.js');
@@ -22,7 +23,8 @@ t.test('a local model version names the feature spec and the MMoE widths', async
   t.equal(mmoeWidthsTag(), `r${w.sharedDim}-${w.experts}x${w.expertDim}-${w.towerDim}`);
   t.equal(mmoeWidthsTag({ sharedDim: 128, expertDim: 64, towerDim: 32 }), `r128-${w.experts}x64-32`);
   const v = localModelVersion('local-1000v-10u-3d-s1');
-  t.equal(v, `local-1000v-10u-3d-s1-${specHash(DEFAULT_FEATURE_SPEC).slice(0, 12)}-${mmoeWidthsTag()}`);
+  t.equal(v, `local-1000v-10u-3d-s1-${specHash(DEFAULT_FEATURE_SPEC).slice(0, 12)}-${mmoeWidthsTag()}-ev`);
+  t.equal(rankerEpochsTag(3), 'e3', 'a fixed count names itself');
   t.equal(checkModelVersionName(v), v, 'a valid directory name');
   t.throws(() => mmoeShapeFor(80, { sharedDim: 0 }), TypeError);
 });
