@@ -11,17 +11,19 @@ import { generateWorld } from '../../offline/world/generate.js';
 import { readWorldManifest, worldExists } from '../../offline/world/reader.js';
 import { trainModels } from '../../offline/pipeline/train.js';
 import { mmoeWidthsTag } from '../../offline/models/mmoe.js';
-import { rankerEpochsTag } from '../../offline/pipeline/fit.js';
+import { DEFAULT_RANKER_EPOCHS, FIXED_RANKER_EPOCHS, rankerEpochsTag } from '../../offline/pipeline/fit.js';
 import { loadServingModel } from '../node/model.js';
 
 /**
- * Name of the model version trained for a local world: `<world>-<feature-spec hash>-<MMoE
- * widths>-<ranker epochs rule>`, e.g. "local-1000000v-20000u-5d-s1-eb07a59b270d-r64-4x32-16-ev".
- * A change of features, widths or epochs rule trains a new version instead of serving one trained
- * another way under the same name.
+ * Name of the model version trained for a local world: `<world>-<feature-spec hash>-<MMoE widths>`,
+ * e.g. "local-1000000v-20000u-5d-s1-eb07a59b270d-r64-4x32-16", and `-<ranker epochs rule>` (e.g.
+ * "-ev") when the default epochs are not the fixed 2 that versions were trained with before the
+ * rule was named. A change of features, widths or epochs rule trains a new version instead of
+ * serving one trained another way under the same name.
  */
 export function localModelVersion(world: string): string {
-  return `${world}-${specHash(DEFAULT_FEATURE_SPEC).slice(0, 12)}-${mmoeWidthsTag()}-${rankerEpochsTag()}`;
+  const epochs = DEFAULT_RANKER_EPOCHS === FIXED_RANKER_EPOCHS ? '' : `-${rankerEpochsTag()}`;
+  return `${world}-${specHash(DEFAULT_FEATURE_SPEC).slice(0, 12)}-${mmoeWidthsTag()}${epochs}`;
 }
 
 /** Options of {@link ensureLocalAssets}. */

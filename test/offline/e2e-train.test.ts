@@ -23,7 +23,7 @@ import { PARITY_TOLERANCE } from '../../offline/onnx/parity.js';
 import { SINGLE_TASK_RANKER_FILE } from '../../offline/onnx/sessions.js';
 import { trainModels } from '../../offline/pipeline/train.js';
 import { generateWorld } from '../../offline/world/generate.js';
-import { DEFAULT_MAX_RANKER_EPOCHS } from '../../offline/pipeline/fit.js';
+import { FIXED_RANKER_EPOCHS } from '../../offline/pipeline/fit.js';
 
 t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_000 }, async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'upnext-e2e-'));
@@ -42,9 +42,9 @@ t.test('tiny world: train, export, load, and beat popularity', { timeout: 300_00
   t.ok(['isotonic', 'temperature', 'identity'].includes(manifest.calibration.click.type), 'calibration stored');
   t.equal(manifest.trainingData['world'], 'tiny');
   t.match(manifest.trainingData['rankerShape'], /^\d+-64-4x32-16$/, 'the manifest names the ranker\'s widths');
-  t.equal(manifest.trainingData['rankerEpochsFrom'], 'validation', 'by default the ranker epochs stop on the validation days');
-  const kept = manifest.trainingData['rankerEpochs'];
-  t.ok(typeof kept === 'number' && kept >= 1 && kept <= DEFAULT_MAX_RANKER_EPOCHS, `the kept epochs (${String(kept)}) are recorded`);
+  t.equal(manifest.trainingData['rankerEpochsFrom'], 'fixed', 'by default the rankers train a fixed count of epochs');
+  t.equal(manifest.trainingData['rankerEpochs'], FIXED_RANKER_EPOCHS, 'the epochs are recorded');
+  t.equal(manifest.trainingData['singleWatchEpochs'], FIXED_RANKER_EPOCHS);
   const parity = manifest.metrics['onnx_parity'] ?? {};
   for (const file of [MODEL_FILES.userTower, MODEL_FILES.itemTower, MODEL_FILES.ranker]) {
     t.type(parity[file.replace('.onnx', '_max_abs_diff')], 'number', `parity of ${file} recorded`);

@@ -23,8 +23,9 @@ t.test('a local model version names the feature spec and the MMoE widths', async
   t.equal(mmoeWidthsTag(), `r${w.sharedDim}-${w.experts}x${w.expertDim}-${w.towerDim}`);
   t.equal(mmoeWidthsTag({ sharedDim: 128, expertDim: 64, towerDim: 32 }), `r128-${w.experts}x64-32`);
   const v = localModelVersion('local-1000v-10u-3d-s1');
-  t.equal(v, `local-1000v-10u-3d-s1-${specHash(DEFAULT_FEATURE_SPEC).slice(0, 12)}-${mmoeWidthsTag()}-ev`);
+  t.equal(v, `local-1000v-10u-3d-s1-${specHash(DEFAULT_FEATURE_SPEC).slice(0, 12)}-${mmoeWidthsTag()}`, 'the default fixed 2 epochs add no tag');
   t.equal(rankerEpochsTag(3), 'e3', 'a fixed count names itself');
+  t.equal(rankerEpochsTag('validation'), 'ev');
   t.equal(checkModelVersionName(v), v, 'a valid directory name');
   t.throws(() => mmoeShapeFor(80, { sharedDim: 0 }), TypeError);
 });
@@ -46,6 +47,7 @@ t.test('train: bad widths and versions fail before any world is generated; a nam
     [['--mmoe-seed', 'x'], '--mmoe-seed'],
     [['--ranker-epochs', 'often'], '--ranker-epochs'],
     [['--ranker-epochs', '0'], '--ranker-epochs'],
+    [['--kuairand-ranker-epochs', 'x'], '--kuairand-ranker-epochs'],
     [['--version', '../escape'], 'version'],
     [['--version', 'taken'], 'exists'],
   ] as const) {
