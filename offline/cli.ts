@@ -36,8 +36,7 @@ import { DEFAULT_RETRIEVAL_QUERIES, attachRetrievalQueries, onnxRetrievalQueries
 import { MODEL_FILES } from '../core/model/contract.js';
 import { DEFAULT_MAX_RANKER_EPOCHS, DEFAULT_RANKER_EPOCHS, DEFAULT_TWO_TOWER_EPOCHS } from './pipeline/fit.js';
 import type { RankerEpochs } from './pipeline/fit.js';
-import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows } from './pipeline/report.js';
-import type { ReportedModel } from './pipeline/report.js';
+import { baselineRows, mergeRows, oracleRows, reportDatasetKey, reportFor, reportRows, reportedModel } from './pipeline/report.js';
 import { trainModels } from './pipeline/train.js';
 import type { MmoeOptions } from './models/mmoe.js';
 import { DEFAULT_MMOE_WIDTHS } from './models/mmoe.js';
@@ -237,22 +236,6 @@ async function evaluate(values: Record<string, string | boolean | undefined>): P
   } finally {
     await scoring.close();
   }
-}
-
-/** The report labels of a trained model: its version where it was published, its ranker's widths and epochs. */
-function reportedModel(manifest: { readonly version: string; readonly trainingData: Readonly<Record<string, unknown>> }, published: boolean): ReportedModel {
-  const td = manifest.trainingData;
-  const shape = td['rankerShape'];
-  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
-  const mmoeEpochs = num(td['rankerEpochs']);
-  const from = typeof td['rankerEpochsFrom'] === 'string' ? td['rankerEpochsFrom'] : 'fixed';
-  const click = num(td['singleClickEpochs']);
-  const watch = num(td['singleWatchEpochs']);
-  return {
-    ...(published ? { version: manifest.version } : {}),
-    ...(typeof shape === 'string' ? { rankerShape: shape } : {}),
-    ...(mmoeEpochs === undefined ? {} : { rankerEpochs: { mmoe: mmoeEpochs, from, ...(click === undefined ? {} : { singleClick: click }), ...(watch === undefined ? {} : { singleWatch: watch }) } }),
-  };
 }
 
 /** The seed the version was trained with (training draws its queries with it), else 1. */

@@ -3,8 +3,8 @@
  * `{ "<dataset>": { "<model>": { recall_at_10, recall_at_100, auc, logloss, weighted_auc, mae, ece, ece_raw,
  *   model_version, ranker_shape, ranker_epochs } } }`.
  * Tools merge their results in (a model's entry replaces that model's previous one, other entries
- * are kept) and print a table. The two labels say which trained model a row's numbers are of, so a
- * row written before a change of widths or version is not read as the current model's.
+ * are kept) and print a table. The labels say which trained model a row's numbers are of, so a row
+ * written before a change of version, widths or epochs is not read as the current model's.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';

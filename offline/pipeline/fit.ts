@@ -366,21 +366,31 @@ class RankerRun {
   }
 }
 
-/** Mean of `lossOf(batch)` over rows `idx`, weighted by batch size (batches of up to 4,096 rows). */
-function meanLoss(set: ExampleSet, idx: Int32Array, lossOf: (x: Float32Array, click: Float32Array, watch: Float32Array, b: number) => number): number {
-  const f = rankerRowWidth(set.spec);
+/** Ranker rows and labels gathered once: the validation rows every model is scored on after every epoch. */
+interface GatheredRows {
+  readonly x: Float32Array;
+  readonly click: Float32Array;
+  readonly watch: Float32Array;
+  readonly count: number;
+  readonly width: number;
+}
+
+function gatherRows(set: ExampleSet, idx: Int32Array): GatheredRows {
+  const width = rankerRowWidth(set.spec);
+  const rows = { x: new Float32Array(idx.length * width), click: new Float32Array(idx.length), watch: new Float32Array(idx.length), count: idx.length, width };
+  gather(set, idx, rows.x, rows.click, rows.watch);
+  return rows;
+}
+
+/** Mean of `lossOf(batch)` over `rows`, weighted by batch size (batches of up to 4,096 rows). */
+function meanLoss(rows: GatheredRows, lossOf: (x: Float32Array, click: Float32Array, watch: Float32Array, b: number) => number): number {
   const bs = 4096;
-  const x = new Float32Array(bs * f);
-  const click = new Float32Array(bs);
-  const watch = new Float32Array(bs);
   let sum = 0;
-  for (let s = 0; s < idx.length; s += bs) {
-    const part = idx.subarray(s, Math.min(idx.length, s + bs));
-    const b = part.length;
-    gather(set, part, x, click, watch);
-    sum += b * lossOf(x.subarray(0, b * f), click.subarray(0, b), watch.subarray(0, b), b);
+  for (let s = 0; s < rows.count; s += bs) {
+    const e = Math.min(rows.count, s + bs);
+    sum += (e - s) * lossOf(rows.x.subarray(s * rows.width, e * rows.width), rows.click.subarray(s, e), rows.watch.subarray(s, e), e - s);
   }
-  return sum / Math.max(1, idx.length);
+  return sum / Math.max(1, rows.count);
 }
 
 /** Trains the MMoE and, on the same batches, the single-task click and watch MLPs. */
@@ -401,8 +411,9 @@ export function fitRankers(set: ExampleSet, opts: FitRankerOptions = {}): Ranker
   // Without validation rows there is nothing to stop on: the fixed count applies.
   const onValidation = asked === 'validation' && valid.length > 0;
   const epochs = asked === 'validation' ? (onValidation ? maxEpochs : FIXED_RANKER_EPOCHS) : asked;
+  const validRows = onValidation ? gatherRows(set, valid) : undefined;
   const validation = (loss: (x: Float32Array, click: Float32Array, watch: Float32Array, b: number) => number): (() => number) | undefined =>
-    onValidation ? () => meanLoss(set, valid, loss) : undefined;
+    validRows === undefined ? undefined : () => meanLoss(validRows, loss);
   const runM = new RankerRun('mmoe', mmoe.params, validation((x, c, w, b) => mmoe.loss(x, c, w, b)));
   const runC = new RankerRun('single_click', singleClick.params, validation((x, c, _w, b) => singleClick.loss(x, c, b)));
   const runW = new RankerRun('single_watch', singleWatch.params, validation((x, _c, w, b) => singleWatch.loss(x, w, b)));

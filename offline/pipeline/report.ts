@@ -55,6 +55,22 @@ export function reportRows(metrics: Readonly<MetricTable>, model: ReportedModel 
   return out;
 }
 
+/** The report labels of a trained model: its version where it was published, its ranker's widths and epochs. */
+export function reportedModel(manifest: { readonly version: string; readonly trainingData: Readonly<Record<string, unknown>> }, published: boolean): ReportedModel {
+  const td = manifest.trainingData;
+  const shape = td['rankerShape'];
+  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  const mmoeEpochs = num(td['rankerEpochs']);
+  const from = typeof td['rankerEpochsFrom'] === 'string' ? td['rankerEpochsFrom'] : 'fixed';
+  const click = num(td['singleClickEpochs']);
+  const watch = num(td['singleWatchEpochs']);
+  return {
+    ...(published ? { version: manifest.version } : {}),
+    ...(typeof shape === 'string' ? { rankerShape: shape } : {}),
+    ...(mmoeEpochs === undefined ? {} : { rankerEpochs: { mmoe: mmoeEpochs, from, ...(click === undefined ? {} : { singleClick: click }), ...(watch === undefined ? {} : { singleWatch: watch }) } }),
+  };
+}
+
 /** The `ranker_epochs` label of the `mmoe` or `single_task` row, e.g. "4 (validation)", "3/4 (validation)". */
 function epochsLabel(row: string, e: ReportedModel['rankerEpochs']): { ranker_epochs?: string } {
   if (e === undefined) return {};
